@@ -1,0 +1,115 @@
+"""Performance benchmarks that print figures (``codecbench bench codecs|model``); never timed tests.
+
+Ratios are measured side by side in one run, because shared machines are noisy.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from . import codecs
+from .cache import Cache
+from .datasets import synth_scene
+
+
+def _median_time(func, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _ffmpeg_pair(src: str, cond: codecs.Condition, tmp: str) -> None:
+    """The command-line way: one ffmpeg process encodes, another decodes back to WAV."""
+    spec = cond.spec
+    ext = {"aac": "m4a", "mp3": "mp3", "opus": "opus", "sbc": "sbc", "he-aac": "m4a"}[cond.codec]
+    coded, back = os.path.join(tmp, f"coded.{ext}"), os.path.join(tmp, "back.wav")
+    enc = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-c:a", spec.encoder,
+           "-b:a", f"{cond.kbps}k"]
+    if cond.codec == "opus":
+        enc += ["-ar", "48000"]
+    subprocess.run(enc + [coded], check=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", coded, "-ar", "44100",
+                    back], check=True)
+    sf.read(back, dtype="float32")
+
+
+def bench_codecs(conditions=None, clips: int = 12, duration: float = 10.0, repeats: int = 3) -> dict:
+    """Round-trip time per condition (in-process vs ffmpeg CLI pair), fill scaling and warm-cache speed-up."""
+    from .encode import fill
+    from .matrix import load_matrix
+
+    conds = [codecs.parse_condition(c) for c in conditions] if conditions else \
+        [c for c in load_matrix().all_conditions() if not c.is_original]
+    conds = [c for c in conds if codecs.availability(c)[0]]
+    sr = 44100
+    signal = synth_scene(4, np.random.default_rng(0), duration, sr)
+    ffmpeg = shutil.which("ffmpeg")
+    result: dict = {"clip_seconds": duration, "conditions": {}, "ffmpeg": ffmpeg or None}
+    with tempfile.TemporaryDirectory(prefix="codecbench-bench-") as tmp:
+        src = os.path.join(tmp, "clip.wav")
+        sf.write(src, signal, sr, subtype="PCM_16")
+        for cond in conds:
+            codecs.roundtrip(signal, sr, cond)  # warm-up: first-call imports and codec init
+            inproc = _median_time(lambda: codecs.roundtrip(signal, sr, cond), repeats)
+            row = {"in_process_s": inproc}
+            if ffmpeg and cond.codec != "he-aac":
+                cli = _median_time(lambda: _ffmpeg_pair(src, cond, tmp), repeats)
+                row.update(cli_pair_s=cli, in_process_speedup=cli / inproc)
+            result["conditions"][cond.name] = row
+
+        # fill throughput: the same clips into fresh caches with 1 and 2 jobs, then warm
+        folder = Path(tmp) / "clips"
+        folder.mkdir()
+        paths = []
+        for i in range(clips):
+            p = folder / f"clip{i:03d}.wav"
+            sf.write(p, synth_scene(i % 10, np.random.default_rng(100 + i), duration, sr), sr, subtype="PCM_16")
+            paths.append(p)
+        fill_conds = conds[:3]
+        timings = {}
+        for jobs in (1, 2):
+            cache = Cache(Path(tmp) / f"cache{jobs}")
+            summary = fill(paths, fill_conds, cache, jobs=jobs, progress=False)
+            timings[jobs] = summary.seconds
+        warm = fill(paths, fill_conds, Cache(Path(tmp) / "cache2"), jobs=2, progress=False)
+        pairs = clips * len(fill_conds)
+        result["fill"] = {"clips": clips, "conditions": [c.name for c in fill_conds],
+                          "jobs1_s": timings[1], "jobs2_s": timings[2], "jobs2_speedup": timings[1] / timings[2],
+                          "pairs_per_s_jobs1": pairs / timings[1], "pairs_per_s_jobs2": pairs / timings[2],
+                          "warm_s": warm.seconds, "warm_speedup": timings[2] / warm.seconds}
+    speedups = [r["in_process_speedup"] for r in result["conditions"].values() if "in_process_speedup" in r]
+    result["targets"] = {
+        "in_process_vs_cli>=1.3": (min(speedups) >= 1.3) if speedups else None,
+        "jobs2_vs_jobs1>=1.7": result["fill"]["jobs2_speedup"] >= 1.7,
+        "warm_vs_cold>=50": result["fill"]["warm_speedup"] >= 50,
+    }
+    return result
+
+
+def format_codec_bench(result: dict) -> str:
+    lines = [f"round trip of a {result['clip_seconds']:.0f}-s 44.1 kHz clip (median):"]
+    for name, row in result["conditions"].items():
+        line = f"  {name:<10} in-process {row['in_process_s'] * 1000:7.1f} ms"
+        if "cli_pair_s" in row:
+            line += f"   ffmpeg CLI pair {row['cli_pair_s'] * 1000:7.1f} ms   speed-up {row['in_process_speedup']:.2f}x"
+        lines.append(line)
+    if not result["ffmpeg"]:
+        lines.append("  (no ffmpeg on PATH: CLI comparison skipped)")
+    f = result["fill"]
+    lines.append(f"cache fill, {f['clips']} clips x {len(f['conditions'])} conditions: 1 job {f['jobs1_s']:.2f} s, "
+                 f"2 jobs {f['jobs2_s']:.2f} s ({f['jobs2_speedup']:.2f}x); warm re-run {f['warm_s'] * 1000:.0f} ms "
+                 f"({f['warm_speedup']:.0f}x faster than cold)")
+    lines.append("targets: " + ", ".join(f"{k}: {'met' if v else ('n/a' if v is None else 'MISSED')}"
+                                         for k, v in result["targets"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,380 @@
+"""Codec round trips: encode and decode a mono signal under a named condition.
+
+This module owns the condition names (``aac@32``, ``he-aac@16``, ``mp3@64``,
+``opus@64``, ``sbc@64``, ``wav``), the valid bit-rate range of every codec, the
+in-process round trip through libavcodec (PyAV), and the time alignment of the
+decoded signal to its input. HE-AAC v1 needs Fraunhofer's libfdk_aac, which is
+used from PyAV, an ``ffmpeg`` on PATH or an ``fdkaac`` binary, whichever exists;
+without any of them the condition is *unavailable*, never silently replaced.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import fractions
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from typing import Callable
+
+import av
+import numpy as np
+import soxr
+
+#: Bumped whenever a change here alters decoded samples, so cached entries are recomputed.
+ROUNDTRIP_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecSpec:
+    """What codecbench needs to know of one codec."""
+
+    name: str
+    description: str
+    encoder: str
+    decoder: str
+    min_kbps: int
+    max_kbps: int
+    sample_format: str
+    #: Rates the encoder accepts; a signal at another rate is resampled to the first one.
+    sample_rates: tuple[int, ...]
+    constant_bitrate: bool
+    note: str = ""
+    #: The stream header carries the priming and the decoder drops it (Opus: pre-skip in OpusHead).
+    header_carries_priming: bool = False
+
+
+CODECS: dict[str, CodecSpec] = {
+    spec.name: spec
+    for spec in (
+        CodecSpec("aac", "AAC-LC (FFmpeg native encoder)", "aac", "aac", 16, 192, "fltp",
+                  (44100, 48000, 32000, 24000, 22050, 16000), True,
+                  "above ~192 kbps mono the native encoder saturates"),
+        CodecSpec("he-aac", "HE-AAC v1 (AAC-LC + SBR, Fraunhofer libfdk_aac)", "libfdk_aac", "aac", 8, 64,
+                  "s16", (44100, 48000, 32000, 24000, 22050, 16000), True),
+        CodecSpec("mp3", "MP3 (LAME, CBR)", "libmp3lame", "mp3float", 32, 320, "fltp",
+                  (44100, 48000, 32000), True,
+                  "MPEG-1 Layer III; LAME snaps other values to the nearest standard rate"),
+        CodecSpec("opus", "Opus (libopus, VBR)", "libopus", "opus", 6, 256, "flt",
+                  (48000,), False,
+                  "always coded at 48 kHz and resampled back", header_carries_priming=True),
+        CodecSpec("sbc", "SBC (Bluetooth A2DP, FFmpeg encoder)", "sbc", "sbc", 32, 320, "s16",
+                  (44100, 48000, 32000, 16000), True),
+    )
+}
+
+_CONDITION_RE = re.compile(r"^(?P<codec>[a-z0-9-]+)@(?P<kbps>\d+)$")
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Condition:
+    """A codec at a nominal bit rate, or the uncoded original (``codec == "wav"``)."""
+
+    codec: str
+    kbps: int = 0
+
+    @property
+    def name(self) -> str:
+        return "wav" if self.is_original else f"{self.codec}@{self.kbps}"
+
+    @property
+    def is_original(self) -> bool:
+        return self.codec == "wav"
+
+    @property
+    def spec(self) -> CodecSpec:
+        return CODECS[self.codec]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ORIGINAL = Condition("wav")
+
+
+def parse_condition(name: str | Condition) -> Condition:
+    """Parse ``"<codec>@<kbps>"`` or ``"wav"``; raise ``ValueError`` naming what was expected."""
+    if isinstance(name, Condition):
+        return name
+    text = str(name).strip().lower()
+    if text in ("wav", "original", "uncoded"):
+        return ORIGINAL
+    match = _CONDITION_RE.match(text)
+    if not match:
+        raise ValueError(
+            f"condition {name!r} is not of the form '<codec>@<kbps>' (e.g. 'mp3@32') or 'wav'; "
+            f"codecs: {', '.join(CODECS)}")
+    codec, kbps = match["codec"], int(match["kbps"])
+    if codec not in CODECS:
+        raise ValueError(f"condition {name!r}: unknown codec {codec!r}; known codecs: {', '.join(CODECS)}")
+    spec = CODECS[codec]
+    if not spec.min_kbps <= kbps <= spec.max_kbps:
+        raise ValueError(
+            f"condition {name!r}: {kbps} kbps is outside the valid range of {codec} "
+            f"({spec.min_kbps}-{spec.max_kbps} kbps for mono)")
+    return Condition(codec, kbps)
+
+
+# --------------------------------------------------------------------------- availability
+
+@functools.lru_cache(maxsize=None)
+def _ffmpeg_has_encoder(encoder: str) -> bool:
+    exe = shutil.which("ffmpeg")
+    if not exe:
+        return False
+    try:
+        out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(line.split()[1:2] == [encoder] for line in out.splitlines() if line.strip())
+
+
+def he_aac_backend() -> str | None:
+    """Which libfdk_aac route exists here: ``"pyav"``, ``"ffmpeg"``, ``"fdkaac"`` or None."""
+    if "libfdk_aac" in av.codecs_available:
+        return "pyav"
+    if _ffmpeg_has_encoder("libfdk_aac"):
+        return "ffmpeg"
+    if shutil.which("fdkaac"):
+        return "fdkaac"
+    return None
+
+
+HE_AAC_HINT = ("HE-AAC v1 needs Fraunhofer libfdk_aac, which no package registry here ships: install an "
+               "ffmpeg built with --enable-libfdk-aac on PATH, or the `fdkaac` command-line encoder "
+               "(Debian non-free: `apt-get install fdkaac`), or a PyAV built against such an FFmpeg")
+
+
+def availability(condition: str | Condition) -> tuple[bool, str]:
+    """``(True, backend)`` if the condition can be coded here, else ``(False, reason with install hint)``."""
+    cond = parse_condition(condition)
+    if cond.is_original:
+        return True, "uncoded"
+    spec = cond.spec
+    if cond.codec == "he-aac":
+        backend = he_aac_backend()
+        return (True, backend) if backend else (False, "libfdk_aac not found. " + HE_AAC_HINT)
+    missing = [c for c in {spec.encoder, spec.decoder} if c not in av.codecs_available]
+    if missing:
+        return False, f"this PyAV/libavcodec build lacks {', '.join(missing)}; reinstall `av` from PyPI wheels"
+    return True, "pyav"
+
+
+def codec_library(condition: str | Condition) -> str:
+    """The library and version that codes a condition, for tables and run metadata."""
+    cond = parse_condition(condition)
+    if cond.is_original:
+        return "-"
+    libavcodec = ".".join(map(str, av.library_versions["libavcodec"]))
+    if cond.codec == "he-aac":
+        backend = he_aac_backend()
+        if backend == "fdkaac":
+            return "fdkaac (libfdk_aac)"
+        if backend == "ffmpeg":
+            return "ffmpeg CLI libfdk_aac"
+        return f"libavcodec {libavcodec} libfdk_aac" if backend else "libfdk_aac (missing)"
+    return f"libavcodec {libavcodec} {cond.spec.encoder}"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that change decoded samples; part of every cache key."""
+    versions = {"pyav": av.__version__, "soxr": soxr.__version__, "roundtrip": str(ROUNDTRIP_VERSION)}
+    versions.update({k: ".".join(map(str, v)) for k, v in av.library_versions.items() if k == "libavcodec"})
+    return versions
+
+
+# --------------------------------------------------------------------------- round trip
+
+@dataclasses.dataclass
+class RoundTrip:
+    """A decoded signal and the facts of its coding."""
+
+    signal: np.ndarray
+    condition: str
+    sample_rate: int
+    encoded_bytes: int
+    duration_s: float
+    backend: str
+
+    @property
+    def achieved_kbps(self) -> float:
+        return self.encoded_bytes * 8 / self.duration_s / 1000 if self.duration_s else 0.0
+
+
+def check_signal(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Validate a mono signal; return it as contiguous float32."""
+    x = np.asarray(signal)
+    if x.ndim != 1:
+        raise ValueError(f"expected a mono signal of shape (n,), got shape {x.shape}; downmix first")
+    if x.size == 0:
+        raise ValueError("the signal is empty (0 samples)")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"expected float samples in [-1, 1], got dtype {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"the signal has {int(np.sum(~np.isfinite(x)))} NaN/Inf samples")
+    if int(sample_rate) <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def resample(signal: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited, delay-compensated resampling (soxr, high quality)."""
+    if orig_sr == target_sr:
+        return signal
+    return soxr.resample(signal, orig_sr, target_sr, quality="HQ").astype(np.float32)
+
+
+def _fit_length(signal: np.ndarray, length: int) -> np.ndarray:
+    if len(signal) >= length:
+        return signal[:length]
+    return np.concatenate([signal, np.zeros(length - len(signal), dtype=signal.dtype)])
+
+
+def roundtrip(signal: np.ndarray, sample_rate: int, condition: str | Condition) -> np.ndarray:
+    """Encode and decode ``signal`` under ``condition``; same rate, same length, time-aligned (±1 sample)."""
+    return encode_decode(signal, sample_rate, condition).signal
+
+
+def encode_decode(signal: np.ndarray, sample_rate: int, condition: str | Condition) -> RoundTrip:
+    """Like :func:`roundtrip`, but also return the achieved bit rate and the backend used."""
+    cond = parse_condition(condition)
+    x = check_signal(signal, sample_rate)
+    duration = len(x) / sample_rate
+    if cond.is_original:
+        return RoundTrip(x.copy(), cond.name, sample_rate, len(x) * 2, duration, "uncoded")
+    ok, backend = availability(cond)
+    if not ok:
+        raise CodecUnavailable(f"{cond.name} is unavailable on this machine: {backend}")
+    spec = cond.spec
+    codec_sr = sample_rate if sample_rate in spec.sample_rates else spec.sample_rates[0]
+    coded_in = resample(x, sample_rate, codec_sr)
+    run: Callable[..., tuple[np.ndarray, int]] = _BACKENDS[backend]
+    decoded, nbytes = run(coded_in, codec_sr, cond)
+    decoded = _fit_length(decoded, len(coded_in))
+    out = _fit_length(resample(decoded, codec_sr, sample_rate), len(x))
+    return RoundTrip(np.ascontiguousarray(out, dtype=np.float32), cond.name, sample_rate, nbytes, duration, backend)
+
+
+class CodecUnavailable(RuntimeError):
+    """The condition's codec does not exist on this machine."""
+
+
+def _to_frame_array(chunk: np.ndarray, sample_format: str) -> np.ndarray:
+    if sample_format.startswith("s16"):
+        return np.round(np.clip(chunk, -1.0, 1.0) * 32767.0).astype(np.int16)[None]
+    return chunk[None].astype(np.float32)
+
+
+def _decoded_to_float(frames: list[np.ndarray]) -> np.ndarray:
+    if not frames:
+        return np.zeros(0, dtype=np.float32)
+    y = np.concatenate([f.reshape(f.shape[0], -1)[:1] if f.ndim == 2 else f[None] for f in frames], axis=1)[0]
+    if y.dtype == np.int16:
+        return y.astype(np.float32) / 32768.0
+    if y.dtype == np.int32:
+        return (y.astype(np.float64) / 2.0 ** 31).astype(np.float32)
+    return y.astype(np.float32)
+
+
+def _sbc_filter_delay(first_packet: bytes) -> int:
+    """The SBC analysis+synthesis filterbank delay, 9 × subbands + 1, read from the frame header.
+
+    libavcodec's SBC encoder reports no priming, but its polyphase filterbank delays the
+    signal by 73 samples (8 subbands) or 37 (4 subbands); the subband count depends on the
+    bit rate, so it is read from the first frame (syncword 0x9C, bit 0 of byte 1).
+    """
+    if len(first_packet) < 2 or first_packet[0] != 0x9C:
+        raise RuntimeError("unexpected SBC frame header from the encoder")
+    subbands = 8 if first_packet[1] & 0x01 else 4
+    return 9 * subbands + 1
+
+
+def _roundtrip_pyav(x: np.ndarray, sr: int, cond: Condition) -> tuple[np.ndarray, int]:
+    spec = cond.spec
+    encoder = av.CodecContext.create(spec.encoder, "w")
+    encoder.sample_rate = sr
+    encoder.layout = "mono"
+    encoder.format = spec.sample_format
+    encoder.bit_rate = cond.kbps * 1000
+    encoder.thread_count = 1  # one thread: bit-identical output, parallelism lives above us
+    if cond.codec == "he-aac":
+        encoder.profile = "HE-AAC"
+    encoder.open()
+    frame_size = encoder.frame_size or 1024
+    time_base = fractions.Fraction(1, sr)
+    packets = []
+    for start in range(0, len(x), frame_size):
+        chunk = x[start:start + frame_size]
+        if len(chunk) < frame_size:  # fixed-frame encoders need whole frames: pad the tail with silence
+            chunk = np.concatenate([chunk, np.zeros(frame_size - len(chunk), dtype=np.float32)])
+        frame = av.AudioFrame.from_ndarray(_to_frame_array(chunk, spec.sample_format),
+                                           format=spec.sample_format, layout="mono")
+        frame.sample_rate = sr
+        frame.pts = start
+        frame.time_base = time_base
+        packets.extend(encoder.encode(frame))
+    packets.extend(encoder.encode(None))
+    if not packets:
+        raise RuntimeError(f"{cond.name}: the encoder produced no packets")
+    nbytes = sum(p.size for p in packets)
+
+    # Priming the encoder reports (first pts < 0) is dropped by the decoder only when the stream
+    # says so: skip-samples side data (LAME) or a header field (Opus pre-skip); otherwise
+    # (native AAC in raw/ADTS form) we drop it here.
+    first = packets[0]
+    priming = -int(first.pts) if first.pts is not None and first.pts < 0 else 0
+    if first.has_sidedata("skip_samples") or spec.header_carries_priming:
+        priming = 0
+    if cond.codec == "sbc":
+        priming += _sbc_filter_delay(bytes(first))
+
+    decoder = av.CodecContext.create(spec.decoder, "r")
+    decoder.sample_rate = sr
+    decoder.layout = "mono"
+    if encoder.extradata:
+        decoder.extradata = encoder.extradata
+    frames = []
+    for packet in packets + [None]:
+        frames.extend(f.to_ndarray() for f in decoder.decode(packet))
+    return _decoded_to_float(frames)[priming:], nbytes
+
+
+def _write_pcm_wav(path: str, x: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+    sf.write(path, x, sr, subtype="PCM_16")
+
+
+def _decode_file(path: str) -> tuple[np.ndarray, int]:
+    """Decode a coded file (the demuxer applies edit-list priming); return samples and audio payload bytes."""
+    with av.open(path) as container:
+        stream = container.streams.audio[0]
+        frames, nbytes = [], 0
+        for packet in container.demux(stream):
+            nbytes += packet.size
+            frames.extend(f.to_ndarray() for f in packet.decode())
+    return _decoded_to_float(frames), nbytes
+
+
+def _roundtrip_external(x: np.ndarray, sr: int, cond: Condition, tool: str) -> tuple[np.ndarray, int]:
+    with tempfile.TemporaryDirectory(prefix="codecbench-") as tmp:
+        src, dst = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.m4a")
+        _write_pcm_wav(src, x, sr)
+        if tool == "ffmpeg":
+            cmd = [shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                   "-i", src, "-c:a", "libfdk_aac", "-profile:a", "aac_he", "-b:a", f"{cond.kbps}k", dst]
+        else:  # fdkaac: profile 5 = HE-AAC v1; -G 1 writes ISO edit lists so the demuxer trims priming
+            cmd = [shutil.which("fdkaac") or "fdkaac", "-S", "-p", "5", "-b", str(cond.kbps * 1000), "-G", "1",
+                   "-o", dst, src]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cond.name}: {tool} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        return _decode_file(dst)
+
+
+_BACKENDS: dict[str, Callable[..., tuple[np.ndarray, int]]] = {
+    "pyav": _roundtrip_pyav,
+    "ffmpeg": lambda x, sr, cond: _roundtrip_external(x, sr, cond, "ffmpeg"),
+    "fdkaac": lambda x, sr, cond: _roundtrip_external(x, sr, cond, "fdkaac"),
+}

@@ -1,0 +1,47 @@
+"""Settings from ``[tool.codecbench]`` in the nearest pyproject.toml, below command-line options.
+
+Precedence everywhere: an explicit option, then this table, then the built-in default.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+KNOWN_KEYS = {"model", "condition", "category", "dataset", "split", "matrix", "model_dir", "cache_dir", "jobs",
+              "scheduler", "thresholds", "baseline", "results", "tolerance", "alpha", "backend"}
+PATH_KEYS = {"model_dir", "cache_dir", "thresholds", "baseline", "results"}
+
+
+class ConfigError(ValueError):
+    """A [tool.codecbench] table that cannot be used; the message names file and key."""
+
+
+def find_pyproject(start: str | Path | None = None) -> Path | None:
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(start: str | Path | None = None) -> dict:
+    """The ``[tool.codecbench]`` table (keys with dashes normalised to underscores), or ``{}``."""
+    path = find_pyproject(start)
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    table = data.get("tool", {}).get("codecbench", {})
+    config = {k.replace("-", "_"): v for k, v in table.items()}
+    unknown = sorted(set(config) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: [tool.codecbench] has unknown key(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(KNOWN_KEYS))}")
+    for key, value in config.items():  # paths in the table are relative to the pyproject's folder
+        is_path = key in PATH_KEYS or (key == "matrix" and str(value).endswith(".toml"))
+        if is_path and isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            config[key] = str(path.parent / value)
+    return config

@@ -1,0 +1,231 @@
+"""Filling the cache: every (clip, condition) pair coded once, and featurised once.
+
+One task per clip reads the source only if something is missing, codes it under each
+missing condition, extracts features if asked, and stores each result atomically. Tasks
+run through :func:`codecbench.parallel.parallel_map`, so loky, threads or a dask cluster
+fill the same cache. A failing clip is reported with its file name; with
+``on_error="skip"`` the rest go on and the failure is listed in the summary.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import codecs, features
+from .audio import TARGET_SR, read_audio
+from .cache import Cache, file_digest, make_key
+from .codecs import Condition, parse_condition
+from .parallel import parallel_map
+
+log = logging.getLogger("codecbench")
+
+AUDIO_NS = "audio"
+FEATURES_NS = "features"
+
+
+class EncodeError(RuntimeError):
+    """A clip failed to code or featurise; the message names the file and condition."""
+
+
+def audio_key(source_digest: str, condition: Condition) -> str:
+    return make_key("audio", source_digest, condition.name, TARGET_SR, codecs.library_versions())
+
+
+def feature_key(source_digest: str, condition: Condition) -> str:
+    return make_key("features", audio_key(source_digest, condition), features.RECIPE)
+
+
+@dataclasses.dataclass
+class ClipOutcome:
+    path: str
+    hits: int = 0
+    misses: int = 0
+    kbps: dict[str, float] = dataclasses.field(default_factory=dict)
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class FillSummary:
+    clips: int
+    conditions: list[str]
+    hits: int
+    misses: int
+    seconds: float
+    kbps: dict[str, float]
+    failures: list[tuple[str, str, str]]
+    notes: list[tuple[str, str]]
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def report(self) -> str:
+        lines = [f"{self.clips} clips x {len(self.conditions)} conditions: {self.hits} cache hits, "
+                 f"{self.misses} misses, {self.seconds:.1f} s"]
+        for cond, kbps in self.kbps.items():
+            lines.append(f"  {cond:<12} achieved {kbps:7.1f} kbps")
+        for path, note in self.notes[:20]:
+            lines.append(f"  note: {path}: {note}")
+        if self.failures:
+            lines.append(f"  {len(self.failures)} failures (skipped):")
+            lines += [f"    {path} [{cond}]: {err}" for path, cond, err in self.failures]
+        return "\n".join(lines)
+
+
+def _process_clip(task) -> ClipOutcome:
+    path, condition_names, cache_root, with_features = task
+    cache = Cache(cache_root)
+    out = ClipOutcome(str(path))
+    try:
+        digest = file_digest(path)
+    except OSError as exc:
+        out.failures.append(("*", f"cannot read file ({exc})"))
+        return out
+    source = None
+    for name in condition_names:
+        cond = parse_condition(name)
+        try:
+            akey = audio_key(digest, cond)
+            fkey = feature_key(digest, cond) if with_features else None
+            audio_entry = None if cond.is_original else cache.load(AUDIO_NS, akey)
+            feat_ok = fkey is None or cache.load(FEATURES_NS, fkey) is not None
+            if (cond.is_original or audio_entry is not None) and feat_ok:
+                out.hits += 1
+                if audio_entry is not None:
+                    out.kbps[cond.name] = audio_entry[1]["achieved_kbps"]
+                continue
+            out.misses += 1
+            if source is None:
+                source, notes = read_audio(path)
+                out.notes += notes
+            if cond.is_original:
+                signal = source
+            elif audio_entry is None:
+                rt = codecs.encode_decode(source, TARGET_SR, cond)
+                cache.store(AUDIO_NS, akey, rt.signal, {"condition": cond.name, "achieved_kbps": rt.achieved_kbps,
+                                                        "backend": rt.backend, "source": Path(path).name})
+                signal = rt.signal
+                out.kbps[cond.name] = rt.achieved_kbps
+            else:
+                signal, meta = audio_entry
+                out.kbps[cond.name] = meta["achieved_kbps"]
+            if fkey is not None and not feat_ok:
+                cache.store(FEATURES_NS, fkey, features.extract(signal, TARGET_SR),
+                            {"condition": cond.name, "source": Path(path).name})
+        except Exception as exc:  # reported per clip and condition; the caller decides to raise or skip
+            out.failures.append((cond.name, f"{type(exc).__name__}: {exc}"))
+            if source is None and "read" in str(exc).lower():
+                break
+    return out
+
+
+def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, with_features: bool = False,
+         jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+         on_error: str = "raise", progress: bool | None = None) -> FillSummary:
+    """Code (and optionally featurise) every clip under every condition into ``cache``.
+
+    ``clips`` are :class:`~codecbench.datasets.Clip` objects or paths. ``on_error`` is ``"raise"``
+    (stop at the first failure, naming the file) or ``"skip"`` (record it and go on).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    cache = cache or Cache()
+    conds = [parse_condition(c) for c in conditions]
+    for cond in conds:
+        ok, reason = codecs.availability(cond)
+        if not ok:
+            raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {reason}")
+    paths = [str(getattr(c, "path", c)) for c in clips]
+    tasks = [(p, [c.name for c in conds], str(cache.root), with_features) for p in paths]
+    start = time.perf_counter()
+    hits = misses = 0
+    kbps: dict[str, list[float]] = defaultdict(list)
+    failures: list[tuple[str, str, str]] = []
+    notes: list[tuple[str, str]] = []
+    bar = _progress(len(tasks), "encoding" + (" + features" if with_features else ""), progress)
+    try:
+        for outcome in parallel_map(_process_clip, tasks, jobs=jobs, backend=backend, scheduler=scheduler):
+            hits += outcome.hits
+            misses += outcome.misses
+            for cond, value in outcome.kbps.items():
+                kbps[cond].append(value)
+            notes += [(outcome.path, n) for n in outcome.notes]
+            for cond, err in outcome.failures:
+                failures.append((outcome.path, cond, err))
+                if on_error == "raise":
+                    raise EncodeError(f"{outcome.path} [{cond}]: {err}")
+                log.warning("skipped %s [%s]: %s", outcome.path, cond, err)
+            bar.update(1)
+    finally:
+        bar.close()
+    for path, note in notes:
+        log.info("%s: %s", path, note)
+    return FillSummary(len(paths), [c.name for c in conds], hits, misses, time.perf_counter() - start,
+                       {c.name: float(np.mean(kbps[c.name])) for c in conds if kbps.get(c.name)},
+                       failures, notes)
+
+
+def load_coded(path, condition, cache: Cache) -> np.ndarray:
+    """The decoded signal of one clip under one condition, coding it on a miss."""
+    cond = parse_condition(condition)
+    if cond.is_original:
+        return read_audio(path)[0]
+    key = audio_key(file_digest(path), cond)
+    entry = cache.load(AUDIO_NS, key)
+    if entry is None:
+        fill([path], [cond], cache, jobs=1, progress=False)
+        entry = cache.load(AUDIO_NS, key)
+    return entry[0]
+
+
+def load_features(clips: Sequence, condition, cache: Cache, *, jobs: int | None = None,
+                  backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
+                  on_error: str = "raise") -> tuple[np.ndarray, list[int]]:
+    """Stacked features (N, 128, T, 3) of ``clips`` under ``condition``, filling the cache as needed.
+
+    Returns the array and the indices of the clips it holds (all, unless ``on_error="skip"``
+    dropped some).
+    """
+    cond = parse_condition(condition)
+    paths = [str(getattr(c, "path", c)) for c in clips]
+    keys = [feature_key(file_digest(p), cond) for p in paths]
+    missing = [p for p, k in zip(paths, keys) if not cache.contains(FEATURES_NS, k)]
+    if missing:
+        fill(missing, [cond], cache, with_features=True, jobs=jobs, backend=backend, scheduler=scheduler,
+             progress=progress, on_error=on_error)
+    arrays, kept = [], []
+    for i, (p, k) in enumerate(zip(paths, keys)):
+        entry = cache.load(FEATURES_NS, k)
+        if entry is None:  # corrupted since the check: recompute this one
+            fill([p], [cond], cache, with_features=True, jobs=1, progress=False, on_error=on_error)
+            entry = cache.load(FEATURES_NS, k)
+        if entry is not None:
+            arrays.append(entry[0])
+            kept.append(i)
+    if not arrays:
+        raise EncodeError(f"no features could be computed for {cond.name}")
+    return np.stack(arrays), kept
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled or total == 0:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="clip", dynamic_ncols=True)

@@ -1,0 +1,62 @@
+"""The baseline's log-mel features, exactly as the DCASE 2020 FCNN of Hu et al. was trained on.
+
+Power mel spectrogram (n_fft 2048, hop 1024, 128 HTK mel bands from 0 Hz to sr/2, no filter
+normalisation, centred frames with reflect padding as in the librosa the baseline used),
+``log(S + 1e-8)``, min-max scaling of each clip to [0, 1], then the 5-frame delta applied
+twice; channels are (static[4:-4], delta[2:-2], delta-delta). A 10-s clip gives (128, 423, 3).
+"""
+from __future__ import annotations
+
+import librosa
+import numpy as np
+
+#: The recipe's parameters; part of every feature cache key.
+RECIPE = {"name": "hu2020-logmel-deltas", "version": 1, "sample_rate": 44100, "n_fft": 2048,
+          "hop_length": 1024, "n_mels": 128, "fmin": 0.0, "fmax": None, "htk": True, "norm": None,
+          "log_offset": 1e-8, "center": True, "pad_mode": "reflect"}
+
+
+def log_mel(signal: np.ndarray, sample_rate: int = 44100, n_fft: int = 2048, hop_length: int = 1024,
+            n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None, log_offset: float = 1e-8) -> np.ndarray:
+    """``log(mel power + offset)``, shape (n_mels, frames)."""
+    # float64 throughout: the result then barely depends on how BLAS splits the work across threads
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(signal, dtype=np.float64), sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
+        n_mels=n_mels, fmin=fmin, fmax=fmax if fmax is not None else sample_rate / 2, htk=True, norm=None,
+        power=2.0, center=True, pad_mode="reflect")
+    return np.log(mel + log_offset)
+
+
+def minmax_scale(x: np.ndarray) -> np.ndarray:
+    """Scale a whole clip to [0, 1]; a constant clip becomes all zeros."""
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def deltas(x: np.ndarray) -> np.ndarray:
+    """The baseline's 5-frame delta along time, valid frames only (T - 4):
+    ``d[t] = (x[t+1] - x[t-1]) / 10 + (x[t+2] - x[t-2]) / 5``."""
+    return (x[:, 3:-1] - x[:, 1:-3]) / 10.0 + (x[:, 4:] - x[:, :-4]) / 5.0
+
+
+def extract(signal: np.ndarray, sample_rate: int = 44100) -> np.ndarray:
+    """Features of a mono 44.1 kHz clip: float32 array (128, T, 3), T = frames - 8."""
+    x = np.asarray(signal)
+    if x.ndim != 1:
+        raise ValueError(f"expected a mono signal of shape (n,), got {x.shape}")
+    if sample_rate != RECIPE["sample_rate"]:
+        raise ValueError(f"the feature recipe expects {RECIPE['sample_rate']} Hz audio, got {sample_rate} Hz; "
+                         "resample first (codecbench.audio.read_audio does)")
+    frames = 1 + len(x) // RECIPE["hop_length"]
+    if frames < 9:
+        raise ValueError(f"a clip of {len(x)} samples gives {frames} frames; the deltas need at least 9 "
+                         f"(>= {8 * RECIPE['hop_length']} samples)")
+    static = minmax_scale(log_mel(x, sample_rate))
+    d1 = deltas(static)
+    d2 = deltas(d1)
+    return np.stack([static[:, 4:-4], d1[:, 2:-2], d2], axis=-1).astype(np.float32)
+
+
+def n_frames(n_samples: int) -> int:
+    """Time frames of the feature for a clip of ``n_samples`` samples."""
+    return 1 + n_samples // RECIPE["hop_length"] - 8

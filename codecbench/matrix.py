@@ -1,0 +1,129 @@
+"""The condition matrix: which conditions fine-tune a model and which validate it, by category.
+
+A matrix is a TOML file (the paper's Table 1 ships as ``matrices/peters.toml``). This module
+reads and validates it; every error names the file and the key that is wrong.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from .codecs import Condition, parse_condition
+
+DEFAULT_MATRIX = "peters"
+
+
+class MatrixError(ValueError):
+    """A matrix file that cannot be used; the message names file and key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Matrix:
+    name: str
+    source: str
+    finetune: tuple[Condition, ...]
+    include_original: bool
+    categories: dict[str, tuple[Condition, ...]]
+    descriptions: dict[str, str]
+
+    @property
+    def validation(self) -> list[Condition]:
+        """Every validation condition, category by category, in file order."""
+        return [c for conds in self.categories.values() for c in conds]
+
+    def category_of(self, condition: str | Condition) -> str | None:
+        cond = parse_condition(condition)
+        return next((cat for cat, conds in self.categories.items() if cond in conds), None)
+
+    def all_conditions(self) -> list[Condition]:
+        seen: dict[Condition, None] = {}
+        for cond in [*self.validation, *self.finetune]:
+            seen.setdefault(cond)
+        return list(seen)
+
+    def select(self, conditions=None, categories=None) -> list[Condition]:
+        """Validation conditions filtered by name and/or category; unknown names are errors."""
+        chosen = self.validation
+        if categories:
+            unknown = [c for c in categories if c not in self.categories]
+            if unknown:
+                raise MatrixError(f"{self.source}: unknown categor{'y' if len(unknown) == 1 else 'ies'} "
+                                  f"{', '.join(unknown)}; this matrix has {', '.join(self.categories)}")
+            chosen = [c for c in chosen if self.category_of(c) in categories]
+        if conditions:
+            wanted = [parse_condition(c) for c in conditions]
+            chosen = [c for c in chosen if c in wanted] + [c for c in wanted if c not in self.validation]
+        return chosen
+
+    def fingerprint(self) -> dict:
+        return {"name": self.name, "finetune": [c.name for c in self.finetune],
+                "include_original": self.include_original,
+                "categories": {k: [c.name for c in v] for k, v in self.categories.items()}}
+
+
+def _conditions(raw, source: str, key: str) -> tuple[Condition, ...]:
+    if not isinstance(raw, list):
+        raise MatrixError(f"{source}: {key} must be a list of condition names, got {type(raw).__name__}")
+    if not raw:
+        raise MatrixError(f"{source}: {key} is empty; list at least one condition")
+    out: list[Condition] = []
+    for i, item in enumerate(raw):
+        try:
+            cond = parse_condition(item)
+        except ValueError as exc:
+            raise MatrixError(f"{source}: {key}[{i}]: {exc}") from None
+        if cond in out:
+            raise MatrixError(f"{source}: {key}[{i}]: duplicate condition {cond.name!r}")
+        out.append(cond)
+    return tuple(out)
+
+
+def parse_matrix(data: dict, source: str = "<matrix>") -> Matrix:
+    if not isinstance(data.get("categories"), dict) or not data["categories"]:
+        raise MatrixError(f"{source}: missing [categories.<name>] tables; at least one category is required")
+    categories: dict[str, tuple[Condition, ...]] = {}
+    descriptions: dict[str, str] = {}
+    seen: dict[Condition, str] = {}
+    for cat, table in data["categories"].items():
+        key = f"categories.{cat}.conditions"
+        if not isinstance(table, dict) or "conditions" not in table:
+            raise MatrixError(f"{source}: {key} is missing")
+        conds = _conditions(table["conditions"], source, key)
+        for cond in conds:
+            if cond in seen:
+                raise MatrixError(f"{source}: {key}: duplicate condition {cond.name!r} (already in {seen[cond]})")
+            seen[cond] = f"categories.{cat}"
+        categories[cat] = conds
+        descriptions[cat] = str(table.get("description", ""))
+    finetune_table = data.get("finetune", {})
+    if not isinstance(finetune_table, dict):
+        raise MatrixError(f"{source}: [finetune] must be a table")
+    finetune = (_conditions(finetune_table["conditions"], source, "finetune.conditions")
+                if "conditions" in finetune_table else ())
+    if any(c.is_original for c in finetune):
+        raise MatrixError(f"{source}: finetune.conditions: list coded conditions only; "
+                          "the original audio is controlled by finetune.include_original")
+    meta = data.get("matrix", {})
+    return Matrix(name=str(meta.get("name", Path(source).stem)), source=source, finetune=finetune,
+                  include_original=bool(finetune_table.get("include_original", True)),
+                  categories=categories, descriptions=descriptions)
+
+
+def load_matrix(path: str | Path | None = None) -> Matrix:
+    """Load a matrix file, or the packaged one by name (default: the paper's Table 1)."""
+    if path is None or str(path) == DEFAULT_MATRIX or (
+            not Path(str(path)).exists() and (resources.files(__package__) / "matrices" / f"{path}.toml").is_file()):
+        ref = resources.files(__package__) / "matrices" / f"{path or DEFAULT_MATRIX}.toml"
+        text, source = ref.read_text(), f"{path or DEFAULT_MATRIX}.toml (packaged)"
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise MatrixError(f"{file}: matrix file not found")
+        text, source = file.read_text(), str(file)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MatrixError(f"{source}: malformed TOML: {exc}") from None
+    return parse_matrix(data, source)

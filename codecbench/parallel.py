@@ -1,0 +1,65 @@
+"""Where parallel work runs: joblib's loky or threading backends, or a dask.distributed cluster.
+
+One function, :func:`parallel_map`, serves every stage that fans out (encoding, featurising),
+so the choice of backend is made in one place and the caller only sees results arriving.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Callable, Iterable, Iterator
+
+import joblib
+
+BACKENDS = ("loky", "threading", "sequential")
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """``None`` or ``-1`` means every core; anything below 1 is an error."""
+    if jobs is None or jobs == -1:
+        return os.cpu_count() or 1
+    if jobs < 1:
+        raise ValueError(f"jobs must be a positive number of workers or -1 for all cores, got {jobs}")
+    return jobs
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str, jobs: int):
+    """A dask client: ``"local"`` starts a LocalCluster of ``jobs`` single-threaded worker processes."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.WARNING) as cluster, \
+                Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler, timeout="30s") as client:
+            yield client
+
+
+def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, backend: str = "loky",
+                 scheduler: str | None = None) -> Iterator:
+    """Yield ``func(item)`` for every item, in completion order.
+
+    ``scheduler`` (``"local"`` or a ``tcp://host:port`` address) sends the work to a dask cluster
+    through joblib's dask backend; otherwise ``backend`` picks a local joblib backend.
+    """
+    items = list(items)
+    n_jobs = resolve_jobs(jobs)
+    if not items:
+        return
+    if scheduler:
+        with dask_client(scheduler, n_jobs) as client, joblib.parallel_config(backend="dask"):
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            yield from joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
+                joblib.delayed(func)(item) for item in items)
+        return
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or a dask scheduler")
+    if backend == "sequential" or n_jobs == 1 or len(items) == 1:
+        yield from map(func, items)
+        return
+    yield from joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")(
+        joblib.delayed(func)(item) for item in items)

@@ -145,7 +145,7 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
 
 SYNTHETIC_DEFAULTS = {"seed": 0, "clips_per_class": {"train": 60, "evaluate": 30}, "duration": 2.0,
                       "sample_rate": 44100}
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
 
 
 def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = None, duration: float = 2.0,
@@ -224,7 +224,7 @@ def synth_scene(class_index: int, rng: np.random.Generator, duration: float, sr:
     f = np.fft.rfftfreq(n, 1 / sr)
     tilt = rng.uniform(0.5, 1.2)
     bg = np.fft.irfft(spec / np.maximum(f, 50.0) ** (tilt / 2), n)
-    x = bg / (np.std(bg) + 1e-9) * 10 ** (rng.uniform(-32, -24) / 20)
+    x = bg / (np.std(bg) + 1e-9) * 10 ** (rng.uniform(-30, -20) / 20)
 
     # low band: harmonic events; the pair shares the pitch range, the event rate differs
     f0_lo = 110 * 2 ** (pair * 0.6)
@@ -244,7 +244,7 @@ def synth_scene(class_index: int, rng: np.random.Generator, duration: float, sr:
         x[i0:i1] += level * env * tone
 
     # mid band: class-specific noise bursts, centre 4.5-10.5 kHz
-    centre = 4500 + 650 * c + rng.uniform(-200, 200)
+    centre = 4500 + 650 * c + rng.uniform(-500, 500)
     bursts = _band_noise(rng, n, sr, centre - 400, centre + 400)
     gate = np.zeros(n)
     for _ in range(max(1, rng.poisson(3 * duration))):
@@ -253,11 +253,17 @@ def synth_scene(class_index: int, rng: np.random.Generator, duration: float, sr:
     x += 10 ** (rng.uniform(-30, -22) / 20) * gate * bursts
 
     # high band: class-specific texture, centre 11.5-19.5 kHz, amplitude-modulated at a class rate
-    centre = 11500 + 900 * c + rng.uniform(-250, 250)
+    centre = 11500 + 900 * c + rng.uniform(-700, 700)
     texture = _band_noise(rng, n, sr, centre - 600, centre + 600)
-    mod_rate = (2 + 1.5 * c) * rng.uniform(0.85, 1.15)
+    mod_rate = (2 + 1.5 * c) * rng.uniform(0.7, 1.3)
     am = 0.6 + 0.4 * np.sin(2 * np.pi * mod_rate * t + rng.uniform(0, 6.3))
-    x += 10 ** (rng.uniform(-28, -20) / 20) * am * texture
+    x += 10 ** (rng.uniform(-36, -22) / 20) * am * texture
+
+    # a distractor: another class's high-band texture, quieter, in some clips
+    if rng.random() < 0.4:
+        other = (c + int(rng.integers(1, 10))) % 10
+        centre = 11500 + 900 * other + rng.uniform(-700, 700)
+        x += 10 ** (rng.uniform(-40, -30) / 20) * _band_noise(rng, n, sr, centre - 600, centre + 600)
 
     peak = np.max(np.abs(x))
     return (x / peak * 10 ** (rng.uniform(-6, -1) / 20)).astype(np.float32)

@@ -11,6 +11,7 @@ from tabulate import tabulate
 from . import codecs
 from .cache import Cache
 from .config import load_config
+from .training import FINETUNE_DEFAULTS, TrainConfig
 
 
 def _common(parser: argparse.ArgumentParser, *names: str) -> None:
@@ -49,11 +50,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", help="only this part of the cache (audio, features, datasets)")
     _common(p, "cache")
 
+    p = sub.add_parser("segments", help="print a model's segments with their parameter counts")
+    p.add_argument("model", help="a model name in the zoo, or a .keras/.hdf5 file")
+    p.add_argument("--model-dir")
+    p.add_argument("--trust-code", action="store_true", help="allow Lambda layers (executable code) in the file")
+
+    p = sub.add_parser("import-model", help="put a checkpoint (.keras or legacy .hdf5) into the model directory")
+    p.add_argument("path")
+    p.add_argument("--name", required=True)
+    p.add_argument("--model-dir")
+    p.add_argument("--trust-code", action="store_true", help="allow Lambda layers (executable code) in the file")
+
+    p = sub.add_parser("train", help="train the FCNN from scratch (base training)")
+    _common(p, "cache", "dataset", "jobs")
+    p.add_argument("--name", default="base")
+    p.add_argument("--model-dir")
+    p.add_argument("--preset", default="small", choices=["small", "paper"])
+    p.add_argument("--conditions", default="wav", help="training conditions (coded ones: the paper's retraining)")
+    _train_options(p, TrainConfig())
+
+    p = sub.add_parser("finetune", help="fine-tune a zoo model on original + coded audio (Experiments A and B)")
+    _common(p, "cache", "dataset", "matrix", "jobs")
+    p.add_argument("--from", dest="parent", default="base", help="parent model name (default: base)")
+    p.add_argument("--model-dir")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--full", action="store_true", help="Experiment A: every parameter")
+    mode.add_argument("--segment", help="Experiment B: segment(s) to fine-tune alone, e.g. 7 or 1-10")
+    p.add_argument("--save-epochs", help="with --full: epochs to save, e.g. 1,10,20,40 (default: the last)")
+    _train_options(p, TrainConfig(**FINETUNE_DEFAULTS))
+
+    p = sub.add_parser("zoo", help="list the model zoo, or build what is missing")
+    p.add_argument("action", choices=["list", "build"])
+    p.add_argument("--preset", default="demo", help="zoo build preset: demo (synthetic, small FCNN) or paper")
+    p.add_argument("--model-dir")
+    _common(p, "cache", "dataset", "matrix", "jobs")
+
     p = sub.add_parser("bench", help="performance figures of this machine")
-    p.add_argument("what", choices=["codecs", "model"])
+    p.add_argument("what", choices=["codecs", "model", "finetune"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=int, default=12, help="clips for the fill benchmark (codecs)")
     return parser
+
+
+def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    group = parser.add_argument_group("training schedule")
+    group.add_argument("--epochs", type=int, default=defaults.epochs)
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    group.add_argument("--lr", type=float, default=defaults.learning_rate, help="initial learning rate")
+    group.add_argument("--first-restart", type=float, default=defaults.first_restart_epochs,
+                       help="epochs until the first warm restart")
+    group.add_argument("--period-mult", type=float, default=defaults.period_multiplier)
+    group.add_argument("--rate-mult", type=float, default=defaults.rate_multiplier)
+    group.add_argument("--mixup", type=float, default=defaults.mixup_alpha, help="mixup alpha (0: off)")
+    group.add_argument("--crop", type=int, default=defaults.crop_frames, help="random crop in frames (0: off)")
+    group.add_argument("--time-mask", type=int, default=defaults.time_mask_frames)
+    group.add_argument("--freq-mask", type=int, default=defaults.freq_mask_bins)
+    group.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def _train_config(args) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                       first_restart_epochs=args.first_restart, period_multiplier=args.period_mult,
+                       rate_multiplier=args.rate_mult, mixup_alpha=args.mixup, crop_frames=args.crop or None,
+                       time_mask_frames=args.time_mask, freq_mask_bins=args.freq_mask, seed=args.seed)
 
 
 def _resolve(args, config: dict, name: str, default=None):
@@ -140,12 +199,103 @@ def cmd_bench(args, config) -> int:
         result = bench.bench_codecs(clips=args.clips)
         print(json.dumps(result, indent=2) if args.json else bench.format_codec_bench(result))
         return 0
-    result = bench.bench_model()
-    print(json.dumps(result, indent=2) if args.json else bench.format_model_bench(result))
+    if args.what == "model":
+        result = bench.bench_model()
+        print(json.dumps(result, indent=2) if args.json else bench.format_model_bench(result))
+        return 0
+    result = bench.bench_finetune()
+    print(json.dumps(result, indent=2) if args.json else bench.format_finetune_bench(result))
     return 0
 
 
-COMMANDS = {"conditions": cmd_conditions, "encode": cmd_encode, "cache": cmd_cache, "bench": cmd_bench}
+def _zoo(args, config):
+    from .zoo import Zoo, resolve_model_dir
+
+    return Zoo(resolve_model_dir(getattr(args, "model_dir", None), config))
+
+
+def cmd_segments(args, config) -> int:
+    from pathlib import Path
+
+    from .models import derive_segments, load_model
+
+    if Path(args.model).suffix in (".keras", ".hdf5", ".h5"):
+        model, _ = load_model(args.model, trust=args.trust_code)
+    else:
+        model, _ = _zoo(args, config).load(args.model)
+    rows = [[s.index, s.kind, f"{s.params:,}", ", ".join(s.layers)] for s in derive_segments(model)]
+    print(tabulate(rows, headers=["segment", "kind", "params", "layers"], tablefmt="github"))
+    print(f"total parameters: {model.count_params():,}")
+    return 0
+
+
+def cmd_import_model(args, config) -> int:
+    from .models import file_sha256, load_model
+    from .provenance import now
+
+    model, meta = load_model(args.path, trust=args.trust_code)
+    zoo = _zoo(args, config)
+    meta = {**meta, "strategy": meta.get("strategy", "imported"), "imported_from": str(args.path),
+            "source_sha256": file_sha256(args.path), "created": now()}
+    path = zoo.save(args.name, model, meta)
+    print(f"imported {args.path} as {args.name!r} -> {path} ({model.count_params():,} parameters)")
+    return 0
+
+
+def cmd_train(args, config) -> int:
+    from .finetune import train_base
+
+    dataset = _dataset(args, config)
+    conds = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    name = train_base(_zoo(args, config), dataset, Cache(_resolve(args, config, "cache_dir")), name=args.name,
+                      preset=args.preset, config=_train_config(args), conditions=conds,
+                      jobs=_resolve(args, config, "jobs"))
+    print(f"saved {name!r} in {_zoo(args, config).root}")
+    return 0
+
+
+def cmd_finetune(args, config) -> int:
+    from .finetune import finetune
+    from .matrix import load_matrix
+    from .models import derive_segments, parse_segments
+
+    zoo = _zoo(args, config)
+    segments = None
+    if args.segment:
+        model, _ = zoo.load(args.parent)
+        segments = parse_segments(args.segment, len(derive_segments(model)))
+    save_epochs = [int(e) for e in args.save_epochs.split(",")] if args.save_epochs else None
+    saved = finetune(zoo, args.parent, _dataset(args, config), load_matrix(_resolve(args, config, "matrix")),
+                     Cache(_resolve(args, config, "cache_dir")), segments=segments, epochs=args.epochs,
+                     save_epochs=save_epochs, config=_train_config(args), jobs=_resolve(args, config, "jobs"))
+    print(f"saved {', '.join(saved)} in {zoo.root}")
+    return 0
+
+
+def cmd_zoo(args, config) -> int:
+    zoo = _zoo(args, config)
+    if args.action == "list":
+        rows = zoo.rows()
+        print(f"model dir: {zoo.root}")
+        print(tabulate(rows, headers="keys", tablefmt="github") if rows else "(no models)")
+        return 0
+    from .finetune import PRESETS, build_zoo
+    from .matrix import load_matrix
+
+    dataset_spec = _resolve(args, config, "dataset") or PRESETS.get(args.preset, {}).get("dataset")
+    if not dataset_spec:
+        raise ValueError(f"zoo preset {args.preset!r} needs --dataset (the TAU 2020 Mobile root)")
+    from .datasets import load_dataset
+    dataset = load_dataset(dataset_spec, cache_dir=_resolve(args, config, "cache_dir"))
+    built = build_zoo(zoo, dataset, load_matrix(_resolve(args, config, "matrix")),
+                      Cache(_resolve(args, config, "cache_dir")), args.preset, jobs=_resolve(args, config, "jobs"))
+    print(f"built {', '.join(built) if built else 'nothing (complete)'} in {zoo.root}")
+    return 0
+
+
+COMMANDS = {"conditions": cmd_conditions, "encode": cmd_encode, "cache": cmd_cache, "bench": cmd_bench,
+            "segments": cmd_segments, "import-model": cmd_import_model, "train": cmd_train,
+            "finetune": cmd_finetune, "zoo": cmd_zoo}
 
 
 def main(argv=None) -> int:

@@ -185,13 +185,13 @@ def load_coded(path, condition, cache: Cache) -> np.ndarray:
     return entry[0]
 
 
-def load_features(clips: Sequence, condition, cache: Cache, *, jobs: int | None = None,
-                  backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
-                  on_error: str = "raise") -> tuple[np.ndarray, list[int]]:
-    """Stacked features (N, 128, T, 3) of ``clips`` under ``condition``, filling the cache as needed.
+def feature_keys(clips: Sequence, condition, cache: Cache, *, jobs: int | None = None, backend: str = "loky",
+                 scheduler: str | None = None, progress: bool | None = None,
+                 on_error: str = "raise") -> tuple[list[str], list[int]]:
+    """Cache keys of the features of ``clips`` under ``condition``, computing whatever is missing.
 
-    Returns the array and the indices of the clips it holds (all, unless ``on_error="skip"``
-    dropped some).
+    Returns the keys and the indices of the clips they belong to (all of them, unless
+    ``on_error="skip"`` dropped some).
     """
     cond = parse_condition(condition)
     paths = [str(getattr(c, "path", c)) for c in clips]
@@ -200,18 +200,50 @@ def load_features(clips: Sequence, condition, cache: Cache, *, jobs: int | None 
     if missing:
         fill(missing, [cond], cache, with_features=True, jobs=jobs, backend=backend, scheduler=scheduler,
              progress=progress, on_error=on_error)
-    arrays, kept = [], []
-    for i, (p, k) in enumerate(zip(paths, keys)):
-        entry = cache.load(FEATURES_NS, k)
-        if entry is None:  # corrupted since the check: recompute this one
-            fill([p], [cond], cache, with_features=True, jobs=1, progress=False, on_error=on_error)
-            entry = cache.load(FEATURES_NS, k)
-        if entry is not None:
-            arrays.append(entry[0])
-            kept.append(i)
-    if not arrays:
-        raise EncodeError(f"no features could be computed for {cond.name}")
-    return np.stack(arrays), kept
+    kept = [i for i, k in enumerate(keys) if cache.contains(FEATURES_NS, k)]
+    return [keys[i] for i in kept], kept
+
+
+class CachedFeatures:
+    """Features read from the cache on demand, so a training set need not fit in memory.
+
+    A corrupt entry found while reading is recomputed from its clip (the cache warns).
+    """
+
+    def __init__(self, cache: Cache, keys: Sequence[str], paths: Sequence[str], conditions: Sequence[str]):
+        self.cache, self.keys, self.paths, self.conditions = cache, list(keys), list(paths), list(conditions)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def get(self, i: int) -> np.ndarray:
+        entry = self.cache.load(FEATURES_NS, self.keys[i])
+        if entry is None:
+            fill([self.paths[i]], [self.conditions[i]], self.cache, with_features=True, jobs=1, progress=False)
+            entry = self.cache.load(FEATURES_NS, self.keys[i])
+        return entry[0]
+
+    def __call__(self, indices) -> np.ndarray:
+        return np.stack([self.get(int(i)) for i in indices])
+
+    def concat(self, other: "CachedFeatures") -> "CachedFeatures":
+        return CachedFeatures(self.cache, self.keys + other.keys, self.paths + other.paths,
+                              self.conditions + other.conditions)
+
+
+def cached_features(clips: Sequence, condition, cache: Cache, **kwargs) -> tuple[CachedFeatures, list[int]]:
+    """Fill the cache for ``clips`` under ``condition`` and return a lazy reader and the kept indices."""
+    keys, kept = feature_keys(clips, condition, cache, **kwargs)
+    paths = [str(getattr(clips[i], "path", clips[i])) for i in kept]
+    return CachedFeatures(cache, keys, paths, [parse_condition(condition).name] * len(keys)), kept
+
+
+def load_features(clips: Sequence, condition, cache: Cache, **kwargs) -> tuple[np.ndarray, list[int]]:
+    """Stacked features (N, 128, T, 3) of ``clips`` under ``condition``, filling the cache as needed."""
+    reader, kept = cached_features(clips, condition, cache, **kwargs)
+    if not len(reader):
+        raise EncodeError(f"no features could be computed for {parse_condition(condition).name}")
+    return reader(range(len(reader))), kept
 
 
 class _NoBar:

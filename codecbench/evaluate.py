@@ -1,0 +1,146 @@
+"""Evaluation done once: code and featurise each needed (clip, condition), run each model once per condition.
+
+An :class:`Evaluator` serves the benchmark suite, the CLI and the report alike. It fills the
+cache for every condition it will be asked about in one parallel pass (under a lock on the
+cache, so concurrent pytest-xdist workers never encode the same thing twice), keeps each
+condition's features and each model in memory once, and memoises results per (model, condition).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import sys
+import time
+from typing import Iterable
+
+import numpy as np
+
+from . import codecs
+from .cache import Cache
+from .codecs import parse_condition
+from .datasets import Dataset
+from .encode import AUDIO_NS, audio_key, fill, load_features
+from .cache import file_digest
+from .finetune import check_fits
+from .matrix import Matrix
+from .stats import wilson_interval
+from .training import predict_proba
+from .zoo import Zoo
+
+
+@dataclasses.dataclass
+class Result:
+    model: str
+    model_sha256: str
+    condition: str
+    category: str | None
+    n: int
+    correct: int
+    clips: list[str]
+    labels: list[int]
+    predictions: list[int]
+    achieved_kbps: float | None
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else float("nan")
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return wilson_interval(self.correct, self.n)
+
+    def as_record(self) -> dict:
+        low, high = self.ci
+        return {**dataclasses.asdict(self), "accuracy": self.accuracy, "ci_low": low, "ci_high": high}
+
+
+@contextlib.contextmanager
+def cache_lock(cache: Cache, name: str = "fill"):
+    """An exclusive advisory lock in the cache folder: one process fills, the others then find hits."""
+    cache.root.mkdir(parents=True, exist_ok=True)
+    with open(cache.root / f".{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Evaluator:
+    def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
+                 jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+                 progress: bool | None = None, log=None):
+        self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
+        self.jobs, self.backend, self.scheduler, self.progress = jobs, backend, scheduler, progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.clips = dataset.clips(split)
+        self.labels = dataset.labels(split)
+        self._features: dict[str, tuple[np.ndarray, list[int]]] = {}
+        self._models: dict[str, tuple] = {}
+        self._results: dict[tuple[str, str], Result] = {}
+        self._prepared: set[str] = set()
+        self.counts = {"encoded": 0, "featurised_conditions": 0, "model_loads": 0, "evaluations": 0}
+
+    def prepare(self, conditions: Iterable) -> None:
+        """Code and featurise every clip under every available condition in one parallel fill."""
+        conds = [c for c in dict.fromkeys(parse_condition(c) for c in conditions)
+                 if codecs.availability(c)[0] and c.name not in self._prepared]
+        if not conds:
+            return
+        with cache_lock(self.cache):
+            start = time.perf_counter()
+            self.log(f"codecbench: encoding + featurising {len(self.clips)} clips x {len(conds)} conditions "
+                     f"({', '.join(c.name for c in conds)})")
+            summary = fill(self.clips, conds, self.cache, with_features=True, jobs=self.jobs, backend=self.backend,
+                           scheduler=self.scheduler, progress=self.progress)
+        self._prepared.update(c.name for c in conds)
+        self.counts["encoded"] += summary.misses
+        self.log(f"codecbench: cache {summary.hits} hits, {summary.misses} misses in "
+                 f"{time.perf_counter() - start:.1f} s")
+
+    def features(self, condition) -> tuple[np.ndarray, list[int]]:
+        cond = parse_condition(condition)
+        if cond.name not in self._features:
+            ok, why = codecs.availability(cond)
+            if not ok:
+                raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {why}")
+            self.prepare([cond])
+            self._features[cond.name] = load_features(self.clips, cond, self.cache, jobs=self.jobs, progress=False)
+            self.counts["featurised_conditions"] += 1
+        return self._features[cond.name]
+
+    def model(self, name: str):
+        resolved = self.zoo.resolve(name)
+        if resolved not in self._models:
+            model, meta = self.zoo.load(resolved)
+            self._models[resolved] = (model, meta, self.zoo.sha256(resolved))
+            self.counts["model_loads"] += 1
+        return self._models[resolved]
+
+    def achieved_kbps(self, condition) -> float | None:
+        cond = parse_condition(condition)
+        if cond.is_original:
+            return None
+        values = []
+        for clip in self.clips[:50]:  # a sample is enough for the table; each entry records its own
+            entry = self.cache.load(AUDIO_NS, audio_key(file_digest(clip.path), cond))
+            if entry is not None:
+                values.append(entry[1]["achieved_kbps"])
+        return float(np.mean(values)) if values else None
+
+    def evaluate(self, model_name: str, condition) -> Result:
+        cond = parse_condition(condition)
+        key = (self.zoo.resolve(model_name), cond.name)
+        if key not in self._results:
+            x, kept = self.features(cond)
+            model, meta, sha = self.model(model_name)
+            check_fits(model, self.dataset, x[0], key[0], meta)
+            self.log(f"codecbench: evaluating {key[0]} on {cond.name} ({len(x)} clips)")
+            predictions = predict_proba(model, x).argmax(axis=1)
+            labels = self.labels[kept]
+            self._results[key] = Result(key[0], sha, cond.name, self.matrix.category_of(cond), len(kept),
+                                        int(np.sum(predictions == labels)), [self.clips[i].name for i in kept],
+                                        labels.tolist(), predictions.tolist(), self.achieved_kbps(cond))
+            self.counts["evaluations"] += 1
+        return self._results[key]

@@ -1,0 +1,204 @@
+"""Jobs that put models into the zoo: base training (from scratch) and fine-tuning for coding artifacts.
+
+Experiment A fine-tunes every parameter of a parent model on the training split plus its coded
+versions under the matrix's fine-tuning conditions, saving ``finetuned_full@eN`` at chosen epochs.
+Experiment B fine-tunes one segment at a time (``finetuned_segK``) with the rest frozen. The
+training data come from the feature cache, so no clip is coded or featurised twice across runs;
+a fine-tuning condition that cannot be coded here is skipped with a warning and recorded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from . import codecs
+from .cache import Cache
+from .codecs import parse_condition
+from .datasets import Dataset
+from .encode import CachedFeatures, cached_features
+from .features import RECIPE
+from .matrix import Matrix
+from .models import build_fcnn, derive_segments, file_sha256, preset_config
+from .provenance import library_versions, now
+from .training import FINETUNE_DEFAULTS, TrainConfig, fit
+from .zoo import Zoo
+
+log = logging.getLogger("codecbench")
+
+
+class ModelMismatch(ValueError):
+    """A model that does not fit the dataset's features or classes."""
+
+
+@dataclasses.dataclass
+class TrainingSet:
+    features: CachedFeatures
+    labels: np.ndarray
+    used: list[str]
+    skipped: list[str]
+    dataset: dict
+
+
+def training_set(dataset: Dataset, conditions: Sequence, cache: Cache, split: str = "train", *,
+                 jobs: int | None = None, scheduler: str | None = None, progress: bool | None = None) -> TrainingSet:
+    """The split under each usable condition, stacked; unavailable conditions are skipped with a warning."""
+    clips = dataset.clips(split)
+    labels = dataset.labels(split)
+    reader, all_labels, used, skipped = None, [], [], []
+    for cond in (parse_condition(c) for c in conditions):
+        ok, why = codecs.availability(cond)
+        if not ok:
+            warnings.warn(f"fine-tuning condition {cond.name} skipped: {why}", stacklevel=2)
+            skipped.append(cond.name)
+            continue
+        part, kept = cached_features(clips, cond, cache, jobs=jobs, scheduler=scheduler, progress=progress)
+        reader = part if reader is None else reader.concat(part)
+        all_labels.append(labels[kept])
+        used.append(cond.name)
+    if reader is None:
+        raise ValueError("no usable training condition: " + ", ".join(skipped))
+    return TrainingSet(reader, np.concatenate(all_labels), used, skipped,
+                       {"name": dataset.name, "split": split, "fingerprint": dataset.fingerprint(split),
+                        "clips": len(clips), "class_names": dataset.class_names})
+
+
+def check_fits(model, dataset: Dataset, sample: np.ndarray, model_name: str, metadata: dict | None = None) -> None:
+    """Refuse a model whose input or classes do not fit the dataset, naming both sides."""
+    shape = tuple(model.input_shape[1:])
+    if shape[0] != sample.shape[0] or shape[-1] != sample.shape[-1]:
+        raise ModelMismatch(f"model {model_name!r} takes input {shape} (bins, frames, channels), but the features "
+                            f"of {dataset.name} are {sample.shape}")
+    n_out = int(model.output_shape[-1])
+    if n_out != len(dataset.class_names):
+        raise ModelMismatch(f"model {model_name!r} predicts {n_out} classes, dataset {dataset.name} has "
+                            f"{len(dataset.class_names)} ({', '.join(dataset.class_names)})")
+    names = (metadata or {}).get("class_names")
+    if names and list(names) != list(dataset.class_names):
+        raise ModelMismatch(f"model {model_name!r} was trained on classes {names}, dataset {dataset.name} has "
+                            f"{dataset.class_names}")
+
+
+def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int, seconds: float, rows: list[dict],
+              model_config: dict, parent: str | None = None, parent_sha: str | None = None,
+              segments: list[int] | None = None) -> dict:
+    return {"strategy": strategy, "parent": parent, "parent_sha256": parent_sha, "segments": segments,
+            "epochs": epochs, "schedule": dataclasses.asdict(config), "seed": config.seed,
+            "finetune_conditions": data.used, "finetune_conditions_skipped": data.skipped,
+            "dataset": data.dataset, "class_names": data.dataset["class_names"], "feature_recipe": RECIPE,
+            "config": model_config, "training_seconds": seconds, "epoch_log": rows,
+            "libraries": library_versions(), "created": now()}
+
+
+def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", preset: str = "small",
+               config: TrainConfig | None = None, conditions: Sequence = ("wav",), split: str = "train",
+               jobs: int | None = None, verbose="auto") -> str:
+    """Train the FCNN from scratch on ``split`` (coded conditions included: the paper's retraining)."""
+    config = config or TrainConfig()
+    data = training_set(dataset, conditions, cache, split, jobs=jobs)
+    sample = data.features.get(0)
+    fcnn = preset_config(preset, sample.shape, len(dataset.class_names))
+    model = build_fcnn(fcnn, name=name)
+    start = time.perf_counter()
+    rows = fit(model, data.features, data.labels, config, verbose=verbose,
+               on_epoch=lambda epoch, row: log.info("%s epoch %d: %s", name, epoch, row))
+    zoo.save(name, model, _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows,
+                                    fcnn.to_dict()))
+    return name
+
+
+def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
+             segments: Sequence[int] | None = None, epochs: int = 10, save_epochs: Sequence[int] | None = None,
+             config: TrainConfig | None = None, jobs: int | None = None, verbose="auto") -> list[str]:
+    """Experiment A (``segments=None``: every parameter) or B (one model per listed segment).
+
+    Returns the names saved. Every save is atomic, so an interrupted run leaves only complete
+    models (those of the epochs it finished); rerunning starts again from ``parent``.
+    """
+    config = dataclasses.replace(config or TrainConfig(**FINETUNE_DEFAULTS), epochs=epochs)
+    parent_name = zoo.resolve(parent)
+    parent_sha = zoo.sha256(parent_name)
+    conditions = (["wav"] if matrix.include_original else []) + [c.name for c in matrix.finetune]
+    data = training_set(dataset, conditions, cache, jobs=jobs)
+    model, parent_meta = zoo.load(parent_name)
+    check_fits(model, dataset, data.features.get(0), parent_name, parent_meta)
+    model_config = parent_meta.get("config", {})
+    saved: list[str] = []
+    if segments is None:
+        save_at = sorted(set(save_epochs or [epochs]))
+        if save_at[-1] > epochs or save_at[0] < 1:
+            raise ValueError(f"--save-epochs {save_at} must lie within 1..{epochs}")
+        start = time.perf_counter()
+        rows: list[dict] = []
+
+        def on_epoch(epoch: int, row: dict) -> None:
+            rows.append(row)
+            if epoch in save_at:
+                name = f"finetuned_full@e{epoch}"
+                zoo.save(name, model, _metadata(config, data, "full", epoch, time.perf_counter() - start,
+                                                list(rows), model_config, parent_name, parent_sha))
+                saved.append(name)
+
+        fit(model, data.features, data.labels, config, on_epoch=on_epoch, verbose=verbose)
+        return saved
+    n_segments = len(derive_segments(model))
+    for k in segments:
+        if not 1 <= k <= n_segments:
+            raise ValueError(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
+    for k in segments:
+        model, _ = zoo.load(parent_name)  # every segment starts from the parent
+        start = time.perf_counter()
+        rows = fit(model, data.features, data.labels, config, segments=[k], verbose=verbose)
+        name = f"finetuned_seg{k}"
+        zoo.save(name, model, _metadata(config, data, f"segment {k}", epochs, time.perf_counter() - start, rows,
+                                        model_config, parent_name, parent_sha, [k]))
+        saved.append(name)
+    return saved
+
+
+# --------------------------------------------------------------------------- zoo build presets
+
+PRESETS = {
+    # The packaged demo zoo: small FCNN on the synthetic scenes (2-s clips, 71 feature frames).
+    "demo": {"dataset": "synthetic", "model_preset": "small",
+             "base": TrainConfig(epochs=40, learning_rate=0.05, crop_frames=64, time_mask_frames=10, seed=0),
+             "finetune": TrainConfig(**{**FINETUNE_DEFAULTS, "crop_frames": 64, "time_mask_frames": 10, "seed": 0}),
+             "full_epochs": 40, "save_epochs": (1, 10, 20, 40), "segment_epochs": 10, "segments": range(1, 11)},
+    # The paper's setting: the 11.8M-parameter FCNN on TAU 2020 Mobile (bring the data; GPU advised).
+    "paper": {"dataset": None, "model_preset": "paper",
+              "base": TrainConfig(epochs=126, seed=0),
+              "finetune": TrainConfig(**{**FINETUNE_DEFAULTS, "seed": 0}),
+              "full_epochs": 40, "save_epochs": (1, 10, 20, 40), "segment_epochs": 10, "segments": range(1, 11)},
+}
+
+
+def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: str = "demo", *,
+              jobs: int | None = None, verbose="auto") -> list[str]:
+    """Build whatever of base, Experiment A and Experiment B is missing from ``zoo``."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    built: list[str] = []
+    if "base" not in zoo.names():
+        built.append(train_base(zoo, dataset, cache, preset=p["model_preset"], config=p["base"], jobs=jobs,
+                                verbose=verbose))
+    wanted_full = [f"finetuned_full@e{e}" for e in p["save_epochs"]]
+    if any(n not in zoo.names() for n in wanted_full):
+        built += finetune(zoo, "base", dataset, matrix, cache, epochs=p["full_epochs"], save_epochs=p["save_epochs"],
+                          config=p["finetune"], jobs=jobs, verbose=verbose)
+    missing_segments = [k for k in p["segments"] if f"finetuned_seg{k}" not in zoo.names()]
+    if missing_segments:
+        built += finetune(zoo, "base", dataset, matrix, cache, segments=missing_segments,
+                          epochs=p["segment_epochs"], config=p["finetune"], jobs=jobs, verbose=verbose)
+    return built
+
+
+def parent_hash_ok(zoo: Zoo, name: str) -> bool:
+    """Whether a fine-tuned model's recorded parent still has the hash it was trained from."""
+    meta = zoo.metadata(name)
+    parent = meta.get("parent")
+    return not parent or parent not in zoo.names() or file_sha256(zoo.path(parent)) == meta.get("parent_sha256")

@@ -1,0 +1,108 @@
+"""Results of benchmark runs: per-clip predictions and accuracies as CSV and JSON, and a SQLite history.
+
+A run folder holds one JSON file per (model, condition) as soon as it is evaluated, so an
+interrupted run keeps what it finished; :func:`write_run` merges them into ``results.json``,
+``accuracy.csv`` and ``predictions.csv``. Every result is also appended to
+``history.sqlite``, so accuracy over time can be queried with plain SQL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+FORMAT_VERSION = 1
+ACCURACY_COLUMNS = ["model", "condition", "category", "n", "correct", "accuracy", "ci_low", "ci_high",
+                    "achieved_kbps", "threshold", "baseline_accuracy", "p_value", "outcome", "model_sha256"]
+
+
+class ResultsError(ValueError):
+    """A results file or folder that cannot be used; the message names it."""
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def item_path(run_dir: Path, model: str, condition: str) -> Path:
+    return run_dir / "items" / f"{model}--{condition.replace('@', '_')}.json"
+
+
+def write_item(run_dir: Path, record: dict) -> None:
+    _atomic_write(item_path(run_dir, record["model"], record["condition"]), json.dumps(record))
+
+
+def read_items(run_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((run_dir / "items").glob("*.json"))]
+
+
+def write_run(results_dir: Path, run_dir: Path, meta: dict) -> dict:
+    """Merge a run's items into the results files of ``results_dir`` (and keep a copy in ``run_dir``)."""
+    items = read_items(run_dir)
+    doc = {"format": FORMAT_VERSION, "meta": meta, "results": items}
+    text = json.dumps(doc, indent=1)
+    _atomic_write(run_dir / "results.json", text)
+    _atomic_write(results_dir / "results.json", text)
+    acc = pd.DataFrame([{k: r.get(k) for k in ACCURACY_COLUMNS} for r in items], columns=ACCURACY_COLUMNS)
+    _atomic_write(results_dir / "accuracy.csv", acc.to_csv(index=False, float_format="%.6g"))
+    rows = [{"model": r["model"], "condition": r["condition"], "clip": clip, "label": label, "prediction": pred}
+            for r in items for clip, label, pred in zip(r["clips"], r["labels"], r["predictions"])]
+    _atomic_write(results_dir / "predictions.csv", pd.DataFrame(rows).to_csv(index=False))
+    return doc
+
+
+def load_results(path: str | Path) -> dict:
+    """A results.json (or a folder holding one), checked for its format version."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise ResultsError(f"{path}: no results file; run `pytest benchmarks/` first (it writes reports/results.json)")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or "results" not in doc:
+        raise ResultsError(f"{path}: not a codecbench results file (no 'results' list)")
+    if doc.get("format") != FORMAT_VERSION:
+        raise ResultsError(f"{path}: results format {doc.get('format')!r}, this codecbench reads format "
+                           f"{FORMAT_VERSION}; re-run the benchmark to regenerate it")
+    return doc
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started TEXT, git_commit TEXT, dataset TEXT,
+    dataset_fingerprint TEXT, split TEXT, matrix TEXT, meta TEXT);
+CREATE TABLE IF NOT EXISTS results (run_id TEXT, model TEXT, model_sha256 TEXT, condition TEXT, category TEXT,
+    n INTEGER, correct INTEGER, accuracy REAL, ci_low REAL, ci_high REAL, achieved_kbps REAL, outcome TEXT,
+    recorded TEXT, PRIMARY KEY (run_id, model, condition));
+"""
+
+
+def history_connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=60)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.executescript(SCHEMA)
+    return con
+
+
+def record_run(path: Path, run_id: str, meta: dict) -> None:
+    with history_connect(path) as con:
+        con.execute("INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                    (run_id, meta.get("started"), meta.get("git_commit"), meta.get("dataset", {}).get("name"),
+                     meta.get("dataset", {}).get("fingerprint"), meta.get("dataset", {}).get("split"),
+                     meta.get("matrix", {}).get("name"), json.dumps(meta)))
+
+
+def record_result(path: Path, run_id: str, r: dict, recorded: str) -> None:
+    with history_connect(path) as con:
+        con.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run_id, r["model"], r["model_sha256"], r["condition"], r["category"], r["n"], r["correct"],
+                     r["accuracy"], r["ci_low"], r["ci_high"], r["achieved_kbps"], r.get("outcome"), recorded))

@@ -1,0 +1,77 @@
+"""Accuracy thresholds from TOML: a minimum accuracy per model and condition, with defaults.
+
+    [default]               # every model
+    default = 0.0           # any condition
+    cat1 = 0.7              # a category of the matrix
+    "mp3@32" = 0.2          # one condition
+
+    [models.finetuned_seg7] # one model: same keys, taking precedence
+
+Lookup order: model+condition, model+category, model default, default+condition,
+default+category, default default; no entry means no threshold.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from .codecs import parse_condition
+from .matrix import Matrix
+
+
+class ThresholdError(ValueError):
+    """A thresholds file that cannot be used; the message names the file and key."""
+
+
+class Thresholds:
+    def __init__(self, default: dict[str, float], models: dict[str, dict[str, float]], source: str):
+        self.default, self.models, self.source = default, models, source
+
+    def lookup(self, model: str, condition: str, category: str | None) -> float | None:
+        for table in (self.models.get(model, {}), self.default):
+            for key in (condition, category, "default"):
+                if key is not None and key in table:
+                    return table[key]
+        return None
+
+
+def _table(raw, source: str, prefix: str, matrix: Matrix) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        raise ThresholdError(f"{source}: [{prefix}] must be a table of condition/category = accuracy")
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        where = f"{prefix}.{key}" if '"' not in key else f'{prefix}."{key}"'
+        if key != "default" and key not in matrix.categories:
+            try:
+                cond = parse_condition(key)
+            except ValueError as exc:
+                raise ThresholdError(f"{source}: {where}: not a category of matrix {matrix.name!r} "
+                                     f"({', '.join(matrix.categories)}) nor a condition: {exc}") from None
+            if cond not in matrix.validation:
+                raise ThresholdError(f"{source}: {where}: condition {cond.name} is not in matrix {matrix.name!r}")
+            key = cond.name
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            raise ThresholdError(f"{source}: {where} = {value!r}: an accuracy must be a number in [0, 1]")
+        out[key] = float(value)
+    return out
+
+
+def load_thresholds(path: str | Path, matrix: Matrix, known_models: list[str]) -> Thresholds:
+    path = Path(path)
+    if not path.is_file():
+        raise ThresholdError(f"{path}: thresholds file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdError(f"{path}: malformed TOML: {exc}") from None
+    unknown = set(data) - {"default", "models", "margin", "note"}
+    if unknown:
+        raise ThresholdError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
+                             "expected [default], [models.<name>], margin, note")
+    default = _table(data.get("default", {}), str(path), "default", matrix)
+    models = {}
+    for name, table in data.get("models", {}).items():
+        if name not in known_models:
+            raise ThresholdError(f"{path}: models.{name}: unknown model; the zoo has {', '.join(known_models)}")
+        models[name] = _table(table, str(path), f"models.{name}", matrix)
+    return Thresholds(default, models, str(path))

@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from codecbench import datasets
+from codecbench.datasets import DatasetError, load_dataset, load_folder, load_tau, read_split_file
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "tau2020-mobile"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"TAU 2020 split files not found at {FIXTURES}")
+
+
+@needs_fixtures
+def test_real_split_files_parse_with_crlf_and_missing_final_newline():
+    evaluate = read_split_file(FIXTURES / "evaluation_setup" / "fold1_evaluate.csv")
+    train = read_split_file(FIXTURES / "evaluation_setup" / "fold1_train.csv")
+    assert len(train) == 13965 and len(evaluate) == 2970
+    assert list(evaluate.columns) == ["filename", "scene_label"]
+    assert not evaluate["scene_label"].str.contains("\r").any()
+    counts = evaluate["scene_label"].value_counts()
+    assert len(counts) == 10 and set(counts) == {297}
+    devices = evaluate["filename"].map(datasets.device_of).value_counts()
+    assert set(devices.index) == {"a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6"} and set(devices) == {330}
+    test = read_split_file(FIXTURES / "evaluation_setup" / "fold1_test_excerpt.csv")
+    assert list(test.columns) == ["filename"]
+
+
+@needs_fixtures
+def test_missing_audio_is_one_clear_error_with_counts(tmp_path):
+    root = tmp_path / "tau"
+    (root / "evaluation_setup").mkdir(parents=True)
+    for name in ("fold1_train.csv", "fold1_evaluate.csv"):
+        (root / "evaluation_setup" / name).write_bytes((FIXTURES / "evaluation_setup" / name).read_bytes())
+    (root / "audio").mkdir()
+    present = read_split_file(root / "evaluation_setup" / "fold1_evaluate.csv")["filename"][:3]
+    for fname in present:
+        sf.write(root / fname, np.zeros(4410, dtype=np.float32), 44100)
+    with pytest.raises(DatasetError, match=r"13965 of 13965 audio files of split 'train' are missing"):
+        load_tau(root)
+    with pytest.raises(DatasetError, match=r"2967 of 2970 .* 'evaluate' .*e\.g\. audio/"):
+        load_tau(root, splits=("evaluate",))
+    ds = load_tau(root, splits=("evaluate",), allow_partial=True)
+    assert len(ds.clips("evaluate")) == 3
+    assert ds.clips("evaluate")[0].device == "a"
+    assert ds.class_names == sorted(ds.class_names)
+
+
+def test_synthetic_is_deterministic_in_tau_layout_and_generated_once(tmp_path):
+    params = dict(seed=3, clips_per_class={"train": 1, "evaluate": 1}, duration=1.0)
+    a = datasets.synthesize(cache_dir=tmp_path / "a", **params)
+    b = datasets.synthesize(cache_dir=tmp_path / "b", **params)
+    assert (a / "evaluation_setup" / "fold1_evaluate.csv").is_file() and (a / "meta.csv").is_file()
+    files = sorted(p.name for p in (a / "audio").iterdir())
+    assert len(files) == 20 and files == sorted(p.name for p in (b / "audio").iterdir())
+    assert all((a / "audio" / f).read_bytes() == (b / "audio" / f).read_bytes() for f in files)
+    mtime = (a / "audio" / files[0]).stat().st_mtime_ns
+    assert datasets.synthesize(cache_dir=tmp_path / "a", **params) == a
+    assert (a / "audio" / files[0]).stat().st_mtime_ns == mtime
+    ds = load_dataset("synthetic", cache_dir=tmp_path / "a", **params)
+    assert ds.class_names == list(datasets.SCENES)
+    assert len(ds.clips("train")) == 10 and ds.labels("evaluate").tolist() == list(range(10))
+
+
+def test_synthetic_evidence_spans_the_whole_band():
+    rng = np.random.default_rng(0)
+    x = datasets.synth_scene(9, rng, 2.0, 44100)
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / 44100)
+    for lo, hi in [(50, 4000), (4000, 11000), (11000, 20000)]:
+        assert spec[(f >= lo) & (f < hi)].sum() / spec.sum() > 0.01, (lo, hi)
+
+
+def test_folder_per_class_split_is_stratified_and_deterministic(tmp_path):
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(10):
+            sf.write(tmp_path / label / f"{i}.wav", np.zeros(100, dtype=np.float32), 44100)
+    one, two = load_folder(tmp_path), load_folder(tmp_path)
+    assert [c.path for c in one.clips("evaluate")] == [c.path for c in two.clips("evaluate")]
+    assert sorted(c.label for c in one.clips("evaluate")) == ["a"] * 3 + ["b"] * 3
+
+
+def test_unknown_dataset_and_split_are_clear(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        load_dataset(tmp_path / "nope")
+    with pytest.raises(DatasetError, match="expected one sub-folder"):
+        load_dataset(tmp_path)

@@ -1,0 +1,104 @@
+import json
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from codecbench.models import (CheckpointError, build_fcnn, derive_segments, freeze_except, load_model,
+                               parse_segments, preset_config, save_model)
+from codecbench.models.legacy import load_legacy_hdf5
+
+CHECKPOINT = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "smallfcnn-model-0.9618.hdf5"
+needs_checkpoint = pytest.mark.skipif(not CHECKPOINT.is_file(), reason=f"real checkpoint not found at {CHECKPOINT}")
+KNOWN_ANSWER = np.array([[0.0050404258, 0.0005491715, 0.9944103360], [0.0102683045, 0.0003281037, 0.9894036055]])
+
+
+def known_input():
+    b, f, t, c = np.meshgrid(np.arange(2), np.arange(128), np.arange(461), np.arange(6), indexing="ij")
+    return (0.5 + 0.5 * np.sin(0.013 * (f + 1) * (c + 1) + 0.007 * t * (b + 1))).astype(np.float32)
+
+
+def test_paper_preset_has_the_baselines_parameter_count():
+    model = build_fcnn(preset_config("paper", (128, 423, 3), 10))
+    assert model.count_params() == 11_786_711
+    segments = derive_segments(model)
+    assert len(segments) == 10
+    assert [s.kind for s in segments] == ["conv"] * 9 + ["dense"]
+    assert segments[0].layers == ("seg01_input_bn", "seg01_conv", "seg01_bn")
+    assert segments[9].layers == ("seg10_att_dense1", "seg10_att_dense2")
+    assert sum(s.params for s in segments) == 11_786_711
+
+
+def test_model_accepts_any_clip_length():
+    model = build_fcnn(preset_config("small", (128, 71, 3), 10))
+    for frames in (40, 71, 150):
+        assert model(np.zeros((1, 128, frames, 3), np.float32)).shape == (1, 10)
+
+
+def test_segments_rule_holds_for_another_keras_model():
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.BatchNormalization()(inputs)
+    x = keras.layers.Conv2D(4, 3)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(4, 3)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(3)(keras.layers.Dense(8)(x))
+    segments = derive_segments(keras.Model(inputs, x))
+    assert [len(s.layers) for s in segments] == [3, 1, 2] and segments[-1].kind == "dense"
+
+
+def test_parse_segments():
+    assert parse_segments("1-3,7", 10) == [1, 2, 3, 7]
+    with pytest.raises(ValueError, match="1 to 10"):
+        parse_segments("11", 10)
+    with pytest.raises(ValueError, match="expected numbers"):
+        parse_segments("seven", 10)
+
+
+def test_freeze_except_marks_only_the_chosen_segment_trainable():
+    model = build_fcnn(preset_config("small", (128, 71, 3), 10))
+    freeze_except(model, [7])
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable == {"seg07_conv", "seg07_bn"}
+
+
+@needs_checkpoint
+def test_real_legacy_checkpoint_loads_by_weights_and_matches_keras():
+    model, config = load_legacy_hdf5(CHECKPOINT)
+    assert config.input_shape == (128, 461, 6) and config.n_classes == 3 and model.count_params() == 234_166
+    ours = np.asarray(model(known_input(), training=False))
+    np.testing.assert_allclose(ours, KNOWN_ANSWER, atol=1e-5)
+    reference = keras.models.load_model(CHECKPOINT, compile=False).predict(known_input(), verbose=0)
+    assert np.abs(ours - reference).max() < 1e-4
+
+
+@needs_checkpoint
+def test_lambda_layers_are_refused_without_trust(tmp_path):
+    path = tmp_path / "with_lambda.hdf5"
+    path.write_bytes(CHECKPOINT.read_bytes())
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        config["config"]["layers"].insert(1, {"class_name": "Lambda", "config": {"name": "evil", "function": "..."},
+                                              "inbound_nodes": []})
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(CheckpointError, match="Lambda layer.*evil.*executable code"):
+        load_model(path)
+
+
+def test_a_file_that_does_not_fit_is_refused(tmp_path):
+    path = tmp_path / "dense.hdf5"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(path)
+    with pytest.raises(CheckpointError, match=str(path.name)):
+        load_model(path)
+
+
+def test_keras_format_round_trip_with_metadata(tmp_path):
+    model = build_fcnn(preset_config("small", (128, 71, 3), 10))
+    x = np.random.default_rng(0).random((2, 128, 71, 3)).astype(np.float32)
+    save_model(model, tmp_path / "m.keras", {"class_names": list("abcdefghij"), "preset": "small"})
+    loaded, meta = load_model(tmp_path / "m.keras")
+    assert meta["class_names"][0] == "a" and meta["params"] == model.count_params() and len(meta["sha256"]) == 64
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    assert not list(tmp_path.glob(".*tmp*"))

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from tabulate import tabulate
 
@@ -84,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="demo", help="zoo build preset: demo (synthetic, small FCNN) or paper")
     p.add_argument("--model-dir")
     _common(p, "cache", "dataset", "matrix", "jobs")
+
+    p = sub.add_parser("report", help="render the paper's tables and Figure 2 from a results folder")
+    p.add_argument("--results", default=None, help="results folder or results.json (default: reports/)")
+    p.add_argument("--out", default=None, help="output folder (default: the results folder)")
+    p.add_argument("--format", default="md,csv,png,svg", help="comma-separated: md, csv, png, svg")
+    p.add_argument("--models", default=None, help="comma-separated model names (default: all in the results)")
+    p.add_argument("--baseline", default=None, help="results.json of an earlier run: adds a delta column")
+    p.add_argument("--alpha", type=float, default=0.05)
 
     p = sub.add_parser("bench", help="performance figures of this machine")
     p.add_argument("what", choices=["codecs", "model", "finetune"])
@@ -293,7 +302,23 @@ def cmd_zoo(args, config) -> int:
     return 0
 
 
-COMMANDS = {"conditions": cmd_conditions, "encode": cmd_encode, "cache": cmd_cache, "bench": cmd_bench,
+def cmd_report(args, config) -> int:
+    from .report import FORMATS, render
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"--format: unknown {', '.join(unknown)}; expected some of {', '.join(FORMATS)}")
+    results = args.results or config.get("results") or "reports"
+    out = args.out or (results if not str(results).endswith(".json") else str(Path(results).parent))
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    markdown, written = render(results, out, formats, models, args.baseline or config.get("baseline"), args.alpha)
+    print(markdown)
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"report": cmd_report, "conditions": cmd_conditions, "encode": cmd_encode, "cache": cmd_cache, "bench": cmd_bench,
             "segments": cmd_segments, "import-model": cmd_import_model, "train": cmd_train,
             "finetune": cmd_finetune, "zoo": cmd_zoo}
 

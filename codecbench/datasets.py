@@ -130,9 +130,14 @@ def load_folder(root: str | os.PathLike, evaluate_fraction: float = 0.3, seed: i
 
 def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow_partial: bool = False,
                  **synthetic_params) -> Dataset:
-    """``"synthetic"`` (the embedded default), a TAU root, or a folder per class."""
-    if str(spec) == "synthetic":
-        return load_tau(synthesize(cache_dir=cache_dir, **synthetic_params), name="synthetic")
+    """``"synthetic"`` (the embedded default), a TAU root, or a folder per class.
+
+    Synthetic parameters can ride along in the spec: ``synthetic:train=8,evaluate=4,duration=1,seed=2``.
+    """
+    text = str(spec)
+    if text == "synthetic" or text.startswith("synthetic:"):
+        params = {**_parse_synthetic(text), **synthetic_params}
+        return load_tau(synthesize(cache_dir=cache_dir, **params), name="synthetic")
     root = Path(spec).expanduser()
     if not root.exists():
         raise DatasetError(f"{root}: dataset folder not found (use 'synthetic' for the embedded default)")
@@ -142,6 +147,30 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
 
 
 # --------------------------------------------------------------------------- synthetic scenes
+
+def _parse_synthetic(text: str) -> dict:
+    """``synthetic:train=8,evaluate=4,duration=1.0,seed=2`` -> synthesize() keyword arguments."""
+    params: dict = {}
+    _, _, rest = text.partition(":")
+    counts = dict(SYNTHETIC_DEFAULTS["clips_per_class"])
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        try:
+            if key in ("train", "evaluate"):
+                counts[key] = int(value)
+            elif key == "duration":
+                params["duration"] = float(value)
+            elif key == "seed":
+                params["seed"] = int(value)
+            else:
+                raise KeyError(key)
+        except (KeyError, ValueError):
+            raise DatasetError(f"dataset spec {text!r}: bad parameter {part!r}; expected "
+                               "synthetic:train=N,evaluate=N,duration=SECONDS,seed=N") from None
+    if rest:
+        params["clips_per_class"] = counts
+    return params
+
 
 SYNTHETIC_DEFAULTS = {"seed": 0, "clips_per_class": {"train": 60, "evaluate": 30}, "duration": 2.0,
                       "sample_rate": 44100}

@@ -14,6 +14,7 @@ import time
 import warnings
 from typing import Sequence
 
+import keras
 import numpy as np
 
 from . import codecs
@@ -102,6 +103,7 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     data = training_set(dataset, conditions, cache, split, jobs=jobs)
     sample = data.features.get(0)
     fcnn = preset_config(preset, sample.shape, len(dataset.class_names))
+    keras.utils.set_random_seed(config.seed)  # the initial weights and dropout seeds come from here
     model = build_fcnn(fcnn, name=name)
     start = time.perf_counter()
     rows = fit(model, data.features, data.labels, config, verbose=verbose,

@@ -277,7 +277,8 @@ def summary_table(rows: list[dict], matrix) -> str:
     cell = {(r["model"], r["condition"]): r for r in rows}
     table = [[m] + [(f"{cell[m, c]['accuracy']:.3f}" + ("!" if cell[m, c].get("outcome") == "failed" else ""))
                     if (m, c) in cell else "" for c in conditions] for m in models]
-    return tabulate(table, headers=["model"] + conditions, tablefmt="github") + "\n(! = failed its check)"
+    return tabulate(table, headers=["model"] + conditions, tablefmt="github", disable_numparse=True) + \
+        "\n(! = failed its check)"
 
 
 # ----------------------------------------------------------------------------------- hooks
@@ -288,6 +289,10 @@ def pytest_configure(config):
                        ("finetune", "a fine-tuned model (not the base model)")):
         config.addinivalue_line("markers", f"{name}: codecbench {text}")
     config.stash[KEY] = None
+    # Options given on the command line are checked now, so a bad one is a usage error (exit 4);
+    # otherwise the session is set up lazily, only when a benchmark test is collected.
+    if any(config.getoption(f"codecbench_{dest}") is not None for _, dest, _ in OPTIONS):
+        _session(config)
 
 
 def _session(config) -> CodecbenchSession:

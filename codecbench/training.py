@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -133,6 +134,8 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     if initial_epoch:
         optimizer.iterations.assign(initial_epoch * len(batches))
     log = _EpochLog(len(labels), on_epoch)
+    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
+        verbose = 1 if sys.stdout.isatty() else 2
     model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=[log], verbose=verbose)
     return log.rows
 

@@ -30,3 +30,37 @@ def wav_folder(tmp_path):
         sf.write(p, synth_scene(i, np.random.default_rng(i), 1.0, SR), SR, subtype="PCM_16")
         paths.append(p)
     return paths
+
+
+TINY_DATASET = "synthetic:train=3,evaluate=2,duration=1.0,seed=5"
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny synthetic dataset, its cache, and a zoo with base, finetuned_full@e1 and finetuned_seg9/10.
+
+    Built for real (training included) but with few clips, small models and one epoch each.
+    """
+    from codecbench.datasets import load_dataset
+    from codecbench.finetune import finetune, train_base
+    from codecbench.matrix import parse_matrix
+    from codecbench.training import TrainConfig
+    from codecbench.zoo import Zoo
+
+    root = tmp_path_factory.mktemp("tiny")
+    cache = Cache(root / "cache")
+    dataset = load_dataset(TINY_DATASET, cache_dir=cache.root)
+    matrix = parse_matrix({"finetune": {"conditions": ["mp3@64"]},
+                           "categories": {"cat1": {"conditions": ["wav", "mp3@64"]},
+                                          "cat2": {"conditions": ["mp3@32"]},
+                                          "cat3": {"conditions": ["sbc@64"]}}}, "tiny.toml")
+    zoo = Zoo(root / "zoo")
+    quick = TrainConfig(epochs=2, batch_size=8, learning_rate=0.05, crop_frames=24, time_mask_frames=4, seed=0)
+    train_base(zoo, dataset, cache, config=quick, jobs=1, verbose=0)
+    finetune(zoo, "base", dataset, matrix, cache, epochs=1, config=quick, jobs=1, verbose=0)
+    finetune(zoo, "base", dataset, matrix, cache, segments=[9, 10], epochs=1, config=quick, jobs=1, verbose=0)
+    matrix_path = root / "tiny.toml"
+    matrix_path.write_text('[finetune]\nconditions = ["mp3@64"]\n[categories.cat1]\nconditions = ["wav", "mp3@64"]\n'
+                           '[categories.cat2]\nconditions = ["mp3@32"]\n[categories.cat3]\nconditions = ["sbc@64"]\n')
+    return {"root": root, "cache": cache, "dataset": dataset, "matrix": matrix, "matrix_path": matrix_path,
+            "zoo": zoo, "config": quick, "spec": TINY_DATASET}

@@ -1,0 +1,303 @@
+"""``codecbench report``: the paper's tables and Figure 2 from a results folder.
+
+Renders Table 2 (conditions by category x base and full fine-tuning by epoch), the segments
+table (base, full, segments 1-10, with per-category means), the significance of each model
+against the base model (exact McNemar on paired predictions), codec facts (achieved bit rate,
+surviving bandwidth) and Figure 2 (accuracy change per fine-tuned segment, one line per
+condition, full fine-tuning dashed) as Markdown, CSV, PNG and SVG. Missing cells are shown as
+gaps, never filled in.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from .results import ResultsError, load_results
+from .stats import mcnemar_exact, wilson_interval
+from .zoo import sort_key
+
+GAP = "—"
+FORMATS = ("md", "csv", "png", "svg")
+
+
+class Results:
+    """A results document indexed by (model, condition)."""
+
+    def __init__(self, doc: dict, models: list[str] | None = None):
+        self.meta = doc.get("meta", {})
+        rows = doc["results"]
+        if models:
+            unknown = sorted(set(models) - {r["model"] for r in rows})
+            if unknown:
+                raise ResultsError(f"models {', '.join(unknown)} are not in these results; they hold "
+                                   f"{', '.join(sorted({r['model'] for r in rows}, key=sort_key))}")
+            rows = [r for r in rows if r["model"] in models]
+        self.cells = {(r["model"], r["condition"]): r for r in rows}
+        self.models = sorted({r["model"] for r in rows}, key=sort_key)
+        matrix = self.meta.get("matrix", {}).get("fingerprint", {}).get("categories", {})
+        seen = [c for cat in matrix.values() for c in cat]
+        self.categories: dict[str, list[str]] = {cat: [c for c in conds if any(k[1] == c for k in self.cells)]
+                                                 for cat, conds in matrix.items()}
+        extra = sorted({k[1] for k in self.cells} - set(seen))
+        if extra:
+            self.categories["other"] = extra
+        self.categories = {k: v for k, v in self.categories.items() if v}
+
+    def get(self, model: str, condition: str) -> dict | None:
+        return self.cells.get((model, condition))
+
+    def conditions(self) -> list[tuple[str, str]]:
+        return [(cat, c) for cat, conds in self.categories.items() for c in conds]
+
+
+def _acc(cell: dict | None) -> float:
+    return float(cell["accuracy"]) if cell else math.nan
+
+
+def _fmt(cell: dict | None, best: bool = False, ci: bool = True) -> str:
+    if not cell:
+        return GAP
+    low, high = wilson_interval(int(cell["correct"]), int(cell["n"]))
+    text = f"{cell['accuracy']:.3f}" + (f" ±{(high - low) / 2:.3f}" if ci else "")
+    return f"**{text}**" if best else text
+
+
+def full_epoch_models(res: Results) -> list[tuple[str, str]]:
+    """(column label, model) for base (epoch 0) and finetuned_full@eN by epoch."""
+    cols = [("base (e0)", "base")] if "base" in res.models else []
+    for m in res.models:
+        if mm := re.fullmatch(r"finetuned_full@e(\d+)", m):
+            cols.append((f"full e{mm[1]}", m))
+    return cols
+
+
+def segment_models(res: Results) -> list[tuple[str, str]]:
+    cols = [("base", "base")] if "base" in res.models else []
+    if "finetuned_full@e10" in res.models:
+        cols.append(("full", "finetuned_full@e10"))
+    cols += [(f"seg{m[len('finetuned_seg'):]}", m) for m in res.models if re.fullmatch(r"finetuned_seg\d+", m)]
+    return cols
+
+
+def accuracy_table(res: Results, columns: list[tuple[str, str]], category_means: bool = False) -> pd.DataFrame:
+    """Long-to-wide: one row per (category, condition), one accuracy column per model (NaN = gap)."""
+    rows = []
+    for cat, cond in res.conditions():
+        rows.append({"category": cat, "condition": cond, **{label: _acc(res.get(m, cond)) for label, m in columns}})
+    frame = pd.DataFrame(rows, columns=["category", "condition"] + [label for label, _ in columns])
+    if category_means and not frame.empty:
+        means = frame.groupby("category", sort=False)[[label for label, _ in columns]].mean(numeric_only=True)
+        for cat, values in means.iterrows():
+            frame.loc[len(frame)] = {"category": cat, "condition": f"mean {cat}", **values.to_dict()}
+    return frame
+
+
+def markdown_table(res: Results, columns: list[tuple[str, str]], category_means: bool = False) -> str:
+    frame = accuracy_table(res, columns, category_means)
+    labels = [label for label, _ in columns]
+    out = []
+    for _, row in frame.iterrows():
+        values = np.array([row[label] for label in labels], dtype=float)
+        best = np.nanmax(values) if np.isfinite(values).sum() > 1 else None  # one value: nothing to stand out
+        cells = []
+        for (label, model), value in zip(columns, values):
+            is_best = best is not None and np.isfinite(value) and value == best
+            if str(row["condition"]).startswith("mean "):
+                cells.append(GAP if not np.isfinite(value) else (f"**{value:.3f}**" if is_best else f"{value:.3f}"))
+            else:
+                cells.append(_fmt(res.get(model, row["condition"]), is_best))
+        out.append([row["category"], row["condition"], *cells])
+    return tabulate(out, headers=["cat", "condition", *labels], tablefmt="github", disable_numparse=True)
+
+
+def significance_rows(res: Results, reference: str = "base") -> list[dict]:
+    """Each model against ``reference`` per condition: accuracy change and exact McNemar p on shared clips."""
+    rows = []
+    for model in res.models:
+        if model == reference:
+            continue
+        for cat, cond in res.conditions():
+            a, b = res.get(reference, cond), res.get(model, cond)
+            if not a or not b:
+                continue
+            ref = dict(zip(a["clips"], (np.array(a["predictions"]) == np.array(a["labels"])).tolist()))
+            shared = [i for i, clip in enumerate(b["clips"]) if clip in ref]
+            new = (np.array(b["predictions"]) == np.array(b["labels"]))[shared]
+            old = np.array([ref[b["clips"][i]] for i in shared])
+            p, _, _ = mcnemar_exact(old, new)
+            rows.append({"model": model, "category": cat, "condition": cond, "delta": float(new.mean() - old.mean()),
+                         "p_value": p, "n": len(shared)})
+    return rows
+
+
+def significance_markdown(rows: list[dict], res: Results, alpha: float = 0.05) -> str:
+    if not rows:
+        return "(no model to compare with the base model)"
+    models = sorted({r["model"] for r in rows}, key=sort_key)
+    cell = {(r["model"], r["condition"]): r for r in rows}
+    table = []
+    for cat, cond in res.conditions():
+        line = [cat, cond]
+        for m in models:
+            r = cell.get((m, cond))
+            line.append(GAP if not r else f"{r['delta']:+.3f}{'*' if r['p_value'] < alpha else ''} "
+                                          f"(p={r['p_value']:.2g})")
+        table.append(line)
+    return tabulate(table, headers=["cat", "condition", *models], tablefmt="github", disable_numparse=True)
+
+
+def codec_facts(res: Results, threshold_db: float = 30.0, seconds: float = 5.0) -> pd.DataFrame:
+    """Per condition: achieved bit rate (from the results) and the bandwidth that survives the codec.
+
+    Bandwidth is the highest frequency (1/3-octave bands) at which a round trip of pink noise keeps
+    its band energy within ``threshold_db`` dB of the original.
+    """
+    from . import codecs
+
+    sr = 44100
+    rng = np.random.default_rng(0)
+    spec = np.fft.rfft(rng.standard_normal(int(seconds * sr)))
+    freqs = np.fft.rfftfreq(int(seconds * sr), 1 / sr)
+    noise = np.fft.irfft(spec / np.sqrt(np.maximum(freqs, 20.0)), int(seconds * sr))
+    noise = (0.1 * noise / np.std(noise)).astype(np.float32)
+    edges = 20.0 * 2 ** (np.arange(0, 31) / 3)
+    edges = edges[edges < sr / 2]
+    ref = np.abs(np.fft.rfft(noise)) ** 2
+    rows = []
+    for _, cond in res.conditions():
+        kbps = [c["achieved_kbps"] for (m, c2), c in res.cells.items() if c2 == cond and c.get("achieved_kbps")]
+        bandwidth = None
+        ok, why = codecs.availability(cond)
+        if ok:
+            out = np.abs(np.fft.rfft(codecs.roundtrip(noise, sr, cond))) ** 2
+            kept = [hi for lo, hi in zip(edges[:-1], edges[1:])
+                    if 10 * np.log10((out[(freqs >= lo) & (freqs < hi)].sum() + 1e-20) /
+                                     (ref[(freqs >= lo) & (freqs < hi)].sum() + 1e-20)) > -threshold_db]
+            bandwidth = float(max(kept)) if kept else 0.0
+        rows.append({"condition": cond, "achieved_kbps": float(np.mean(kbps)) if kbps else None,
+                     "bandwidth_hz": bandwidth, "note": "" if ok else why.split(". ")[0]})
+    return pd.DataFrame(rows, columns=["condition", "achieved_kbps", "bandwidth_hz", "note"])
+
+
+def figure2(res: Results, out_base: Path, formats=("png", "svg")) -> list[Path]:
+    """Accuracy change vs base per fine-tuned segment; full fine-tuning dashed in the same colour."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    segs = [(int(m[len("finetuned_seg"):]), m) for m in res.models if re.fullmatch(r"finetuned_seg\d+", m)]
+    if "base" not in res.models or not segs:
+        return []
+    segs.sort()
+    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=120)
+    colours = plt.get_cmap("tab10")
+    offsets = np.linspace(-0.2, 0.2, max(1, len(res.conditions())))
+    for i, ((cat, cond), dx) in enumerate(zip(res.conditions(), offsets)):
+        base = res.get("base", cond)
+        if not base:
+            continue
+        xs, ys, lo, hi = [], [], [], []
+        for k, m in segs:
+            cell = res.get(m, cond)
+            if not cell:
+                continue
+            low, high = wilson_interval(int(cell["correct"]), int(cell["n"]))
+            xs.append(k + dx)
+            ys.append(cell["accuracy"] - base["accuracy"])
+            lo.append(cell["accuracy"] - low)
+            hi.append(high - cell["accuracy"])
+        colour = colours(i % 10)
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ms=4, lw=1.5, capsize=2, color=colour,
+                    label=f"{cond} ({cat})")
+        full = res.get("finetuned_full@e10", cond)
+        if full:
+            ax.axhline(full["accuracy"] - base["accuracy"], color=colour, ls="--", lw=1, alpha=0.8)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks([k for k, _ in segs])
+    ax.set_xlabel("fine-tuned segment (1-9: convolution + BatchNorm, 10: channel attention)")
+    ax.set_ylabel("accuracy change vs base model (absolute)")
+    dataset = res.meta.get("dataset", {}).get("name", "?")
+    ax.set_title(f"Segmental fine-tuning ({dataset}): solid = segment alone, dashed = full model (10 epochs)",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2, loc="best", title="condition (category)", title_fontsize=8)
+    fig.tight_layout()
+    paths = []
+    for fmt in formats:
+        path = out_base.with_suffix(f".{fmt}")
+        fig.savefig(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: list[str] | None = None,
+           baseline: str | Path | None = None, alpha: float = 0.05) -> tuple[str, list[Path]]:
+    """Write the report files; return the Markdown and the paths written."""
+    doc = load_results(results)
+    if not doc["results"]:
+        raise ResultsError(f"{results}: the results file holds no results yet; run `pytest benchmarks/` first")
+    res = Results(doc, models)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    meta = res.meta
+    sections = [f"# codecbench report: {meta.get('dataset', {}).get('name', '?')} "
+                f"({meta.get('dataset', {}).get('split', '?')} split)",
+                f"Run `{meta.get('run_id', '?')}` of {meta.get('started', '?')}, matrix "
+                f"`{meta.get('matrix', {}).get('name', '?')}`, git `{(meta.get('git_commit') or '?')[:10]}`. "
+                "Cells are accuracies ± half the 95 % Wilson interval; the best of each row is bold; "
+                f"`{GAP}` marks a model not evaluated on that condition."]
+    full_cols = full_epoch_models(res)
+    seg_cols = segment_models(res)
+    if full_cols:
+        sections += ["## Table 2: full fine-tuning by epoch", markdown_table(res, full_cols)]
+    if len(seg_cols) > 1:
+        sections += ["## Segmental fine-tuning (Experiment B)", markdown_table(res, seg_cols, category_means=True)]
+    other = [(m, m) for m in res.models if m not in {m for _, m in full_cols + seg_cols}]
+    if other:
+        sections += ["## Other models", markdown_table(res, [("base", "base")] * ("base" in res.models) + other)]
+    sig = significance_rows(res)
+    sections += ["## Change vs base model (exact McNemar on paired clips; * p < %.2g)" % alpha,
+                 significance_markdown(sig, res, alpha)]
+    facts = codec_facts(res)
+    sections += ["## Codec facts (bandwidth: highest 1/3-octave band within 30 dB of the original, pink noise)",
+                 tabulate([[r.condition, GAP if pd.isna(r.achieved_kbps) else f"{r.achieved_kbps:.1f}",
+                            GAP if pd.isna(r.bandwidth_hz) else f"{r.bandwidth_hz / 1000:.1f} kHz", r.note]
+                           for r in facts.itertuples()], headers=["condition", "achieved kbps", "bandwidth", "note"],
+                          tablefmt="github", disable_numparse=True)]
+    long = pd.DataFrame([{"model": m, "condition": c, "category": next((k for k, v in res.categories.items()
+                                                                        if c in v), None),
+                          "n": r["n"], "accuracy": r["accuracy"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                          "achieved_kbps": r.get("achieved_kbps")} for (m, c), r in sorted(res.cells.items())])
+    if baseline:
+        base = Results(load_results(baseline))
+        long["baseline_accuracy"] = [_acc(base.get(m, c)) for m, c in zip(long["model"], long["condition"])]
+        long["delta"] = long["accuracy"] - long["baseline_accuracy"]
+        sections += ["## Against the baseline run",
+                     tabulate([[m, c, f"{a:.3f}", GAP if np.isnan(b) else f"{b:.3f}",
+                                GAP if np.isnan(d) else f"{d:+.3f}"]
+                               for m, c, a, b, d in long[["model", "condition", "accuracy", "baseline_accuracy",
+                                                          "delta"]].itertuples(index=False)],
+                              headers=["model", "condition", "accuracy", "baseline", "delta"], tablefmt="github",
+                              disable_numparse=True)]
+    figure_paths = figure2(res, out / "figure2", [f for f in formats if f in ("png", "svg")])
+    if figure_paths:
+        sections += ["## Figure 2: accuracy change per fine-tuned segment", "![Figure 2](figure2.png)"]
+    written += figure_paths
+    markdown = "\n\n".join(sections) + "\n"
+    if "md" in formats:
+        (out / "report.md").write_text(markdown)
+        written.append(out / "report.md")
+    if "csv" in formats:
+        for name, frame in (("table2", accuracy_table(res, full_cols)),
+                            ("segments", accuracy_table(res, seg_cols, category_means=True)),
+                            ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long)):
+            frame.to_csv(out / f"{name}.csv", index=False, float_format="%.4f")
+            written.append(out / f"{name}.csv")
+    return markdown, written

@@ -1,0 +1,84 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from codecbench.finetune import ModelMismatch, check_fits, finetune, train_base
+from codecbench.models import build_fcnn, preset_config
+from codecbench.zoo import Zoo, ZooError
+
+
+def test_zoo_holds_the_named_models_with_provenance(tiny):
+    zoo = tiny["zoo"]
+    assert zoo.names() == ["base", "finetuned_full@e1", "finetuned_seg9", "finetuned_seg10"]
+    meta = zoo.metadata("finetuned_seg10")
+    assert meta["strategy"] == "segment 10" and meta["parent"] == "base"
+    assert meta["parent_sha256"] == zoo.sha256("base")
+    assert meta["finetune_conditions"] == ["wav", "mp3@64"]
+    assert meta["dataset"]["fingerprint"] == tiny["dataset"].fingerprint("train")
+    assert {"keras", "numpy", "av"} <= set(meta["libraries"])
+    assert meta["class_names"] == tiny["dataset"].class_names and meta["training_seconds"] > 0
+    with pytest.raises(ZooError, match="unknown model 'finetuned_seg7'.*available: base"):
+        zoo.resolve("finetuned_seg7")
+
+
+def test_frozen_segments_stay_bit_identical_batchnorm_statistics_included(tiny):
+    zoo = tiny["zoo"]
+    base, _ = zoo.load("base")
+    tuned, _ = zoo.load("finetuned_seg9")
+    changed = {l.name for l, m in zip(base.layers, tuned.layers)
+               if any(not np.array_equal(a, b) for a, b in zip(l.get_weights(), m.get_weights()))}
+    assert changed and changed <= {"seg09_conv", "seg09_bn", "seg09_bn2"}
+    assert "seg09_conv" in changed
+    for lb, lt in zip(base.layers, tuned.layers):
+        if lb.name.startswith(("seg01", "seg05", "seg08", "seg10")):
+            for a, b in zip(lb.get_weights(), lt.get_weights()):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_full_finetuning_changes_every_segment(tiny):
+    base, _ = tiny["zoo"].load("base")
+    full, meta = tiny["zoo"].load("finetuned_full@e1")
+    assert meta["strategy"] == "full" and meta["epochs"] == 1
+    for name in ("seg01_conv", "seg05_conv", "seg10_att_dense2"):
+        assert not np.array_equal(base.get_layer(name).get_weights()[0], full.get_layer(name).get_weights()[0])
+
+
+def test_same_seed_same_weights(tiny, tmp_path):
+    config = dataclasses.replace(tiny["config"], epochs=1)
+    zoos = [Zoo(tmp_path / f"z{i}") for i in range(2)]
+    for zoo in zoos:
+        train_base(zoo, tiny["dataset"], tiny["cache"], config=config, jobs=1, verbose=0)
+    a, _ = zoos[0].load("base")
+    b, _ = zoos[1].load("base")
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-6)
+
+
+def test_a_model_that_does_not_fit_is_refused(tiny, tmp_path):
+    zoo = Zoo(tmp_path / "zoo")
+    wrong = build_fcnn(preset_config("small", (128, 36, 3), 5))
+    zoo.save("base", wrong, {"config": {}})
+    with pytest.raises(ModelMismatch, match="predicts 5 classes, dataset synthetic has 10"):
+        finetune(zoo, "base", tiny["dataset"], tiny["matrix"], tiny["cache"], epochs=1, config=tiny["config"],
+                 jobs=1, verbose=0)
+    sample = np.zeros((64, 36, 3), np.float32)
+    with pytest.raises(ModelMismatch, match=r"takes input \(128, None, 3\)"):
+        check_fits(build_fcnn(preset_config("small", (128, 36, 3), 10)), tiny["dataset"], sample, "m")
+
+
+def test_unavailable_finetuning_conditions_are_skipped_and_recorded(tiny, tmp_path):
+    from codecbench.codecs import availability
+    from codecbench.matrix import parse_matrix
+
+    if availability("he-aac@32")[0]:
+        pytest.skip("libfdk_aac is installed, HE-AAC is available here")
+    matrix = parse_matrix({"finetune": {"conditions": ["he-aac@32"], "include_original": True},
+                           "categories": {"a": {"conditions": ["wav"]}}}, "m.toml")
+    zoo = Zoo(tmp_path / "zoo")
+    zoo.save("base", tiny["zoo"].load("base")[0], tiny["zoo"].metadata("base"))
+    with pytest.warns(UserWarning, match="he-aac@32 skipped: libfdk_aac not found"):
+        finetune(zoo, "base", tiny["dataset"], matrix, tiny["cache"], segments=[10], epochs=1,
+                 config=tiny["config"], jobs=1, verbose=0)
+    meta = zoo.metadata("finetuned_seg10")
+    assert meta["finetune_conditions"] == ["wav"] and meta["finetune_conditions_skipped"] == ["he-aac@32"]

@@ -1,0 +1,117 @@
+"""The pytest plugin, run for real through pytester on the tiny zoo."""
+import json
+import sqlite3
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from codecbench.evaluate import Evaluator
+
+pytest_plugins = ["pytester"]
+
+SUITE = """
+def test_codec_robustness(codecbench_case, codecbench_check):
+    codecbench_check(codecbench_case)
+"""
+
+
+@pytest.fixture
+def suite(pytester, tiny):
+    pytester.makepyfile(test_suite=SUITE)
+
+    def run(*args):
+        base = ["-p", "codecbench", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root),
+                "--dataset", tiny["spec"], "--cache-dir", str(tiny["cache"].root), "--matrix",
+                str(tiny["matrix_path"]), "--results", str(pytester.path / "reports"), "--jobs", "1"]
+        return pytester.runpytest_subprocess(*base, *args, timeout=600)
+    return run
+
+
+def test_matrix_runs_records_and_summarises(suite, pytester):
+    result = suite("--model", "base", "--model", "finetuned_seg10", "--junitxml", "junit.xml", "-v")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*test_codec_robustness?finetuned_seg10-mp3@32?*PASSED*",
+                                 "*codecbench results (8 model x condition, synthetic)*",
+                                 "| model *| wav *| mp3@64 *| mp3@32 *| sbc@64 *|"])
+    reports = pytester.path / "reports"
+    doc = json.loads((reports / "results.json").read_text())
+    assert {(r["model"], r["condition"]) for r in doc["results"]} == {
+        (m, c) for m in ("base", "finetuned_seg10") for c in ("wav", "mp3@64", "mp3@32", "sbc@64")}
+    assert doc["meta"]["dataset"]["name"] == "synthetic" and len(doc["meta"]["models"]["base"]) == 64
+    assert (reports / "predictions.csv").read_text().count("\n") == 1 + 8 * 20
+    with sqlite3.connect(reports / "history.sqlite") as con:
+        assert con.execute("select count(*) from results").fetchone()[0] == 8
+        assert con.execute("select count(*) from runs").fetchone()[0] == 1
+    case = ET.parse(pytester.path / "junit.xml").getroot().find(".//testcase")
+    props = {p.get("name"): p.get("value") for p in case.find("properties")}
+    assert {"accuracy", "ci_low", "ci_high", "threshold", "n"} <= set(props)
+
+
+def test_markers_and_ids_select(suite):
+    suite("--model", "base", "-m", "cat3").assert_outcomes(passed=1)
+    suite("-k", "finetuned_seg9 and mp3", "-m", "finetune").assert_outcomes(passed=2)
+
+
+def test_threshold_failure_shows_accuracy_interval_threshold_and_n(suite, pytester):
+    pytester.path.joinpath("thr.toml").write_text('[default]\ncat1 = 0.0\n[models.base]\nwav = 1.0\n')
+    result = suite("--model", "base", "--condition", "wav", "--thresholds", "thr.toml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*base-wav: accuracy 0.* (95% CI 0.*-*, n=20) is below the threshold 1.000*"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[models.nosuch]\nwav = 0.5\n", "models.nosuch: unknown model; the zoo has base"),
+    ("[default]\n\"mp3@48\" = 0.5\n", "condition mp3@48 is not in matrix"),
+    ("[default]\ncat1 = 1.5\n", "default.cat1 = 1.5: an accuracy must be a number in [0, 1]"),
+])
+def test_bad_thresholds_are_usage_errors_naming_the_key(suite, pytester, text, message):
+    pytester.path.joinpath("thr.toml").write_text(text)
+    result = suite("--thresholds", "thr.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+
+
+def test_unknown_model_lists_the_available_ones(suite):
+    result = suite("--model", "finetuned_seg77")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown model 'finetuned_seg77'" in result.stderr.str()
+    assert "available: base, finetuned_full@e1, finetuned_seg9, finetuned_seg10" in result.stderr.str()
+
+
+def test_regression_gate_fails_only_on_significant_drops(suite, pytester):
+    suite("--model", "base", "--condition", "wav", "--condition", "sbc@64").assert_outcomes(passed=2)
+    doc = json.loads((pytester.path / "reports" / "results.json").read_text())
+    same = pytester.path / "same.json"
+    same.write_text(json.dumps(doc))
+    suite("--model", "base", "--condition", "wav", "--baseline", str(same)).assert_outcomes(passed=1)
+
+    better = json.loads(json.dumps(doc))  # an earlier run that got every clip right
+    for r in better["results"]:
+        r["predictions"], r["accuracy"] = list(r["labels"]), 1.0
+    (pytester.path / "better.json").write_text(json.dumps(better))
+    result = suite("--model", "base", "--condition", "wav", "--condition", "sbc@64", "--baseline", "better.json")
+    failed = [r for r in doc["results"] if r["accuracy"] < 0.75]
+    result.assert_outcomes(failed=len(failed), passed=2 - len(failed))
+    assert failed, "the tiny base model is expected to miss at least 5 of 20 clips under sbc@64"
+    result.stdout.fnmatch_lines(["*dropped from 1.000 to *exact McNemar p = *< alpha 0.05*"])
+
+    other = json.loads(json.dumps(doc))
+    other["meta"]["dataset"]["fingerprint"] = "0123456789abcdef"
+    (pytester.path / "other.json").write_text(json.dumps(other))
+    result = suite("--model", "base", "--baseline", "other.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "meaningless" in result.stderr.str()
+
+
+def test_adding_a_model_encodes_and_featurises_nothing_new(tiny):
+    def evaluator():
+        return Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
+                         log=lambda m: None)
+    first = evaluator()
+    for cond in ("wav", "mp3@32"):
+        first.evaluate("base", cond)
+    second = evaluator()
+    for model in ("base", "finetuned_seg9"):
+        for cond in ("wav", "mp3@32"):
+            second.evaluate(model, cond)
+    assert second.counts == {"encoded": 0, "featurised_conditions": 2, "model_loads": 2, "evaluations": 4}
+    assert second.evaluate("base", "wav") is second.evaluate("base", "wav")

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir")
     p.add_argument("--preset", default="small", choices=["small", "paper"])
     p.add_argument("--conditions", default="wav", help="training conditions (coded ones: the paper's retraining)")
+    p.add_argument("--resume", action="store_true", help="continue from the last epoch's checkpoint")
     _train_options(p, TrainConfig())
 
     p = sub.add_parser("finetune", help="fine-tune a zoo model on original + coded audio (Experiments A and B)")
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="comma-separated model names (default: all in the results)")
     p.add_argument("--baseline", default=None, help="results.json of an earlier run: adds a delta column")
     p.add_argument("--alpha", type=float, default=0.05)
+
+    p = sub.add_parser("thresholds", help="write a thresholds TOML from a results run (accuracy - margin)")
+    p.add_argument("--results", default=None, help="results folder or results.json (default: reports/)")
+    p.add_argument("--margin", type=float, default=0.05)
+    p.add_argument("--out", default=None, help="file to write (default: print)")
 
     p = sub.add_parser("bench", help="performance figures of this machine")
     p.add_argument("what", choices=["codecs", "model", "finetune"])
@@ -258,7 +264,7 @@ def cmd_train(args, config) -> int:
     conds = [c.strip() for c in args.conditions.split(",") if c.strip()]
     name = train_base(_zoo(args, config), dataset, Cache(_resolve(args, config, "cache_dir")), name=args.name,
                       preset=args.preset, config=_train_config(args), conditions=conds,
-                      jobs=_resolve(args, config, "jobs"))
+                      jobs=_resolve(args, config, "jobs"), resume=args.resume)
     print(f"saved {name!r} in {_zoo(args, config).root}")
     return 0
 
@@ -318,7 +324,20 @@ def cmd_report(args, config) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "conditions": cmd_conditions, "encode": cmd_encode, "cache": cmd_cache, "bench": cmd_bench,
+def cmd_thresholds(args, config) -> int:
+    from .results import load_results
+    from .thresholds import thresholds_from_results
+
+    text = thresholds_from_results(load_results(args.results or config.get("results") or "reports"), args.margin)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+COMMANDS = {"report": cmd_report, "thresholds": cmd_thresholds, "conditions": cmd_conditions, "encode": cmd_encode, "cache": cmd_cache, "bench": cmd_bench,
             "segments": cmd_segments, "import-model": cmd_import_model, "train": cmd_train,
             "finetune": cmd_finetune, "zoo": cmd_zoo}
 

@@ -97,17 +97,35 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
 
 def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", preset: str = "small",
                config: TrainConfig | None = None, conditions: Sequence = ("wav",), split: str = "train",
-               jobs: int | None = None, verbose="auto") -> str:
-    """Train the FCNN from scratch on ``split`` (coded conditions included: the paper's retraining)."""
+               jobs: int | None = None, verbose="auto", resume: bool = False) -> str:
+    """Train the FCNN from scratch on ``split`` (coded conditions included: the paper's retraining).
+
+    After every epoch the model is saved atomically as the checkpoint ``checkpoints/<name>.keras``
+    in the zoo folder, so Ctrl-C leaves the last finished epoch usable; ``resume=True`` continues
+    from it (same seed and schedule position).
+    """
     config = config or TrainConfig()
     data = training_set(dataset, conditions, cache, split, jobs=jobs)
     sample = data.features.get(0)
     fcnn = preset_config(preset, sample.shape, len(dataset.class_names))
-    keras.utils.set_random_seed(config.seed)  # the initial weights and dropout seeds come from here
-    model = build_fcnn(fcnn, name=name)
+    checkpoint = Zoo(zoo.root / "checkpoints")
+    initial_epoch, rows = 0, []
+    if resume and name in checkpoint.names():
+        model, meta = checkpoint.load(name)
+        check_fits(model, dataset, sample, f"checkpoints/{name}", meta)
+        initial_epoch, rows = int(meta["epochs"]), list(meta.get("epoch_log", []))
+        log.warning("resuming %s from its checkpoint after epoch %d", name, initial_epoch)
+    else:
+        keras.utils.set_random_seed(config.seed)  # the initial weights and dropout seeds come from here
+        model = build_fcnn(fcnn, name=name)
     start = time.perf_counter()
-    rows = fit(model, data.features, data.labels, config, verbose=verbose,
-               on_epoch=lambda epoch, row: log.info("%s epoch %d: %s", name, epoch, row))
+
+    def on_epoch(epoch: int, row: dict) -> None:
+        rows.append(row)
+        checkpoint.save(name, model, _metadata(config, data, "base", epoch, time.perf_counter() - start,
+                                               list(rows), fcnn.to_dict()))
+
+    fit(model, data.features, data.labels, config, verbose=verbose, on_epoch=on_epoch, initial_epoch=initial_epoch)
     zoo.save(name, model, _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows,
                                     fcnn.to_dict()))
     return name

@@ -75,3 +75,34 @@ def load_thresholds(path: str | Path, matrix: Matrix, known_models: list[str]) -
             raise ThresholdError(f"{path}: models.{name}: unknown model; the zoo has {', '.join(known_models)}")
         models[name] = _table(table, str(path), f"models.{name}", matrix)
     return Thresholds(default, models, str(path))
+
+
+def thresholds_from_results(doc: dict, margin: float = 0.05) -> str:
+    """A thresholds TOML with each measured accuracy minus ``margin`` (floored to 0.01), per model."""
+    import math
+
+    from .zoo import sort_key
+
+    if not 0 <= margin < 1:
+        raise ThresholdError(f"margin must be in [0, 1), got {margin}")
+    rows = doc["results"]
+    meta = doc.get("meta", {})
+    lines = [f"# Minimum accuracies: measured accuracy - {margin} (floored to 0.01), per model and condition.",
+             f"# Measured on {meta.get('dataset', {}).get('name')} split {meta.get('dataset', {}).get('split')}, "
+             f"run {meta.get('run_id')} of {meta.get('started')}.",
+             f"# Regenerate: codecbench thresholds --results reports/ --margin {margin}",
+             f"margin = {margin}", ""]
+    for model in sorted({r["model"] for r in rows}, key=sort_key):
+        lines.append(f"[models.{json_key(model)}]")
+        for r in rows:
+            if r["model"] == model:
+                value = max(0.0, math.floor((r["accuracy"] - margin) * 100) / 100)
+                lines.append(f'"{r["condition"]}" = {value:.2f}')
+        lines.append("")
+    return "\n".join(lines)
+
+
+def json_key(name: str) -> str:
+    """A TOML key for a model name: bare if it can be, quoted otherwise."""
+    import re
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'

@@ -82,3 +82,33 @@ def test_unavailable_finetuning_conditions_are_skipped_and_recorded(tiny, tmp_pa
                  config=tiny["config"], jobs=1, verbose=0)
     meta = zoo.metadata("finetuned_seg10")
     assert meta["finetune_conditions"] == ["wav"] and meta["finetune_conditions_skipped"] == ["he-aac@32"]
+
+
+def test_checkpoint_after_each_epoch_and_resume(tiny, tmp_path):
+    config = dataclasses.replace(tiny["config"], epochs=1)
+    zoo = Zoo(tmp_path / "zoo")
+    train_base(zoo, tiny["dataset"], tiny["cache"], config=config, jobs=1, verbose=0)
+    checkpoint = Zoo(zoo.root / "checkpoints")
+    assert checkpoint.names() == ["base"] and checkpoint.metadata("base")["epochs"] == 1
+    train_base(zoo, tiny["dataset"], tiny["cache"], config=dataclasses.replace(config, epochs=2), jobs=1,
+               verbose=0, resume=True)
+    meta = zoo.metadata("base")
+    assert meta["epochs"] == 2 and [row["epoch"] for row in meta["epoch_log"]] == [1, 2]
+
+
+def test_model_code_runs_on_jax(tmp_path):
+    import importlib.util
+    import subprocess
+    import sys
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed (pip install jax): the Keras JAX backend cannot be exercised")
+    code = ("import numpy as np, keras; from codecbench.models import build_fcnn, preset_config;"
+            "from codecbench.training import TrainConfig, fit, array_getter;"
+            "m = build_fcnn(preset_config('small', (128, 36, 3), 10));"
+            "x = np.random.default_rng(0).random((16, 128, 36, 3), dtype=np.float32);"
+            "fit(m, array_getter(x), np.arange(16) % 10, TrainConfig(epochs=1, batch_size=8, crop_frames=24), "
+            "verbose=0); print(keras.backend.backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, "KERAS_BACKEND": "jax"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("jax")

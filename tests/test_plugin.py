@@ -115,3 +115,18 @@ def test_adding_a_model_encodes_and_featurises_nothing_new(tiny):
             second.evaluate(model, cond)
     assert second.counts == {"encoded": 0, "featurised_conditions": 2, "model_loads": 2, "evaluations": 4}
     assert second.evaluate("base", "wav") is second.evaluate("base", "wav")
+
+
+def test_settings_come_from_pyproject(pytester, tiny):
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.path.joinpath("pyproject.toml").write_text(
+        "[tool.codecbench]\n"
+        f'model-dir = "{tiny["zoo"].root}"\ndataset = "{tiny["spec"]}"\ncache-dir = "{tiny["cache"].root}"\n'
+        f'matrix = "{tiny["matrix_path"]}"\nresults = "out"\nmodel = ["finetuned_seg9"]\ncondition = ["wav"]\n'
+        "jobs = 1\n")
+    result = pytester.runpytest_subprocess("-p", "codecbench", "-p", "no:cacheprovider", timeout=600)
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "out" / "results.json").is_file()
+    pytester.path.joinpath("pyproject.toml").write_text("[tool.codecbench]\nmodle = 'x'\n")
+    result = pytester.runpytest_subprocess("-p", "codecbench", "-p", "no:cacheprovider", timeout=600)
+    assert "unknown key(s) modle" in result.stdout.str() + result.stderr.str()

@@ -38,6 +38,11 @@ def save_model(model: keras.Model, path: str | Path, metadata: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_model = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     tmp_meta = path.with_name(f".{path.stem}.{os.getpid()}.tmp.json")
+    if getattr(model, "optimizer", None) is not None:
+        # a model file holds the network, not the training state: an uncompiled copy halves its size
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        model = copy
     try:
         model.save(tmp_model)
         meta = {**metadata, "sha256": file_sha256(tmp_model), "params": int(model.count_params())}

@@ -1,0 +1,54 @@
+import subprocess
+import sys
+
+import pytest
+
+from codecbench.cli import main
+
+
+def test_conditions_table_lists_availability(capsys):
+    assert main(["conditions"]) == 0
+    out = capsys.readouterr().out
+    assert "| mp3@32 " in out and "cat2 (seen codecs, unseen bit rates)" in out and "libmp3lame" in out
+    assert "he-aac@16" in out
+
+
+def test_encode_on_tiny_synthetic_then_cache_info_and_clear(tmp_path, capsys):
+    args = ["--cache-dir", str(tmp_path / "c"), "--dataset", "synthetic:train=1,evaluate=1,duration=1.0"]
+    assert main(["encode", *args, "--conditions", "mp3@32,sbc@64", "-q", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "10 clips x 2 conditions: 0 cache hits, 20 misses" in out and "mp3@32       achieved" in out
+    assert main(["encode", *args, "--conditions", "mp3@32", "-q"]) == 0
+    assert "10 cache hits, 0 misses" in capsys.readouterr().out
+    assert main(["cache", "info", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "| audio " in capsys.readouterr().out
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path / "c"), "--namespace", "audio"]) == 0
+    assert "removed 20 entries" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["encode", "--conditions", "mp3@999"], "32-320 kbps"),
+    (["conditions", "--matrix", "/nonexistent.toml"], "matrix file not found"),
+    (["finetune", "--segment", "7", "--model-dir", "/nonexistent-zoo"], "unknown model 'base'"),
+])
+def test_bad_input_is_a_clear_error(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_import_model_and_segments(tmp_path, capsys):
+    from pathlib import Path
+    checkpoint = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "smallfcnn-model-0.9618.hdf5"
+    if not checkpoint.is_file():
+        pytest.skip(f"real checkpoint not found at {checkpoint}")
+    assert main(["import-model", str(checkpoint), "--name", "small3", "--model-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "small3.keras").is_file() and (tmp_path / "small3.json").is_file()
+    capsys.readouterr()
+    assert main(["segments", "small3", "--model-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "total parameters: 234,166" in out and "seg08_att_dense1" in out
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "codecbench", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "finetune" in out.stdout and "report" in out.stdout

@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from codecbench.evaluate import Evaluator
+from codecbench.report import GAP, render
+from codecbench.results import ResultsError, write_item, write_run
+
+
+@pytest.fixture
+def results_dir(tiny, tmp_path):
+    """A real results folder: base on every condition, two fine-tuned models on some (gaps)."""
+    ev = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1, log=lambda m: None)
+    run = tmp_path / "runs" / "r1"
+    pairs = [("base", c) for c in ("wav", "mp3@64", "mp3@32", "sbc@64")] + \
+            [("finetuned_seg9", c) for c in ("wav", "mp3@32")] + [("finetuned_full@e1", "wav")]
+    for model, cond in pairs:
+        write_item(run, {**ev.evaluate(model, cond).as_record(), "threshold": None, "outcome": "passed"})
+    meta = {"run_id": "r1", "dataset": {"name": "synthetic", "split": "evaluate"},
+            "matrix": {"name": "tiny", "fingerprint": tiny["matrix"].fingerprint()}}
+    write_run(tmp_path, run, meta)
+    return tmp_path
+
+
+def test_report_renders_tables_figure_and_gaps(results_dir, tmp_path):
+    out = tmp_path / "out"
+    markdown, written = render(results_dir, out)
+    names = {p.name for p in written}
+    assert {"report.md", "table2.csv", "segments.csv", "significance.csv", "codec_facts.csv", "figure2.png",
+            "figure2.svg"} <= names
+    assert "## Table 2: full fine-tuning by epoch" in markdown and "| full e1" in markdown
+    table2 = markdown.split("## Table 2")[1].split("##")[0]
+    assert GAP in table2  # finetuned_full@e1 has no mp3@32 result: an explicit gap, not a number
+    assert "mean cat1" in markdown and "p=" in markdown
+    assert (out / "figure2.png").stat().st_size > 10_000
+    facts = (out / "codec_facts.csv").read_text()
+    assert "mp3@32" in facts and "achieved_kbps" in facts
+
+
+def test_report_refuses_empty_old_and_unknown(results_dir, tmp_path):
+    doc = json.loads((results_dir / "results.json").read_text())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResultsError, match="no results file"):
+        render(tmp_path / "empty", tmp_path / "o1")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**doc, "format": 0}))
+    with pytest.raises(ResultsError, match="format 0"):
+        render(old, tmp_path / "o2")
+    nothing = tmp_path / "nothing.json"
+    nothing.write_text(json.dumps({**doc, "results": []}))
+    with pytest.raises(ResultsError, match="holds no results"):
+        render(nothing, tmp_path / "o3")
+    with pytest.raises(ResultsError, match="finetuned_seg3 are not in these results"):
+        render(results_dir, tmp_path / "o4", models=["base", "finetuned_seg3"])
+
+
+def test_report_with_baseline_adds_delta(results_dir, tmp_path):
+    markdown, _ = render(results_dir, tmp_path / "o", formats=("md",), baseline=results_dir / "results.json")
+    assert "## Against the baseline run" in markdown and "+0.000" in markdown

@@ -175,7 +175,7 @@ class CodecbenchSession:
             jobs = int(self.settings["jobs"]) if self.settings["jobs"] else None
             self._evaluator = Evaluator(self.dataset, self.split, self.matrix, self.zoo, Cache(self.settings["cache_dir"]),
                                         jobs=jobs, scheduler=self.settings["scheduler"], log=self.log,
-                                        progress=False)
+                                        progress=None)  # a progress bar when stderr is a terminal
             capman = self.config.pluginmanager.getplugin("capturemanager")
             with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
                 self._evaluator.prepare([c for c in self.needed_conditions if codecs.availability(c)[0]])

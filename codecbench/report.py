@@ -194,7 +194,7 @@ def figure2(res: Results, out_base: Path, formats=("png", "svg")) -> list[Path]:
     if "base" not in res.models or not segs:
         return []
     segs.sort()
-    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(11, 5.2), dpi=120)
     colours = plt.get_cmap("tab10")
     offsets = np.linspace(-0.2, 0.2, max(1, len(res.conditions())))
     for i, ((cat, cond), dx) in enumerate(zip(res.conditions(), offsets)):
@@ -225,7 +225,8 @@ def figure2(res: Results, out_base: Path, formats=("png", "svg")) -> list[Path]:
     ax.set_title(f"Segmental fine-tuning ({dataset}): solid = segment alone, dashed = full model (10 epochs)",
                  fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="best", title="condition (category)", title_fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="condition (category)",
+              title_fontsize=8, frameon=False)
     fig.tight_layout()
     paths = []
     for fmt in formats:

@@ -22,6 +22,7 @@ from .cache import default_cache_dir, file_digest
 
 SCENES = ("airport", "bus", "metro", "metro_station", "park", "public_square",
           "shopping_mall", "street_pedestrian", "street_traffic", "tram")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SPLIT_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "test": "fold1_test.csv"}
 
 
@@ -53,6 +54,8 @@ class Dataset:
         return self.splits[split]
 
     def labels(self, split: str) -> np.ndarray:
+        if any(c.label is None for c in self.clips(split)):
+            raise DatasetError(f"{self.root}: split {split!r} has unlabelled clips; a classifier cannot be scored")
         index = {c: i for i, c in enumerate(self.class_names)}
         return np.array([index[c.label] for c in self.clips(split)], dtype=np.int64)
 
@@ -115,10 +118,13 @@ def load_folder(root: str | os.PathLike, evaluate_fraction: float = 0.3, seed: i
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:
-        raise DatasetError(f"{root}: expected one sub-folder of audio files per class, found none")
+        flat = sorted(p for p in root.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES) if root.is_dir() else []
+        if flat:  # unlabelled audio: enough to code and cache it, not to evaluate a classifier
+            return Dataset(f"folder:{root.name}", root, [], {"evaluate": [Clip(p, None, None) for p in flat]})
+        raise DatasetError(f"{root}: expected audio files, or one sub-folder of audio files per class; found none")
     train, evaluate = [], []
     for label in classes:
-        files = sorted(p for p in (root / label).iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+        files = sorted(p for p in (root / label).iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
         if not files:
             raise DatasetError(f"{root / label}: no audio files (.wav, .flac, .ogg)")
         random.Random(f"{seed}:{label}").shuffle(files)

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from . import codecs, features
-from .audio import TARGET_SR, read_audio
+from .audio import TARGET_SR, AudioError, read_audio
 from .cache import Cache, file_digest, make_key
 from .codecs import Condition, parse_condition
 from .parallel import parallel_map
@@ -103,7 +103,11 @@ def _process_clip(task) -> ClipOutcome:
                 continue
             out.misses += 1
             if source is None:
-                source, notes = read_audio(path)
+                try:
+                    source, notes = read_audio(path)
+                except AudioError as exc:  # the file itself is bad: no condition can be done
+                    out.failures.append(("*", str(exc)))
+                    return out
                 out.notes += notes
             if cond.is_original:
                 signal = source
@@ -121,8 +125,6 @@ def _process_clip(task) -> ClipOutcome:
                             {"condition": cond.name, "source": Path(path).name})
         except Exception as exc:  # reported per clip and condition; the caller decides to raise or skip
             out.failures.append((cond.name, f"{type(exc).__name__}: {exc}"))
-            if source is None and "read" in str(exc).lower():
-                break
     return out
 
 

@@ -17,11 +17,10 @@ from typing import Iterable
 import numpy as np
 
 from . import codecs
-from .cache import Cache
+from .cache import Cache, file_digest
 from .codecs import parse_condition
 from .datasets import Dataset
 from .encode import AUDIO_NS, audio_key, fill, load_features
-from .cache import file_digest
 from .finetune import check_fits
 from .matrix import Matrix
 from .stats import wilson_interval

@@ -128,6 +128,8 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     fit(model, data.features, data.labels, config, verbose=verbose, on_epoch=on_epoch, initial_epoch=initial_epoch)
     zoo.save(name, model, _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows,
                                     fcnn.to_dict()))
+    for leftover in (checkpoint.root / f"{name}.keras", checkpoint.root / f"{name}.json"):
+        leftover.unlink(missing_ok=True)  # the finished model supersedes its checkpoint
     return name
 
 
@@ -144,6 +146,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     parent_sha = zoo.sha256(parent_name)
     conditions = (["wav"] if matrix.include_original else []) + [c.name for c in matrix.finetune]
     data = training_set(dataset, conditions, cache, jobs=jobs)
+    keras.utils.set_random_seed(config.seed)  # loading creates the dropout seeds: make them history-free
     model, parent_meta = zoo.load(parent_name)
     check_fits(model, dataset, data.features.get(0), parent_name, parent_meta)
     model_config = parent_meta.get("config", {})
@@ -170,7 +173,8 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
         if not 1 <= k <= n_segments:
             raise ValueError(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
     for k in segments:
-        model, _ = zoo.load(parent_name)  # every segment starts from the parent
+        keras.utils.set_random_seed(config.seed)
+        model, _ = zoo.load(parent_name)  # every segment starts from the parent, with the same seeds
         start = time.perf_counter()
         rows = fit(model, data.features, data.labels, config, segments=[k], verbose=verbose)
         name = f"finetuned_seg{k}"

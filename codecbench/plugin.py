@@ -41,6 +41,7 @@ OPTIONS = [  # (option, dest, help)
 ]
 REPEATABLE = {"model", "condition", "category"}
 KEY = pytest.StashKey["CodecbenchSession"]()
+RUN_ID = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
@@ -89,7 +90,6 @@ class CodecbenchSession:
         from .zoo import Zoo, resolve_model_dir
 
         self.config, self.settings, self.run_id = config, settings, run_id
-        self.is_worker = hasattr(config, "workerinput")
         try:
             self.matrix = load_matrix(settings["matrix"])
         except MatrixError as exc:
@@ -249,20 +249,6 @@ class CodecbenchSession:
         if failures:
             pytest.fail(f"{case.id}: " + "; ".join(failures), pytrace=False)
 
-    # -- end of session ----------------------------------------------------------------------
-    def finish(self, terminalreporter) -> None:
-        from .results import write_run
-
-        if self.is_worker or not (self.run_dir / "items").is_dir():
-            return
-        meta_path = self.run_dir / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else self.meta()
-        doc = write_run(self.results_dir, self.run_dir, meta)
-        rows = doc["results"]
-        terminalreporter.write_sep("=", f"codecbench results ({len(rows)} model x condition, {self.dataset.name})")
-        terminalreporter.write_line(summary_table(rows, self.matrix))
-        terminalreporter.write_line(f"results: {self.results_dir / 'results.json'} (history: {self.history})")
-
 
 def summary_table(rows: list[dict], matrix) -> str:
     """Accuracy per model (rows) and condition (columns), in matrix order."""
@@ -295,12 +281,18 @@ def pytest_configure(config):
         _session(config)
 
 
+def _run_id(config) -> str:
+    """One id per run, shared by an xdist controller and its workers."""
+    if RUN_ID not in config.stash:
+        given = config.workerinput.get("codecbench_run_id") if hasattr(config, "workerinput") else None
+        config.stash[RUN_ID] = given or os.environ.get("CODECBENCH_RUN_ID") or _new_run_id()
+    return config.stash[RUN_ID]
+
+
 def _session(config) -> CodecbenchSession:
     session = config.stash.get(KEY, None)
     if session is None:
-        run_id = config.workerinput.get("codecbench_run_id") if hasattr(config, "workerinput") else None
-        run_id = run_id or os.environ.get("CODECBENCH_RUN_ID") or _new_run_id()
-        session = CodecbenchSession(config, _settings(config), run_id)
+        session = CodecbenchSession(config, _settings(config), _run_id(config))
         config.stash[KEY] = session
     return session
 
@@ -349,13 +341,31 @@ def codecbench_check(request, codecbench_session):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Merge the run's items into the results files and print the table (not on xdist workers).
+
+    Works from the run folder alone, so an xdist controller, which evaluates nothing itself,
+    and an interrupted run both end with complete results files of what was finished.
+    """
+    from .results import write_run
+
+    if hasattr(config, "workerinput") or RUN_ID not in config.stash:
+        return
     state = config.stash.get(KEY, None)
-    if state is not None:
-        state.finish(terminalreporter)
+    settings = state.settings if state is not None else _settings(config)
+    results_dir = Path(settings["results"] or Path(config.rootpath) / "reports")
+    run_dir = results_dir / "runs" / config.stash[RUN_ID]
+    if not (run_dir / "items").is_dir():
+        return
+    meta_path = run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"run_id": config.stash[RUN_ID]}
+    rows = write_run(results_dir, run_dir, meta)["results"]
+    dataset = meta.get("dataset", {}).get("name", "?")
+    terminalreporter.write_sep("=", f"codecbench results ({len(rows)} model x condition, {dataset})")
+    terminalreporter.write_line(summary_table(rows, load_matrix(settings["matrix"])))
+    terminalreporter.write_line(f"results: {results_dir / 'results.json'} (history: {results_dir / 'history.sqlite'})")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """pytest-xdist: every worker writes into the controller's run folder."""
-    state = _session(node.config)
-    node.workerinput["codecbench_run_id"] = state.run_id
+    node.workerinput["codecbench_run_id"] = _run_id(node.config)

@@ -84,5 +84,12 @@ def test_folder_per_class_split_is_stratified_and_deterministic(tmp_path):
 def test_unknown_dataset_and_split_are_clear(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         load_dataset(tmp_path / "nope")
-    with pytest.raises(DatasetError, match="expected one sub-folder"):
+    with pytest.raises(DatasetError, match="expected audio files, or one sub-folder"):
         load_dataset(tmp_path)
+
+
+def test_a_plain_folder_of_wav_files_can_be_encoded(wav_folder):
+    ds = load_dataset(wav_folder[0].parent)
+    assert [c.path for c in ds.clips("evaluate")] == wav_folder
+    with pytest.raises(DatasetError, match="unlabelled"):
+        ds.labels("evaluate")

@@ -84,12 +84,22 @@ def test_unavailable_finetuning_conditions_are_skipped_and_recorded(tiny, tmp_pa
     assert meta["finetune_conditions"] == ["wav"] and meta["finetune_conditions_skipped"] == ["he-aac@32"]
 
 
-def test_checkpoint_after_each_epoch_and_resume(tiny, tmp_path):
+def test_checkpoint_after_each_epoch_and_resume(tiny, tmp_path, monkeypatch):
     config = dataclasses.replace(tiny["config"], epochs=1)
     zoo = Zoo(tmp_path / "zoo")
-    train_base(zoo, tiny["dataset"], tiny["cache"], config=config, jobs=1, verbose=0)
     checkpoint = Zoo(zoo.root / "checkpoints")
-    assert checkpoint.names() == ["base"] and checkpoint.metadata("base")["epochs"] == 1
+    written = []
+    original_save = Zoo.save
+
+    def recording_save(self, name, model, metadata):
+        if self.root == checkpoint.root:
+            written.append((name, metadata["epochs"]))
+        return original_save(self, name, model, metadata)
+
+    monkeypatch.setattr(Zoo, "save", recording_save)
+    train_base(zoo, tiny["dataset"], tiny["cache"], config=config, jobs=1, verbose=0)
+    assert written == [("base", 1)] and checkpoint.names() == []  # written each epoch, removed once final
+    checkpoint.save("base", zoo.load("base")[0], zoo.metadata("base"))  # what a Ctrl-C after epoch 1 leaves
     train_base(zoo, tiny["dataset"], tiny["cache"], config=dataclasses.replace(config, epochs=2), jobs=1,
                verbose=0, resume=True)
     meta = zoo.metadata("base")

@@ -38,13 +38,18 @@ def save_model(model: keras.Model, path: str | Path, metadata: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_model = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     tmp_meta = path.with_name(f".{path.stem}.{os.getpid()}.tmp.json")
-    if getattr(model, "optimizer", None) is not None:
-        # a model file holds the network, not the training state: an uncompiled copy halves its size
-        copy = keras.models.clone_model(model)
-        copy.set_weights(model.get_weights())
-        model = copy
+    # A model file holds the network, not the training state: the optimizer is detached while
+    # saving, which halves the file. (Not a clone: building one draws from the global RNG and
+    # would change the dropout masks of a training run that saves checkpoints.)
+    optimizer = getattr(model, "optimizer", None)
     try:
-        model.save(tmp_model)
+        if optimizer is not None:
+            model.optimizer = None
+        try:
+            model.save(tmp_model)
+        finally:
+            if optimizer is not None:
+                model.optimizer = optimizer
         meta = {**metadata, "sha256": file_sha256(tmp_model), "params": int(model.count_params())}
         tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         os.replace(tmp_meta, sidecar_path(path))

@@ -44,7 +44,7 @@ def _ffmpeg_pair(src: str, cond: codecs.Condition, tmp: str) -> None:
     sf.read(back, dtype="float32")
 
 
-def bench_codecs(conditions=None, clips: int = 12, duration: float = 10.0, repeats: int = 3) -> dict:
+def bench_codecs(conditions=None, clips: int = 24, duration: float = 10.0, repeats: int = 7) -> dict:
     """Round-trip time per condition (in-process vs ffmpeg CLI pair), fill scaling and warm-cache speed-up."""
     from .encode import fill
     from .matrix import load_matrix
@@ -61,11 +61,16 @@ def bench_codecs(conditions=None, clips: int = 12, duration: float = 10.0, repea
         sf.write(src, signal, sr, subtype="PCM_16")
         for cond in conds:
             codecs.roundtrip(signal, sr, cond)  # warm-up: first-call imports and codec init
-            inproc = _median_time(lambda: codecs.roundtrip(signal, sr, cond), repeats)
-            row = {"in_process_s": inproc}
-            if ffmpeg and cond.codec != "he-aac":
-                cli = _median_time(lambda: _ffmpeg_pair(src, cond, tmp), repeats)
-                row.update(cli_pair_s=cli, in_process_speedup=cli / inproc)
+            # interleaved, so a burst of load on a shared machine hits both sides alike
+            inproc_times, cli_times = [], []
+            for _ in range(repeats):
+                inproc_times.append(_median_time(lambda: codecs.roundtrip(signal, sr, cond), 1))
+                if ffmpeg and cond.codec != "he-aac":
+                    cli_times.append(_median_time(lambda: _ffmpeg_pair(src, cond, tmp), 1))
+            row = {"in_process_s": statistics.median(inproc_times)}
+            if cli_times:
+                cli = statistics.median(cli_times)
+                row.update(cli_pair_s=cli, in_process_speedup=cli / row["in_process_s"])
             result["conditions"][cond.name] = row
 
         # fill throughput: the same clips into fresh caches with 1 and 2 jobs, then warm

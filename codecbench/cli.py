@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="performance figures of this machine")
     p.add_argument("what", choices=["codecs", "model", "finetune"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--clips", type=int, default=12, help="clips for the fill benchmark (codecs)")
+    p.add_argument("--clips", type=int, default=24, help="clips for the fill benchmark (codecs)")
     return parser
 
 

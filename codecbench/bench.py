@@ -180,7 +180,7 @@ def bench_finetune(steps: int = 2) -> dict:
 
     from .models import build_fcnn, freeze_except, preset_config
 
-    setups = {"demo": {"preset": "small", "shape": (128, 71, 3), "crop": 64, "batch": 32, "epoch_samples": 1800},
+    setups = {"demo": {"preset": "small", "shape": (128, 79, 3), "crop": 64, "batch": 32, "epoch_samples": 1800},
               # batch 8 keeps the CPU run to minutes; samples/s is what carries over to batch 32
               "paper": {"preset": "paper", "shape": (128, 423, 3), "crop": 400, "batch": 8,
                         "epoch_samples": 13965 * 5}}

@@ -25,16 +25,28 @@ def find_pyproject(start: str | Path | None = None) -> Path | None:
     return None
 
 
+def parse_toml(text: str, source: str, error: type[ValueError] = ConfigError) -> dict:
+    """TOML text as a dict; malformed TOML raises ``error`` naming ``source``."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{source}: malformed TOML: {exc}") from None
+
+
+def read_toml(path: str | Path, error: type[ValueError] = ConfigError, what: str = "file") -> dict:
+    """A TOML file as a dict; a missing or malformed file raises ``error`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    return parse_toml(path.read_text(), str(path), error)
+
+
 def load_config(start: str | Path | None = None) -> dict:
     """The ``[tool.codecbench]`` table (keys with dashes normalised to underscores), or ``{}``."""
     path = find_pyproject(start)
     if path is None:
         return {}
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
-    table = data.get("tool", {}).get("codecbench", {})
+    table = read_toml(path).get("tool", {}).get("codecbench", {})
     config = {k.replace("-", "_"): v for k, v in table.items()}
     unknown = sorted(set(config) - KNOWN_KEYS)
     if unknown:

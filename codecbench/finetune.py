@@ -187,7 +187,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
 # --------------------------------------------------------------------------- zoo build presets
 
 PRESETS = {
-    # The packaged demo zoo: small FCNN on the synthetic scenes (2-s clips, 71 feature frames).
+    # The packaged demo zoo: small FCNN on the synthetic scenes (2-s clips, 79 feature frames, 64-frame crops).
     "demo": {"dataset": "synthetic", "model_preset": "small",
              "base": TrainConfig(epochs=40, learning_rate=0.05, crop_frames=64, time_mask_frames=10, seed=0),
              "finetune": TrainConfig(**{**FINETUNE_DEFAULTS, "crop_frames": 64, "time_mask_frames": 10, "seed": 0}),

@@ -6,11 +6,11 @@ reads and validates it; every error names the file and the key that is wrong.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from importlib import resources
 from pathlib import Path
 
 from .codecs import Condition, parse_condition
+from .config import parse_toml
 
 DEFAULT_MATRIX = "peters"
 
@@ -122,8 +122,4 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
         if not file.is_file():
             raise MatrixError(f"{file}: matrix file not found")
         text, source = file.read_text(), str(file)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise MatrixError(f"{source}: malformed TOML: {exc}") from None
-    return parse_matrix(data, source)
+    return parse_matrix(parse_toml(text, source, MatrixError), source)

@@ -12,10 +12,10 @@ default+category, default default; no entry means no threshold.
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from .codecs import parse_condition
+from .config import read_toml
 from .matrix import Matrix
 
 
@@ -58,12 +58,7 @@ def _table(raw, source: str, prefix: str, matrix: Matrix) -> dict[str, float]:
 
 def load_thresholds(path: str | Path, matrix: Matrix, known_models: list[str]) -> Thresholds:
     path = Path(path)
-    if not path.is_file():
-        raise ThresholdError(f"{path}: thresholds file not found")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ThresholdError(f"{path}: malformed TOML: {exc}") from None
+    data = read_toml(path, ThresholdError, "thresholds file")
     unknown = set(data) - {"default", "models", "margin", "note"}
     if unknown:
         raise ThresholdError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; "

@@ -12,7 +12,6 @@ import dataclasses
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 import keras

@@ -54,9 +54,15 @@ def test_markers_and_ids_select(suite):
 
 def test_threshold_failure_shows_accuracy_interval_threshold_and_n(suite, pytester):
     pytester.path.joinpath("thr.toml").write_text('[default]\ncat1 = 0.0\n[models.base]\nwav = 1.0\n')
-    result = suite("--model", "base", "--condition", "wav", "--thresholds", "thr.toml")
+    result = suite("--model", "base", "--condition", "wav", "--condition", "sbc@64", "--thresholds", "thr.toml",
+                   "--maxfail", "1")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*base-wav: accuracy 0.* (95% CI 0.*-*, n=20) is below the threshold 1.000*"])
+    # the run stopped after its first item; what it finished is in the results and the history
+    doc = json.loads((pytester.path / "reports" / "results.json").read_text())
+    assert [(r["model"], r["condition"], r["outcome"]) for r in doc["results"]] == [("base", "wav", "failed")]
+    with sqlite3.connect(pytester.path / "reports" / "history.sqlite") as con:
+        assert con.execute("select outcome from results").fetchall() == [("failed",)]
 
 
 @pytest.mark.parametrize("text, message", [

@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-epochs", help="with --full: epochs to save, e.g. 1,10,20,40 (default: the last)")
     _train_options(p, TrainConfig(**FINETUNE_DEFAULTS))
 
-    p = sub.add_parser("zoo", help="list the model zoo, or build what is missing")
-    p.add_argument("action", choices=["list", "build"])
+    p = sub.add_parser("zoo", help="list the model zoo, build what is missing, or compare it with another")
+    p.add_argument("action", choices=["list", "build", "compare"])
+    p.add_argument("--other", help="with compare: the other model directory (e.g. a rebuild)")
     p.add_argument("--preset", default="demo", help="zoo build preset: demo (synthetic, small FCNN) or paper")
     p.add_argument("--model-dir")
     _common(p, "cache", "dataset", "matrix", "jobs")
@@ -289,6 +290,15 @@ def cmd_finetune(args, config) -> int:
 
 def cmd_zoo(args, config) -> int:
     zoo = _zoo(args, config)
+    if args.action == "compare":
+        from .zoo import Zoo, compare
+        if not args.other:
+            raise ValueError("zoo compare needs --other DIR")
+        rows = compare(zoo, Zoo(args.other))
+        print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".3g"))
+        same = sum(r["max_abs_diff"] == 0 for r in rows)
+        print(f"{same} of {len(rows)} models have bit-identical weights")
+        return 0
     if args.action == "list":
         rows = zoo.rows()
         print(f"model dir: {zoo.root}")

@@ -104,3 +104,21 @@ class Zoo:
                         "dataset": meta.get("dataset", {}).get("name", "-"),
                         "skipped conditions": ",".join(meta.get("finetune_conditions_skipped", [])) or "-"})
         return out
+
+
+def compare(zoo: Zoo, other: Zoo) -> list[dict]:
+    """Per model in both zoos: largest absolute weight difference (0.0 = bit-identical weights)."""
+    import numpy as np
+
+    rows = []
+    for name in zoo.names():
+        if name not in other.names():
+            rows.append({"model": name, "max_abs_diff": None, "note": f"missing in {other.root}"})
+            continue
+        a, b = zoo.load(name)[0].get_weights(), other.load(name)[0].get_weights()
+        if [w.shape for w in a] != [w.shape for w in b]:
+            rows.append({"model": name, "max_abs_diff": None, "note": "different architectures"})
+            continue
+        diff = max((float(np.max(np.abs(x - y))) for x, y in zip(a, b) if x.size), default=0.0)
+        rows.append({"model": name, "max_abs_diff": diff, "note": "bit-identical" if diff == 0 else ""})
+    return rows

@@ -5,7 +5,7 @@ import pytest
 
 from codecbench.finetune import ModelMismatch, check_fits, finetune, train_base
 from codecbench.models import build_fcnn, preset_config
-from codecbench.zoo import Zoo, ZooError
+from codecbench.zoo import Zoo, ZooError, compare
 
 
 def test_zoo_holds_the_named_models_with_provenance(tiny):
@@ -49,10 +49,10 @@ def test_same_seed_same_weights(tiny, tmp_path):
     zoos = [Zoo(tmp_path / f"z{i}") for i in range(2)]
     for zoo in zoos:
         train_base(zoo, tiny["dataset"], tiny["cache"], config=config, jobs=1, verbose=0)
-    a, _ = zoos[0].load("base")
-    b, _ = zoos[1].load("base")
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-6)
+    assert compare(zoos[0], zoos[1]) == [{"model": "base", "max_abs_diff": 0.0, "note": "bit-identical"}]
+    rows = {r["model"]: r for r in compare(tiny["zoo"], zoos[0])}
+    assert rows["base"]["max_abs_diff"] > 0  # two epochs against one
+    assert rows["finetuned_seg9"]["note"].startswith("missing in")
 
 
 def test_a_model_that_does_not_fit_is_refused(tiny, tmp_path):

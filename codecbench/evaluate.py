@@ -1,6 +1,6 @@
 """Evaluation done once: code and featurise each needed (clip, condition), run each model once per condition.
 
-An :class:`Evaluator` serves the benchmark suite, the CLI and the report alike. It fills the
+An :class:`Evaluator` is what the benchmark suite's session runs on. It fills the
 cache for every condition it will be asked about in one parallel pass (under a lock on the
 cache, so concurrent pytest-xdist workers never encode the same thing twice), keeps each
 condition's features and each model in memory once, and memoises results per (model, condition).

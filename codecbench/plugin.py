@@ -210,7 +210,7 @@ class CodecbenchSession:
     def check(self, case: Case, node) -> None:
         from .provenance import now
         from .results import record_result, write_item
-        from .stats import mcnemar_exact
+        from .stats import paired_comparison
 
         ok, why = codecs.availability(case.condition)
         if not ok:
@@ -224,22 +224,17 @@ class CodecbenchSession:
             failures.append(f"accuracy {result.accuracy:.3f} (95% CI {low:.3f}-{high:.3f}, n={result.n}) is below "
                             f"the threshold {threshold:.3f}")
         base = self.baseline.get((result.model, result.condition)) if self.baseline else None
-        p_value = None
         if base is not None:
-            import numpy as np
-
-            theirs = dict(zip(base["clips"], (np.array(base["predictions"]) == np.array(base["labels"])).tolist()))
-            shared = [i for i, clip in enumerate(result.clips) if clip in theirs]
-            ours_correct = (np.array(result.predictions) == np.array(result.labels))[shared]
-            base_correct = np.array([theirs[result.clips[i]] for i in shared])
-            p_value, base_only, new_only = mcnemar_exact(base_correct, ours_correct)
-            drop = float(base_correct.mean() - ours_correct.mean()) if shared else 0.0
+            paired = paired_comparison(base, record)
+            p_value = paired["p_value"]
+            drop = -paired["delta"] if paired["n"] else 0.0
             record.update(baseline_accuracy=float(base["accuracy"]), p_value=p_value)
             if drop > self.tolerance and p_value < self.alpha:
                 failures.append(f"accuracy dropped from {base['accuracy']:.3f} to {result.accuracy:.3f} "
-                                f"(-{drop:.3f} > tolerance {self.tolerance}) on {len(shared)} paired clips; "
+                                f"(-{drop:.3f} > tolerance {self.tolerance}) on {paired['n']} paired clips; "
                                 f"exact McNemar p = {p_value:.3g} < alpha {self.alpha} "
-                                f"({base_only} clips only the baseline got right, {new_only} only this run)")
+                                f"({paired['reference_only']} clips only the baseline got right, "
+                                f"{paired['candidate_only']} only this run)")
         record.update(threshold=threshold, outcome="failed" if failures else "passed")
         for key in ("accuracy", "ci_low", "ci_high", "threshold", "n", "p_value", "baseline_accuracy"):
             value = record.get(key)

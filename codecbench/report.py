@@ -18,7 +18,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .results import ResultsError, load_results
-from .stats import mcnemar_exact, wilson_interval
+from .stats import paired_comparison, wilson_interval
 from .zoo import sort_key
 
 GAP = "—"
@@ -125,13 +125,9 @@ def significance_rows(res: Results, reference: str = "base") -> list[dict]:
             a, b = res.get(reference, cond), res.get(model, cond)
             if not a or not b:
                 continue
-            ref = dict(zip(a["clips"], (np.array(a["predictions"]) == np.array(a["labels"])).tolist()))
-            shared = [i for i, clip in enumerate(b["clips"]) if clip in ref]
-            new = (np.array(b["predictions"]) == np.array(b["labels"]))[shared]
-            old = np.array([ref[b["clips"][i]] for i in shared])
-            p, _, _ = mcnemar_exact(old, new)
-            rows.append({"model": model, "category": cat, "condition": cond, "delta": float(new.mean() - old.mean()),
-                         "p_value": p, "n": len(shared)})
+            paired = paired_comparison(a, b)
+            rows.append({"model": model, "category": cat, "condition": cond, "delta": paired["delta"],
+                         "p_value": paired["p_value"], "n": paired["n"]})
     return rows
 
 

@@ -35,3 +35,20 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, 
         return 1.0, 0, 0
     p = min(1.0, 2 * float(binom.cdf(min(a_only, b_only), n, 0.5)))
     return p, a_only, b_only
+
+
+def paired_comparison(reference: dict, candidate: dict) -> dict:
+    """Compare two result records (``clips``, ``labels``, ``predictions``) on the clips they share.
+
+    Returns the number of shared clips, both accuracies on them, the change, and the exact
+    McNemar p with the counts of clips only the reference / only the candidate got right.
+    """
+    ref = dict(zip(reference["clips"], (np.array(reference["predictions"]) == np.array(reference["labels"])).tolist()))
+    shared = [i for i, clip in enumerate(candidate["clips"]) if clip in ref]
+    new = (np.array(candidate["predictions"]) == np.array(candidate["labels"]))[shared]
+    old = np.array([ref[candidate["clips"][i]] for i in shared], dtype=bool)
+    p, ref_only, cand_only = mcnemar_exact(old, new)
+    ref_acc = float(old.mean()) if shared else float("nan")
+    cand_acc = float(new.mean()) if shared else float("nan")
+    return {"n": len(shared), "reference_accuracy": ref_acc, "candidate_accuracy": cand_acc,
+            "delta": cand_acc - ref_acc, "p_value": p, "reference_only": ref_only, "candidate_only": cand_only}

@@ -12,11 +12,12 @@ import numpy as np
 import soundfile as sf
 
 from .codecs import resample
+from .errors import CodecbenchError
 
 TARGET_SR = 44100
 
 
-class AudioError(ValueError):
+class AudioError(CodecbenchError, ValueError):
     """Source audio that cannot be used; the message names the file."""
 
 

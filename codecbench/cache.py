@@ -2,10 +2,16 @@
 
 Entries live under ``<root>/<namespace>/<key[:2]>/<key>.cbc``; a key is the SHA-256 of
 everything that determines the array (source content, condition, library versions,
-settings), so a changed input never hits a stale entry. Each file holds a JSON header
-with the payload's SHA-256: a truncated or corrupted entry is detected on read, reported
-and recomputed. Writes go to a temporary file in the same folder and are renamed into
-place, so concurrent writers of one key never leave a partial file under the final name.
+settings), so a changed input never hits a stale entry. Each file holds a JSON header and
+the payload; one SHA-256 covers both (metadata such as the achieved bit rate included), so
+any damage is detected on read, reported, removed and recomputed. Writes are atomic
+(:func:`codecbench.fsutil.atomic_write`), so concurrent writers of one key never leave a
+partial file under the final name.
+
+The root carries a ``CACHEDIR.TAG`` marker (the standard one backup tools honour). Clearing
+deletes only cache entries, their shard folders and temporaries, in the known namespaces,
+and refuses a root without the marker: pointing ``--cache-dir`` at a project folder can
+never delete the project.
 """
 from __future__ import annotations
 
@@ -14,18 +20,27 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-MAGIC = b"CBC1"
+from .errors import CacheError
+from .fsutil import atomic_write, file_digest  # noqa: F401  (file_digest: part of this module's API)
+
+#: Format of an entry; entries of another format are ignored (and removed by ``cache gc``).
+MAGIC = b"CBC2"
 SUFFIX = ".cbc"
+#: The namespaces codecbench writes; nothing else under the root is ever touched.
+NAMESPACES = ("audio", "features", "datasets")
+MARKER = "CACHEDIR.TAG"
+_MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+                "# This file is a cache directory tag created by codecbench.\n"
+                "# For information about cache directory tags see https://bford.info/cachedir/\n")
 
 
 class CacheCorruptionWarning(UserWarning):
-    """A cache entry failed its checksum and will be recomputed."""
+    """A cache entry failed its checksum (or could not be read) and will be recomputed."""
 
 
 def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -43,17 +58,10 @@ def make_key(*parts) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def file_digest(path: str | os.PathLike, _memo: dict = {}) -> str:
-    """SHA-256 of a file's bytes, remembered per (path, size, mtime) within the process."""
-    st = os.stat(path)
-    memo_key = (os.fspath(path), st.st_size, st.st_mtime_ns)
-    if memo_key not in _memo:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _memo[memo_key] = h.hexdigest()
-    return _memo[memo_key]
+def check_namespace(namespace: str) -> str:
+    if namespace not in NAMESPACES:
+        raise CacheError(f"unknown cache namespace {namespace!r}; expected one of {', '.join(NAMESPACES)}")
+    return namespace
 
 
 class Cache:
@@ -66,80 +74,143 @@ class Cache:
         return f"Cache({str(self.root)!r})"
 
     def path(self, namespace: str, key: str) -> Path:
-        return self.root / namespace / key[:2] / f"{key}{SUFFIX}"
+        return self.root / check_namespace(namespace) / key[:2] / f"{key}{SUFFIX}"
 
     def contains(self, namespace: str, key: str) -> bool:
         return self.path(namespace, key).is_file()
 
+    def mark(self) -> None:
+        """Create the root and its cache marker (idempotent)."""
+        marker = self.root / MARKER
+        if not marker.is_file():
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write(marker, _MARKER_TEXT, fsync=False)
+
+    @property
+    def is_marked(self) -> bool:
+        return (self.root / MARKER).is_file()
+
     def load(self, namespace: str, key: str) -> tuple[np.ndarray, dict] | None:
-        """The entry's array and metadata, or None if missing or corrupt (a corrupt one is removed)."""
+        """The entry's array and metadata, or None if missing or unreadable (an unreadable one is removed)."""
         path = self.path(namespace, key)
         try:
             blob = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a directory in place of the entry, a permission problem, ...
+            self._discard(path, exc)
+            return None
+        if blob[:3] == MAGIC[:3] and blob[:4] != MAGIC:
+            return None  # an entry of another cache format: a plain miss, overwritten when recomputed
         try:
-            return _decode(blob)
-        except (ValueError, KeyError, struct.error, json.JSONDecodeError) as exc:
-            warnings.warn(f"cache entry {path} is corrupt ({exc}); it will be recomputed",
-                          CacheCorruptionWarning, stacklevel=2)
-            path.unlink(missing_ok=True)
+            return decode_entry(blob)
+        except Exception as exc:  # any damage at all: the entry is rebuilt from its source
+            self._discard(path, exc)
             return None
 
+    @staticmethod
+    def _discard(path: Path, exc: BaseException) -> None:
+        warnings.warn(f"cache entry {path} is unreadable ({type(exc).__name__}: {exc}); it will be recomputed",
+                      CacheCorruptionWarning, stacklevel=3)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
     def store(self, namespace: str, key: str, array: np.ndarray, meta: dict | None = None) -> Path:
-        """Write atomically: temp file in the target folder, fsync, rename."""
+        """Write one entry atomically."""
+        self.mark()
         path = self.path(namespace, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob = _encode(np.ascontiguousarray(array), meta or {})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        if path.is_dir():
+            shutil.rmtree(path)
+        return atomic_write(path, encode_entry(np.ascontiguousarray(array), meta or {}))
+
+    def entries(self, namespace: str):
+        folder = self.root / check_namespace(namespace)
+        return folder.glob(f"??/*{SUFFIX}") if folder.is_dir() else iter(())
 
     def info(self) -> dict[str, dict[str, int]]:
-        """Entries and bytes per namespace."""
+        """Entries, bytes and bytes per entry per namespace (datasets: files of the generated datasets)."""
         out: dict[str, dict[str, int]] = {}
-        if not self.root.is_dir():
-            return out
-        for ns in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            files = list(ns.rglob(f"*{SUFFIX}"))
-            out[ns.name] = {"entries": len(files), "bytes": sum(f.stat().st_size for f in files)}
+        for ns in NAMESPACES:
+            folder = self.root / ns
+            if not folder.is_dir():
+                continue
+            files = [f for f in (folder.rglob("*") if ns == "datasets" else self.entries(ns)) if f.is_file()]
+            total = sum(f.stat().st_size for f in files)
+            out[ns] = {"entries": len(files), "bytes": total, "bytes_per_entry": total // len(files) if files else 0}
         return out
 
     def clear(self, namespace: str | None = None) -> int:
-        """Remove one namespace or every entry; return the number of entries removed."""
-        targets = [self.root / namespace] if namespace else (
-            [p for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else [])
+        """Remove the entries of one namespace or of all; return how many were removed.
+
+        Only codecbench's own files are deleted: ``*.cbc`` entries and temporaries in shard
+        folders, then the shard folders if empty; generated datasets under ``datasets/``.
+        """
+        namespaces = [check_namespace(namespace)] if namespace else list(NAMESPACES)
+        if not self.root.is_dir():
+            return 0
+        if not self.is_marked:
+            raise CacheError(f"{self.root} carries no codecbench cache marker ({MARKER}); refusing to delete "
+                             "anything there. Is --cache-dir / [tool.codecbench] cache_dir pointing at the "
+                             "right folder?")
         removed = 0
-        for ns in targets:
-            if ns.is_dir():
-                removed += sum(1 for _ in ns.rglob(f"*{SUFFIX}"))
-                shutil.rmtree(ns)
+        for ns in namespaces:
+            folder = self.root / ns
+            if not folder.is_dir():
+                continue
+            if ns == "datasets":
+                for ds in folder.iterdir():
+                    if ds.is_dir() and ds.name.startswith("synthetic-"):
+                        shutil.rmtree(ds)
+                        removed += 1
+                    elif ds.is_file() and ds.name.startswith("synthetic-") and ds.suffix == ".lock":
+                        ds.unlink()
+            else:
+                for shard in folder.iterdir():
+                    if not (shard.is_dir() and len(shard.name) == 2):
+                        continue
+                    for entry in shard.iterdir():
+                        if entry.is_file() and entry.suffix == SUFFIX:
+                            entry.unlink()
+                            removed += 1
+                        elif entry.is_file() and entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                            entry.unlink()
+                    _rmdir_if_empty(shard)
+            _rmdir_if_empty(folder)
         return removed
 
 
-def _encode(array: np.ndarray, meta: dict) -> bytes:
+def _rmdir_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def encode_entry(array: np.ndarray, meta: dict) -> bytes:
+    """``MAGIC | header length | header JSON | payload``; the header's sha256 covers header and payload."""
     payload = array.tobytes()
-    header = json.dumps({"dtype": array.dtype.str, "shape": list(array.shape),
-                         "sha256": hashlib.sha256(payload).hexdigest(), "meta": meta},
-                        sort_keys=True, default=str).encode()
-    return MAGIC + struct.pack("<I", len(header)) + header + payload
+    header = {"dtype": array.dtype.str, "shape": list(array.shape), "meta": meta}
+    digest = _digest(header, payload)
+    blob = json.dumps({**header, "sha256": digest}, sort_keys=True, default=str).encode()
+    return MAGIC + struct.pack("<I", len(blob)) + blob + payload
 
 
-def _decode(blob: bytes) -> tuple[np.ndarray, dict]:
+def _digest(header: dict, payload: bytes) -> str:
+    h = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
+    h.update(payload)
+    return h.hexdigest()
+
+
+def decode_entry(blob: bytes) -> tuple[np.ndarray, dict]:
     if blob[:4] != MAGIC:
-        raise ValueError("bad magic")
+        raise ValueError(f"not a {MAGIC.decode()} entry (older format or damaged)")
     (hlen,) = struct.unpack("<I", blob[4:8])
     header = json.loads(blob[8:8 + hlen])
     payload = blob[8 + hlen:]
-    if hashlib.sha256(payload).hexdigest() != header["sha256"]:
+    digest = header.pop("sha256")
+    if _digest(header, payload) != digest:
         raise ValueError("checksum mismatch")
     array = np.frombuffer(payload, dtype=np.dtype(header["dtype"])).reshape(header["shape"])
     return array, header["meta"]

@@ -7,12 +7,12 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-KNOWN_KEYS = {"model", "condition", "category", "dataset", "split", "matrix", "model_dir", "cache_dir", "jobs",
-              "scheduler", "thresholds", "baseline", "results", "tolerance", "alpha", "backend"}
+from .errors import UsageError
+
 PATH_KEYS = {"model_dir", "cache_dir", "thresholds", "baseline", "results"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A [tool.codecbench] table that cannot be used; the message names file and key."""
 
 
@@ -41,17 +41,24 @@ def read_toml(path: str | Path, error: type[ValueError] = ConfigError, what: str
     return parse_toml(path.read_text(), str(path), error)
 
 
-def load_config(start: str | Path | None = None) -> dict:
-    """The ``[tool.codecbench]`` table (keys with dashes normalised to underscores), or ``{}``."""
+def load_config(start: str | Path | None = None, *, keys=None) -> dict:
+    """The ``[tool.codecbench]`` table (keys with dashes normalised to underscores), or ``{}``.
+
+    Keys outside ``keys`` (default: every setting of :mod:`codecbench.spec`) are an error naming them.
+    """
+    if keys is None:
+        from .spec import TABLE_KEYS as keys
     path = find_pyproject(start)
     if path is None:
         return {}
     table = read_toml(path).get("tool", {}).get("codecbench", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.codecbench] must be a table")
     config = {k.replace("-", "_"): v for k, v in table.items()}
-    unknown = sorted(set(config) - KNOWN_KEYS)
+    unknown = sorted(set(config) - set(keys))
     if unknown:
         raise ConfigError(f"{path}: [tool.codecbench] has unknown key(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(KNOWN_KEYS))}")
+                          f"known: {', '.join(sorted(keys))}")
     for key, value in config.items():  # paths in the table are relative to the pyproject's folder
         is_path = key in PATH_KEYS or (key == "matrix" and str(value).endswith(".toml"))
         if is_path and isinstance(value, str) and not Path(value).expanduser().is_absolute():

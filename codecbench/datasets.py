@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from .cache import default_cache_dir, file_digest
+from .cache import default_cache_dir
+from .errors import CodecbenchError
+from .fsutil import atomic_write, file_digest, file_lock
 
 SCENES = ("airport", "bus", "metro", "metro_station", "park", "public_square",
           "shopping_mall", "street_pedestrian", "street_traffic", "tram")
@@ -26,7 +28,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SPLIT_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "test": "fold1_test.csv"}
 
 
-class DatasetError(ValueError):
+class DatasetError(CodecbenchError, ValueError):
     """A dataset that cannot be used as asked; the message names the file or folder."""
 
 
@@ -35,10 +37,12 @@ class Clip:
     path: Path
     label: str | None
     device: str | None
+    #: The clip's path relative to the dataset root (POSIX form): its identity in results and pairings.
+    key: str = ""
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.key or self.path.name
 
 
 @dataclasses.dataclass
@@ -51,6 +55,13 @@ class Dataset:
     def clips(self, split: str) -> list[Clip]:
         if split not in self.splits:
             raise DatasetError(f"{self.root}: no split {split!r}; available: {', '.join(self.splits)}")
+        if not self.splits[split]:
+            others = [f"{s} ({len(c)} clips)" for s, c in self.splits.items() if c and s != split]
+            raise DatasetError(f"{self.root}: split {split!r} holds no clips"
+                               + (f"; use another split ({', '.join(others)}) or add clips" if others
+                                  else "; add clips") +
+                               (" (a folder per class puts 30 % of each class, rounded, into 'evaluate': "
+                                "give each class at least 2 clips)" if self.name.startswith("folder:") else ""))
         return self.splits[split]
 
     def labels(self, split: str) -> np.ndarray:
@@ -63,8 +74,33 @@ class Dataset:
         """Content fingerprint of a split: file digests and labels, not paths."""
         h = hashlib.sha256()
         for clip in self.clips(split):
-            h.update(f"{clip.name}\t{clip.label}\t{file_digest(clip.path)}\n".encode())
+            h.update(f"{clip.key}\t{clip.label}\t{file_digest(clip.path)}\n".encode())
         return h.hexdigest()[:16]
+
+
+def make_clip(root: Path, relative: str, label: str | None, device: str | None, *, source: str = "") -> Clip:
+    """A clip at ``root / relative``; a path that is absolute or leaves the root is refused (``source`` says where
+    it was listed)."""
+    rel = str(relative).replace("\\", "/")
+    where = f"{source}: " if source else ""
+    if not rel or Path(rel).is_absolute() or rel.startswith("/"):
+        raise DatasetError(f"{where}{rel!r} is not a path relative to the dataset root {root}")
+    normal = os.path.normpath(rel).replace(os.sep, "/")
+    if normal == ".." or normal.startswith("../") or normal == ".":
+        raise DatasetError(f"{where}{rel!r} leaves the dataset root {root}; split files may only list files "
+                           "inside it")
+    return Clip(root / normal, label, device, normal)
+
+
+def check_unique(clips: list[Clip], source: str) -> list[Clip]:
+    """Refuse two clips with the same key: results pair clips by key."""
+    seen: dict[str, int] = {}
+    for i, clip in enumerate(clips):
+        if clip.key in seen:
+            raise DatasetError(f"{source}: {clip.key!r} is listed twice (entries {seen[clip.key] + 1} and {i + 1}); "
+                               "each clip may appear once per split")
+        seen[clip.key] = i
+    return clips
 
 
 def device_of(filename: str) -> str | None:
@@ -101,11 +137,12 @@ def load_tau(root: str | os.PathLike, splits=("train", "evaluate"), allow_partia
             raise DatasetError(f"{file}: split file not found")
         frame = read_split_file(file)
         has_labels = "scene_label" in frame.columns
-        clips = [Clip(root / row.filename, row.scene_label if has_labels else None, device_of(row.filename))
-                 for row in frame.itertuples(index=False)]
+        clips = check_unique([make_clip(root, row.filename, row.scene_label if has_labels else None,
+                                        device_of(row.filename), source=f"{file}, row {i + 2}")
+                              for i, row in enumerate(frame.itertuples(index=False))], str(file))
         missing = [c for c in clips if not c.path.is_file()]
         if missing and not allow_partial:
-            shown = ", ".join(str(c.path.relative_to(root)) for c in missing[:5])
+            shown = ", ".join(c.key for c in missing[:5])
             raise DatasetError(f"{root}: {len(missing)} of {len(clips)} audio files of split {split!r} are "
                                f"missing (e.g. {shown}); pass allow_partial=True (--allow-partial) to use the rest")
         out[split] = [c for c in clips if c.path.is_file()] if missing else clips
@@ -120,7 +157,8 @@ def load_folder(root: str | os.PathLike, evaluate_fraction: float = 0.3, seed: i
     if not classes:
         flat = sorted(p for p in root.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES) if root.is_dir() else []
         if flat:  # unlabelled audio: enough to code and cache it, not to evaluate a classifier
-            return Dataset(f"folder:{root.name}", root, [], {"evaluate": [Clip(p, None, None) for p in flat]})
+            return Dataset(f"folder:{root.name}", root, [],
+                           {"evaluate": [make_clip(root, p.name, None, None) for p in flat]})
         raise DatasetError(f"{root}: expected audio files, or one sub-folder of audio files per class; found none")
     train, evaluate = [], []
     for label in classes:
@@ -129,8 +167,8 @@ def load_folder(root: str | os.PathLike, evaluate_fraction: float = 0.3, seed: i
             raise DatasetError(f"{root / label}: no audio files (.wav, .flac, .ogg)")
         random.Random(f"{seed}:{label}").shuffle(files)
         n_eval = max(1, round(len(files) * evaluate_fraction)) if len(files) > 1 else 0
-        evaluate += [Clip(p, label, None) for p in sorted(files[:n_eval])]
-        train += [Clip(p, label, None) for p in sorted(files[n_eval:])]
+        evaluate += [make_clip(root, p.relative_to(root).as_posix(), label, None) for p in sorted(files[:n_eval])]
+        train += [make_clip(root, p.relative_to(root).as_posix(), label, None) for p in sorted(files[n_eval:])]
     return Dataset(f"folder:{root.name}", root, classes, {"train": train, "evaluate": evaluate})
 
 
@@ -185,8 +223,16 @@ SYNTHETIC_VERSION = 2
 
 def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = None, duration: float = 2.0,
                sample_rate: int = 44100, out_dir: str | os.PathLike | None = None) -> Path:
-    """Write synthetic scenes in the TAU layout once per parameters; return the root folder."""
+    """Write synthetic scenes in the TAU layout once per parameters; return the root folder.
+
+    Safe to call from several processes at once (pytest-xdist workers): one generates under a
+    lock, the others wait and then find the finished folder.
+    """
     clips_per_class = clips_per_class or dict(SYNTHETIC_DEFAULTS["clips_per_class"])
+    if any(int(n) < 0 for n in clips_per_class.values()) or not any(int(n) > 0 for n in clips_per_class.values()):
+        raise DatasetError(f"synthetic dataset: clips per class {clips_per_class} must be >= 0, some > 0")
+    if not duration > 0:
+        raise DatasetError(f"synthetic dataset: duration must be positive, got {duration}")
     params = {"seed": seed, "clips_per_class": clips_per_class, "duration": duration,
               "sample_rate": sample_rate, "version": SYNTHETIC_VERSION}
     tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
@@ -194,6 +240,19 @@ def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = Non
     done = root / "synthetic.json"
     if done.is_file():
         return root
+    if not out_dir:
+        from .cache import Cache
+        Cache(default_cache_dir(cache_dir)).mark()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(root.parent / f"{root.name}.lock"):
+        if done.is_file():  # another process finished it while we waited
+            return root
+        _generate(root, seed, clips_per_class, duration, sample_rate)
+        atomic_write(done, json.dumps(params, indent=2))  # written last: a half-generated folder is redone
+    return root
+
+
+def _generate(root: Path, seed: int, clips_per_class: dict, duration: float, sample_rate: int) -> None:
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "evaluation_setup").mkdir(exist_ok=True)
     rows: dict[str, list[tuple[str, str]]] = {}
@@ -207,28 +266,21 @@ def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = Non
                 device = devices[int(rng.integers(len(devices)))]
                 fname = f"audio/{scene}-synth{seed}-{split}{k:04d}-{device}.wav"
                 signal = synth_scene(ci, rng, duration, sample_rate)
-                _atomic_write_wav(root / fname, signal, sample_rate)
+                atomic_write(root / fname, lambda tmp, x=signal: sf.write(tmp, x, sample_rate, subtype="PCM_16",
+                                                                          format="WAV"), fsync=False)
                 rows[split].append((fname, scene))
     for split, items in rows.items():
         frame = pd.DataFrame(items, columns=["filename", "scene_label"])
-        frame.to_csv(root / "evaluation_setup" / SPLIT_FILES.get(split, f"fold1_{split}.csv"), sep="\t", index=False)
+        atomic_write(root / "evaluation_setup" / SPLIT_FILES.get(split, f"fold1_{split}.csv"),
+                     frame.to_csv(sep="\t", index=False), fsync=False)
     meta = pd.DataFrame([r for items in rows.values() for r in items], columns=["filename", "scene_label"])
     meta["source_label"] = meta["filename"].map(device_of)
-    meta.to_csv(root / "meta.csv", sep="\t", index=False)
-    (root / "README.txt").write_text(
-        "Synthetic acoustic scenes generated by codecbench (NOT real recordings).\n"
-        "They stand in for TAU Urban Acoustic Scenes 2020 Mobile so that the suite runs with nothing\n"
-        "downloaded. For real results use the TAU 2020 Mobile development set (DCASE 2020 Task 1a).\n")
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(params, indent=2))
-    os.replace(tmp, done)  # written last: a half-generated folder is regenerated next time
-    return root
-
-
-def _atomic_write_wav(path: Path, signal: np.ndarray, sr: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(tmp, signal, sr, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    atomic_write(root / "meta.csv", meta.to_csv(sep="\t", index=False), fsync=False)
+    atomic_write(root / "README.txt",
+                 "Synthetic acoustic scenes generated by codecbench (NOT real recordings).\n"
+                 "They stand in for TAU Urban Acoustic Scenes 2020 Mobile so that the suite runs with nothing\n"
+                 "downloaded. For real results use the TAU 2020 Mobile development set (DCASE 2020 Task 1a).\n",
+                 fsync=False)
 
 
 def _band_noise(rng, n: int, sr: int, lo: float, hi: float) -> np.ndarray:

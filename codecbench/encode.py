@@ -20,8 +20,10 @@ import numpy as np
 
 from . import codecs, features
 from .audio import TARGET_SR, AudioError, read_audio
-from .cache import Cache, file_digest, make_key
+from .cache import Cache, make_key
 from .codecs import Condition, parse_condition
+from .errors import CodecbenchError
+from .fsutil import file_digest
 from .parallel import parallel_map
 
 log = logging.getLogger("codecbench")
@@ -30,7 +32,7 @@ AUDIO_NS = "audio"
 FEATURES_NS = "features"
 
 
-class EncodeError(RuntimeError):
+class EncodeError(CodecbenchError, RuntimeError):
     """A clip failed to code or featurise; the message names the file and condition."""
 
 
@@ -47,7 +49,8 @@ class ClipOutcome:
     path: str
     hits: int = 0
     misses: int = 0
-    kbps: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: condition -> (coded bytes, seconds of audio), so bit rates are averaged weighted by duration
+    coded: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
 
@@ -99,7 +102,7 @@ def _process_clip(task) -> ClipOutcome:
             if (cond.is_original or audio_entry is not None) and feat_ok:
                 out.hits += 1
                 if audio_entry is not None:
-                    out.kbps[cond.name] = audio_entry[1]["achieved_kbps"]
+                    out.coded[cond.name] = _coded_size(audio_entry[1])
                 continue
             out.misses += 1
             if source is None:
@@ -113,19 +116,24 @@ def _process_clip(task) -> ClipOutcome:
                 signal = source
             elif audio_entry is None:
                 rt = codecs.encode_decode(source, TARGET_SR, cond)
-                cache.store(AUDIO_NS, akey, rt.signal, {"condition": cond.name, "achieved_kbps": rt.achieved_kbps,
-                                                        "backend": rt.backend, "source": Path(path).name})
+                meta = {"condition": cond.name, "achieved_kbps": rt.achieved_kbps, "encoded_bytes": rt.encoded_bytes,
+                        "duration_s": rt.duration_s, "backend": rt.backend, "source": Path(path).name}
+                cache.store(AUDIO_NS, akey, rt.signal, meta)
                 signal = rt.signal
-                out.kbps[cond.name] = rt.achieved_kbps
+                out.coded[cond.name] = _coded_size(meta)
             else:
                 signal, meta = audio_entry
-                out.kbps[cond.name] = meta["achieved_kbps"]
+                out.coded[cond.name] = _coded_size(meta)
             if fkey is not None and not feat_ok:
                 cache.store(FEATURES_NS, fkey, features.extract(signal, TARGET_SR),
                             {"condition": cond.name, "source": Path(path).name})
         except Exception as exc:  # reported per clip and condition; the caller decides to raise or skip
             out.failures.append((cond.name, f"{type(exc).__name__}: {exc}"))
     return out
+
+
+def _coded_size(meta: dict) -> tuple[int, float]:
+    return int(meta["encoded_bytes"]), float(meta["duration_s"])
 
 
 def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, with_features: bool = False,
@@ -140,6 +148,10 @@ def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, w
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     cache = cache or Cache()
     conds = [parse_condition(c) for c in conditions]
+    if not conds:
+        raise EncodeError("no conditions to code: the condition list is empty")
+    if not len(clips):
+        raise EncodeError("no clips to code: the selection is empty")
     for cond in conds:
         ok, reason = codecs.availability(cond)
         if not ok:
@@ -148,7 +160,7 @@ def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, w
     tasks = [(p, [c.name for c in conds], str(cache.root), with_features) for p in paths]
     start = time.perf_counter()
     hits = misses = 0
-    kbps: dict[str, list[float]] = defaultdict(list)
+    coded: dict[str, list[tuple[int, float]]] = defaultdict(list)
     failures: list[tuple[str, str, str]] = []
     notes: list[tuple[str, str]] = []
     bar = _progress(len(tasks), "encoding" + (" + features" if with_features else ""), progress)
@@ -156,8 +168,8 @@ def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, w
         for outcome in parallel_map(_process_clip, tasks, jobs=jobs, backend=backend, scheduler=scheduler):
             hits += outcome.hits
             misses += outcome.misses
-            for cond, value in outcome.kbps.items():
-                kbps[cond].append(value)
+            for cond, value in outcome.coded.items():
+                coded[cond].append(value)
             notes += [(outcome.path, n) for n in outcome.notes]
             for cond, err in outcome.failures:
                 failures.append((outcome.path, cond, err))
@@ -170,8 +182,14 @@ def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, w
     for path, note in notes:
         log.info("%s: %s", path, note)
     return FillSummary(len(paths), [c.name for c in conds], hits, misses, time.perf_counter() - start,
-                       {c.name: float(np.mean(kbps[c.name])) for c in conds if kbps.get(c.name)},
+                       {c.name: achieved_kbps(coded[c.name]) for c in conds if coded.get(c.name)},
                        failures, notes)
+
+
+def achieved_kbps(sizes: Sequence[tuple[int, float]]) -> float:
+    """Bit rate over many clips: total coded bits over total duration (short clips do not skew it)."""
+    seconds = sum(d for _, d in sizes)
+    return sum(b for b, _ in sizes) * 8 / seconds / 1000 if seconds else 0.0
 
 
 def load_coded(path, condition, cache: Cache) -> np.ndarray:

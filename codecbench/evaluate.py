@@ -7,9 +7,7 @@ condition's features and each model in memory once, and memoises results per (mo
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import sys
 import time
 from typing import Iterable
@@ -22,6 +20,7 @@ from .codecs import parse_condition
 from .datasets import Dataset
 from .encode import fill, load_features
 from .finetune import check_fits
+from .fsutil import file_lock
 from .matrix import Matrix
 from .stats import wilson_interval
 from .training import predict_proba
@@ -54,16 +53,10 @@ class Result:
         return {**dataclasses.asdict(self), "accuracy": self.accuracy, "ci_low": low, "ci_high": high}
 
 
-@contextlib.contextmanager
 def cache_lock(cache: Cache, name: str = "fill"):
     """An exclusive advisory lock in the cache folder: one process fills, the others then find hits."""
-    cache.root.mkdir(parents=True, exist_ok=True)
-    with open(cache.root / f".{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    cache.mark()
+    return file_lock(cache.root / f".{name}.lock")
 
 
 class Evaluator:

@@ -22,17 +22,18 @@ from .cache import Cache
 from .codecs import parse_condition
 from .datasets import Dataset
 from .encode import CachedFeatures, cached_features
+from .errors import CodecbenchError
 from .features import RECIPE
 from .matrix import Matrix
-from .models import build_fcnn, derive_segments, file_sha256, preset_config
+from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
 from .training import FINETUNE_DEFAULTS, TrainConfig, fit
-from .zoo import Zoo
+from .zoo import Zoo, full_name, segment_name
 
 log = logging.getLogger("codecbench")
 
 
-class ModelMismatch(ValueError):
+class ModelMismatch(CodecbenchError, ValueError):
     """A model that does not fit the dataset's features or classes."""
 
 
@@ -46,7 +47,8 @@ class TrainingSet:
 
 
 def training_set(dataset: Dataset, conditions: Sequence, cache: Cache, split: str = "train", *,
-                 jobs: int | None = None, scheduler: str | None = None, progress: bool | None = None) -> TrainingSet:
+                 jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+                 progress: bool | None = None) -> TrainingSet:
     """The split under each usable condition, stacked; unavailable conditions are skipped with a warning."""
     clips = dataset.clips(split)
     labels = dataset.labels(split)
@@ -57,12 +59,13 @@ def training_set(dataset: Dataset, conditions: Sequence, cache: Cache, split: st
             warnings.warn(f"fine-tuning condition {cond.name} skipped: {why}", stacklevel=2)
             skipped.append(cond.name)
             continue
-        part, kept = cached_features(clips, cond, cache, jobs=jobs, scheduler=scheduler, progress=progress)
+        part, kept = cached_features(clips, cond, cache, jobs=jobs, backend=backend, scheduler=scheduler,
+                                     progress=progress)
         reader = part if reader is None else reader.concat(part)
         all_labels.append(labels[kept])
         used.append(cond.name)
     if reader is None:
-        raise ValueError("no usable training condition: " + ", ".join(skipped))
+        raise ModelMismatch("no usable training condition: " + ", ".join(skipped))
     return TrainingSet(reader, np.concatenate(all_labels), used, skipped,
                        {"name": dataset.name, "split": split, "fingerprint": dataset.fingerprint(split),
                         "clips": len(clips), "class_names": dataset.class_names})
@@ -97,7 +100,8 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
 
 def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", preset: str = "small",
                config: TrainConfig | None = None, conditions: Sequence = ("wav",), split: str = "train",
-               jobs: int | None = None, verbose="auto", resume: bool = False) -> str:
+               jobs: int | None = None, backend: str = "loky", scheduler: str | None = None, verbose="auto",
+               resume: bool = False, overwrite: bool = False) -> str:
     """Train the FCNN from scratch on ``split`` (coded conditions included: the paper's retraining).
 
     After every epoch the model is saved atomically as the checkpoint ``checkpoints/<name>.keras``
@@ -105,7 +109,8 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     from it (same seed and schedule position).
     """
     config = config or TrainConfig()
-    data = training_set(dataset, conditions, cache, split, jobs=jobs)
+    zoo.check_writable([name], overwrite)
+    data = training_set(dataset, conditions, cache, split, jobs=jobs, backend=backend, scheduler=scheduler)
     sample = data.features.get(0)
     fcnn = preset_config(preset, sample.shape, len(dataset.class_names))
     checkpoint = Zoo(zoo.root / "checkpoints")
@@ -123,11 +128,11 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     def on_epoch(epoch: int, row: dict) -> None:
         rows.append(row)
         checkpoint.save(name, model, _metadata(config, data, "base", epoch, time.perf_counter() - start,
-                                               list(rows), fcnn.to_dict()))
+                                               list(rows), fcnn.to_dict()), overwrite=True)
 
     fit(model, data.features, data.labels, config, verbose=verbose, on_epoch=on_epoch, initial_epoch=initial_epoch)
     zoo.save(name, model, _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows,
-                                    fcnn.to_dict()))
+                                    fcnn.to_dict()), overwrite=overwrite)
     for leftover in (checkpoint.root / f"{name}.keras", checkpoint.root / f"{name}.json"):
         leftover.unlink(missing_ok=True)  # the finished model supersedes its checkpoint
     return name
@@ -135,35 +140,45 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
 
 def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
              segments: Sequence[int] | None = None, epochs: int = 10, save_epochs: Sequence[int] | None = None,
-             config: TrainConfig | None = None, jobs: int | None = None, verbose="auto") -> list[str]:
+             config: TrainConfig | None = None, jobs: int | None = None, backend: str = "loky",
+             scheduler: str | None = None, verbose="auto", source: Zoo | None = None,
+             overwrite: bool = False) -> list[str]:
     """Experiment A (``segments=None``: every parameter) or B (one model per listed segment).
 
-    Returns the names saved. Every save is atomic, so an interrupted run leaves only complete
-    models (those of the epochs it finished); rerunning starts again from ``parent``.
+    The parent is read from ``source`` (default: ``zoo``), the results are written to ``zoo``;
+    existing models there are refused before any work unless ``overwrite``. Returns the names
+    saved. Every save is atomic, so an interrupted run leaves only complete models (those of the
+    epochs it finished); rerunning starts again from ``parent``.
     """
     config = dataclasses.replace(config or TrainConfig(**FINETUNE_DEFAULTS), epochs=epochs)
-    parent_name = zoo.resolve(parent)
-    parent_sha = zoo.sha256(parent_name)
+    source = source or zoo
+    parent_name = source.resolve(parent)
+    parent_sha = source.sha256(parent_name)
+    if segments is None:
+        save_at = sorted(set(save_epochs or [epochs]))
+        if save_at[-1] > epochs or save_at[0] < 1:
+            raise ModelMismatch(f"--save-epochs {save_at} must lie within 1..{epochs}")
+        zoo.check_writable([full_name(e) for e in save_at], overwrite)
+    else:
+        zoo.check_writable([segment_name(k) for k in segments], overwrite)
     conditions = (["wav"] if matrix.include_original else []) + [c.name for c in matrix.finetune]
-    data = training_set(dataset, conditions, cache, jobs=jobs)
+    data = training_set(dataset, conditions, cache, jobs=jobs, backend=backend, scheduler=scheduler)
     keras.utils.set_random_seed(config.seed)  # loading creates the dropout seeds: make them history-free
-    model, parent_meta = zoo.load(parent_name)
+    model, parent_meta = source.load(parent_name)
     check_fits(model, dataset, data.features.get(0), parent_name, parent_meta)
     model_config = parent_meta.get("config", {})
     saved: list[str] = []
     if segments is None:
-        save_at = sorted(set(save_epochs or [epochs]))
-        if save_at[-1] > epochs or save_at[0] < 1:
-            raise ValueError(f"--save-epochs {save_at} must lie within 1..{epochs}")
         start = time.perf_counter()
         rows: list[dict] = []
 
         def on_epoch(epoch: int, row: dict) -> None:
             rows.append(row)
             if epoch in save_at:
-                name = f"finetuned_full@e{epoch}"
+                name = full_name(epoch)
                 zoo.save(name, model, _metadata(config, data, "full", epoch, time.perf_counter() - start,
-                                                list(rows), model_config, parent_name, parent_sha))
+                                                list(rows), model_config, parent_name, parent_sha),
+                         overwrite=overwrite)
                 saved.append(name)
 
         fit(model, data.features, data.labels, config, on_epoch=on_epoch, verbose=verbose)
@@ -171,15 +186,15 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     n_segments = len(derive_segments(model))
     for k in segments:
         if not 1 <= k <= n_segments:
-            raise ValueError(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
+            raise ModelMismatch(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
     for k in segments:
         keras.utils.set_random_seed(config.seed)
-        model, _ = zoo.load(parent_name)  # every segment starts from the parent, with the same seeds
+        model, _ = source.load(parent_name)  # every segment starts from the parent, with the same seeds
         start = time.perf_counter()
         rows = fit(model, data.features, data.labels, config, segments=[k], verbose=verbose)
-        name = f"finetuned_seg{k}"
+        name = segment_name(k)
         zoo.save(name, model, _metadata(config, data, f"segment {k}", epochs, time.perf_counter() - start, rows,
-                                        model_config, parent_name, parent_sha, [k]))
+                                        model_config, parent_name, parent_sha, [k]), overwrite=overwrite)
         saved.append(name)
     return saved
 
@@ -201,28 +216,23 @@ PRESETS = {
 
 
 def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: str = "demo", *,
-              jobs: int | None = None, verbose="auto") -> list[str]:
-    """Build whatever of base, Experiment A and Experiment B is missing from ``zoo``."""
+              jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+              verbose="auto") -> list[str]:
+    """Build whatever of base, Experiment A and Experiment B is missing from ``zoo`` (nothing is replaced)."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")
+        raise ModelMismatch(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
+    work = dict(jobs=jobs, backend=backend, scheduler=scheduler, verbose=verbose)
     built: list[str] = []
     if "base" not in zoo.names():
-        built.append(train_base(zoo, dataset, cache, preset=p["model_preset"], config=p["base"], jobs=jobs,
-                                verbose=verbose))
-    wanted_full = [f"finetuned_full@e{e}" for e in p["save_epochs"]]
-    if any(n not in zoo.names() for n in wanted_full):
-        built += finetune(zoo, "base", dataset, matrix, cache, epochs=p["full_epochs"], save_epochs=p["save_epochs"],
-                          config=p["finetune"], jobs=jobs, verbose=verbose)
-    missing_segments = [k for k in p["segments"] if f"finetuned_seg{k}" not in zoo.names()]
+        built.append(train_base(zoo, dataset, cache, preset=p["model_preset"], config=p["base"], **work))
+    if any(full_name(e) not in zoo.names() for e in p["save_epochs"]):
+        # the epochs already there are kept: the run saves only the missing ones
+        missing = [e for e in p["save_epochs"] if full_name(e) not in zoo.names()]
+        built += finetune(zoo, "base", dataset, matrix, cache, epochs=max(missing), save_epochs=missing,
+                          config=p["finetune"], **work)
+    missing_segments = [k for k in p["segments"] if segment_name(k) not in zoo.names()]
     if missing_segments:
         built += finetune(zoo, "base", dataset, matrix, cache, segments=missing_segments,
-                          epochs=p["segment_epochs"], config=p["finetune"], jobs=jobs, verbose=verbose)
+                          epochs=p["segment_epochs"], config=p["finetune"], **work)
     return built
-
-
-def parent_hash_ok(zoo: Zoo, name: str) -> bool:
-    """Whether a fine-tuned model's recorded parent still has the hash it was trained from."""
-    meta = zoo.metadata(name)
-    parent = meta.get("parent")
-    return not parent or parent not in zoo.names() or file_sha256(zoo.path(parent)) == meta.get("parent_sha256")

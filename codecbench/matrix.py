@@ -11,11 +11,12 @@ from pathlib import Path
 
 from .codecs import Condition, parse_condition
 from .config import parse_toml
+from .errors import UsageError
 
 DEFAULT_MATRIX = "peters"
 
 
-class MatrixError(ValueError):
+class MatrixError(UsageError):
     """A matrix file that cannot be used; the message names file and key."""
 
 

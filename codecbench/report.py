@@ -10,7 +10,6 @@ gaps, never filled in.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from tabulate import tabulate
 
 from .results import ResultsError, load_results
 from .stats import paired_comparison, wilson_interval
-from .zoo import sort_key
+from .zoo import full_name, model_kind, sort_key
 
 GAP = "—"
 FORMATS = ("md", "csv", "png", "svg")
@@ -70,17 +69,15 @@ def _fmt(cell: dict | None, best: bool = False, ci: bool = True) -> str:
 def full_epoch_models(res: Results) -> list[tuple[str, str]]:
     """(column label, model) for base (epoch 0) and finetuned_full@eN by epoch."""
     cols = [("base (e0)", "base")] if "base" in res.models else []
-    for m in res.models:
-        if mm := re.fullmatch(r"finetuned_full@e(\d+)", m):
-            cols.append((f"full e{mm[1]}", m))
+    cols += [(f"full e{model_kind(m)[1]}", m) for m in res.models if model_kind(m)[0] == "full"]
     return cols
 
 
 def segment_models(res: Results) -> list[tuple[str, str]]:
     cols = [("base", "base")] if "base" in res.models else []
-    if "finetuned_full@e10" in res.models:
-        cols.append(("full", "finetuned_full@e10"))
-    cols += [(f"seg{m[len('finetuned_seg'):]}", m) for m in res.models if re.fullmatch(r"finetuned_seg\d+", m)]
+    if full_name(10) in res.models:
+        cols.append(("full", full_name(10)))
+    cols += [(f"seg{model_kind(m)[1]}", m) for m in res.models if model_kind(m)[0] == "segment"]
     return cols
 
 
@@ -186,7 +183,7 @@ def figure2(res: Results, out_base: Path, formats=("png", "svg")) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    segs = [(int(m[len("finetuned_seg"):]), m) for m in res.models if re.fullmatch(r"finetuned_seg\d+", m)]
+    segs = [(model_kind(m)[1], m) for m in res.models if model_kind(m)[0] == "segment"]
     if "base" not in res.models or not segs:
         return []
     segs.sort()
@@ -210,7 +207,7 @@ def figure2(res: Results, out_base: Path, formats=("png", "svg")) -> list[Path]:
         colour = colours(i % 10)
         ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ms=4, lw=1.5, capsize=2, color=colour,
                     label=f"{cond} ({cat})")
-        full = res.get("finetuned_full@e10", cond)
+        full = res.get(full_name(10), cond)
         if full:
             ax.axhline(full["accuracy"] - base["accuracy"], color=colour, ls="--", lw=1, alpha=0.8)
     ax.axhline(0, color="black", lw=0.8)

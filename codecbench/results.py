@@ -8,26 +8,21 @@ interrupted run keeps what it finished; :func:`write_run` merges them into ``res
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
 import pandas as pd
+
+from .errors import CodecbenchError
+from .fsutil import atomic_write
 
 FORMAT_VERSION = 1
 ACCURACY_COLUMNS = ["model", "condition", "category", "n", "correct", "accuracy", "ci_low", "ci_high",
                     "achieved_kbps", "threshold", "baseline_accuracy", "p_value", "outcome", "model_sha256"]
 
 
-class ResultsError(ValueError):
+class ResultsError(CodecbenchError, ValueError):
     """A results file or folder that cannot be used; the message names it."""
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def item_path(run_dir: Path, model: str, condition: str) -> Path:
@@ -35,7 +30,7 @@ def item_path(run_dir: Path, model: str, condition: str) -> Path:
 
 
 def write_item(run_dir: Path, record: dict) -> None:
-    _atomic_write(item_path(run_dir, record["model"], record["condition"]), json.dumps(record))
+    atomic_write(item_path(run_dir, record["model"], record["condition"]), json.dumps(record), fsync=False)
 
 
 def read_items(run_dir: Path) -> list[dict]:
@@ -47,13 +42,13 @@ def write_run(results_dir: Path, run_dir: Path, meta: dict) -> dict:
     items = read_items(run_dir)
     doc = {"format": FORMAT_VERSION, "meta": meta, "results": items}
     text = json.dumps(doc, indent=1)
-    _atomic_write(run_dir / "results.json", text)
-    _atomic_write(results_dir / "results.json", text)
+    atomic_write(run_dir / "results.json", text, fsync=False)
+    atomic_write(results_dir / "results.json", text, fsync=False)
     acc = pd.DataFrame([{k: r.get(k) for k in ACCURACY_COLUMNS} for r in items], columns=ACCURACY_COLUMNS)
-    _atomic_write(results_dir / "accuracy.csv", acc.to_csv(index=False, float_format="%.6g"))
+    atomic_write(results_dir / "accuracy.csv", acc.to_csv(index=False, float_format="%.6g"), fsync=False)
     rows = [{"model": r["model"], "condition": r["condition"], "clip": clip, "label": label, "prediction": pred}
             for r in items for clip, label, pred in zip(r["clips"], r["labels"], r["predictions"])]
-    _atomic_write(results_dir / "predictions.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write(results_dir / "predictions.csv", pd.DataFrame(rows).to_csv(index=False), fsync=False)
     return doc
 
 
@@ -106,3 +101,20 @@ def record_result(path: Path, run_id: str, r: dict, recorded: str) -> None:
         con.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (run_id, r["model"], r["model_sha256"], r["condition"], r["category"], r["n"], r["correct"],
                      r["accuracy"], r["ci_low"], r["ci_high"], r["achieved_kbps"], r.get("outcome"), recorded))
+
+
+def summary_table(rows: list[dict], matrix) -> str:
+    """Accuracy per model (rows) and condition (columns), in matrix order."""
+    from tabulate import tabulate
+
+    from .zoo import sort_key
+
+    order = [c.name for c in matrix.validation]
+    conditions = [c for c in order if any(r["condition"] == c for r in rows)]
+    conditions += sorted({r["condition"] for r in rows} - set(conditions))
+    models = sorted({r["model"] for r in rows}, key=sort_key)
+    cell = {(r["model"], r["condition"]): r for r in rows}
+    table = [[m] + [(f"{cell[m, c]['accuracy']:.3f}" + ("!" if cell[m, c].get("outcome") == "failed" else ""))
+                    if (m, c) in cell else "" for c in conditions] for m in models]
+    return tabulate(table, headers=["model"] + conditions, tablefmt="github", disable_numparse=True) + \
+        "\n(! = failed its check)"

@@ -43,6 +43,10 @@ def paired_comparison(reference: dict, candidate: dict) -> dict:
     Returns the number of shared clips, both accuracies on them, the change, and the exact
     McNemar p with the counts of clips only the reference / only the candidate got right.
     """
+    for side, rec in (("reference", reference), ("candidate", candidate)):
+        if len(set(rec["clips"])) != len(rec["clips"]):
+            raise ValueError(f"the {side} result of {rec.get('model')} on {rec.get('condition')} lists a clip twice; "
+                             "clips are paired by their path relative to the dataset root, which must be unique")
     ref = dict(zip(reference["clips"], (np.array(reference["predictions"]) == np.array(reference["labels"])).tolist()))
     shared = [i for i, clip in enumerate(candidate["clips"]) if clip in ref]
     new = (np.array(candidate["predictions"]) == np.array(candidate["labels"]))[shared]

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from .codecs import parse_condition
 from .config import read_toml
+from .errors import UsageError
 from .matrix import Matrix
 
 
-class ThresholdError(ValueError):
+class ThresholdError(UsageError):
     """A thresholds file that cannot be used; the message names the file and key."""
 
 

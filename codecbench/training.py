@@ -8,7 +8,6 @@ mask per example. Data augmentation runs in NumPy on a seeded generator, and the
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -18,33 +17,7 @@ import keras
 import numpy as np
 
 from .models.segments import freeze_except
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 0.1
-    first_restart_epochs: float = 3.0
-    period_multiplier: float = 2.0
-    rate_multiplier: float = 1.0
-    min_lr_fraction: float = 1e-4
-    momentum: float = 0.9
-    mixup_alpha: float = 0.4
-    crop_frames: int | None = 400
-    freq_mask_bins: int = 16
-    time_mask_frames: int = 40
-    seed: int = 0
-
-    def schedule(self, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
-        return keras.optimizers.schedules.CosineDecayRestarts(
-            self.learning_rate, first_decay_steps=max(1, int(round(self.first_restart_epochs * steps_per_epoch))),
-            t_mul=self.period_multiplier, m_mul=self.rate_multiplier, alpha=self.min_lr_fraction)
-
-
-#: Fine-tuning defaults: a model already trained wants a small rate and short warm restarts, not 0.1.
-FINETUNE_DEFAULTS = {"learning_rate": 0.01, "first_restart_epochs": 2.0, "period_multiplier": 2.0,
-                     "rate_multiplier": 0.7, "mixup_alpha": 0.2, "epochs": 10}
+from .schedule import FINETUNE_DEFAULTS, TrainConfig  # noqa: F401  (re-exported)
 
 
 class AugmentedBatches(keras.utils.PyDataset):

@@ -2,52 +2,85 @@
 
 Names follow the paper's experiments: ``base``; ``finetuned_full@eN`` (Experiment A after N
 epochs; ``finetuned_full`` is the paper's choice, 10 epochs); ``finetuned_seg1`` ...
-``finetuned_seg10`` (Experiment B). Users may add their own names with ``import-model``.
-The folder is ``--model-dir``, else ``[tool.codecbench] model_dir``, else the small demo zoo
-packaged with codecbench for the synthetic default dataset.
+``finetuned_seg10`` (Experiment B). Users may add their own names with ``import-model``. The
+rules for these names live here and nowhere else (:func:`model_kind`).
+
+Reading: ``--model-dir``, else ``[tool.codecbench] model_dir``, else the small demo zoo packaged
+with codecbench. Writing never goes into the packaged zoo: without ``--model-dir`` new models go
+to the user model folder (:func:`user_model_dir`), and an existing model is replaced only when
+asked to (``--force``).
 """
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
 
-from .models import file_sha256, load_model, read_metadata, save_model
+from .errors import CodecbenchError
+from .fsutil import file_digest, remove_stale_temporaries
 
 ALIASES = {"finetuned_full": "finetuned_full@e10"}
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
+_FULL_RE = re.compile(r"finetuned_full@e(\d+)")
+_SEGMENT_RE = re.compile(r"finetuned_seg(\d+)")
 
 
-class ZooError(ValueError):
-    """An unknown or unusable model name; the message lists what exists."""
+class ZooError(CodecbenchError, ValueError):
+    """An unknown or unusable model name, or a model folder that cannot be written; the message says which."""
+
+
+def full_name(epochs: int) -> str:
+    return f"finetuned_full@e{epochs}"
+
+
+def segment_name(segment: int) -> str:
+    return f"finetuned_seg{segment}"
+
+
+def model_kind(name: str) -> tuple[str, int]:
+    """``("base", 0)``, ``("full", epochs)``, ``("segment", k)`` or ``("other", 0)``."""
+    if name == "base":
+        return "base", 0
+    if m := _FULL_RE.fullmatch(name):
+        return "full", int(m[1])
+    if m := _SEGMENT_RE.fullmatch(name):
+        return "segment", int(m[1])
+    return "other", 0
+
+
+def sort_key(name: str):
+    """Canonical order: base, full fine-tuning by epoch, segments by number, then the rest."""
+    kind, number = model_kind(name)
+    return ({"base": 0, "full": 1, "segment": 2, "other": 3}[kind], number, name)
 
 
 def packaged_model_dir() -> Path:
     return Path(str(resources.files("codecbench") / "zoo_data" / "demo"))
 
 
-def resolve_model_dir(model_dir: str | Path | None = None, config: dict | None = None) -> Path:
-    if model_dir:
-        return Path(model_dir).expanduser()
-    if config and config.get("model_dir"):
-        return Path(config["model_dir"]).expanduser()
-    return packaged_model_dir()
+def user_model_dir() -> Path:
+    """Where models go when no ``--model-dir`` is given: ``$CODECBENCH_MODELS``, else the user data folder."""
+    if os.environ.get("CODECBENCH_MODELS"):
+        return Path(os.environ["CODECBENCH_MODELS"]).expanduser()
+    import platformdirs
+    return Path(platformdirs.user_data_dir("codecbench")) / "models"
 
 
-def sort_key(name: str):
-    """Canonical order: base, full fine-tuning by epoch, segments by number, then the rest."""
-    if name == "base":
-        return (0, 0, name)
-    if m := re.fullmatch(r"finetuned_full@e(\d+)", name):
-        return (1, int(m[1]), name)
-    if m := re.fullmatch(r"finetuned_seg(\d+)", name):
-        return (2, int(m[1]), name)
-    return (3, 0, name)
+def resolve_model_dir(model_dir: str | Path | None = None) -> Path:
+    return Path(model_dir).expanduser() if model_dir else packaged_model_dir()
+
+
+def is_packaged(folder: Path) -> bool:
+    try:
+        return folder.resolve() == packaged_model_dir().resolve()
+    except OSError:
+        return False
 
 
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name):
-        raise ZooError(f"model name {name!r}: use letters, digits, '_', '-', '.', '@' (e.g. finetuned_seg7)")
+        raise ZooError(f"model name {name!r}: use letters, digits, '_', '-', '.', '@', '+' (e.g. finetuned_seg7)")
     return name
 
 
@@ -57,6 +90,10 @@ class Zoo:
 
     def __repr__(self) -> str:
         return f"Zoo({str(self.root)!r})"
+
+    @property
+    def writable(self) -> bool:
+        return not is_packaged(self.root)
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -79,21 +116,39 @@ class Zoo:
         return self.root / f"{self.resolve(name)}.keras"
 
     def metadata(self, name: str) -> dict:
+        from .models.io import read_metadata
         return read_metadata(self.path(name))
 
     def load(self, name: str):
+        from .models.io import load_model
         return load_model(self.path(name))
 
-    def save(self, name: str, model, metadata: dict) -> Path:
+    def check_writable(self, names: list[str], overwrite: bool = False) -> None:
+        """Refuse, before any work, to write into the packaged zoo or over existing models."""
+        if not self.writable:
+            raise ZooError(f"{self.root} is the packaged demo zoo, which codecbench never writes to; pass "
+                           f"--model-dir DIR (without it, new models go to {user_model_dir()})")
+        existing = [n for n in names if n in self.names()]
+        if existing and not overwrite:
+            raise ZooError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} in {self.root}; "
+                           "pass --force to replace, or choose another --name/--model-dir")
+
+    def save(self, name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
+        from .models.io import save_model
+
         check_name(name)
+        self.check_writable([name], overwrite)
+        remove_stale_temporaries(self.root) if self.root.is_dir() else None
         return save_model(model, self.root / f"{name}.keras", {**metadata, "name": name})
 
     def sha256(self, name: str) -> str:
         meta = self.metadata(name)
-        return meta.get("sha256") or file_sha256(self.path(name))
+        return meta.get("sha256") or file_digest(self.path(name))
 
     def rows(self) -> list[dict]:
         """One summary row per model, for ``codecbench zoo list``."""
+        from .models.io import read_metadata
+
         out = []
         reverse = {v: k for k, v in self.aliases().items()}
         for name in self.names():

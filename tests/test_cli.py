@@ -38,9 +38,7 @@ def test_bad_input_is_a_clear_error(argv, message, capsys):
 
 def test_import_model_and_segments(tmp_path, capsys):
     from pathlib import Path
-    checkpoint = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "smallfcnn-model-0.9618.hdf5"
-    if not checkpoint.is_file():
-        pytest.skip(f"real checkpoint not found at {checkpoint}")
+    checkpoint = Path(__file__).resolve().parent / "data" / "models" / "smallfcnn-model-0.9618.hdf5"
     assert main(["import-model", str(checkpoint), "--name", "small3", "--model-dir", str(tmp_path)]) == 0
     assert (tmp_path / "small3.keras").is_file() and (tmp_path / "small3.json").is_file()
     capsys.readouterr()

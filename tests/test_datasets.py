@@ -7,11 +7,9 @@ import soundfile as sf
 from codecbench import datasets
 from codecbench.datasets import DatasetError, load_dataset, load_folder, load_tau, read_split_file
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "tau2020-mobile"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"TAU 2020 split files not found at {FIXTURES}")
+FIXTURES = Path(__file__).resolve().parent / "data" / "tau2020-mobile"
 
 
-@needs_fixtures
 def test_real_split_files_parse_with_crlf_and_missing_final_newline():
     evaluate = read_split_file(FIXTURES / "evaluation_setup" / "fold1_evaluate.csv")
     train = read_split_file(FIXTURES / "evaluation_setup" / "fold1_train.csv")
@@ -26,7 +24,6 @@ def test_real_split_files_parse_with_crlf_and_missing_final_newline():
     assert list(test.columns) == ["filename"]
 
 
-@needs_fixtures
 def test_missing_audio_is_one_clear_error_with_counts(tmp_path):
     root = tmp_path / "tau"
     (root / "evaluation_setup").mkdir(parents=True)

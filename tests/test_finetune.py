@@ -91,15 +91,17 @@ def test_checkpoint_after_each_epoch_and_resume(tiny, tmp_path, monkeypatch):
     written = []
     original_save = Zoo.save
 
-    def recording_save(self, name, model, metadata):
+    def recording_save(self, name, model, metadata, **kwargs):
         if self.root == checkpoint.root:
             written.append((name, metadata["epochs"]))
-        return original_save(self, name, model, metadata)
+        return original_save(self, name, model, metadata, **kwargs)
 
     monkeypatch.setattr(Zoo, "save", recording_save)
     train_base(zoo, tiny["dataset"], tiny["cache"], config=config, jobs=1, verbose=0)
     assert written == [("base", 1)] and checkpoint.names() == []  # written each epoch, removed once final
-    checkpoint.save("base", zoo.load("base")[0], zoo.metadata("base"))  # what a Ctrl-C after epoch 1 leaves
+    checkpoint.save("base", zoo.load("base")[0], zoo.metadata("base"))  # what a Ctrl-C after epoch 1 leaves:
+    for leftover in (zoo.root / "base.keras", zoo.root / "base.json"):  # a checkpoint, no finished model
+        leftover.unlink()
     train_base(zoo, tiny["dataset"], tiny["cache"], config=dataclasses.replace(config, epochs=2), jobs=1,
                verbose=0, resume=True)
     meta = zoo.metadata("base")

@@ -10,8 +10,7 @@ from codecbench.models import (CheckpointError, build_fcnn, derive_segments, fre
                                parse_segments, preset_config, save_model)
 from codecbench.models.legacy import load_legacy_hdf5
 
-CHECKPOINT = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "smallfcnn-model-0.9618.hdf5"
-needs_checkpoint = pytest.mark.skipif(not CHECKPOINT.is_file(), reason=f"real checkpoint not found at {CHECKPOINT}")
+CHECKPOINT = Path(__file__).resolve().parent / "data" / "models" / "smallfcnn-model-0.9618.hdf5"
 KNOWN_ANSWER = np.array([[0.0050404258, 0.0005491715, 0.9944103360], [0.0102683045, 0.0003281037, 0.9894036055]])
 
 
@@ -64,7 +63,6 @@ def test_freeze_except_marks_only_the_chosen_segment_trainable():
     assert trainable == {"seg07_conv", "seg07_bn"}
 
 
-@needs_checkpoint
 def test_real_legacy_checkpoint_loads_by_weights_and_matches_keras():
     model, config = load_legacy_hdf5(CHECKPOINT)
     assert config.input_shape == (128, 461, 6) and config.n_classes == 3 and model.count_params() == 234_166
@@ -74,7 +72,6 @@ def test_real_legacy_checkpoint_loads_by_weights_and_matches_keras():
     assert np.abs(ours - reference).max() < 1e-4
 
 
-@needs_checkpoint
 def test_lambda_layers_are_refused_without_trust(tmp_path):
     path = tmp_path / "with_lambda.hdf5"
     path.write_bytes(CHECKPOINT.read_bytes())

@@ -1,9 +1,21 @@
-"""The ASC models: the FCNN definition and presets, its segments, and model files."""
-from .fcnn import ConvSpec, FCNNConfig, build_fcnn, preset_config
-from .io import file_sha256, load_model, read_metadata, save_model, sidecar_path
-from .legacy import CheckpointError, infer_config, load_legacy_hdf5
-from .segments import Segment, derive_segments, freeze_except, parse_segments
+"""The ASC models: the FCNN definition and presets, its segments, and model files.
 
-__all__ = ["ConvSpec", "FCNNConfig", "build_fcnn", "preset_config", "load_model", "save_model", "read_metadata",
-           "sidecar_path", "file_sha256", "CheckpointError", "infer_config", "load_legacy_hdf5", "Segment",
-           "derive_segments", "freeze_except", "parse_segments"]
+Attributes are imported on first use, so reading a zoo's names or a sidecar does not start Keras.
+"""
+import importlib
+
+from ..errors import CheckpointError
+
+_EXPORTS = {
+    "ConvSpec": "fcnn", "FCNNConfig": "fcnn", "build_fcnn": "fcnn", "preset_config": "fcnn",
+    "load_model": "io", "save_model": "io", "read_metadata": "io", "sidecar_path": "io", "file_sha256": "io",
+    "infer_config": "legacy", "load_legacy_hdf5": "legacy",
+    "Segment": "segments", "derive_segments": "segments", "freeze_except": "segments", "parse_segments": "segments",
+}
+__all__ = ["CheckpointError", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

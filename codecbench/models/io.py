@@ -7,56 +7,54 @@ a half-written model under its final name.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-import keras
+from ..fsutil import atomic_write, file_digest
+from ..errors import CheckpointError
 
-from .fcnn import FCNNConfig
-from .legacy import CheckpointError, load_legacy_hdf5
+#: One hash function for files: the model's hash is the file's SHA-256.
+file_sha256 = file_digest
 
 
 def sidecar_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def save_model(model: keras.Model, path: str | Path, metadata: dict) -> Path:
+def save_model(model, path: str | Path, metadata: dict) -> Path:
     """Write ``path`` (.keras) and its sidecar atomically; the sidecar records the model file's hash."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: models are saved in the .keras format")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_model = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    tmp_meta = path.with_name(f".{path.stem}.{os.getpid()}.tmp.json")
     # A model file holds the network, not the training state: the optimizer is detached while
     # saving, which halves the file. (Not a clone: building one draws from the global RNG and
     # would change the dropout masks of a training run that saves checkpoints.)
     optimizer = getattr(model, "optimizer", None)
-    try:
-        if optimizer is not None:
-            model.optimizer = None
+    digest = {}
+
+    def write_model(tmp: Path) -> None:
+        keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
         try:
-            model.save(tmp_model)
+            if optimizer is not None:
+                model.optimizer = None
+            model.save(keras_tmp)
         finally:
             if optimizer is not None:
                 model.optimizer = optimizer
-        meta = {**metadata, "sha256": file_sha256(tmp_model), "params": int(model.count_params())}
-        tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
-        os.replace(tmp_meta, sidecar_path(path))
-        os.replace(tmp_model, path)
+        keras_tmp.replace(tmp)
+        digest["sha256"] = file_digest(tmp)
+
+    # the sidecar is written after the model's bytes exist, the model renamed into place last
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        atomic_write(staged, write_model)
+        meta = {**metadata, "sha256": digest["sha256"], "params": int(model.count_params())}
+        atomic_write(sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True, default=str))
+        staged.replace(path)
     finally:
-        tmp_model.unlink(missing_ok=True)
-        tmp_meta.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
     return path
 
 
@@ -70,11 +68,15 @@ def read_metadata(path: str | Path) -> dict:
         raise CheckpointError(f"{side}: malformed metadata ({exc})") from None
 
 
-def load_model(path: str | Path, trust: bool = False) -> tuple[keras.Model, dict]:
+def load_model(path: str | Path, trust: bool = False):
     """Load a ``.keras`` model (safe mode unless ``trust``) or a legacy ``.hdf5``; return ``(model, metadata)``."""
+    import keras
+
+    from .legacy import load_legacy_hdf5
+
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
+        raise CheckpointError(f"{path}: model file not found")
     if path.suffix in (".hdf5", ".h5"):
         model, config = load_legacy_hdf5(path, trust=trust)
         return model, {"config": config.to_dict(), "source": str(path), "strategy": "imported"}
@@ -88,8 +90,3 @@ def load_model(path: str | Path, trust: bool = False) -> tuple[keras.Model, dict
                                   f"only if you trust its origin ({exc})") from None
         raise CheckpointError(f"{path}: cannot load model ({exc})") from None
     return model, read_metadata(path)
-
-
-def model_config(model: keras.Model, metadata: dict) -> FCNNConfig | None:
-    cfg = metadata.get("config")
-    return FCNNConfig.from_dict(cfg) if cfg else None

@@ -14,15 +14,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..errors import CheckpointError
 from .fcnn import ConvSpec, FCNNConfig, build_fcnn
 
 _STRUCTURAL = {"InputLayer", "ZeroPadding2D", "Activation", "MaxPooling2D", "Dropout", "GlobalAveragePooling2D",
                "GlobalMaxPooling2D", "Reshape", "Add", "Multiply"}
 _WEIGHTED = {"Conv2D", "BatchNormalization", "Dense"}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded into the FCNN; the message names file and layer."""
 
 
 def _decode(value) -> str:

@@ -23,6 +23,8 @@ import av
 import numpy as np
 import soxr
 
+from ..errors import CodecbenchError, UsageError
+
 #: Bumped whenever a change here alters decoded samples, so cached entries are recomputed.
 ROUNDTRIP_VERSION = 1
 
@@ -94,8 +96,12 @@ class Condition:
 ORIGINAL = Condition("wav")
 
 
+class ConditionError(UsageError):
+    """A condition name that does not parse or lies outside its codec's valid range."""
+
+
 def parse_condition(name: str | Condition) -> Condition:
-    """Parse ``"<codec>@<kbps>"`` or ``"wav"``; raise ``ValueError`` naming what was expected."""
+    """Parse ``"<codec>@<kbps>"`` or ``"wav"``; raise :class:`ConditionError` naming what was expected."""
     if isinstance(name, Condition):
         return name
     text = str(name).strip().lower()
@@ -103,15 +109,15 @@ def parse_condition(name: str | Condition) -> Condition:
         return ORIGINAL
     match = _CONDITION_RE.match(text)
     if not match:
-        raise ValueError(
+        raise ConditionError(
             f"condition {name!r} is not of the form '<codec>@<kbps>' (e.g. 'mp3@32') or 'wav'; "
             f"codecs: {', '.join(CODECS)}")
     codec, kbps = match["codec"], int(match["kbps"])
     if codec not in CODECS:
-        raise ValueError(f"condition {name!r}: unknown codec {codec!r}; known codecs: {', '.join(CODECS)}")
+        raise ConditionError(f"condition {name!r}: unknown codec {codec!r}; known codecs: {', '.join(CODECS)}")
     spec = CODECS[codec]
     if not spec.min_kbps <= kbps <= spec.max_kbps:
-        raise ValueError(
+        raise ConditionError(
             f"condition {name!r}: {kbps} kbps is outside the valid range of {codec} "
             f"({spec.min_kbps}-{spec.max_kbps} kbps for mono)")
     return Condition(codec, kbps)
@@ -203,19 +209,26 @@ class RoundTrip:
         return self.encoded_bytes * 8 / self.duration_s / 1000 if self.duration_s else 0.0
 
 
+MIN_RATE, MAX_RATE = 8000, 384000
+
+
+class SignalError(CodecbenchError, ValueError):
+    """A signal or sample rate that no codec round trip can take."""
+
+
 def check_signal(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     """Validate a mono signal; return it as contiguous float32."""
     x = np.asarray(signal)
     if x.ndim != 1:
-        raise ValueError(f"expected a mono signal of shape (n,), got shape {x.shape}; downmix first")
+        raise SignalError(f"expected a mono signal of shape (n,), got shape {x.shape}; downmix first")
     if x.size == 0:
-        raise ValueError("the signal is empty (0 samples)")
+        raise SignalError("the signal is empty (0 samples)")
     if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"expected float samples in [-1, 1], got dtype {x.dtype}")
+        raise SignalError(f"expected float samples in [-1, 1], got dtype {x.dtype}")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"the signal has {int(np.sum(~np.isfinite(x)))} NaN/Inf samples")
-    if int(sample_rate) <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        raise SignalError(f"the signal has {int(np.sum(~np.isfinite(x)))} NaN/Inf samples")
+    if not isinstance(sample_rate, (int, np.integer)) or not MIN_RATE <= int(sample_rate) <= MAX_RATE:
+        raise SignalError(f"sample_rate must be an integer number of Hz in {MIN_RATE}-{MAX_RATE}, got {sample_rate!r}")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -257,7 +270,7 @@ def encode_decode(signal: np.ndarray, sample_rate: int, condition: str | Conditi
     return RoundTrip(np.ascontiguousarray(out, dtype=np.float32), cond.name, sample_rate, nbytes, duration, backend)
 
 
-class CodecUnavailable(RuntimeError):
+class CodecUnavailable(CodecbenchError, RuntimeError):
     """The condition's codec does not exist on this machine."""
 
 

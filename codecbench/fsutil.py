@@ -1,0 +1,98 @@
+"""File-system helpers every stage shares: atomic writes and content digests.
+
+One atomic-write helper for the cache entries, models, results and synthetic audio: the
+content goes to a uniquely named temporary file beside the target (so concurrent writers
+never share one), is flushed to disk, and is renamed over the target; a writer that dies
+leaves at most a ``.*.tmp`` file, never a partial file under the final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[Path], None], *,
+                 fsync: bool = True) -> Path:
+    """Write ``data`` (bytes, text, or a function that writes a given temporary path) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{os.getpid()}.tmp")
+    tmp = Path(tmp_name)
+    try:
+        if callable(data):
+            os.close(fd)
+            data(tmp)
+            if fsync:
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode() if isinstance(data, str) else data)
+                fh.flush()
+                if fsync:
+                    os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, pattern: str = ".*.tmp*") -> int:
+    """Remove temporary files in ``folder`` left by writers that died (their process no longer exists)."""
+    removed = 0
+    for tmp in Path(folder).glob(pattern):
+        pid = _pid_of(tmp.name)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _pid_of(name: str) -> int | None:
+    for part in reversed(name.split(".")):
+        if part.isdigit():
+            return int(part)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def file_digest(path: str | os.PathLike, _memo: dict = {}) -> str:
+    """SHA-256 of a file's bytes, remembered per (path, size, mtime) within the process."""
+    st = os.stat(path)
+    memo_key = (os.fspath(path), st.st_size, st.st_mtime_ns)
+    if memo_key not in _memo:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _memo[memo_key] = h.hexdigest()
+    return _memo[memo_key]
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """An exclusive advisory lock (flock) on ``path``, held for the ``with`` block."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

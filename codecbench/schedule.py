@@ -1,0 +1,37 @@
+"""Training recipes as plain data: the baseline's schedule and the fine-tuning defaults.
+
+Kept free of Keras so that the command line can show and validate them without starting it.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 0.1
+    first_restart_epochs: float = 3.0
+    period_multiplier: float = 2.0
+    rate_multiplier: float = 1.0
+    min_lr_fraction: float = 1e-4
+    momentum: float = 0.9
+    mixup_alpha: float = 0.4
+    crop_frames: int | None = 400
+    freq_mask_bins: int = 16
+    time_mask_frames: int = 40
+    seed: int = 0
+
+    def schedule(self, steps_per_epoch: int):
+        """The learning-rate schedule (Keras ``CosineDecayRestarts``) for ``steps_per_epoch``."""
+        import keras
+
+        return keras.optimizers.schedules.CosineDecayRestarts(
+            self.learning_rate, first_decay_steps=max(1, int(round(self.first_restart_epochs * steps_per_epoch))),
+            t_mul=self.period_multiplier, m_mul=self.rate_multiplier, alpha=self.min_lr_fraction)
+
+
+#: Fine-tuning defaults: a model already trained wants a small rate and short warm restarts, not 0.1.
+FINETUNE_DEFAULTS = {"learning_rate": 0.01, "first_restart_epochs": 2.0, "period_multiplier": 2.0,
+                     "rate_multiplier": 0.7, "mixup_alpha": 0.2, "epochs": 10}

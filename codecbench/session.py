@@ -1,0 +1,167 @@
+"""One benchmark session: the selection, the evaluator, thresholds, baseline and the records of a run.
+
+A :class:`BenchmarkSession` is built from a :class:`~codecbench.spec.RunSpec`; the pytest plugin
+holds one per pytest session and only asks it for the cases and to run one. Evaluating (shared
+work: each clip coded once, each model run once per condition), judging
+(:func:`codecbench.judge.judge`, a pure function) and recording (item files, SQLite history)
+are separate steps here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from .errors import UsageError
+from .spec import RunSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    model: str
+    condition: str
+    category: str | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.condition}"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class BenchmarkSession:
+    """Everything one benchmark run shares. Construction validates the selection; nothing is coded yet."""
+
+    def __init__(self, spec: RunSpec, *, run_id: str | None = None, log: Callable[[str], None] | None = None):
+        from .datasets import DatasetError
+        from .matrix import MatrixError
+        from .thresholds import ThresholdError, load_thresholds
+
+        self.spec = spec
+        self.run_id = run_id or spec.run_id or new_run_id()
+        self.log = log or (lambda message: print(message, file=sys.stderr))
+        try:
+            self.matrix = spec.matrix_obj
+        except MatrixError as exc:
+            raise UsageError(f"--matrix: {exc}") from None
+        self.zoo = spec.zoo
+        self.models = spec.selected_models()
+        self.conditions = spec.selected_conditions()
+        try:
+            self.dataset = spec.load_dataset()
+            self.dataset.clips(spec.split)
+        except DatasetError as exc:
+            raise UsageError(f"--dataset/--split: {exc}") from None
+        thresholds = spec.thresholds
+        default_thresholds = spec.project_root / "benchmarks" / "thresholds.toml"
+        if thresholds is None and spec.is_demo and default_thresholds.is_file():
+            thresholds = default_thresholds
+        try:
+            self.thresholds = load_thresholds(thresholds, self.matrix, self.zoo.names()) if thresholds else None
+        except ThresholdError as exc:
+            raise UsageError(str(exc)) from None
+        self.results_dir = spec.results
+        self.run_dir = self.results_dir / "runs" / self.run_id
+        self.history = self.results_dir / "history.sqlite"
+        self.baseline = self._load_baseline(spec.baseline) if spec.baseline else None
+        self.needed_conditions: list[str] = [c.name for c in self.conditions]
+        self._evaluator = None
+        self._meta = None
+
+    def cases(self) -> list[Case]:
+        return [Case(m, c.name, self.matrix.category_of(c)) for m in self.models for c in self.conditions]
+
+    def _load_baseline(self, path: Path) -> dict:
+        from .results import ResultsError, load_results
+
+        try:
+            doc = load_results(path)
+        except ResultsError as exc:
+            raise UsageError(f"--baseline: {exc}") from None
+        meta = doc.get("meta", {})
+        ours = self.dataset.fingerprint(self.spec.split)
+        theirs = meta.get("dataset", {}).get("fingerprint")
+        if theirs != ours:
+            raise UsageError(f"--baseline {path}: recorded on dataset {meta.get('dataset', {}).get('name')} "
+                             f"split {meta.get('dataset', {}).get('split')} (fingerprint {theirs}), this run uses "
+                             f"{self.dataset.name} split {self.spec.split} (fingerprint {ours}); comparing them "
+                             "would be meaningless")
+        if meta.get("matrix", {}).get("fingerprint") != self.matrix.fingerprint():
+            raise UsageError(f"--baseline {path}: recorded with matrix {meta.get('matrix', {}).get('name')!r}, "
+                             f"which differs from this run's {self.matrix.name!r}")
+        records = {}
+        for r in doc["results"]:
+            if len(set(r["clips"])) != len(r["clips"]):
+                raise UsageError(f"--baseline {path}: {r['model']} on {r['condition']} lists a clip twice; it was "
+                                 "recorded by a codecbench that keyed clips by file name alone; re-record it")
+            records[(r["model"], r["condition"])] = r
+        return records
+
+    # -- evaluation --------------------------------------------------------------------------
+    @property
+    def evaluator(self):
+        """Created on first use; the first use codes and featurises every needed condition in one fill."""
+        if self._evaluator is None:
+            from . import codecs
+            from .evaluate import Evaluator
+
+            self._evaluator = Evaluator(self.dataset, self.spec.split, self.matrix, self.zoo, self.spec.cache,
+                                        jobs=self.spec.jobs, backend=self.spec.backend,
+                                        scheduler=self.spec.scheduler, log=self.log, progress=None)
+            self._evaluator.prepare([c for c in self.needed_conditions if codecs.availability(c)[0]])
+            self.record_meta()
+        return self._evaluator
+
+    def meta(self) -> dict:
+        if self._meta is None:
+            from .provenance import git_commit, library_versions, machine, now
+
+            self._meta = {"run_id": self.run_id, "started": now(), "git_commit": git_commit(self.spec.project_root),
+                          "dataset": {"name": self.dataset.name, "split": self.spec.split,
+                                      "root": str(self.dataset.root),
+                                      "fingerprint": self.dataset.fingerprint(self.spec.split),
+                                      "class_names": self.dataset.class_names},
+                          "matrix": {"name": self.matrix.name, "source": self.matrix.source,
+                                     "fingerprint": self.matrix.fingerprint()},
+                          "models": {m: self.zoo.sha256(m) for m in self.models},
+                          "model_dir": str(self.zoo.root),
+                          "thresholds": self.thresholds.source if self.thresholds else None,
+                          "baseline": str(self.spec.baseline) if self.spec.baseline else None,
+                          "tolerance": self.spec.tolerance, "alpha": self.spec.alpha,
+                          "libraries": library_versions(), "machine": machine()}
+        return self._meta
+
+    def record_meta(self) -> None:
+        from .fsutil import atomic_write
+        from .results import record_run
+
+        meta_path = self.run_dir / "meta.json"
+        if not meta_path.exists():
+            atomic_write(meta_path, json.dumps(self.meta(), indent=1), fsync=False)
+        record_run(self.history, self.run_id, self.meta())
+
+    def run(self, case: Case):
+        """Evaluate, judge and record one case; return ``(record, verdict)``."""
+        from .judge import judge
+
+        result = self.evaluator.evaluate(case.model, case.condition)
+        record = result.as_record()
+        threshold = self.thresholds.lookup(case.model, case.condition, case.category) if self.thresholds else None
+        baseline = self.baseline.get((result.model, result.condition)) if self.baseline else None
+        verdict = judge(record, threshold, baseline, tolerance=self.spec.tolerance, alpha=self.spec.alpha)
+        record.update(verdict.facts, outcome=verdict.outcome)
+        self.record(record)
+        return record, verdict
+
+    def record(self, record: dict) -> None:
+        from .provenance import now
+        from .results import record_result, write_item
+
+        write_item(self.run_dir, record)
+        record_result(self.history, self.run_id, record, now())

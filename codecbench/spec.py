@@ -1,0 +1,275 @@
+"""One typed run specification, built once at the edge from options, ``[tool.codecbench]`` and defaults.
+
+Every setting codecbench takes is declared once in :data:`OPTIONS`: its flag, its default, its
+help and the converter that validates it. :meth:`RunSpec.build` merges explicit values (command
+line or pytest options) over the ``[tool.codecbench]`` table of the nearest pyproject.toml over
+the defaults, converts each value once, and raises :class:`~codecbench.errors.UsageError` naming
+the option (or the TOML key) and the accepted values. From there values travel as objects:
+conditions as :class:`~codecbench.codecs.Condition`, paths as :class:`~pathlib.Path`, the matrix
+as a :class:`~codecbench.matrix.Matrix`. The command line and the pytest plugin both use it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import UsageError
+
+
+# --------------------------------------------------------------------------- converters
+# Each takes the raw value and a label saying where it came from, and returns the typed value.
+
+def _text_items(value, where: str) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = [part.strip() for item in items for part in str(item).split(",")]
+    out = [p for p in out if p]
+    if not out:
+        raise UsageError(f"{where}: empty; give at least one value, or leave the option out for the default")
+    return out
+
+
+def to_names(value, where: str) -> list[str]:
+    return list(dict.fromkeys(_text_items(value, where)))
+
+
+def to_conditions(value, where: str) -> list:
+    from .codecs import ConditionError, parse_condition
+
+    try:
+        return list(dict.fromkeys(parse_condition(c) for c in _text_items(value, where)))
+    except ConditionError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def to_jobs(value, where: str) -> int:
+    text = str(value).strip().lower()
+    if text in ("all", "-1"):
+        return os.cpu_count() or 1
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1 or isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise UsageError(f"{where}: expected a positive whole number of workers, or 'all' (-1) for every core; "
+                         f"got {value!r}")
+    return jobs
+
+
+def _number(value, where: str) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: expected a number, got {value!r}") from None
+
+
+def to_tolerance(value, where: str) -> float:
+    x = _number(value, where)
+    if not 0.0 <= x < 1.0:
+        raise UsageError(f"{where}: an accuracy drop tolerance lies in [0, 1), got {value!r}")
+    return x
+
+
+def to_alpha(value, where: str) -> float:
+    x = _number(value, where)
+    if not 0.0 < x < 1.0:
+        raise UsageError(f"{where}: a significance level lies strictly between 0 and 1 (e.g. 0.05), got {value!r}")
+    return x
+
+
+def to_path(value, where: str) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise UsageError(f"{where}: empty path")
+    return Path(text).expanduser()
+
+
+def to_text(value, where: str) -> str:
+    text = str(value).strip()
+    if not text:
+        raise UsageError(f"{where}: empty value")
+    return text
+
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def to_run_id(value, where: str) -> str:
+    text = str(value).strip()
+    if not _RUN_ID.match(text) or ".." in text:
+        raise UsageError(f"{where}: a run id is 1-100 letters, digits, '.', '_' or '-' (no '..', no '/'); "
+                         f"got {value!r}")
+    return text
+
+
+_ADDRESS = re.compile(r"^(local|(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?|[A-Za-z0-9.\-]+:\d+)$")
+
+
+def to_scheduler(value, where: str) -> str:
+    text = str(value).strip()
+    if not _ADDRESS.match(text):
+        raise UsageError(f"{where}: expected 'local' (a LocalCluster here) or a dask scheduler address such as "
+                         f"tcp://10.0.0.5:8786; got {value!r}")
+    return text
+
+
+def to_backend(value, where: str) -> str:
+    from .parallel import BACKENDS
+
+    text = str(value).strip()
+    if text not in BACKENDS:
+        raise UsageError(f"{where}: expected one of {', '.join(BACKENDS)}; got {value!r}")
+    return text
+
+
+# --------------------------------------------------------------------------- the options
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    name: str
+    convert: Callable[[Any, str], Any]
+    default: Any
+    help: str
+    repeatable: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: dict[str, Option] = {o.name: o for o in (
+    Option("model", to_names, None, "model name from the zoo (repeatable or comma-separated; default: every model)",
+           repeatable=True),
+    Option("condition", to_conditions, None,
+           "condition such as mp3@32 (repeatable or comma-separated; default: the matrix)", repeatable=True),
+    Option("category", to_names, None, "matrix category such as cat2 (repeatable)", repeatable=True),
+    Option("dataset", to_text, "synthetic", "'synthetic' (default), a TAU 2020 Mobile root, or a folder per class"),
+    Option("split", to_text, "evaluate", "dataset split (default: evaluate)"),
+    Option("matrix", to_text, "peters", "condition matrix: a packaged name or a TOML file (default: peters, "
+                                        "the paper's Table 1)"),
+    Option("model_dir", to_path, None, "model zoo folder (default: the packaged demo zoo)"),
+    Option("cache_dir", to_path, None, "cache folder (default: $CODECBENCH_CACHE or ~/.cache/codecbench)"),
+    Option("jobs", to_jobs, "all", "parallel workers for coding and features (default: all cores)"),
+    Option("backend", to_backend, "loky", "local parallel backend: loky, threading or sequential"),
+    Option("scheduler", to_scheduler, None, "dask scheduler address, or 'local' for a LocalCluster"),
+    Option("thresholds", to_path, None, "thresholds TOML (default: benchmarks/thresholds.toml for the demo)"),
+    Option("baseline", to_path, None, "results.json of an earlier run: fail on significant accuracy drops"),
+    Option("tolerance", to_tolerance, 0.01, "accuracy drop tolerated by the regression gate (default: 0.01)"),
+    Option("alpha", to_alpha, 0.05, "significance level of the regression gate's McNemar test (default: 0.05)"),
+    Option("results", to_path, None, "results folder (default: reports/ in the project folder)"),
+    Option("run_id", to_run_id, None, "id of this run's folder under results/runs (default: time + random)"),
+)}
+#: Keys accepted in [tool.codecbench]; run_id comes from the option or $CODECBENCH_RUN_ID only.
+TABLE_KEYS = frozenset(OPTIONS) - {"run_id"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Every setting of a run, validated and typed. Build it with :meth:`build`."""
+
+    model: tuple[str, ...] | None = None
+    condition: tuple | None = None
+    category: tuple[str, ...] | None = None
+    dataset: str = "synthetic"
+    split: str = "evaluate"
+    matrix: str = "peters"
+    model_dir: Path | None = None
+    cache_dir: Path | None = None
+    jobs: int = 1
+    backend: str = "loky"
+    scheduler: str | None = None
+    thresholds: Path | None = None
+    baseline: Path | None = None
+    tolerance: float = 0.01
+    alpha: float = 0.05
+    results: Path = Path("reports")
+    run_id: str | None = None
+    #: The folder of the pyproject.toml the settings came from (or the starting folder).
+    project_root: Path = Path(".")
+    #: Where each value came from: "default", "option" or the pyproject path.
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
+
+    @classmethod
+    def build(cls, explicit: Mapping[str, Any] | None = None, *, start: str | os.PathLike | None = None,
+              use_pyproject: bool = True, env: Mapping[str, str] | None = None) -> "RunSpec":
+        """Merge ``explicit`` (option values; None = not given) over ``[tool.codecbench]`` over defaults."""
+        from .config import find_pyproject, load_config
+
+        explicit = {k: v for k, v in (explicit or {}).items() if v is not None and k in OPTIONS}
+        env = os.environ if env is None else env
+        start_dir = Path(start or Path.cwd())
+        pyproject = find_pyproject(start_dir) if use_pyproject else None
+        table = load_config(start_dir, keys=TABLE_KEYS) if pyproject else {}
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name, option in OPTIONS.items():
+            if name in explicit:
+                raw, where, source = explicit[name], option.flag, "option"
+            elif name in table:
+                raw, where, source = table[name], f"{pyproject} [tool.codecbench] {name}", str(pyproject)
+            elif name == "run_id" and env.get("CODECBENCH_RUN_ID"):
+                raw, where, source = env["CODECBENCH_RUN_ID"], "$CODECBENCH_RUN_ID", "environment"
+            else:
+                raw, where, source = option.default, option.flag, "default"
+            if raw is None:
+                continue
+            value = option.convert(raw, where)
+            values[name] = tuple(value) if isinstance(value, list) else value
+            sources[name] = source
+        root = pyproject.parent if pyproject else start_dir
+        results = values.get("results") or Path("reports")
+        if not results.is_absolute():
+            results = (root / results) if sources.get("results") != "option" else Path.cwd() / results
+        values["results"] = results
+        return cls(**values, project_root=root, sources=sources)
+
+    # -- objects built from the settings -------------------------------------------------------
+    @functools.cached_property
+    def matrix_obj(self):
+        from .matrix import load_matrix
+        return load_matrix(self.matrix)
+
+    @functools.cached_property
+    def cache(self):
+        from .cache import Cache
+        return Cache(self.cache_dir)
+
+    @functools.cached_property
+    def zoo(self):
+        from .zoo import Zoo
+        return Zoo(self.model_dir)
+
+    def load_dataset(self, *, allow_partial: bool = False):
+        from .datasets import load_dataset
+        return load_dataset(self.dataset, cache_dir=self.cache.root, allow_partial=allow_partial)
+
+    def selected_conditions(self) -> list:
+        """The matrix's validation conditions narrowed by ``condition`` and ``category``; never empty."""
+        chosen = self.matrix_obj.select(list(self.condition or ()), list(self.category or ()))
+        if not chosen:
+            raise UsageError(f"--condition/--category select no condition of matrix {self.matrix_obj.name!r} "
+                             f"(categories: {', '.join(self.matrix_obj.categories)})")
+        return chosen
+
+    def selected_models(self) -> list[str]:
+        """The requested models resolved in the zoo (aliases too), or every model; never empty."""
+        from .zoo import ZooError
+
+        available = self.zoo.names()
+        if not available:
+            raise UsageError(f"no models in {self.zoo.root}; build some with `codecbench zoo build` or point "
+                             "--model-dir at a model folder")
+        try:
+            return list(dict.fromkeys(self.zoo.resolve(m) for m in (self.model or available)))
+        except ZooError as exc:
+            raise UsageError(f"--model: {exc}") from None
+
+    @property
+    def is_demo(self) -> bool:
+        """The embedded default: packaged zoo on the synthetic dataset."""
+        return self.model_dir is None and self.dataset == "synthetic"

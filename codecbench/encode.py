@@ -37,7 +37,9 @@ class EncodeError(CodecbenchError, RuntimeError):
 
 
 def audio_key(source_digest: str, condition: Condition) -> str:
-    return make_key("audio", source_digest, condition.name, TARGET_SR, codecs.library_versions())
+    # the library and route that code the condition are part of the key: different encoders, different audio
+    return make_key("audio", source_digest, condition.name, TARGET_SR, codecs.library_versions(),
+                    codecs.codec_library(condition))
 
 
 def feature_key(source_digest: str, condition: Condition) -> str:
@@ -117,7 +119,8 @@ def _process_clip(task) -> ClipOutcome:
             elif audio_entry is None:
                 rt = codecs.encode_decode(source, TARGET_SR, cond)
                 meta = {"condition": cond.name, "achieved_kbps": rt.achieved_kbps, "encoded_bytes": rt.encoded_bytes,
-                        "duration_s": rt.duration_s, "backend": rt.backend, "source": Path(path).name}
+                        "duration_s": rt.duration_s, "backend": rt.backend, "library": codecs.codec_library(cond),
+                        "codec_sample_rate": rt.codec_sample_rate, "source": Path(path).name}
                 cache.store(AUDIO_NS, akey, rt.signal, meta)
                 signal = rt.signal
                 out.coded[cond.name] = _coded_size(meta)

@@ -1,11 +1,12 @@
 """Codec round trips: encode and decode a mono signal under a named condition.
 
-This module owns the condition names (``aac@32``, ``he-aac@16``, ``mp3@64``,
-``opus@64``, ``sbc@64``, ``wav``), the valid bit-rate range of every codec, the
-in-process round trip through libavcodec (PyAV), and the time alignment of the
-decoded signal to its input. HE-AAC v1 needs Fraunhofer's libfdk_aac, which is
-used from PyAV, an ``ffmpeg`` on PATH or an ``fdkaac`` binary, whichever exists;
-without any of them the condition is *unavailable*, never silently replaced.
+This package owns the condition names (``aac@32``, ``he-aac@16``, ``aac-ld@64``,
+``aac-eld@32``, ``mp3@64``, ``opus@64``, ``sbc@64``, ``wav``), the valid bit-rate range of
+every codec, the in-process round trips (libavcodec through PyAV; Fraunhofer libfdk-aac through
+ctypes, :mod:`codecbench.codecs.fdk`), and the time alignment of the decoded signal to its
+input. HE-AAC v1, AAC-LD and AAC-ELD need libfdk-aac; the backends are tried in order:
+in-process libfdk-aac, PyAV's FFmpeg with ``libfdk_aac``, an ``ffmpeg`` on PATH with it, the
+``fdkaac`` command. Without any of them the condition is *unavailable*, never silently replaced.
 """
 from __future__ import annotations
 
@@ -54,8 +55,16 @@ CODECS: dict[str, CodecSpec] = {
         CodecSpec("aac", "AAC-LC (FFmpeg native encoder)", "aac", "aac", 16, 192, "fltp",
                   (44100, 48000, 32000, 24000, 22050, 16000), True,
                   "above ~192 kbps mono the native encoder saturates"),
-        CodecSpec("he-aac", "HE-AAC v1 (AAC-LC + SBR, Fraunhofer libfdk_aac)", "libfdk_aac", "aac", 8, 64,
-                  "s16", (44100, 48000, 32000, 24000, 22050, 16000), True),
+        CodecSpec("he-aac", "HE-AAC v1 (AAC-LC + SBR, Fraunhofer libfdk-aac)", "libfdk_aac", "aac", 8, 64,
+                  "s16", (48000, 44100, 32000, 24000, 22050, 16000), True,
+                  "the valid range depends on the input rate (e.g. 12-64 kbps at 44.1/48 kHz); libfdk-aac's "
+                  "tables decide"),
+        CodecSpec("aac-ld", "AAC-LD (low delay, 512-sample frames, Fraunhofer libfdk-aac)", "libfdk_aac", "aac",
+                  8, 256, "s16", (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000), True,
+                  "real-time communication; the valid range depends on the input rate"),
+        CodecSpec("aac-eld", "AAC-ELD (enhanced low delay, Fraunhofer libfdk-aac)", "libfdk_aac", "aac",
+                  8, 256, "s16", (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000), True,
+                  "real-time communication (e.g. FaceTime); SBR below ~64 kbps as libfdk-aac configures it"),
         CodecSpec("mp3", "MP3 (LAME, CBR)", "libmp3lame", "mp3float", 32, 320, "fltp",
                   (44100, 48000, 32000), True,
                   "MPEG-1 Layer III; LAME snaps other values to the nearest standard rate"),
@@ -113,6 +122,9 @@ def parse_condition(name: str | Condition) -> Condition:
             f"condition {name!r} is not of the form '<codec>@<kbps>' (e.g. 'mp3@32') or 'wav'; "
             f"codecs: {', '.join(CODECS)}")
     codec, kbps = match["codec"], int(match["kbps"])
+    if codec in ("he-aac-v2", "heaac-v2", "he-aacv2"):
+        raise ConditionError(f"condition {name!r}: HE-AAC v2 adds parametric stereo and needs a stereo signal; "
+                             "codecbench codes mono scenes, so use he-aac@kbps (HE-AAC v1)")
     if codec not in CODECS:
         raise ConditionError(f"condition {name!r}: unknown codec {codec!r}; known codecs: {', '.join(CODECS)}")
     spec = CODECS[codec]
@@ -137,8 +149,23 @@ def _ffmpeg_has_encoder(encoder: str) -> bool:
     return any(line.split()[1:2] == [encoder] for line in out.splitlines() if line.strip())
 
 
-def he_aac_backend() -> str | None:
-    """Which libfdk_aac route exists here: ``"pyav"``, ``"ffmpeg"``, ``"fdkaac"`` or None."""
+#: The codecs only Fraunhofer libfdk-aac codes here.
+FDK_CODECS = ("he-aac", "aac-ld", "aac-eld")
+
+
+def fdk_backend(codec: str = "he-aac") -> str | None:
+    """Which libfdk-aac route codes ``codec`` here, in order of preference, or None.
+
+    ``"fdk"`` (in-process, ctypes), ``"pyav"`` (PyAV's FFmpeg with libfdk_aac), ``"ffmpeg"`` (an
+    ``ffmpeg`` on PATH with libfdk_aac), ``"fdkaac"`` (the command-line encoder). The command-line
+    routes code HE-AAC only.
+    """
+    from . import fdk
+
+    if fdk.library()[0] is not None:
+        return "fdk"
+    if codec != "he-aac":
+        return None
     if "libfdk_aac" in av.codecs_available:
         return "pyav"
     if _ffmpeg_has_encoder("libfdk_aac"):
@@ -148,9 +175,9 @@ def he_aac_backend() -> str | None:
     return None
 
 
-HE_AAC_HINT = ("HE-AAC v1 needs Fraunhofer libfdk_aac, which no package registry here ships: install an "
-               "ffmpeg built with --enable-libfdk-aac on PATH, or the `fdkaac` command-line encoder "
-               "(Debian non-free: `apt-get install fdkaac`), or a PyAV built against such an FFmpeg")
+FDK_HINT = ("Fraunhofer libfdk-aac is not installed. Debian: add the non-free component to the apt source and "
+            "`apt-get install libfdk-aac2`; Ubuntu: enable multiverse and `apt-get install libfdk-aac2`; macOS: "
+            "`brew install fdk-aac`; elsewhere set CODECBENCH_FDK_AAC=/path/to/libfdk-aac.so.2")
 
 
 def availability(condition: str | Condition) -> tuple[bool, str]:
@@ -159,9 +186,9 @@ def availability(condition: str | Condition) -> tuple[bool, str]:
     if cond.is_original:
         return True, "uncoded"
     spec = cond.spec
-    if cond.codec == "he-aac":
-        backend = he_aac_backend()
-        return (True, backend) if backend else (False, "libfdk_aac not found. " + HE_AAC_HINT)
+    if cond.codec in FDK_CODECS:
+        backend = fdk_backend(cond.codec)
+        return (True, backend) if backend else (False, f"libfdk_aac not found for {cond.codec}. " + FDK_HINT)
     missing = [c for c in {spec.encoder, spec.decoder} if c not in av.codecs_available]
     if missing:
         return False, f"this PyAV/libavcodec build lacks {', '.join(missing)}; reinstall `av` from PyPI wheels"
@@ -169,18 +196,18 @@ def availability(condition: str | Condition) -> tuple[bool, str]:
 
 
 def codec_library(condition: str | Condition) -> str:
-    """The library and version that codes a condition, for tables and run metadata."""
+    """The library, version and route that codes a condition; part of its cache key and of run metadata."""
     cond = parse_condition(condition)
     if cond.is_original:
         return "-"
     libavcodec = ".".join(map(str, av.library_versions["libavcodec"]))
-    if cond.codec == "he-aac":
-        backend = he_aac_backend()
-        if backend == "fdkaac":
-            return "fdkaac (libfdk_aac)"
-        if backend == "ffmpeg":
-            return "ffmpeg CLI libfdk_aac"
-        return f"libavcodec {libavcodec} libfdk_aac" if backend else "libfdk_aac (missing)"
+    if cond.codec in FDK_CODECS:
+        from . import fdk
+
+        backend = fdk_backend(cond.codec)
+        return {"fdk": f"{fdk.version()} (in-process)", "pyav": f"libavcodec {libavcodec} libfdk_aac",
+                "ffmpeg": "ffmpeg CLI libfdk_aac", "fdkaac": "fdkaac CLI (libfdk-aac)"}.get(
+                    backend, "libfdk-aac (missing)")
     return f"libavcodec {libavcodec} {cond.spec.encoder}"
 
 
@@ -203,6 +230,8 @@ class RoundTrip:
     encoded_bytes: int
     duration_s: float
     backend: str
+    #: The rate the codec ran at (the signal is resampled to it and back when it differs).
+    codec_sample_rate: int = 0
 
     @property
     def achieved_kbps(self) -> float:
@@ -261,13 +290,24 @@ def encode_decode(signal: np.ndarray, sample_rate: int, condition: str | Conditi
     if not ok:
         raise CodecUnavailable(f"{cond.name} is unavailable on this machine: {backend}")
     spec = cond.spec
-    codec_sr = sample_rate if sample_rate in spec.sample_rates else spec.sample_rates[0]
+    codec_sr = codec_rate(cond, sample_rate)
     coded_in = resample(x, sample_rate, codec_sr)
     run: Callable[..., tuple[np.ndarray, int]] = _BACKENDS[backend]
     decoded, nbytes = run(coded_in, codec_sr, cond)
     decoded = _fit_length(decoded, len(coded_in))
     out = _fit_length(resample(decoded, codec_sr, sample_rate), len(x))
-    return RoundTrip(np.ascontiguousarray(out, dtype=np.float32), cond.name, sample_rate, nbytes, duration, backend)
+    return RoundTrip(np.ascontiguousarray(out, dtype=np.float32), cond.name, sample_rate, nbytes, duration, backend,
+                     codec_sr)
+
+
+def codec_rate(condition: str | Condition, sample_rate: int) -> int:
+    """The rate a signal at ``sample_rate`` is coded at: its own if the codec takes it, else the nearest it takes."""
+    spec = parse_condition(condition).spec
+    if sample_rate in spec.sample_rates:
+        return sample_rate
+    if len(spec.sample_rates) == 1:
+        return spec.sample_rates[0]
+    return min(spec.sample_rates, key=lambda r: (abs(r - sample_rate), -r))
 
 
 class CodecUnavailable(CodecbenchError, RuntimeError):
@@ -351,6 +391,28 @@ def _roundtrip_pyav(x: np.ndarray, sr: int, cond: Condition) -> tuple[np.ndarray
     return _decoded_to_float(frames)[priming:], nbytes
 
 
+def _roundtrip_fdk(x: np.ndarray, sr: int, cond: Condition) -> tuple[np.ndarray, int]:
+    from . import fdk
+
+    bounds = fdk.valid_kbps(cond.codec, sr)
+    if bounds is None or not bounds[0] <= cond.kbps <= bounds[1]:
+        valid = f"the valid range is {bounds[0]}-{bounds[1]} kbps" if bounds else "libfdk-aac codes none"
+        raise ConditionError(f"{cond.name}: for mono input at {sr} Hz {valid}")
+    units, config, delay = fdk.encode(x, sr, cond.codec, cond.kbps)
+    if cond.codec == "he-aac":  # libavcodec implements SBR (and outputs it on two identical channels: take one)
+        decoder = av.CodecContext.create("aac", "r")
+        decoder.extradata = config
+        frames = [f.to_ndarray() for unit in [*units, None]
+                  for f in decoder.decode(None if unit is None else av.Packet(unit))]
+        # libavcodec's SBR synthesis runs one sample shorter than the delay libfdk-aac reports for its own
+        # decoder: measured by cross-correlation at 16, 22.05, 44.1 and 48 kHz and 16-48 kbps (always -1)
+        decoded = _decoded_to_float(frames)
+        delay -= 1
+    else:  # libavcodec decodes neither 512-sample AAC-LD frames nor ELD with SBR
+        decoded = fdk.decode(units, config)
+    return decoded[delay:], sum(len(u) for u in units)
+
+
 def _write_pcm_wav(path: str, x: np.ndarray, sr: int) -> None:
     import soundfile as sf
     sf.write(path, x, sr, subtype="PCM_16")
@@ -385,6 +447,7 @@ def _roundtrip_external(x: np.ndarray, sr: int, cond: Condition, tool: str) -> t
 
 _BACKENDS: dict[str, Callable[..., tuple[np.ndarray, int]]] = {
     "pyav": _roundtrip_pyav,
+    "fdk": _roundtrip_fdk,
     "ffmpeg": lambda x, sr, cond: _roundtrip_external(x, sr, cond, "ffmpeg"),
     "fdkaac": lambda x, sr, cond: _roundtrip_external(x, sr, cond, "fdkaac"),
 }

@@ -29,28 +29,39 @@ def _median_time(func, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _ffmpeg_pair(src: str, cond: codecs.Condition, tmp: str) -> None:
-    """The command-line way: one ffmpeg process encodes, another decodes back to WAV."""
+def _cli_pair(src: str, cond: codecs.Condition, tmp: str) -> None:
+    """The command-line way: one process encodes (ffmpeg, or aac-enc for libfdk-aac), ffmpeg decodes to WAV."""
     spec = cond.spec
-    ext = {"aac": "m4a", "mp3": "mp3", "opus": "opus", "sbc": "sbc", "he-aac": "m4a"}[cond.codec]
+    ext = {"aac": "m4a", "mp3": "mp3", "opus": "opus", "sbc": "sbc", "he-aac": "aac"}[cond.codec]
     coded, back = os.path.join(tmp, f"coded.{ext}"), os.path.join(tmp, "back.wav")
-    enc = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-c:a", spec.encoder,
-           "-b:a", f"{cond.kbps}k"]
+    if cond.codec == "he-aac":  # Fraunhofer's own command-line encoder (Debian: aac-enc), ADTS out
+        enc = ["aac-enc", "-t", "5", "-r", str(cond.kbps * 1000), "-a", "1", src]
+    else:
+        enc = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-c:a", spec.encoder,
+               "-b:a", f"{cond.kbps}k"]
     if cond.codec == "opus":
         enc += ["-ar", "48000"]
-    subprocess.run(enc + [coded], check=True)
+    subprocess.run(enc + [coded], check=True, capture_output=True)
     subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", coded, "-ar", "44100",
                     back], check=True)
     sf.read(back, dtype="float32")
 
 
+def _has_cli(cond: codecs.Condition) -> bool:
+    if cond.codec == "he-aac":
+        return bool(shutil.which("aac-enc") and shutil.which("ffmpeg"))
+    return cond.codec in ("aac", "mp3", "opus", "sbc") and bool(shutil.which("ffmpeg"))
+
+
 def bench_codecs(conditions=None, clips: int = 24, duration: float = 10.0, repeats: int = 7) -> dict:
-    """Round-trip time per condition (in-process vs ffmpeg CLI pair), fill scaling and warm-cache speed-up."""
+    """Round-trip time per condition (in-process vs a CLI encoder + ffmpeg decoder pair), fill scaling and
+    warm-cache speed-up."""
     from .encode import fill
     from .matrix import load_matrix
 
     conds = [codecs.parse_condition(c) for c in conditions] if conditions else \
-        [c for c in load_matrix().all_conditions() if not c.is_original]
+        [c for c in load_matrix().all_conditions() if not c.is_original] + \
+        [codecs.parse_condition(c) for c in ("aac-ld@64", "aac-eld@32")]
     conds = [c for c in conds if codecs.availability(c)[0]]
     sr = 44100
     signal = synth_scene(4, np.random.default_rng(0), duration, sr)
@@ -65,9 +76,9 @@ def bench_codecs(conditions=None, clips: int = 24, duration: float = 10.0, repea
             inproc_times, cli_times = [], []
             for _ in range(repeats):
                 inproc_times.append(_median_time(lambda: codecs.roundtrip(signal, sr, cond), 1))
-                if ffmpeg and cond.codec != "he-aac":
-                    cli_times.append(_median_time(lambda: _ffmpeg_pair(src, cond, tmp), 1))
-            row = {"in_process_s": statistics.median(inproc_times)}
+                if _has_cli(cond):
+                    cli_times.append(_median_time(lambda: _cli_pair(src, cond, tmp), 1))
+            row = {"in_process_s": statistics.median(inproc_times), "library": codecs.codec_library(cond)}
             if cli_times:
                 cli = statistics.median(cli_times)
                 row.update(cli_pair_s=cli, in_process_speedup=cli / row["in_process_s"])
@@ -109,10 +120,11 @@ def format_codec_bench(result: dict) -> str:
     for name, row in result["conditions"].items():
         line = f"  {name:<10} in-process {row['in_process_s'] * 1000:7.1f} ms"
         if "cli_pair_s" in row:
-            line += f"   ffmpeg CLI pair {row['cli_pair_s'] * 1000:7.1f} ms   speed-up {row['in_process_speedup']:.2f}x"
+            line += f"   CLI pair {row['cli_pair_s'] * 1000:7.1f} ms   speed-up {row['in_process_speedup']:.2f}x"
+        line += f"   ({row['library']})"
         lines.append(line)
     if not result["ffmpeg"]:
-        lines.append("  (no ffmpeg on PATH: CLI comparison skipped)")
+        lines.append("  (no ffmpeg on PATH: CLI comparison skipped; HE-AAC also needs aac-enc)")
     f = result["fill"]
     lines.append(f"cache fill, {f['clips']} clips x {len(f['conditions'])} conditions: 1 job {f['jobs1_s']:.2f} s, "
                  f"2 jobs {f['jobs2_s']:.2f} s ({f['jobs2_speedup']:.2f}x); warm re-run {f['warm_s'] * 1000:.0f} ms "

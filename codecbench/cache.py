@@ -32,7 +32,9 @@ from .fsutil import atomic_write, file_digest  # noqa: F401  (file_digest: part 
 MAGIC = b"CBC2"
 SUFFIX = ".cbc"
 #: The namespaces codecbench writes; nothing else under the root is ever touched.
-NAMESPACES = ("audio", "features", "datasets")
+NAMESPACES = ("coded", "features", "datasets")
+#: Namespaces of earlier cache formats, removed by ``cache gc`` (``audio``: decoded PCM, before bitstreams).
+LEGACY_NAMESPACES = ("audio",)
 MARKER = "CACHEDIR.TAG"
 _MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                 "# This file is a cache directory tag created by codecbench.\n"
@@ -103,10 +105,12 @@ class Cache:
         if blob[:3] == MAGIC[:3] and blob[:4] != MAGIC:
             return None  # an entry of another cache format: a plain miss, overwritten when recomputed
         try:
-            return decode_entry(blob)
+            entry = decode_entry(blob)
         except Exception as exc:  # any damage at all: the entry is rebuilt from its source
             self._discard(path, exc)
             return None
+        _note_use(path)
+        return entry
 
     @staticmethod
     def _discard(path: Path, exc: BaseException) -> None:
@@ -140,6 +144,38 @@ class Cache:
             total = sum(f.stat().st_size for f in files)
             out[ns] = {"entries": len(files), "bytes": total, "bytes_per_entry": total // len(files) if files else 0}
         return out
+
+    def gc(self, older_than_days: float | None = None) -> dict[str, int]:
+        """Remove entries of older cache formats (and their namespaces), and with ``older_than_days`` entries not
+        read for that long. Returns counts: ``{"old_format": n, "unused": n, "bytes": freed}``."""
+        if not self.root.is_dir():
+            return {"old_format": 0, "unused": 0, "bytes": 0}
+        if not self.is_marked:
+            raise CacheError(f"{self.root} carries no codecbench cache marker ({MARKER}); refusing to delete "
+                             "anything there")
+        import time
+
+        counts = {"old_format": 0, "unused": 0, "bytes": 0}
+        cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
+        for ns in (*LEGACY_NAMESPACES, *NAMESPACES):
+            folder = self.root / ns
+            if ns == "datasets" or not folder.is_dir():
+                continue
+            for entry in folder.glob(f"??/*{SUFFIX}"):
+                st = entry.stat()
+                with open(entry, "rb") as fh:
+                    magic = fh.read(4)
+                kind = "old_format" if ns in LEGACY_NAMESPACES or magic != MAGIC else (
+                    "unused" if cutoff is not None and st.st_mtime < cutoff else None)
+                if kind:
+                    entry.unlink()
+                    counts[kind] += 1
+                    counts["bytes"] += st.st_size
+            for shard in folder.iterdir():
+                if shard.is_dir() and len(shard.name) == 2:
+                    _rmdir_if_empty(shard)
+            _rmdir_if_empty(folder)
+        return counts
 
     def clear(self, namespace: str | None = None) -> int:
         """Remove the entries of one namespace or of all; return how many were removed.
@@ -179,6 +215,17 @@ class Cache:
                     _rmdir_if_empty(shard)
             _rmdir_if_empty(folder)
         return removed
+
+
+def _note_use(path: Path) -> None:
+    """Mark an entry as read (its mtime, at most once a day), so ``cache gc --older-than`` keeps what is used."""
+    import time
+
+    try:
+        if time.time() - path.stat().st_mtime > 86400:
+            os.utime(path)
+    except OSError:
+        pass
 
 
 def _rmdir_if_empty(folder: Path) -> None:

@@ -28,7 +28,9 @@ from .parallel import parallel_map
 
 log = logging.getLogger("codecbench")
 
-AUDIO_NS = "audio"
+#: What the encoder produced for a (clip, condition), decoded on read (see :class:`codecbench.codecs.Bitstream`)
+CODED_NS = "coded"
+#: Features of a (clip, condition), stored compactly (see :func:`codecbench.features.static`)
 FEATURES_NS = "features"
 
 
@@ -36,14 +38,14 @@ class EncodeError(CodecbenchError, RuntimeError):
     """A clip failed to code or featurise; the message names the file and condition."""
 
 
-def audio_key(source_digest: str, condition: Condition) -> str:
+def coded_key(source_digest: str, condition: Condition) -> str:
     # the library and route that code the condition are part of the key: different encoders, different audio
-    return make_key("audio", source_digest, condition.name, TARGET_SR, codecs.library_versions(),
+    return make_key("coded", source_digest, condition.name, TARGET_SR, codecs.library_versions(),
                     codecs.codec_library(condition))
 
 
 def feature_key(source_digest: str, condition: Condition) -> str:
-    return make_key("features", audio_key(source_digest, condition), features.RECIPE)
+    return make_key("features", coded_key(source_digest, condition), features.RECIPE)
 
 
 @dataclasses.dataclass
@@ -97,46 +99,52 @@ def _process_clip(task) -> ClipOutcome:
     for name in condition_names:
         cond = parse_condition(name)
         try:
-            akey = audio_key(digest, cond)
+            ckey = coded_key(digest, cond)
             fkey = feature_key(digest, cond) if with_features else None
-            audio_entry = None if cond.is_original else cache.load(AUDIO_NS, akey)
-            feat_ok = fkey is None or cache.load(FEATURES_NS, fkey) is not None
-            if (cond.is_original or audio_entry is not None) and feat_ok:
+            coded = None if cond.is_original else load_bitstream(cache, ckey)
+            # features are only checked for presence here; a damaged one is found (and redone) when read
+            feat_ok = fkey is None or cache.contains(FEATURES_NS, fkey)
+            if (cond.is_original or coded is not None) and feat_ok:
                 out.hits += 1
-                if audio_entry is not None:
-                    out.coded[cond.name] = _coded_size(audio_entry[1])
+                if coded is not None:
+                    out.coded[cond.name] = (coded.encoded_bytes, coded.duration_s)
                 continue
             out.misses += 1
-            if source is None:
-                try:
-                    source, notes = read_audio(path)
-                except AudioError as exc:  # the file itself is bad: no condition can be done
-                    out.failures.append(("*", str(exc)))
-                    return out
-                out.notes += notes
+            if cond.is_original or coded is None:
+                if source is None:
+                    try:
+                        source, notes = read_audio(path)
+                    except AudioError as exc:  # the file itself is bad: no condition can be done
+                        out.failures.append(("*", str(exc)))
+                        return out
+                    out.notes += notes
             if cond.is_original:
                 signal = source
-            elif audio_entry is None:
-                rt = codecs.encode_decode(source, TARGET_SR, cond)
-                meta = {"condition": cond.name, "achieved_kbps": rt.achieved_kbps, "encoded_bytes": rt.encoded_bytes,
-                        "duration_s": rt.duration_s, "backend": rt.backend, "library": codecs.codec_library(cond),
-                        "codec_sample_rate": rt.codec_sample_rate, "source": Path(path).name}
-                cache.store(AUDIO_NS, akey, rt.signal, meta)
-                signal = rt.signal
-                out.coded[cond.name] = _coded_size(meta)
             else:
-                signal, meta = audio_entry
-                out.coded[cond.name] = _coded_size(meta)
+                if coded is None:
+                    coded = codecs.encode(source, TARGET_SR, cond)
+                    store_bitstream(cache, ckey, coded, source=Path(path).name)
+                out.coded[cond.name] = (coded.encoded_bytes, coded.duration_s)
+                signal = codecs.decode(coded) if fkey is not None and not feat_ok else None
             if fkey is not None and not feat_ok:
-                cache.store(FEATURES_NS, fkey, features.extract(signal, TARGET_SR),
+                cache.store(FEATURES_NS, fkey, features.static(signal, TARGET_SR),
                             {"condition": cond.name, "source": Path(path).name})
         except Exception as exc:  # reported per clip and condition; the caller decides to raise or skip
             out.failures.append((cond.name, f"{type(exc).__name__}: {exc}"))
     return out
 
 
-def _coded_size(meta: dict) -> tuple[int, float]:
-    return int(meta["encoded_bytes"]), float(meta["duration_s"])
+def store_bitstream(cache: Cache, key: str, bitstream: codecs.Bitstream, **extra) -> None:
+    meta = {**bitstream.header(), "library": codecs.codec_library(bitstream.condition), **extra}
+    cache.store(CODED_NS, key, np.frombuffer(bitstream.payload, dtype=np.uint8), meta)
+
+
+def load_bitstream(cache: Cache, key: str) -> codecs.Bitstream | None:
+    entry = cache.load(CODED_NS, key)
+    if entry is None:
+        return None
+    payload, meta = entry
+    return codecs.Bitstream.from_header(meta, payload.tobytes())
 
 
 def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, with_features: bool = False,
@@ -200,12 +208,12 @@ def load_coded(path, condition, cache: Cache) -> np.ndarray:
     cond = parse_condition(condition)
     if cond.is_original:
         return read_audio(path)[0]
-    key = audio_key(file_digest(path), cond)
-    entry = cache.load(AUDIO_NS, key)
-    if entry is None:
+    key = coded_key(file_digest(path), cond)
+    bitstream = load_bitstream(cache, key)
+    if bitstream is None:
         fill([path], [cond], cache, jobs=1, progress=False)
-        entry = cache.load(AUDIO_NS, key)
-    return entry[0]
+        bitstream = load_bitstream(cache, key)
+    return codecs.decode(bitstream)
 
 
 def feature_keys(clips: Sequence, condition, cache: Cache, *, jobs: int | None = None, backend: str = "loky",
@@ -244,7 +252,7 @@ class CachedFeatures:
         if entry is None:
             fill([self.paths[i]], [self.conditions[i]], self.cache, with_features=True, jobs=1, progress=False)
             entry = self.cache.load(FEATURES_NS, self.keys[i])
-        return entry[0]
+        return features.with_deltas(entry[0])
 
     def __call__(self, indices) -> np.ndarray:
         return np.stack([self.get(int(i)) for i in indices])

@@ -4,6 +4,11 @@ Power mel spectrogram (n_fft 2048, hop 1024, 128 HTK mel bands from 0 Hz to sr/2
 normalisation, centred frames with reflect padding as in the librosa the baseline used),
 ``log(S + 1e-8)``, min-max scaling of each clip to [0, 1], then the 5-frame delta applied
 twice; channels are (static[4:-4], delta[2:-2], delta-delta). A 10-s clip gives (128, 423, 3).
+
+The cache keeps only the scaled static log-mel (:func:`static`, float32, a third of the
+stacked features); :func:`with_deltas` rebuilds the three channels on load, and
+:func:`extract` is exactly ``with_deltas(static(x))``, so cached and fresh features agree bit
+for bit.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import librosa
 import numpy as np
 
 #: The recipe's parameters; part of every feature cache key.
-RECIPE = {"name": "hu2020-logmel-deltas", "version": 1, "sample_rate": 44100, "n_fft": 2048,
+RECIPE = {"name": "hu2020-logmel-deltas", "version": 2, "sample_rate": 44100, "n_fft": 2048,
           "hop_length": 1024, "n_mels": 128, "fmin": 0.0, "fmax": None, "htk": True, "norm": None,
           "log_offset": 1e-8, "center": True, "pad_mode": "reflect"}
 
@@ -41,6 +46,23 @@ def deltas(x: np.ndarray) -> np.ndarray:
 
 def extract(signal: np.ndarray, sample_rate: int = 44100) -> np.ndarray:
     """Features of a mono 44.1 kHz clip: float32 array (128, T, 3), T = frames - 8."""
+    return with_deltas(static(signal, sample_rate))
+
+
+def with_deltas(static_logmel: np.ndarray) -> np.ndarray:
+    """(128, frames) scaled static log-mel -> (128, frames - 8, 3): static, delta, delta-delta (float32).
+
+    The deltas are computed in float64 from the float32 static, so the result depends only on what the
+    cache stores.
+    """
+    s = np.asarray(static_logmel, dtype=np.float64)
+    d1 = deltas(s)
+    d2 = deltas(d1)
+    return np.stack([s[:, 4:-4], d1[:, 2:-2], d2], axis=-1).astype(np.float32)
+
+
+def static(signal: np.ndarray, sample_rate: int = 44100) -> np.ndarray:
+    """The clip's log-mel, min-max scaled to [0, 1]: float32 (128, frames); what the cache stores."""
     x = np.asarray(signal)
     if x.ndim != 1:
         raise ValueError(f"expected a mono signal of shape (n,), got {x.shape}")
@@ -51,10 +73,7 @@ def extract(signal: np.ndarray, sample_rate: int = 44100) -> np.ndarray:
     if frames < 9:
         raise ValueError(f"a clip of {len(x)} samples gives {frames} frames; the deltas need at least 9 "
                          f"(>= {8 * RECIPE['hop_length']} samples)")
-    static = minmax_scale(log_mel(x, sample_rate))
-    d1 = deltas(static)
-    d2 = deltas(d1)
-    return np.stack([static[:, 4:-4], d1[:, 2:-2], d2], axis=-1).astype(np.float32)
+    return minmax_scale(log_mel(x, sample_rate)).astype(np.float32)
 
 
 def n_frames(n_samples: int) -> int:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from codecbench.cache import Cache, CacheCorruptionWarning, make_key
-from codecbench.encode import AUDIO_NS, audio_key, fill
+from codecbench.encode import CODED_NS, coded_key, fill
 from codecbench.cache import file_digest
 from codecbench.codecs import parse_condition
 
@@ -22,7 +22,7 @@ def test_store_and_load_roundtrip(cache):
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupt_entry_is_detected_and_recomputed(cache, wav_folder, damage):
     fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
-    path = cache.path(AUDIO_NS, audio_key(file_digest(wav_folder[0]), parse_condition("mp3@64")))
+    path = cache.path(CODED_NS, coded_key(file_digest(wav_folder[0]), parse_condition("mp3@64")))
     good = path.read_bytes()
     path.write_bytes(good[:-100] if damage == "truncate" else good[:-10] + bytes(10))
     with pytest.warns(CacheCorruptionWarning, match="corrupt"):
@@ -59,8 +59,8 @@ def test_cache_location_precedence(tmp_path, monkeypatch):
 
 
 def test_clear(cache):
-    cache.store("audio", make_key(1), np.zeros(3))
+    cache.store("coded", make_key(1), np.zeros(3))
     cache.store("features", make_key(2), np.zeros(3))
-    assert cache.clear("audio") == 1
-    assert "audio" not in cache.info() and cache.info()["features"]["entries"] == 1
+    assert cache.clear("coded") == 1
+    assert "coded" not in cache.info() and cache.info()["features"]["entries"] == 1
     assert cache.clear() == 1

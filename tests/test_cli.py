@@ -21,8 +21,8 @@ def test_encode_on_tiny_synthetic_then_cache_info_and_clear(tmp_path, capsys):
     assert main(["encode", *args, "--conditions", "mp3@32", "-q"]) == 0
     assert "10 cache hits, 0 misses" in capsys.readouterr().out
     assert main(["cache", "info", "--cache-dir", str(tmp_path / "c")]) == 0
-    assert "| audio " in capsys.readouterr().out
-    assert main(["cache", "clear", "--cache-dir", str(tmp_path / "c"), "--namespace", "audio"]) == 0
+    assert "| coded " in capsys.readouterr().out
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path / "c"), "--namespace", "coded"]) == 0
     assert "removed 20 entries" in capsys.readouterr().out
 
 

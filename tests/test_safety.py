@@ -15,7 +15,7 @@ from codecbench.cache import MARKER, Cache, CacheCorruptionWarning
 from codecbench.cli import main
 from codecbench.codecs import parse_condition
 from codecbench.datasets import DatasetError, load_dataset, load_folder, load_tau, synthesize
-from codecbench.encode import AUDIO_NS, EncodeError, achieved_kbps, audio_key, fill
+from codecbench.encode import CODED_NS, EncodeError, achieved_kbps, coded_key, fill
 from codecbench.errors import CodecbenchError, UsageError
 from codecbench.fsutil import file_digest
 from codecbench.judge import judge
@@ -40,13 +40,13 @@ def test_clear_refuses_a_folder_without_the_cache_marker(tmp_path, capsys):
 
 
 def test_clear_removes_entries_only_and_keeps_foreign_files(cache):
-    cache.store("audio", "ab" + "0" * 62, np.zeros(3))
+    cache.store("coded", "ab" + "0" * 62, np.zeros(3))
     cache.store("features", "cd" + "0" * 62, np.zeros(3))
-    (cache.root / "audio" / "notes.txt").write_text("mine")
-    (cache.root / "audio" / "ab" / "keep.wav").write_bytes(b"x")
+    (cache.root / "coded" / "notes.txt").write_text("mine")
+    (cache.root / "coded" / "ab" / "keep.wav").write_bytes(b"x")
     (cache.root / "src").mkdir()
     assert cache.clear() == 2
-    assert (cache.root / "audio" / "notes.txt").is_file() and (cache.root / "audio" / "ab" / "keep.wav").is_file()
+    assert (cache.root / "coded" / "notes.txt").is_file() and (cache.root / "coded" / "ab" / "keep.wav").is_file()
     assert (cache.root / "src").is_dir() and (cache.root / MARKER).is_file()
     assert not (cache.root / "features").exists()
 
@@ -121,7 +121,7 @@ def test_concurrent_synthesis_does_not_race(tmp_path):
 @pytest.mark.parametrize("damage", ["dtype", "directory", "metadata", "foreign"])
 def test_damaged_entries_are_reported_removed_and_recomputed(cache, wav_folder, damage):
     fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
-    path = cache.path(AUDIO_NS, audio_key(file_digest(wav_folder[0]), parse_condition("mp3@64")))
+    path = cache.path(CODED_NS, coded_key(file_digest(wav_folder[0]), parse_condition("mp3@64")))
     good = path.read_bytes()
     if damage == "directory":
         path.unlink()
@@ -129,7 +129,7 @@ def test_damaged_entries_are_reported_removed_and_recomputed(cache, wav_folder, 
     elif damage == "foreign":
         path.write_bytes(b"\x00garbage")
     else:
-        old, new = {"dtype": (b'"<f4"', b'"<x9"'), "metadata": (b'"achieved_kbps": 6', b'"achieved_kbps": 9')}[damage]
+        old, new = {"dtype": (b'"|u1"', b'"<x9"'), "metadata": (b'"encoded_bytes": ', b'"encoded_bytes": 1')}[damage]
         assert old in good
         path.write_bytes(good.replace(old, new, 1))
     with pytest.warns(CacheCorruptionWarning, match="unreadable"):

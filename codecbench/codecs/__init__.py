@@ -27,7 +27,7 @@ import soxr
 from ..errors import CodecbenchError, UsageError
 
 #: Bumped whenever a change here alters decoded samples, so cached entries are recomputed.
-ROUNDTRIP_VERSION = 1
+ROUNDTRIP_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,6 +221,62 @@ def library_versions() -> dict[str, str]:
 # --------------------------------------------------------------------------- round trip
 
 @dataclasses.dataclass
+class Bitstream:
+    """What an encoder produced, with everything needed to decode it again, and nothing more.
+
+    This is what the cache stores for a coded clip (tens of kB instead of the decoded PCM):
+    decoding is deterministic and cheap next to encoding, and :func:`decode` gives back exactly
+    the samples :func:`encode_decode` returns.
+    """
+
+    condition: str
+    backend: str
+    #: ``"pyav:<decoder>"`` (packets through a libavcodec decoder), ``"fdk"`` (libfdk-aac's decoder) or
+    #: ``"container"`` (a coded file, demuxed by libavformat)
+    decoder: str
+    sample_rate: int
+    codec_sample_rate: int
+    n_samples: int
+    coded_samples: int
+    payload: bytes
+    #: packet sizes in ``payload`` (empty for a container)
+    sizes: list[int]
+    #: decoder configuration (extradata / AudioSpecificConfig)
+    config: bytes
+    #: samples to drop from the decoder's output: encoder priming, filterbank and codec delay
+    skip: int
+    encoded_bytes: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate
+
+    @property
+    def achieved_kbps(self) -> float:
+        return self.encoded_bytes * 8 / self.duration_s / 1000 if self.n_samples else 0.0
+
+    def packets(self) -> list[bytes]:
+        out, pos = [], 0
+        for size in self.sizes:
+            out.append(self.payload[pos:pos + size])
+            pos += size
+        return out
+
+    def header(self) -> dict:
+        """Everything but the payload, as JSON-able data (the cache entry's metadata)."""
+        meta = dataclasses.asdict(self)
+        del meta["payload"]
+        meta["config"] = self.config.hex()
+        return meta
+
+    @classmethod
+    def from_header(cls, header: dict, payload: bytes) -> "Bitstream":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in header.items() if k in fields}
+        return cls(**{**values, "config": bytes.fromhex(header["config"]), "payload": payload})
+
+
+@dataclasses.dataclass
 class RoundTrip:
     """A decoded signal and the facts of its coding."""
 
@@ -283,21 +339,40 @@ def encode_decode(signal: np.ndarray, sample_rate: int, condition: str | Conditi
     """Like :func:`roundtrip`, but also return the achieved bit rate and the backend used."""
     cond = parse_condition(condition)
     x = check_signal(signal, sample_rate)
-    duration = len(x) / sample_rate
     if cond.is_original:
-        return RoundTrip(x.copy(), cond.name, sample_rate, len(x) * 2, duration, "uncoded")
+        return RoundTrip(x.copy(), cond.name, sample_rate, len(x) * 2, len(x) / sample_rate, "uncoded", sample_rate)
+    bitstream = encode(x, sample_rate, cond)
+    return RoundTrip(decode(bitstream), cond.name, sample_rate, bitstream.encoded_bytes, bitstream.duration_s,
+                     bitstream.backend, bitstream.codec_sample_rate)
+
+
+def encode(signal: np.ndarray, sample_rate: int, condition: str | Condition) -> Bitstream:
+    """Encode a mono signal under a coded condition; :func:`decode` turns the result into the round trip."""
+    cond = parse_condition(condition)
+    if cond.is_original:
+        raise ConditionError("the original ('wav') is not coded; there is no bitstream")
+    x = check_signal(signal, sample_rate)
     ok, backend = availability(cond)
     if not ok:
         raise CodecUnavailable(f"{cond.name} is unavailable on this machine: {backend}")
-    spec = cond.spec
     codec_sr = codec_rate(cond, sample_rate)
     coded_in = resample(x, sample_rate, codec_sr)
-    run: Callable[..., tuple[np.ndarray, int]] = _BACKENDS[backend]
-    decoded, nbytes = run(coded_in, codec_sr, cond)
-    decoded = _fit_length(decoded, len(coded_in))
-    out = _fit_length(resample(decoded, codec_sr, sample_rate), len(x))
-    return RoundTrip(np.ascontiguousarray(out, dtype=np.float32), cond.name, sample_rate, nbytes, duration, backend,
-                     codec_sr)
+    return _ENCODERS[backend](coded_in, codec_sr, cond, sample_rate, len(x))
+
+
+def decode(bitstream: Bitstream) -> np.ndarray:
+    """The decoded, aligned signal: float32, at the input's rate and length."""
+    b = bitstream
+    if b.decoder == "fdk":
+        from . import fdk
+        decoded = fdk.decode(b.packets(), b.config)
+    elif b.decoder == "container":
+        decoded = _decode_container(b.payload)[0]
+    else:
+        decoded = _decode_packets(b.decoder.split(":", 1)[1], b.codec_sample_rate, b.config, b.packets())
+    decoded = _fit_length(decoded[b.skip:], b.coded_samples)
+    out = _fit_length(resample(decoded, b.codec_sample_rate, b.sample_rate), b.n_samples)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def codec_rate(condition: str | Condition, sample_rate: int) -> int:
@@ -321,6 +396,7 @@ def _to_frame_array(chunk: np.ndarray, sample_format: str) -> np.ndarray:
 
 
 def _decoded_to_float(frames: list[np.ndarray]) -> np.ndarray:
+    """Channel 0 of decoded frames as float32 (libavcodec decodes implicit-SBR mono as two identical channels)."""
     if not frames:
         return np.zeros(0, dtype=np.float32)
     y = np.concatenate([f.reshape(f.shape[0], -1)[:1] if f.ndim == 2 else f[None] for f in frames], axis=1)[0]
@@ -344,10 +420,16 @@ def _sbc_filter_delay(first_packet: bytes) -> int:
     return 9 * subbands + 1
 
 
-def _roundtrip_pyav(x: np.ndarray, sr: int, cond: Condition) -> tuple[np.ndarray, int]:
+def _bitstream(cond: Condition, backend: str, decoder: str, sr: int, codec_sr: int, n: int, coded: int,
+               packets: list[bytes], config: bytes, skip: int, encoded_bytes: int | None = None) -> Bitstream:
+    return Bitstream(cond.name, backend, decoder, sr, codec_sr, n, coded, b"".join(packets), [len(p) for p in packets],
+                     bytes(config or b""), int(skip), sum(map(len, packets)) if encoded_bytes is None else encoded_bytes)
+
+
+def _encode_pyav(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bitstream:
     spec = cond.spec
     encoder = av.CodecContext.create(spec.encoder, "w")
-    encoder.sample_rate = sr
+    encoder.sample_rate = codec_sr
     encoder.layout = "mono"
     encoder.format = spec.sample_format
     encoder.bit_rate = cond.kbps * 1000
@@ -362,65 +444,61 @@ def _roundtrip_pyav(x: np.ndarray, sr: int, cond: Condition) -> tuple[np.ndarray
     padded = np.concatenate([x, np.zeros((-len(x)) % frame_size, dtype=np.float32)])
     frame = av.AudioFrame.from_ndarray(_to_frame_array(padded, spec.sample_format), format=spec.sample_format,
                                        layout="mono")
-    frame.sample_rate = sr
+    frame.sample_rate = codec_sr
     frame.pts = 0
-    frame.time_base = fractions.Fraction(1, sr)
+    frame.time_base = fractions.Fraction(1, codec_sr)
     packets = [*encoder.encode(frame), *encoder.encode(None)]
     if not packets:
         raise RuntimeError(f"{cond.name}: the encoder produced no packets")
-    nbytes = sum(p.size for p in packets)
-
-    # Priming the encoder reports (first pts < 0) is dropped by the decoder only when the stream
-    # says so: skip-samples side data (LAME) or a header field (Opus pre-skip); otherwise
-    # (native AAC in raw/ADTS form) we drop it here.
+    # Priming: the encoder reports it as a negative first pts (and LAME also as skip-samples side
+    # data, which we do not keep: dropping those samples ourselves is the same operation); Opus
+    # carries it as pre-skip in its header, which its decoder applies itself. SBC reports none,
+    # but its filterbank delays the signal (read from the frame header).
     first = packets[0]
     priming = -int(first.pts) if first.pts is not None and first.pts < 0 else 0
-    if first.has_sidedata("skip_samples") or spec.header_carries_priming:
+    if first.has_sidedata("skip_samples"):
+        priming = int.from_bytes(bytes(first.get_sidedata("skip_samples"))[:4], "little")
+    if spec.header_carries_priming:
         priming = 0
     if cond.codec == "sbc":
         priming += _sbc_filter_delay(bytes(first))
+    return _bitstream(cond, "pyav", f"pyav:{spec.decoder}", sr, codec_sr, n, len(x), [bytes(p) for p in packets],
+                      encoder.extradata or b"", priming)
 
-    decoder = av.CodecContext.create(spec.decoder, "r")
+
+def _decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[bytes]) -> np.ndarray:
+    decoder = av.CodecContext.create(decoder_name, "r")
     decoder.sample_rate = sr
     decoder.layout = "mono"
-    if encoder.extradata:
-        decoder.extradata = encoder.extradata
+    if config:
+        decoder.extradata = config
     frames = []
-    for packet in packets + [None]:
-        frames.extend(f.to_ndarray() for f in decoder.decode(packet))
-    return _decoded_to_float(frames)[priming:], nbytes
+    for packet in [*packets, None]:
+        frames.extend(f.to_ndarray() for f in decoder.decode(None if packet is None else av.Packet(packet)))
+    return _decoded_to_float(frames)
 
 
-def _roundtrip_fdk(x: np.ndarray, sr: int, cond: Condition) -> tuple[np.ndarray, int]:
+def _encode_fdk(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bitstream:
     from . import fdk
 
-    bounds = fdk.valid_kbps(cond.codec, sr)
+    bounds = fdk.valid_kbps(cond.codec, codec_sr)
     if bounds is None or not bounds[0] <= cond.kbps <= bounds[1]:
         valid = f"the valid range is {bounds[0]}-{bounds[1]} kbps" if bounds else "libfdk-aac codes none"
-        raise ConditionError(f"{cond.name}: for mono input at {sr} Hz {valid}")
-    units, config, delay = fdk.encode(x, sr, cond.codec, cond.kbps)
-    if cond.codec == "he-aac":  # libavcodec implements SBR (and outputs it on two identical channels: take one)
-        decoder = av.CodecContext.create("aac", "r")
-        decoder.extradata = config
-        frames = [f.to_ndarray() for unit in [*units, None]
-                  for f in decoder.decode(None if unit is None else av.Packet(unit))]
-        # libavcodec's SBR synthesis runs one sample shorter than the delay libfdk-aac reports for its own
-        # decoder: measured by cross-correlation at 16, 22.05, 44.1 and 48 kHz and 16-48 kbps (always -1)
-        decoded = _decoded_to_float(frames)
-        delay -= 1
-    else:  # libavcodec decodes neither 512-sample AAC-LD frames nor ELD with SBR
-        decoded = fdk.decode(units, config)
-    return decoded[delay:], sum(len(u) for u in units)
+        raise ConditionError(f"{cond.name}: for mono input at {codec_sr} Hz {valid}")
+    units, config, delay = fdk.encode(x, codec_sr, cond.codec, cond.kbps)
+    if cond.codec == "he-aac":
+        # libavcodec implements SBR; its SBR synthesis runs one sample shorter than the delay libfdk-aac
+        # reports for its own decoder (measured by cross-correlation at 16-48 kHz and 16-48 kbps: always -1)
+        return _bitstream(cond, "fdk", "pyav:aac", sr, codec_sr, n, len(x), units, config, delay - 1)
+    # libavcodec decodes neither 512-sample AAC-LD frames nor ELD with SBR: libfdk-aac's own decoder does
+    return _bitstream(cond, "fdk", "fdk", sr, codec_sr, n, len(x), units, config, delay)
 
 
-def _write_pcm_wav(path: str, x: np.ndarray, sr: int) -> None:
-    import soundfile as sf
-    sf.write(path, x, sr, subtype="PCM_16")
-
-
-def _decode_file(path: str) -> tuple[np.ndarray, int]:
+def _decode_container(payload: bytes) -> tuple[np.ndarray, int]:
     """Decode a coded file (the demuxer applies edit-list priming); return samples and audio payload bytes."""
-    with av.open(path) as container:
+    import io
+
+    with av.open(io.BytesIO(payload)) as container:
         stream = container.streams.audio[0]
         frames, nbytes = [], 0
         for packet in container.demux(stream):
@@ -429,10 +507,12 @@ def _decode_file(path: str) -> tuple[np.ndarray, int]:
     return _decoded_to_float(frames), nbytes
 
 
-def _roundtrip_external(x: np.ndarray, sr: int, cond: Condition, tool: str) -> tuple[np.ndarray, int]:
+def _encode_external(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int, tool: str) -> Bitstream:
+    import soundfile as sf
+
     with tempfile.TemporaryDirectory(prefix="codecbench-") as tmp:
         src, dst = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.m4a")
-        _write_pcm_wav(src, x, sr)
+        sf.write(src, x, codec_sr, subtype="PCM_16")
         if tool == "ffmpeg":
             cmd = [shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
                    "-i", src, "-c:a", "libfdk_aac", "-profile:a", "aac_he", "-b:a", f"{cond.kbps}k", dst]
@@ -442,12 +522,14 @@ def _roundtrip_external(x: np.ndarray, sr: int, cond: Condition, tool: str) -> t
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{cond.name}: {tool} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-        return _decode_file(dst)
+        payload = open(dst, "rb").read()
+    _, nbytes = _decode_container(payload)
+    return _bitstream(cond, tool, "container", sr, codec_sr, n, len(x), [payload], b"", 0, nbytes)
 
 
-_BACKENDS: dict[str, Callable[..., tuple[np.ndarray, int]]] = {
-    "pyav": _roundtrip_pyav,
-    "fdk": _roundtrip_fdk,
-    "ffmpeg": lambda x, sr, cond: _roundtrip_external(x, sr, cond, "ffmpeg"),
-    "fdkaac": lambda x, sr, cond: _roundtrip_external(x, sr, cond, "fdkaac"),
+_ENCODERS: dict[str, Callable[..., Bitstream]] = {
+    "pyav": _encode_pyav,
+    "fdk": _encode_fdk,
+    "ffmpeg": lambda *a: _encode_external(*a, tool="ffmpeg"),
+    "fdkaac": lambda *a: _encode_external(*a, tool="fdkaac"),
 }

@@ -47,9 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("cache", help="inspect or clear the cache")
-    p.add_argument("action", choices=["info", "clear"])
-    p.add_argument("--namespace", choices=NAMESPACES, help="only this part of the cache")
+    p = sub.add_parser("cache", help="inspect, garbage-collect or clear the cache")
+    p.add_argument("action", choices=["info", "gc", "clear"])
+    p.add_argument("--namespace", choices=NAMESPACES, help="only this part of the cache (info, clear)")
+    p.add_argument("--older-than", type=_positive_float, default=None, metavar="DAYS",
+                   help="gc: also remove entries not read for this many days")
     _common(p, "cache_dir")
 
     p = sub.add_parser("segments", help="print a model's segments with their parameter counts")
@@ -229,6 +231,13 @@ def cmd_cache(args, spec: RunSpec) -> int:
     from tabulate import tabulate
 
     cache = spec.cache
+    if args.action == "gc":
+        counts = cache.gc(args.older_than)
+        line = f"removed {counts['old_format']} entries of older formats"
+        if args.older_than is not None:
+            line += f" and {counts['unused']} entries not read for {args.older_than:g} days"
+        print(f"{line} ({counts['bytes'] / 2**20:.1f} MiB) from {cache.root}")
+        return 0
     if args.action == "clear":
         print(f"removed {cache.clear(args.namespace)} entries from {cache.root}")
         return 0

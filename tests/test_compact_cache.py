@@ -1,0 +1,116 @@
+"""The compact cache: bitstreams decode to exactly the signal the PCM cache held; features stay equal."""
+import fractions
+import os
+import time
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+
+from codecbench import codecs, features
+from codecbench.cache import MAGIC, Cache
+from codecbench.cli import main
+from codecbench.datasets import synth_scene
+from codecbench.encode import CODED_NS, FEATURES_NS, coded_key, fill, load_bitstream, load_coded
+from codecbench.fsutil import file_digest
+
+from .test_features import reference_features
+
+SR = 44100
+PYAV = ["aac@32", "mp3@32", "mp3@64", "opus@64", "sbc@64"]
+
+
+def pcm_roundtrip(x, cond_name):
+    """The round trip as codecbench computed it when the cache held decoded PCM: the encoder's packets (side data
+    included) straight into the decoder, the decoder dropping LAME's priming itself."""
+    cond = codecs.parse_condition(cond_name)
+    spec, sr = cond.spec, codecs.codec_rate(cond, SR)
+    y = codecs.resample(x, SR, sr)
+    enc = av.CodecContext.create(spec.encoder, "w")
+    enc.sample_rate, enc.layout, enc.format, enc.bit_rate, enc.thread_count = sr, "mono", spec.sample_format, \
+        cond.kbps * 1000, 1
+    enc.open()
+    padded = np.concatenate([y, np.zeros((-len(y)) % (enc.frame_size or 1024), dtype=np.float32)])
+    frame = av.AudioFrame.from_ndarray(codecs._to_frame_array(padded, spec.sample_format), format=spec.sample_format,
+                                       layout="mono")
+    frame.sample_rate, frame.pts, frame.time_base = sr, 0, fractions.Fraction(1, sr)
+    packets = [*enc.encode(frame), *enc.encode(None)]
+    first = packets[0]
+    priming = -int(first.pts) if first.pts is not None and first.pts < 0 else 0
+    if first.has_sidedata("skip_samples") or spec.header_carries_priming:
+        priming = 0
+    if cond.codec == "sbc":
+        priming += codecs._sbc_filter_delay(bytes(first))
+    dec = av.CodecContext.create(spec.decoder, "r")
+    dec.sample_rate, dec.layout = sr, "mono"
+    if enc.extradata:
+        dec.extradata = enc.extradata
+    frames = [f.to_ndarray() for p in packets + [None] for f in dec.decode(p)]
+    decoded = codecs._fit_length(codecs._decoded_to_float(frames)[priming:], len(y))
+    return codecs._fit_length(codecs.resample(decoded, sr, SR), len(x))
+
+
+@pytest.mark.parametrize("condition", PYAV)
+def test_cached_bitstream_decodes_to_the_signal_the_pcm_cache_held(cache, wav_folder, condition):
+    fill(wav_folder[:1], [condition], cache, jobs=1, progress=False)
+    source, _ = sf.read(wav_folder[0], dtype="float32")
+    from_cache = load_coded(wav_folder[0], condition, cache)
+    assert from_cache.dtype == np.float32 and np.array_equal(from_cache, pcm_roundtrip(source, condition))
+    assert np.array_equal(from_cache, codecs.roundtrip(source, SR, condition))
+
+
+def test_bitstream_entries_are_what_the_encoder_produced(cache, wav_folder):
+    fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
+    bitstream = load_bitstream(cache, coded_key(file_digest(wav_folder[0]), codecs.parse_condition("mp3@64")))
+    assert bitstream.decoder == "pyav:mp3float" and bitstream.skip > 0 and len(bitstream.sizes) > 10
+    assert bitstream.encoded_bytes == len(bitstream.payload) and abs(bitstream.achieved_kbps - 64) < 10
+
+
+def test_cached_features_equal_the_float64_recipe_within_1e_6(cache, wav_folder):
+    fill(wav_folder[:2], ["wav", "mp3@32"], cache, with_features=True, jobs=1, progress=False)
+    from codecbench.encode import load_features
+    x, _ = load_features(wav_folder[:2], "mp3@32", cache, jobs=1, progress=False)
+    for i, path in enumerate(wav_folder[:2]):
+        signal = load_coded(path, "mp3@32", cache)
+        np.testing.assert_allclose(x[i], reference_features(signal), atol=1e-6)
+        assert np.array_equal(x[i], features.extract(signal))
+
+
+def test_a_ten_second_pair_takes_at_most_0_35_mb(tmp_path):
+    clips = []
+    for i in range(3):
+        path = tmp_path / f"clip{i}.wav"
+        sf.write(path, synth_scene(i, np.random.default_rng(i), 10.0, SR), SR, subtype="PCM_16")
+        clips.append(path)
+    cache = Cache(tmp_path / "cache")
+    conditions = ["aac@64", "mp3@64", "opus@64", "sbc@64"]
+    fill(clips, conditions, cache, with_features=True, jobs=1, progress=False)
+    info = cache.info()
+    per_pair = (info["coded"]["bytes"] + info["features"]["bytes"]) / (len(clips) * len(conditions))
+    assert per_pair <= 0.35 * 2**20, per_pair
+
+
+def test_gc_removes_older_formats_and_unused_entries(cache, wav_folder, capsys):
+    fill(wav_folder[:2], ["sbc@64"], cache, with_features=True, jobs=1, progress=False)
+    legacy = cache.root / "audio" / "ab" / ("ab" + "0" * 62 + ".cbc")
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"CBC1" + bytes(100))
+    older = cache.path(CODED_NS, "cd" + "0" * 62)
+    older.parent.mkdir(parents=True)
+    older.write_bytes(b"CBC1" + bytes(50))
+    stale = next(cache.entries(FEATURES_NS))
+    os.utime(stale, (time.time() - 40 * 86400,) * 2)
+    assert main(["cache", "gc", "--cache-dir", str(cache.root)]) == 0
+    assert "2 entries of older formats" in capsys.readouterr().out
+    assert not legacy.exists() and not older.exists() and stale.exists()
+    assert main(["cache", "gc", "--cache-dir", str(cache.root), "--older-than", "30"]) == 0
+    assert "1 entries not read for 30 days" in capsys.readouterr().out and not stale.exists()
+    assert sum(1 for _ in cache.entries(CODED_NS)) == 2 and MAGIC == b"CBC2"
+
+
+def test_cache_info_shows_bytes_per_entry(cache, wav_folder, capsys):
+    fill(wav_folder[:2], ["mp3@64"], cache, with_features=True, jobs=1, progress=False)
+    assert main(["cache", "info", "--cache-dir", str(cache.root)]) == 0
+    out = capsys.readouterr().out
+    assert "KiB per entry" in out and "| coded " in out and "| features " in out

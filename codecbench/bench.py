@@ -140,7 +140,7 @@ PAPER_GFLOP_PER_CLIP = 30.7  # the paper preset, one 10-s clip (128 x 423 x 3), 
 
 
 def _matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    import keras
+    from .backend import keras
     a = keras.ops.convert_to_tensor(np.random.default_rng(0).random((n, n), dtype=np.float32))
     keras.ops.matmul(a, a)
     seconds = _median_time(lambda: np.asarray(keras.ops.matmul(a, a)), repeats)
@@ -149,7 +149,7 @@ def _matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 def bench_model(batch_sizes=(1, 4, 16), repeats: int = 2) -> dict:
     """Inference clips/s of the paper FCNN, its GFLOP/s against a plain Keras matmul, and feature cost."""
-    import keras
+    from .backend import keras
 
     from . import features
     from .models import build_fcnn, preset_config
@@ -188,7 +188,7 @@ def format_model_bench(result: dict) -> str:
 
 def bench_finetune(steps: int = 2) -> dict:
     """Training-step time of full vs segment-1/7/10 fine-tuning, for the demo and the paper preset."""
-    import keras
+    from .backend import keras
 
     from .models import build_fcnn, freeze_except, preset_config
 

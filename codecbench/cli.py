@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated conditions (default: every condition of the matrix)")
     p.add_argument("--features", action="store_true", help="also extract and cache the log-mel features")
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise")
+    _plan_options(p, "run even if the plan says the cache would outgrow the free disk")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("cache", help="inspect, garbage-collect or clear the cache")
@@ -59,10 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "model_dir")
     p.add_argument("--trust-code", action="store_true", help="allow Lambda layers (executable code) in the file")
 
-    p = sub.add_parser("import-model", help="put a checkpoint (.keras or legacy .hdf5) into the model directory")
-    p.add_argument("path")
+    p = sub.add_parser("import-model", help="put a model (.keras, legacy .hdf5, .onnx, or a Python factory) into the "
+                                            "model directory")
+    p.add_argument("path", help="a .keras/.hdf5/.h5 or .onnx file, or a Python entry point package.module:factory")
     p.add_argument("--name", required=True)
     _common(p, "model_dir")
+    p.add_argument("--kind", choices=["keras", "onnx", "python"], help="default: from the file suffix or the ':'")
+    p.add_argument("--frontend", help="hu2020 (default for Keras), waveform:RATE, or logmel:key=value,... "
+                                      "(sample_rate, n_fft, hop_length, n_mels, fmin, fmax, log_offset, normalise, "
+                                      "deltas)")
+    p.add_argument("--classes", help="the model's class names in output order: comma-separated, or a file with "
+                                     "one per line")
+    p.add_argument("--class-map", help="TOML or JSON file mapping the model's class names to the dataset's")
+    p.add_argument("--outputs", choices=["probabilities", "logits"], help="what the model returns (ONNX, Python)")
+    p.add_argument("--kwargs", help="Python: JSON object of keyword arguments for the factory")
     p.add_argument("--trust-code", action="store_true", help="allow Lambda layers (executable code) in the file")
     p.add_argument("--force", action="store_true", help="replace a model of that name")
 
@@ -73,13 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conditions", dest="condition", default="wav",
                    help="training conditions (coded ones: the paper's retraining)")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch's checkpoint")
-    p.add_argument("--force", action="store_true", help="replace a model of that name")
+    _plan_options(p, "replace a model of that name; run even if the cache would outgrow the free disk")
     _train_options(p, TrainConfig())
 
     p = sub.add_parser("finetune", help="fine-tune a zoo model on original + coded audio (Experiments A and B)")
     _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir")
     p.add_argument("--from", dest="parent", default="base", help="parent model name (default: base)")
-    p.add_argument("--force", action="store_true", help="replace existing models of the same names")
+    _plan_options(p, "replace existing models of the same names; run even if the cache would outgrow the free disk")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--full", action="store_true", help="Experiment A: every parameter")
     mode.add_argument("--segment", help="Experiment B: segment(s) to fine-tune alone, e.g. 7 or 1-10")
@@ -92,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="demo", choices=["demo", "paper"],
                    help="zoo build preset: demo (synthetic, small FCNN) or paper")
     _common(p, "model_dir", "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler")
+    p.add_argument("--dry-run", action="store_true", help="build: print the plan (pairs, bytes, free disk, hours) "
+                                                          "and stop; a TAU folder without its audio is planned too")
+    p.add_argument("--force", action="store_true", help="build: run even if the cache would outgrow the free disk")
 
     p = sub.add_parser("report", help="render the paper's tables and Figure 2 from a results folder")
     _common(p, "results", "baseline", "alpha")
@@ -99,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="md,csv,png,svg", help="comma-separated: md, csv, png, svg")
     p.add_argument("--models", dest="model", default=None,
                    help="comma-separated model names (default: all in the results)")
+    p.add_argument("--run", dest="run_id", default=None,
+                   help="render exactly this run (default: the latest result of every model and condition)")
 
     p = sub.add_parser("thresholds", help="write a thresholds TOML from a results run (accuracy - margin)")
     _common(p, "results")
@@ -110,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
     return parser
+
+
+def _plan_options(parser: argparse.ArgumentParser, force_help: str) -> None:
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (pairs cached/missing, bytes, free disk, time on this machine) and stop")
+    parser.add_argument("--force", action="store_true", help=force_help)
 
 
 def _positive_int(text: str) -> int:
@@ -217,8 +239,18 @@ def cmd_encode(args, spec: RunSpec) -> int:
             print(f"warning: skipping {cond.name}: {why}", file=sys.stderr)
     if not usable:
         raise UsageError("no condition to code: every selected condition is unavailable here (see above)")
-    dataset = spec.load_dataset(allow_partial=args.allow_partial)
+    from .plan import fill_stage, new_plan, plan_fill
+
+    dataset = spec.load_dataset(allow_partial=args.allow_partial, listing_only=args.dry_run)
     clips = dataset.clips(spec.split)
+    plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, spec.cache), clips, usable,
+                     spec.cache, with_features=args.features)
+    if args.dry_run:
+        from .plan import clip_seconds
+        plan.stages += fill_stage(plan, clip_seconds(clips), spec.jobs, spec.scheduler)
+        print(plan.report())
+        return 0
+    plan.check_disk(args.force)
     print(f"{dataset.name}: {len(clips)} clips of split {spec.split!r}, {len(usable)} conditions -> "
           f"{spec.cache.root}", file=sys.stderr)
     summary = fill(clips, usable, spec.cache, with_features=args.features, jobs=spec.jobs, backend=spec.backend,
@@ -292,6 +324,22 @@ def _saved(names: list[str], zoo) -> None:
               f"--model-dir {zoo.root})")
 
 
+def _finetune_conditions(matrix) -> list[str]:
+    from . import codecs
+
+    wanted = (["wav"] if matrix.include_original else []) + [c.name for c in matrix.finetune]
+    return [c for c in wanted if codecs.availability(c)[0]]
+
+
+def _check_disk(dataset, conditions, spec: RunSpec, force: bool, split: str = "train") -> None:
+    """Stop before a run whose cache growth would not fit the free disk (unless ``force``)."""
+    from .plan import new_plan, plan_fill
+
+    clips = dataset.clips(split)
+    plan_fill(new_plan(f"{dataset.name} {split}", clips, conditions, spec.cache), clips, conditions, spec.cache,
+              with_features=True).check_disk(force)
+
+
 def cmd_segments(args, spec: RunSpec) -> int:
     from tabulate import tabulate
 
@@ -307,26 +355,99 @@ def cmd_segments(args, spec: RunSpec) -> int:
     return 0
 
 
+def _classes(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    path = Path(text)
+    items = path.read_text().splitlines() if path.is_file() else text.split(",")
+    names = [c.strip() for c in items if c.strip()]
+    if len(set(names)) != len(names) or not names:
+        raise UsageError(f"--classes {text!r}: expected distinct class names")
+    return names
+
+
+def _class_map(text: str | None) -> dict:
+    if not text:
+        return {}
+    from .config import read_toml
+
+    path = Path(text)
+    data = json.loads(path.read_text()) if path.suffix == ".json" else read_toml(path, UsageError, "class map")
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UsageError(f"--class-map {text}: expected a table of model class = dataset class")
+    return data
+
+
 def cmd_import_model(args, spec: RunSpec) -> int:
-    from .models import file_sha256, load_model
+    from .frontends import parse_frontend
+    from .models import file_sha256, kinds, load_model
     from .provenance import now
     from .zoo import check_name
 
     zoo = _write_zoo(spec)
     zoo.check_writable([check_name(args.name)], args.force)
-    model, meta = load_model(args.path, trust=args.trust_code)
-    meta = {**meta, "strategy": meta.get("strategy", "imported"), "imported_from": str(args.path),
-            "source_sha256": file_sha256(args.path), "created": now()}
-    path = zoo.save(args.name, model, meta, overwrite=args.force)
-    print(f"imported {args.path} as {args.name!r} -> {path} ({model.count_params():,} parameters)")
+    source = Path(args.path)
+    kind = args.kind or {".keras": "keras", ".hdf5": "keras", ".h5": "keras", ".onnx": "onnx"}.get(
+        source.suffix, "python" if ":" in args.path and not source.exists() else None)
+    if kind is None:
+        raise UsageError(f"{args.path}: cannot tell the model kind; pass --kind keras|onnx|python")
+    meta = {"kind": kind, "strategy": "imported", "imported_from": str(args.path), "created": now()}
+    if args.frontend:
+        meta["frontend"] = parse_frontend(args.frontend).to_dict()
+    if args.classes:
+        meta["class_names"] = _classes(args.classes)
+    if args.class_map:
+        meta["class_map"] = _class_map(args.class_map)
+    if args.outputs:
+        meta["outputs"] = args.outputs
+    if kind == "keras":
+        model, loaded = load_model(source, trust=args.trust_code)
+        meta = {**loaded, **meta, "source_sha256": file_sha256(source)}
+        kinds.validate(kinds.from_keras(args.name, model, meta))
+        path = zoo.save(args.name, model, meta, overwrite=args.force)
+        print(f"imported {args.path} as {args.name!r} -> {path} ({model.count_params():,} parameters)")
+        return 0
+    if kind == "onnx":
+        if not source.is_file():
+            raise UsageError(f"{source}: ONNX file not found")
+        meta["source_sha256"] = file_sha256(source)
+        kinds.validate(kinds.load_onnx(args.name, source, meta))  # before anything is written
+        path = zoo.save_external(args.name, meta, source=source, overwrite=args.force)
+    else:
+        meta["entry_point"] = args.path
+        if args.kwargs:
+            try:
+                meta["kwargs"] = json.loads(args.kwargs)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--kwargs: not a JSON object ({exc})") from None
+        model = kinds.load_python(args.name, meta)
+        meta.setdefault("class_names", model.class_names)
+        meta.setdefault("frontend", model.frontend.to_dict())
+        kinds.validate(model)
+        path = zoo.save_external(args.name, meta, overwrite=args.force)
+    print(f"imported {args.path} as {args.name!r} ({kind}, front-end {parse_frontend(meta.get('frontend')).describe()})"
+          f" -> {path}")
     return 0
 
 
 def cmd_train(args, spec: RunSpec) -> int:
     from .finetune import train_base
 
+    from .models import preset_config
+    from .plan import training_plan
+
     zoo = _write_zoo(spec)
-    name = train_base(zoo, spec.load_dataset(), spec.cache, name=args.name, preset=args.preset,
+    dataset = spec.load_dataset(listing_only=args.dry_run)
+    config = _train_config(args)
+    conditions = [c.name for c in spec.condition]
+    if args.dry_run:
+        model = preset_config(args.preset, (128, 423, 3), len(dataset.class_names))
+        print(training_plan(f"train {args.name} ({args.preset}) on {dataset.name}", dataset, conditions, spec.cache,
+                            config=model, train_config=config, runs=[("training", config.epochs)], jobs=spec.jobs,
+                            scheduler=spec.scheduler).report())
+        return 0
+    _check_disk(dataset, conditions, spec, args.force)
+    name = train_base(zoo, dataset, spec.cache, name=args.name, preset=args.preset,
                       config=_train_config(args), conditions=[c.name for c in spec.condition], jobs=spec.jobs,
                       backend=spec.backend, scheduler=spec.scheduler, resume=args.resume, overwrite=args.force)
     _saved([name], zoo)
@@ -352,7 +473,22 @@ def cmd_finetune(args, spec: RunSpec) -> int:
         except ValueError:
             raise UsageError(f"--save-epochs: expected comma-separated epochs such as 1,10,20,40, got "
                              f"{args.save_epochs!r}") from None
-    saved = finetune(zoo, args.parent, spec.load_dataset(), spec.matrix_obj, spec.cache, segments=segments,
+    dataset = spec.load_dataset(listing_only=args.dry_run)
+    conditions = _finetune_conditions(spec.matrix_obj)
+    if args.dry_run:
+        from .models import FCNNConfig
+        from .plan import training_plan
+
+        config = _train_config(args)
+        model = FCNNConfig.from_dict(source.metadata(args.parent)["config"])
+        runs = [("full fine-tuning", args.epochs)] if segments is None else \
+            [(f"segment {k} fine-tuning", args.epochs) for k in segments]
+        print(training_plan(f"finetune {args.parent} on {dataset.name}", dataset, conditions, spec.cache,
+                            config=model, train_config=config, runs=runs, jobs=spec.jobs,
+                            scheduler=spec.scheduler).report())
+        return 0
+    _check_disk(dataset, conditions, spec, args.force)
+    saved = finetune(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, segments=segments,
                      epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args), jobs=spec.jobs,
                      backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force)
     _saved(saved, zoo)
@@ -382,7 +518,31 @@ def cmd_zoo(args, spec: RunSpec) -> int:
     if spec.sources.get("dataset") == "default" and not PRESETS[args.preset]["dataset"]:
         raise UsageError(f"zoo preset {args.preset!r} needs --dataset (the TAU 2020 Mobile root)")
     zoo = _write_zoo(spec)
-    built = build_zoo(zoo, spec.load_dataset(), spec.matrix_obj, spec.cache, args.preset, jobs=spec.jobs,
+    preset = PRESETS[args.preset]
+    dataset = spec.load_dataset(listing_only=args.dry_run)
+    conditions = _finetune_conditions(spec.matrix_obj)
+    if args.dry_run:
+        from .models import preset_config
+        from .plan import training_plan
+        from .zoo import full_name, segment_name
+
+        names = zoo.names()
+        runs = [] if "base" in names else [("base training (original audio)", preset["base"].epochs, 1)]
+        if any(full_name(e) not in names for e in preset["save_epochs"]):
+            runs.append(("full fine-tuning", preset["full_epochs"]))
+        segments = [k for k in preset["segments"] if segment_name(k) not in names]
+        if segments:
+            runs.append((f"{len(segments)} segment fine-tunings", len(segments) * preset["segment_epochs"]))
+        model = preset_config(preset["model_preset"], (128, 423, 3), len(dataset.class_names))
+        plan = training_plan(f"zoo build --preset {args.preset} on {dataset.name} into {zoo.root}", dataset,
+                             conditions, spec.cache, config=model, train_config=preset["finetune"], runs=runs,
+                             jobs=spec.jobs, scheduler=spec.scheduler)
+        plan.notes.append("segment fine-tuning is timed as full fine-tuning (an upper bound: frozen segments need "
+                          "no weight gradients)")
+        print(plan.report())
+        return 0
+    _check_disk(dataset, conditions, spec, args.force)
+    built = build_zoo(zoo, dataset, spec.matrix_obj, spec.cache, args.preset, jobs=spec.jobs,
                       backend=spec.backend, scheduler=spec.scheduler)
     _saved(built, zoo)
     return 0
@@ -398,7 +558,7 @@ def cmd_report(args, spec: RunSpec) -> int:
     results = spec.results
     out = Path(args.out) if args.out else (results if results.suffix != ".json" else results.parent)
     markdown, written = render(results, out, formats, list(spec.model) if spec.model else None, spec.baseline,
-                               spec.alpha)
+                               spec.alpha, run_id=args.run_id)
     print(markdown)
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

@@ -22,8 +22,7 @@ from .cache import default_cache_dir
 from .errors import CodecbenchError
 from .fsutil import atomic_write, file_digest, file_lock
 
-SCENES = ("airport", "bus", "metro", "metro_station", "park", "public_square",
-          "shopping_mall", "street_pedestrian", "street_traffic", "tram")
+from .synth import DEVICES, SCENES  # noqa: E402  (the scene names and recording devices)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SPLIT_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "test": "fold1_test.csv"}
 
@@ -122,15 +121,23 @@ def read_split_file(path: str | os.PathLike) -> pd.DataFrame:
     return frame.apply(lambda col: col.str.strip())
 
 
+TAU2020_MOBILE = "TAU Urban Acoustic Scenes 2020 Mobile, development set (fold 1)"
+TAU2020_SPLIT_SIZES = {"train": 13965, "evaluate": 2970}
+
+
 def load_tau(root: str | os.PathLike, splits=("train", "evaluate"), allow_partial: bool = False,
-             name: str = "tau2020-mobile") -> Dataset:
-    """Load the TAU 2020 Mobile layout: ``audio/``, ``meta.csv``, ``evaluation_setup/fold1_*.csv``."""
+             name: str | None = None, listing_only: bool = False) -> Dataset:
+    """Load the TAU 2020 Mobile layout: ``audio/``, ``meta.csv``, ``evaluation_setup/fold1_*.csv``.
+
+    ``listing_only`` keeps every listed clip, present or not (for planning a run before the audio is there).
+    """
     root = Path(root)
     setup = root / "evaluation_setup"
     if not setup.is_dir():
         raise DatasetError(f"{root}: not a TAU dataset folder (no evaluation_setup/ folder)")
     out: dict[str, list[Clip]] = {}
     labels: set[str] = set()
+    listed: dict[str, int] = {}
     for split in splits:
         file = setup / SPLIT_FILES[split]
         if not file.is_file():
@@ -140,13 +147,18 @@ def load_tau(root: str | os.PathLike, splits=("train", "evaluate"), allow_partia
         clips = check_unique([make_clip(root, row.filename, row.scene_label if has_labels else None,
                                         device_of(row.filename), source=f"{file}, row {i + 2}")
                               for i, row in enumerate(frame.itertuples(index=False))], str(file))
-        missing = [c for c in clips if not c.path.is_file()]
+        missing = [] if listing_only else [c for c in clips if not c.path.is_file()]
         if missing and not allow_partial:
             shown = ", ".join(c.key for c in missing[:5])
             raise DatasetError(f"{root}: {len(missing)} of {len(clips)} audio files of split {split!r} are "
                                f"missing (e.g. {shown}); pass allow_partial=True (--allow-partial) to use the rest")
         out[split] = [c for c in clips if c.path.is_file()] if missing else clips
         labels.update(c.label for c in clips if c.label is not None)
+        listed[split] = len(clips)
+    if name is None:  # named by what it is: a folder in the TAU layout is not necessarily TAU 2020 Mobile
+        is_tau2020 = sorted(labels) == list(SCENES) and all(listed.get(k) == v for k, v in TAU2020_SPLIT_SIZES.items()
+                                                            if k in listed)
+        name = TAU2020_MOBILE if is_tau2020 else f"TAU-layout folder {root.name}"
     return Dataset(name, root, sorted(labels), out)
 
 
@@ -173,7 +185,7 @@ def load_folder(root: str | os.PathLike, evaluate_fraction: float = 0.3, seed: i
 
 
 def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow_partial: bool = False,
-                 **synthetic_params) -> Dataset:
+                 listing_only: bool = False, **synthetic_params) -> Dataset:
     """``"synthetic"`` (the embedded default), a TAU root, or a folder per class.
 
     Synthetic parameters can ride along in the spec: ``synthetic:train=8,evaluate=4,duration=1,seed=2``.
@@ -186,7 +198,7 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
     if not root.exists():
         raise DatasetError(f"{root}: dataset folder not found (use 'synthetic' for the embedded default)")
     if (root / "evaluation_setup").is_dir():
-        return load_tau(root, allow_partial=allow_partial)
+        return load_tau(root, allow_partial=allow_partial, listing_only=listing_only)
     return load_folder(root)
 
 
@@ -218,7 +230,7 @@ def _parse_synthetic(text: str) -> dict:
 
 SYNTHETIC_DEFAULTS = {"seed": 0, "clips_per_class": {"train": 60, "evaluate": 30}, "duration": 2.0,
                       "sample_rate": 44100}
-SYNTHETIC_VERSION = 2
+SYNTHETIC_VERSION = 4
 
 
 def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = None, duration: float = 2.0,
@@ -252,23 +264,31 @@ def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = Non
     return root
 
 
+def _write_scene(task) -> None:
+    path, class_index, clip_seed, device, duration, sample_rate = task
+    rng = np.random.default_rng([clip_seed, 1])
+    signal = synth_scene(class_index, rng, duration, sample_rate, device)
+    # 24-bit like TAU's files: a 16-bit quantisation floor would fill bands that codecs leave empty
+    atomic_write(path, lambda tmp: sf.write(tmp, signal, sample_rate, subtype="PCM_24", format="WAV"), fsync=False)
+
+
 def _generate(root: Path, seed: int, clips_per_class: dict, duration: float, sample_rate: int) -> None:
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "evaluation_setup").mkdir(exist_ok=True)
     rows: dict[str, list[tuple[str, str]]] = {}
-    devices = ("a", "b", "c", "s1", "s2", "s3")
+    tasks = []
     for split, count in clips_per_class.items():
         rows[split] = []
         for ci, scene in enumerate(SCENES):
             for k in range(count):
                 clip_seed = int.from_bytes(hashlib.sha256(f"{seed}:{split}:{scene}:{k}".encode()).digest()[:8], "little")
-                rng = np.random.default_rng(clip_seed)
-                device = devices[int(rng.integers(len(devices)))]
+                device = DEVICES[int(np.random.default_rng(clip_seed).integers(len(DEVICES)))]
                 fname = f"audio/{scene}-synth{seed}-{split}{k:04d}-{device}.wav"
-                signal = synth_scene(ci, rng, duration, sample_rate)
-                atomic_write(root / fname, lambda tmp, x=signal: sf.write(tmp, x, sample_rate, subtype="PCM_16",
-                                                                          format="WAV"), fsync=False)
+                tasks.append((str(root / fname), ci, clip_seed, device, duration, sample_rate))
                 rows[split].append((fname, scene))
+    from .parallel import parallel_map
+    for _ in parallel_map(_write_scene, tasks, jobs=min(4, os.cpu_count() or 1)):
+        pass
     for split, items in rows.items():
         frame = pd.DataFrame(items, columns=["filename", "scene_label"])
         atomic_write(root / "evaluation_setup" / SPLIT_FILES.get(split, f"fold1_{split}.csv"),
@@ -283,74 +303,7 @@ def _generate(root: Path, seed: int, clips_per_class: dict, duration: float, sam
                  fsync=False)
 
 
-def _band_noise(rng, n: int, sr: int, lo: float, hi: float) -> np.ndarray:
-    """White noise shaped in the frequency domain to a band with raised-cosine edges."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1 / sr)
-    edge = max(100.0, 0.1 * (hi - lo))
-    gain = np.clip((f - lo + edge) / edge, 0, 1) * np.clip((hi + edge - f) / edge, 0, 1)
-    y = np.fft.irfft(spec * gain, n)
-    return y / (np.std(y) + 1e-9)
-
-
-def synth_scene(class_index: int, rng: np.random.Generator, duration: float, sr: int) -> np.ndarray:
-    """One synthetic scene of class ``class_index``.
-
-    Evidence sits in three bands, so coding removes it in stages: a low band (< 4 kHz)
-    where classes come in confusable pairs (tonal events sharing a pitch range), a mid
-    band (4-11 kHz) with class-specific noise bursts, and a high band (11-20 kHz) with a
-    class-specific modulated texture, the strongest cue and the first that low bit rates cut.
-    Levels, timing, pitch and background vary per clip.
-    """
-    n = int(round(duration * sr))
-    t = np.arange(n) / sr
-    c = class_index
-    pair = c // 2
-    # background: coloured noise, random tilt and level, shared by all classes
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1 / sr)
-    tilt = rng.uniform(0.5, 1.2)
-    bg = np.fft.irfft(spec / np.maximum(f, 50.0) ** (tilt / 2), n)
-    x = bg / (np.std(bg) + 1e-9) * 10 ** (rng.uniform(-30, -20) / 20)
-
-    # low band: harmonic events; the pair shares the pitch range, the event rate differs
-    f0_lo = 110 * 2 ** (pair * 0.6)
-    rate = (1.5 if c % 2 else 2.5) * rng.uniform(0.7, 1.3)
-    for _ in range(max(1, rng.poisson(rate * duration))):
-        start = rng.uniform(0, duration)
-        length = rng.uniform(0.1, 0.5)
-        f0 = f0_lo * rng.uniform(1.0, 1.5)
-        phases = rng.uniform(0, 6.3, size=5)
-        level = 10 ** (rng.uniform(-22, -14) / 20)
-        i0, i1 = max(0, int((start - 0.1) * sr)), min(n, int((start + length + 0.1) * sr))
-        if i1 <= i0:
-            continue
-        tw = t[i0:i1]
-        env = np.exp(-0.5 * ((tw - start - length / 2) / (length / 3)) ** 2)
-        tone = sum(np.sin(2 * np.pi * f0 * h * tw + phases[h - 1]) / h for h in range(1, 6) if f0 * h < 4000)
-        x[i0:i1] += level * env * tone
-
-    # mid band: class-specific noise bursts, centre 4.5-10.5 kHz
-    centre = 4500 + 650 * c + rng.uniform(-500, 500)
-    bursts = _band_noise(rng, n, sr, centre - 400, centre + 400)
-    gate = np.zeros(n)
-    for _ in range(max(1, rng.poisson(3 * duration))):
-        s = int(rng.uniform(0, duration) * sr)
-        gate[s:s + int(rng.uniform(0.05, 0.3) * sr)] = 1.0
-    x += 10 ** (rng.uniform(-30, -22) / 20) * gate * bursts
-
-    # high band: class-specific texture, centre 11.5-19.5 kHz, amplitude-modulated at a class rate
-    centre = 11500 + 900 * c + rng.uniform(-700, 700)
-    texture = _band_noise(rng, n, sr, centre - 600, centre + 600)
-    mod_rate = (2 + 1.5 * c) * rng.uniform(0.7, 1.3)
-    am = 0.6 + 0.4 * np.sin(2 * np.pi * mod_rate * t + rng.uniform(0, 6.3))
-    x += 10 ** (rng.uniform(-36, -22) / 20) * am * texture
-
-    # a distractor: another class's high-band texture, quieter, in some clips
-    if rng.random() < 0.4:
-        other = (c + int(rng.integers(1, 10))) % 10
-        centre = 11500 + 900 * other + rng.uniform(-700, 700)
-        x += 10 ** (rng.uniform(-40, -30) / 20) * _band_noise(rng, n, sr, centre - 600, centre + 600)
-
-    peak = np.max(np.abs(x))
-    return (x / peak * 10 ** (rng.uniform(-6, -1) / 20)).astype(np.float32)
+def synth_scene(class_index: int, rng: np.random.Generator, duration: float, sr: int, device: str = "a") -> np.ndarray:
+    """One synthetic scene of class ``class_index`` recorded on ``device`` (see :mod:`codecbench.synth`)."""
+    from .synth import scene
+    return scene(class_index, rng, duration, sr, device)

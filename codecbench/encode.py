@@ -44,8 +44,20 @@ def coded_key(source_digest: str, condition: Condition) -> str:
                     codecs.codec_library(condition))
 
 
-def feature_key(source_digest: str, condition: Condition) -> str:
-    return make_key("features", coded_key(source_digest, condition), features.RECIPE)
+def feature_key(source_digest: str, condition: Condition, frontend=None) -> str:
+    """The key of a clip's features under a condition and a (log-mel) front-end (default: the baseline's)."""
+    from .frontends import BASELINE
+    return make_key("features", coded_key(source_digest, condition), (frontend or BASELINE).cache_key())
+
+
+def _frontends(with_features) -> list:
+    """``True`` -> the baseline front-end; a list of front-ends (or their dicts) -> the cached (log-mel) ones."""
+    from .frontends import BASELINE, parse_frontend
+    if not with_features:
+        return []
+    if with_features is True:
+        return [BASELINE]
+    return [fe for fe in (parse_frontend(f) for f in with_features) if fe.cached]
 
 
 @dataclasses.dataclass
@@ -87,7 +99,8 @@ class FillSummary:
 
 
 def _process_clip(task) -> ClipOutcome:
-    path, condition_names, cache_root, with_features = task
+    path, condition_names, cache_root, frontend_dicts = task
+    frontends = _frontends(frontend_dicts)
     cache = Cache(cache_root)
     out = ClipOutcome(str(path))
     try:
@@ -100,11 +113,11 @@ def _process_clip(task) -> ClipOutcome:
         cond = parse_condition(name)
         try:
             ckey = coded_key(digest, cond)
-            fkey = feature_key(digest, cond) if with_features else None
+            fkeys = {feature_key(digest, cond, fe): fe for fe in frontends}
             coded = None if cond.is_original else load_bitstream(cache, ckey)
             # features are only checked for presence here; a damaged one is found (and redone) when read
-            feat_ok = fkey is None or cache.contains(FEATURES_NS, fkey)
-            if (cond.is_original or coded is not None) and feat_ok:
+            todo = {k: fe for k, fe in fkeys.items() if not cache.contains(FEATURES_NS, k)}
+            if (cond.is_original or coded is not None) and not todo:
                 out.hits += 1
                 if coded is not None:
                     out.coded[cond.name] = (coded.encoded_bytes, coded.duration_s)
@@ -125,10 +138,10 @@ def _process_clip(task) -> ClipOutcome:
                     coded = codecs.encode(source, TARGET_SR, cond)
                     store_bitstream(cache, ckey, coded, source=Path(path).name)
                 out.coded[cond.name] = (coded.encoded_bytes, coded.duration_s)
-                signal = codecs.decode(coded) if fkey is not None and not feat_ok else None
-            if fkey is not None and not feat_ok:
-                cache.store(FEATURES_NS, fkey, features.static(signal, TARGET_SR),
-                            {"condition": cond.name, "source": Path(path).name})
+                signal = codecs.decode(coded) if todo else None
+            for fkey, fe in todo.items():
+                cache.store(FEATURES_NS, fkey, fe.stored(signal, TARGET_SR),
+                            {"condition": cond.name, "frontend": fe.short_hash, "source": Path(path).name})
         except Exception as exc:  # reported per clip and condition; the caller decides to raise or skip
             out.failures.append((cond.name, f"{type(exc).__name__}: {exc}"))
     return out
@@ -147,10 +160,13 @@ def load_bitstream(cache: Cache, key: str) -> codecs.Bitstream | None:
     return codecs.Bitstream.from_header(meta, payload.tobytes())
 
 
-def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, with_features: bool = False,
+def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, with_features=False,
          jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
          on_error: str = "raise", progress: bool | None = None) -> FillSummary:
     """Code (and optionally featurise) every clip under every condition into ``cache``.
+
+    ``with_features``: True for the baseline's log-mel features, or a list of front-ends whose
+    (log-mel) features to cache.
 
     ``clips`` are :class:`~codecbench.datasets.Clip` objects or paths. ``on_error`` is ``"raise"``
     (stop at the first failure, naming the file) or ``"skip"`` (record it and go on).
@@ -168,7 +184,8 @@ def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, w
         if not ok:
             raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {reason}")
     paths = [str(getattr(c, "path", c)) for c in clips]
-    tasks = [(p, [c.name for c in conds], str(cache.root), with_features) for p in paths]
+    frontend_dicts = [fe.to_dict() for fe in _frontends(with_features)]
+    tasks = [(p, [c.name for c in conds], str(cache.root), frontend_dicts) for p in paths]
     start = time.perf_counter()
     hits = misses = 0
     coded: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -216,20 +233,23 @@ def load_coded(path, condition, cache: Cache) -> np.ndarray:
     return codecs.decode(bitstream)
 
 
-def feature_keys(clips: Sequence, condition, cache: Cache, *, jobs: int | None = None, backend: str = "loky",
-                 scheduler: str | None = None, progress: bool | None = None,
+def feature_keys(clips: Sequence, condition, cache: Cache, *, frontend=None, jobs: int | None = None,
+                 backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
                  on_error: str = "raise") -> tuple[list[str], list[int]]:
-    """Cache keys of the features of ``clips`` under ``condition``, computing whatever is missing.
+    """Cache keys of the (log-mel) features of ``clips`` under ``condition``, computing whatever is missing.
 
     Returns the keys and the indices of the clips they belong to (all of them, unless
     ``on_error="skip"`` dropped some).
     """
+    from .frontends import BASELINE
+
+    frontend = frontend or BASELINE
     cond = parse_condition(condition)
     paths = [str(getattr(c, "path", c)) for c in clips]
-    keys = [feature_key(file_digest(p), cond) for p in paths]
+    keys = [feature_key(file_digest(p), cond, frontend) for p in paths]
     missing = [p for p, k in zip(paths, keys) if not cache.contains(FEATURES_NS, k)]
     if missing:
-        fill(missing, [cond], cache, with_features=True, jobs=jobs, backend=backend, scheduler=scheduler,
+        fill(missing, [cond], cache, with_features=[frontend], jobs=jobs, backend=backend, scheduler=scheduler,
              progress=progress, on_error=on_error)
     kept = [i for i, k in enumerate(keys) if cache.contains(FEATURES_NS, k)]
     return [keys[i] for i in kept], kept
@@ -241,8 +261,12 @@ class CachedFeatures:
     A corrupt entry found while reading is recomputed from its clip (the cache warns).
     """
 
-    def __init__(self, cache: Cache, keys: Sequence[str], paths: Sequence[str], conditions: Sequence[str]):
+    def __init__(self, cache: Cache, keys: Sequence[str], paths: Sequence[str], conditions: Sequence[str],
+                 frontend=None):
+        from .frontends import BASELINE
+
         self.cache, self.keys, self.paths, self.conditions = cache, list(keys), list(paths), list(conditions)
+        self.frontend = frontend or BASELINE
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -250,30 +274,46 @@ class CachedFeatures:
     def get(self, i: int) -> np.ndarray:
         entry = self.cache.load(FEATURES_NS, self.keys[i])
         if entry is None:
-            fill([self.paths[i]], [self.conditions[i]], self.cache, with_features=True, jobs=1, progress=False)
+            fill([self.paths[i]], [self.conditions[i]], self.cache, with_features=[self.frontend], jobs=1,
+                 progress=False)
             entry = self.cache.load(FEATURES_NS, self.keys[i])
-        return features.with_deltas(entry[0])
+        return self.frontend.finish(entry[0])
 
     def __call__(self, indices) -> np.ndarray:
         return np.stack([self.get(int(i)) for i in indices])
 
     def concat(self, other: "CachedFeatures") -> "CachedFeatures":
+        if other.frontend != self.frontend:
+            raise EncodeError("cannot concatenate features of two different front-ends")
         return CachedFeatures(self.cache, self.keys + other.keys, self.paths + other.paths,
-                              self.conditions + other.conditions)
+                              self.conditions + other.conditions, self.frontend)
 
 
-def cached_features(clips: Sequence, condition, cache: Cache, **kwargs) -> tuple[CachedFeatures, list[int]]:
+def cached_features(clips: Sequence, condition, cache: Cache, *, frontend=None,
+                    **kwargs) -> tuple[CachedFeatures, list[int]]:
     """Fill the cache for ``clips`` under ``condition`` and return a lazy reader and the kept indices."""
-    keys, kept = feature_keys(clips, condition, cache, **kwargs)
+    keys, kept = feature_keys(clips, condition, cache, frontend=frontend, **kwargs)
     paths = [str(getattr(clips[i], "path", clips[i])) for i in kept]
-    return CachedFeatures(cache, keys, paths, [parse_condition(condition).name] * len(keys)), kept
+    return CachedFeatures(cache, keys, paths, [parse_condition(condition).name] * len(keys), frontend), kept
 
 
-def load_features(clips: Sequence, condition, cache: Cache, **kwargs) -> tuple[np.ndarray, list[int]]:
-    """Stacked features (N, 128, T, 3) of ``clips`` under ``condition``, filling the cache as needed."""
-    reader, kept = cached_features(clips, condition, cache, **kwargs)
+def load_features(clips: Sequence, condition, cache: Cache, *, frontend=None,
+                  **kwargs) -> tuple[np.ndarray, list[int]]:
+    """Stacked model inputs of ``clips`` under ``condition`` for ``frontend`` (default: the baseline's log-mel,
+    (N, 128, T, 3)), filling the cache as needed. Waveform front-ends decode the cached bitstreams."""
+    from .frontends import BASELINE
+
+    frontend = frontend or BASELINE
+    cond = parse_condition(condition)
+    if not frontend.cached:
+        paths = [str(getattr(c, "path", c)) for c in clips]
+        summary = fill(paths, [cond], cache, **kwargs)  # codes what is missing; a waveform is not cached
+        failed = {p for p, _, _ in summary.failures}
+        kept = [i for i, p in enumerate(paths) if p not in failed]
+        return np.stack([frontend(load_coded(paths[i], cond, cache), TARGET_SR) for i in kept]), kept
+    reader, kept = cached_features(clips, cond, cache, frontend=frontend, **kwargs)
     if not len(reader):
-        raise EncodeError(f"no features could be computed for {parse_condition(condition).name}")
+        raise EncodeError(f"no features could be computed for {cond.name}")
     return reader(range(len(reader))), kept
 
 
@@ -285,10 +325,29 @@ class _NoBar:
         pass
 
 
+class _LineProgress:
+    """Progress for logs without a terminal (CI): one line per ~10 % of the work."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.done, self.next_tenth = total, desc, 0, 1
+        self.start = time.perf_counter()
+
+    def update(self, n=1):
+        self.done += n
+        if self.done * 10 >= self.next_tenth * self.total:
+            self.next_tenth = self.done * 10 // self.total + 1
+            print(f"codecbench: {self.desc}: {self.done}/{self.total} ({100 * self.done // self.total}%, "
+                  f"{time.perf_counter() - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self):
+        pass
+
+
 def _progress(total: int, desc: str, enabled: bool | None):
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled or total == 0:
+    """A bar on a terminal, a line per ~10 % in a log; nothing if ``enabled`` is False."""
+    if enabled is False or total == 0:
         return _NoBar()
+    if enabled is None and not sys.stderr.isatty():
+        return _LineProgress(total, desc)
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, unit="clip", dynamic_ncols=True)

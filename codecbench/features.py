@@ -22,12 +22,13 @@ RECIPE = {"name": "hu2020-logmel-deltas", "version": 2, "sample_rate": 44100, "n
 
 
 def log_mel(signal: np.ndarray, sample_rate: int = 44100, n_fft: int = 2048, hop_length: int = 1024,
-            n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None, log_offset: float = 1e-8) -> np.ndarray:
+            n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None, log_offset: float = 1e-8,
+            htk: bool = True) -> np.ndarray:
     """``log(mel power + offset)``, shape (n_mels, frames)."""
     # float64 throughout: the result then barely depends on how BLAS splits the work across threads
     mel = librosa.feature.melspectrogram(
         y=np.asarray(signal, dtype=np.float64), sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
-        n_mels=n_mels, fmin=fmin, fmax=fmax if fmax is not None else sample_rate / 2, htk=True, norm=None,
+        n_mels=n_mels, fmin=fmin, fmax=fmax if fmax is not None else sample_rate / 2, htk=htk, norm=None,
         power=2.0, center=True, pad_mode="reflect")
     return np.log(mel + log_offset)
 

@@ -14,7 +14,7 @@ import time
 import warnings
 from typing import Sequence
 
-import keras
+from .backend import keras
 import numpy as np
 
 from . import codecs
@@ -93,6 +93,7 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
     return {"strategy": strategy, "parent": parent, "parent_sha256": parent_sha, "segments": segments,
             "epochs": epochs, "schedule": dataclasses.asdict(config), "seed": config.seed,
             "finetune_conditions": data.used, "finetune_conditions_skipped": data.skipped,
+            "codec_libraries": {c: codecs.codec_library(c) for c in data.used if c != "wav"},
             "dataset": data.dataset, "class_names": data.dataset["class_names"], "feature_recipe": RECIPE,
             "config": model_config, "training_seconds": seconds, "epoch_log": rows,
             "libraries": library_versions(), "created": now()}

@@ -22,6 +22,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[Path], N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{os.getpid()}.tmp")
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; the result should look like any other file
     try:
         if callable(data):
             os.close(fd)
@@ -96,3 +97,9 @@ def file_lock(path: str | os.PathLike):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

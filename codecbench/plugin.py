@@ -28,6 +28,10 @@ def pytest_addoption(parser):
     for option in OPTIONS.values():
         group.addoption(option.flag, dest=f"codecbench_{option.name}", default=None, help=option.help,
                         action="append" if option.repeatable else "store")
+    group.addoption("--plan", dest="codecbench_plan", action="store_true", default=False,
+                    help="print the plan (pairs cached/missing, cache growth, free disk, time here) and exit")
+    group.addoption("--force", dest="codecbench_force", action="store_true", default=False,
+                    help="run even if the plan says the cache would outgrow the free disk")
 
 
 def _given(config) -> dict:
@@ -59,7 +63,8 @@ def _session(config):
     session = config.stash.get(SESSION, None)
     if session is None:
         try:
-            session = BenchmarkSession(_spec(config), run_id=_run_id(config), log=_logger(config))
+            session = BenchmarkSession(_spec(config), run_id=_run_id(config), log=_logger(config),
+                                       force=config.getoption("codecbench_force"))
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.stash[SESSION] = session
@@ -73,6 +78,8 @@ def _logger(config):
         with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             if reporter is not None:
                 reporter.write_line(message)
+            else:  # before the terminal reporter exists (pytest_configure)
+                print(message, flush=True)
     return log
 
 
@@ -84,8 +91,11 @@ def pytest_configure(config):
     config.stash[SESSION] = None
     # Options given on the command line are checked now, so a bad one is a usage error (exit 4);
     # otherwise the session is set up lazily, only when a benchmark test is collected.
-    if any(value is not None for value in _given(config).values()):
-        _session(config)
+    if any(value is not None for value in _given(config).values()) or config.getoption("codecbench_plan"):
+        session = _session(config)
+        if config.getoption("codecbench_plan"):
+            _logger(config)(session.plan().report())
+            pytest.exit("codecbench: --plan printed; nothing was run", returncode=0)
 
 
 def pytest_generate_tests(metafunc):

@@ -17,7 +17,7 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     try:
-        import keras
+        from .backend import keras
         out["keras_backend"] = keras.backend.backend()
     except Exception:  # keras missing or broken: versions are informative, never fatal
         pass

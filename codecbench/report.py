@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .results import ResultsError, load_results
+from .results import ResultsError, latest_document, load_results
 from .stats import paired_comparison, wilson_interval
 from .zoo import full_name, model_kind, sort_key
 
 GAP = "—"
+OLDER = "†"
 FORMATS = ("md", "csv", "png", "svg")
 
 
@@ -58,12 +59,13 @@ def _acc(cell: dict | None) -> float:
     return float(cell["accuracy"]) if cell else math.nan
 
 
-def _fmt(cell: dict | None, best: bool = False, ci: bool = True) -> str:
+def _fmt(cell: dict | None, best: bool = False, ci: bool = True, run_id: str | None = None) -> str:
     if not cell:
         return GAP
     low, high = wilson_interval(int(cell["correct"]), int(cell["n"]))
     text = f"{cell['accuracy']:.3f}" + (f" ±{(high - low) / 2:.3f}" if ci else "")
-    return f"**{text}**" if best else text
+    older = OLDER if run_id and cell.get("run_id", run_id) != run_id else ""
+    return (f"**{text}**" if best else text) + older
 
 
 def full_epoch_models(res: Results) -> list[tuple[str, str]]:
@@ -107,7 +109,7 @@ def markdown_table(res: Results, columns: list[tuple[str, str]], category_means:
             if str(row["condition"]).startswith("mean "):
                 cells.append(GAP if not np.isfinite(value) else (f"**{value:.3f}**" if is_best else f"{value:.3f}"))
             else:
-                cells.append(_fmt(res.get(model, row["condition"]), is_best))
+                cells.append(_fmt(res.get(model, row["condition"]), is_best, run_id=res.meta.get("run_id")))
         out.append([row["category"], row["condition"], *cells])
     return tabulate(out, headers=["cat", "condition", *labels], tablefmt="github", disable_numparse=True)
 
@@ -230,10 +232,23 @@ def figure2(res: Results, out_base: Path, formats=("png", "svg")) -> list[Path]:
     return paths
 
 
+def load_document(results: str | Path, run_id: str | None = None) -> dict:
+    """What a report shows: a results.json as it is; a results folder through its history (the latest result of
+    every model and condition for the newest run's dataset and matrix, or exactly ``run_id``)."""
+    results = Path(results)
+    history = results / "history.sqlite" if results.is_dir() else None
+    if history is not None and history.is_file():
+        return latest_document(history, run_id)
+    if run_id is not None:
+        raise ResultsError(f"{results}: --run needs the results history ({results / 'history.sqlite'})")
+    return load_results(results)
+
+
 def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: list[str] | None = None,
-           baseline: str | Path | None = None, alpha: float = 0.05) -> tuple[str, list[Path]]:
+           baseline: str | Path | None = None, alpha: float = 0.05, run_id: str | None = None
+           ) -> tuple[str, list[Path]]:
     """Write the report files; return the Markdown and the paths written."""
-    doc = load_results(results)
+    doc = load_document(results, run_id)
     if not doc["results"]:
         raise ResultsError(f"{results}: the results file holds no results yet; run `pytest benchmarks/` first")
     res = Results(doc, models)
@@ -247,6 +262,10 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
                 f"`{meta.get('matrix', {}).get('name', '?')}`, git `{(meta.get('git_commit') or '?')[:10]}`. "
                 "Cells are accuracies ± half the 95 % Wilson interval; the best of each row is bold; "
                 f"`{GAP}` marks a model not evaluated on that condition."]
+    older = [r for r in meta.get("composed_from", []) if r != meta.get("run_id")]
+    if older:
+        sections[-1] += (f" Cells marked `{OLDER}` come from earlier runs on the same dataset and matrix "
+                         f"({', '.join(f'`{r}`' for r in older)}): the latest result of each model and condition.")
     full_cols = full_epoch_models(res)
     seg_cols = segment_models(res)
     if full_cols:

@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started TEXT, git_comm
     dataset_fingerprint TEXT, split TEXT, matrix TEXT, meta TEXT);
 CREATE TABLE IF NOT EXISTS results (run_id TEXT, model TEXT, model_sha256 TEXT, condition TEXT, category TEXT,
     n INTEGER, correct INTEGER, accuracy REAL, ci_low REAL, ci_high REAL, achieved_kbps REAL, outcome TEXT,
-    recorded TEXT, PRIMARY KEY (run_id, model, condition));
+    recorded TEXT, record TEXT, PRIMARY KEY (run_id, model, condition));
 """
 
 
@@ -85,6 +85,9 @@ def history_connect(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=60)
     con.execute("PRAGMA journal_mode=WAL")
     con.executescript(SCHEMA)
+    columns = {row[1] for row in con.execute("PRAGMA table_info(results)")}
+    if "record" not in columns:  # a history written before per-clip records were kept
+        con.execute("ALTER TABLE results ADD COLUMN record TEXT")
     return con
 
 
@@ -98,9 +101,44 @@ def record_run(path: Path, run_id: str, meta: dict) -> None:
 
 def record_result(path: Path, run_id: str, r: dict, recorded: str) -> None:
     with history_connect(path) as con:
-        con.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        con.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (run_id, r["model"], r["model_sha256"], r["condition"], r["category"], r["n"], r["correct"],
-                     r["accuracy"], r["ci_low"], r["ci_high"], r["achieved_kbps"], r.get("outcome"), recorded))
+                     r["accuracy"], r["ci_low"], r["ci_high"], r["achieved_kbps"], r.get("outcome"), recorded,
+                     json.dumps(r)))
+
+
+def latest_document(path: Path, run_id: str | None = None) -> dict:
+    """A results document from the history: exactly run ``run_id``, or else, for every (model, condition), the
+    latest result recorded for the dataset fingerprint and matrix of the most recent run.
+
+    Each result carries ``run_id``; ``meta`` is the most recent run's, with ``composed_from`` listing the runs
+    that contributed (cells from older runs are marked in the report).
+    """
+    if not Path(path).is_file():
+        raise ResultsError(f"{path}: no results history; run `pytest benchmarks/` first")
+    with history_connect(Path(path)) as con:
+        runs = con.execute("SELECT run_id, started, dataset_fingerprint, meta FROM runs ORDER BY started, run_id")
+        runs = [(rid, started, fp, json.loads(meta)) for rid, started, fp, meta in runs]
+        if not runs:
+            raise ResultsError(f"{path}: the history holds no runs yet; run `pytest benchmarks/` first")
+        by_id = {r[0]: r for r in runs}
+        if run_id is not None:
+            if run_id not in by_id:
+                raise ResultsError(f"{path}: no run {run_id!r}; recorded runs: {', '.join(by_id)}")
+            chosen = [by_id[run_id]]
+        else:
+            newest = runs[-1]
+            matrix = newest[3].get("matrix", {}).get("fingerprint")
+            chosen = [r for r in runs if r[2] == newest[2] and r[3].get("matrix", {}).get("fingerprint") == matrix]
+        meta = chosen[-1][3]
+        cells: dict = {}
+        for rid, *_ in chosen:  # oldest first: newer results replace older ones
+            rows = con.execute("SELECT model, condition, record FROM results WHERE run_id = ? AND record IS NOT NULL",
+                               (rid,)).fetchall()
+            for model, condition, record in rows:
+                cells[(model, condition)] = {**json.loads(record), "run_id": rid}
+    used = sorted({r["run_id"] for r in cells.values()}, key=lambda rid: by_id[rid][1] or "")
+    return {"format": FORMAT_VERSION, "meta": {**meta, "composed_from": used}, "results": list(cells.values())}
 
 
 def summary_table(rows: list[dict], matrix) -> str:

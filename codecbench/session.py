@@ -38,12 +38,14 @@ def new_run_id() -> str:
 class BenchmarkSession:
     """Everything one benchmark run shares. Construction validates the selection; nothing is coded yet."""
 
-    def __init__(self, spec: RunSpec, *, run_id: str | None = None, log: Callable[[str], None] | None = None):
+    def __init__(self, spec: RunSpec, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
+                 force: bool = False):
         from .datasets import DatasetError
         from .matrix import MatrixError
         from .thresholds import ThresholdError, load_thresholds
 
         self.spec = spec
+        self.force = force
         self.run_id = run_id or spec.run_id or new_run_id()
         self.log = log or (lambda message: print(message, file=sys.stderr))
         try:
@@ -109,14 +111,39 @@ class BenchmarkSession:
         """Created on first use; the first use codes and featurises every needed condition in one fill."""
         if self._evaluator is None:
             from . import codecs
-            from .evaluate import Evaluator
+            from .evaluation import Evaluator
 
+            from .plan import new_plan, plan_fill
+
+            needed = [c for c in self.needed_conditions if codecs.availability(c)[0]]
+            clips = self.dataset.clips(self.spec.split)
+            plan_fill(new_plan("benchmark", clips, needed, self.spec.cache), clips, needed, self.spec.cache,
+                      with_features=True).check_disk(self.force)
             self._evaluator = Evaluator(self.dataset, self.spec.split, self.matrix, self.zoo, self.spec.cache,
                                         jobs=self.spec.jobs, backend=self.spec.backend,
-                                        scheduler=self.spec.scheduler, log=self.log, progress=None)
-            self._evaluator.prepare([c for c in self.needed_conditions if codecs.availability(c)[0]])
+                                        scheduler=self.spec.scheduler, log=self.log, progress=None,
+                                        frontends=self.frontends())
+            self._evaluator.prepare(needed)
             self.record_meta()
         return self._evaluator
+
+    def frontends(self) -> list:
+        """The front-ends of the selected models, from their sidecars (so one fill caches what all need)."""
+        from .frontends import parse_frontend
+        return list(dict.fromkeys(parse_frontend(self.zoo.metadata(m).get("frontend")) for m in self.models))
+
+    def plan(self):
+        """What this run would do (:class:`codecbench.plan.Plan`): pairs, bytes, free disk and time here."""
+        from . import codecs
+        from .models import FCNNConfig
+        from .plan import evaluation_plan
+
+        needed = [c for c in self.needed_conditions if codecs.availability(c)[0]]
+        configs = {m: FCNNConfig.from_dict(self.zoo.metadata(m)["config"]) for m in self.models
+                   if self.zoo.kind(m) == "keras" and "config" in self.zoo.metadata(m)}
+        return evaluation_plan(f"benchmark {len(self.models)} models x {len(needed)} conditions on "
+                               f"{self.dataset.name} {self.spec.split}", self.dataset.clips(self.spec.split), needed,
+                               self.spec.cache, models=configs, jobs=self.spec.jobs, scheduler=self.spec.scheduler)
 
     def meta(self) -> dict:
         if self._meta is None:

@@ -244,9 +244,10 @@ class RunSpec:
         from .zoo import Zoo
         return Zoo(self.model_dir)
 
-    def load_dataset(self, *, allow_partial: bool = False):
+    def load_dataset(self, *, allow_partial: bool = False, listing_only: bool = False):
         from .datasets import load_dataset
-        return load_dataset(self.dataset, cache_dir=self.cache.root, allow_partial=allow_partial)
+        return load_dataset(self.dataset, cache_dir=self.cache.root, allow_partial=allow_partial,
+                            listing_only=listing_only)
 
     def selected_conditions(self) -> list:
         """The matrix's validation conditions narrowed by ``condition`` and ``category``; never empty."""

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Callable, Sequence
 
-import keras
+from .backend import keras
 import numpy as np
 
 from .models.segments import freeze_except

@@ -96,9 +96,15 @@ class Zoo:
         return not is_packaged(self.root)
 
     def names(self) -> list[str]:
+        """Every model: ``<name>.keras``, ``<name>.onnx`` (with its sidecar), or a sidecar of kind ``python``."""
         if not self.root.is_dir():
             return []
-        return sorted((p.stem for p in self.root.glob("*.keras") if not p.name.startswith(".")), key=sort_key)
+        found = {p.stem for pattern in ("*.keras", "*.onnx") for p in self.root.glob(pattern)
+                 if not p.name.startswith(".")}
+        for side in self.root.glob("*.json"):
+            if not side.name.startswith(".") and side.stem not in found and _sidecar_kind(side) == "python":
+                found.add(side.stem)
+        return sorted(found, key=sort_key)
 
     def aliases(self) -> dict[str, str]:
         return {alias: target for alias, target in ALIASES.items() if target in self.names()}
@@ -113,15 +119,44 @@ class Zoo:
         raise ZooError(f"unknown model {name!r} in {self.root}; available: {available}")
 
     def path(self, name: str) -> Path:
-        return self.root / f"{self.resolve(name)}.keras"
+        """The model's file: ``.keras``, ``.onnx``, or the sidecar of a Python model."""
+        resolved = self.resolve(name)
+        for suffix in (".keras", ".onnx"):
+            if (self.root / f"{resolved}{suffix}").is_file():
+                return self.root / f"{resolved}{suffix}"
+        return self.root / f"{resolved}.json"
+
+    def kind(self, name: str) -> str:
+        suffix = self.path(name).suffix
+        return {".keras": "keras", ".onnx": "onnx"}.get(suffix, "python")
 
     def metadata(self, name: str) -> dict:
         from .models.io import read_metadata
         return read_metadata(self.path(name))
 
     def load(self, name: str):
+        """The Keras model and its metadata (fine-tuning and segments work on Keras models only)."""
         from .models.io import load_model
+        from .models.kinds import ModelError
+
+        kind = self.kind(name)
+        if kind != "keras":
+            raise ModelError(f"model {name!r} is a {kind} model; fine-tuning and segments are Keras-only")
         return load_model(self.path(name))
+
+    def scoring(self, name: str):
+        """The model as codecbench evaluates it (any kind): a :class:`codecbench.models.kinds.ScoringModel`."""
+        from .models import kinds
+
+        resolved = self.resolve(name)
+        kind = self.kind(resolved)
+        if kind == "keras":
+            model, meta = self.load(resolved)
+            return kinds.from_keras(resolved, model, meta, self.sha256(resolved))
+        meta = self.metadata(resolved)
+        if kind == "onnx":
+            return kinds.load_onnx(resolved, self.path(resolved), meta, self.sha256(resolved))
+        return kinds.load_python(resolved, meta, self.sha256(resolved))
 
     def check_writable(self, names: list[str], overwrite: bool = False) -> None:
         """Refuse, before any work, to write into the packaged zoo or over existing models."""
@@ -145,6 +180,27 @@ class Zoo:
         meta = self.metadata(name)
         return meta.get("sha256") or file_digest(self.path(name))
 
+    def save_external(self, name: str, metadata: dict, *, source: Path | None = None,
+                      overwrite: bool = False) -> Path:
+        """Put an ONNX file (``source``) or a Python model (sidecar only) into the zoo, atomically."""
+        import json
+        import shutil
+
+        from .fsutil import atomic_write
+        from .models.io import sidecar_path
+
+        check_name(name)
+        self.check_writable([name], overwrite)
+        meta = {**metadata, "name": name}
+        if source is not None:
+            target = self.root / f"{name}{Path(source).suffix}"
+            atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+            meta["sha256"] = file_digest(target)
+        else:
+            target = sidecar_path(self.root / f"{name}.json")
+        atomic_write(sidecar_path(self.root / f"{name}.json"), json.dumps(meta, indent=2, sort_keys=True))
+        return target
+
     def rows(self) -> list[dict]:
         """One summary row per model, for ``codecbench zoo list``."""
         from .models.io import read_metadata
@@ -152,13 +208,26 @@ class Zoo:
         out = []
         reverse = {v: k for k, v in self.aliases().items()}
         for name in self.names():
-            meta = read_metadata(self.root / f"{name}.keras")
-            out.append({"name": name + (f" (= {reverse[name]})" if name in reverse else ""),
-                        "strategy": meta.get("strategy", "?"), "parent": meta.get("parent") or "-",
+            meta = read_metadata(self.path(name))
+            from .frontends import parse_frontend
+            try:
+                frontend = parse_frontend(meta.get("frontend")).describe()
+            except CodecbenchError:
+                frontend = "invalid"
+            out.append({"name": name + (f" (= {reverse[name]})" if name in reverse else ""), "kind": self.kind(name),
+                        "front-end": frontend, "strategy": meta.get("strategy", "?"), "parent": meta.get("parent") or "-",
                         "epochs": meta.get("epochs", "-"), "params": meta.get("params", "?"),
                         "dataset": meta.get("dataset", {}).get("name", "-"),
                         "skipped conditions": ",".join(meta.get("finetune_conditions_skipped", [])) or "-"})
         return out
+
+
+def _sidecar_kind(path: Path) -> str | None:
+    import json
+    try:
+        return json.loads(path.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def compare(zoo: Zoo, other: Zoo) -> list[dict]:

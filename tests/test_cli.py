@@ -36,15 +36,31 @@ def test_bad_input_is_a_clear_error(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_import_model_and_segments(tmp_path, capsys):
+def test_segments_of_a_legacy_checkpoint_and_import_of_a_model_that_fits(tmp_path, capsys):
     from pathlib import Path
     checkpoint = Path(__file__).resolve().parent / "data" / "models" / "smallfcnn-model-0.9618.hdf5"
-    assert main(["import-model", str(checkpoint), "--name", "small3", "--model-dir", str(tmp_path)]) == 0
-    assert (tmp_path / "small3.keras").is_file() and (tmp_path / "small3.json").is_file()
-    capsys.readouterr()
-    assert main(["segments", "small3", "--model-dir", str(tmp_path)]) == 0
+    assert main(["segments", str(checkpoint)]) == 0
     out = capsys.readouterr().out
     assert "total parameters: 234,166" in out and "seg08_att_dense1" in out
+    # binaural 6-channel input: no front-end of codecbench feeds it, so it is refused, naming both sides
+    assert main(["import-model", str(checkpoint), "--name", "small3", "--model-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "takes input (128, None, 6)" in err and "gives (128, 36, 3)" in err
+    assert not list(tmp_path.iterdir())
+    assert main(["import-model", str(small_keras_model(tmp_path / "src")), "--name", "mine", "--model-dir",
+                 str(tmp_path / "zoo")]) == 0
+    assert (tmp_path / "zoo" / "mine.keras").is_file() and (tmp_path / "zoo" / "mine.json").is_file()
+    capsys.readouterr()
+    assert main(["segments", "mine", "--model-dir", str(tmp_path / "zoo")]) == 0
+    assert "seg10_att_dense1" in capsys.readouterr().out
+
+
+def small_keras_model(folder):
+    """A small FCNN for the synthetic classes, saved as .keras."""
+    from codecbench.datasets import SCENES
+    from codecbench.models import build_fcnn, preset_config, save_model
+    model = build_fcnn(preset_config("small", (128, 79, 3), 10))
+    return save_model(model, folder / "small.keras", {"class_names": list(SCENES)})
 
 
 def test_console_script_runs():

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -99,3 +101,54 @@ def test_unavailable_condition_is_refused_before_any_work(cache, wav_folder):
 def test_load_features_stacks_cached_features(cache, wav_folder):
     x, kept = load_features(wav_folder, "mp3@32", cache, jobs=1, progress=False)
     assert x.shape == (4, 128, n_frames(SR), 3) and kept == [0, 1, 2, 3]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_dask_scheduler_and_two_workers_fill_the_same_cache(tmp_path, wav_folder):
+    """`dask scheduler` and two `dask worker` processes on localhost, as on a cluster; bytes equal a local fill."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("dask.distributed", reason="dask.distributed is not installed")
+    dask = shutil.which("dask") or shutil.which("dask", path=str(Path(sys.executable).parent))
+    if dask is None:
+        pytest.skip("the `dask` command (dask[distributed]) is not on PATH")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for i in range(2):
+            procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                           "--no-dashboard", "--name", f"w{i}"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+        deadline = time.time() + 120
+        with Client(address, timeout="60s") as client:
+            while len(client.scheduler_info()["workers"]) < 2:
+                assert time.time() < deadline, "the two dask workers did not register in time"
+                time.sleep(0.5)
+        ref, remote = Cache(tmp_path / "ref"), Cache(tmp_path / "remote")
+        fill(wav_folder, ["aac@32", "sbc@64"], ref, jobs=1, with_features=True, progress=False)
+        summary = fill(wav_folder, ["aac@32", "sbc@64"], remote, scheduler=address, with_features=True,
+                       progress=False)
+        assert summary.misses == 2 * len(wav_folder)
+        files = sorted(p.relative_to(ref.root) for p in ref.root.rglob("*.cbc"))
+        assert files and files == sorted(p.relative_to(remote.root) for p in remote.root.rglob("*.cbc"))
+        assert all((ref.root / f).read_bytes() == (remote.root / f).read_bytes() for f in files)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from codecbench.evaluate import Evaluator
+from codecbench.evaluation import Evaluator
 
 pytest_plugins = ["pytester"]
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from codecbench.evaluate import Evaluator
+from codecbench.evaluation import Evaluator
 from codecbench.report import GAP, render
 from codecbench.results import ResultsError, write_item, write_run
 

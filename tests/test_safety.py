@@ -151,15 +151,16 @@ def test_split_file_paths_outside_the_root_are_refused(tmp_path, row):
 # 6. models are never overwritten silently, the packaged zoo never written -----------------------
 
 def test_import_model_refuses_to_overwrite_without_force(tmp_path, capsys):
-    checkpoint = Path(__file__).parent / "data" / "models" / "smallfcnn-model-0.9618.hdf5"
-    args = ["import-model", str(checkpoint), "--name", "small3", "--model-dir", str(tmp_path)]
+    from .test_cli import small_keras_model
+    checkpoint = small_keras_model(tmp_path / "src")
+    args = ["import-model", str(checkpoint), "--name", "small3", "--model-dir", str(tmp_path / "zoo")]
     assert main(args) == 0
-    sha = file_digest(tmp_path / "small3.keras")
+    sha = file_digest(tmp_path / "zoo" / "small3.keras")
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "small3 already exists" in err and "pass --force to replace" in err
-    assert file_digest(tmp_path / "small3.keras") == sha
+    assert file_digest(tmp_path / "zoo" / "small3.keras") == sha
     assert main(args + ["--force"]) == 0
 
 
@@ -167,7 +168,8 @@ def test_nothing_is_written_into_the_packaged_zoo(tmp_path, monkeypatch, capsys)
     with pytest.raises(ZooError, match="packaged demo zoo, which codecbench never writes to"):
         Zoo(packaged_model_dir()).check_writable(["finetuned_seg7"])
     monkeypatch.setenv("CODECBENCH_MODELS", str(tmp_path / "user-models"))
-    checkpoint = Path(__file__).parent / "data" / "models" / "smallfcnn-model-0.9618.hdf5"
+    from .test_cli import small_keras_model
+    checkpoint = small_keras_model(tmp_path / "src")
     assert main(["import-model", str(checkpoint), "--name", "mine"]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "user-models" / "mine.keras").is_file() and "user-models" in out

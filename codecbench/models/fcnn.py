@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
+from ..backend import keras
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,7 +70,7 @@ def read_metadata(path: str | Path) -> dict:
 
 def load_model(path: str | Path, trust: bool = False):
     """Load a ``.keras`` model (safe mode unless ``trust``) or a legacy ``.hdf5``; return ``(model, metadata)``."""
-    import keras
+    from ..backend import keras
 
     from .legacy import load_legacy_hdf5
 

@@ -107,7 +107,7 @@ def load_legacy_hdf5(path: str | Path, trust: bool = False):
     config = infer_config(path, trust=trust)
     layers, _ = read_architecture(path)
     if any(l["class_name"] == "Lambda" for l in layers):  # trusted, and beyond our definition
-        import keras
+        from ..backend import keras
         return keras.models.load_model(path, compile=False, safe_mode=False), config
     model = build_fcnn(config, name=path.stem)
     ours = [l for l in model.layers if l.weights]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
+from ..backend import keras
 
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv2D,
          keras.layers.SeparableConv2D)

@@ -19,11 +19,9 @@ from .cache import Cache
 from .codecs import parse_condition
 from .datasets import Dataset
 from .encode import fill, load_features
-from .finetune import check_fits
 from .fsutil import file_lock
 from .matrix import Matrix
 from .stats import wilson_interval
-from .training import predict_proba
 from .zoo import Zoo
 
 
@@ -60,16 +58,25 @@ def cache_lock(cache: Cache, name: str = "fill"):
 
 
 class Evaluator:
+    """Evaluates models (zoo names or :class:`~codecbench.models.kinds.ScoringModel` objects) on conditions.
+
+    ``frontends``: the (log-mel) front-ends whose features the first fill should cache, so that one
+    parallel pass serves every model (default: the baseline's).
+    """
+
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-                 progress: bool | None = None, log=None):
+                 progress: bool | None = None, log=None, frontends=None):
+        from .frontends import BASELINE
+
         self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
         self.jobs, self.backend, self.scheduler, self.progress = jobs, backend, scheduler, progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.clips = dataset.clips(split)
         self.labels = dataset.labels(split)
-        self._features: dict[str, tuple[np.ndarray, list[int]]] = {}
-        self._models: dict[str, tuple] = {}
+        self.frontends = list(dict.fromkeys(frontends or [BASELINE]))
+        self._features: dict[tuple, tuple[np.ndarray, list[int]]] = {}
+        self._models: dict[str, object] = {}
         self._results: dict[tuple[str, str], Result] = {}
         self._prepared: set[str] = set()
         self._kbps: dict[str, float] = {}
@@ -85,30 +92,39 @@ class Evaluator:
             start = time.perf_counter()
             self.log(f"codecbench: encoding + featurising {len(self.clips)} clips x {len(conds)} conditions "
                      f"({', '.join(c.name for c in conds)})")
-            summary = fill(self.clips, conds, self.cache, with_features=True, jobs=self.jobs, backend=self.backend,
-                           scheduler=self.scheduler, progress=self.progress)
+            summary = fill(self.clips, conds, self.cache, with_features=self.frontends, jobs=self.jobs,
+                           backend=self.backend, scheduler=self.scheduler, progress=self.progress)
         self._prepared.update(c.name for c in conds)
         self._kbps.update(summary.kbps)
         self.counts["encoded"] += summary.misses
         self.log(f"codecbench: cache {summary.hits} hits, {summary.misses} misses in "
                  f"{time.perf_counter() - start:.1f} s")
 
-    def features(self, condition) -> tuple[np.ndarray, list[int]]:
+    def features(self, condition, frontend=None) -> tuple[np.ndarray, list[int]]:
+        """Model inputs of the split under ``condition`` for ``frontend`` (default: the baseline's), once."""
+        from .frontends import BASELINE
+
         cond = parse_condition(condition)
-        if cond.name not in self._features:
+        frontend = frontend or BASELINE
+        key = (frontend, cond.name)
+        if key not in self._features:
             ok, why = codecs.availability(cond)
             if not ok:
                 raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {why}")
             self.prepare([cond])
-            self._features[cond.name] = load_features(self.clips, cond, self.cache, jobs=self.jobs, progress=False)
+            self._features[key] = load_features(self.clips, cond, self.cache, frontend=frontend, jobs=self.jobs,
+                                                progress=False)
             self.counts["featurised_conditions"] += 1
-        return self._features[cond.name]
+        return self._features[key]
 
-    def model(self, name: str):
-        resolved = self.zoo.resolve(name)
+    def model(self, model):
+        """A zoo model by name (loaded once), or a :class:`ScoringModel` as given."""
+        if not isinstance(model, str):
+            self._models.setdefault(model.name, model)
+            return model
+        resolved = self.zoo.resolve(model)
         if resolved not in self._models:
-            model, meta = self.zoo.load(resolved)
-            self._models[resolved] = (model, meta, self.zoo.sha256(resolved))
+            self._models[resolved] = self.zoo.scoring(resolved)
             self.counts["model_loads"] += 1
         return self._models[resolved]
 
@@ -120,18 +136,29 @@ class Evaluator:
         self.prepare([cond])
         return self._kbps.get(cond.name)
 
-    def evaluate(self, model_name: str, condition) -> Result:
+    def evaluate(self, model, condition) -> Result:
+        """``model``: a zoo name or a :class:`ScoringModel`. Memoised per (model, condition)."""
         cond = parse_condition(condition)
-        key = (self.zoo.resolve(model_name), cond.name)
+        scoring = self.model(model)
+        key = (scoring.name, cond.name)
         if key not in self._results:
-            x, kept = self.features(cond)
-            model, meta, sha = self.model(model_name)
-            check_fits(model, self.dataset, x[0], key[0], meta)
+            x, kept = self.features(cond, scoring.frontend)
+            scoring.check_input(x[0])
+            order = scoring.dataset_order(self.dataset.class_names)
             self.log(f"codecbench: evaluating {key[0]} on {cond.name} ({len(x)} clips)")
-            predictions = predict_proba(model, x).argmax(axis=1)
+            predictions = predict_batches(scoring, x)[:, order].argmax(axis=1)
             labels = self.labels[kept]
-            self._results[key] = Result(key[0], sha, cond.name, self.matrix.category_of(cond), len(kept),
+            self._results[key] = Result(key[0], scoring.sha256, cond.name, self.matrix.category_of(cond), len(kept),
                                         int(np.sum(predictions == labels)), [self.clips[i].name for i in kept],
                                         labels.tolist(), predictions.tolist(), self.achieved_kbps(cond))
             self.counts["evaluations"] += 1
         return self._results[key]
+
+
+def predict_batches(model, x: np.ndarray, input_budget_bytes: int = 64 << 20) -> np.ndarray:
+    """Probabilities of ``x`` in batches of at most ``input_budget_bytes`` of input (Keras batches itself)."""
+    if getattr(model, "keras_model", None) is not None or not len(x):
+        return model.predict(x)
+    per_clip = max(1, int(np.prod(x.shape[1:])) * 4)
+    size = max(1, input_budget_bytes // per_clip)
+    return np.concatenate([model.predict(x[i:i + size]) for i in range(0, len(x), size)])

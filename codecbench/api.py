@@ -1,0 +1,69 @@
+"""The Python API: ``codecbench.evaluate(models, ...) -> pandas.DataFrame``.
+
+The same machinery as the pytest plugin (an :class:`~codecbench.evaluate.Evaluator` over the same
+cache), so the numbers are the plugin's. Models are zoo names, or any objects with ``sample_rate``,
+``class_names`` and ``predict(batch)`` (see :mod:`codecbench.models.kinds`).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+
+def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterable[str] | None = None,
+             split: str = "evaluate", matrix: str = "peters", model_dir: str | None = None,
+             cache_dir: str | None = None, jobs: int | str | None = None, progress: bool | None = False):
+    """Accuracy of every model under every condition, one row each.
+
+    Parameters
+    ----------
+    models : iterable of str or objects
+        Zoo names (from ``model_dir``, default: the packaged demo zoo), :class:`ScoringModel` objects, or plain
+        Python objects with ``sample_rate``, ``class_names`` and ``predict(batch) -> (batch, classes)``
+        probabilities (or logits, with ``outputs = "logits"``); those get waveforms at their ``sample_rate``.
+    dataset, split, matrix, model_dir, cache_dir, jobs
+        As the command-line options of the same names.
+    conditions : iterable of str, optional
+        Condition names such as ``"mp3@32"``; default: the matrix's validation conditions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, condition, category, n, correct, accuracy, ci_low, ci_high, achieved_kbps,
+        model_sha256``. Per-clip predictions are in ``frame.attrs["records"][(model, condition)]`` (clips,
+        labels, predictions), the input of :func:`codecbench.stats.paired_comparison`.
+    """
+    import pandas as pd
+
+    from .evaluation import Evaluator
+    from .models.kinds import ScoringModel, from_object, validate
+    from .spec import RunSpec
+
+    spec = RunSpec.build({"dataset": dataset, "split": split, "matrix": matrix, "model_dir": model_dir,
+                          "cache_dir": cache_dir, "jobs": jobs, "condition": list(conditions) if conditions else None},
+                         use_pyproject=False)
+    data = spec.load_dataset()
+    scoring = []
+    for model in models:
+        if isinstance(model, str):
+            scoring.append(spec.zoo.scoring(spec.zoo.resolve(model)))
+        elif isinstance(model, ScoringModel):
+            scoring.append(model)
+        else:
+            scoring.append(from_object(model))
+    for model in scoring:
+        validate(model, data.class_names)
+    conds = spec.selected_conditions()
+    evaluator = Evaluator(data, spec.split, spec.matrix_obj, spec.zoo, spec.cache, jobs=spec.jobs,
+                          backend=spec.backend, progress=progress, log=lambda message: None,
+                          frontends=[m.frontend for m in scoring])
+    evaluator.prepare(conds)
+    rows, records = [], {}
+    for model in scoring:
+        for cond in conds:
+            record = evaluator.evaluate(model, cond).as_record()
+            records[(record["model"], record["condition"])] = record
+            rows.append({k: record[k] for k in ("model", "condition", "category", "n", "correct", "accuracy",
+                                                "ci_low", "ci_high", "achieved_kbps", "model_sha256")})
+    frame = pd.DataFrame(rows)
+    frame.attrs["records"] = records
+    return frame

@@ -1,0 +1,187 @@
+"""The model contract: a front-end, a network that scores a batch, and class names — whatever the framework.
+
+Kinds:
+
+- ``keras``: ``.keras`` files and legacy Keras-2 ``.hdf5`` checkpoints (fine-tunable);
+- ``onnx``: an ``.onnx`` file run with onnxruntime (``pip install codecbench[onnx]``);
+- ``python``: an entry point ``package.module:factory`` whose result has ``sample_rate``, ``class_names``
+  and ``predict(batch) -> probabilities or logits`` (which one is declared by ``outputs``), so PyTorch or
+  any other framework plugs in without codecbench importing it.
+
+Every kind is wrapped as a :class:`ScoringModel`, which maps the model's classes onto the
+dataset's by name (or through an explicit class map) and checks every batch of outputs: shape,
+finiteness, and softmax applied where the model gives logits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import CodecbenchError
+from ..frontends import BASELINE, FrontEnd, parse_frontend
+
+KINDS = ("keras", "onnx", "python")
+OUTPUTS = ("probabilities", "logits")
+
+
+class ModelError(CodecbenchError, ValueError):
+    """A model that cannot be used as declared; the message names the model, what was expected and what came."""
+
+
+@dataclasses.dataclass
+class ScoringModel:
+    """A model as codecbench evaluates it."""
+
+    name: str
+    kind: str
+    frontend: FrontEnd
+    class_names: list[str]
+    #: ``batch (N, ...) -> scores (N, classes)`` in the order of :attr:`class_names`
+    scorer: Callable[[np.ndarray], Any]
+    outputs: str = "probabilities"
+    sha256: str = ""
+    meta: dict = dataclasses.field(default_factory=dict)
+    #: model class -> dataset class, for models trained with other names
+    class_map: dict = dataclasses.field(default_factory=dict)
+    #: the Keras model, for kind "keras" (fine-tuning and input checks)
+    keras_model: Any = None
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (N, classes) in the model's class order; a wrong shape or non-finite output is an error."""
+        try:
+            scores = np.asarray(self.scorer(batch), dtype=np.float64)
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"model {self.name!r} ({self.kind}) failed on a batch of shape {tuple(batch.shape)}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        expected = (len(batch), len(self.class_names))
+        if scores.shape != expected:
+            raise ModelError(f"model {self.name!r}: predict returned shape {scores.shape}, expected {expected} "
+                             f"(batch x its {len(self.class_names)} classes)")
+        if not np.all(np.isfinite(scores)):
+            raise ModelError(f"model {self.name!r}: predict returned {int(np.sum(~np.isfinite(scores)))} NaN/Inf "
+                             "values")
+        if self.outputs == "logits":
+            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+            scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+    def dataset_order(self, dataset_classes: list[str]) -> np.ndarray:
+        """Column indices that put this model's classes in the dataset's order; refuses other class sets."""
+        mapped = [self.class_map.get(c, c) for c in self.class_names]
+        if sorted(mapped) != sorted(dataset_classes) or len(set(mapped)) != len(mapped):
+            raise ModelError(f"model {self.name!r} predicts classes {mapped}, the dataset has {list(dataset_classes)}; "
+                             "they must be the same set (map them with import-model --class-map FILE)")
+        return np.array([mapped.index(c) for c in dataset_classes])
+
+    def check_input(self, sample: np.ndarray) -> None:
+        """Refuse a front-end whose output the network cannot take (Keras: its input shape)."""
+        if self.keras_model is None:
+            return
+        shape = tuple(self.keras_model.input_shape[1:])
+        if len(shape) != sample.ndim or any(s is not None and s != d for s, d in zip(shape, sample.shape)):
+            raise ModelError(f"model {self.name!r} takes input {shape}, but its front-end "
+                             f"({self.frontend.describe()}) gives {sample.shape}")
+
+
+def from_keras(name: str, model, meta: dict, sha256: str = "") -> ScoringModel:
+    from ..training import predict_proba
+
+    classes = meta.get("class_names") or [str(i) for i in range(int(model.output_shape[-1]))]
+    return ScoringModel(name, "keras", parse_frontend(meta.get("frontend")), list(classes),
+                        lambda x: predict_proba(model, x), "probabilities", sha256, meta,
+                        dict(meta.get("class_map") or {}), keras_model=model)
+
+
+def load_onnx(name: str, path: Path, meta: dict, sha256: str = "") -> ScoringModel:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelError(f"model {name!r} is an ONNX model, and onnxruntime is not installed: "
+                         "pip install 'codecbench[onnx]' (or pip install onnxruntime)") from None
+    try:
+        session = ort.InferenceSession(str(path), providers=ort.get_available_providers())
+    except Exception as exc:
+        raise ModelError(f"model {name!r}: onnxruntime cannot load {path} ({exc})") from None
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelError(f"model {name!r}: {path} has {len(inputs)} inputs; codecbench feeds one (the front-end's)")
+    spec = inputs[0]
+    if spec.type != "tensor(float)":
+        raise ModelError(f"model {name!r}: input {spec.name!r} is {spec.type}, expected tensor(float) (float32)")
+    frontend = parse_frontend(meta.get("frontend"))
+    classes = meta.get("class_names")
+    if not classes:
+        raise ModelError(f"model {name!r}: an ONNX model needs its class names (import-model --classes)")
+    out_name = session.get_outputs()[0].name
+    expected_rank = 2 if frontend.kind == "waveform" else 4
+
+    def score(batch: np.ndarray):
+        if batch.ndim != expected_rank or len(spec.shape) != batch.ndim or any(
+                isinstance(s, int) and s != d for s, d in zip(spec.shape[1:], batch.shape[1:])):
+            raise ModelError(f"model {name!r}: input {spec.name!r} has shape {spec.shape}, but its front-end "
+                             f"({frontend.describe()}) gives batches of shape {tuple(batch.shape)}")
+        return session.run([out_name], {spec.name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    return ScoringModel(name, "onnx", frontend, list(classes), score, _outputs(name, meta), sha256, meta,
+                        dict(meta.get("class_map") or {}))
+
+
+def load_python(name: str, meta: dict, sha256: str = "") -> ScoringModel:
+    entry = meta.get("entry_point", "")
+    module_name, _, attr = entry.partition(":")
+    if not module_name or not attr:
+        raise ModelError(f"model {name!r}: entry point {entry!r} is not of the form package.module:factory")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"model {name!r}: cannot import {entry!r} ({type(exc).__name__}: {exc})") from None
+    try:
+        obj = factory(**meta.get("kwargs", {}))
+    except Exception as exc:
+        raise ModelError(f"model {name!r}: the factory {entry!r} raised {type(exc).__name__}: {exc}") from exc
+    return from_object(obj, name=name, meta=meta, sha256=sha256)
+
+
+def from_object(obj, *, name: str | None = None, meta: dict | None = None, sha256: str = "") -> ScoringModel:
+    """Wrap any object with ``sample_rate``, ``class_names`` and ``predict(batch)`` (optionally ``outputs`` and
+    ``frontend``); its front-end defaults to the waveform at its sample rate."""
+    meta = dict(meta or {})
+    name = name or getattr(obj, "name", None) or type(obj).__name__
+    missing = [a for a in ("class_names", "predict") if not hasattr(obj, a)]
+    if missing:
+        raise ModelError(f"model {name!r}: the object lacks {', '.join(missing)}; a Python model needs sample_rate, "
+                         "class_names and predict(batch)")
+    frontend = meta.get("frontend") or getattr(obj, "frontend", None)
+    if frontend is None:
+        if not hasattr(obj, "sample_rate"):
+            raise ModelError(f"model {name!r}: give it a sample_rate (waveform input) or a frontend")
+        frontend = {"kind": "waveform", "sample_rate": int(obj.sample_rate)}
+    outputs = meta.get("outputs") or getattr(obj, "outputs", "probabilities")
+    meta.setdefault("outputs", outputs)
+    return ScoringModel(name, meta.get("kind", "python"), parse_frontend(frontend), list(obj.class_names),
+                        obj.predict, _outputs(name, meta), sha256, meta, dict(meta.get("class_map") or {}))
+
+
+def _outputs(name: str, meta: dict) -> str:
+    outputs = meta.get("outputs", "probabilities")
+    if outputs not in OUTPUTS:
+        raise ModelError(f"model {name!r}: outputs {outputs!r}; expected one of {', '.join(OUTPUTS)}")
+    return outputs
+
+
+def validate(model: ScoringModel, dataset_classes: list[str] | None = None) -> None:
+    """Run the model once on a second of silence through its front-end: it must give one finite score per class
+    (and, with ``dataset_classes``, classes that map onto them)."""
+    signal = np.zeros(44100, dtype=np.float32)
+    signal[::441] = 0.01  # not all zeros: a constant clip normalises to zeros, fine, but exercise the path
+    x = model.frontend(signal, 44100)[None]
+    model.check_input(x[0])
+    model.predict(x)
+    if dataset_classes is not None:
+        model.dataset_order(dataset_classes)

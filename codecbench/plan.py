@@ -1,0 +1,305 @@
+"""A plan before every long run: what is cached, what is missing, bytes, free disk, and hours.
+
+:func:`plan_fill` counts the (clip, condition) pairs to code and featurise against the cache
+(by content, as the fill would), estimates the bytes the cache will grow by from the codecs' bit
+rates and the feature layout, and reads the free disk of the cache's file system. Time comes
+from :func:`calibrate`, a short measurement on this machine: one round trip per codec and one
+feature extraction on a 10-s clip, and a few inference and training steps of the model at its
+batch size on whatever device Keras sees. ``--dry-run`` prints a :class:`Plan` and stops; a real
+run that would not fit the free disk stops before it starts (:meth:`Plan.check_disk`), unless
+``--force``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import codecs, features
+from .cache import Cache
+from .codecs import Condition, parse_condition
+from .errors import CodecbenchError
+
+#: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
+ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
+#: Bytes per (clip, condition) of the former cache (decoded float32 PCM + 3-channel float32 features), 10 s.
+PCM_CACHE_BYTES_PER_PAIR = 441_000 * 4 + 128 * 423 * 3 * 4
+
+
+class DiskSpaceError(CodecbenchError, RuntimeError):
+    """A run would fill the disk; nothing was started."""
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    work: str
+    seconds: float
+
+
+@dataclasses.dataclass
+class Plan:
+    title: str
+    cache_root: Path
+    clips: int
+    missing_files: int
+    conditions: list[str]
+    coded_cached: int = 0
+    coded_missing: int = 0
+    features_cached: int = 0
+    features_missing: int = 0
+    bytes_needed: int = 0
+    free_bytes: int = 0
+    stages: list[Stage] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    @property
+    def fits(self) -> bool:
+        return self.bytes_needed <= self.free_bytes
+
+    def check_disk(self, force: bool = False) -> None:
+        """Raise :class:`DiskSpaceError` with the numbers if the cache would outgrow the free disk."""
+        if not self.fits and not force:
+            raise DiskSpaceError(f"{self.title}: the cache at {self.cache_root} would grow by "
+                                 f"{_size(self.bytes_needed)} but only {_size(self.free_bytes)} are free; nothing "
+                                 "was started. Free space, point --cache-dir elsewhere, or pass --force")
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out.update(cache_root=str(self.cache_root), seconds=self.seconds, fits=self.fits)
+        return out
+
+    def report(self) -> str:
+        from tabulate import tabulate
+
+        lines = [f"plan: {self.title}",
+                 f"  clips: {self.clips:,}" + (f" ({self.missing_files:,} listed files not present: estimated at "
+                                                f"10 s each)" if self.missing_files else ""),
+                 f"  conditions: {', '.join(self.conditions)}",
+                 f"  coded pairs: {self.coded_cached:,} cached, {self.coded_missing:,} to code",
+                 f"  feature pairs: {self.features_cached:,} cached, {self.features_missing:,} to featurise",
+                 f"  cache growth: {_size(self.bytes_needed)} at {self.cache_root} "
+                 f"(free: {_size(self.free_bytes)}{'' if self.fits else ' -- DOES NOT FIT'})"]
+        if self.stages:
+            rows = [[s.name, s.work, _duration(s.seconds)] for s in self.stages]
+            rows.append(["total", "", _duration(self.seconds)])
+            lines.append(tabulate(rows, headers=["stage", "work", "time on this machine"], tablefmt="github"))
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the file system that holds ``folder`` (or its nearest existing parent)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def _duration_of(path: Path) -> float | None:
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except Exception:  # unreadable: the fill reports it; the plan assumes a TAU clip
+        return None
+
+
+def entry_bytes(condition: Condition, seconds: float) -> tuple[int, int]:
+    """Estimated cache bytes of one clip under ``condition``: (coded entry, features entry)."""
+    frames = 1 + int(seconds * features.RECIPE["sample_rate"]) // features.RECIPE["hop_length"]
+    feature = features.RECIPE["n_mels"] * frames * 4 + ENTRY_OVERHEAD["features"]
+    coded = 0 if condition.is_original else int(condition.kbps * 1000 / 8 * seconds * 1.05) + ENTRY_OVERHEAD["coded"]
+    return coded, feature
+
+
+def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence, cache: Cache, *, with_features: bool) -> Plan:
+    """Add the counts and bytes of coding (and featurising) ``clips`` under ``conditions`` to ``plan``."""
+    from .encode import coded_key, feature_key
+    from .fsutil import file_digest
+
+    conds = [parse_condition(c) for c in conditions]
+    for clip in clips:
+        path = Path(getattr(clip, "path", clip))
+        seconds = _duration_of(path) if path.is_file() else None
+        digest = file_digest(path) if seconds is not None else None
+        if seconds is None:
+            seconds = 10.0
+        for cond in conds:
+            coded_b, feature_b = entry_bytes(cond, seconds)
+            if not cond.is_original:
+                if digest and cache.contains("coded", coded_key(digest, cond)):
+                    plan.coded_cached += 1
+                else:
+                    plan.coded_missing += 1
+                    plan.bytes_needed += coded_b
+            if with_features:
+                if digest and cache.contains("features", feature_key(digest, cond)):
+                    plan.features_cached += 1
+                else:
+                    plan.features_missing += 1
+                    plan.bytes_needed += feature_b
+    return plan
+
+
+def new_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache) -> Plan:
+    missing = sum(1 for c in clips if not Path(getattr(c, "path", c)).is_file())
+    names = list(dict.fromkeys(parse_condition(c).name for c in conditions))
+    return Plan(title, cache.root, len(clips), missing, names, free_bytes=free_bytes(cache.root))
+
+
+# --------------------------------------------------------------------------- calibration
+
+def _timed(func, repeats: int = 3) -> float:
+    func()  # warm-up: first-call imports, codec init, graph tracing
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@functools.lru_cache(maxsize=None)
+def codec_seconds(condition: str, clip_seconds: float = 10.0) -> float:
+    """Seconds to code and featurise one 10-s clip under ``condition`` on one core."""
+    from .datasets import synth_scene
+
+    cond = parse_condition(condition)
+    x = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
+    coding = 0.0 if cond.is_original else _timed(lambda: codecs.encode(x, 44100, cond), 1)
+    return coding
+
+
+@functools.lru_cache(maxsize=None)
+def feature_seconds(clip_seconds: float = 10.0) -> float:
+    from .datasets import synth_scene
+
+    x = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
+    return _timed(lambda: features.static(x), 2)
+
+
+def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | None) -> list[Stage]:
+    """Stages of coding and featurising what ``plan`` counts as missing, on ``jobs`` local workers."""
+    by_cond = {c: codec_seconds(c) for c in plan.conditions}
+    coded_share = [by_cond[c] for c in plan.conditions if not parse_condition(c).is_original]
+    per_coded = statistics.mean(coded_share) if coded_share else 0.0
+    scale = seconds_per_clip / 10.0
+    workers = f"{jobs} local workers" if not scheduler else f"dask at {scheduler} (assumed {jobs} workers)"
+    return [Stage("coding", f"{plan.coded_missing:,} pairs, {per_coded * scale:.2f} s each, {workers}",
+                  plan.coded_missing * per_coded * scale / jobs),
+            Stage("features", f"{plan.features_missing:,} pairs, {feature_seconds() * scale * 1000:.0f} ms each",
+                  plan.features_missing * feature_seconds() * scale / jobs)]
+
+
+def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames: int, train: bool = True) -> dict:
+    """Training examples/s (at ``batch_size`` x ``crop_frames``) and inference clips/s (full length) of the FCNN
+    of ``config`` (an :class:`~codecbench.models.FCNNConfig`) on the device Keras sees, from a few steps on random
+    input."""
+    from .backend import keras
+
+    from .models import build_fcnn
+
+    model = build_fcnn(config)
+    n_classes = config.n_classes
+    channels = config.input_shape[-1]
+    rng = np.random.default_rng(0)
+    out = {"backend": keras.backend.backend()}
+    # the evaluator's batch: as many clips as fit its 64 MB input budget (capped, to keep the calibration short)
+    eval_batch = max(1, min(64, (64 << 20) // (config.input_shape[0] * full_frames * channels * 4)))
+    x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
+    out["inference_clips_per_s"] = eval_batch / _timed(lambda: model.predict_on_batch(x_eval), 1)
+    if train:
+        frames = crop_frames or full_frames
+        x = rng.random((batch_size, config.input_shape[0], frames, channels), dtype=np.float32)
+        y = keras.utils.to_categorical(np.arange(batch_size) % n_classes, n_classes)
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy")
+        out["train_examples_per_s"] = batch_size / _timed(lambda: model.train_on_batch(x, y), 1)
+    return out
+
+
+def clip_seconds(clips: Sequence) -> float:
+    """Typical clip duration of a selection (the first present file; TAU's 10 s if none is present)."""
+    for clip in clips[:1]:
+        seconds = _duration_of(Path(getattr(clip, "path", clip)))
+        if seconds:
+            return seconds
+    return 10.0
+
+
+def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, config, train_config, runs: list[
+                  tuple], jobs: int, scheduler: str | None = None) -> Plan:
+    """The plan of fine-tuning or training runs: the training set's fill, then ``runs`` of ``config``'s FCNN at
+    ``train_config``'s batch size and crop. A run is ``(name, epochs)`` over the split under every condition, or
+    ``(name, epochs, conditions)`` over the split under that many conditions (base training: 1)."""
+    clips = dataset.clips("train")
+    plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True)
+    seconds = clip_seconds(clips)
+    plan.stages += fill_stage(plan, seconds, jobs, scheduler)
+    frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
+    rates = model_rates(config, batch_size=train_config.batch_size, crop_frames=train_config.crop_frames,
+                        full_frames=frames)
+    rate = rates["train_examples_per_s"]
+    for name, epochs, *n_conditions in runs:
+        examples = len(clips) * (n_conditions[0] if n_conditions else len(plan.conditions))
+        plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s "
+                                       f"({rates['backend']})", epochs * examples / rate))
+    examples = len(clips) * len(plan.conditions)
+    plan.notes.append(f"one training epoch of {examples:,} examples: {_duration(examples / rate)} at batch "
+                      f"{train_config.batch_size} x {train_config.crop_frames or 'all'} frames; inference "
+                      f"{rates['inference_clips_per_s']:.1f} clips/s")
+    return plan
+
+
+def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache, *, models: dict, jobs: int,
+                    scheduler: str | None = None) -> Plan:
+    """The plan of a benchmark run: the evaluation split's fill, then every model on every condition.
+
+    ``models`` maps names to their FCNN configs (None: not an FCNN; timed like the first one that is).
+    """
+    plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True)
+    seconds = clip_seconds(clips)
+    plan.stages += fill_stage(plan, seconds, jobs, scheduler)
+    frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
+    timed: dict = {}
+    total = 0.0
+    for name, config in models.items():
+        key = json_key(config)
+        if key not in timed:
+            timed[key] = model_rates(config, batch_size=1, crop_frames=None, full_frames=frames, train=False)
+        total += len(clips) * len(plan.conditions) / timed[key]["inference_clips_per_s"]
+    rate = ", ".join(f"{r['inference_clips_per_s']:.1f}" for r in timed.values())
+    plan.stages.append(Stage("evaluation", f"{len(models)} models x {len(clips):,} clips x {len(plan.conditions)} "
+                                           f"conditions at {rate} clips/s", total))
+    return plan
+
+
+def json_key(config) -> str:
+    import json
+    return json.dumps(config.to_dict(), sort_keys=True)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The shell commands of both CI examples (GitHub Actions, GitLab CI), kept in one script so that
+# codecbench's own tests can run exactly them against the demo.
+#
+#   BASELINE         results.json of the main branch (optional): the regression gate compares with it
+#   CODECBENCH_ARGS  extra pytest options, e.g. "--model finetuned_seg7 --dataset /data/TAU..."
+#   PIP_INSTALL      how to install (default: the project itself, editable)
+set -euo pipefail
+
+${PIP_INSTALL:-python3 -m pip install -q -e .}
+
+gate=()
+if [ -n "${BASELINE:-}" ] && [ -f "$BASELINE" ]; then
+  gate=(--baseline "$BASELINE")
+  echo "regression gate: comparing with $BASELINE"
+else
+  echo "no baseline results.json: thresholds only"
+fi
+
+status=0
+# shellcheck disable=SC2086  # CODECBENCH_ARGS is a list of options on purpose
+python3 -m pytest benchmarks/ -p no:cacheprovider "${gate[@]}" --junitxml reports/junit.xml ${CODECBENCH_ARGS:-} \
+  || status=$?
+# the report is published whether the gate passed or not
+codecbench report --out reports/report
+exit "$status"

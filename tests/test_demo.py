@@ -1,0 +1,68 @@
+"""The packaged demo behaves like real scenes under coding: the criteria stated in the README, checked on the
+committed example run of the packaged zoo (whose model hashes the run recorded)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codecbench import codecs
+from codecbench.datasets import synth_scene
+from codecbench.stats import paired_comparison
+from codecbench.zoo import Zoo
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example" / "results.json"
+
+
+@pytest.fixture(scope="module")
+def example():
+    doc = json.loads(EXAMPLE.read_text())
+    return doc, {(r["model"], r["condition"]): r for r in doc["results"]}
+
+
+def test_the_example_run_is_of_the_packaged_zoo(example):
+    doc, _ = example
+    zoo = Zoo()
+    assert doc["meta"]["models"] == {name: zoo.sha256(name) for name in doc["meta"]["models"]}
+    assert set(doc["meta"]["models"]) == set(zoo.names()) and doc["meta"]["dataset"]["name"] == "synthetic"
+
+
+def test_a_base_accuracy_on_wav_is_between_0_75_and_0_95(example):
+    _, cells = example
+    assert 0.75 <= cells["base", "wav"]["accuracy"] <= 0.95
+
+
+def test_b_mp3_at_32_is_the_base_models_worst_condition(example):
+    _, cells = example
+    base = {c: r["accuracy"] for (m, c), r in cells.items() if m == "base"}
+    assert len(base) == 8 and min(base, key=base.get) == "mp3@32", base
+
+
+@pytest.mark.parametrize("condition", ["aac@64", "mp3@64", "opus@64"])
+def test_c_base_keeps_85_percent_of_its_wav_accuracy_at_64_kbps(example, condition):
+    _, cells = example
+    assert cells["base", condition]["accuracy"] >= 0.85 * cells["base", "wav"]["accuracy"]
+
+
+def test_d_full_finetuning_improves_mp3_at_32_significantly(example):
+    _, cells = example
+    paired = paired_comparison(cells["base", "mp3@32"], cells["finetuned_full@e10", "mp3@32"])
+    assert paired["delta"] > 0 and paired["p_value"] < 0.01, paired
+
+
+def test_the_generator_has_a_natural_spectral_tilt_and_device_responses():
+    """Energy falls with frequency (no class hides its evidence at the top of the band), and phones cut the
+    top octave that the reference device keeps."""
+    sr = 44100
+
+    def bands(x):
+        spec = np.abs(np.fft.rfft(x)) ** 2
+        f = np.fft.rfftfreq(len(x), 1 / sr)
+        return [spec[(f >= lo) & (f < hi)].sum() / spec.sum() for lo, hi in
+                ((50, 2000), (2000, 8000), (8000, 16000), (16000, 22050))]
+    for c in range(10):
+        low, mid, high, top = bands(synth_scene(c, np.random.default_rng(c), 2.0, sr, device="a"))
+        assert low > mid > high > top and top < 0.01, (c, low, mid, high, top)
+        phone = bands(synth_scene(c, np.random.default_rng(c), 2.0, sr, device="s2"))
+        assert phone[3] < 0.1 * top
+    assert codecs.parse_condition("mp3@32")  # the condition the criteria single out exists

@@ -1,0 +1,61 @@
+"""The used-by flow in a fresh clone: the CI example's commands, a partial run, the report, a clean tree."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("git, or the repository's .git folder, is not available: cannot clone")
+    root = tmp_path_factory.mktemp("flow")
+    subprocess.run(["git", "clone", "-q", str(REPO), str(root / "clone")], check=True)
+    return root / "clone", root / "cache"
+
+
+def run(cmd, cwd, cache, **env):
+    full_env = {**os.environ, "CODECBENCH_CACHE": str(cache), "PIP_INSTALL": "true", **env}
+    full_env.pop("PYTEST_XDIST_WORKER", None)
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=1200)
+
+
+def test_ci_example_then_partial_run_then_report_with_a_clean_tree(clone):
+    folder, cache = clone
+    # 1. the CI example's commands, gated against the committed example run (same demo dataset and matrix)
+    first = run(["bash", "examples/ci/run-benchmark.sh"], folder, cache, BASELINE="reports/example/results.json",
+                CODECBENCH_ARGS="--model base,finetuned_full@e1,finetuned_full@e10,finetuned_seg1,finetuned_seg7 "
+                                "--condition wav,mp3@32 --jobs 2")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "regression gate: comparing with reports/example/results.json" in first.stdout
+    assert "10 passed" in first.stdout
+    assert (folder / "reports" / "junit.xml").is_file() and (folder / "reports" / "report" / "report.md").is_file()
+
+    # 2. a later run of one model, 3. the report of the results folder
+    second = run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--model",
+                  "finetuned_seg7", "--condition", "wav,mp3@32"], folder, cache)
+    assert second.returncode == 0, second.stdout[-3000:]
+    report = run([sys.executable, "-m", "codecbench", "report"], folder, cache)
+    assert report.returncode == 0, report.stderr[-3000:]
+    markdown = (folder / "reports" / "report.md").read_text()
+    assert "## Table 2" in markdown and "## Segmental fine-tuning" in markdown and "## Figure 2" in markdown
+    assert (folder / "reports" / "figure2.png").stat().st_size > 10_000
+    segments = markdown.split("## Segmental fine-tuning")[1].split("##")[0]
+    wav_row = next(line for line in segments.splitlines() if "| wav " in line)
+    cells = [c.strip() for c in wav_row.strip("|").split("|")]
+    header = [c.strip() for c in segments.splitlines()[2].strip("|").split("|")]
+    by_column = dict(zip(header, cells))
+    assert not by_column["seg7"].endswith("†"), by_column  # from the newest run
+    assert by_column["base"].endswith("†") and by_column["seg1"].endswith("†"), by_column  # from the first
+    assert re.search(r"Cells marked `†` come from earlier runs", markdown)
+
+    # 4. running the benchmark wrote only untracked, ignored files
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=folder,
+                            capture_output=True, text=True, check=True).stdout
+    assert status == "", status

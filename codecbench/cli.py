@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encode", help="fill the cache with coded audio (and features) for a dataset split")
     _common(p, "cache_dir", "matrix", "dataset", "split", "jobs", "backend", "scheduler")
     p.add_argument("--allow-partial", action="store_true", help="use the clips present if some are missing")
-    p.add_argument("--conditions", dest="condition",
+    p.add_argument("--condition", "--conditions", dest="condition",
                    help="comma-separated conditions (default: every condition of the matrix)")
     p.add_argument("--features", action="store_true", help="also extract and cache the log-mel features")
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise")
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--full", action="store_true", help="Experiment A: every parameter")
     mode.add_argument("--segment", help="Experiment B: segment(s) to fine-tune alone, e.g. 7 or 1-10")
     p.add_argument("--save-epochs", help="with --full: epochs to save, e.g. 1,10,20,40 (default: the last)")
-    _train_options(p, TrainConfig(**FINETUNE_DEFAULTS))
+    _train_options(p, TrainConfig(**FINETUNE_DEFAULTS), segment_lr=True)
 
     p = sub.add_parser("zoo", help="list the model zoo, build what is missing, or compare it with another")
     p.add_argument("action", choices=["list", "build", "compare"])
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="file to write (default: print)")
 
     p = sub.add_parser("bench", help="performance figures of this machine")
-    p.add_argument("what", choices=["codecs", "model", "finetune"])
+    p.add_argument("what", choices=["codecs", "model", "finetune", "scale"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
     return parser
@@ -174,11 +174,17 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segment_lr: bool = False) -> None:
+    from .schedule import SEGMENT_LEARNING_RATES
+
     group = parser.add_argument_group("training schedule")
     group.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
     group.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    group.add_argument("--lr", type=_positive_float, default=defaults.learning_rate, help="initial learning rate")
+    group.add_argument("--lr", type=_positive_float, default=None if segment_lr else defaults.learning_rate,
+                       help="initial learning rate" + (
+                           f" (default: {defaults.learning_rate} for --full; for --segment by segment kind: "
+                           + ", ".join(f"{k} {v}" for k, v in SEGMENT_LEARNING_RATES.items()) + ")"
+                           if segment_lr else ""))
     group.add_argument("--first-restart", type=_positive_float, default=defaults.first_restart_epochs,
                        help="epochs until the first warm restart")
     group.add_argument("--period-mult", type=_positive_float, default=defaults.period_multiplier)
@@ -192,7 +198,8 @@ def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> No
 
 
 def _train_config(args) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.lr if args.lr is not None else FINETUNE_DEFAULTS["learning_rate"],
                        first_restart_epochs=args.first_restart, period_multiplier=args.period_mult,
                        rate_multiplier=args.rate_mult, mixup_alpha=args.mixup, crop_frames=args.crop or None,
                        time_mask_frames=args.time_mask, freq_mask_bins=args.freq_mask, seed=args.seed)
@@ -292,6 +299,10 @@ def cmd_bench(args, spec: RunSpec) -> int:
     if args.what == "model":
         result = bench.bench_model()
         print(json.dumps(result, indent=2) if args.json else bench.format_model_bench(result))
+        return 0
+    if args.what == "scale":
+        result = bench.bench_scale()
+        print(json.dumps(result, indent=2, default=str) if args.json else bench.format_scale_bench(result))
         return 0
     result = bench.bench_finetune()
     print(json.dumps(result, indent=2) if args.json else bench.format_finetune_bench(result))
@@ -490,7 +501,8 @@ def cmd_finetune(args, spec: RunSpec) -> int:
     _check_disk(dataset, conditions, spec, args.force)
     saved = finetune(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, segments=segments,
                      epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args), jobs=spec.jobs,
-                     backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force)
+                     backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force,
+                     learning_rate=args.lr)
     _saved(saved, zoo)
     return 0
 

@@ -230,7 +230,7 @@ def _parse_synthetic(text: str) -> dict:
 
 SYNTHETIC_DEFAULTS = {"seed": 0, "clips_per_class": {"train": 60, "evaluate": 30}, "duration": 2.0,
                       "sample_rate": 44100}
-SYNTHETIC_VERSION = 4
+SYNTHETIC_VERSION = 5
 
 
 def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = None, duration: float = 2.0,

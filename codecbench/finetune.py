@@ -27,6 +27,7 @@ from .features import RECIPE
 from .matrix import Matrix
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
+from .schedule import SEGMENT_LEARNING_RATES
 from .training import FINETUNE_DEFAULTS, TrainConfig, fit
 from .zoo import Zoo, full_name, segment_name
 
@@ -143,7 +144,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
              segments: Sequence[int] | None = None, epochs: int = 10, save_epochs: Sequence[int] | None = None,
              config: TrainConfig | None = None, jobs: int | None = None, backend: str = "loky",
              scheduler: str | None = None, verbose="auto", source: Zoo | None = None,
-             overwrite: bool = False) -> list[str]:
+             overwrite: bool = False, learning_rate: float | None = None) -> list[str]:
     """Experiment A (``segments=None``: every parameter) or B (one model per listed segment).
 
     The parent is read from ``source`` (default: ``zoo``), the results are written to ``zoo``;
@@ -152,6 +153,8 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     epochs it finished); rerunning starts again from ``parent``.
     """
     config = dataclasses.replace(config or TrainConfig(**FINETUNE_DEFAULTS), epochs=epochs)
+    if learning_rate is not None:
+        config = dataclasses.replace(config, learning_rate=learning_rate)
     source = source or zoo
     parent_name = source.resolve(parent)
     parent_sha = source.sha256(parent_name)
@@ -188,14 +191,20 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     for k in segments:
         if not 1 <= k <= n_segments:
             raise ModelMismatch(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
+    kinds = {s.index: s.kind for s in derive_segments(model)}
     for k in segments:
+        seg_config = config if learning_rate is not None else dataclasses.replace(
+            config, learning_rate=SEGMENT_LEARNING_RATES[kinds[k]])
         keras.utils.set_random_seed(config.seed)
         model, _ = source.load(parent_name)  # every segment starts from the parent, with the same seeds
         start = time.perf_counter()
-        rows = fit(model, data.features, data.labels, config, segments=[k], verbose=verbose)
+        rows = fit(model, data.features, data.labels, seg_config, segments=[k], verbose=verbose)
         name = segment_name(k)
-        zoo.save(name, model, _metadata(config, data, f"segment {k}", epochs, time.perf_counter() - start, rows,
-                                        model_config, parent_name, parent_sha, [k]), overwrite=overwrite)
+        meta = _metadata(seg_config, data, f"segment {k}", epochs, time.perf_counter() - start, rows, model_config,
+                         parent_name, parent_sha, [k])
+        meta["learning_rate_choice"] = "explicit" if learning_rate is not None else \
+            f"default for {kinds[k]} segments (SEGMENT_LEARNING_RATES)"
+        zoo.save(name, model, meta, overwrite=overwrite)
         saved.append(name)
     return saved
 

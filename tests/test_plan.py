@@ -1,0 +1,65 @@
+"""A plan before every long run: counts, bytes, free disk and time; a run that would not fit stops first."""
+import pytest
+
+from codecbench import plan as plan_module
+from codecbench.cli import main
+
+TAU_SPLITS = __import__("pathlib").Path(__file__).resolve().parent / "data" / "tau2020-mobile"
+
+
+def test_encode_dry_run_counts_cached_and_missing_without_coding(tmp_path, capsys):
+    args = ["encode", "--cache-dir", str(tmp_path / "c"), "--dataset", "synthetic:train=1,evaluate=1,duration=1.0",
+            "--condition", "mp3@32,sbc@64", "--features", "-q", "--jobs", "1"]
+    assert main(args + ["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "coded pairs: 0 cached, 20 to code" in out and "feature pairs: 0 cached, 20 to featurise" in out
+    assert "free:" in out and "| coding " in out and "| features " in out
+    assert not (tmp_path / "c" / "coded").exists()
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args + ["--dry-run"]) == 0
+    assert "coded pairs: 20 cached, 0 to code" in capsys.readouterr().out
+
+
+def test_a_run_that_would_not_fit_the_disk_stops_before_it_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(plan_module, "free_bytes", lambda folder: 1000)
+    args = ["encode", "--cache-dir", str(tmp_path / "c"), "--dataset", "synthetic:train=1,evaluate=1,duration=1.0",
+            "--condition", "mp3@32", "-q", "--jobs", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "would grow by" in err and "only 1.0 kB are free; nothing was started" in err and "--force" in err
+    assert not (tmp_path / "c" / "coded").exists()
+    assert main(args + ["--force"]) == 0
+
+
+def test_the_papers_experiment_is_planned_from_its_split_files_without_audio(tmp_path, capsys, monkeypatch):
+    """The real fold-1 lists (no audio here): the paper's counts, bytes and hours, with the model timed quickly."""
+    monkeypatch.setattr(plan_module, "model_rates", lambda config, **kw: {
+        "backend": "test", "inference_clips_per_s": 10.0, "train_examples_per_s": 2.0})
+    assert main(["zoo", "build", "--preset", "paper", "--dataset", str(TAU_SPLITS), "--cache-dir",
+                 str(tmp_path / "c"), "--model-dir", str(tmp_path / "zoo"), "--dry-run", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "clips: 13,965 (13,965 listed files not present: estimated at 10 s each)" in out
+    assert "TAU Urban Acoustic Scenes 2020 Mobile" in out
+    available = [c for c in ("aac@32", "he-aac@16", "he-aac@32", "mp3@64")
+                 if __import__("codecbench").codecs.availability(c)[0]]
+    assert f"coded pairs: 0 cached, {13965 * len(available):,} to code" in out
+    assert "| base training (original audio) | 126 epochs x 13,965 examples at 2.0/s" in out
+    assert "| full fine-tuning" in out and "10 segment fine-tunings" in out
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_the_benchmark_plan_prints_and_runs_nothing(tiny, pytester, tmp_path):
+    pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
+                                   "    codecbench_check(codecbench_case)\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "codecbench", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
+        tiny["spec"], "--cache-dir", str(tmp_path / "fresh-cache"), "--matrix", str(tiny["matrix_path"]),
+        "--results", str(tmp_path / "out"), "--plan", timeout=600)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["plan: benchmark 4 models x 4 conditions on synthetic evaluate",
+                                 "*coded pairs: 0 cached, 60 to code*", "*| evaluation *| 4 models x 20 clips*"])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "fresh-cache" / "coded").exists()
+
+
+pytest_plugins = ["pytester"]

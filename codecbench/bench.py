@@ -9,7 +9,6 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,8 @@ from .datasets import synth_scene
 
 
 def _median_time(func, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    from .plan import median_time
+    return median_time(func, repeats, warmup=False)
 
 
 def _cli_pair(src: str, cond: codecs.Condition, tmp: str) -> None:

@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", dest="run_id", default=None,
                    help="render exactly this run (default: the latest result of every model and condition)")
 
+    p = sub.add_parser("compare", help="compare two runs clip by clip: accuracies, identical predictions, McNemar p")
+    p.add_argument("reference", help="results.json (or results folder) of the reference run")
+    p.add_argument("candidate", help="results.json (or results folder) of the run to compare")
+    p.add_argument("--match-by", choices=["key", "name"], default="key",
+                   help="pair clips by their path relative to the dataset root (default), or by file name (for "
+                        "runs recorded before clips were keyed by path)")
+
     p = sub.add_parser("thresholds", help="write a thresholds TOML from a results run (accuracy - margin)")
     _common(p, "results")
     p.add_argument("--margin", type=float, default=0.05)
@@ -134,44 +141,23 @@ def _plan_options(parser: argparse.ArgumentParser, force_help: str) -> None:
     parser.add_argument("--force", action="store_true", help=force_help)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+def _number(kind: type, minimum: float, strict: bool, what: str):
+    """An argparse type: ``kind`` (int or float) above ``minimum`` (``strict``) or at least it."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or (value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+_positive_int = _number(int, 0, True, "a positive whole number")
+_non_negative_int = _number(int, 0, False, "a whole number >= 0")
+_positive_float = _number(float, 0.0, True, "a positive number")
+_non_negative_float = _number(float, 0.0, False, "a number >= 0")
 
 
 def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segment_lr: bool = False) -> None:
@@ -576,6 +562,44 @@ def cmd_report(args, spec: RunSpec) -> int:
     return 0
 
 
+def cmd_compare(args, spec: RunSpec) -> int:
+    from tabulate import tabulate
+
+    from .results import load_results
+    from .stats import paired_comparison
+    from .zoo import sort_key
+
+    def cells(path):
+        out = {}
+        for r in load_results(path)["results"]:
+            if args.match_by == "name":
+                r = {**r, "clips": [Path(c).name for c in r["clips"]]}
+            out[(r["model"], r["condition"])] = r
+        return out
+
+    ref, cand = cells(args.reference), cells(args.candidate)
+    shared = sorted(set(ref) & set(cand), key=lambda k: (sort_key(k[0]), k[1]))
+    if not shared:
+        raise UsageError(f"{args.reference} and {args.candidate} share no (model, condition)")
+    rows, same_cells, same_clips, total = [], 0, 0, 0
+    for key in shared:
+        a, b = ref[key], cand[key]
+        pred_a = dict(zip(a["clips"], a["predictions"]))
+        common = [c for c in b["clips"] if c in pred_a]
+        identical = sum(pred_a[c] == p for c, p in zip(b["clips"], b["predictions"]) if c in pred_a)
+        paired = paired_comparison(a, b)
+        rows.append([*key, f"{a['accuracy']:.3f}", f"{b['accuracy']:.3f}", f"{identical}/{len(common)}",
+                     f"{paired['p_value']:.3g}"])
+        same_cells += a["accuracy"] == b["accuracy"]
+        same_clips += identical
+        total += len(common)
+    print(tabulate(rows, headers=["model", "condition", "reference", "candidate", "identical predictions",
+                                  "McNemar p"], tablefmt="github", disable_numparse=True))
+    print(f"{len(shared)} (model, condition) cells: {same_cells} with identical accuracy; {same_clips} of {total} "
+          "paired clips with identical predictions")
+    return 0
+
+
 def cmd_thresholds(args, spec: RunSpec) -> int:
     from .fsutil import atomic_write
     from .results import load_results
@@ -592,7 +616,7 @@ def cmd_thresholds(args, spec: RunSpec) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "thresholds": cmd_thresholds, "conditions": cmd_conditions, "encode": cmd_encode,
+COMMANDS = {"report": cmd_report, "compare": cmd_compare, "thresholds": cmd_thresholds, "conditions": cmd_conditions, "encode": cmd_encode,
             "cache": cmd_cache, "bench": cmd_bench, "segments": cmd_segments, "import-model": cmd_import_model,
             "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo}
 

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import codecs, features
+from . import codecs
 from .audio import TARGET_SR, AudioError, read_audio
 from .cache import Cache, make_key
 from .codecs import Condition, parse_condition

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import shutil
 import statistics
 import time
@@ -176,14 +175,18 @@ def new_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache) ->
 
 # --------------------------------------------------------------------------- calibration
 
-def _timed(func, repeats: int = 3) -> float:
-    func()  # warm-up: first-call imports, codec init, graph tracing
+def median_time(func, repeats: int = 3, warmup: bool = True) -> float:
+    """Median seconds of ``repeats`` calls, after one warm-up call (first-call imports, codec init, tracing)."""
+    if warmup:
+        func()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         func()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
 
 
 @functools.lru_cache(maxsize=None)
@@ -193,7 +196,7 @@ def codec_seconds(condition: str, clip_seconds: float = 10.0) -> float:
 
     cond = parse_condition(condition)
     x = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
-    coding = 0.0 if cond.is_original else _timed(lambda: codecs.encode(x, 44100, cond), 1)
+    coding = 0.0 if cond.is_original else median_time(lambda: codecs.encode(x, 44100, cond), 1)
     return coding
 
 
@@ -202,7 +205,7 @@ def feature_seconds(clip_seconds: float = 10.0) -> float:
     from .datasets import synth_scene
 
     x = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
-    return _timed(lambda: features.static(x), 2)
+    return median_time(lambda: features.static(x), 2)
 
 
 def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | None) -> list[Stage]:
@@ -234,13 +237,13 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     # the evaluator's batch: as many clips as fit its 64 MB input budget (capped, to keep the calibration short)
     eval_batch = max(1, min(64, (64 << 20) // (config.input_shape[0] * full_frames * channels * 4)))
     x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
-    out["inference_clips_per_s"] = eval_batch / _timed(lambda: model.predict_on_batch(x_eval), 1)
+    out["inference_clips_per_s"] = eval_batch / median_time(lambda: model.predict_on_batch(x_eval), 1)
     if train:
         frames = crop_frames or full_frames
         x = rng.random((batch_size, config.input_shape[0], frames, channels), dtype=np.float32)
         y = keras.utils.to_categorical(np.arange(batch_size) % n_classes, n_classes)
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy")
-        out["train_examples_per_s"] = batch_size / _timed(lambda: model.train_on_batch(x, y), 1)
+        out["train_examples_per_s"] = batch_size / median_time(lambda: model.train_on_batch(x, y), 1)
     return out
 
 

@@ -38,6 +38,7 @@ FINETUNE_DEFAULTS = {"learning_rate": 0.01, "first_restart_epochs": 2.0, "period
 
 
 #: Fine-tuning learning rate of one segment alone, by segment kind, when none is chosen (``--lr``). The channel
-#: attention (the dense segment) sits behind a sigmoid and a scale-free BatchNorm: its gradients are about ten
-#: times smaller than a convolution's, and at 0.01 it barely moves (see the README, "Segment 10").
+#: attention (the dense segment) ends in a sigmoid that is mostly saturated in a trained FCNN: its gradient relative
+#: to its weights is ~100x smaller than any convolution's, so it gets ten times the rate (see the README,
+#: "Segment 10", for what that does and does not change).
 SEGMENT_LEARNING_RATES = {"conv": 0.01, "dense": 0.1}

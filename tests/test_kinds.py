@@ -1,7 +1,5 @@
 """Any model, any front-end: ONNX and Python-callable models next to the Keras ones, and the Python API."""
 import json
-import sys
-import textwrap
 
 import numpy as np
 import pytest

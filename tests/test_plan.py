@@ -1,5 +1,4 @@
 """A plan before every long run: counts, bytes, free disk and time; a run that would not fit stops first."""
-import pytest
 
 from codecbench import plan as plan_module
 from codecbench.cli import main

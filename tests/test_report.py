@@ -57,3 +57,24 @@ def test_report_refuses_empty_old_and_unknown(results_dir, tmp_path):
 def test_report_with_baseline_adds_delta(results_dir, tmp_path):
     markdown, _ = render(results_dir, tmp_path / "o", formats=("md",), baseline=results_dir / "results.json")
     assert "## Against the baseline run" in markdown and "+0.000" in markdown
+
+
+def test_compare_two_runs_clip_by_clip(results_dir, tmp_path, capsys):
+    from codecbench.cli import main
+
+    doc = json.loads((results_dir / "results.json").read_text())
+    flipped = json.loads(json.dumps(doc))
+    first = flipped["results"][0]
+    first["predictions"][0] = (first["predictions"][0] + 1) % 10
+    (tmp_path / "flipped.json").write_text(json.dumps(flipped))
+    assert main(["compare", str(results_dir / "results.json"), str(tmp_path / "flipped.json")]) == 0
+    out = capsys.readouterr().out
+    n = sum(len(r["clips"]) for r in doc["results"])
+    assert f"{len(doc['results'])} (model, condition) cells" in out and f"{n - 1} of {n} paired clips" in out
+    # runs recorded when clips were keyed by file name pair by name
+    old = json.loads(json.dumps(doc))
+    for r in old["results"]:
+        r["clips"] = [c.split("/")[-1] for c in r["clips"]]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert main(["compare", str(tmp_path / "old.json"), str(results_dir / "results.json"), "--match-by", "name"]) == 0
+    assert f"{n} of {n} paired clips with identical predictions" in capsys.readouterr().out

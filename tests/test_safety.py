@@ -1,7 +1,6 @@
 """Defects found by adversarial testing (data loss, wrong statistics, bad option values), one test each."""
 import json
 import multiprocessing
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +10,10 @@ import pytest
 import soundfile as sf
 
 from codecbench import codecs
-from codecbench.cache import MARKER, Cache, CacheCorruptionWarning
+from codecbench.cache import MARKER, CacheCorruptionWarning
 from codecbench.cli import main
 from codecbench.codecs import parse_condition
-from codecbench.datasets import DatasetError, load_dataset, load_folder, load_tau, synthesize
+from codecbench.datasets import DatasetError, load_folder, load_tau, synthesize
 from codecbench.encode import CODED_NS, EncodeError, achieved_kbps, coded_key, fill
 from codecbench.errors import CodecbenchError, UsageError
 from codecbench.fsutil import file_digest

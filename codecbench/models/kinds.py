@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import CodecbenchError
-from ..frontends import BASELINE, FrontEnd, parse_frontend
+from ..frontends import FrontEnd, parse_frontend
 
 KINDS = ("keras", "onnx", "python")
 OUTPUTS = ("probabilities", "logits")

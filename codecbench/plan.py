@@ -74,11 +74,6 @@ class Plan:
                                  f"{_size(self.bytes_needed)} but only {_size(self.free_bytes)} are free; nothing "
                                  "was started. Free space, point --cache-dir elsewhere, or pass --force")
 
-    def as_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out.update(cache_root=str(self.cache_root), seconds=self.seconds, fits=self.fits)
-        return out
-
     def report(self) -> str:
         from tabulate import tabulate
 
@@ -297,6 +292,9 @@ def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Ca
         if key not in timed:
             timed[key] = model_rates(config, batch_size=1, crop_frames=None, full_frames=frames, train=False)
         total += len(clips) * len(plan.conditions) / timed[key]["inference_clips_per_s"]
+    if not timed:
+        plan.notes.append("no model of the selection is an FCNN with a recorded config: evaluation is not timed")
+        return plan
     rate = ", ".join(f"{r['inference_clips_per_s']:.1f}" for r in timed.values())
     plan.stages.append(Stage("evaluation", f"{len(models)} models x {len(clips):,} clips x {len(plan.conditions)} "
                                            f"conditions at {rate} clips/s", total))

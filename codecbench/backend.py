@@ -30,3 +30,30 @@ def _import_quietly():
 
 
 keras = _import_quietly()
+
+
+def with_precision(model, precision: str):
+    """``model`` computing under the dtype policy ``precision`` ("float32" or "mixed_bfloat16").
+
+    A Keras model keeps the policy it was built with (its configuration names it per layer), so a change of
+    policy is a clone with the same weights. The output layer stays float32, as Keras advises for a softmax.
+    Returns ``model`` itself when it already runs under ``precision``.
+    """
+    layers = [l for l in model.layers if l.weights or not isinstance(l, keras.layers.InputLayer)]
+    if all(getattr(l, "dtype_policy", None) is not None and l.dtype_policy.name == precision
+           for l in layers if l.name not in _output_layers(model)):
+        return model
+    outputs = _output_layers(model)
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32" if layer.name in outputs else precision
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _output_layers(model) -> set:
+    return {t._keras_history[0].name for t in model.outputs}

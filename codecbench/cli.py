@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a model of that name")
 
     p = sub.add_parser("train", help="train the FCNN from scratch (base training)")
-    _common(p, "cache_dir", "dataset", "jobs", "backend", "scheduler", "model_dir")
+    _common(p, "cache_dir", "dataset", "jobs", "backend", "scheduler", "model_dir", "precision")
     p.add_argument("--name", default="base")
     p.add_argument("--preset", default="small", choices=["small", "paper"])
     p.add_argument("--conditions", dest="condition", default="wav",
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(p, TrainConfig())
 
     p = sub.add_parser("finetune", help="fine-tune a zoo model on original + coded audio (Experiments A and B)")
-    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir")
+    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir", "precision")
     p.add_argument("--from", dest="parent", default="base", help="parent model name (default: base)")
     _plan_options(p, "replace existing models of the same names; run even if the cache would outgrow the free disk")
     mode = p.add_mutually_exclusive_group(required=True)
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="file to write (default: print)")
 
     p = sub.add_parser("bench", help="performance figures of this machine")
-    p.add_argument("what", choices=["codecs", "model", "finetune", "scale"])
+    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
     return parser
@@ -183,8 +183,8 @@ def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segme
     group.add_argument("--seed", type=_non_negative_int, default=defaults.seed)
 
 
-def _train_config(args) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+def _train_config(args, spec: RunSpec) -> TrainConfig:
+    return TrainConfig(precision=spec.precision, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr if args.lr is not None else FINETUNE_DEFAULTS["learning_rate"],
                        first_restart_epochs=args.first_restart, period_multiplier=args.period_mult,
                        rate_multiplier=args.rate_mult, mixup_alpha=args.mixup, crop_frames=args.crop or None,
@@ -285,6 +285,10 @@ def cmd_bench(args, spec: RunSpec) -> int:
     if args.what == "model":
         result = bench.bench_model()
         print(json.dumps(result, indent=2) if args.json else bench.format_model_bench(result))
+        return 0
+    if args.what == "pipeline":
+        result = bench.bench_pipeline()
+        print(json.dumps(result, indent=2) if args.json else bench.format_pipeline_bench(result))
         return 0
     if args.what == "scale":
         result = bench.bench_scale()
@@ -435,7 +439,7 @@ def cmd_train(args, spec: RunSpec) -> int:
 
     zoo = _write_zoo(spec)
     dataset = spec.load_dataset(listing_only=args.dry_run)
-    config = _train_config(args)
+    config = _train_config(args, spec)
     conditions = [c.name for c in spec.condition]
     if args.dry_run:
         model = preset_config(args.preset, (128, 423, 3), len(dataset.class_names))
@@ -445,7 +449,7 @@ def cmd_train(args, spec: RunSpec) -> int:
         return 0
     _check_disk(dataset, conditions, spec, args.force)
     name = train_base(zoo, dataset, spec.cache, name=args.name, preset=args.preset,
-                      config=_train_config(args), conditions=[c.name for c in spec.condition], jobs=spec.jobs,
+                      config=_train_config(args, spec), conditions=[c.name for c in spec.condition], jobs=spec.jobs,
                       backend=spec.backend, scheduler=spec.scheduler, resume=args.resume, overwrite=args.force)
     _saved([name], zoo)
     return 0
@@ -476,7 +480,7 @@ def cmd_finetune(args, spec: RunSpec) -> int:
         from .models import FCNNConfig
         from .plan import training_plan
 
-        config = _train_config(args)
+        config = _train_config(args, spec)
         model = FCNNConfig.from_dict(source.metadata(args.parent)["config"])
         runs = [("full fine-tuning", args.epochs)] if segments is None else \
             [(f"segment {k} fine-tuning", args.epochs) for k in segments]
@@ -486,7 +490,7 @@ def cmd_finetune(args, spec: RunSpec) -> int:
         return 0
     _check_disk(dataset, conditions, spec, args.force)
     saved = finetune(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, segments=segments,
-                     epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args), jobs=spec.jobs,
+                     epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args, spec), jobs=spec.jobs,
                      backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force,
                      learning_rate=args.lr)
     _saved(saved, zoo)

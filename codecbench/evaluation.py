@@ -61,12 +61,15 @@ class Evaluator:
     """Evaluates models (zoo names or :class:`~codecbench.models.kinds.ScoringModel` objects) on conditions.
 
     ``frontends``: the (log-mel) front-ends whose features the first fill should cache, so that one
-    parallel pass serves every model (default: the baseline's).
+    parallel pass serves every model (default: the baseline's). ``share_prefix``: let :meth:`evaluate_many`
+    compute the layers several Keras models share once (:mod:`codecbench.prefix`). ``precision``: the dtype
+    policy Keras models run under ("float32" or "mixed_bfloat16").
     """
 
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-                 progress: bool | None = None, log=None, frontends=None):
+                 progress: bool | None = None, log=None, frontends=None, share_prefix: bool = True,
+                 precision: str = "float32"):
         from .frontends import BASELINE
 
         self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
@@ -78,6 +81,8 @@ class Evaluator:
         self._features: dict[tuple, tuple[np.ndarray, list[int]]] = {}
         self._models: dict[str, object] = {}
         self._results: dict[tuple[str, str], Result] = {}
+        self.share_prefix, self.precision = share_prefix, precision
+        self._predictors: dict[tuple, object] = {}
         self._prepared: set[str] = set()
         self._kbps: dict[str, float] = {}
         self.counts = {"encoded": 0, "featurised_conditions": 0, "model_loads": 0, "evaluations": 0}
@@ -120,13 +125,25 @@ class Evaluator:
     def model(self, model):
         """A zoo model by name (loaded once), or a :class:`ScoringModel` as given."""
         if not isinstance(model, str):
-            self._models.setdefault(model.name, model)
-            return model
+            if model.name not in self._models:
+                self._models[model.name] = self._at_precision(model)
+            return self._models[model.name]
         resolved = self.zoo.resolve(model)
         if resolved not in self._models:
-            self._models[resolved] = self.zoo.scoring(resolved)
+            self._models[resolved] = self._at_precision(self.zoo.scoring(resolved))
             self.counts["model_loads"] += 1
         return self._models[resolved]
+
+    def _at_precision(self, scoring):
+        if scoring.keras_model is None or self.precision == "float32" and all(
+                l.dtype_policy.name == "float32" for l in scoring.keras_model.layers):
+            return scoring
+        from .backend import with_precision
+        from .models.kinds import from_keras
+
+        model = with_precision(scoring.keras_model, self.precision)
+        return dataclasses.replace(from_keras(scoring.name, model, scoring.meta, scoring.sha256),
+                                   frontend=scoring.frontend, class_map=scoring.class_map)
 
     def achieved_kbps(self, condition) -> float | None:
         """Mean achieved bit rate over the split, as the fill that prepared the condition saw it."""
@@ -144,15 +161,72 @@ class Evaluator:
         if key not in self._results:
             x, kept = self.features(cond, scoring.frontend)
             scoring.check_input(x[0])
-            order = scoring.dataset_order(self.dataset.class_names)
             self.log(f"codecbench: evaluating {key[0]} on {cond.name} ({len(x)} clips)")
-            predictions = predict_batches(scoring, x)[:, order].argmax(axis=1)
-            labels = self.labels[kept]
-            self._results[key] = Result(key[0], scoring.sha256, cond.name, self.matrix.category_of(cond), len(kept),
-                                        int(np.sum(predictions == labels)), [self.clips[i].name for i in kept],
-                                        labels.tolist(), predictions.tolist(), self.achieved_kbps(cond))
-            self.counts["evaluations"] += 1
+            self._store(scoring, cond, predict_batches(scoring, x), kept)
         return self._results[key]
+
+    def evaluate_many(self, models, condition) -> list[Result]:
+        """Evaluate several models on one condition; Keras models that share leading layers (same weights,
+        found by :mod:`codecbench.prefix`) compute that prefix once per batch. Results are memoised as by
+        :meth:`evaluate` and identical to it."""
+        cond = parse_condition(condition)
+        scorings = [self.model(m) for m in models]
+        todo = [s for s in dict((s.name, s) for s in scorings).values() if (s.name, cond.name) not in self._results]
+        keras_models = [s for s in todo if s.keras_model is not None]
+        if self.share_prefix and len(keras_models) > 1:
+            for frontend in dict.fromkeys(s.frontend for s in keras_models):
+                group = [s for s in keras_models if s.frontend == frontend]
+                x, kept = self.features(cond, frontend)
+                for s in group:
+                    s.check_input(x[0])
+                    s.dataset_order(self.dataset.class_names)  # refuse a class mismatch before any work
+                self.log(f"codecbench: evaluating {len(group)} models on {cond.name} ({len(x)} clips), "
+                         "shared layers once")
+                predictor = self._predictor(group)
+                outputs = predictor.predict(x)
+                for s in group:
+                    self._store(s, cond, s.probabilities(outputs[s.name], len(x)), kept)
+        return [self.evaluate(s, cond) for s in scorings]
+
+    def _predictor(self, group):
+        from .prefix import SharedPrefixPredictor
+
+        key = tuple(s.name for s in group)
+        if key not in self._predictors:
+            self._predictors[key] = SharedPrefixPredictor({s.name: s.keras_model for s in group})
+        return self._predictors[key]
+
+    def _store(self, scoring, cond, probabilities: np.ndarray, kept: list[int]) -> None:
+        order = scoring.dataset_order(self.dataset.class_names)
+        predictions = probabilities[:, order].argmax(axis=1)
+        labels = self.labels[kept]
+        self._results[(scoring.name, cond.name)] = Result(
+            scoring.name, scoring.sha256, cond.name, self.matrix.category_of(cond), len(kept),
+            int(np.sum(predictions == labels)), [self.clips[i].name for i in kept], labels.tolist(),
+            predictions.tolist(), self.achieved_kbps(cond))
+        self.counts["evaluations"] += 1
+
+
+def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2) -> np.ndarray:
+    """``predict(batch)`` over every item of ``reader`` (a callable taking indices, such as
+    :class:`~codecbench.encode.CachedFeatures`), reading the next batches in a thread while the model runs.
+
+    Reading a batch from the cache is file I/O and NumPy, which release the GIL, so on a CPU the reads overlap
+    the model's own threads and on an accelerator they keep it fed. Returns the stacked outputs, (N, ...).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = list(range(0, len(reader), batch_size))
+    outputs = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="codecbench-read") as pool:
+        pending = [pool.submit(reader, range(s, min(s + batch_size, len(reader)))) for s in starts[:prefetch]]
+        for i in range(len(starts)):
+            batch = pending.pop(0).result()
+            if i + prefetch < len(starts):
+                s = starts[i + prefetch]
+                pending.append(pool.submit(reader, range(s, min(s + batch_size, len(reader)))))
+            outputs.append(np.asarray(predict(batch)))
+    return np.concatenate(outputs) if outputs else np.zeros((0,), dtype=np.float32)
 
 
 def predict_batches(model, x: np.ndarray, input_budget_bytes: int = 64 << 20) -> np.ndarray:

@@ -22,6 +22,8 @@ class TrainConfig:
     freq_mask_bins: int = 16
     time_mask_frames: int = 40
     seed: int = 0
+    #: Keras dtype policy of the training step: "float32" or "mixed_bfloat16" (weights stay float32 either way)
+    precision: str = "float32"
 
     def schedule(self, steps_per_epoch: int):
         """The learning-rate schedule (Keras ``CosineDecayRestarts``) for ``steps_per_epoch``."""
@@ -42,3 +44,7 @@ FINETUNE_DEFAULTS = {"learning_rate": 0.01, "first_restart_epochs": 2.0, "period
 #: to its weights is ~100x smaller than any convolution's, so it gets ten times the rate (see the README,
 #: "Segment 10", for what that does and does not change).
 SEGMENT_LEARNING_RATES = {"conv": 0.01, "dense": 0.1}
+
+#: The dtype policies a run can use (``--precision``). Mixed bfloat16 computes in bfloat16 and keeps the weights,
+#: batch normalisation and the output softmax in float32.
+PRECISIONS = ("float32", "mixed_bfloat16")

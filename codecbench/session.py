@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Callable
 
-from .errors import UsageError
+from .errors import CodecbenchError, UsageError
 from .spec import RunSpec
 
 
@@ -122,7 +123,8 @@ class BenchmarkSession:
             self._evaluator = Evaluator(self.dataset, self.spec.split, self.matrix, self.zoo, self.spec.cache,
                                         jobs=self.spec.jobs, backend=self.spec.backend,
                                         scheduler=self.spec.scheduler, log=self.log, progress=None,
-                                        frontends=self.frontends())
+                                        frontends=self.frontends(), share_prefix=self.spec.share_prefix,
+                                        precision=self.spec.precision)
             self._evaluator.prepare(needed)
             self.record_meta()
         return self._evaluator
@@ -161,6 +163,7 @@ class BenchmarkSession:
                           "thresholds": self.thresholds.source if self.thresholds else None,
                           "baseline": str(self.spec.baseline) if self.spec.baseline else None,
                           "tolerance": self.spec.tolerance, "alpha": self.spec.alpha,
+                          "precision": self.spec.precision, "share_prefix": self.spec.share_prefix,
                           "libraries": library_versions(), "machine": machine()}
         return self._meta
 
@@ -177,6 +180,13 @@ class BenchmarkSession:
         """Evaluate, judge and record one case; return ``(record, verdict)``."""
         from .judge import judge
 
+        if self.spec.share_prefix and not os.environ.get("PYTEST_XDIST_WORKER"):
+            # every selected model on this condition at once, shared layers computed once (an xdist worker runs
+            # only some of the cases, so there each case is evaluated alone)
+            try:
+                self.evaluator.evaluate_many(self.models, case.condition)
+            except CodecbenchError:
+                pass  # e.g. one model fails: each case then meets its own error below, alone
         result = self.evaluator.evaluate(case.model, case.condition)
         record = result.as_record()
         threshold = self.thresholds.lookup(case.model, case.condition, case.category) if self.thresholds else None

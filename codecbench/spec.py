@@ -118,6 +118,26 @@ def to_scheduler(value, where: str) -> str:
     return text
 
 
+def to_precision(value, where: str) -> str:
+    from .schedule import PRECISIONS
+
+    text = str(value).strip()
+    if text not in PRECISIONS:
+        raise UsageError(f"{where}: expected one of {', '.join(PRECISIONS)}; got {value!r}")
+    return text
+
+
+def to_bool(value, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"{where}: expected yes or no (true/false, on/off, 1/0); got {value!r}")
+
+
 def to_backend(value, where: str) -> str:
     from .parallel import BACKENDS
 
@@ -162,6 +182,10 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("tolerance", to_tolerance, 0.01, "accuracy drop tolerated by the regression gate (default: 0.01)"),
     Option("alpha", to_alpha, 0.05, "significance level of the regression gate's McNemar test (default: 0.05)"),
     Option("results", to_path, None, "results folder (default: reports/ in the project folder)"),
+    Option("precision", to_precision, "float32",
+           "Keras dtype policy for evaluation, training and fine-tuning: float32 (default) or mixed_bfloat16"),
+    Option("share_prefix", to_bool, True, "evaluate layers that several models share (same weights) once per "
+           "batch: yes (default) or no"),
     Option("run_id", to_run_id, None, "id of this run's folder under results/runs (default: time + random)"),
 )}
 #: Keys accepted in [tool.codecbench]; run_id comes from the option or $CODECBENCH_RUN_ID only.
@@ -188,6 +212,8 @@ class RunSpec:
     tolerance: float = 0.01
     alpha: float = 0.05
     results: Path = Path("reports")
+    precision: str = "float32"
+    share_prefix: bool = True
     run_id: str | None = None
     #: The folder of the pyproject.toml the settings came from (or the starting folder).
     project_root: Path = Path(".")

@@ -95,8 +95,15 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     ``on_epoch(epoch, row)`` runs after every epoch, e.g. to save a checkpoint; a
     ``KeyboardInterrupt`` propagates after the last completed epoch's callback has run.
     """
+    from .backend import with_precision
+
     keras.utils.set_random_seed(config.seed)
     freeze_except(model, list(segments) if segments is not None else None)
+    target = model
+    # a mixed-precision twin trains; ``model`` (float32, as saved) gets its weights before every epoch callback
+    model = with_precision(target, config.precision)
+    if model is not target:
+        freeze_except(model, list(segments) if segments is not None else None)
     n_classes = int(model.output_shape[-1])
     batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
     batches.epoch = initial_epoch
@@ -105,10 +112,18 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
     if initial_epoch:
         optimizer.iterations.assign(initial_epoch * len(batches))
+    if model is not target:
+        def sync_then(epoch, row, _then=on_epoch):
+            target.set_weights(model.get_weights())
+            if _then:
+                _then(epoch, row)
+        on_epoch = sync_then
     log = _EpochLog(len(labels), on_epoch)
     if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=[log], verbose=verbose)
+    if model is not target:
+        target.set_weights(model.get_weights())
     return log.rows
 
 

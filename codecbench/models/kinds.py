@@ -53,13 +53,18 @@ class ScoringModel:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) in the model's class order; a wrong shape or non-finite output is an error."""
         try:
-            scores = np.asarray(self.scorer(batch), dtype=np.float64)
+            scores = self.scorer(batch)
         except ModelError:
             raise
         except Exception as exc:
             raise ModelError(f"model {self.name!r} ({self.kind}) failed on a batch of shape {tuple(batch.shape)}: "
                              f"{type(exc).__name__}: {exc}") from exc
-        expected = (len(batch), len(self.class_names))
+        return self.probabilities(scores, len(batch))
+
+    def probabilities(self, scores, n: int) -> np.ndarray:
+        """Check raw outputs of ``n`` examples (shape, finite values) and turn logits into probabilities."""
+        scores = np.asarray(scores, dtype=np.float64)
+        expected = (n, len(self.class_names))
         if scores.shape != expected:
             raise ModelError(f"model {self.name!r}: predict returned shape {scores.shape}, expected {expected} "
                              f"(batch x its {len(self.class_names)} classes)")

@@ -7,7 +7,9 @@ reaches stderr as usual. A user's own ``TF_CPP_MIN_LOG_LEVEL`` wins over ours.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
 import sys
 
@@ -30,6 +32,19 @@ def _import_quietly():
 
 
 keras = _import_quietly()
+
+
+@contextlib.contextmanager
+def quiet_retracing():
+    """Hide TensorFlow's "triggered tf.function retracing" warnings: running many models (a zoo, or a shared
+    prefix's sub-models) traces each one's predict function once, which is expected, not a problem."""
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_log.setLevel(level)
 
 
 def with_precision(model, precision: str):

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a model of that name")
 
     p = sub.add_parser("train", help="train the FCNN from scratch (base training)")
-    _common(p, "cache_dir", "dataset", "jobs", "backend", "scheduler", "model_dir", "precision")
+    _common(p, "cache_dir", "dataset", "jobs", "backend", "scheduler", "model_dir", "precision", "devices")
     p.add_argument("--name", default="base")
     p.add_argument("--preset", default="small", choices=["small", "paper"])
     p.add_argument("--conditions", dest="condition", default="wav",
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(p, TrainConfig())
 
     p = sub.add_parser("finetune", help="fine-tune a zoo model on original + coded audio (Experiments A and B)")
-    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir", "precision")
+    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir", "precision", "devices")
     p.add_argument("--from", dest="parent", default="base", help="parent model name (default: base)")
     _plan_options(p, "replace existing models of the same names; run even if the cache would outgrow the free disk")
     mode = p.add_mutually_exclusive_group(required=True)
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--other", help="with compare: the other model directory (e.g. a rebuild)")
     p.add_argument("--preset", default="demo", choices=["demo", "paper"],
                    help="zoo build preset: demo (synthetic, small FCNN) or paper")
-    _common(p, "model_dir", "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler")
+    _common(p, "model_dir", "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "precision", "devices")
     p.add_argument("--dry-run", action="store_true", help="build: print the plan (pairs, bytes, free disk, hours) "
                                                           "and stop; a TAU folder without its audio is planned too")
     p.add_argument("--force", action="store_true", help="build: run even if the cache would outgrow the free disk")
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="file to write (default: print)")
 
     p = sub.add_parser("bench", help="performance figures of this machine")
-    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline"])
+    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline", "prefix"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
     return parser
@@ -184,7 +184,7 @@ def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segme
 
 
 def _train_config(args, spec: RunSpec) -> TrainConfig:
-    return TrainConfig(precision=spec.precision, epochs=args.epochs, batch_size=args.batch_size,
+    return TrainConfig(precision=spec.precision, devices=spec.devices, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr if args.lr is not None else FINETUNE_DEFAULTS["learning_rate"],
                        first_restart_epochs=args.first_restart, period_multiplier=args.period_mult,
                        rate_multiplier=args.rate_mult, mixup_alpha=args.mixup, crop_frames=args.crop or None,
@@ -285,6 +285,10 @@ def cmd_bench(args, spec: RunSpec) -> int:
     if args.what == "model":
         result = bench.bench_model()
         print(json.dumps(result, indent=2) if args.json else bench.format_model_bench(result))
+        return 0
+    if args.what == "prefix":
+        result = bench.bench_prefix()
+        print(json.dumps(result, indent=2) if args.json else bench.format_prefix_bench(result))
         return 0
     if args.what == "pipeline":
         result = bench.bench_pipeline()
@@ -545,7 +549,7 @@ def cmd_zoo(args, spec: RunSpec) -> int:
         return 0
     _check_disk(dataset, conditions, spec, args.force)
     built = build_zoo(zoo, dataset, spec.matrix_obj, spec.cache, args.preset, jobs=spec.jobs,
-                      backend=spec.backend, scheduler=spec.scheduler)
+                      backend=spec.backend, scheduler=spec.scheduler, precision=spec.precision, devices=spec.devices)
     _saved(built, zoo)
     return 0
 

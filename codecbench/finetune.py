@@ -227,11 +227,14 @@ PRESETS = {
 
 def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: str = "demo", *,
               jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-              verbose="auto") -> list[str]:
-    """Build whatever of base, Experiment A and Experiment B is missing from ``zoo`` (nothing is replaced)."""
+              verbose="auto", precision: str = "float32", devices: str = "auto") -> list[str]:
+    """Build whatever of base, Experiment A and Experiment B is missing from ``zoo`` (nothing is replaced).
+    ``precision`` and ``devices`` as in :class:`~codecbench.schedule.TrainConfig`."""
     if preset not in PRESETS:
         raise ModelMismatch(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    p = PRESETS[preset]
+    p = dict(PRESETS[preset])
+    for recipe in ("base", "finetune"):
+        p[recipe] = dataclasses.replace(p[recipe], precision=precision, devices=devices)
     work = dict(jobs=jobs, backend=backend, scheduler=scheduler, verbose=verbose)
     built: list[str] = []
     if "base" not in zoo.names():

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Sequence
 
 import numpy as np
 
@@ -189,7 +188,7 @@ class SharedPrefixPredictor:
 
     def predict_batch(self, batch: np.ndarray) -> dict:
         """``{key: outputs}`` of one batch; only the activations of the current trie path are kept."""
-        import logging
+        from .backend import quiet_retracing
 
         out: dict = {}
 
@@ -200,16 +199,10 @@ class SharedPrefixPredictor:
                     out[key] = value
                 walk(child, value)
 
-        # each sub-model traces its predict function once; TensorFlow would warn about "retracing" for each
-        tf_log = logging.getLogger("tensorflow")
-        level = tf_log.level
-        tf_log.setLevel(logging.ERROR)
-        try:
+        with quiet_retracing():  # each sub-model traces its predict function once
             walk(self.root, batch)
-        finally:
-            tf_log.setLevel(level)
-        for key, model in self.whole.items():
-            out[key] = np.asarray(model.predict_on_batch(batch))
+            for key, model in self.whole.items():
+                out[key] = np.asarray(model.predict_on_batch(batch))
         return out
 
     def flops(self, input_shape) -> dict:

@@ -24,6 +24,8 @@ class TrainConfig:
     seed: int = 0
     #: Keras dtype policy of the training step: "float32" or "mixed_bfloat16" (weights stay float32 either way)
     precision: str = "float32"
+    #: devices to train on, data-parallel: "auto" (every local accelerator if more than one), a count, or names
+    devices: str = "auto"
 
     def schedule(self, steps_per_epoch: int):
         """The learning-rate schedule (Keras ``CosineDecayRestarts``) for ``steps_per_epoch``."""

@@ -127,6 +127,17 @@ def to_precision(value, where: str) -> str:
     return text
 
 
+def to_devices(value, where: str) -> str:
+    text = str(value).strip()
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text
+    names = [] if text.isdigit() else [d.strip() for d in text.split(",")]
+    if not names or not all(re.match(r"^[/A-Za-z0-9:_.\-]+$", d) for d in names):
+        raise UsageError(f"{where}: expected 'auto', a device count such as 2, or device names such as "
+                         f"/gpu:0,/gpu:1; got {value!r}")
+    return ",".join(names)
+
+
 def to_bool(value, where: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -184,6 +195,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("results", to_path, None, "results folder (default: reports/ in the project folder)"),
     Option("precision", to_precision, "float32",
            "Keras dtype policy for evaluation, training and fine-tuning: float32 (default) or mixed_bfloat16"),
+    Option("devices", to_devices, "auto", "training and fine-tuning devices, data-parallel: auto (every local "
+           "accelerator if more than one), a count, or names such as /gpu:0,/gpu:1"),
     Option("share_prefix", to_bool, True, "evaluate layers that several models share (same weights) once per "
            "batch: yes (default) or no"),
     Option("run_id", to_run_id, None, "id of this run's folder under results/runs (default: time + random)"),
@@ -214,6 +227,7 @@ class RunSpec:
     results: Path = Path("reports")
     precision: str = "float32"
     share_prefix: bool = True
+    devices: str = "auto"
     run_id: str | None = None
     #: The folder of the pyproject.toml the settings came from (or the starting folder).
     project_root: Path = Path(".")

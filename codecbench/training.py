@@ -36,9 +36,14 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.config.batch_size)
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self._shuffle()
+    def set_epoch(self, epoch: int) -> None:
+        """Batches of ``epoch`` from now on. Set by the training loop's own callback at the start of each epoch
+        rather than counted in ``on_epoch_end``: how often Keras calls that (and whether it reads batches ahead,
+        for a shape probe or a distributed iterator) depends on the backend and strategy, the epoch number does
+        not, so a batch's content is a function of (seed, epoch, index) alone."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._order = self._shuffle()
 
     def __getitem__(self, index: int):
         cfg = self.config
@@ -71,16 +76,21 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 
 class _EpochLog(keras.callbacks.Callback):
-    def __init__(self, n_samples: int, on_epoch: Callable[[int, dict], None] | None):
+    def __init__(self, n_samples: int, on_epoch: Callable[[int, dict], None] | None, devices: list[str],
+                 batches: AugmentedBatches | None = None):
         super().__init__()
-        self.n_samples, self.on_epoch, self.rows = n_samples, on_epoch, []
+        self.n_samples, self.on_epoch, self.rows, self.devices = n_samples, on_epoch, [], devices
+        self.batches = batches
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self.batches is not None:
+            self.batches.set_epoch(epoch)
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
         row = {"epoch": epoch + 1, "seconds": seconds, "samples_per_s": self.n_samples / seconds,
+               "devices": list(self.devices),
                **{k: float(v) for k, v in (logs or {}).items()}}
         self.rows.append(row)
         if self.on_epoch:
@@ -89,42 +99,54 @@ class _EpochLog(keras.callbacks.Callback):
 
 def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, config: TrainConfig,
         segments: Sequence[int] | None = None, on_epoch: Callable[[int, dict], None] | None = None,
-        initial_epoch: int = 0, verbose: int | str = "auto") -> list[dict]:
+        initial_epoch: int = 0, verbose: int | str = "auto", devices: Sequence[str] | None = None) -> list[dict]:
     """Train ``model`` in place (only ``segments`` if given) and return one row of figures per epoch.
 
     ``on_epoch(epoch, row)`` runs after every epoch, e.g. to save a checkpoint; a
-    ``KeyboardInterrupt`` propagates after the last completed epoch's callback has run.
+    ``KeyboardInterrupt`` propagates after the last completed epoch's callback has run. ``devices``: train
+    data-parallel over these (default: as ``config.devices`` says; :mod:`codecbench.distribute`; the global
+    batch is ``config.batch_size``).
     """
-    from .backend import with_precision
+    from .distribute import resolve_devices, training_twin
 
     keras.utils.set_random_seed(config.seed)
     freeze_except(model, list(segments) if segments is not None else None)
     target = model
-    # a mixed-precision twin trains; ``model`` (float32, as saved) gets its weights before every epoch callback
-    model = with_precision(target, config.precision)
+    # a mixed-precision or distributed twin trains; ``model`` (float32, as saved) gets its weights before every
+    # epoch callback
+    devices = list(devices) if devices is not None else resolve_devices(config.devices)
+    model, scope = training_twin(target, precision=config.precision, devices=devices or None)
     if model is not target:
         freeze_except(model, list(segments) if segments is not None else None)
     n_classes = int(model.output_shape[-1])
     batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
-    batches.epoch = initial_epoch
-    batches._order = batches._shuffle()
-    optimizer = keras.optimizers.SGD(learning_rate=config.schedule(len(batches)), momentum=config.momentum)
-    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
-    if initial_epoch:
-        optimizer.iterations.assign(initial_epoch * len(batches))
+    batches.set_epoch(initial_epoch)
     if model is not target:
         def sync_then(epoch, row, _then=on_epoch):
             target.set_weights(model.get_weights())
             if _then:
                 _then(epoch, row)
         on_epoch = sync_then
-    log = _EpochLog(len(labels), on_epoch)
+    log = _EpochLog(len(labels), on_epoch, devices or [_default_device()], batches)
     if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
-    model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=[log], verbose=verbose)
+    with scope:  # (a distribution strategy's: the optimizer's variables must be created in it)
+        optimizer = keras.optimizers.SGD(learning_rate=config.schedule(len(batches)), momentum=config.momentum)
+        model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+        if initial_epoch:
+            optimizer.iterations.assign(initial_epoch * len(batches))
+        # shuffle=False: the batches are already shuffled per epoch, from the seed; Keras would reorder them with
+        # Python's global random state, which depends on how many iterators the backend and strategy create
+        model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=[log], verbose=verbose,
+                  shuffle=False)
     if model is not target:
         target.set_weights(model.get_weights())
     return log.rows
+
+
+def _default_device() -> str:
+    from .distribute import local_accelerators
+    return (local_accelerators() or ["CPU"])[0]
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int | None = None,

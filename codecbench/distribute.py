@@ -1,0 +1,124 @@
+"""Data-parallel training over several local devices, and the training copy of a model (devices, precision).
+
+Training and fine-tuning run data-parallel over the devices given (``--devices``; ``auto``: every local
+accelerator when there is more than one):
+
+- TensorFlow backend: ``tf.distribute.MirroredStrategy``; batch normalisation is made ``synchronized``, so its
+  batch statistics are those of the whole global batch, as on one device.
+- JAX backend: Keras 3's ``keras.distribution.DataParallel`` over the JAX devices (one jitted program on the
+  sharded global batch, so batch statistics are global too).
+
+Scaling: ``--batch-size`` stays the *global* batch (the recipe's 32 by default), split evenly across devices,
+and the learning rate is unchanged: each step's gradient is the mean over the same 32 examples as on one
+device, so the recipe and its results carry over. To use more devices for throughput, raise ``--batch-size``
+(e.g. 32 x devices) and scale ``--lr`` with it (the linear scaling rule); that is a different recipe.
+
+The model a caller holds stays float32 on the default device; training runs on a *twin* (same weights, the
+run's dtype policy, created under the strategy), whose weights are copied back before every epoch callback.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+from .backend import keras
+from .errors import UsageError
+
+
+def local_accelerators() -> list[str]:
+    """Names of the local GPUs/TPUs the Keras backend sees (empty on a CPU-only machine)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return [d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "TPU")]
+    if backend == "jax":
+        import jax
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    return []
+
+
+def resolve_devices(value: str | None) -> list[str] | None:
+    """``None``/``"auto"``: every local accelerator if there are at least two, else None (one device, no
+    strategy). ``"cpu:0,cpu:1"`` (TensorFlow device names) or ``"2"`` (the first two devices the backend
+    lists, CPUs included): those. A list of one device is no distribution (None)."""
+    text = (value or "auto").strip()
+    if text == "auto":
+        found = local_accelerators()
+        return found if len(found) > 1 else None
+    if text.isdigit():
+        count = int(text)
+        available = _all_devices()
+        if count > len(available):
+            raise UsageError(f"--devices {count}: this machine's Keras backend sees {len(available)} devices "
+                             f"({', '.join(available)})")
+        chosen = available[:count]
+    else:
+        chosen = [d.strip() for d in text.split(",") if d.strip()]
+    return chosen if len(chosen) > 1 else None
+
+
+def _all_devices() -> list[str]:
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        accelerators = [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"]
+        return accelerators or [d.name for d in tf.config.list_logical_devices("CPU")]
+    if backend == "jax":
+        import jax
+        return [str(d) for d in jax.devices()]
+    return []
+
+
+def training_twin(model, *, precision: str = "float32", devices: list[str] | None = None):
+    """``(twin, scope)``: the model to train (``model`` itself when nothing changes) and the context its
+    compile and fit must run in."""
+    from .backend import with_precision
+
+    if not devices:
+        return with_precision(model, precision), contextlib.nullcontext()
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy(devices)
+        with strategy.scope():
+            twin = _clone(model, precision, synchronized=True)
+        return twin, strategy.scope()
+    if backend == "jax":
+        import jax
+
+        by_name = {str(d): d for d in jax.devices()}
+        missing = [d for d in devices if d not in by_name]
+        if missing:
+            raise UsageError(f"--devices: JAX has no device {', '.join(missing)} (it has {', '.join(by_name)})")
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=[by_name[d] for d in devices]))
+        return _clone(model, precision, synchronized=False), _distribution_scope()
+    raise UsageError(f"data-parallel training needs the TensorFlow or JAX backend, not {backend} "
+                     f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')!r})")
+
+
+@contextlib.contextmanager
+def _distribution_scope():
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(None)
+
+
+def _clone(model, precision: str, *, synchronized: bool):
+    from .backend import _output_layers
+
+    outputs = _output_layers(model)
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32" if layer.name in outputs else precision
+        if synchronized and isinstance(layer, keras.layers.BatchNormalization):
+            config["synchronized"] = True
+        return layer.__class__.from_config(config)
+
+    twin = keras.models.clone_model(model, clone_function=clone)
+    twin.set_weights(model.get_weights())
+    for source, target in zip(model.layers, twin.layers):
+        target.trainable = source.trainable
+    return twin

@@ -1,0 +1,103 @@
+"""Data-parallel training over two devices gives the single-device loss (two virtual CPU devices stand in for
+two accelerators), and the options that choose devices and precision are validated."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+#: Relative difference allowed between the epoch losses (dropout off, see the script). With synchronised batch
+#: normalisation the two runs compute the same sums in another order (per-replica partial sums, then an
+#: all-reduce), so they differ only by float32 rounding, amplified a little over 8 SGD steps.
+LOSS_TOLERANCE = 2e-3
+
+SCRIPT = textwrap.dedent("""
+    import dataclasses, json, os, sys
+    backend = os.environ["KERAS_BACKEND"]
+    if backend == "tensorflow":
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        names = ["/cpu:0", "/cpu:1"]
+    else:
+        import jax
+        names = [str(d) for d in jax.devices()][:2]
+    import numpy as np
+    from codecbench.backend import keras
+    from codecbench.models import build_fcnn, preset_config
+    from codecbench.training import TrainConfig, fit
+    from codecbench.distribute import resolve_devices
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 128, 30, 3), dtype=np.float32)
+    y = np.arange(64) % 10
+    config = TrainConfig(epochs=1, batch_size=8, learning_rate=0.01, crop_frames=24, time_mask_frames=4)
+    out = {"devices": names, "resolved_2": resolve_devices("2")}
+    for label, devices in (("single", []), ("two", names)):
+        keras.utils.set_random_seed(0)
+        # dropout off: its masks come from per-device random streams, so with it the two runs draw different
+        # masks; without it they compute the same function
+        fcnn = preset_config("small", (128, 30, 3), 10)
+        fcnn = dataclasses.replace(fcnn, convs=[dataclasses.replace(c, dropout=0.0) for c in fcnn.convs])
+        model = build_fcnn(fcnn)
+        rows = fit(model, lambda i: x[i], y, config, verbose=0, devices=devices)
+        out[label] = {"loss": rows[0]["loss"], "devices": rows[0]["devices"],
+                      "weights_sum": float(sum(np.abs(w).sum() for w in model.get_weights()))}
+    print("RESULT" + json.dumps(out))
+""")
+
+
+def _run(backend: str, extra_env: dict) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, **extra_env}
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+def _check(result: dict) -> None:
+    single, two = result["single"], result["two"]
+    assert len(two["devices"]) == 2 and len(single["devices"]) == 1
+    assert abs(two["loss"] - single["loss"]) <= LOSS_TOLERANCE * single["loss"], (single, two)
+    # the caller's model received the trained weights (the twin's) in both cases
+    assert abs(two["weights_sum"] - single["weights_sum"]) <= 1e-3 * single["weights_sum"]
+
+
+def test_two_virtual_cpu_devices_tensorflow_mirrored_strategy():
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed: tf.distribute.MirroredStrategy cannot be exercised")
+    result = _run("tensorflow", {})
+    assert result["resolved_2"] == ["/device:CPU:0", "/device:CPU:1"]
+    _check(result)
+
+
+def test_two_virtual_cpu_devices_jax_data_parallel():
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed (pip install jax): keras.distribution.DataParallel cannot be exercised")
+    _check(_run("jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}))
+
+
+@pytest.mark.parametrize("value", ["gpu 0", "0", ""])
+def test_bad_devices_values_are_usage_errors(value):
+    from codecbench.errors import UsageError
+    from codecbench.spec import RunSpec
+
+    with pytest.raises(UsageError, match="--devices"):
+        RunSpec.build({"devices": value}, use_pyproject=False)
+
+
+def test_bad_precision_and_share_prefix_values_are_usage_errors():
+    from codecbench.errors import UsageError
+    from codecbench.spec import RunSpec
+
+    with pytest.raises(UsageError, match="--precision.*float32, mixed_bfloat16"):
+        RunSpec.build({"precision": "fp16"}, use_pyproject=False)
+    with pytest.raises(UsageError, match="--share-prefix"):
+        RunSpec.build({"share_prefix": "maybe"}, use_pyproject=False)
+    spec = RunSpec.build({"precision": "mixed_bfloat16", "share_prefix": "no"}, use_pyproject=False)
+    assert spec.precision == "mixed_bfloat16" and spec.share_prefix is False

@@ -43,6 +43,35 @@ def _cli_pair(src: str, cond: codecs.Condition, tmp: str) -> None:
     sf.read(back, dtype="float32")
 
 
+def _mp3_peers(signal: np.ndarray, sr: int, cond: codecs.Condition, repeats: int) -> dict:
+    """MP3 round trip through libavcodec's own libmp3lame (the route before the in-process LAME one), and through
+    audiomentations' fast-mp3-augment backend at LAME quality 3 (the quality libavcodec leaves LAME at) when
+    installed; interleaved with ours."""
+    from .codecs import _encode_pyav, codec_rate, decode, lame, resample
+
+    def libavcodec_route():
+        rate = codec_rate(cond, sr)
+        decode(_encode_pyav(resample(signal, sr, rate), rate, cond, sr, len(signal)))
+
+    try:
+        import fast_mp3_augment
+    except ImportError:
+        fast_mp3_augment = None
+    ours, via_libavcodec, peer = [], [], []
+    for _ in range(repeats):
+        ours.append(_median_time(lambda: codecs.roundtrip(signal, sr, cond), 1))
+        via_libavcodec.append(_median_time(libavcodec_route, 1))
+        if fast_mp3_augment is not None:
+            peer.append(_median_time(lambda: fast_mp3_augment.compress_roundtrip(signal, sr, cond.kbps, quality=3), 1))
+    row = {"route": "LAME in-process (" + (lame.version() or "?") + ")" if codecs.encode(
+               signal[:sr], sr, cond).backend == "lame" else "libavcodec libmp3lame",
+           "in_process_s": statistics.median(ours), "libavcodec_route_s": statistics.median(via_libavcodec)}
+    if peer:
+        row.update(peer_fast_mp3_augment_q3_s=statistics.median(peer),
+                   vs_peer=statistics.median(ours) / statistics.median(peer))
+    return row
+
+
 def _has_cli(cond: codecs.Condition) -> bool:
     if cond.codec == "he-aac":
         return bool(shutil.which("aac-enc") and shutil.which("ffmpeg"))
@@ -75,6 +104,8 @@ def bench_codecs(conditions=None, clips: int = 24, duration: float = 10.0, repea
                 if _has_cli(cond):
                     cli_times.append(_median_time(lambda: _cli_pair(src, cond, tmp), 1))
             row = {"in_process_s": statistics.median(inproc_times), "library": codecs.codec_library(cond)}
+            if cond.codec == "mp3":
+                row.update(_mp3_peers(signal, sr, cond, repeats))
             if cli_times:
                 cli = statistics.median(cli_times)
                 row.update(cli_pair_s=cli, in_process_speedup=cli / row["in_process_s"])
@@ -108,6 +139,9 @@ def bench_codecs(conditions=None, clips: int = 24, duration: float = 10.0, repea
         "jobs2_vs_jobs1>=1.7": result["fill"]["jobs2_speedup"] >= 1.7,
         "warm_vs_cold>=50": result["fill"]["warm_speedup"] >= 50,
     }
+    peers = [r["vs_peer"] for r in result["conditions"].values() if "vs_peer" in r]
+    if peers:
+        result["targets"]["mp3_vs_fast_mp3_augment<=1.0"] = max(peers) <= 1.0
     return result
 
 
@@ -119,6 +153,13 @@ def format_codec_bench(result: dict) -> str:
             line += f"   CLI pair {row['cli_pair_s'] * 1000:7.1f} ms   speed-up {row['in_process_speedup']:.2f}x"
         line += f"   ({row['library']})"
         lines.append(line)
+        if "libavcodec_route_s" in row:
+            line = (f"  {'':<10} via {row['route']}; libavcodec's own libmp3lame {row['libavcodec_route_s'] * 1000:.1f} ms"
+                    " (same bytes)")
+            if "peer_fast_mp3_augment_q3_s" in row:
+                line += (f"; fast-mp3-augment q3 {row['peer_fast_mp3_augment_q3_s'] * 1000:.1f} ms -> ours / peer = "
+                         f"{row['vs_peer']:.2f}")
+            lines.append(line)
     if not result["ffmpeg"]:
         lines.append("  (no ffmpeg on PATH: CLI comparison skipped; HE-AAC also needs aac-enc)")
     f = result["fill"]

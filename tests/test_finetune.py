@@ -108,19 +108,48 @@ def test_checkpoint_after_each_epoch_and_resume(tiny, tmp_path, monkeypatch):
     assert meta["epochs"] == 2 and [row["epoch"] for row in meta["epoch_log"]] == [1, 2]
 
 
-def test_model_code_runs_on_jax(tmp_path):
+JAX_SCRIPT = """
+import json, numpy as np, keras
+from codecbench.models import build_fcnn, derive_segments, preset_config
+from codecbench.training import TrainConfig, fit, array_getter
+from codecbench.prefix import SharedPrefixPredictor
+from codecbench.backend import with_precision
+base = build_fcnn(preset_config('small', (128, 36, 3), 10))
+x = np.random.default_rng(0).random((16, 128, 36, 3), dtype=np.float32)
+y = np.arange(16) % 10
+config = TrainConfig(epochs=1, batch_size=8, crop_frames=24, time_mask_frames=4)
+fit(base, array_getter(x), y, config, verbose=0)                        # training
+seg7 = keras.models.clone_model(base); seg7.set_weights(base.get_weights())
+before = [w.copy() for w in seg7.get_weights()]
+fit(seg7, array_getter(x), y, config, segments=[7], verbose=0)          # fine-tuning one segment
+seg7_layers = set(derive_segments(seg7)[6].layers)
+changed = sorted({v.path.split('/')[0] for v, b in zip(seg7.weights, before) if not np.array_equal(np.asarray(v), b)})
+shared = SharedPrefixPredictor({'base': base, 'seg7': seg7}).predict(x)  # evaluation, prefix shared
+alone = {k: np.asarray(m.predict_on_batch(x)) for k, m in (('base', base), ('seg7', seg7))}
+mixed = np.asarray(with_precision(base, 'mixed_bfloat16').predict_on_batch(x))
+print('RESULT' + json.dumps({'backend': keras.backend.backend(), 'changed': changed,
+      'seg7_layers': sorted(seg7_layers),
+      'same': all(bool(np.array_equal(shared[k].argmax(1), alone[k].argmax(1))) for k in alone),
+      'max_diff': max(float(np.abs(shared[k] - alone[k]).max()) for k in alone),
+      'mixed_agree': float(np.mean(mixed.argmax(1) == alone['base'].argmax(1)))}))
+"""
+
+
+def test_model_code_runs_on_jax():
+    """Training, fine-tuning one segment, prefix-shared evaluation and mixed precision on Keras's JAX backend."""
     import importlib.util
+    import json
+    import os
     import subprocess
     import sys
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed (pip install jax): the Keras JAX backend cannot be exercised")
-    code = ("import numpy as np, keras; from codecbench.models import build_fcnn, preset_config;"
-            "from codecbench.training import TrainConfig, fit, array_getter;"
-            "m = build_fcnn(preset_config('small', (128, 36, 3), 10));"
-            "x = np.random.default_rng(0).random((16, 128, 36, 3), dtype=np.float32);"
-            "fit(m, array_getter(x), np.arange(16) % 10, TrainConfig(epochs=1, batch_size=8, crop_frames=24), "
-            "verbose=0); print(keras.backend.backend())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**__import__("os").environ, "KERAS_BACKEND": "jax"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("jax")
+    out = subprocess.run([sys.executable, "-c", JAX_SCRIPT], capture_output=True, text=True,
+                         env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))[len("RESULT"):])
+    assert result["backend"] == "jax"
+    # only segment 7's weights moved (its moving statistics included)
+    assert result["changed"] and set(result["changed"]) <= set(result["seg7_layers"])
+    assert result["same"] and result["max_diff"] <= 1e-6
+    assert result["mixed_agree"] >= 0.5

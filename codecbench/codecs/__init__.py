@@ -357,7 +357,21 @@ def encode(signal: np.ndarray, sample_rate: int, condition: str | Condition) -> 
         raise CodecUnavailable(f"{cond.name} is unavailable on this machine: {backend}")
     codec_sr = codec_rate(cond, sample_rate)
     coded_in = resample(x, sample_rate, codec_sr)
+    if backend == "pyav" and cond.codec == "mp3" and _lame_route():
+        backend = "lame"  # the same bytes as libavcodec's libmp3lame (checked once per process), ~3x faster
     return _ENCODERS[backend](coded_in, codec_sr, cond, sample_rate, len(x))
+
+
+def _lame_route() -> bool:
+    from . import lame
+    return lame.matches_libavcodec()
+
+
+def _encode_lame(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bitstream:
+    from . import lame
+
+    frames, priming = lame.encode(x, codec_sr, cond.kbps)
+    return _bitstream(cond, "lame", f"pyav:{cond.spec.decoder}", sr, codec_sr, n, len(x), frames, b"", priming)
 
 
 def decode(bitstream: Bitstream) -> np.ndarray:
@@ -393,6 +407,24 @@ def _to_frame_array(chunk: np.ndarray, sample_format: str) -> np.ndarray:
     if sample_format.startswith("s16"):
         return np.round(np.clip(chunk, -1.0, 1.0) * 32767.0).astype(np.int16)[None]
     return chunk[None].astype(np.float32)
+
+
+_SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "flt": np.float32, "dbl": np.float64}
+
+
+def _channel0(frame) -> np.ndarray:
+    """Channel 0 of a decoded frame, (1, samples), read straight from its first plane.
+
+    ``AudioFrame.to_ndarray`` stacks every plane with ``np.vstack``, which costs more per MP3 frame than decoding
+    it; the samples are the same."""
+    fmt = frame.format
+    dtype = _SAMPLE_DTYPES.get(fmt.name.rstrip("p"))
+    if dtype is None:
+        return frame.to_ndarray()
+    if fmt.is_planar:
+        return np.frombuffer(frame.planes[0], dtype, count=frame.samples).copy()[None]
+    channels = len(frame.layout.channels)
+    return np.frombuffer(frame.planes[0], dtype, count=frame.samples * channels)[::channels].copy()[None]
 
 
 def _decoded_to_float(frames: list[np.ndarray]) -> np.ndarray:
@@ -474,7 +506,7 @@ def _decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[byt
         decoder.extradata = config
     frames = []
     for packet in [*packets, None]:
-        frames.extend(f.to_ndarray() for f in decoder.decode(None if packet is None else av.Packet(packet)))
+        frames.extend(_channel0(f) for f in decoder.decode(None if packet is None else av.Packet(packet)))
     return _decoded_to_float(frames)
 
 
@@ -503,7 +535,7 @@ def _decode_container(payload: bytes) -> tuple[np.ndarray, int]:
         frames, nbytes = [], 0
         for packet in container.demux(stream):
             nbytes += packet.size
-            frames.extend(f.to_ndarray() for f in packet.decode())
+            frames.extend(_channel0(f) for f in packet.decode())
     return _decoded_to_float(frames), nbytes
 
 
@@ -529,6 +561,7 @@ def _encode_external(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: 
 
 _ENCODERS: dict[str, Callable[..., Bitstream]] = {
     "pyav": _encode_pyav,
+    "lame": _encode_lame,
     "fdk": _encode_fdk,
     "ffmpeg": lambda *a: _encode_external(*a, tool="ffmpeg"),
     "fdkaac": lambda *a: _encode_external(*a, tool="fdkaac"),

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="file to write (default: print)")
 
     p = sub.add_parser("bench", help="performance figures of this machine")
-    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline", "prefix"])
+    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline", "prefix", "precision"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
     return parser
@@ -210,9 +210,15 @@ def cmd_conditions(args, spec: RunSpec) -> int:
         reason, _, hint = why.partition(". ")
         if not ok and hint:
             hints.setdefault(hint)
-        rows.append([cond.name, codecs.codec_library(cond), "; ".join(roles[cond]), "yes" if ok else f"no: {reason}"])
+        family = "-" if cond.is_original else cond.spec.family
+        rows.append([cond.name, family, codecs.codec_library(cond), "; ".join(roles[cond]),
+                     "yes" if ok else f"no: {reason}"])
     print(f"matrix: {matrix.name} ({matrix.source})")
-    print(tabulate(rows, headers=["condition", "codec library", "role", "available here"], tablefmt="github"))
+    print(tabulate(rows, headers=["condition", "family", "codec library", "role", "available here"],
+                   tablefmt="github"))
+    coded = {c.codec for c in matrix.all_conditions() if not c.is_original}
+    available = {c.codec for c in matrix.all_conditions() if not c.is_original and codecs.availability(c)[0]}
+    print(f"\n{len(available)} of {len(coded)} codec families available here")
     for hint in hints:
         print(f"\nhint: {hint}")
     return 0
@@ -285,6 +291,10 @@ def cmd_bench(args, spec: RunSpec) -> int:
     if args.what == "model":
         result = bench.bench_model()
         print(json.dumps(result, indent=2) if args.json else bench.format_model_bench(result))
+        return 0
+    if args.what == "precision":
+        result = bench.bench_precision()
+        print(json.dumps(result, indent=2) if args.json else bench.format_precision_bench(result))
         return 0
     if args.what == "prefix":
         result = bench.bench_prefix()

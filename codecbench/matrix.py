@@ -64,6 +64,41 @@ class Matrix:
                 "categories": {k: [c.name for c in v] for k, v in self.categories.items()}}
 
 
+#: The bit rates a sweep ``codec@A..B`` visits for codecs without a fixed set of rates: the usual ladder of
+#: encoders' presets (MP3's are exactly MPEG-1 Layer III's).
+SWEEP_LADDER = (6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+
+
+def expand_sweep(text: str) -> list[str]:
+    """``"mp3@32..320"`` -> every rate of the codec's ladder (its own rates, else :data:`SWEEP_LADDER`) within the
+    bounds; ``"opus@12,24,48"`` -> those rates; anything else -> ``[text]``."""
+    from .codecs import CODECS
+
+    codec, at, rates = str(text).strip().lower().partition("@")
+    if not at or (".." not in rates and "," not in rates):
+        return [text]
+    if codec not in CODECS:
+        raise ValueError(f"sweep {text!r}: unknown codec {codec!r}; known codecs: {', '.join(CODECS)}")
+    spec = CODECS[codec]
+    if ".." in rates:
+        low, _, high = rates.partition("..")
+        try:
+            lo, hi = float(low), float(high)
+        except ValueError:
+            raise ValueError(f"sweep {text!r}: expected '<codec>@<low>..<high>' in kbps, e.g. 'mp3@32..320'") from None
+        ladder = spec.rates or tuple(r for r in SWEEP_LADDER if spec.min_kbps <= r <= spec.max_kbps)
+        chosen = [r for r in ladder if lo <= r <= hi]
+        if not chosen:
+            raise ValueError(f"sweep {text!r}: no rate of {codec} lies in {low}..{high} kbps "
+                             f"(its rates: {', '.join(f'{r:g}' for r in ladder)})")
+    else:
+        try:
+            chosen = [float(r) for r in rates.split(",") if r.strip()]
+        except ValueError:
+            raise ValueError(f"sweep {text!r}: expected '<codec>@<kbps>,<kbps>,...', e.g. 'opus@12,24,48'") from None
+    return [f"{codec}@{r:g}" for r in chosen]
+
+
 def _conditions(raw, source: str, key: str) -> tuple[Condition, ...]:
     if not isinstance(raw, list):
         raise MatrixError(f"{source}: {key} must be a list of condition names, got {type(raw).__name__}")
@@ -72,12 +107,13 @@ def _conditions(raw, source: str, key: str) -> tuple[Condition, ...]:
     out: list[Condition] = []
     for i, item in enumerate(raw):
         try:
-            cond = parse_condition(item)
+            conds = [parse_condition(name) for name in expand_sweep(item)]
         except ValueError as exc:
             raise MatrixError(f"{source}: {key}[{i}]: {exc}") from None
-        if cond in out:
-            raise MatrixError(f"{source}: {key}[{i}]: duplicate condition {cond.name!r}")
-        out.append(cond)
+        for cond in conds:
+            if cond in out:
+                raise MatrixError(f"{source}: {key}[{i}]: duplicate condition {cond.name!r}")
+            out.append(cond)
     return tuple(out)
 
 

@@ -47,6 +47,21 @@ class CodecSpec:
     note: str = ""
     #: The stream header carries the priming and the decoder drops it (Opus: pre-skip in OpusHead).
     header_carries_priming: bool = False
+    #: The only bit rates the codec has (AMR-NB's modes, G.726's code sizes), if it is not a range.
+    rates: tuple[float, ...] = ()
+    #: A codec with one bit rate is named without ``@kbps`` (``aptx``, ``g711-mulaw``); this is that rate.
+    fixed_kbps: float | None = None
+    #: Channels the encoder is fed (the mono clip on each); the decoded channel 0 is kept.
+    channels: int = 1
+    #: Samples (at the codec rate) between input and decoded output, measured by cross-correlation on real
+    #: codec output, where the encoder reports none or a wrong one. Negative: the decoder starts that many
+    #: samples late (WMA drops its first frame), so that much silence is prepended before encoding.
+    delay: int | None = None
+    #: Codec family, for ``codecbench conditions`` and the extended matrix.
+    family: str = "streaming"
+    #: A quality-driven encoder: ``{encoder quality: kbps it gave}``, measured; the nominal rate picks the quality
+    #: whose measured rate is nearest (see :func:`vorbis_quality`).
+    quality_table: tuple[tuple[int, float], ...] = ()
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -72,11 +87,59 @@ CODECS: dict[str, CodecSpec] = {
                   (48000,), False,
                   "always coded at 48 kHz and resampled back", header_carries_priming=True),
         CodecSpec("sbc", "SBC (Bluetooth A2DP, FFmpeg encoder)", "sbc", "sbc", 32, 320, "s16",
-                  (44100, 48000, 32000, 16000), True),
+                  (44100, 48000, 32000, 16000), True, family="bluetooth"),
+        # ---- beyond the paper: Bluetooth, telephony / VoIP, broadcast (all in-process libavcodec, or liblc3)
+        CodecSpec("aptx", "aptX (Bluetooth, 4:1 ADPCM in 4 subbands, FFmpeg encoder)", "aptx", "aptx", 0, 0,
+                  "s32p", (44100, 48000, 32000, 16000, 8000), True,
+                  "stereo only: the mono clip goes on both channels (the rate counts both); 90-sample QMF delay",
+                  fixed_kbps=352.8, channels=2, delay=90, family="bluetooth"),
+        CodecSpec("aptx-hd", "aptX HD (Bluetooth, 24-bit aptX, FFmpeg encoder)", "aptx_hd", "aptx_hd", 0, 0,
+                  "s32p", (44100, 48000, 32000, 16000, 8000), True,
+                  "stereo only: the mono clip goes on both channels (the rate counts both); 90-sample QMF delay",
+                  fixed_kbps=529.2, channels=2, delay=90, family="bluetooth"),
+        CodecSpec("lc3", "LC3 (Bluetooth LE Audio, Google liblc3 via lc3py, 10-ms frames)", "lc3", "lc3", 16, 320,
+                  "flt", (48000, 32000, 24000, 16000, 8000), True,
+                  "coded at 48 kHz (44.1 kHz input is resampled to it and back); pip install 'codecbench[lc3]'",
+                  family="bluetooth"),
+        CodecSpec("amr-nb", "AMR-NB (3GPP narrow-band speech, opencore-amr)", "libopencore_amrnb",
+                  "libopencore_amrnb", 4.75, 12.2, "s16", (8000,), True,
+                  "8 kHz speech codec: the clip is resampled to 8 kHz and back; 40-sample delay (measured; FFmpeg "
+                  "reports 50)", rates=(4.75, 5.15, 5.9, 6.7, 7.4, 7.95, 10.2, 12.2), delay=40, family="telephony"),
+        CodecSpec("g711-mulaw", "G.711 mu-law (telephony PCM, 8 kHz)", "pcm_mulaw", "pcm_mulaw", 0, 0, "s16",
+                  (8000,), True, "the clip is resampled to 8 kHz and back", fixed_kbps=64, family="telephony"),
+        CodecSpec("g711-alaw", "G.711 A-law (telephony PCM, 8 kHz)", "pcm_alaw", "pcm_alaw", 0, 0, "s16",
+                  (8000,), True, "the clip is resampled to 8 kHz and back", fixed_kbps=64, family="telephony"),
+        CodecSpec("g722", "G.722 (wide-band telephony / VoIP, sub-band ADPCM, 16 kHz)", "g722", "g722", 64, 64,
+                  "s16", (16000,), True, "the clip is resampled to 16 kHz and back; FFmpeg encodes the 64 kbps mode",
+                  family="telephony"),
+        CodecSpec("g726", "G.726 (ADPCM telephony, 8 kHz)", "g726", "g726", 16, 40, "s16", (8000,), True,
+                  "the clip is resampled to 8 kHz and back", rates=(16, 24, 32, 40), family="telephony"),
+        CodecSpec("mp2", "MPEG-1 Layer II (DAB/DVB broadcast, FFmpeg encoder)", "mp2", "mp2", 32, 192, "s16",
+                  (44100, 48000, 32000), True, "mono Layer II: 32-192 kbps",
+                  rates=(32, 48, 56, 64, 80, 96, 112, 128, 160, 192), family="broadcast"),
+        CodecSpec("ac3", "AC-3 (Dolby Digital, broadcast/DVD, FFmpeg encoder)", "ac3", "ac3", 32, 640, "fltp",
+                  (48000, 44100, 32000), True,
+                  rates=(32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 576, 640),
+                  family="broadcast"),
+        CodecSpec("eac3", "E-AC-3 (Dolby Digital Plus, broadcast/streaming, FFmpeg encoder)", "eac3", "eac3", 32, 640,
+                  "fltp", (48000, 44100, 32000), True,
+                  rates=(32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 576, 640),
+                  family="broadcast"),
+        CodecSpec("vorbis", "Vorbis (FFmpeg's native encoder, quality-driven VBR)", "vorbis", "vorbis", 32, 196,
+                  "fltp", (44100, 48000, 32000, 22050, 16000), False,
+                  "FFmpeg's native encoder (the PyAV wheels have no libvorbis) is stereo-only and experimental; the "
+                  "nominal rate picks its quality from rates measured on the synthetic scenes",
+                  header_carries_priming=True, channels=2, family="streaming",
+                  quality_table=((1, 31.9), (2, 53.1), (3, 72.8), (4, 89.8), (5, 106.0), (6, 120.8), (7, 133.8),
+                                 (8, 145.3), (9, 155.8), (10, 165.0), (12, 181.4), (14, 196.2))),
+        CodecSpec("wma", "WMA v2 (Windows Media Audio, FFmpeg encoder)", "wmav2", "wmav2", 24, 192, "fltp",
+                  (44100, 48000, 32000, 22050), True,
+                  "its decoder drops the first 2048-sample frame, so that much silence leads the clip in",
+                  delay=-2048, family="streaming"),
     )
 }
 
-_CONDITION_RE = re.compile(r"^(?P<codec>[a-z0-9-]+)@(?P<kbps>\d+)$")
+_CONDITION_RE = re.compile(r"^(?P<codec>[a-z0-9-]+)@(?P<kbps>\d+(\.\d+)?)$")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -88,7 +151,16 @@ class Condition:
 
     @property
     def name(self) -> str:
-        return "wav" if self.is_original else f"{self.codec}@{self.kbps}"
+        if self.is_original:
+            return "wav"
+        if self.spec.fixed_kbps is not None:
+            return self.codec
+        return f"{self.codec}@{self.kbps:g}"
+
+    @property
+    def bit_rate(self) -> int:
+        """The nominal bit rate in bit/s."""
+        return int(round(self.kbps * 1000))
 
     @property
     def is_original(self) -> bool:
@@ -116,18 +188,27 @@ def parse_condition(name: str | Condition) -> Condition:
     text = str(name).strip().lower()
     if text in ("wav", "original", "uncoded"):
         return ORIGINAL
+    if text in CODECS and CODECS[text].fixed_kbps is not None:
+        return Condition(text, CODECS[text].fixed_kbps)
     match = _CONDITION_RE.match(text)
     if not match:
         raise ConditionError(
             f"condition {name!r} is not of the form '<codec>@<kbps>' (e.g. 'mp3@32') or 'wav'; "
             f"codecs: {', '.join(CODECS)}")
-    codec, kbps = match["codec"], int(match["kbps"])
+    codec, kbps = match["codec"], float(match["kbps"])
+    kbps = int(kbps) if kbps.is_integer() else kbps
     if codec in ("he-aac-v2", "heaac-v2", "he-aacv2"):
         raise ConditionError(f"condition {name!r}: HE-AAC v2 adds parametric stereo and needs a stereo signal; "
                              "codecbench codes mono scenes, so use he-aac@kbps (HE-AAC v1)")
     if codec not in CODECS:
         raise ConditionError(f"condition {name!r}: unknown codec {codec!r}; known codecs: {', '.join(CODECS)}")
     spec = CODECS[codec]
+    if spec.fixed_kbps is not None:
+        raise ConditionError(f"condition {name!r}: {codec} has one bit rate ({spec.fixed_kbps:g} kbps); "
+                             f"name it {codec!r} without @kbps")
+    if spec.rates and kbps not in spec.rates:
+        raise ConditionError(f"condition {name!r}: {codec} codes only at {', '.join(f'{r:g}' for r in spec.rates)} "
+                             "kbps")
     if not spec.min_kbps <= kbps <= spec.max_kbps:
         raise ConditionError(
             f"condition {name!r}: {kbps} kbps is outside the valid range of {codec} "
@@ -189,6 +270,12 @@ def availability(condition: str | Condition) -> tuple[bool, str]:
     if cond.codec in FDK_CODECS:
         backend = fdk_backend(cond.codec)
         return (True, backend) if backend else (False, f"libfdk_aac not found for {cond.codec}. " + FDK_HINT)
+    if cond.codec == "lc3":
+        try:
+            import lc3  # noqa: F401
+        except ImportError:
+            return False, "LC3 needs Google's liblc3 wrapper: pip install 'codecbench[lc3]' (or pip install lc3py)"
+        return True, "lc3"
     missing = [c for c in {spec.encoder, spec.decoder} if c not in av.codecs_available]
     if missing:
         return False, f"this PyAV/libavcodec build lacks {', '.join(missing)}; reinstall `av` from PyPI wheels"
@@ -208,6 +295,12 @@ def codec_library(condition: str | Condition) -> str:
         return {"fdk": f"{fdk.version()} (in-process)", "pyav": f"libavcodec {libavcodec} libfdk_aac",
                 "ffmpeg": "ffmpeg CLI libfdk_aac", "fdkaac": "fdkaac CLI (libfdk-aac)"}.get(
                     backend, "libfdk-aac (missing)")
+    if cond.codec == "lc3":
+        try:
+            import importlib.metadata
+            return f"liblc3 (lc3py {importlib.metadata.version('lc3py')})"
+        except Exception:  # not installed: the condition is unavailable anyway
+            return "liblc3 (missing)"
     return f"libavcodec {libavcodec} {cond.spec.encoder}"
 
 
@@ -380,13 +473,41 @@ def decode(bitstream: Bitstream) -> np.ndarray:
     if b.decoder == "fdk":
         from . import fdk
         decoded = fdk.decode(b.packets(), b.config)
+    elif b.decoder == "lc3":
+        decoded = _decode_lc3(b.packets(), b.codec_sample_rate)
     elif b.decoder == "container":
         decoded = _decode_container(b.payload)[0]
     else:
-        decoded = _decode_packets(b.decoder.split(":", 1)[1], b.codec_sample_rate, b.config, b.packets())
+        decoded = _decode_packets(b.decoder.split(":", 1)[1], b.codec_sample_rate, b.config, b.packets(),
+                                  parse_condition(b.condition))
     decoded = _fit_length(decoded[b.skip:], b.coded_samples)
     out = _fit_length(resample(decoded, b.codec_sample_rate, b.sample_rate), b.n_samples)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def vorbis_quality(kbps: float) -> int:
+    """The Vorbis encoder quality (``global_quality``) whose measured rate is nearest ``kbps``."""
+    return min(CODECS["vorbis"].quality_table, key=lambda qr: (abs(qr[1] - kbps), qr[0]))[0]
+
+
+def _encode_lc3(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bitstream:
+    """LC3 through Google's liblc3 (the ``lc3py`` wrapper): 10-ms frames of ``kbps * 10 / 8`` bytes."""
+    import lc3
+
+    encoder = lc3.Encoder(10000, codec_sr)
+    frame = encoder.get_frame_samples()
+    nbytes = encoder.get_frame_bytes(cond.bit_rate)
+    padded = np.concatenate([x, np.zeros((-len(x)) % frame + frame, dtype=np.float32)])  # + one: the delay
+    packets = [encoder.encode(padded[i:i + frame], nbytes) for i in range(0, len(padded), frame)]
+    return _bitstream(cond, "lc3", "lc3", sr, codec_sr, n, len(x), packets, b"", encoder.get_delay_samples())
+
+
+def _decode_lc3(packets: list[bytes], sr: int) -> np.ndarray:
+    import lc3
+
+    decoder = lc3.Decoder(10000, sr)
+    return np.concatenate([np.frombuffer(decoder.decode(p), dtype=np.float32) for p in packets]) if packets else \
+        np.zeros(0, dtype=np.float32)
 
 
 def codec_rate(condition: str | Condition, sample_rate: int) -> int:
@@ -403,10 +524,17 @@ class CodecUnavailable(CodecbenchError, RuntimeError):
     """The condition's codec does not exist on this machine."""
 
 
-def _to_frame_array(chunk: np.ndarray, sample_format: str) -> np.ndarray:
+def _to_frame_array(chunk: np.ndarray, sample_format: str, channels: int = 1) -> np.ndarray:
+    """(channels, n) for planar formats, (1, n * channels) interleaved for packed ones; the mono chunk on each."""
     if sample_format.startswith("s16"):
-        return np.round(np.clip(chunk, -1.0, 1.0) * 32767.0).astype(np.int16)[None]
-    return chunk[None].astype(np.float32)
+        a = np.round(np.clip(chunk, -1.0, 1.0) * 32767.0).astype(np.int16)[None]
+    elif sample_format.startswith("s32"):
+        a = np.round(np.clip(chunk.astype(np.float64), -1.0, 1.0) * 2147483647.0).astype(np.int32)[None]
+    else:
+        a = chunk[None].astype(np.float32)
+    if channels == 1:
+        return a
+    return np.repeat(a, channels, axis=0) if sample_format.endswith("p") else np.repeat(a, channels, axis=1)
 
 
 _SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "flt": np.float32, "dbl": np.float64}
@@ -462,20 +590,29 @@ def _encode_pyav(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int)
     spec = cond.spec
     encoder = av.CodecContext.create(spec.encoder, "w")
     encoder.sample_rate = codec_sr
-    encoder.layout = "mono"
+    layout = "mono" if spec.channels == 1 else "stereo"
+    encoder.layout = layout
     encoder.format = spec.sample_format
-    encoder.bit_rate = cond.kbps * 1000
+    if spec.quality_table:  # a quality-driven (VBR) encoder: the nominal rate picks the quality
+        encoder.qscale = True
+        encoder.global_quality = vorbis_quality(cond.kbps)
+    elif spec.fixed_kbps is None or spec.encoder.startswith("pcm_"):
+        encoder.bit_rate = cond.bit_rate
     encoder.thread_count = 1  # one thread: bit-identical output, parallelism lives above us
     if cond.codec == "he-aac":
         encoder.profile = "HE-AAC"
+    if spec.encoder in _EXPERIMENTAL:
+        encoder.options = {"strict": "experimental"}
     encoder.open()
     frame_size = encoder.frame_size or 1024
+    lead_in = -spec.delay if spec.delay is not None and spec.delay < 0 else 0
     # Fixed-frame encoders need whole frames: pad the tail with silence. The signal goes in as
     # one frame, which PyAV cuts into codec frames in C (per-frame Python calls cost more than
     # the SBC encoder itself).
-    padded = np.concatenate([x, np.zeros((-len(x)) % frame_size, dtype=np.float32)])
-    frame = av.AudioFrame.from_ndarray(_to_frame_array(padded, spec.sample_format), format=spec.sample_format,
-                                       layout="mono")
+    padded = np.concatenate([np.zeros(lead_in, dtype=np.float32), x,
+                             np.zeros((-(len(x) + lead_in)) % frame_size, dtype=np.float32)])
+    frame = av.AudioFrame.from_ndarray(_to_frame_array(padded, spec.sample_format, spec.channels),
+                                       format=spec.sample_format, layout=layout)
     frame.sample_rate = codec_sr
     frame.pts = 0
     frame.time_base = fractions.Fraction(1, codec_sr)
@@ -485,25 +622,47 @@ def _encode_pyav(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int)
     # Priming: the encoder reports it as a negative first pts (and LAME also as skip-samples side
     # data, which we do not keep: dropping those samples ourselves is the same operation); Opus
     # carries it as pre-skip in its header, which its decoder applies itself. SBC reports none,
-    # but its filterbank delays the signal (read from the frame header).
+    # but its filterbank delays the signal (read from the frame header); codecs with a measured
+    # fixed delay (aptX, AMR-NB, WMA) use that instead of the report.
     first = packets[0]
     priming = -int(first.pts) if first.pts is not None and first.pts < 0 else 0
     if first.has_sidedata("skip_samples"):
         priming = int.from_bytes(bytes(first.get_sidedata("skip_samples"))[:4], "little")
     if spec.header_carries_priming:
         priming = 0
+    if spec.delay is not None:
+        priming = max(spec.delay, 0)
     if cond.codec == "sbc":
         priming += _sbc_filter_delay(bytes(first))
     return _bitstream(cond, "pyav", f"pyav:{spec.decoder}", sr, codec_sr, n, len(x), [bytes(p) for p in packets],
                       encoder.extradata or b"", priming)
 
 
-def _decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[bytes]) -> np.ndarray:
+#: Encoders FFmpeg marks experimental (they open only with strict=experimental).
+_EXPERIMENTAL = {"vorbis"}
+
+
+def _decoder_setup(cond: Condition, first_packet: bytes) -> dict:
+    """What a decoder needs besides the extradata: G.726 its code size, WMA its block size and bit rate."""
+    if cond.codec == "g726":
+        return {"options": {"bits_per_coded_sample": str(int(round(cond.kbps / 8)))}}
+    if cond.codec == "wma":
+        return {"options": {"block_align": str(len(first_packet))}, "bit_rate": cond.bit_rate}
+    return {}
+
+
+def _decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[bytes],
+                    cond: Condition | None = None) -> np.ndarray:
     decoder = av.CodecContext.create(decoder_name, "r")
     decoder.sample_rate = sr
-    decoder.layout = "mono"
+    decoder.layout = "mono" if cond is None or cond.spec.channels == 1 else "stereo"
     if config:
         decoder.extradata = config
+    setup = _decoder_setup(cond, packets[0]) if cond is not None and packets else {}
+    if "options" in setup:
+        decoder.options = setup["options"]
+    if "bit_rate" in setup:
+        decoder.bit_rate = setup["bit_rate"]
     frames = []
     for packet in [*packets, None]:
         frames.extend(_channel0(f) for f in decoder.decode(None if packet is None else av.Packet(packet)))
@@ -562,6 +721,7 @@ def _encode_external(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: 
 _ENCODERS: dict[str, Callable[..., Bitstream]] = {
     "pyav": _encode_pyav,
     "lame": _encode_lame,
+    "lc3": _encode_lc3,
     "fdk": _encode_fdk,
     "ffmpeg": lambda *a: _encode_external(*a, tool="ffmpeg"),
     "fdkaac": lambda *a: _encode_external(*a, tool="fdkaac"),

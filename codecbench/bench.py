@@ -84,9 +84,10 @@ def bench_codecs(conditions=None, clips: int = 24, duration: float = 10.0, repea
     from .encode import fill
     from .matrix import load_matrix
 
-    conds = [codecs.parse_condition(c) for c in conditions] if conditions else \
-        [c for c in load_matrix().all_conditions() if not c.is_original] + \
-        [codecs.parse_condition(c) for c in ("aac-ld@64", "aac-eld@32")]
+    conds = [codecs.parse_condition(c) for c in conditions] if conditions else list(dict.fromkeys(
+        [c for c in load_matrix().all_conditions() if not c.is_original] +
+        [codecs.parse_condition(c) for c in ("aac-ld@64", "aac-eld@32")] +
+        [c for c in load_matrix("extended").all_conditions() if not c.is_original]))
     conds = [c for c in conds if codecs.availability(c)[0]]
     sr = 44100
     signal = synth_scene(4, np.random.default_rng(0), duration, sr)

@@ -12,7 +12,7 @@ from typing import Iterable
 def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterable[str] | None = None,
              split: str = "evaluate", matrix: str = "peters", model_dir: str | None = None,
              cache_dir: str | None = None, jobs: int | str | None = None, progress: bool | None = False,
-             precision: str = "float32", share_prefix: bool = True):
+             precision: str = "auto", share_prefix: bool = True):
     """Accuracy of every model under every condition, one row each.
 
     Parameters

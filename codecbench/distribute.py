@@ -37,6 +37,13 @@ def local_accelerators() -> list[str]:
     return []
 
 
+def resolve_precision(precision: str) -> str:
+    """``"auto"`` -> mixed_bfloat16 when Keras sees an accelerator, else float32; anything else as given."""
+    if precision != "auto":
+        return precision
+    return "mixed_bfloat16" if local_accelerators() else "float32"
+
+
 def resolve_devices(value: str | None) -> list[str] | None:
     """``None``/``"auto"``: every local accelerator if there are at least two, else None (one device, no
     strategy). ``"cpu:0,cpu:1"`` (TensorFlow device names) or ``"2"`` (the first two devices the backend
@@ -74,6 +81,7 @@ def training_twin(model, *, precision: str = "float32", devices: list[str] | Non
     compile and fit must run in."""
     from .backend import with_precision
 
+    precision = resolve_precision(precision)
     if not devices:
         return with_precision(model, precision), contextlib.nullcontext()
     backend = keras.backend.backend()

@@ -69,7 +69,7 @@ class Evaluator:
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
                  progress: bool | None = None, log=None, frontends=None, share_prefix: bool = True,
-                 precision: str = "float32"):
+                 precision: str = "auto"):
         from .frontends import BASELINE
 
         self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
@@ -135,6 +135,9 @@ class Evaluator:
         return self._models[resolved]
 
     def _at_precision(self, scoring):
+        if scoring.keras_model is not None and self.precision == "auto":
+            from .distribute import resolve_precision
+            self.precision = resolve_precision(self.precision)
         if scoring.keras_model is None or self.precision == "float32" and all(
                 l.dtype_policy.name == "float32" for l in scoring.keras_model.layers):
             return scoring

@@ -25,6 +25,7 @@ from .encode import CachedFeatures, cached_features
 from .errors import CodecbenchError
 from .features import RECIPE
 from .matrix import Matrix
+from .distribute import resolve_precision
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
 from .schedule import SEGMENT_LEARNING_RATES
@@ -97,6 +98,7 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
             "codec_libraries": {c: codecs.codec_library(c) for c in data.used if c != "wav"},
             "dataset": data.dataset, "class_names": data.dataset["class_names"], "feature_recipe": RECIPE,
             "config": model_config, "training_seconds": seconds, "epoch_log": rows,
+            "precision": resolve_precision(config.precision),
             "libraries": library_versions(), "created": now()}
 
 
@@ -227,7 +229,7 @@ PRESETS = {
 
 def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: str = "demo", *,
               jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-              verbose="auto", precision: str = "float32", devices: str = "auto") -> list[str]:
+              verbose="auto", precision: str = "auto", devices: str = "auto") -> list[str]:
     """Build whatever of base, Experiment A and Experiment B is missing from ``zoo`` (nothing is replaced).
     ``precision`` and ``devices`` as in :class:`~codecbench.schedule.TrainConfig`."""
     if preset not in PRESETS:

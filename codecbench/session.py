@@ -163,9 +163,15 @@ class BenchmarkSession:
                           "thresholds": self.thresholds.source if self.thresholds else None,
                           "baseline": str(self.spec.baseline) if self.spec.baseline else None,
                           "tolerance": self.spec.tolerance, "alpha": self.spec.alpha,
-                          "precision": self.spec.precision, "share_prefix": self.spec.share_prefix,
+                          "precision": self._resolved_precision(), "share_prefix": self.spec.share_prefix,
                           "libraries": library_versions(), "machine": machine()}
         return self._meta
+
+    def _resolved_precision(self) -> str:
+        if self.spec.precision != "auto":
+            return self.spec.precision
+        from .distribute import resolve_precision
+        return resolve_precision("auto")
 
     def record_meta(self) -> None:
         from .fsutil import atomic_write

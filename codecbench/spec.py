@@ -193,8 +193,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("tolerance", to_tolerance, 0.01, "accuracy drop tolerated by the regression gate (default: 0.01)"),
     Option("alpha", to_alpha, 0.05, "significance level of the regression gate's McNemar test (default: 0.05)"),
     Option("results", to_path, None, "results folder (default: reports/ in the project folder)"),
-    Option("precision", to_precision, "float32",
-           "Keras dtype policy for evaluation, training and fine-tuning: float32 (default) or mixed_bfloat16"),
+    Option("precision", to_precision, "auto",
+           "Keras dtype policy for evaluation, training and fine-tuning: auto (default: mixed_bfloat16 on an "
+           "accelerator, float32 on a CPU), float32 or mixed_bfloat16"),
     Option("devices", to_devices, "auto", "training and fine-tuning devices, data-parallel: auto (every local "
            "accelerator if more than one), a count, or names such as /gpu:0,/gpu:1"),
     Option("share_prefix", to_bool, True, "evaluate layers that several models share (same weights) once per "
@@ -225,7 +226,7 @@ class RunSpec:
     tolerance: float = 0.01
     alpha: float = 0.05
     results: Path = Path("reports")
-    precision: str = "float32"
+    precision: str = "auto"
     share_prefix: bool = True
     devices: str = "auto"
     run_id: str | None = None

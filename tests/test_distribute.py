@@ -101,3 +101,21 @@ def test_bad_precision_and_share_prefix_values_are_usage_errors():
         RunSpec.build({"share_prefix": "maybe"}, use_pyproject=False)
     spec = RunSpec.build({"precision": "mixed_bfloat16", "share_prefix": "no"}, use_pyproject=False)
     assert spec.precision == "mixed_bfloat16" and spec.share_prefix is False
+
+
+def test_precision_is_recorded_in_sidecars_and_mixed_finetuning_saves_a_float32_model(tiny, tmp_path):
+    import dataclasses
+
+    from codecbench.finetune import finetune
+    from codecbench.zoo import Zoo
+
+    assert tiny["zoo"].metadata("base")["precision"] == "float32"
+    out = Zoo(tmp_path / "zoo")
+    config = dataclasses.replace(tiny["config"], precision="mixed_bfloat16")
+    finetune(out, "base", tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[10], epochs=1, config=config,
+             jobs=1, verbose=0, source=tiny["zoo"])
+    meta = out.metadata("finetuned_seg10")
+    assert meta["precision"] == "mixed_bfloat16" and meta["schedule"]["precision"] == "mixed_bfloat16"
+    model, _ = out.load("finetuned_seg10")
+    # the saved network computes in float32 by default; a run chooses its own policy
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}

@@ -4,8 +4,8 @@ Renders Table 2 (conditions by category x base and full fine-tuning by epoch), t
 table (base, full, segments 1-10, with per-category means), the significance of each model
 against the base model (exact McNemar on paired predictions), codec facts (achieved bit rate,
 surviving bandwidth) and Figure 2 (accuracy change per fine-tuned segment, one line per
-condition, full fine-tuning dashed) as Markdown, CSV, PNG and SVG. Missing cells are shown as
-gaps, never filled in.
+condition, full fine-tuning dashed) as Markdown, CSV, PNG and SVG; bit-rate sweeps get their own figure and
+table (:mod:`codecbench.sweeps`). Missing cells are shown as gaps, never filled in.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from . import sweeps
 from .results import ResultsError, latest_document, load_results
 from .stats import paired_comparison, wilson_interval
 from .zoo import full_name, model_kind, sort_key
@@ -303,6 +304,17 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
     if figure_paths:
         sections += ["## Figure 2: accuracy change per fine-tuned segment", "![Figure 2](figure2.png)"]
     written += figure_paths
+    sweep_rows = sweeps.summarise(res)
+    if sweep_rows:
+        sweep_paths = sweeps.figure(res, out / "sweeps", [f for f in formats if f in ("png", "svg")])
+        sections += ["## Accuracy against bit rate",
+                     "Retained accuracy: accuracy under the codec / accuracy on the original, averaged over the "
+                     "swept rates. Break-even: the lowest rate from which on accuracy stays within "
+                     f"{sweeps.BREAK_EVEN_MARGIN} of the original's. Intervals: paired bootstrap over clips.",
+                     sweeps.markdown(sweep_rows)]
+        if sweep_paths:
+            sections.append("![Accuracy against bit rate](sweeps.png)")
+        written += sweep_paths
     markdown = "\n\n".join(sections) + "\n"
     if "md" in formats:
         (out / "report.md").write_text(markdown)
@@ -310,7 +322,8 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
     if "csv" in formats:
         for name, frame in (("table2", accuracy_table(res, full_cols)),
                             ("segments", accuracy_table(res, seg_cols, category_means=True)),
-                            ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long)):
+                            ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long),
+                            *((("sweeps", pd.DataFrame(sweep_rows)),) if sweep_rows else ())):
             frame.to_csv(out / f"{name}.csv", index=False, float_format="%.4f")
             written.append(out / f"{name}.csv")
     return markdown, written

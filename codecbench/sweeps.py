@@ -1,0 +1,155 @@
+"""Bit-rate sweeps in a report: accuracy against bit rate per codec, retained accuracy, break-even bit rates.
+
+A codec evaluated at three or more bit rates (a matrix entry such as ``mp3@32..320``) is a sweep. For each model
+and sweep this module computes, on the paired predictions of the same clips:
+
+- **retained accuracy**: the accuracy under the codec relative to the original's, averaged over the sweep's rates;
+- **break-even bit rate**: the lowest rate from which on (that rate and every higher one in the sweep) the
+  accuracy stays within ``margin`` (0.02) of the original's.
+
+Both get 95 % intervals from a paired bootstrap over clips (the same resampled clips for the original and every
+rate), so they carry the uncertainty of the clip sample, as the Wilson intervals of single accuracies do.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .codecs import parse_condition
+
+BREAK_EVEN_MARGIN = 0.02
+
+
+def find_sweeps(conditions, min_rates: int = 3) -> dict[str, list[tuple[float, str]]]:
+    """``{codec: [(kbps, condition name), ...]}`` (ascending) for codecs present at ``min_rates`` or more rates."""
+    by_codec: dict[str, list[tuple[float, str]]] = {}
+    for name in conditions:
+        cond = parse_condition(name)
+        if not cond.is_original:
+            by_codec.setdefault(cond.codec, []).append((float(cond.kbps), cond.name))
+    return {c: sorted(set(v)) for c, v in by_codec.items() if len(set(v)) >= min_rates}
+
+
+def _correct(cell: dict, order: list[str]) -> np.ndarray:
+    index = {clip: i for i, clip in enumerate(cell["clips"])}
+    labels, predictions = np.asarray(cell["labels"]), np.asarray(cell["predictions"])
+    return np.array([labels[index[c]] == predictions[index[c]] for c in order], dtype=float)
+
+
+def _break_even(rates: np.ndarray, acc: np.ndarray, reference: float, margin: float) -> float:
+    """Lowest rate from which on every accuracy is >= reference - margin; inf if even the highest is not."""
+    ok = acc >= reference - margin - 1e-12
+    if not ok[-1]:
+        return math.inf
+    i = len(ok) - 1
+    while i > 0 and ok[i - 1]:
+        i -= 1
+    return float(rates[i])
+
+
+def summarise(res, *, margin: float = BREAK_EVEN_MARGIN, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """One row per (model, codec) sweep: retained accuracy and break-even bit rate with bootstrap intervals."""
+    sweeps = find_sweeps([c for _, c in res.conditions()])
+    rows = []
+    rng = np.random.default_rng(seed)
+    for codec, points in sweeps.items():
+        rates = np.array([k for k, _ in points])
+        for model in res.models:
+            original = res.get(model, "wav")
+            cells = [res.get(model, name) for _, name in points]
+            if original is None or any(c is None for c in cells) or "predictions" not in original:
+                continue
+            clips = [c for c in original["clips"] if all(c in set(cell["clips"]) for cell in cells)]
+            if not clips:
+                continue
+            ref = _correct(original, clips)
+            per_rate = np.stack([_correct(cell, clips) for cell in cells])  # (rates, clips)
+            acc, ref_acc = per_rate.mean(axis=1), ref.mean()
+            retained = float(np.mean(acc / ref_acc)) if ref_acc else math.nan
+            break_even = _break_even(rates, acc, ref_acc, margin)
+            boots_retained, boots_break = [], []
+            for _ in range(n_boot):
+                idx = rng.integers(0, len(clips), len(clips))
+                r, a = ref[idx].mean(), per_rate[:, idx].mean(axis=1)
+                if r:
+                    boots_retained.append(np.mean(a / r))
+                boots_break.append(_break_even(rates, a, r, margin))
+            lo_r, hi_r = (np.percentile(boots_retained, [2.5, 97.5]) if boots_retained else (math.nan, math.nan))
+            lo_b, hi_b = np.percentile(np.array(boots_break), [2.5, 97.5], method="nearest")
+            rows.append({"model": model, "codec": codec, "rates": rates.tolist(), "clips": len(clips),
+                         "original_accuracy": float(ref_acc), "accuracies": acc.tolist(),
+                         "retained": retained, "retained_low": float(lo_r), "retained_high": float(hi_r),
+                         "break_even_kbps": break_even, "break_even_low": float(lo_b),
+                         "break_even_high": float(hi_b)})
+    return rows
+
+
+def _kbps(value: float) -> str:
+    return "never" if math.isinf(value) else f"{value:g}"
+
+
+def markdown(rows: list[dict], margin: float = BREAK_EVEN_MARGIN) -> str:
+    from tabulate import tabulate
+
+    table = [[r["model"], r["codec"], f"{r['rates'][0]:g}-{r['rates'][-1]:g} ({len(r['rates'])})",
+              f"{r['original_accuracy']:.3f}",
+              f"{r['retained']:.3f} [{r['retained_low']:.3f}, {r['retained_high']:.3f}]",
+              f"{_kbps(r['break_even_kbps'])} [{_kbps(r['break_even_low'])}, {_kbps(r['break_even_high'])}]"]
+             for r in rows]
+    return tabulate(table, headers=["model", "codec", "kbps swept (rates)", "original accuracy",
+                                    "retained accuracy (mean over rates, 95% CI)",
+                                    f"break-even kbps (within {margin} of original, 95% CI)"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None = None) -> list[Path]:
+    """Accuracy against bit rate (log x), one panel per swept codec, one line per model with its Wilson band; the
+    model's accuracy on the original as a dotted line of the same colour."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .stats import wilson_interval
+
+    sweeps = find_sweeps([c for _, c in res.conditions()])
+    if not sweeps:
+        return []
+    models = models or res.models
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(5.2 * len(sweeps) + 2.5, 4.4), dpi=120, squeeze=False)
+    colours = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
+    for ax, (codec, points) in zip(axes[0], sweeps.items()):
+        for i, model in enumerate(models):
+            cells = [(k, res.get(model, name)) for k, name in points]
+            cells = [(k, c) for k, c in cells if c]
+            if not cells:
+                continue
+            ks = [k for k, _ in cells]
+            acc = [c["accuracy"] for _, c in cells]
+            bands = [wilson_interval(int(c["correct"]), int(c["n"])) for _, c in cells]
+            colour = colours(i % colours.N)
+            ax.plot(ks, acc, marker="o", ms=3, lw=1.4, color=colour, label=model)
+            ax.fill_between(ks, [b[0] for b in bands], [b[1] for b in bands], color=colour, alpha=0.12, lw=0)
+            original = res.get(model, "wav")
+            if original:
+                ax.axhline(original["accuracy"], color=colour, ls=":", lw=0.9)
+        ax.set_xscale("log")
+        ticks = [k for k, _ in points]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{k:g}" for k in ticks], rotation=60, fontsize=7)
+        ax.minorticks_off()
+        ax.set_xlabel(f"{codec} bit rate (kbps, log scale)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{codec}: dotted = the model on the original", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="model",
+                       title_fontsize=7)
+    fig.tight_layout()
+    paths = []
+    for fmt in formats:
+        path = out_base.with_suffix(f".{fmt}")
+        fig.savefig(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths

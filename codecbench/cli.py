@@ -97,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-epochs", help="with --full: epochs to save, e.g. 1,10,20,40 (default: the last)")
     _train_options(p, TrainConfig(**FINETUNE_DEFAULTS), segment_lr=True)
 
+    p = sub.add_parser("postfilter", help="train a post-filter that enhances coded features for an unchanged "
+                                          "classifier (saved as <parent>+postfilter)")
+    p.add_argument("action", choices=["train"])
+    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir")
+    p.add_argument("--from", dest="parent", default="base", help="the classifier to put it in front of (default: base)")
+    p.add_argument("--name", default=None, help="zoo name (default: <parent>+postfilter)")
+    p.add_argument("--epochs", type=_positive_int, default=5)
+    p.add_argument("--filters", type=_positive_int, default=32, help="channels of its hidden convolutions")
+    p.add_argument("--layers", type=_positive_int, default=4, help="convolutions (the last one is the correction)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--crop", type=_non_negative_int, default=64, help="random crop in frames (0: off)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--force", action="store_true", help="replace a model of that name")
+
     p = sub.add_parser("zoo", help="list the model zoo, build what is missing, or compare it with another")
     p.add_argument("action", choices=["list", "build", "compare"])
     p.add_argument("--other", help="with compare: the other model directory (e.g. a rebuild)")
@@ -511,6 +525,27 @@ def cmd_finetune(args, spec: RunSpec) -> int:
     return 0
 
 
+def cmd_postfilter(args, spec: RunSpec) -> int:
+    from .postfilter import PostFilterConfig, train_postfilter
+
+    if args.layers < 2:
+        raise UsageError("--layers: at least 2 (hidden convolutions, then the correction)")
+    source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
+    config = PostFilterConfig(filters=args.filters, layers=args.layers, epochs=args.epochs, learning_rate=args.lr,
+                              crop_frames=args.crop or None, seed=args.seed)
+    dataset = spec.load_dataset()
+    conditions = _finetune_conditions(spec.matrix_obj)
+    _check_disk(dataset, conditions, spec, args.force)
+    saved = train_postfilter(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, config=config, name=args.name,
+                             source=source, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
+                             overwrite=args.force)
+    meta = zoo.metadata(saved)["postfilter"]
+    print(f"post-filter: {meta['params']:,} parameters in front of {meta['classifier_params']:,}; adds "
+          f"{meta['added_ms_per_clip']:.2f} ms per clip here")
+    _saved([saved], zoo)
+    return 0
+
+
 def cmd_zoo(args, spec: RunSpec) -> int:
     from tabulate import tabulate
 
@@ -636,7 +671,7 @@ def cmd_thresholds(args, spec: RunSpec) -> int:
 
 COMMANDS = {"report": cmd_report, "compare": cmd_compare, "thresholds": cmd_thresholds, "conditions": cmd_conditions, "encode": cmd_encode,
             "cache": cmd_cache, "bench": cmd_bench, "segments": cmd_segments, "import-model": cmd_import_model,
-            "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo}
+            "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo, "postfilter": cmd_postfilter}
 
 
 def main(argv=None) -> int:

@@ -233,6 +233,45 @@ def figure2(res: Results, out_base: Path, formats=("png", "svg")) -> list[Path]:
     return paths
 
 
+def postfilter_rows(res: Results) -> list[dict]:
+    """Post-filter models next to their parent: cost (parameters, added inference time) and per-category mean
+    accuracy of both."""
+    facts = res.meta.get("model_facts", {})
+    rows = []
+    for model in res.models:
+        pf = (facts.get(model) or {}).get("postfilter")
+        if not pf:
+            continue
+        parent = facts[model].get("parent")
+        row = {"model": model, "parent": parent, "postfilter_params": pf.get("params"),
+               "classifier_params": pf.get("classifier_params"), "added_ms_per_clip": pf.get("added_ms_per_clip")}
+        for cat, conds in res.categories.items():
+            mine = [_acc(res.get(model, c)) for c in conds]
+            theirs = [_acc(res.get(parent, c)) for c in conds] if parent else []
+            row[f"{cat}_mean"] = float(np.nanmean(mine)) if not all(map(math.isnan, mine)) else math.nan
+            row[f"{cat}_parent_mean"] = float(np.nanmean(theirs)) if theirs and not all(map(math.isnan, theirs)) \
+                else math.nan
+        rows.append(row)
+    return rows
+
+
+def postfilter_markdown(rows: list[dict], res: Results) -> str:
+    headers = ["model", "parent", "post-filter parameters", "added inference time"] + \
+        [f"{cat} mean (parent)" for cat in res.categories]
+    table = []
+    for r in rows:
+        cells = [r["model"], r["parent"] or GAP,
+                 f"{r['postfilter_params']:,} (+{r['postfilter_params'] / r['classifier_params']:.0%} of the "
+                 f"classifier's {r['classifier_params']:,})" if r["classifier_params"] else f"{r['postfilter_params']:,}",
+                 f"{r['added_ms_per_clip']:.2f} ms per clip"]
+        for cat in res.categories:
+            mine, theirs = r[f"{cat}_mean"], r[f"{cat}_parent_mean"]
+            cells.append(GAP if math.isnan(mine) else
+                         f"{mine:.3f} ({GAP if math.isnan(theirs) else f'{theirs:.3f}'})")
+        table.append(cells)
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
 def load_document(results: str | Path, run_id: str | None = None) -> dict:
     """What a report shows: a results.json as it is; a results folder through its history (the latest result of
     every model and condition for the newest run's dataset and matrix, or exactly ``run_id``)."""
@@ -276,6 +315,12 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
     other = [(m, m) for m in res.models if m not in {m for _, m in full_cols + seg_cols}]
     if other:
         sections += ["## Other models", markdown_table(res, [("base", "base")] * ("base" in res.models) + other)]
+    pf_rows = postfilter_rows(res)
+    if pf_rows:
+        sections += ["## Post-filter models (coded features enhanced, classifier unchanged) and their cost",
+                     "Parameters and the inference time added per clip (measured when the post-filter was trained, "
+                     "on that machine) come from the model's sidecar; accuracies are per-category means, the "
+                     "parent's in brackets.", postfilter_markdown(pf_rows, res)]
     sig = significance_rows(res)
     sections += ["## Change vs base model (exact McNemar on paired clips; * p < %.2g)" % alpha,
                  significance_markdown(sig, res, alpha)]
@@ -323,7 +368,8 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
         for name, frame in (("table2", accuracy_table(res, full_cols)),
                             ("segments", accuracy_table(res, seg_cols, category_means=True)),
                             ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long),
-                            *((("sweeps", pd.DataFrame(sweep_rows)),) if sweep_rows else ())):
+                            *((("sweeps", pd.DataFrame(sweep_rows)),) if sweep_rows else ()),
+                            *((("postfilter", pd.DataFrame(pf_rows)),) if pf_rows else ())):
             frame.to_csv(out / f"{name}.csv", index=False, float_format="%.4f")
             written.append(out / f"{name}.csv")
     return markdown, written

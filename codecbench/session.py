@@ -160,6 +160,7 @@ class BenchmarkSession:
                           "matrix": {"name": self.matrix.name, "source": self.matrix.source,
                                      "fingerprint": self.matrix.fingerprint()},
                           "models": {m: self.zoo.sha256(m) for m in self.models},
+                          "model_facts": {m: self.model_facts(m) for m in self.models},
                           "model_dir": str(self.zoo.root),
                           "thresholds": self.thresholds.source if self.thresholds else None,
                           "baseline": str(self.spec.baseline) if self.spec.baseline else None,
@@ -167,6 +168,15 @@ class BenchmarkSession:
                           "precision": self._resolved_precision(), "share_prefix": self.spec.share_prefix,
                           "libraries": library_versions(), "machine": machine()}
         return self._meta
+
+    def model_facts(self, name: str) -> dict:
+        """What a report shows beside a model's accuracies: how it was made and what it costs (the post-filter's
+        parameters and added inference time, from its sidecar)."""
+        meta = self.zoo.metadata(name)
+        facts = {k: meta.get(k) for k in ("strategy", "parent", "epochs", "segments", "precision") if k in meta}
+        if meta.get("postfilter"):
+            facts["postfilter"] = meta["postfilter"]
+        return facts
 
     def _resolved_precision(self) -> str:
         if self.spec.precision != "auto":

@@ -57,15 +57,19 @@ def _mp3_peers(signal: np.ndarray, sr: int, cond: codecs.Condition, repeats: int
         import fast_mp3_augment
     except ImportError:
         fast_mp3_augment = None
-    ours, via_libavcodec, peer = [], [], []
+    ours, via_libavcodec, peer, encode_only, decode_only = [], [], [], [], []
+    bitstream = codecs.encode(signal, sr, cond)
     for _ in range(repeats):
+        encode_only.append(_median_time(lambda: codecs.encode(signal, sr, cond), 1))
+        decode_only.append(_median_time(lambda: decode(bitstream), 1))
         ours.append(_median_time(lambda: codecs.roundtrip(signal, sr, cond), 1))
         via_libavcodec.append(_median_time(libavcodec_route, 1))
         if fast_mp3_augment is not None:
             peer.append(_median_time(lambda: fast_mp3_augment.compress_roundtrip(signal, sr, cond.kbps, quality=3), 1))
     row = {"route": "LAME in-process (" + (lame.version() or "?") + ")" if codecs.encode(
                signal[:sr], sr, cond).backend == "lame" else "libavcodec libmp3lame",
-           "in_process_s": statistics.median(ours), "libavcodec_route_s": statistics.median(via_libavcodec)}
+           "in_process_s": statistics.median(ours), "libavcodec_route_s": statistics.median(via_libavcodec),
+           "encode_s": statistics.median(encode_only), "decode_s": statistics.median(decode_only)}
     if peer:
         row.update(peer_fast_mp3_augment_q3_s=statistics.median(peer),
                    vs_peer=statistics.median(ours) / statistics.median(peer))
@@ -155,8 +159,9 @@ def format_codec_bench(result: dict) -> str:
         line += f"   ({row['library']})"
         lines.append(line)
         if "libavcodec_route_s" in row:
-            line = (f"  {'':<10} via {row['route']}; libavcodec's own libmp3lame {row['libavcodec_route_s'] * 1000:.1f} ms"
-                    " (same bytes)")
+            line = (f"  {'':<10} via {row['route']}: encode {row['encode_s'] * 1000:.1f} ms + decode "
+                    f"{row['decode_s'] * 1000:.1f} ms; libavcodec's own libmp3lame {row['libavcodec_route_s'] * 1000:.1f}"
+                    " ms (same bytes)")
             if "peer_fast_mp3_augment_q3_s" in row:
                 line += (f"; fast-mp3-augment q3 {row['peer_fast_mp3_augment_q3_s'] * 1000:.1f} ms -> ours / peer = "
                          f"{row['vs_peer']:.2f}")

@@ -210,18 +210,32 @@ class Evaluator:
         self.counts["evaluations"] += 1
 
 
-def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2) -> np.ndarray:
+def reader_threads() -> int:
+    """Threads that read and finish cached features: 1 on a CPU-only machine (the model already uses every core,
+    and one reader overlapping it measured best), more with an accelerator, which needs the whole CPU to feed it
+    (one thread finishes ~550 paper-sized clips/s; a GPU infers thousands)."""
+    import os
+
+    from .distribute import local_accelerators
+    return max(1, min(8, (os.cpu_count() or 2) - 1)) if local_accelerators() else 1
+
+
+def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threads: int | None = None
+                   ) -> np.ndarray:
     """``predict(batch)`` over every item of ``reader`` (a callable taking indices, such as
-    :class:`~codecbench.encode.CachedFeatures`), reading the next batches in a thread while the model runs.
+    :class:`~codecbench.encode.CachedFeatures`), reading the next batches in threads while the model runs.
 
     Reading a batch from the cache is file I/O and NumPy, which release the GIL, so on a CPU the reads overlap
-    the model's own threads and on an accelerator they keep it fed. Returns the stacked outputs, (N, ...).
+    the model's own threads and on an accelerator they keep it fed (``threads``: default
+    :func:`reader_threads`; ``prefetch``: batches read ahead per thread). Returns the stacked outputs, (N, ...).
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    threads = threads or reader_threads()
+    prefetch = prefetch * threads
     starts = list(range(0, len(reader), batch_size))
     outputs = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="codecbench-read") as pool:
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="codecbench-read") as pool:
         pending = [pool.submit(reader, range(s, min(s + batch_size, len(reader)))) for s in starts[:prefetch]]
         for i in range(len(starts)):
             batch = pending.pop(0).result()

@@ -24,8 +24,11 @@ class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled, cropped, masked and mixed batches from a feature getter; one seeded RNG per epoch."""
 
     def __init__(self, get: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, n_classes: int,
-                 config: TrainConfig, augment: bool = True):
-        super().__init__(workers=1, use_multiprocessing=False)
+                 config: TrainConfig, augment: bool = True, workers: int | None = None):
+        # threads that build batches ahead of the model (a batch is a pure function of (seed, epoch, index), so
+        # their order cannot change what is trained): one on a CPU, more to keep an accelerator fed
+        from .evaluation import reader_threads
+        super().__init__(workers=workers or reader_threads(), use_multiprocessing=False)
         self.get, self.labels, self.n_classes, self.config, self.augment = get, labels, n_classes, config, augment
         self.epoch = 0
         self._order = self._shuffle()

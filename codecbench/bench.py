@@ -160,8 +160,8 @@ def format_codec_bench(result: dict) -> str:
         lines.append(line)
         if "libavcodec_route_s" in row:
             line = (f"  {'':<10} via {row['route']}: encode {row['encode_s'] * 1000:.1f} ms + decode "
-                    f"{row['decode_s'] * 1000:.1f} ms; libavcodec's own libmp3lame {row['libavcodec_route_s'] * 1000:.1f}"
-                    " ms (same bytes)")
+                    f"{row['decode_s'] * 1000:.1f} ms; libavcodec's own libmp3lame "
+                    f"{row['libavcodec_route_s'] * 1000:.1f} ms (same bytes)")
             if "peer_fast_mp3_augment_q3_s" in row:
                 line += (f"; fast-mp3-augment q3 {row['peer_fast_mp3_augment_q3_s'] * 1000:.1f} ms -> ours / peer = "
                          f"{row['vs_peer']:.2f}")
@@ -651,3 +651,10 @@ def format_precision_bench(result: dict) -> str:
                      f"{row['mixed_bfloat16']:.3f}; same prediction for {row['prediction_agreement']:.1%} of clips; "
                      f"{'within' if row['mixed_within_float32_ci'] else 'OUTSIDE'} the float32 interval")
     return "\n".join(lines)
+
+
+#: ``codecbench bench <what>``: the measurement and its text form
+BENCHMARKS = {"codecs": (bench_codecs, format_codec_bench), "model": (bench_model, format_model_bench),
+              "finetune": (bench_finetune, format_finetune_bench), "scale": (bench_scale, format_scale_bench),
+              "pipeline": (bench_pipeline, format_pipeline_bench), "prefix": (bench_prefix, format_prefix_bench),
+              "precision": (bench_precision, format_precision_bench)}

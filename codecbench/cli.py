@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="file to write (default: print)")
 
     p = sub.add_parser("bench", help="performance figures of this machine")
-    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline", "prefix", "precision"])
+    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline", "prefix", "precision"],
+                   help="which figures (see the README, 'Other commands')")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
     return parser
@@ -298,32 +299,9 @@ def cmd_cache(args, spec: RunSpec) -> int:
 def cmd_bench(args, spec: RunSpec) -> int:
     from . import bench
 
-    if args.what == "codecs":
-        result = bench.bench_codecs(clips=args.clips)
-        print(json.dumps(result, indent=2) if args.json else bench.format_codec_bench(result))
-        return 0
-    if args.what == "model":
-        result = bench.bench_model()
-        print(json.dumps(result, indent=2) if args.json else bench.format_model_bench(result))
-        return 0
-    if args.what == "precision":
-        result = bench.bench_precision()
-        print(json.dumps(result, indent=2) if args.json else bench.format_precision_bench(result))
-        return 0
-    if args.what == "prefix":
-        result = bench.bench_prefix()
-        print(json.dumps(result, indent=2) if args.json else bench.format_prefix_bench(result))
-        return 0
-    if args.what == "pipeline":
-        result = bench.bench_pipeline()
-        print(json.dumps(result, indent=2) if args.json else bench.format_pipeline_bench(result))
-        return 0
-    if args.what == "scale":
-        result = bench.bench_scale()
-        print(json.dumps(result, indent=2, default=str) if args.json else bench.format_scale_bench(result))
-        return 0
-    result = bench.bench_finetune()
-    print(json.dumps(result, indent=2) if args.json else bench.format_finetune_bench(result))
+    run, show = bench.BENCHMARKS[args.what]
+    result = run(clips=args.clips) if args.what == "codecs" else run()
+    print(json.dumps(result, indent=2, default=str) if args.json else show(result))
     return 0
 
 

@@ -37,6 +37,13 @@ def local_accelerators() -> list[str]:
     return []
 
 
+def reader_threads() -> int:
+    """Threads that read and finish cached features: 1 on a CPU-only machine (the model already uses every core,
+    and one reader overlapping it measured best), more with an accelerator, which needs the whole CPU to feed it
+    (one thread finishes ~550 paper-sized clips/s; a GPU infers thousands)."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1)) if local_accelerators() else 1
+
+
 def resolve_precision(precision: str) -> str:
     """``"auto"`` -> mixed_bfloat16 when Keras sees an accelerator, else float32; anything else as given."""
     if precision != "auto":
@@ -90,7 +97,7 @@ def training_twin(model, *, precision: str = "float32", devices: list[str] | Non
 
         strategy = tf.distribute.MirroredStrategy(devices)
         with strategy.scope():
-            twin = _clone(model, precision, synchronized=True)
+            twin = with_precision(model, precision, synchronized_batchnorm=True)
         return twin, strategy.scope()
     if backend == "jax":
         import jax
@@ -100,7 +107,12 @@ def training_twin(model, *, precision: str = "float32", devices: list[str] | Non
         if missing:
             raise UsageError(f"--devices: JAX has no device {', '.join(missing)} (it has {', '.join(by_name)})")
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=[by_name[d] for d in devices]))
-        return _clone(model, precision, synchronized=False), _distribution_scope()
+        # a clone made now places its variables by the distribution
+        twin = keras.models.clone_model(model)
+        twin.set_weights(model.get_weights())
+        for source, target in zip(model.layers, twin.layers):
+            target.trainable = source.trainable
+        return with_precision(twin, precision), _distribution_scope()
     raise UsageError(f"data-parallel training needs the TensorFlow or JAX backend, not {backend} "
                      f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')!r})")
 
@@ -111,22 +123,3 @@ def _distribution_scope():
         yield
     finally:
         keras.distribution.set_distribution(None)
-
-
-def _clone(model, precision: str, *, synchronized: bool):
-    from .backend import _output_layers
-
-    outputs = _output_layers(model)
-
-    def clone(layer):
-        config = layer.get_config()
-        config["dtype"] = "float32" if layer.name in outputs else precision
-        if synchronized and isinstance(layer, keras.layers.BatchNormalization):
-            config["synchronized"] = True
-        return layer.__class__.from_config(config)
-
-    twin = keras.models.clone_model(model, clone_function=clone)
-    twin.set_weights(model.get_weights())
-    for source, target in zip(model.layers, twin.layers):
-        target.trainable = source.trainable
-    return twin

@@ -135,16 +135,16 @@ class Evaluator:
         return self._models[resolved]
 
     def _at_precision(self, scoring):
-        if scoring.keras_model is not None and self.precision == "auto":
-            from .distribute import resolve_precision
-            self.precision = resolve_precision(self.precision)
-        if scoring.keras_model is None or self.precision == "float32" and all(
-                l.dtype_policy.name == "float32" for l in scoring.keras_model.layers):
+        if scoring.keras_model is None:
             return scoring
         from .backend import with_precision
+        from .distribute import resolve_precision
         from .models.kinds import from_keras
 
+        self.precision = resolve_precision(self.precision)
         model = with_precision(scoring.keras_model, self.precision)
+        if model is scoring.keras_model:
+            return scoring
         return dataclasses.replace(from_keras(scoring.name, model, scoring.meta, scoring.sha256),
                                    frontend=scoring.frontend, class_map=scoring.class_map)
 
@@ -172,6 +172,8 @@ class Evaluator:
         """Evaluate several models on one condition; Keras models that share leading layers (same weights,
         found by :mod:`codecbench.prefix`) compute that prefix once per batch. Results are memoised as by
         :meth:`evaluate` and identical to it."""
+        from .models.kinds import ModelError
+
         cond = parse_condition(condition)
         scorings = [self.model(m) for m in models]
         todo = [s for s in dict((s.name, s) for s in scorings).values() if (s.name, cond.name) not in self._results]
@@ -180,15 +182,17 @@ class Evaluator:
             for frontend in dict.fromkeys(s.frontend for s in keras_models):
                 group = [s for s in keras_models if s.frontend == frontend]
                 x, kept = self.features(cond, frontend)
-                for s in group:
-                    s.check_input(x[0])
-                    s.dataset_order(self.dataset.class_names)  # refuse a class mismatch before any work
+                group = [s for s in group if _fits(s, x[0], self.dataset.class_names)]
+                if len(group) < 2:
+                    continue  # nothing to share; evaluate() below runs each alone
                 self.log(f"codecbench: evaluating {len(group)} models on {cond.name} ({len(x)} clips), "
                          "shared layers once")
-                predictor = self._predictor(group)
-                outputs = predictor.predict(x)
+                outputs = self._predictor(group).predict(x)
                 for s in group:
-                    self._store(s, cond, s.probabilities(outputs[s.name], len(x)), kept)
+                    try:
+                        self._store(s, cond, s.probabilities(outputs[s.name], len(x)), kept)
+                    except ModelError:
+                        pass  # a model with bad outputs fails in its own case (evaluate() below), no other
         return [self.evaluate(s, cond) for s in scorings]
 
     def _predictor(self, group):
@@ -210,14 +214,16 @@ class Evaluator:
         self.counts["evaluations"] += 1
 
 
-def reader_threads() -> int:
-    """Threads that read and finish cached features: 1 on a CPU-only machine (the model already uses every core,
-    and one reader overlapping it measured best), more with an accelerator, which needs the whole CPU to feed it
-    (one thread finishes ~550 paper-sized clips/s; a GPU infers thousands)."""
-    import os
+def _fits(scoring, sample: np.ndarray, class_names) -> bool:
+    """Whether a model takes this input and predicts these classes (if not, its own case says why)."""
+    from .models.kinds import ModelError
 
-    from .distribute import local_accelerators
-    return max(1, min(8, (os.cpu_count() or 2) - 1)) if local_accelerators() else 1
+    try:
+        scoring.check_input(sample)
+        scoring.dataset_order(class_names)
+    except ModelError:
+        return False
+    return True
 
 
 def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threads: int | None = None
@@ -227,9 +233,12 @@ def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threa
 
     Reading a batch from the cache is file I/O and NumPy, which release the GIL, so on a CPU the reads overlap
     the model's own threads and on an accelerator they keep it fed (``threads``: default
-    :func:`reader_threads`; ``prefetch``: batches read ahead per thread). Returns the stacked outputs, (N, ...).
+    :func:`~codecbench.distribute.reader_threads`; ``prefetch``: batches read ahead per thread). Returns the
+    stacked outputs, (N, ...).
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    from .distribute import reader_threads
 
     threads = threads or reader_threads()
     prefetch = prefetch * threads

@@ -102,7 +102,7 @@ def pair_indices(paths: Sequence[str], conditions: Sequence[str]) -> tuple[np.nd
     """For every training entry, the index of the same clip's original ("wav") entry: (sources, targets)."""
     original = {p: i for i, (p, c) in enumerate(zip(paths, conditions)) if c == "wav"}
     sources = [i for i, p in enumerate(paths) if p in original]
-    if not original or len(sources) == len(original) and all(conditions[i] == "wav" for i in sources):
+    if not original or all(conditions[i] == "wav" for i in sources):
         raise PostFilterError("the post-filter learns coded -> original: the fine-tuning set needs the original "
                               "audio (finetune.include_original) and at least one coded condition")
     return np.array(sources), np.array([original[paths[i]] for i in sources])

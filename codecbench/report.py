@@ -223,6 +223,13 @@ def figure2(res: Results, out_base: Path, formats=("png", "svg")) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="condition (category)",
               title_fontsize=8, frameon=False)
+    return save_figure(fig, out_base, formats)
+
+
+def save_figure(fig, out_base: Path, formats) -> list[Path]:
+    """Write ``fig`` as ``out_base.<format>`` for each format, close it, and return the paths."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     paths = []
     for fmt in formats:
@@ -260,9 +267,11 @@ def postfilter_markdown(rows: list[dict], res: Results) -> str:
         [f"{cat} mean (parent)" for cat in res.categories]
     table = []
     for r in rows:
-        cells = [r["model"], r["parent"] or GAP,
-                 f"{r['postfilter_params']:,} (+{r['postfilter_params'] / r['classifier_params']:.0%} of the "
-                 f"classifier's {r['classifier_params']:,})" if r["classifier_params"] else f"{r['postfilter_params']:,}",
+        size = f"{r['postfilter_params']:,}"
+        if r["classifier_params"]:
+            size += (f" (+{r['postfilter_params'] / r['classifier_params']:.0%} of the classifier's "
+                     f"{r['classifier_params']:,})")
+        cells = [r["model"], r["parent"] or GAP, size,
                  f"{r['added_ms_per_clip']:.2f} ms per clip"]
         for cat in res.categories:
             mine, theirs = r[f"{cat}_mean"], r[f"{cat}_parent_mean"]

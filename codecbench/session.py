@@ -46,6 +46,7 @@ class BenchmarkSession:
         from .thresholds import ThresholdError, load_thresholds
 
         self.spec = spec
+        self._shared: set[str] = set()
         self.force = force
         self.run_id = run_id or spec.run_id or new_run_id()
         self.log = log or (lambda message: print(message, file=sys.stderr))
@@ -197,13 +198,14 @@ class BenchmarkSession:
         """Evaluate, judge and record one case; return ``(record, verdict)``."""
         from .judge import judge
 
-        if self.spec.share_prefix and not os.environ.get("PYTEST_XDIST_WORKER"):
-            # every selected model on this condition at once, shared layers computed once (an xdist worker runs
-            # only some of the cases, so there each case is evaluated alone)
+        if self.spec.share_prefix and case.condition not in self._shared and not os.environ.get("PYTEST_XDIST_WORKER"):
+            # every selected model on this condition at once, shared layers computed once, on the condition's
+            # first case (an xdist worker runs only some of the cases, so there each case is evaluated alone)
+            self._shared.add(case.condition)
             try:
                 self.evaluator.evaluate_many(self.models, case.condition)
             except CodecbenchError:
-                pass  # e.g. one model fails: each case then meets its own error below, alone
+                pass  # e.g. the condition is unavailable: each case meets that error below, alone
         result = self.evaluator.evaluate(case.model, case.condition)
         record = result.as_record()
         threshold = self.thresholds.lookup(case.model, case.condition, case.category) if self.thresholds else None

@@ -61,7 +61,8 @@ def summarise(res, *, margin: float = BREAK_EVEN_MARGIN, n_boot: int = 1000, see
             cells = [res.get(model, name) for _, name in points]
             if original is None or any(c is None for c in cells) or "predictions" not in original:
                 continue
-            clips = [c for c in original["clips"] if all(c in set(cell["clips"]) for cell in cells)]
+            common = set(original["clips"]).intersection(*(cell["clips"] for cell in cells))
+            clips = [c for c in original["clips"] if c in common]
             if not clips:
                 continue
             ref = _correct(original, clips)
@@ -145,11 +146,5 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="model",
                        title_fontsize=7)
-    fig.tight_layout()
-    paths = []
-    for fmt in formats:
-        path = out_base.with_suffix(f".{fmt}")
-        fig.savefig(path)
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    from .report import save_figure
+    return save_figure(fig, out_base, formats)

@@ -27,7 +27,7 @@ class AugmentedBatches(keras.utils.PyDataset):
                  config: TrainConfig, augment: bool = True, workers: int | None = None):
         # threads that build batches ahead of the model (a batch is a pure function of (seed, epoch, index), so
         # their order cannot change what is trained): one on a CPU, more to keep an accelerator fed
-        from .evaluation import reader_threads
+        from .distribute import reader_threads
         super().__init__(workers=workers or reader_threads(), use_multiprocessing=False)
         self.get, self.labels, self.n_classes, self.config, self.augment = get, labels, n_classes, config, augment
         self.epoch = 0
@@ -119,8 +119,6 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     # epoch callback
     devices = list(devices) if devices is not None else resolve_devices(config.devices)
     model, scope = training_twin(target, precision=config.precision, devices=devices or None)
-    if model is not target:
-        freeze_except(model, list(segments) if segments is not None else None)
     n_classes = int(model.output_shape[-1])
     batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
     batches.set_epoch(initial_epoch)

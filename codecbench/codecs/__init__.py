@@ -596,12 +596,12 @@ def _encode_pyav(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int)
     if spec.quality_table:  # a quality-driven (VBR) encoder: the nominal rate picks the quality
         encoder.qscale = True
         encoder.global_quality = vorbis_quality(cond.kbps)
-    elif spec.fixed_kbps is None or spec.encoder.startswith("pcm_"):
+    elif spec.fixed_kbps is None:
         encoder.bit_rate = cond.bit_rate
     encoder.thread_count = 1  # one thread: bit-identical output, parallelism lives above us
     if cond.codec == "he-aac":
         encoder.profile = "HE-AAC"
-    if spec.encoder in _EXPERIMENTAL:
+    if encoder.codec.experimental:  # (FFmpeg's native Vorbis) opens only when asked for explicitly
         encoder.options = {"strict": "experimental"}
     encoder.open()
     frame_size = encoder.frame_size or 1024
@@ -636,10 +636,6 @@ def _encode_pyav(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int)
         priming += _sbc_filter_delay(bytes(first))
     return _bitstream(cond, "pyav", f"pyav:{spec.decoder}", sr, codec_sr, n, len(x), [bytes(p) for p in packets],
                       encoder.extradata or b"", priming)
-
-
-#: Encoders FFmpeg marks experimental (they open only with strict=experimental).
-_EXPERIMENTAL = {"vorbis"}
 
 
 def _decoder_setup(cond: Condition, first_packet: bytes) -> dict:

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="build: run even if the cache would outgrow the free disk")
 
     p = sub.add_parser("report", help="render the paper's tables and Figure 2 from a results folder")
-    _common(p, "results", "baseline", "alpha")
+    _common(p, "results", "baseline", "baseline_max_changed", "alpha")
     p.add_argument("--out", default=None, help="output folder (default: the results folder)")
     p.add_argument("--format", default="md,csv,png,svg", help="comma-separated: md, csv, png, svg")
     p.add_argument("--models", dest="model", default=None,
@@ -587,7 +587,7 @@ def cmd_report(args, spec: RunSpec) -> int:
     results = spec.results
     out = Path(args.out) if args.out else (results if results.suffix != ".json" else results.parent)
     markdown, written = render(results, out, formats, list(spec.model) if spec.model else None, spec.baseline,
-                               spec.alpha, run_id=args.run_id)
+                               spec.alpha, run_id=args.run_id, baseline_max_changed=spec.baseline_max_changed)
     print(markdown)
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

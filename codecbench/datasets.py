@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from .bitexact import quantize_pcm
 from .cache import default_cache_dir
 from .errors import CodecbenchError
 from .fsutil import atomic_write, file_digest, file_lock
@@ -50,6 +51,8 @@ class Dataset:
     root: Path
     class_names: list[str]
     splits: dict[str, list[Clip]]
+    #: How a generated dataset was made (generator version and parameters); None for recorded data.
+    recipe: dict | None = None
 
     def clips(self, split: str) -> list[Clip]:
         if split not in self.splits:
@@ -69,11 +72,16 @@ class Dataset:
         index = {c: i for i, c in enumerate(self.class_names)}
         return np.array([index[c.label] for c in self.clips(split)], dtype=np.int64)
 
+    def clip_digests(self, split: str) -> dict[str, str]:
+        """The SHA-256 of each clip's file, by clip key: what a run scored, clip by clip."""
+        return {clip.key: file_digest(clip.path) for clip in self.clips(split)}
+
     def fingerprint(self, split: str) -> str:
-        """Content fingerprint of a split: file digests and labels, not paths."""
+        """Content fingerprint of a split: clip keys, labels and file digests."""
         h = hashlib.sha256()
+        digests = self.clip_digests(split)
         for clip in self.clips(split):
-            h.update(f"{clip.key}\t{clip.label}\t{file_digest(clip.path)}\n".encode())
+            h.update(f"{clip.key}\t{clip.label}\t{digests[clip.key]}\n".encode())
         return h.hexdigest()[:16]
 
 
@@ -193,7 +201,10 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
     text = str(spec)
     if text == "synthetic" or text.startswith("synthetic:"):
         params = {**_parse_synthetic(text), **synthetic_params}
-        return load_tau(synthesize(cache_dir=cache_dir, **params), name="synthetic")
+        root = synthesize(cache_dir=cache_dir, **params)
+        dataset = load_tau(root, name="synthetic")
+        dataset.recipe = json.loads((root / "synthetic.json").read_text())
+        return dataset
     root = Path(spec).expanduser()
     if not root.exists():
         raise DatasetError(f"{root}: dataset folder not found (use 'synthetic' for the embedded default)")
@@ -230,7 +241,8 @@ def _parse_synthetic(text: str) -> dict:
 
 SYNTHETIC_DEFAULTS = {"seed": 0, "clips_per_class": {"train": 60, "evaluate": 30}, "duration": 2.0,
                       "sample_rate": 44100}
-SYNTHETIC_VERSION = 5
+#: Bumped whenever a clip's bytes change. 6: the same bytes on every CPU (see codecbench.bitexact).
+SYNTHETIC_VERSION = 6
 
 
 def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = None, duration: float = 2.0,
@@ -264,28 +276,46 @@ def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = Non
     return root
 
 
-def _write_scene(task) -> None:
-    path, class_index, clip_seed, device, duration, sample_rate = task
+def scene_wav_bytes(class_index: int, clip_seed: int, device: str, duration: float, sample_rate: int) -> bytes:
+    """One synthetic clip as the bytes of its WAV file: what :func:`synthesize` writes and the manifest hashes."""
+    import io
+
     rng = np.random.default_rng([clip_seed, 1])
     signal = synth_scene(class_index, rng, duration, sample_rate, device)
-    # 24-bit like TAU's files: a 16-bit quantisation floor would fill bands that codecs leave empty
-    atomic_write(path, lambda tmp: sf.write(tmp, signal, sample_rate, subtype="PCM_24", format="WAV"), fsync=False)
+    # 24-bit like TAU's files (a 16-bit quantisation floor would fill bands that codecs leave empty), quantised
+    # here (round half to even) rather than by libsndfile's float conversion: the integers are what is written
+    buffer = io.BytesIO()
+    sf.write(buffer, quantize_pcm(signal, bits=24), sample_rate, subtype="PCM_24", format="WAV")
+    return buffer.getvalue()
+
+
+def _write_scene(task) -> None:
+    path, class_index, clip_seed, device, duration, sample_rate = task
+    data = scene_wav_bytes(class_index, clip_seed, device, duration, sample_rate)
+    atomic_write(path, data, fsync=False)
+
+
+def synthetic_clips(seed: int, clips_per_class: dict) -> list[tuple[str, str, int, int, str]]:
+    """Every clip of a synthetic dataset as ``(relative path, split, class index, clip seed, device)``."""
+    clips = []
+    for split, count in clips_per_class.items():
+        for ci, scene in enumerate(SCENES):
+            for k in range(int(count)):
+                clip_seed = int.from_bytes(hashlib.sha256(f"{seed}:{split}:{scene}:{k}".encode()).digest()[:8],
+                                           "little")
+                device = DEVICES[int(np.random.default_rng(clip_seed).integers(len(DEVICES)))]
+                clips.append((f"audio/{scene}-synth{seed}-{split}{k:04d}-{device}.wav", split, ci, clip_seed, device))
+    return clips
 
 
 def _generate(root: Path, seed: int, clips_per_class: dict, duration: float, sample_rate: int) -> None:
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "evaluation_setup").mkdir(exist_ok=True)
-    rows: dict[str, list[tuple[str, str]]] = {}
+    rows: dict[str, list[tuple[str, str]]] = {split: [] for split in clips_per_class}
     tasks = []
-    for split, count in clips_per_class.items():
-        rows[split] = []
-        for ci, scene in enumerate(SCENES):
-            for k in range(count):
-                clip_seed = int.from_bytes(hashlib.sha256(f"{seed}:{split}:{scene}:{k}".encode()).digest()[:8], "little")
-                device = DEVICES[int(np.random.default_rng(clip_seed).integers(len(DEVICES)))]
-                fname = f"audio/{scene}-synth{seed}-{split}{k:04d}-{device}.wav"
-                tasks.append((str(root / fname), ci, clip_seed, device, duration, sample_rate))
-                rows[split].append((fname, scene))
+    for fname, split, ci, clip_seed, device in synthetic_clips(seed, clips_per_class):
+        tasks.append((str(root / fname), ci, clip_seed, device, duration, sample_rate))
+        rows[split].append((fname, SCENES[ci]))
     from .parallel import parallel_map
     for _ in parallel_map(_write_scene, tasks, jobs=min(4, os.cpu_count() or 1)):
         pass
@@ -301,6 +331,59 @@ def _generate(root: Path, seed: int, clips_per_class: dict, duration: float, sam
                  "They stand in for TAU Urban Acoustic Scenes 2020 Mobile so that the suite runs with nothing\n"
                  "downloaded. For real results use the TAU 2020 Mobile development set (DCASE 2020 Task 1a).\n",
                  fsync=False)
+
+
+# --------------------------------------------------------------------------- the default's manifest
+
+#: Per-clip SHA-256 of the embedded default, under its recipe: the same on every machine, checked by the tests.
+SYNTHETIC_MANIFEST = Path(__file__).resolve().parent / "manifests" / "synthetic-default.sha256"
+
+
+def synthetic_manifest_text(root: str | os.PathLike) -> str:
+    """The manifest of a generated synthetic folder: its recipe, then ``sha256  relative path`` per clip."""
+    root = Path(root)
+    recipe = json.loads((root / "synthetic.json").read_text())
+    lines = [f"# recipe {json.dumps(recipe, sort_keys=True)}"]
+    for path in sorted((root / "audio").glob("*.wav")):
+        lines.append(f"{file_digest(path)}  audio/{path.name}")
+    return "\n".join(lines) + "\n"
+
+
+def read_synthetic_manifest(path: str | os.PathLike = SYNTHETIC_MANIFEST) -> tuple[dict, dict[str, str]]:
+    """``(recipe, {relative path: sha256})`` from a manifest file."""
+    path = Path(path)
+    recipe, digests = None, {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("# recipe "):
+            recipe = json.loads(line[len("# recipe "):])
+        elif line.strip() and not line.startswith("#"):
+            digest, _, name = line.partition("  ")
+            if len(digest) != 64 or not name:
+                raise DatasetError(f"{path}:{number}: expected 'sha256  relative path', got {line!r}")
+            digests[name] = digest
+    if recipe is None:
+        raise DatasetError(f"{path}: no '# recipe' line")
+    return recipe, digests
+
+
+def regenerate_and_compare(keys, manifest: str | os.PathLike = SYNTHETIC_MANIFEST) -> dict[str, tuple[str, str]]:
+    """Generate the clips ``keys`` of a manifest's recipe in memory; return ``{key: (expected, got)}`` for every
+    clip whose bytes differ from the manifest."""
+    recipe, digests = read_synthetic_manifest(manifest)
+    if recipe.get("version") != SYNTHETIC_VERSION:
+        raise DatasetError(f"{manifest}: recipe of generator version {recipe.get('version')}, this codecbench "
+                           f"generates version {SYNTHETIC_VERSION}")
+    known = {c[0]: c for c in synthetic_clips(recipe["seed"], recipe["clips_per_class"])}
+    differ = {}
+    for key in keys:
+        if key not in known or key not in digests:
+            raise DatasetError(f"{manifest}: no clip {key!r} in the recipe or the manifest")
+        _, _, class_index, clip_seed, device = known[key]
+        data = scene_wav_bytes(class_index, clip_seed, device, recipe["duration"], recipe["sample_rate"])
+        got = hashlib.sha256(data).hexdigest()
+        if got != digests[key]:
+            differ[key] = (digests[key], got)
+    return differ
 
 
 def synth_scene(class_index: int, rng: np.random.Generator, duration: float, sr: int, device: str = "a") -> np.ndarray:

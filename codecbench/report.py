@@ -17,7 +17,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from . import sweeps
-from .results import ResultsError, latest_document, load_results
+from .results import ResultsError, compare_datasets, latest_document, load_results, restrict_record
 from .stats import paired_comparison, wilson_interval
 from .zoo import full_name, model_kind, sort_key
 
@@ -58,6 +58,14 @@ class Results:
 
 def _acc(cell: dict | None) -> float:
     return float(cell["accuracy"]) if cell else math.nan
+
+
+def _subset_accuracy(cell: dict | None, clips: frozenset | None) -> float:
+    """A cell's accuracy on ``clips`` only (None: as recorded)."""
+    if not cell or clips is None:
+        return _acc(cell)
+    kept = restrict_record(cell, clips)
+    return float(np.mean(np.array(kept["predictions"]) == np.array(kept["labels"]))) if kept["clips"] else math.nan
 
 
 def _fmt(cell: dict | None, best: bool = False, ci: bool = True, run_id: str | None = None) -> str:
@@ -294,8 +302,8 @@ def load_document(results: str | Path, run_id: str | None = None) -> dict:
 
 
 def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: list[str] | None = None,
-           baseline: str | Path | None = None, alpha: float = 0.05, run_id: str | None = None
-           ) -> tuple[str, list[Path]]:
+           baseline: str | Path | None = None, alpha: float = 0.05, run_id: str | None = None,
+           baseline_max_changed: float = 0.02) -> tuple[str, list[Path]]:
     """Write the report files; return the Markdown and the paths written."""
     doc = load_document(results, run_id)
     if not doc["results"]:
@@ -344,10 +352,21 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
                           "n": r["n"], "accuracy": r["accuracy"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                           "achieved_kbps": r.get("achieved_kbps")} for (m, c), r in sorted(res.cells.items())])
     if baseline:
-        base = Results(load_results(baseline))
-        long["baseline_accuracy"] = [_acc(base.get(m, c)) for m, c in zip(long["model"], long["condition"])]
+        base_doc = load_results(baseline)
+        match = compare_datasets(base_doc.get("meta", {}), meta, max_changed=baseline_max_changed)
+        if not match.comparable:
+            raise ResultsError(f"--baseline {baseline}: cannot be compared with run {meta.get('run_id')}: "
+                               f"{match.reason}")
+        base = Results(base_doc)
+        # on partly changed data both sides are scored on the clips whose content is equal
+        long["baseline_accuracy"] = [_subset_accuracy(base.get(m, c), match.clips)
+                                     for m, c in zip(long["model"], long["condition"])]
+        if match.clips is not None:
+            long["accuracy"] = [_subset_accuracy(res.get(m, c), match.clips)
+                                for m, c in zip(long["model"], long["condition"])]
         long["delta"] = long["accuracy"] - long["baseline_accuracy"]
         sections += ["## Against the baseline run",
+                     f"Data: {match.reason}.",
                      tabulate([[m, c, f"{a:.3f}", GAP if np.isnan(b) else f"{b:.3f}",
                                 GAP if np.isnan(d) else f"{d:+.3f}"]
                                for m, c, a, b, d in long[["model", "condition", "accuracy", "baseline_accuracy",

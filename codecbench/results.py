@@ -7,6 +7,7 @@ interrupted run keeps what it finished; :func:`write_run` merges them into ``res
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -46,7 +47,9 @@ def write_run(results_dir: Path, run_dir: Path, meta: dict) -> dict:
     atomic_write(results_dir / "results.json", text, fsync=False)
     acc = pd.DataFrame([{k: r.get(k) for k in ACCURACY_COLUMNS} for r in items], columns=ACCURACY_COLUMNS)
     atomic_write(results_dir / "accuracy.csv", acc.to_csv(index=False, float_format="%.6g"), fsync=False)
-    rows = [{"model": r["model"], "condition": r["condition"], "clip": clip, "label": label, "prediction": pred}
+    digests = meta.get("dataset", {}).get("clip_digests") or {}
+    rows = [{"model": r["model"], "condition": r["condition"], "clip": clip, "clip_sha256": digests.get(clip),
+             "label": label, "prediction": pred}
             for r in items for clip, label, pred in zip(r["clips"], r["labels"], r["predictions"])]
     atomic_write(results_dir / "predictions.csv", pd.DataFrame(rows).to_csv(index=False), fsync=False)
     return doc
@@ -156,3 +159,65 @@ def summary_table(rows: list[dict], matrix) -> str:
                     if (m, c) in cell else "" for c in conditions] for m in models]
     return tabulate(table, headers=["model"] + conditions, tablefmt="github", disable_numparse=True) + \
         "\n(! = failed its check)"
+
+
+# --------------------------------------------------------------------------- comparing two runs' datasets
+
+@dataclasses.dataclass(frozen=True)
+class DatasetMatch:
+    """Whether two runs scored comparable data, and on which clips to compare them."""
+
+    comparable: bool
+    #: Clip keys whose content is equal in both runs (None: every clip, the datasets are identical).
+    clips: frozenset | None
+    changed: int
+    total: int
+    reason: str
+
+
+def compare_datasets(reference: dict, candidate: dict, *, max_changed: float) -> DatasetMatch:
+    """Compare the ``dataset`` sections of two runs' metadata by content and recipe, never by machine.
+
+    Identical content (fingerprints) compares on every clip. The same clip keys (and, for generated data, the
+    same recipe) with some clip contents differing compares on the clips whose content is equal, unless more
+    than ``max_changed`` (a fraction) of them differ. Different keys or recipes are not comparable.
+    """
+    ref, cand = reference.get("dataset", {}), candidate.get("dataset", {})
+    describe = lambda d: f"{d.get('name')} split {d.get('split')} (fingerprint {d.get('fingerprint')})"
+    if ref.get("fingerprint") and ref.get("fingerprint") == cand.get("fingerprint"):
+        n = len(cand.get("clip_digests") or ref.get("clip_digests") or {})
+        return DatasetMatch(True, None, 0, n, "same content")
+    if ref.get("recipe") != cand.get("recipe"):
+        return DatasetMatch(False, None, 0, 0, f"the baseline was recorded on {describe(ref)} made by recipe "
+                            f"{json.dumps(ref.get('recipe'), sort_keys=True)}, this run on {describe(cand)} made by "
+                            f"recipe {json.dumps(cand.get('recipe'), sort_keys=True)}")
+    ref_digests, cand_digests = ref.get("clip_digests"), cand.get("clip_digests")
+    if not ref_digests or not cand_digests:
+        which = "the baseline" if not ref_digests else "this run"
+        return DatasetMatch(False, None, 0, 0, f"the datasets differ ({describe(ref)} against {describe(cand)}) "
+                            f"and {which} recorded no per-clip digests to find the equal clips; re-record it")
+    if set(ref_digests) != set(cand_digests):
+        only_ref, only_cand = sorted(set(ref_digests) - set(cand_digests)), sorted(set(cand_digests) - set(ref_digests))
+        examples = ", ".join((only_ref + only_cand)[:3])
+        return DatasetMatch(False, None, 0, 0, f"different clips: {len(only_ref)} only in the baseline, "
+                            f"{len(only_cand)} only in this run (e.g. {examples})")
+    equal = frozenset(k for k, d in cand_digests.items() if ref_digests[k] == d)
+    total, changed = len(cand_digests), len(cand_digests) - len(equal)
+    share = changed / total if total else 0.0
+    if share > max_changed or not equal:
+        return DatasetMatch(False, equal, changed, total, f"{changed} of {total} clips differ in content "
+                            f"({share:.1%}), more than the {max_changed:.1%} allowed "
+                            "(--baseline-max-changed); the same keys and recipe, yet other audio")
+    return DatasetMatch(True, equal, changed, total, f"{changed} of {total} clips differ in content ({share:.1%}); "
+                        f"compared on the {len(equal)} clips whose content is equal")
+
+
+def restrict_record(record: dict, clips: frozenset | None) -> dict:
+    """A result record narrowed to ``clips`` (None: unchanged)."""
+    if clips is None:
+        return record
+    keep = [i for i, c in enumerate(record["clips"]) if c in clips]
+    out = dict(record)
+    for key in ("clips", "labels", "predictions"):
+        out[key] = [record[key][i] for i in keep]
+    return out

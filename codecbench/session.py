@@ -74,6 +74,7 @@ class BenchmarkSession:
         self.results_dir = spec.results
         self.run_dir = self.results_dir / "runs" / self.run_id
         self.history = self.results_dir / "history.sqlite"
+        self.baseline_match = None
         self.baseline = self._load_baseline(spec.baseline) if spec.baseline else None
         self.needed_conditions: list[str] = [c.name for c in self.conditions]
         self._evaluator = None
@@ -83,30 +84,42 @@ class BenchmarkSession:
         return [Case(m, c.name, self.matrix.category_of(c)) for m in self.models for c in self.conditions]
 
     def _load_baseline(self, path: Path) -> dict:
-        from .results import ResultsError, load_results
+        from .results import ResultsError, compare_datasets, load_results, restrict_record
 
         try:
             doc = load_results(path)
         except ResultsError as exc:
             raise UsageError(f"--baseline: {exc}") from None
         meta = doc.get("meta", {})
-        ours = self.dataset.fingerprint(self.spec.split)
-        theirs = meta.get("dataset", {}).get("fingerprint")
-        if theirs != ours:
-            raise UsageError(f"--baseline {path}: recorded on dataset {meta.get('dataset', {}).get('name')} "
-                             f"split {meta.get('dataset', {}).get('split')} (fingerprint {theirs}), this run uses "
-                             f"{self.dataset.name} split {self.spec.split} (fingerprint {ours}); comparing them "
-                             "would be meaningless")
+        ours = {"dataset": self.dataset_meta()}
+        match = compare_datasets(meta, ours, max_changed=self.spec.baseline_max_changed)
+        if not match.comparable:
+            raise UsageError(f"--baseline {path}: cannot be compared with this run: {match.reason}")
+        if match.clips is not None:
+            self.log(f"codecbench: --baseline {path}: {match.reason}")
         if meta.get("matrix", {}).get("fingerprint") != self.matrix.fingerprint():
             raise UsageError(f"--baseline {path}: recorded with matrix {meta.get('matrix', {}).get('name')!r}, "
                              f"which differs from this run's {self.matrix.name!r}")
+        for model in self.models:
+            before, now = meta.get("models", {}).get(model), self.zoo.sha256(model)
+            if before and before != now:
+                self.log(f"codecbench: --baseline {path}: model {model!r} has changed since the baseline "
+                         f"(sha256 {before[:12]} then, {now[:12]} now)")
         records = {}
         for r in doc["results"]:
             if len(set(r["clips"])) != len(r["clips"]):
                 raise UsageError(f"--baseline {path}: {r['model']} on {r['condition']} lists a clip twice; it was "
                                  "recorded by a codecbench that keyed clips by file name alone; re-record it")
-            records[(r["model"], r["condition"])] = r
+            records[(r["model"], r["condition"])] = restrict_record(r, match.clips)
+        self.baseline_match = match
         return records
+
+    def dataset_meta(self) -> dict:
+        """What identifies the scored data: name, split, content fingerprint, recipe and per-clip digests."""
+        split = self.spec.split
+        return {"name": self.dataset.name, "split": split, "root": str(self.dataset.root),
+                "fingerprint": self.dataset.fingerprint(split), "recipe": self.dataset.recipe,
+                "clip_digests": self.dataset.clip_digests(split), "class_names": self.dataset.class_names}
 
     # -- evaluation --------------------------------------------------------------------------
     @property
@@ -154,10 +167,7 @@ class BenchmarkSession:
             from .provenance import git_commit, library_versions, machine, now
 
             self._meta = {"run_id": self.run_id, "started": now(), "git_commit": git_commit(self.spec.project_root),
-                          "dataset": {"name": self.dataset.name, "split": self.spec.split,
-                                      "root": str(self.dataset.root),
-                                      "fingerprint": self.dataset.fingerprint(self.spec.split),
-                                      "class_names": self.dataset.class_names},
+                          "dataset": self.dataset_meta(),
                           "matrix": {"name": self.matrix.name, "source": self.matrix.source,
                                      "fingerprint": self.matrix.fingerprint()},
                           "models": {m: self.zoo.sha256(m) for m in self.models},
@@ -166,6 +176,8 @@ class BenchmarkSession:
                           "thresholds": self.thresholds.source if self.thresholds else None,
                           "baseline": str(self.spec.baseline) if self.spec.baseline else None,
                           "tolerance": self.spec.tolerance, "alpha": self.spec.alpha,
+                          "baseline_match": (dataclasses.asdict(self.baseline_match) | {"clips": None}
+                                             if self.baseline_match else None),
                           "precision": self._resolved_precision(), "share_prefix": self.spec.share_prefix,
                           "libraries": library_versions(), "machine": machine()}
         return self._meta

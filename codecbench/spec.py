@@ -75,6 +75,13 @@ def to_tolerance(value, where: str) -> float:
     return x
 
 
+def to_fraction(value, where: str) -> float:
+    x = _number(value, where)
+    if not 0.0 <= x <= 1.0:
+        raise UsageError(f"{where}: a fraction lies in [0, 1], got {value!r}")
+    return x
+
+
 def to_alpha(value, where: str) -> float:
     x = _number(value, where)
     if not 0.0 < x < 1.0:
@@ -190,6 +197,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("scheduler", to_scheduler, None, "dask scheduler address, or 'local' for a LocalCluster"),
     Option("thresholds", to_path, None, "thresholds TOML (default: benchmarks/thresholds.toml for the demo)"),
     Option("baseline", to_path, None, "results.json of an earlier run: fail on significant accuracy drops"),
+    Option("baseline_max_changed", to_fraction, 0.02, "largest share of clips whose content may differ from the "
+           "baseline's (same keys and recipe) before the comparison is refused (default: 0.02)"),
     Option("tolerance", to_tolerance, 0.01, "accuracy drop tolerated by the regression gate (default: 0.01)"),
     Option("alpha", to_alpha, 0.05, "significance level of the regression gate's McNemar test (default: 0.05)"),
     Option("results", to_path, None, "results folder (default: reports/ in the project folder)"),
@@ -223,6 +232,7 @@ class RunSpec:
     scheduler: str | None = None
     thresholds: Path | None = None
     baseline: Path | None = None
+    baseline_max_changed: float = 0.02
     tolerance: float = 0.01
     alpha: float = 0.05
     results: Path = Path("reports")

@@ -15,15 +15,19 @@ events and in the coarse spectral envelope between 50 Hz and 8 kHz, with little 
 top of the band. Classes share source types at different rates and levels (bus and tram both
 have engines; park and public square both have voices and birds), so they are confusable as
 real scenes are. Everything is drawn from the generator passed in, so a clip is a deterministic
-function of its seed.
+function of its seed, and the same on every machine: the elementary functions and filter designs come from
+:mod:`codecbench.bitexact` (numpy's and glibc's versions depend on the CPU's SIMD level), sums that scale a
+signal are exactly rounded, and nothing is computed in float32.
 """
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
-from scipy.fft import irfft, next_fast_len, rfft, rfftfreq
-from scipy.signal import butter, fftconvolve, sosfilt
+from scipy.signal import sosfilt
+
+from . import bitexact as bx
 
 SCENES = ("airport", "bus", "metro", "metro_station", "park", "public_square",
           "shopping_mall", "street_pedestrian", "street_traffic", "tram")
@@ -64,21 +68,35 @@ RECIPES: dict[str, dict] = {
 
 
 def _db(x: float) -> float:
-    return 10 ** (x / 20)
+    return _pow(10.0, x / 20)
+
+
+def _pow(base: float, exponent: float) -> float:
+    """base ** exponent for scalars, the same on every CPU (Python's ``**`` calls the C library's pow)."""
+    return float(bx.power(np.array([base]), exponent)[0])
 
 
 def _tilted_noise(rng, n: int, sr: int, alpha: float, lo: float = 20.0) -> np.ndarray:
-    """Gaussian noise whose power falls as 1/f^alpha above ``lo`` Hz (unit RMS)."""
-    m = next_fast_len(n, real=True)
-    spec = rfft(rng.standard_normal(m))
-    spec /= np.maximum(rfftfreq(m, 1 / sr), lo) ** (alpha / 2)
-    y = irfft(spec, m)[:n]
-    return y / (np.std(y) + 1e-12)
+    """Gaussian noise whose power falls as 1/f^alpha above ``lo`` Hz (unit RMS).
+
+    White Gaussian noise is drawn directly as its spectrum (independent Gaussian real and imaginary parts,
+    conjugate-symmetric so the signal is real), tilted, and transformed back once."""
+    m = bx.next_pow2(n)
+    half = m // 2
+    g = bx.normal(rng, m)
+    re, im = np.empty(m), np.zeros(m)
+    re[0], re[half] = g[0], g[1]                       # DC and Nyquist are real
+    re[1:half], im[1:half] = g[2:half + 1] * math.sqrt(0.5), g[half + 1:] * math.sqrt(0.5)
+    re[half + 1:], im[half + 1:] = re[half - 1:0:-1], -im[half - 1:0:-1]
+    freqs = np.minimum(np.arange(m), m - np.arange(m)) * (sr / m)     # bins k and m - k share a frequency
+    tilt = bx.power(np.maximum(freqs, lo), alpha / 2)
+    y = bx.ifft(re / tilt, im / tilt)[0][:n]
+    return y / (bx.std(y) + 1e-12)
 
 
 @functools.lru_cache(maxsize=4096)
 def _sos(order: int, edges: tuple, btype: str, sr: int) -> np.ndarray:
-    return butter(order, list(edges) if len(edges) > 1 else edges[0], btype=btype, fs=sr, output="sos")
+    return bx.butter_sos(order, list(edges) if len(edges) > 1 else edges[0], btype, sr)
 
 
 def _filter(x: np.ndarray, sr: int, btype: str, *edges: float, order: int = 2) -> np.ndarray:
@@ -88,7 +106,7 @@ def _filter(x: np.ndarray, sr: int, btype: str, *edges: float, order: int = 2) -
 
 def _envelope(n: int, sr: int, attack: float, decay: float) -> np.ndarray:
     t = np.arange(n) / sr
-    return np.minimum(1.0, t / max(attack, 1e-4)) * np.exp(-np.maximum(0.0, t - attack) / max(decay, 1e-4))
+    return np.minimum(1.0, t / max(attack, 1e-4)) * bx.exp(-np.maximum(0.0, t - attack) / max(decay, 1e-4))
 
 
 def _place(x: np.ndarray, event: np.ndarray, start: int) -> None:
@@ -103,14 +121,27 @@ def _harmonic(rng, n: int, sr: int, f0: np.ndarray | float, partials: int, rollo
     """A harmonic (or slightly inharmonic) tone; ``f0`` may vary over time; partials above 0.45 sr are left out."""
     f0 = np.broadcast_to(np.asarray(f0, dtype=np.float64), (n,))
     phase0 = np.cumsum(2 * np.pi * f0 / sr) % (2 * np.pi)
-    y = np.zeros(n, dtype=np.float32)
+    y = np.zeros(n)
     top = float(f0.max())
+    sin_k = cos_k = sin_1 = cos_1 = None
     for k in range(1, partials + 1):
         ratio = k * (1 + inharmonic * k * k)
-        if top * ratio >= 0.45 * sr or k ** -rolloff < 0.01:  # beyond the band, or below -40 dB
+        weight = _pow(k, rolloff)
+        if top * ratio >= 0.45 * sr or weight > 100:  # beyond the band, or below -40 dB
             break
-        y += np.sin((ratio * phase0 + rng.uniform(0, 2 * np.pi)).astype(np.float32)) / np.float32(k ** rolloff)
-    return y.astype(np.float64)
+        phase = rng.uniform(0, 2 * np.pi)
+        if inharmonic:
+            y += bx.sin(ratio * phase0 + phase) / weight
+            continue
+        # integer partials: sin(k p0) and cos(k p0) by rotation from the first (products and sums only)
+        if k == 1:
+            sin_1, cos_1 = bx.sincos(phase0)
+            sin_k, cos_k = sin_1, cos_1
+        else:
+            sin_k, cos_k = sin_k * cos_1 + cos_k * sin_1, cos_k * cos_1 - sin_k * sin_1
+        sin_p, cos_p = (float(v[0]) for v in bx.sincos(np.array([phase])))
+        y += (sin_k * cos_p + cos_k * sin_p) / weight
+    return y
 
 
 def _bandpass(x: np.ndarray, sr: int, lo: float, hi: float, order: int = 2) -> np.ndarray:
@@ -126,7 +157,7 @@ def _lowpass(x: np.ndarray, sr: int, hi: float, order: int = 2) -> np.ndarray:
 
 def _events(rng, rate: float, duration: float) -> np.ndarray:
     """Onset times of a Poisson process (at least one event if the rate is high enough to expect one)."""
-    count = rng.poisson(rate * duration)
+    count = bx.poisson(rng, rate * duration)
     return np.sort(rng.uniform(0, duration, size=count))
 
 
@@ -134,7 +165,7 @@ def _voice(rng, sr: int) -> np.ndarray:
     """A syllable: a glottal-like harmonic tone with a falling-rising pitch, shaped by two formants."""
     length = rng.uniform(0.12, 0.32)
     n = int(length * sr)
-    f0 = rng.uniform(95, 240) * (1 + 0.12 * np.sin(np.linspace(0, np.pi * rng.uniform(0.5, 1.5), n)))
+    f0 = rng.uniform(95, 240) * (1 + 0.12 * bx.sin(np.linspace(0, np.pi * rng.uniform(0.5, 1.5), n)))
     y = _harmonic(rng, n, sr, f0, 40, 1.0)
     formants = [rng.uniform(300, 900), rng.uniform(900, 2600)]
     y = sum(_bandpass(y, sr, f * 0.75, f * 1.3) for f in formants) + 0.05 * y
@@ -143,7 +174,7 @@ def _voice(rng, sr: int) -> np.ndarray:
 
 def _step(rng, sr: int) -> np.ndarray:
     n = int(0.08 * sr)
-    y = _lowpass(rng.standard_normal(n), sr, rng.uniform(1500, 4000))
+    y = _lowpass(bx.normal(rng, n), sr, rng.uniform(1500, 4000))
     return y * _envelope(n, sr, 0.002, 0.015)
 
 
@@ -152,9 +183,9 @@ def _chirp(rng, sr: int) -> np.ndarray:
     length = rng.uniform(0.04, 0.18)
     n = int(length * sr)
     f_start, f_end = rng.uniform(2200, 6500), rng.uniform(2200, 6500)
-    f = np.linspace(f_start, f_end, n) * (1 + 0.05 * np.sin(np.linspace(0, 20, n)))
+    f = np.linspace(f_start, f_end, n) * (1 + 0.05 * bx.sin(np.linspace(0, 20, n)))
     y = _harmonic(rng, n, sr, f, 2, 1.5)
-    return y * np.sin(np.linspace(0, np.pi, n)) ** 2
+    return y * bx.sin(np.linspace(0, np.pi, n)) ** 2
 
 
 def _bell(rng, sr: int, f0: float) -> np.ndarray:
@@ -174,7 +205,7 @@ def _rail(rng, sr: int) -> np.ndarray:
     y = np.zeros(n)
     for start in (0, int(gap * sr)):
         m = int(0.12 * sr)
-        thump = _lowpass(rng.standard_normal(m), sr, rng.uniform(300, 900)) * _envelope(m, sr, 0.001, 0.03)
+        thump = _lowpass(bx.normal(rng, m), sr, rng.uniform(300, 900)) * _envelope(m, sr, 0.001, 0.03)
         _place(y, thump, start)
     return y
 
@@ -193,7 +224,8 @@ def _passby(rng, sr: int, duration: float) -> np.ndarray:
 
 
 def scene(class_index: int, rng: np.random.Generator, duration: float, sr: int, device: str = "a") -> np.ndarray:
-    """One synthetic scene of class ``class_index`` recorded on ``device``: float32 mono, peak below 0 dBFS."""
+    """One synthetic scene of class ``class_index`` recorded on ``device``: float64 mono, peak between -12 and
+    -3 dBFS."""
     recipe = RECIPES[SCENES[class_index]]
     n = int(round(duration * sr))
     t = np.arange(n) / sr
@@ -203,16 +235,16 @@ def scene(class_index: int, rng: np.random.Generator, duration: float, sr: int, 
     # tonal sources: engines and motors (a low f0 wandering with load), mains/ventilation hum
     presence, f_engine = recipe["engine"]
     if presence and rng.random() < presence:
-        f0 = f_engine * rng.uniform(0.8, 1.25) * (1 + 0.08 * np.sin(2 * np.pi * rng.uniform(0.05, 0.3) * t
+        f0 = f_engine * rng.uniform(0.8, 1.25) * (1 + 0.08 * bx.sin(2 * np.pi * rng.uniform(0.05, 0.3) * t
                                                                       + rng.uniform(0, 6.3)))
         direct += _db(rng.uniform(-20, -12)) * _lowpass(_harmonic(rng, n, sr, f0, 30, 0.8), sr, 2500)
     presence, f_hum = recipe["hum"]
     if presence and rng.random() < presence:
         direct += _db(rng.uniform(-30, -20)) * _harmonic(rng, n, sr, f_hum * rng.uniform(0.95, 1.05), 12, 1.2)
     if recipe.get("music") and rng.random() < recipe["music"]:
-        root = 110 * 2 ** (rng.integers(0, 12) / 12)
+        root = 110 * _pow(2.0, rng.integers(0, 12) / 12)
         chord = sum(_harmonic(rng, n, sr, root * r, 10, 1.3) for r in (1, 1.26, 1.5, 2))
-        beat = 0.6 + 0.4 * (np.sin(2 * np.pi * rng.uniform(1.5, 2.5) * t) > 0)
+        beat = 0.6 + 0.4 * (bx.sin(2 * np.pi * rng.uniform(1.5, 2.5) * t) > 0)
         direct += _db(rng.uniform(-30, -20)) * chord * beat
     if recipe.get("jet") and rng.random() < recipe["jet"]:
         direct += _db(rng.uniform(-26, -16)) * _lowpass(_tilted_noise(rng, n, sr, 1.0), sr, rng.uniform(1200, 3000))
@@ -235,7 +267,7 @@ def scene(class_index: int, rng: np.random.Generator, duration: float, sr: int, 
         add(_rail, recipe["rolling"], -24)
     if recipe["chime"]:
         for onset in _events(rng, recipe["chime"], duration):
-            notes = 659.3 * 2 ** (np.array([0, -4, -7]) / 12)
+            notes = 659.3 * bx.power(2.0, np.array([0, -4, -7]) / 12)
             for i, f in enumerate(notes):
                 _place(direct, _db(-22) * _tone(rng, sr, f, 0.4), int((onset + 0.35 * i) * sr))
     if recipe.get("beep"):
@@ -256,22 +288,22 @@ def scene(class_index: int, rng: np.random.Generator, duration: float, sr: int, 
     # room: exponentially decaying noise as the impulse response, decay from the class's reverberation time
     rt60 = recipe["rt60"] * rng.uniform(0.8, 1.25)
     ir_len = int(min(rt60, 2.5) * sr)
-    ir = rng.standard_normal(ir_len) * np.exp(-6.9 * np.arange(ir_len) / (rt60 * sr))
+    ir = bx.normal(rng, ir_len) * bx.exp(-6.9 * np.arange(ir_len) / (rt60 * sr))
     ir = _lowpass(ir, sr, rng.uniform(4000, 9000))
-    wet = fftconvolve(direct, ir / (np.sqrt(np.sum(ir ** 2)) + 1e-12), mode="full")[:n]
+    wet = bx.fftconvolve(direct, ir / (bx.rms_norm(ir) + 1e-12))[:n]
     mix = (1 - recipe["wet"]) * direct + recipe["wet"] * wet
 
     # diffuse background: tilted noise, wind gusts, fountain
     background = _tilted_noise(rng, n, sr, alpha) * _db(rng.uniform(-38, -30))
     if recipe.get("wind") and rng.random() < recipe["wind"]:
-        gust = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t + rng.uniform(0, 6.3))
+        gust = 0.5 + 0.5 * bx.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t + rng.uniform(0, 6.3))
         background += _db(rng.uniform(-26, -18)) * gust * _lowpass(_tilted_noise(rng, n, sr, 1.0), sr, 500)
     if recipe.get("fountain") and rng.random() < recipe["fountain"]:
-        background += _db(rng.uniform(-30, -24)) * _bandpass(rng.standard_normal(n), sr, 800, 6000)
+        background += _db(rng.uniform(-30, -24)) * _bandpass(bx.normal(rng, n), sr, 800, 6000)
     x = mix + background
     x = device_response(x, sr, device, rng)
     peak = np.max(np.abs(x)) + 1e-12
-    return (x / peak * _db(rng.uniform(-12, -3))).astype(np.float32)
+    return x / peak * _db(rng.uniform(-12, -3))
 
 
 def device_response(x: np.ndarray, sr: int, device: str, rng: np.random.Generator) -> np.ndarray:

@@ -280,8 +280,10 @@ def scene_wav_bytes(class_index: int, clip_seed: int, device: str, duration: flo
     """One synthetic clip as the bytes of its WAV file: what :func:`synthesize` writes and the manifest hashes."""
     import io
 
+    from .synth import scene
+
     rng = np.random.default_rng([clip_seed, 1])
-    signal = synth_scene(class_index, rng, duration, sample_rate, device)
+    signal = scene(class_index, rng, duration, sample_rate, device)   # float64, quantised once below
     # 24-bit like TAU's files (a 16-bit quantisation floor would fill bands that codecs leave empty), quantised
     # here (round half to even) rather than by libsndfile's float conversion: the integers are what is written
     buffer = io.BytesIO()
@@ -387,6 +389,7 @@ def regenerate_and_compare(keys, manifest: str | os.PathLike = SYNTHETIC_MANIFES
 
 
 def synth_scene(class_index: int, rng: np.random.Generator, duration: float, sr: int, device: str = "a") -> np.ndarray:
-    """One synthetic scene of class ``class_index`` recorded on ``device`` (see :mod:`codecbench.synth`)."""
+    """One synthetic scene of class ``class_index`` recorded on ``device`` (see :mod:`codecbench.synth`), as
+    float32 samples like audio read from a file."""
     from .synth import scene
-    return scene(class_index, rng, duration, sr, device)
+    return scene(class_index, rng, duration, sr, device).astype(np.float32)

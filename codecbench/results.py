@@ -203,6 +203,10 @@ def compare_datasets(reference: dict, candidate: dict, *, max_changed: float) ->
                             f"{len(only_cand)} only in this run (e.g. {examples})")
     equal = frozenset(k for k, d in cand_digests.items() if ref_digests[k] == d)
     total, changed = len(cand_digests), len(cand_digests) - len(equal)
+    if changed == 0:
+        # the fingerprint covers keys, labels and contents: with every content equal, the labels differ
+        return DatasetMatch(False, None, 0, total, f"the same audio, labelled differently ({describe(ref)} "
+                            f"against {describe(cand)})")
     share = changed / total if total else 0.0
     if share > max_changed or not equal:
         return DatasetMatch(False, equal, changed, total, f"{changed} of {total} clips differ in content "

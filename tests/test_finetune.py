@@ -131,7 +131,9 @@ print('RESULT' + json.dumps({'backend': keras.backend.backend(), 'changed': chan
       'seg7_layers': sorted(seg7_layers),
       'same': all(bool(np.array_equal(shared[k].argmax(1), alone[k].argmax(1))) for k in alone),
       'max_diff': max(float(np.abs(shared[k] - alone[k]).max()) for k in alone),
-      'mixed_agree': float(np.mean(mixed.argmax(1) == alone['base'].argmax(1)))}))
+      'mixed_max_diff': float(np.abs(mixed - alone['base']).max()),
+      'mixed_clear_flips': int(np.sum((np.diff(np.sort(alone['base'], 1)[:, -2:], axis=1)[:, 0] > 0.1)
+                                     & (mixed.argmax(1) != alone['base'].argmax(1))))}))
 """
 
 
@@ -152,4 +154,5 @@ def test_model_code_runs_on_jax():
     # only segment 7's weights moved (its moving statistics included)
     assert result["changed"] and set(result["changed"]) <= set(result["seg7_layers"])
     assert result["same"] and result["max_diff"] <= 1e-6
-    assert result["mixed_agree"] >= 0.5
+    # bfloat16 moves probabilities by far less than 0.05: no decision with a margin over 0.1 flips
+    assert result["mixed_max_diff"] < 0.05 and result["mixed_clear_flips"] == 0

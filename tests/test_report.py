@@ -16,7 +16,10 @@ def results_dir(tiny, tmp_path):
             [("finetuned_seg9", c) for c in ("wav", "mp3@32")] + [("finetuned_full@e1", "wav")]
     for model, cond in pairs:
         write_item(run, {**ev.evaluate(model, cond).as_record(), "threshold": None, "outcome": "passed"})
-    meta = {"run_id": "r1", "dataset": {"name": "synthetic", "split": "evaluate"},
+    ds = tiny["dataset"]
+    meta = {"run_id": "r1", "dataset": {"name": "synthetic", "split": "evaluate", "recipe": ds.recipe,
+                                        "fingerprint": ds.fingerprint("evaluate"),
+                                        "clip_digests": ds.clip_digests("evaluate")},
             "matrix": {"name": "tiny", "fingerprint": tiny["matrix"].fingerprint()}}
     write_run(tmp_path, run, meta)
     return tmp_path
@@ -54,9 +57,53 @@ def test_report_refuses_empty_old_and_unknown(results_dir, tmp_path):
         render(results_dir, tmp_path / "o4", models=["base", "finetuned_seg3"])
 
 
-def test_report_with_baseline_adds_delta(results_dir, tmp_path):
-    markdown, _ = render(results_dir, tmp_path / "o", formats=("md",), baseline=results_dir / "results.json")
-    assert "## Against the baseline run" in markdown and "+0.000" in markdown
+def _baseline_with_wrong_answers(doc: dict, model: str, condition: str, wrong: int) -> dict:
+    """A copy of a run in which ``model`` on ``condition`` got ``wrong`` more clips wrong."""
+    base = json.loads(json.dumps(doc))
+    cell = next(r for r in base["results"] if r["model"] == model and r["condition"] == condition)
+    flipped = 0
+    for i, (label, prediction) in enumerate(zip(cell["labels"], cell["predictions"])):
+        if flipped < wrong and label == prediction:
+            cell["predictions"][i] = (label + 1) % 10
+            flipped += 1
+    assert flipped == wrong
+    cell["correct"] -= wrong
+    cell["accuracy"] = cell["correct"] / cell["n"]
+    return base
+
+
+def test_report_with_baseline_shows_each_cells_change(results_dir, tmp_path):
+    doc = json.loads((results_dir / "results.json").read_text())
+    cell = next(r for r in doc["results"] if r["correct"] >= 2)
+    base = _baseline_with_wrong_answers(doc, cell["model"], cell["condition"], 2)
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    markdown, _ = render(results_dir, tmp_path / "o", formats=("md",), baseline=tmp_path / "base.json")
+    row = next(line for line in markdown.splitlines()
+               if line.startswith(f"| {cell['model']} ") and f"| {cell['condition']} " in line)
+    assert f"+{2 / cell['n']:.3f}" in row, row
+    assert "Data: same content." in markdown
+
+
+def test_report_baseline_on_other_data_is_refused_or_narrowed(results_dir, tmp_path):
+    doc = json.loads((results_dir / "results.json").read_text())
+    digests = doc["meta"]["dataset"]["clip_digests"]
+    keys = sorted(digests)
+    # one clip's audio differs (same keys, same recipe): compared on the others, and the report says so
+    changed = json.loads(json.dumps(doc))
+    changed["meta"]["dataset"]["fingerprint"] = "0" * 16
+    changed["meta"]["dataset"]["clip_digests"][keys[0]] = "f" * 64
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    markdown, _ = render(results_dir, tmp_path / "o1", formats=("md",), baseline=tmp_path / "changed.json",
+                         baseline_max_changed=0.5)
+    assert f"1 of {len(keys)} clips differ in content" in markdown
+    with pytest.raises(ResultsError, match=f"1 of {len(keys)} clips differ.*more than the 0.0% allowed"):
+        render(results_dir, tmp_path / "o2", formats=("md",), baseline=tmp_path / "changed.json",
+               baseline_max_changed=0.0)
+    other = json.loads(json.dumps(changed))
+    other["meta"]["dataset"]["recipe"] = {**(doc["meta"]["dataset"]["recipe"] or {}), "seed": 99}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ResultsError, match="recipe"):
+        render(results_dir, tmp_path / "o3", formats=("md",), baseline=tmp_path / "other.json")
 
 
 def test_compare_two_runs_clip_by_clip(results_dir, tmp_path, capsys):

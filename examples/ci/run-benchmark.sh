@@ -5,9 +5,11 @@
 #   BASELINE         results.json of the main branch (optional): the regression gate compares with it
 #   CODECBENCH_ARGS  extra pytest options, e.g. "--model finetuned_seg7 --dataset /data/TAU..."
 #   PIP_INSTALL      how to install (default: the project itself, editable)
+#   PYTHON           the interpreter (default: python, the active environment's)
 set -euo pipefail
+PYTHON=${PYTHON:-python}
 
-${PIP_INSTALL:-python3 -m pip install -q -e .}
+${PIP_INSTALL:-$PYTHON -m pip install -q -e .}
 
 gate=()
 if [ -n "${BASELINE:-}" ] && [ -f "$BASELINE" ]; then
@@ -19,8 +21,8 @@ fi
 
 status=0
 # shellcheck disable=SC2086  # CODECBENCH_ARGS is a list of options on purpose
-python3 -m pytest benchmarks/ -p no:cacheprovider "${gate[@]}" --junitxml reports/junit.xml ${CODECBENCH_ARGS:-} \
+"$PYTHON" -m pytest benchmarks/ -p no:cacheprovider "${gate[@]}" --junitxml reports/junit.xml ${CODECBENCH_ARGS:-} \
   || status=$?
 # the report is published whether the gate passed or not
-codecbench report --out reports/report
+"$PYTHON" -m codecbench report --out reports/report
 exit "$status"

@@ -23,7 +23,7 @@ def _common(parser: argparse.ArgumentParser, *names: str) -> None:
     for name in names:
         option = OPTIONS[name]
         flags = [option.flag] + (["-j"] if name == "jobs" else [])
-        parser.add_argument(*flags, dest=name, default=None, help=option.help)
+        parser.add_argument(*flags, dest=name, default=None, help=option.help, **option.argparse_extra)
 
 
 def _spec(args) -> RunSpec:
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("segments", help="print a model's segments with their parameter counts")
     p.add_argument("model_name", metavar="model", help="a model name in the zoo, or a .keras/.hdf5 file")
     _common(p, "model_dir")
-    p.add_argument("--trust-code", action="store_true", help="allow Lambda layers (executable code) in the file")
+    p.add_argument("--trust-code", action="store_true", default=None,
+                   help="allow executable code: Lambda layers in the file, a Python entry point")
 
     p = sub.add_parser("import-model", help="put a model (.keras, legacy .hdf5, .onnx, or a Python factory) into the "
                                             "model directory")
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-map", help="TOML or JSON file mapping the model's class names to the dataset's")
     p.add_argument("--outputs", choices=["probabilities", "logits"], help="what the model returns (ONNX, Python)")
     p.add_argument("--kwargs", help="Python: JSON object of keyword arguments for the factory")
-    p.add_argument("--trust-code", action="store_true", help="allow Lambda layers (executable code) in the file")
+    p.add_argument("--trust-code", action="store_true", default=None,
+                   help="allow executable code: Lambda layers in the file, a Python entry point")
     p.add_argument("--force", action="store_true", help="replace a model of that name")
 
     p = sub.add_parser("train", help="train the FCNN from scratch (base training)")
@@ -309,7 +311,7 @@ def _write_zoo(spec: RunSpec):
     """Where new models go: --model-dir, else the user model folder (never the packaged zoo)."""
     from .zoo import Zoo, user_model_dir
 
-    return Zoo(spec.model_dir or user_model_dir())
+    return Zoo(spec.model_dir or user_model_dir(), trust_code=spec.trust_code)
 
 
 def _source_zoo(spec: RunSpec, name: str):
@@ -317,9 +319,9 @@ def _source_zoo(spec: RunSpec, name: str):
     from .zoo import ALIASES, Zoo
 
     if spec.model_dir:
-        return Zoo(spec.model_dir)
+        return Zoo(spec.model_dir, trust_code=spec.trust_code)
     user = _write_zoo(spec)
-    return user if (name in user.names() or ALIASES.get(name) in user.names()) else Zoo()
+    return user if (name in user.names() or ALIASES.get(name) in user.names()) else Zoo(trust_code=spec.trust_code)
 
 
 def _saved(names: list[str], zoo) -> None:
@@ -353,7 +355,7 @@ def cmd_segments(args, spec: RunSpec) -> int:
     from .models import derive_segments, load_model
 
     if Path(args.model_name).suffix in (".keras", ".hdf5", ".h5"):
-        model, _ = load_model(args.model_name, trust=args.trust_code)
+        model, _ = load_model(args.model_name, trust=bool(args.trust_code))
     else:
         model, _ = _source_zoo(spec, args.model_name).load(args.model_name)
     rows = [[s.index, s.kind, f"{s.params:,}", ", ".join(s.layers)] for s in derive_segments(model)]
@@ -408,7 +410,7 @@ def cmd_import_model(args, spec: RunSpec) -> int:
     if args.outputs:
         meta["outputs"] = args.outputs
     if kind == "keras":
-        model, loaded = load_model(source, trust=args.trust_code)
+        model, loaded = load_model(source, trust=bool(args.trust_code))
         meta = {**loaded, **meta, "source_sha256": file_sha256(source)}
         kinds.validate(kinds.from_keras(args.name, model, meta))
         path = zoo.save(args.name, model, meta, overwrite=args.force)
@@ -432,6 +434,8 @@ def cmd_import_model(args, spec: RunSpec) -> int:
         meta.setdefault("frontend", model.frontend.to_dict())
         kinds.validate(model)
         path = zoo.save_external(args.name, meta, overwrite=args.force)
+        from . import trust
+        trust.remember(meta)  # imported by the user on the command line: its code may run in later runs
     print(f"imported {args.path} as {args.name!r} ({kind}, front-end {parse_frontend(meta.get('frontend')).describe()})"
           f" -> {path}")
     return 0

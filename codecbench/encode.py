@@ -252,6 +252,19 @@ def feature_keys(clips: Sequence, condition, cache: Cache, *, frontend=None, job
         fill(missing, [cond], cache, with_features=[frontend], jobs=jobs, backend=backend, scheduler=scheduler,
              progress=progress, on_error=on_error)
     kept = [i for i, k in enumerate(keys) if cache.contains(FEATURES_NS, k)]
+    if on_error == "raise" and len(kept) < len(keys):
+        # entries that vanished after the fill (a concurrent `cache gc` or `clear`): computed once more, and if
+        # they are still missing the run fails naming them, rather than scoring a silent subset
+        lost = [paths[i] for i, k in enumerate(keys) if not cache.contains(FEATURES_NS, k)]
+        fill(lost, [cond], cache, with_features=[frontend], jobs=jobs, backend=backend, scheduler=scheduler,
+             progress=False, on_error="raise")
+        kept = [i for i, k in enumerate(keys) if cache.contains(FEATURES_NS, k)]
+        if len(kept) < len(keys):
+            gone = [paths[i] for i, k in enumerate(keys) if not cache.contains(FEATURES_NS, k)]
+            raise EncodeError(f"{len(gone)} of {len(keys)} clips have no cached features under {cond.name} "
+                              f"({frontend.describe()}) after coding them twice (is another process removing cache "
+                              f"entries, e.g. `codecbench cache gc`?): {', '.join(gone[:5])}"
+                              + (" ..." if len(gone) > 5 else ""))
     return [keys[i] for i in kept], kept
 
 

@@ -18,7 +18,8 @@ from . import codecs
 from .cache import Cache
 from .codecs import parse_condition
 from .datasets import Dataset
-from .encode import fill, load_features
+from .encode import EncodeError, fill, load_features
+from .errors import UsageError
 from .fsutil import file_lock
 from .matrix import Matrix
 from .stats import wilson_interval
@@ -37,6 +38,8 @@ class Result:
     labels: list[int]
     predictions: list[int]
     achieved_kbps: float | None
+    #: Clips of the split left out because their coding failed (only with ``on_error="skip"``).
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -69,7 +72,7 @@ class Evaluator:
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
                  progress: bool | None = None, log=None, frontends=None, share_prefix: bool = True,
-                 precision: str = "auto"):
+                 precision: str = "auto", on_error: str = "raise"):
         from .frontends import BASELINE
 
         self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
@@ -86,6 +89,11 @@ class Evaluator:
         self._prepared: set[str] = set()
         self._kbps: dict[str, float] = {}
         self.counts = {"encoded": 0, "featurised_conditions": 0, "model_loads": 0, "evaluations": 0}
+        if on_error not in ("raise", "skip"):
+            raise UsageError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+        #: "raise": every clip of the split is scored or the evaluation fails naming the missing ones;
+        #: "skip": clips whose coding failed are left out and listed in each result's ``skipped``
+        self.on_error = on_error
 
     def prepare(self, conditions: Iterable) -> None:
         """Code and featurise every clip under every available condition in one parallel fill."""
@@ -98,7 +106,8 @@ class Evaluator:
             self.log(f"codecbench: encoding + featurising {len(self.clips)} clips x {len(conds)} conditions "
                      f"({', '.join(c.name for c in conds)})")
             summary = fill(self.clips, conds, self.cache, with_features=self.frontends, jobs=self.jobs,
-                           backend=self.backend, scheduler=self.scheduler, progress=self.progress)
+                           backend=self.backend, scheduler=self.scheduler, progress=self.progress,
+                           on_error=self.on_error)
         self._prepared.update(c.name for c in conds)
         self._kbps.update(summary.kbps)
         self.counts["encoded"] += summary.misses
@@ -117,8 +126,16 @@ class Evaluator:
             if not ok:
                 raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {why}")
             self.prepare([cond])
-            self._features[key] = load_features(self.clips, cond, self.cache, frontend=frontend, jobs=self.jobs,
-                                                progress=False)
+            x, kept = load_features(self.clips, cond, self.cache, frontend=frontend, jobs=self.jobs,
+                                    progress=False, on_error=self.on_error)
+            if self.on_error == "raise" and len(kept) != len(self.clips):
+                missing = sorted(set(range(len(self.clips))) - set(kept))
+                raise EncodeError(f"{cond.name}: {len(missing)} of {len(self.clips)} clips could not be scored: "
+                                  + ", ".join(self.clips[i].name for i in missing[:5]))
+            # one array serves every model: read-only, so no model can change what the next one sees
+            x.setflags(write=False)
+            check_finite(x, [self.clips[i].name for i in kept], cond.name, frontend)
+            self._features[key] = (x, kept)
             self.counts["featurised_conditions"] += 1
         return self._features[key]
 
@@ -207,11 +224,23 @@ class Evaluator:
         order = scoring.dataset_order(self.dataset.class_names)
         predictions = probabilities[:, order].argmax(axis=1)
         labels = self.labels[kept]
+        skipped = [self.clips[i].name for i in sorted(set(range(len(self.clips))) - set(kept))]
         self._results[(scoring.name, cond.name)] = Result(
             scoring.name, scoring.sha256, cond.name, self.matrix.category_of(cond), len(kept),
             int(np.sum(predictions == labels)), [self.clips[i].name for i in kept], labels.tolist(),
-            predictions.tolist(), self.achieved_kbps(cond))
+            predictions.tolist(), self.achieved_kbps(cond), skipped)
         self.counts["evaluations"] += 1
+
+
+def check_finite(x: np.ndarray, clips: list[str], condition: str, frontend) -> None:
+    """Refuse features with NaN or Inf before any model sees them (a model may map them to ordinary
+    predictions), naming the clips and the front-end."""
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1) if len(x) else np.zeros(0, dtype=bool)
+    if bad.any():
+        names = [c for c, b in zip(clips, bad) if b]
+        raise EncodeError(f"{condition}: front-end {frontend.describe()} gave non-finite features (NaN/Inf) for "
+                          f"{len(names)} of {len(clips)} clips, e.g. {', '.join(names[:3])} (digital silence under "
+                          "a log without offset? give the front-end a log_offset > 0)")
 
 
 def _fits(scoring, sample: np.ndarray, class_names) -> bool:

@@ -27,7 +27,7 @@ def pytest_addoption(parser):
     group = parser.getgroup("codecbench", "codec robustness benchmark (codecbench)")
     for option in OPTIONS.values():
         group.addoption(option.flag, dest=f"codecbench_{option.name}", default=None, help=option.help,
-                        action="append" if option.repeatable else "store")
+                        action="append" if option.repeatable else "store", **option.argparse_extra)
     group.addoption("--plan", dest="codecbench_plan", action="store_true", default=False,
                     help="print the plan (pairs cached/missing, cache growth, free disk, time here) and exit")
     group.addoption("--force", dest="codecbench_force", action="store_true", default=False,

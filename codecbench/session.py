@@ -56,6 +56,11 @@ class BenchmarkSession:
             raise UsageError(f"--matrix: {exc}") from None
         self.zoo = spec.zoo
         self.models = spec.selected_models()
+        for model in self.models:  # before anything is coded: a model that would run code must be allowed to
+            try:
+                self.zoo.check_trust(model)
+            except CodecbenchError as exc:
+                raise UsageError(str(exc)) from None
         self.conditions = spec.selected_conditions()
         try:
             self.dataset = spec.load_dataset()

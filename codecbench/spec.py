@@ -179,6 +179,11 @@ class Option:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def argparse_extra(self) -> dict:
+        """A yes/no option may be given bare (``--trust-code`` means ``--trust-code yes``)."""
+        return {"nargs": "?", "const": "yes"} if self.convert is to_bool else {}
+
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("model", to_names, None, "model name from the zoo (repeatable or comma-separated; default: every model)",
@@ -209,6 +214,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "accelerator if more than one), a count, or names such as /gpu:0,/gpu:1"),
     Option("share_prefix", to_bool, True, "evaluate layers that several models share (same weights) once per "
            "batch: yes (default) or no"),
+    Option("trust_code", to_bool, False, "let models of the model folder run code (Python entry points, Keras Lambda "
+           "layers) without an import by you: yes or no (default: no)"),
     Option("run_id", to_run_id, None, "id of this run's folder under results/runs (default: time + random)"),
 )}
 #: Keys accepted in [tool.codecbench]; run_id comes from the option or $CODECBENCH_RUN_ID only.
@@ -239,6 +246,7 @@ class RunSpec:
     precision: str = "auto"
     share_prefix: bool = True
     devices: str = "auto"
+    trust_code: bool = False
     run_id: str | None = None
     #: The folder of the pyproject.toml the settings came from (or the starting folder).
     project_root: Path = Path(".")
@@ -293,7 +301,7 @@ class RunSpec:
     @functools.cached_property
     def zoo(self):
         from .zoo import Zoo
-        return Zoo(self.model_dir)
+        return Zoo(self.model_dir, trust_code=self.trust_code)
 
     def load_dataset(self, *, allow_partial: bool = False, listing_only: bool = False):
         from .datasets import load_dataset

@@ -85,8 +85,12 @@ def check_name(name: str) -> str:
 
 
 class Zoo:
-    def __init__(self, root: str | Path | None = None):
+    """The models of one folder. ``trust_code`` lets its models run code (Python entry points, Keras Lambda
+    layers) without an import by this user (see :mod:`codecbench.trust`)."""
+
+    def __init__(self, root: str | Path | None = None, *, trust_code: bool = False):
         self.root = resolve_model_dir(root)
+        self.trust_code = trust_code
 
     def __repr__(self) -> str:
         return f"Zoo({str(self.root)!r})"
@@ -119,12 +123,18 @@ class Zoo:
         raise ZooError(f"unknown model {name!r} in {self.root}; available: {available}")
 
     def path(self, name: str) -> Path:
-        """The model's file: ``.keras``, ``.onnx``, or the sidecar of a Python model."""
+        """The model's file: ``.keras``, ``.onnx``, or the sidecar of a Python model. A name maps to exactly one
+        kind: a leftover file of another kind is an error, never silently preferred."""
         resolved = self.resolve(name)
-        for suffix in (".keras", ".onnx"):
-            if (self.root / f"{resolved}{suffix}").is_file():
-                return self.root / f"{resolved}{suffix}"
-        return self.root / f"{resolved}.json"
+        found = [self.root / f"{resolved}{suffix}" for suffix in (".keras", ".onnx")
+                 if (self.root / f"{resolved}{suffix}").is_file()]
+        side = self.root / f"{resolved}.json"
+        declared = _sidecar_kind(side) if side.is_file() else None
+        if len(found) > 1 or (found and declared == "python"):
+            files = [str(p) for p in found] + ([f"{side} (kind python)"] if declared == "python" else [])
+            raise ZooError(f"model {resolved!r} has files of several kinds: {', '.join(files)}; keep one (replace it "
+                           "with import-model --force, which removes the others)")
+        return found[0] if found else side
 
     def kind(self, name: str) -> str:
         suffix = self.path(name).suffix
@@ -142,7 +152,34 @@ class Zoo:
         kind = self.kind(name)
         if kind != "keras":
             raise ModelError(f"model {name!r} is a {kind} model; fine-tuning and segments are Keras-only")
-        return load_model(self.path(name))
+        self.check_file(name)
+        return load_model(self.path(name), trust=self.trust_code)
+
+    def check_trust(self, name: str) -> None:
+        """Refuse a model whose loading would run code the user has not allowed (a Python entry point)."""
+        from . import trust
+        from .models.kinds import ModelError
+
+        if self.kind(name) != "python" or self.trust_code:
+            return
+        meta = self.metadata(name)
+        if not trust.is_trusted(meta):
+            raise ModelError(f"{self.path(name)}: model {self.resolve(name)!r} would run Python code (entry point "
+                             f"{meta.get('entry_point')!r} with arguments {meta.get('kwargs') or {}}); codecbench "
+                             "runs code from a model folder only when you allow it: pass --trust-code (or set "
+                             "trust_code = true in [tool.codecbench]) if you trust this folder, or import the model "
+                             "yourself with `codecbench import-model`")
+
+    def check_file(self, name: str) -> None:
+        """Refuse a model file that is not the one its sidecar describes (replaced under an existing name)."""
+        from .models.kinds import ModelError
+
+        path = self.path(name)
+        recorded = self.metadata(name).get("sha256")
+        if path.suffix in (".keras", ".onnx") and recorded and file_digest(path) != recorded:
+            raise ModelError(f"{path}: model {self.resolve(name)!r} is not the file its sidecar describes (sidecar "
+                             f"sha256 {recorded[:12]}, file {file_digest(path)[:12]}); it was replaced under its "
+                             "name: re-import it with `codecbench import-model --force`")
 
     def scoring(self, name: str):
         """The model as codecbench evaluates it (any kind): a :class:`codecbench.models.kinds.ScoringModel`."""
@@ -155,7 +192,9 @@ class Zoo:
             return kinds.from_keras(resolved, model, meta, self.sha256(resolved))
         meta = self.metadata(resolved)
         if kind == "onnx":
+            self.check_file(resolved)
             return kinds.load_onnx(resolved, self.path(resolved), meta, self.sha256(resolved))
+        self.check_trust(resolved)
         return kinds.load_python(resolved, meta, self.sha256(resolved))
 
     def check_writable(self, names: list[str], overwrite: bool = False) -> None:
@@ -174,7 +213,16 @@ class Zoo:
         check_name(name)
         self.check_writable([name], overwrite)
         remove_stale_temporaries(self.root) if self.root.is_dir() else None
-        return save_model(model, self.root / f"{name}.keras", {**metadata, "name": name})
+        path = save_model(model, self.root / f"{name}.keras", {**metadata, "name": name})
+        self._remove_other_kinds(name, keep=path)
+        return path
+
+    def _remove_other_kinds(self, name: str, keep: Path | None) -> None:
+        """A replaced model's files of another kind go, so the name maps to one set of files."""
+        for suffix in (".keras", ".onnx"):
+            other = self.root / f"{name}{suffix}"
+            if other != keep:
+                other.unlink(missing_ok=True)
 
     def sha256(self, name: str) -> str:
         meta = self.metadata(name)
@@ -198,6 +246,9 @@ class Zoo:
             meta["sha256"] = file_digest(target)
         else:
             target = sidecar_path(self.root / f"{name}.json")
+        # the other kind's files go before the sidecar is written: interrupted in between, the old sidecar no
+        # longer matches the file left (check_file says so) and nothing runs the old network under the new facts
+        self._remove_other_kinds(name, keep=target if source is not None else None)
         atomic_write(sidecar_path(self.root / f"{name}.json"), json.dumps(meta, indent=2, sort_keys=True))
         return target
 

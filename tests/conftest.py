@@ -8,6 +8,12 @@ from codecbench.datasets import synth_scene
 SR = 44100
 
 
+@pytest.fixture(autouse=True)
+def _own_trust_list(tmp_path, monkeypatch):
+    """Models imported by a test are trusted in that test's own list, never in the user's."""
+    monkeypatch.setenv("CODECBENCH_TRUST_FILE", str(tmp_path / "trusted-code.json"))
+
+
 @pytest.fixture
 def cache(tmp_path):
     return Cache(tmp_path / "cache")

@@ -52,6 +52,10 @@ class ScoringModel:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) in the model's class order; a wrong shape or non-finite output is an error."""
+        if self.keras_model is None and self.kind != "onnx":
+            # the evaluator's arrays are read-only and shared by every model; code of the user's own (a PyTorch
+            # model normalising in place, say) gets its own writable copy
+            batch = np.array(batch)
         try:
             scores = self.scorer(batch)
         except ModelError:

@@ -1,0 +1,112 @@
+"""What the evaluator hands to models and what it counts: one read-only array for all, finite features, and
+every clip of the split scored (or the run fails naming the ones that are not)."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from codecbench import encode, evaluation
+from codecbench.cache import Cache
+from codecbench.datasets import load_dataset
+from codecbench.encode import EncodeError
+from codecbench.evaluation import Evaluator
+from codecbench.models.kinds import from_object
+
+
+class MeanEnergy:
+    """A numpy model on 16 kHz waveforms; ``in_place`` normalises its batch in place, as
+    ``torch.from_numpy(batch).sub_(...)`` would."""
+
+    sample_rate = 16000
+
+    def __init__(self, classes, in_place=False):
+        self.class_names = list(classes)
+        self.in_place = in_place
+        self.w = np.random.default_rng(0).standard_normal((2, len(classes)))
+
+    def predict(self, batch):
+        if self.in_place:
+            batch -= 0.5
+            batch *= 1000.0
+        feats = np.stack([np.abs(batch).mean(axis=1), batch.std(axis=1)], axis=1)
+        return np.exp(feats @ self.w) / np.exp(feats @ self.w).sum(axis=1, keepdims=True)
+
+
+def _evaluator(tiny, **kwargs):
+    return Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
+                     log=lambda m: None, **kwargs)
+
+
+def test_a_model_that_writes_its_input_cannot_change_another_models(tiny):
+    classes = tiny["dataset"].class_names
+    alone = _evaluator(tiny).evaluate(from_object(MeanEnergy(classes), name="plain"), "wav")
+    ev = _evaluator(tiny)
+    ev.evaluate(from_object(MeanEnergy(classes, in_place=True), name="writer"), "wav")
+    after = ev.evaluate(from_object(MeanEnergy(classes), name="plain"), "wav")
+    assert after.predictions == alone.predictions
+    x, _ = ev.features("wav")
+    assert not x.flags.writeable  # what Keras and ONNX models get: read-only
+    with pytest.raises(ValueError, match="read-only"):
+        x[0] += 1
+
+
+def test_non_finite_features_are_refused_naming_the_clip_and_front_end(tmp_path):
+    root = tmp_path / "data"
+    for label in ("quiet", "loud"):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            signal = 0.1 * np.sin(np.arange(44100) * 0.05 * (i + 1))
+            if label == "quiet":
+                signal[:22050] = 0.0  # digital silence for half a second: log(0) beside finite values
+            sf.write(root / label / f"{label}{i}.wav", signal, 44100, subtype="PCM_16")
+    dataset = load_dataset(root)
+    from codecbench.matrix import parse_matrix
+
+    matrix = parse_matrix({"categories": {"cat1": {"conditions": ["wav"]}}}, "m.toml")
+
+    class Any:
+        class_names = ["loud", "quiet"]
+        frontend = {"kind": "logmel", "log_offset": 0.0}
+
+        def predict(self, batch):
+            return np.full((len(batch), 2), 0.5)
+
+    ev = Evaluator(dataset, "evaluate", matrix, None, Cache(tmp_path / "c"), jobs=1, log=lambda m: None)
+    with pytest.raises(EncodeError, match=r"wav: front-end .*gave non-finite features .* quiet/quiet"):
+        ev.evaluate(from_object(Any(), name="any"), "wav")
+
+
+def _losing_fill(monkeypatch, cache, times):
+    """After each of the first ``times`` fills, a concurrent `cache gc` removes the features of the first clip
+    it filled (a real entry of the real cache, removed from disk)."""
+    from codecbench.codecs import parse_condition
+    from codecbench.fsutil import file_digest
+
+    real_fill = encode.fill
+    state = {"left": times}
+
+    def fill(clips, conditions, *args, **kwargs):
+        summary = real_fill(clips, conditions, *args, **kwargs)
+        if state["left"] > 0:
+            state["left"] -= 1
+            path = str(getattr(clips[0], "path", clips[0]))
+            key = encode.feature_key(file_digest(path), parse_condition(conditions[0]))
+            cache.path(encode.FEATURES_NS, key).unlink()
+        return summary
+
+    monkeypatch.setattr(encode, "fill", fill)
+    monkeypatch.setattr(evaluation, "fill", fill)
+
+
+def test_entries_lost_mid_run_are_recomputed_or_the_run_fails_naming_them(tiny, tmp_path, monkeypatch):
+    dataset = tiny["dataset"]
+    cache = Cache(tmp_path / "cache")
+    # lost once: computed again, every clip scored
+    _losing_fill(monkeypatch, cache, times=1)
+    ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
+    result = ev.evaluate("base", "mp3@64")
+    assert result.n == len(dataset.clips("evaluate")) and not result.skipped
+    # lost every time: a named failure, never a silent subset
+    _losing_fill(monkeypatch, cache, times=99)
+    ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
+    with pytest.raises(EncodeError, match=r"1 of \d+ clips have no cached features under mp3@32 .*cache gc"):
+        ev.evaluate("base", "mp3@32")

@@ -12,7 +12,7 @@ from typing import Iterable
 def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterable[str] | None = None,
              split: str = "evaluate", matrix: str = "peters", model_dir: str | None = None,
              cache_dir: str | None = None, jobs: int | str | None = None, progress: bool | None = False,
-             precision: str = "auto", share_prefix: bool = True):
+             precision: str = "auto", share_prefix: bool = True, on_error: str = "raise"):
     """Accuracy of every model under every condition, one row each.
 
     Parameters
@@ -21,7 +21,7 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
         Zoo names (from ``model_dir``, default: the packaged demo zoo), :class:`ScoringModel` objects, or plain
         Python objects with ``sample_rate``, ``class_names`` and ``predict(batch) -> (batch, classes)``
         probabilities (or logits, with ``outputs = "logits"``); those get waveforms at their ``sample_rate``.
-    dataset, split, matrix, model_dir, cache_dir, jobs, precision, share_prefix
+    dataset, split, matrix, model_dir, cache_dir, jobs, precision, share_prefix, on_error
         As the command-line options of the same names.
     conditions : iterable of str, optional
         Condition names such as ``"mp3@32"``; default: the matrix's validation conditions.
@@ -41,7 +41,7 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
 
     spec = RunSpec.build({"dataset": dataset, "split": split, "matrix": matrix, "model_dir": model_dir,
                           "cache_dir": cache_dir, "jobs": jobs, "condition": list(conditions) if conditions else None,
-                          "precision": precision, "share_prefix": share_prefix},
+                          "precision": precision, "share_prefix": share_prefix, "on_error": on_error},
                          use_pyproject=False)
     data = spec.load_dataset()
     scoring = []
@@ -58,7 +58,7 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
     evaluator = Evaluator(data, spec.split, spec.matrix_obj, spec.zoo, spec.cache, jobs=spec.jobs,
                           backend=spec.backend, progress=progress, log=lambda message: None,
                           frontends=[m.frontend for m in scoring], share_prefix=spec.share_prefix,
-                          precision=spec.precision)
+                          precision=spec.precision, on_error=spec.on_error)
     evaluator.prepare(conds)
     rows, records = [], {}
     for cond in conds:

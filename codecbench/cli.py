@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", dest="run_id", default=None,
                    help="render exactly this run (default: the latest result of every model and condition)")
 
+    p = sub.add_parser("history", help="check the results history, or rebuild it from the run folders")
+    p.add_argument("action", choices=["check", "rebuild"])
+    _common(p, "results")
+
     p = sub.add_parser("compare", help="compare two runs clip by clip: accuracies, identical predictions, McNemar p")
     p.add_argument("reference", help="results.json (or results folder) of the reference run")
     p.add_argument("candidate", help="results.json (or results folder) of the run to compare")
@@ -651,7 +655,22 @@ def cmd_thresholds(args, spec: RunSpec) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "compare": cmd_compare, "thresholds": cmd_thresholds, "conditions": cmd_conditions, "encode": cmd_encode,
+def cmd_history(args, spec: RunSpec) -> int:
+    from .results import check_history, rebuild_history
+
+    results = spec.results if spec.results.suffix != ".json" else spec.results.parent
+    path = results / "history.sqlite"
+    if args.action == "check":
+        problems = check_history(path)
+        print(f"{path}: " + ("ok" if not problems else "damaged:\n  " + "\n  ".join(problems)))
+        return 0 if not problems else 1
+    aside, runs, count = rebuild_history(results)
+    print(f"{path}: rebuilt from {runs} run folders ({count} results)"
+          + (f"; the old file is {aside}" if aside else ""))
+    return 0
+
+
+COMMANDS = {"report": cmd_report, "history": cmd_history, "compare": cmd_compare, "thresholds": cmd_thresholds, "conditions": cmd_conditions, "encode": cmd_encode,
             "cache": cmd_cache, "bench": cmd_bench, "segments": cmd_segments, "import-model": cmd_import_model,
             "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo, "postfilter": cmd_postfilter}
 

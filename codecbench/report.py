@@ -341,6 +341,12 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
     sig = significance_rows(res)
     sections += ["## Change vs base model (exact McNemar on paired clips; * p < %.2g)" % alpha,
                  significance_markdown(sig, res, alpha)]
+    skipped = [(m, c, len(r.get("skipped") or [])) for (m, c), r in sorted(res.cells.items()) if r.get("skipped")]
+    if skipped:
+        sections += ["## Clips left out (--on-error skip)",
+                     "These results do not cover the whole split: the clips below could not be coded.",
+                     tabulate([[m, c, k, res.get(m, c)["n"]] for m, c, k in skipped],
+                              headers=["model", "condition", "clips left out", "clips scored"], tablefmt="github")]
     facts = codec_facts(res)
     sections += ["## Codec facts (bandwidth: highest 1/3-octave band within 30 dB of the original, pink noise)",
                  tabulate([[r.condition, GAP if pd.isna(r.achieved_kbps) else f"{r.achieved_kbps:.1f}",

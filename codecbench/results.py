@@ -83,31 +83,121 @@ CREATE TABLE IF NOT EXISTS results (run_id TEXT, model TEXT, model_sha256 TEXT, 
 """
 
 
+class HistoryError(ResultsError):
+    """The SQLite history cannot be read or written; the message names it and how to recover. A run's results
+    never depend on it: they are in the run folder first."""
+
+
+def _history_failure(path: Path, exc: BaseException) -> HistoryError:
+    return HistoryError(f"{path}: the results history cannot be used ({type(exc).__name__}: {exc}); every run's "
+                        "results are also in runs/<run id>/ beside it: `codecbench history check` tells what is "
+                        "wrong, `codecbench history rebuild` sets the broken file aside and rebuilds the history "
+                        "from the run folders")
+
+
 def history_connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=60)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.executescript(SCHEMA)
-    columns = {row[1] for row in con.execute("PRAGMA table_info(results)")}
-    if "record" not in columns:  # a history written before per-clip records were kept
-        con.execute("ALTER TABLE results ADD COLUMN record TEXT")
+    """The history for writing (created if missing); a corrupt, locked or unwritable one is a HistoryError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=10)
+        # a rollback journal, not WAL: a reader then opens the file read-only without creating -wal/-shm files
+        # beside it (so a read-only or shared results folder reads), and writers hold the lock only briefly
+        con.execute("PRAGMA journal_mode=DELETE")
+        con.executescript(SCHEMA)
+        columns = {row[1] for row in con.execute("PRAGMA table_info(results)")}
+        if "record" not in columns:  # a history written before per-clip records were kept
+            con.execute("ALTER TABLE results ADD COLUMN record TEXT")
+    except (sqlite3.Error, OSError) as exc:
+        raise _history_failure(path, exc) from None
     return con
 
 
+def history_read(path: Path) -> sqlite3.Connection:
+    """The history opened read-only (a read-only results folder, or a copy on a shared drive, reads too)."""
+    if not Path(path).is_file():
+        raise ResultsError(f"{path}: no results history; run `pytest benchmarks/` first")
+    uri = Path(path).resolve().as_uri()
+    with open(path, "rb") as fh:
+        header = fh.read(20)
+    wal = Path(f"{path}-wal")
+    # a history written in WAL mode by an older codecbench: with nothing pending in its WAL it is read as an
+    # immutable file, which creates no -wal/-shm files beside it
+    mode = "immutable=1" if len(header) == 20 and header[18] == 2 and not (wal.exists() and wal.stat().st_size) \
+        else "mode=ro"
+    try:
+        con = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=10)
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise _history_failure(Path(path), exc) from None
+    return con
+
+
+def _write(path: Path, sql: str, values: tuple) -> None:
+    con = history_connect(path)
+    try:
+        with con:
+            con.execute(sql, values)
+    except sqlite3.Error as exc:
+        raise _history_failure(path, exc) from None
+    finally:
+        con.close()
+
+
 def record_run(path: Path, run_id: str, meta: dict) -> None:
-    with history_connect(path) as con:
-        con.execute("INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?)",
-                    (run_id, meta.get("started"), meta.get("git_commit"), meta.get("dataset", {}).get("name"),
-                     meta.get("dataset", {}).get("fingerprint"), meta.get("dataset", {}).get("split"),
-                     meta.get("matrix", {}).get("name"), json.dumps(meta)))
+    _write(path, "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+           (run_id, meta.get("started"), meta.get("git_commit"), meta.get("dataset", {}).get("name"),
+            meta.get("dataset", {}).get("fingerprint"), meta.get("dataset", {}).get("split"),
+            meta.get("matrix", {}).get("name"), json.dumps(meta)))
 
 
 def record_result(path: Path, run_id: str, r: dict, recorded: str) -> None:
-    with history_connect(path) as con:
-        con.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (run_id, r["model"], r["model_sha256"], r["condition"], r["category"], r["n"], r["correct"],
-                     r["accuracy"], r["ci_low"], r["ci_high"], r["achieved_kbps"], r.get("outcome"), recorded,
-                     json.dumps(r)))
+    _write(path, "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+           (run_id, r["model"], r["model_sha256"], r["condition"], r["category"], r["n"], r["correct"],
+            r["accuracy"], r["ci_low"], r["ci_high"], r["achieved_kbps"], r.get("outcome"), recorded,
+            json.dumps(r)))
+
+
+def check_history(path: Path) -> list[str]:
+    """What is wrong with a history file (empty: nothing)."""
+    try:
+        con = history_read(path)
+        try:
+            problems = [row[0] for row in con.execute("PRAGMA integrity_check")]
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except (ResultsError, sqlite3.Error) as exc:
+        return [str(exc)]
+    problems = [p for p in problems if p != "ok"]
+    return problems + [f"table {t!r} is missing" for t in ("runs", "results") if t not in tables]
+
+
+def rebuild_history(results_dir: Path) -> tuple[Path | None, int, int]:
+    """Set a history aside (renamed ``history.sqlite.broken-<time>``) and record every run folder's meta and
+    items anew; return (where the old one went, runs, results)."""
+    import time
+
+    results_dir = Path(results_dir)
+    path = results_dir / "history.sqlite"
+    aside = None
+    if path.exists():
+        aside = path.with_name(f"history.sqlite.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+        path.replace(aside)
+        for extra in ("-wal", "-shm"):
+            Path(f"{path}{extra}").unlink(missing_ok=True)
+    runs = results = 0
+    for run_dir in sorted((results_dir / "runs").glob("*/")):
+        meta_path = run_dir / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"run_id": run_dir.name}
+        items = read_items(run_dir)
+        if not items:
+            continue
+        record_run(path, run_dir.name, meta)
+        runs += 1
+        for item in items:
+            record_result(path, run_dir.name, item, meta.get("started") or "")
+            results += 1
+    return aside, runs, results
 
 
 def latest_document(path: Path, run_id: str | None = None) -> dict:
@@ -117,9 +207,8 @@ def latest_document(path: Path, run_id: str | None = None) -> dict:
     Each result carries ``run_id``; ``meta`` is the most recent run's, with ``composed_from`` listing the runs
     that contributed (cells from older runs are marked in the report).
     """
-    if not Path(path).is_file():
-        raise ResultsError(f"{path}: no results history; run `pytest benchmarks/` first")
-    with history_connect(Path(path)) as con:
+    con = history_read(Path(path))
+    try:
         runs = con.execute("SELECT run_id, started, dataset_fingerprint, meta FROM runs ORDER BY started, run_id")
         runs = [(rid, started, fp, json.loads(meta)) for rid, started, fp, meta in runs]
         if not runs:
@@ -140,6 +229,10 @@ def latest_document(path: Path, run_id: str | None = None) -> dict:
                                (rid,)).fetchall()
             for model, condition, record in rows:
                 cells[(model, condition)] = {**json.loads(record), "run_id": rid}
+    except sqlite3.Error as exc:
+        raise _history_failure(Path(path), exc) from None
+    finally:
+        con.close()
     used = sorted({r["run_id"] for r in cells.values()}, key=lambda rid: by_id[rid][1] or "")
     return {"format": FORMAT_VERSION, "meta": {**meta, "composed_from": used}, "results": list(cells.values())}
 

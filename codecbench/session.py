@@ -80,6 +80,7 @@ class BenchmarkSession:
         self.run_dir = self.results_dir / "runs" / self.run_id
         self.history = self.results_dir / "history.sqlite"
         self.baseline_match = None
+        self._history_warned = False
         self.baseline = self._load_baseline(spec.baseline) if spec.baseline else None
         self.needed_conditions: list[str] = [c.name for c in self.conditions]
         self._evaluator = None
@@ -144,7 +145,7 @@ class BenchmarkSession:
                                         jobs=self.spec.jobs, backend=self.spec.backend,
                                         scheduler=self.spec.scheduler, log=self.log, progress=None,
                                         frontends=self.frontends(), share_prefix=self.spec.share_prefix,
-                                        precision=self.spec.precision)
+                                        precision=self.spec.precision, on_error=self.spec.on_error)
             self._evaluator.prepare(needed)
             self.record_meta()
         return self._evaluator
@@ -184,6 +185,7 @@ class BenchmarkSession:
                           "baseline_match": (dataclasses.asdict(self.baseline_match) | {"clips": None}
                                              if self.baseline_match else None),
                           "precision": self._resolved_precision(), "share_prefix": self.spec.share_prefix,
+                          "on_error": self.spec.on_error,
                           "libraries": library_versions(), "machine": machine()}
         return self._meta
 
@@ -209,7 +211,18 @@ class BenchmarkSession:
         meta_path = self.run_dir / "meta.json"
         if not meta_path.exists():
             atomic_write(meta_path, json.dumps(self.meta(), indent=1), fsync=False)
-        record_run(self.history, self.run_id, self.meta())
+        self._to_history(record_run, self.history, self.run_id, self.meta())
+
+    def _to_history(self, write, *args) -> None:
+        """Write to the SQLite history; a broken one costs no result (they are in the run folder): one warning."""
+        from .results import HistoryError
+
+        try:
+            write(*args)
+        except HistoryError as exc:
+            if not self._history_warned:
+                self._history_warned = True
+                self.log(f"codecbench: WARNING: {exc}")
 
     def run(self, case: Case):
         """Evaluate, judge and record one case; return ``(record, verdict)``."""
@@ -225,6 +238,9 @@ class BenchmarkSession:
                 pass  # e.g. the condition is unavailable: each case meets that error below, alone
         result = self.evaluator.evaluate(case.model, case.condition)
         record = result.as_record()
+        if record.get("skipped"):
+            self.log(f"codecbench: {case.id}: {len(record['skipped'])} clips skipped (--on-error skip), "
+                     f"scored on {record['n']} of {record['n'] + len(record['skipped'])}")
         threshold = self.thresholds.lookup(case.model, case.condition, case.category) if self.thresholds else None
         baseline = self.baseline.get((result.model, result.condition)) if self.baseline else None
         verdict = judge(record, threshold, baseline, tolerance=self.spec.tolerance, alpha=self.spec.alpha)
@@ -236,5 +252,5 @@ class BenchmarkSession:
         from .provenance import now
         from .results import record_result, write_item
 
-        write_item(self.run_dir, record)
-        record_result(self.history, self.run_id, record, now())
+        write_item(self.run_dir, record)   # the run folder first: it is what results.json is merged from
+        self._to_history(record_result, self.history, self.run_id, record, now())

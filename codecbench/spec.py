@@ -82,6 +82,13 @@ def to_fraction(value, where: str) -> float:
     return x
 
 
+def to_on_error(value, where: str) -> str:
+    text = str(value).strip()
+    if text not in ("raise", "skip"):
+        raise UsageError(f"{where}: expected raise or skip; got {value!r}")
+    return text
+
+
 def to_alpha(value, where: str) -> float:
     x = _number(value, where)
     if not 0.0 < x < 1.0:
@@ -214,6 +221,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "accelerator if more than one), a count, or names such as /gpu:0,/gpu:1"),
     Option("share_prefix", to_bool, True, "evaluate layers that several models share (same weights) once per "
            "batch: yes (default) or no"),
+    Option("on_error", to_on_error, "raise", "a clip that cannot be coded: raise (default: the run fails naming it) "
+           "or skip (left out, listed in the results and the report)"),
     Option("trust_code", to_bool, False, "let models of the model folder run code (Python entry points, Keras Lambda "
            "layers) without an import by you: yes or no (default: no)"),
     Option("run_id", to_run_id, None, "id of this run's folder under results/runs (default: time + random)"),
@@ -246,6 +255,7 @@ class RunSpec:
     precision: str = "auto"
     share_prefix: bool = True
     devices: str = "auto"
+    on_error: str = "raise"
     trust_code: bool = False
     run_id: str | None = None
     #: The folder of the pyproject.toml the settings came from (or the starting folder).

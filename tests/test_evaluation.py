@@ -110,3 +110,21 @@ def test_entries_lost_mid_run_are_recomputed_or_the_run_fails_naming_them(tiny, 
     ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
     with pytest.raises(EncodeError, match=r"1 of \d+ clips have no cached features under mp3@32 .*cache gc"):
         ev.evaluate("base", "mp3@32")
+
+
+def test_skip_mode_scores_the_rest_and_records_what_it_left_out(tiny, tmp_path, monkeypatch):
+    from codecbench.report import render
+    from codecbench.results import write_item, write_run
+
+    cache = Cache(tmp_path / "cache")
+    _losing_fill(monkeypatch, cache, times=99)
+    ev = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None,
+                   on_error="skip")
+    result = ev.evaluate("base", "mp3@32")
+    total = len(tiny["dataset"].clips("evaluate"))
+    assert result.n == total - 1 and len(result.skipped) == 1 and result.skipped[0] not in result.clips
+    run = tmp_path / "runs" / "r"
+    write_item(run, {**result.as_record(), "threshold": None, "outcome": "passed"})
+    write_run(tmp_path, run, {"run_id": "r", "matrix": {"name": "tiny"}})
+    markdown, _ = render(tmp_path, tmp_path / "report", formats=("md",))
+    assert "## Clips left out (--on-error skip)" in markdown and f"| base    | mp3@32      |" in markdown

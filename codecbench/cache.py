@@ -30,6 +30,8 @@ from .fsutil import atomic_write, file_digest  # noqa: F401  (file_digest: part 
 
 #: Format of an entry; entries of another format are ignored (and removed by ``cache gc``).
 MAGIC = b"CBC2"
+#: The header field naming the key an entry was stored under, checked on every read.
+KEY_FIELD = "_key"
 SUFFIX = ".cbc"
 #: The namespaces codecbench writes; nothing else under the root is ever touched.
 NAMESPACES = ("coded", "features", "datasets")
@@ -105,16 +107,27 @@ class Cache:
         if blob[:3] == MAGIC[:3] and blob[:4] != MAGIC:
             return None  # an entry of another cache format: a plain miss, overwritten when recomputed
         try:
-            entry = decode_entry(blob)
+            array, meta = decode_entry(blob)
         except Exception as exc:  # any damage at all: the entry is rebuilt from its source
             self._discard(path, exc)
             return None
+        stored_key = meta.pop(KEY_FIELD, None)
+        if stored_key is None:
+            return None  # written before entries named their key: a plain miss, overwritten when recomputed
+        if stored_key != key:
+            # a valid entry of another key (moved or copied over this one): it would serve another clip's audio
+            self._discard(path, ValueError(f"it holds the entry of key {stored_key[:16]}..., not {key[:16]}..."))
+            return None
         _note_use(path)
-        return entry
+        return array, meta
+
+    def discard(self, namespace: str, key: str, reason: str) -> None:
+        """Remove an entry found damaged by its reader (it does not decode, say); it is recomputed."""
+        self._discard(self.path(namespace, key), ValueError(reason))
 
     @staticmethod
     def _discard(path: Path, exc: BaseException) -> None:
-        warnings.warn(f"cache entry {path} is unreadable ({type(exc).__name__}: {exc}); it will be recomputed",
+        warnings.warn(f"cache entry {path} is damaged ({type(exc).__name__}: {exc}); removed, it will be recomputed",
                       CacheCorruptionWarning, stacklevel=3)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -127,7 +140,7 @@ class Cache:
         path = self.path(namespace, key)
         if path.is_dir():
             shutil.rmtree(path)
-        return atomic_write(path, encode_entry(np.ascontiguousarray(array), meta or {}))
+        return atomic_write(path, encode_entry(np.ascontiguousarray(array), {**(meta or {}), KEY_FIELD: key}))
 
     def entries(self, namespace: str):
         folder = self.root / check_namespace(namespace)

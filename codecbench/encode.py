@@ -114,7 +114,7 @@ def _process_clip(task) -> ClipOutcome:
         try:
             ckey = coded_key(digest, cond)
             fkeys = {feature_key(digest, cond, fe): fe for fe in frontends}
-            coded = None if cond.is_original else load_bitstream(cache, ckey)
+            coded = None if cond.is_original else load_bitstream(cache, ckey, cond)
             # features are only checked for presence here; a damaged one is found (and redone) when read
             todo = {k: fe for k, fe in fkeys.items() if not cache.contains(FEATURES_NS, k)}
             if (cond.is_original or coded is not None) and not todo:
@@ -134,11 +134,19 @@ def _process_clip(task) -> ClipOutcome:
             if cond.is_original:
                 signal = source
             else:
+                signal = None
+                if coded is not None and todo:
+                    signal = decode_cached(cache, ckey, coded)
+                    if signal is None:  # damaged: coded again from the source below
+                        coded = None
+                        if source is None:
+                            source, notes = read_audio(path)
+                            out.notes += notes
                 if coded is None:
                     coded = codecs.encode(source, TARGET_SR, cond)
-                    store_bitstream(cache, ckey, coded, source=Path(path).name)
+                    store_bitstream(cache, ckey, coded, source=Path(path).name, source_sha256=digest)
+                    signal = codecs.decode(coded) if todo else None
                 out.coded[cond.name] = (coded.encoded_bytes, coded.duration_s)
-                signal = codecs.decode(coded) if todo else None
             for fkey, fe in todo.items():
                 cache.store(FEATURES_NS, fkey, fe.stored(signal, TARGET_SR),
                             {"condition": cond.name, "frontend": fe.short_hash, "source": Path(path).name})
@@ -152,12 +160,31 @@ def store_bitstream(cache: Cache, key: str, bitstream: codecs.Bitstream, **extra
     cache.store(CODED_NS, key, np.frombuffer(bitstream.payload, dtype=np.uint8), meta)
 
 
-def load_bitstream(cache: Cache, key: str) -> codecs.Bitstream | None:
+def load_bitstream(cache: Cache, key: str, condition: Condition | None = None) -> codecs.Bitstream | None:
+    """The cached bitstream of ``key``, or None; an entry whose header does not describe a bitstream of
+    ``condition`` is damaged: removed (with a warning naming it) and so recomputed."""
     entry = cache.load(CODED_NS, key)
     if entry is None:
         return None
     payload, meta = entry
-    return codecs.Bitstream.from_header(meta, payload.tobytes())
+    try:
+        bitstream = codecs.Bitstream.from_header(meta, payload.tobytes())
+    except (KeyError, TypeError, ValueError) as exc:
+        cache.discard(CODED_NS, key, f"its header is not a bitstream's ({type(exc).__name__}: {exc})")
+        return None
+    if condition is not None and bitstream.condition != condition.name:
+        cache.discard(CODED_NS, key, f"it holds {bitstream.condition}, not {condition.name}")
+        return None
+    return bitstream
+
+
+def decode_cached(cache: Cache, key: str, bitstream: codecs.Bitstream) -> np.ndarray | None:
+    """Decode a bitstream read from the cache; one that does not decode is removed (None: recompute it)."""
+    try:
+        return codecs.decode(bitstream)
+    except Exception as exc:  # any failure of a cached bitstream is damage: its source can be coded again
+        cache.discard(CODED_NS, key, f"it does not decode ({type(exc).__name__}: {exc})")
+        return None
 
 
 def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, with_features=False,
@@ -226,11 +253,12 @@ def load_coded(path, condition, cache: Cache) -> np.ndarray:
     if cond.is_original:
         return read_audio(path)[0]
     key = coded_key(file_digest(path), cond)
-    bitstream = load_bitstream(cache, key)
-    if bitstream is None:
+    bitstream = load_bitstream(cache, key, cond)
+    signal = decode_cached(cache, key, bitstream) if bitstream is not None else None
+    if signal is None:
         fill([path], [cond], cache, jobs=1, progress=False)
-        bitstream = load_bitstream(cache, key)
-    return codecs.decode(bitstream)
+        signal = codecs.decode(load_bitstream(cache, key, cond))
+    return signal
 
 
 def feature_keys(clips: Sequence, condition, cache: Cache, *, frontend=None, jobs: int | None = None,

@@ -114,3 +114,49 @@ def test_cache_info_shows_bytes_per_entry(cache, wav_folder, capsys):
     assert main(["cache", "info", "--cache-dir", str(cache.root)]) == 0
     out = capsys.readouterr().out
     assert "KiB per entry" in out and "| coded " in out and "| features " in out
+
+
+# --------------------------------------------------------------------------- entries checked against their key
+
+def _coded_path(cache, path, condition):
+    return cache.path(CODED_NS, coded_key(file_digest(path), codecs.parse_condition(condition)))
+
+
+@pytest.mark.parametrize("other", ["another clip", "another condition"])
+def test_a_valid_entry_moved_over_another_key_is_removed_and_recomputed(cache, wav_folder, other):
+    from codecbench.cache import CacheCorruptionWarning
+
+    fill(wav_folder[:2], ["mp3@64", "aac@32"], cache, jobs=1, progress=False)
+    target = _coded_path(cache, wav_folder[0], "aac@32")
+    expected = load_coded(wav_folder[0], "aac@32", cache)
+    source = _coded_path(cache, wav_folder[1], "aac@32") if other == "another clip" else \
+        _coded_path(cache, wav_folder[0], "mp3@64")
+    target.write_bytes(source.read_bytes())
+    with pytest.warns(CacheCorruptionWarning, match=r"is damaged .*holds the entry of key"):
+        again = load_coded(wav_folder[0], "aac@32", cache)
+    np.testing.assert_array_equal(again, expected)
+
+
+def test_a_truncated_or_undecodable_bitstream_is_damage_never_padding(cache, wav_folder):
+    import dataclasses
+
+    from codecbench.cache import CacheCorruptionWarning
+    from codecbench.encode import store_bitstream
+
+    fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
+    key = coded_key(file_digest(wav_folder[0]), codecs.parse_condition("mp3@64"))
+    good = load_bitstream(cache, key)
+    expected = codecs.decode(good)
+    half = len(good.sizes) // 2
+    short = dataclasses.replace(good, sizes=good.sizes[:half], payload=good.payload[:sum(good.sizes[:half])])
+    with pytest.raises(codecs.DecodeError, match="fewer than the"):
+        codecs.decode(short)
+    store_bitstream(cache, key, short)   # a valid checksum over a truncated bitstream
+    with pytest.warns(CacheCorruptionWarning, match=r"does not decode .*fewer than the"):
+        np.testing.assert_array_equal(load_coded(wav_folder[0], "mp3@64", cache), expected)
+    # a header that is not a bitstream's (no decoder configuration), checksum valid
+    meta = {k: v for k, v in good.header().items() if k != "config"}
+    cache.store(CODED_NS, key, np.frombuffer(good.payload, dtype=np.uint8), meta)
+    with pytest.warns(CacheCorruptionWarning, match="not a bitstream's"):
+        np.testing.assert_array_equal(load_coded(wav_folder[0], "mp3@64", cache), expected)
+    assert load_bitstream(cache, key).header() == good.header()

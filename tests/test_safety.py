@@ -131,7 +131,7 @@ def test_damaged_entries_are_reported_removed_and_recomputed(cache, wav_folder, 
         old, new = {"dtype": (b'"|u1"', b'"<x9"'), "metadata": (b'"encoded_bytes": ', b'"encoded_bytes": 1')}[damage]
         assert old in good
         path.write_bytes(good.replace(old, new, 1))
-    with pytest.warns(CacheCorruptionWarning, match="unreadable"):
+    with pytest.warns(CacheCorruptionWarning, match="is damaged"):
         summary = fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
     assert summary.misses == 1 and path.read_bytes() == good
     assert fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False).misses == 0

@@ -390,6 +390,10 @@ class RoundTrip:
 MIN_RATE, MAX_RATE = 8000, 384000
 
 
+class DecodeError(CodecbenchError, RuntimeError):
+    """A bitstream that does not decode to what it was coded from; the message names the condition."""
+
+
 class SignalError(CodecbenchError, ValueError):
     """A signal or sample rate that no codec round trip can take."""
 
@@ -480,6 +484,10 @@ def decode(bitstream: Bitstream) -> np.ndarray:
     else:
         decoded = _decode_packets(b.decoder.split(":", 1)[1], b.codec_sample_rate, b.config, b.packets(),
                                   parse_condition(b.condition))
+    shortfall = b.coded_samples - (len(decoded) - b.skip)
+    if shortfall > b.codec_sample_rate // 1000:  # more than 1 ms missing: a truncated bitstream, never padded
+        raise DecodeError(f"{b.condition}: the bitstream decodes to {len(decoded) - b.skip} samples, "
+                          f"{shortfall} fewer than the {b.coded_samples} it was coded from (truncated or damaged)")
     decoded = _fit_length(decoded[b.skip:], b.coded_samples)
     out = _fit_length(resample(decoded, b.codec_sample_rate, b.sample_rate), b.n_samples)
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -175,16 +175,18 @@ class Cache:
             if ns == "datasets" or not folder.is_dir():
                 continue
             for entry in folder.glob(f"??/*{SUFFIX}"):
-                st = entry.stat()
-                with open(entry, "rb") as fh:
-                    magic = fh.read(4)
+                try:  # another gc or clear may remove the entry first: then it is simply gone
+                    st = entry.stat()
+                    with open(entry, "rb") as fh:
+                        magic = fh.read(4)
+                except FileNotFoundError:
+                    continue
                 kind = "old_format" if ns in LEGACY_NAMESPACES or magic != MAGIC else (
                     "unused" if cutoff is not None and st.st_mtime < cutoff else None)
-                if kind:
-                    entry.unlink()
+                if kind and _unlink(entry):
                     counts[kind] += 1
                     counts["bytes"] += st.st_size
-            for shard in folder.iterdir():
+            for shard in _listing(folder):
                 if shard.is_dir() and len(shard.name) == 2:
                     _rmdir_if_empty(shard)
             _rmdir_if_empty(folder)
@@ -209,22 +211,21 @@ class Cache:
             if not folder.is_dir():
                 continue
             if ns == "datasets":
-                for ds in folder.iterdir():
+                for ds in _listing(folder):
                     if ds.is_dir() and ds.name.startswith("synthetic-"):
-                        shutil.rmtree(ds)
+                        shutil.rmtree(ds, ignore_errors=True)   # another clear may be removing it too
                         removed += 1
                     elif ds.is_file() and ds.name.startswith("synthetic-") and ds.suffix == ".lock":
-                        ds.unlink()
+                        _unlink(ds)
             else:
-                for shard in folder.iterdir():
+                for shard in _listing(folder):
                     if not (shard.is_dir() and len(shard.name) == 2):
                         continue
-                    for entry in shard.iterdir():
+                    for entry in _listing(shard):
                         if entry.is_file() and entry.suffix == SUFFIX:
-                            entry.unlink()
-                            removed += 1
+                            removed += _unlink(entry)
                         elif entry.is_file() and entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                            entry.unlink()
+                            _unlink(entry)
                     _rmdir_if_empty(shard)
             _rmdir_if_empty(folder)
         return removed
@@ -239,6 +240,23 @@ def _note_use(path: Path) -> None:
             os.utime(path)
     except OSError:
         pass
+
+
+def _unlink(path: Path) -> bool:
+    """Remove a file; False if another process removed it first."""
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _listing(folder: Path) -> list[Path]:
+    """A folder's entries, or none if another process removed the folder."""
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []
 
 
 def _rmdir_if_empty(folder: Path) -> None:

@@ -27,7 +27,8 @@ def _common(parser: argparse.ArgumentParser, *names: str) -> None:
 
 
 def _spec(args) -> RunSpec:
-    return RunSpec.build({name: getattr(args, name, None) for name in OPTIONS})
+    flags = {"run_id": "--run"} if args.command == "report" else None
+    return RunSpec.build({name: getattr(args, name, None) for name in OPTIONS}, flags=flags)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,7 +250,10 @@ def cmd_encode(args, spec: RunSpec) -> int:
     from . import codecs
     from .encode import fill
 
-    conds = list(spec.condition) if spec.condition else spec.matrix_obj.all_conditions()
+    # the fine-tuning conditions are coded for the training split only; an evaluation scores the validation ones
+    matrix = spec.matrix_obj
+    conds = list(spec.condition) if spec.condition else (
+        matrix.all_conditions() if spec.split == "train" else matrix.validation)
     usable = []
     for cond in conds:
         ok, why = codecs.availability(cond)
@@ -385,10 +389,37 @@ def _class_map(text: str | None) -> dict:
     from .config import read_toml
 
     path = Path(text)
-    data = json.loads(path.read_text()) if path.suffix == ".json" else read_toml(path, UsageError, "class map")
+    if not path.is_file():
+        raise UsageError(f"--class-map {text}: file not found")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--class-map {text}: not a readable JSON object ({exc})") from None
+    else:
+        data = read_toml(path, UsageError, "class map")
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise UsageError(f"--class-map {text}: expected a table of model class = dataset class")
     return data
+
+
+def _check_onnx_self_contained(name: str, source: Path, meta: dict) -> None:
+    """Refuse an ONNX model that keeps tensors in external data files: only the .onnx file is copied into the
+    zoo, so it must load on its own (it is tried from an empty folder)."""
+    import shutil
+    import tempfile
+
+    from .models import kinds
+
+    with tempfile.TemporaryDirectory(prefix="codecbench-onnx-") as alone:
+        copy = Path(alone) / source.name
+        shutil.copyfile(source, copy)
+        try:
+            kinds.load_onnx(name, copy, meta)
+        except kinds.ModelError:
+            raise UsageError(f"{source}: the ONNX model keeps its weights in external data files beside it, which "
+                             "import-model does not copy; save it as one file (onnx.save_model(model, path, "
+                             "save_as_external_data=False)) and import that") from None
 
 
 def cmd_import_model(args, spec: RunSpec) -> int:
@@ -425,6 +456,7 @@ def cmd_import_model(args, spec: RunSpec) -> int:
             raise UsageError(f"{source}: ONNX file not found")
         meta["source_sha256"] = file_sha256(source)
         kinds.validate(kinds.load_onnx(args.name, source, meta))  # before anything is written
+        _check_onnx_self_contained(args.name, source, meta)
         path = zoo.save_external(args.name, meta, source=source, overwrite=args.force)
     else:
         meta["entry_point"] = args.path
@@ -648,7 +680,10 @@ def cmd_thresholds(args, spec: RunSpec) -> int:
         raise UsageError(f"--margin: expected a number in [0, 1), got {args.margin}")
     text = thresholds_from_results(load_results(spec.results), args.margin)
     if args.out:
-        atomic_write(args.out, text, fsync=False)
+        try:
+            atomic_write(args.out, text, fsync=False)
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: cannot write there ({exc.strerror or exc})") from None
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         print(text)

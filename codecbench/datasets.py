@@ -147,6 +147,8 @@ def load_tau(root: str | os.PathLike, splits=("train", "evaluate"), allow_partia
     labels: set[str] = set()
     listed: dict[str, int] = {}
     for split in splits:
+        if split not in SPLIT_FILES:
+            raise DatasetError(f"{root}: no split {split!r} in the TAU layout; splits: {', '.join(SPLIT_FILES)}")
         file = setup / SPLIT_FILES[split]
         if not file.is_file():
             raise DatasetError(f"{file}: split file not found")
@@ -159,7 +161,8 @@ def load_tau(root: str | os.PathLike, splits=("train", "evaluate"), allow_partia
         if missing and not allow_partial:
             shown = ", ".join(c.key for c in missing[:5])
             raise DatasetError(f"{root}: {len(missing)} of {len(clips)} audio files of split {split!r} are "
-                               f"missing (e.g. {shown}); pass allow_partial=True (--allow-partial) to use the rest")
+                               f"missing (e.g. {shown}); to use the rest pass allow_partial=True (Python) or "
+                               "--allow-partial (codecbench encode); a benchmark scores every clip of its split")
         out[split] = [c for c in clips if c.path.is_file()] if missing else clips
         labels.update(c.label for c in clips if c.label is not None)
         listed[split] = len(clips)
@@ -193,7 +196,7 @@ def load_folder(root: str | os.PathLike, evaluate_fraction: float = 0.3, seed: i
 
 
 def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow_partial: bool = False,
-                 listing_only: bool = False, **synthetic_params) -> Dataset:
+                 listing_only: bool = False, splits: tuple[str, ...] | None = None, **synthetic_params) -> Dataset:
     """``"synthetic"`` (the embedded default), a TAU root, or a folder per class.
 
     Synthetic parameters can ride along in the spec: ``synthetic:train=8,evaluate=4,duration=1,seed=2``.
@@ -209,7 +212,9 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
     if not root.exists():
         raise DatasetError(f"{root}: dataset folder not found (use 'synthetic' for the embedded default)")
     if (root / "evaluation_setup").is_dir():
-        return load_tau(root, allow_partial=allow_partial, listing_only=listing_only)
+        # only the splits asked for need their audio: an evaluation-only download benchmarks
+        return load_tau(root, splits=splits or ("train", "evaluate"), allow_partial=allow_partial,
+                        listing_only=listing_only)
     return load_folder(root)
 
 

@@ -67,8 +67,36 @@ def resolve_devices(value: str | None) -> list[str] | None:
                              f"({', '.join(available)})")
         chosen = available[:count]
     else:
-        chosen = [d.strip() for d in text.split(",") if d.strip()]
+        known = _device_names()
+        chosen, unknown = [], []
+        for name in (d.strip() for d in text.split(",") if d.strip()):
+            short = _short_device_name(name)
+            (chosen.append(known[short]) if short in known else unknown.append(name))
+        if unknown:
+            # an unknown device never hangs training or passes as used: named, with what the backend sees
+            raise UsageError(f"--devices: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a device "
+                             f"of this machine's Keras backend ({keras.backend.backend()}); it sees "
+                             f"{', '.join(sorted(known)) or 'none'}")
+        if len(set(chosen)) != len(chosen):
+            raise UsageError(f"--devices {text}: a device is named twice")
     return chosen if len(chosen) > 1 else None
+
+
+def _short_device_name(name: str) -> str:
+    """``/job:localhost/replica:0/task:0/device:GPU:1``, ``/gpu:1``, ``GPU:1`` -> ``gpu:1``."""
+    return name.strip().rsplit("device:", 1)[-1].lstrip("/").lower()
+
+
+def _device_names() -> dict[str, str]:
+    """Every device the backend sees, short name -> the name the backend takes."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return {_short_device_name(d.name): d.name for d in tf.config.list_logical_devices()}
+    if backend == "jax":
+        import jax
+        return {_short_device_name(str(d)): str(d) for d in jax.devices()}
+    return {}
 
 
 def _all_devices() -> list[str]:

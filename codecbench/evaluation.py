@@ -105,9 +105,17 @@ class Evaluator:
             start = time.perf_counter()
             self.log(f"codecbench: encoding + featurising {len(self.clips)} clips x {len(conds)} conditions "
                      f"({', '.join(c.name for c in conds)})")
+            # one condition's failure must not sink the others: the shared fill goes on past failures, and
+            # each condition meets its own when its features are read (features(), under on_error)
             summary = fill(self.clips, conds, self.cache, with_features=self.frontends, jobs=self.jobs,
                            backend=self.backend, scheduler=self.scheduler, progress=self.progress,
-                           on_error=self.on_error)
+                           on_error="skip")
+        failed: dict[str, list] = {}
+        for path, cond_name, error in summary.failures:
+            failed.setdefault(cond_name, []).append((path, error))
+        for cond_name, items in failed.items():
+            self.log(f"codecbench: {cond_name}: {len(items)} clips could not be coded, e.g. {items[0][0]}: "
+                     f"{items[0][1]}")
         self._prepared.update(c.name for c in conds)
         self._kbps.update(summary.kbps)
         self.counts["encoded"] += summary.misses

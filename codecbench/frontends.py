@@ -148,7 +148,7 @@ def parse_frontend(value) -> FrontEnd:
                 params[key] = raw.lower() == "true"
             elif key in ("normalise",):
                 params[key] = raw
-            elif raw.lower() == "none":
+            elif raw.lower() == "none" and key == "fmax":   # none: half the sample rate; no other key has one
                 params[key] = None
             elif key in ("sample_rate", "n_fft", "hop_length", "n_mels"):
                 params[key] = int(raw)

@@ -86,6 +86,12 @@ def expand_sweep(text: str) -> list[str]:
             lo, hi = float(low), float(high)
         except ValueError:
             raise ValueError(f"sweep {text!r}: expected '<codec>@<low>..<high>' in kbps, e.g. 'mp3@32..320'") from None
+        if lo > hi:
+            raise ValueError(f"sweep {text!r}: the bounds are reversed ({low} > {high}); write "
+                             f"'{codec}@{high}..{low}'")
+        if spec.fixed_kbps is not None:
+            raise ValueError(f"sweep {text!r}: {codec} has one bit rate ({spec.fixed_kbps:g} kbps), nothing to "
+                             f"sweep; name it '{codec}'")
         ladder = spec.rates or tuple(r for r in SWEEP_LADDER if spec.min_kbps <= r <= spec.max_kbps)
         chosen = [r for r in ladder if lo <= r <= hi]
         if not chosen:

@@ -8,19 +8,35 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from typing import Callable, Iterable, Iterator
 
 import joblib
 
+from .errors import CodecbenchError, UsageError
+
 BACKENDS = ("loky", "threading", "sequential")
 
 
+class SchedulerError(CodecbenchError, ConnectionError):
+    """A dask scheduler that cannot be reached; the message names its address."""
+
+
+#: How long a dask scheduler may take to answer before the run is refused.
+SCHEDULER_TIMEOUT_S = 10
+
+
 def resolve_jobs(jobs: int | None) -> int:
-    """``None`` or ``-1`` means every core; anything below 1 is an error."""
+    """``None`` or ``-1`` means every core; more workers than cores are capped (with a warning: they would only
+    compete for the cores and memory); anything below 1 is an error."""
+    cores = os.cpu_count() or 1
     if jobs is None or jobs == -1:
-        return os.cpu_count() or 1
+        return cores
     if jobs < 1:
-        raise ValueError(f"jobs must be a positive number of workers or -1 for all cores, got {jobs}")
+        raise UsageError(f"--jobs: a positive number of workers or -1 for all cores, got {jobs}")
+    if jobs > cores:
+        warnings.warn(f"--jobs {jobs}: capped at {cores}, the cores of this machine", stacklevel=2)
+        return cores
     return jobs
 
 
@@ -35,8 +51,21 @@ def dask_client(scheduler: str, jobs: int):
                 Client(cluster) as client:
             yield client
     else:
-        with Client(scheduler, timeout="30s") as client:
+        try:
+            client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerError(f"--scheduler {scheduler}: no dask scheduler answered within "
+                                 f"{SCHEDULER_TIMEOUT_S} s ({type(exc).__name__}: {exc}); start one there "
+                                 "(`dask scheduler`, then `dask worker ADDRESS`) or use --scheduler local") from None
+        with client:
             yield client
+
+
+def check_scheduler(scheduler: str | None) -> None:
+    """Reach a remote scheduler once, before any work (``local`` and None need nothing)."""
+    if scheduler and scheduler != "local":
+        with dask_client(scheduler, 1):
+            pass
 
 
 def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, backend: str = "loky",
@@ -47,9 +76,9 @@ def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, ba
     through joblib's dask backend; otherwise ``backend`` picks a local joblib backend.
     """
     items = list(items)
-    n_jobs = resolve_jobs(jobs)
     if not items:
         return
+    n_jobs = min(resolve_jobs(jobs), len(items))   # never more workers than work
     if scheduler:
         with dask_client(scheduler, n_jobs) as client, joblib.parallel_config(backend="dask"):
             workers = max(1, len(client.scheduler_info().get("workers", {})))

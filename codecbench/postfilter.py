@@ -24,7 +24,7 @@ from .cache import Cache
 from .datasets import Dataset
 from .errors import CodecbenchError
 from .matrix import Matrix
-from .zoo import Zoo
+from .zoo import Zoo, check_name
 
 
 class PostFilterError(CodecbenchError, ValueError):
@@ -137,7 +137,7 @@ def train_postfilter(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, ca
     config = config or PostFilterConfig()
     source = source or zoo
     parent_name = source.resolve(parent)
-    name = name or f"{parent_name}+postfilter"
+    name = check_name(name or f"{parent_name}+postfilter")   # before training, not at the save after it
     zoo.check_writable([name], overwrite)
     if source.kind(parent_name) != "keras":
         raise PostFilterError(f"model {parent_name!r} is not a Keras model; a post-filter is placed in front of a "

@@ -404,6 +404,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
                             ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long),
                             *((("sweeps", pd.DataFrame(sweep_rows)),) if sweep_rows else ()),
                             *((("postfilter", pd.DataFrame(pf_rows)),) if pf_rows else ())):
-            frame.to_csv(out / f"{name}.csv", index=False, float_format="%.4f")
+            # six significant digits: accuracies keep theirs, small p-values keep their magnitude (1.26e-29)
+            frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
             written.append(out / f"{name}.csv")
     return markdown, written

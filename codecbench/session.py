@@ -32,6 +32,28 @@ class Case:
         return f"{self.model}-{self.condition}"
 
 
+def check_writable(folder: Path, option: str) -> None:
+    """Refuse, with a usage error naming it, a folder that cannot be written or created: a temporary file is
+    made and removed in it, or in its nearest existing parent (nothing is left behind, no folder created)."""
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    why = None
+    if not existing.is_dir():
+        why = f"{existing} is a file, not a folder"
+    else:
+        try:
+            with tempfile.NamedTemporaryFile(dir=existing, prefix=".codecbench-write-check-"):
+                pass
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+    if why:
+        raise UsageError(f"{option} {folder}: cannot write there ({why}); results would be lost after the "
+                         "evaluation: choose a writable folder")
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -62,8 +84,15 @@ class BenchmarkSession:
             except CodecbenchError as exc:
                 raise UsageError(str(exc)) from None
         self.conditions = spec.selected_conditions()
+        from . import codecs
+        from .audio import TARGET_SR
+        for cond in self.conditions:  # a bit rate the codec cannot code at the rate it runs at: refused now
+            try:
+                codecs.check_rate(cond, TARGET_SR)
+            except CodecbenchError as exc:
+                raise UsageError(f"--condition: {exc}") from None
         try:
-            self.dataset = spec.load_dataset()
+            self.dataset = spec.load_dataset(splits=(spec.split,))
             self.dataset.clips(spec.split)
         except DatasetError as exc:
             raise UsageError(f"--dataset/--split: {exc}") from None
@@ -78,6 +107,12 @@ class BenchmarkSession:
             raise UsageError(str(exc)) from None
         self.results_dir = spec.results
         self.run_dir = self.results_dir / "runs" / self.run_id
+        check_writable(self.results_dir, "--results")   # before any work, not after the whole evaluation
+        from .parallel import SchedulerError, check_scheduler
+        try:
+            check_scheduler(spec.scheduler)
+        except SchedulerError as exc:
+            raise UsageError(str(exc)) from None
         self.history = self.results_dir / "history.sqlite"
         self.baseline_match = None
         self._history_warned = False

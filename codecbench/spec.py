@@ -56,6 +56,11 @@ def to_jobs(value, where: str) -> int:
     if jobs < 1 or isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise UsageError(f"{where}: expected a positive whole number of workers, or 'all' (-1) for every core; "
                          f"got {value!r}")
+    cores = os.cpu_count() or 1
+    if jobs > cores:  # more would only compete for the cores and memory
+        import warnings
+        warnings.warn(f"{where} {jobs}: capped at {cores}, the cores of this machine", stacklevel=2)
+        return cores
     return jobs
 
 
@@ -265,8 +270,10 @@ class RunSpec:
 
     @classmethod
     def build(cls, explicit: Mapping[str, Any] | None = None, *, start: str | os.PathLike | None = None,
-              use_pyproject: bool = True, env: Mapping[str, str] | None = None) -> "RunSpec":
-        """Merge ``explicit`` (option values; None = not given) over ``[tool.codecbench]`` over defaults."""
+              use_pyproject: bool = True, env: Mapping[str, str] | None = None,
+              flags: Mapping[str, str] | None = None) -> "RunSpec":
+        """Merge ``explicit`` (option values; None = not given) over ``[tool.codecbench]`` over defaults.
+        ``flags``: the option names a command spells differently (``{"run_id": "--run"}``), for messages."""
         from .config import find_pyproject, load_config
 
         explicit = {k: v for k, v in (explicit or {}).items() if v is not None and k in OPTIONS}
@@ -278,7 +285,7 @@ class RunSpec:
         sources: dict[str, str] = {}
         for name, option in OPTIONS.items():
             if name in explicit:
-                raw, where, source = explicit[name], option.flag, "option"
+                raw, where, source = explicit[name], (flags or {}).get(name, option.flag), "option"
             elif name in table:
                 raw, where, source = table[name], f"{pyproject} [tool.codecbench] {name}", str(pyproject)
             elif name == "run_id" and env.get("CODECBENCH_RUN_ID"):
@@ -313,10 +320,11 @@ class RunSpec:
         from .zoo import Zoo
         return Zoo(self.model_dir, trust_code=self.trust_code)
 
-    def load_dataset(self, *, allow_partial: bool = False, listing_only: bool = False):
+    def load_dataset(self, *, allow_partial: bool = False, listing_only: bool = False,
+                     splits: tuple[str, ...] | None = None):
         from .datasets import load_dataset
         return load_dataset(self.dataset, cache_dir=self.cache.root, allow_partial=allow_partial,
-                            listing_only=listing_only)
+                            listing_only=listing_only, splits=splits)
 
     def selected_conditions(self) -> list:
         """The matrix's validation conditions narrowed by ``condition`` and ``category``; never empty."""

@@ -78,7 +78,13 @@ def is_packaged(folder: Path) -> bool:
         return False
 
 
+#: Longest model name: it becomes file names (<name>.keras, <name>.json) on every file system.
+MAX_NAME = 100
+
+
 def check_name(name: str) -> str:
+    if len(name) > MAX_NAME:
+        raise ZooError(f"model name {name[:20]}... has {len(name)} characters; at most {MAX_NAME}")
     if not _NAME_RE.match(name):
         raise ZooError(f"model name {name!r}: use letters, digits, '_', '-', '.', '@', '+' (e.g. finetuned_seg7)")
     return name

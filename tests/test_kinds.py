@@ -53,23 +53,28 @@ def explode():
 '''
 
 
-def tiny_onnx(path, frames=None, rank4=True):
-    """(N, 128, T, 3) -> mean over time and channels -> linear -> 10 logits, built with the onnx helper API."""
+def tiny_onnx(path, frames=None, rank4=True, batch="n", external=None):
+    """(N, 128, T, 3) -> mean over time and channels -> linear -> 10 logits, built with the onnx helper API
+    (``batch``: a fixed batch size instead of "n"; ``external``: keep the weights in that file beside it)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(1)
     weights = numpy_helper.from_array(rng.standard_normal((128, 10)).astype(np.float32), "w")
     bias = numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "b")
-    shape = ["n", 128, frames or "t", 3] if rank4 else ["n", 128]
+    shape = [batch, 128, frames or "t", 3] if rank4 else [batch, 128]
     nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0) if rank4 else
              helper.make_node("Identity", ["x"], ["m"]),
              helper.make_node("MatMul", ["m", "w"], ["mw"]), helper.make_node("Add", ["mw", "b"], ["logits"])]
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 10])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
                               initializer=[weights, bias])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     onnx.checker.check_model(model)
-    onnx.save(model, path)
+    if external:
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True, location=external,
+                        size_threshold=0)
+    else:
+        onnx.save(model, path)
     return path
 
 
@@ -208,3 +213,28 @@ def test_front_ends_parse_and_share_the_baseline_cache_keys():
         parse_frontend({"kind": "spectrogram"})
     with pytest.raises(FrontEndError, match="expected waveform:<sample rate>"):
         parse_frontend("waveform:fast")
+
+
+def test_an_onnx_model_with_external_data_is_refused_at_import(tmp_path, capsys):
+    (tmp_path / "src").mkdir()
+    model = tiny_onnx(tmp_path / "src" / "net.onnx", external="net.weights")
+    assert (tmp_path / "src" / "net.weights").is_file()
+    zoo = tmp_path / "zoo"
+    assert main(["import-model", str(model), "--name", "net", "--classes", ",".join(SCENES), "--outputs", "logits",
+                 "--model-dir", str(zoo)]) == 2
+    err = capsys.readouterr().err
+    assert "external data files" in err and "net.onnx" in err
+    assert not zoo.exists() or not any(zoo.iterdir())
+
+
+def test_an_onnx_model_with_a_fixed_batch_of_one_runs_clip_by_clip(tmp_path):
+    fixed = tiny_onnx(tmp_path / "one.onnx", batch=1)
+    dynamic = tiny_onnx(tmp_path / "any.onnx")
+    from codecbench.models.kinds import load_onnx
+
+    meta = {"class_names": list(SCENES), "outputs": "logits"}
+    x = np.random.default_rng(0).random((5, 128, 20, 3), dtype=np.float32)
+    np.testing.assert_allclose(load_onnx("one", fixed, meta).predict(x), load_onnx("any", dynamic, meta).predict(x),
+                               rtol=1e-5)
+    with pytest.raises(ModelError, match="fixed batch of 4"):
+        load_onnx("four", tiny_onnx(tmp_path / "four.onnx", batch=4), meta)

@@ -67,7 +67,11 @@ class ScoringModel:
 
     def probabilities(self, scores, n: int) -> np.ndarray:
         """Check raw outputs of ``n`` examples (shape, finite values) and turn logits into probabilities."""
-        scores = np.asarray(scores, dtype=np.float64)
+        try:
+            scores = np.asarray(scores, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ModelError(f"model {self.name!r}: predict returned {type(scores).__name__} "
+                             f"{str(scores)[:40]!r}, expected an array of scores (batch x classes)") from None
         expected = (n, len(self.class_names))
         if scores.shape != expected:
             raise ModelError(f"model {self.name!r}: predict returned shape {scores.shape}, expected {expected} "
@@ -129,13 +133,23 @@ def load_onnx(name: str, path: Path, meta: dict, sha256: str = "") -> ScoringMod
         raise ModelError(f"model {name!r}: an ONNX model needs its class names (import-model --classes)")
     out_name = session.get_outputs()[0].name
     expected_rank = 2 if frontend.kind == "waveform" else 4
+    fixed_batch = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else None
+    if fixed_batch is not None and fixed_batch != 1:
+        raise ModelError(f"model {name!r}: input {spec.name!r} has a fixed batch of {fixed_batch} ({spec.shape}); "
+                         "export it with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={...: {0: "
+                         "'batch'}})) or a batch of 1, which codecbench runs clip by clip")
+
+    def run(batch: np.ndarray):
+        return session.run([out_name], {spec.name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
     def score(batch: np.ndarray):
         if batch.ndim != expected_rank or len(spec.shape) != batch.ndim or any(
                 isinstance(s, int) and s != d for s, d in zip(spec.shape[1:], batch.shape[1:])):
             raise ModelError(f"model {name!r}: input {spec.name!r} has shape {spec.shape}, but its front-end "
                              f"({frontend.describe()}) gives batches of shape {tuple(batch.shape)}")
-        return session.run([out_name], {spec.name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        if fixed_batch == 1:  # a PyTorch export's default: one clip at a time
+            return np.concatenate([run(batch[i:i + 1]) for i in range(len(batch))])
+        return run(batch)
 
     return ScoringModel(name, "onnx", frontend, list(classes), score, _outputs(name, meta), sha256, meta,
                         dict(meta.get("class_map") or {}))
@@ -170,7 +184,12 @@ def from_object(obj, *, name: str | None = None, meta: dict | None = None, sha25
     if frontend is None:
         if not hasattr(obj, "sample_rate"):
             raise ModelError(f"model {name!r}: give it a sample_rate (waveform input) or a frontend")
-        frontend = {"kind": "waveform", "sample_rate": int(obj.sample_rate)}
+        try:
+            rate = int(obj.sample_rate)
+        except (TypeError, ValueError):
+            raise ModelError(f"model {name!r}: sample_rate {obj.sample_rate!r} is not a number of samples per "
+                             "second") from None
+        frontend = {"kind": "waveform", "sample_rate": rate}
     outputs = meta.get("outputs") or getattr(obj, "outputs", "probabilities")
     meta.setdefault("outputs", outputs)
     return ScoringModel(name, meta.get("kind", "python"), parse_frontend(frontend), list(obj.class_names),

@@ -1,8 +1,9 @@
 """The codecbench pytest plugin: hooks and fixtures only.
 
 Registered by the repository's ``conftest.py`` and as the ``pytest11`` entry point ``codecbench``
-(``pytest -p codecbench``). Options are those of :mod:`codecbench.spec` (also settable in
-``[tool.codecbench]``); the work lives in :class:`codecbench.session.BenchmarkSession`. A test
+(``pytest -p codecbench``). Options are those of :mod:`codecbench.spec`, as ``--codecbench-<name>`` (also
+settable in ``[tool.codecbench]``; :mod:`codecbench.aliases` adds the short names for a project that wants
+them); the work lives in :class:`codecbench.session.BenchmarkSession`. A test
 that asks for the ``codecbench_case`` fixture is parametrized over the selected models and
 conditions (ids like ``finetuned_seg7-mp3@32``, markers per category and ``finetune``); the
 ``codecbench_check`` fixture runs a case and fails it on a threshold or a regression.
@@ -23,15 +24,25 @@ RUN_ID = pytest.StashKey[str]()
 PROPERTIES = ("accuracy", "ci_low", "ci_high", "threshold", "n", "p_value", "baseline_accuracy")
 
 
-def pytest_addoption(parser):
+#: Every option the installed plugin registers starts with this, as pytest-benchmark's do: the plugin loads
+#: in every pytest run of an environment where codecbench is installed, and must not claim --model there.
+PREFIX = "--codecbench-"
+PLAN_HELP = "print the plan (pairs cached/missing, cache growth, free disk, time here) and exit"
+FORCE_HELP = "run even if the plan says the cache would outgrow the free disk"
+
+
+def add_options(parser, flag) -> None:
+    """Register the run specification's options (and plan, force) under the names ``flag(name)`` gives."""
     group = parser.getgroup("codecbench", "codec robustness benchmark (codecbench)")
     for option in OPTIONS.values():
-        group.addoption(option.flag, dest=f"codecbench_{option.name}", default=None, help=option.help,
+        group.addoption(flag(option.flag[2:]), dest=f"codecbench_{option.name}", default=None, help=option.help,
                         action="append" if option.repeatable else "store", **option.argparse_extra)
-    group.addoption("--plan", dest="codecbench_plan", action="store_true", default=False,
-                    help="print the plan (pairs cached/missing, cache growth, free disk, time here) and exit")
-    group.addoption("--force", dest="codecbench_force", action="store_true", default=False,
-                    help="run even if the plan says the cache would outgrow the free disk")
+    group.addoption(flag("plan"), dest="codecbench_plan", action="store_true", default=False, help=PLAN_HELP)
+    group.addoption(flag("force"), dest="codecbench_force", action="store_true", default=False, help=FORCE_HELP)
+
+
+def pytest_addoption(parser):
+    add_options(parser, lambda name: PREFIX + name)
 
 
 def _given(config) -> dict:
@@ -41,7 +52,11 @@ def _given(config) -> dict:
 def _spec(config) -> RunSpec:
     if SPEC not in config.stash:
         try:
-            config.stash[SPEC] = RunSpec.build(_given(config), start=config.rootpath)
+            # messages name the options as the user can type them here: short names where the project
+            # loads codecbench.aliases, else the prefixed ones
+            short = config.pluginmanager.hasplugin("codecbench.aliases")
+            flags = None if short else {name: PREFIX + o.flag[2:] for name, o in OPTIONS.items()}
+            config.stash[SPEC] = RunSpec.build(_given(config), start=config.rootpath, flags=flags)
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
     return config.stash[SPEC]

@@ -113,7 +113,7 @@ def test_onnx_and_python_models_run_in_the_benchmark_next_to_keras(zoo_with_kind
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
     result = pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "no:cacheprovider", "--model-dir", str(zoo_with_kinds), "--dataset", tiny["spec"],
+        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(zoo_with_kinds), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--results",
         str(tmp_path / "out"), "--jobs", "1", "--model", "base,tiny_onnx,bands16k", "--condition", "wav,mp3@32",
         timeout=600)

@@ -66,3 +66,22 @@ def test_frames_are_split_from_their_headers_and_garbage_is_refused():
         lame.split_frames(b"RIFF0000WAVE")
     with pytest.raises(lame.LameError, match="ends inside a frame"):
         lame.split_frames(reference.payload[:-5])
+
+
+def test_mp3_is_labelled_by_the_route_that_codes_it_everywhere(tmp_path):
+    """The library named in cache entries, cache keys, sidecars and run metadata is the one that coded it."""
+    from codecbench.cache import Cache
+    from codecbench.encode import CODED_NS, coded_key, fill
+    from codecbench.fsutil import file_digest
+
+    import soundfile as sf
+
+    if not lame.matches_libavcodec():
+        pytest.skip("the system LAME (libmp3lame0) is not installed or does not match libavcodec's bytes")
+    assert codecs.codec_library("mp3@64").startswith("LAME ") and "system libmp3lame" in codecs.codec_library("mp3@64")
+    path = tmp_path / "x.wav"
+    sf.write(path, synth_scene(0, np.random.default_rng(0), 1.0, 44100), 44100)
+    cache = Cache(tmp_path / "c")
+    fill([path], ["mp3@64"], cache, jobs=1, progress=False)
+    _, meta = cache.load(CODED_NS, coded_key(file_digest(path), codecs.parse_condition("mp3@64")))
+    assert meta["backend"] == "lame" and meta["library"] == codecs.codec_library("mp3@64")

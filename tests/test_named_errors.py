@@ -120,7 +120,7 @@ def test_matrix_categories_are_registered_before_their_marks(tiny, pytester, tmp
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
     result = pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "no:cacheprovider", "-W", "error::pytest.PytestUnknownMarkWarning",
+        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "-W", "error::pytest.PytestUnknownMarkWarning",
         "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"], "--cache-dir", str(tiny["cache"].root),
         "--matrix", str(matrix), "--jobs", "1", "--model", "base", "--results", str(tmp_path / "out"), timeout=600)
     result.assert_outcomes(passed=1)

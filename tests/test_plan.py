@@ -52,7 +52,7 @@ def test_the_benchmark_plan_prints_and_runs_nothing(tiny, pytester, tmp_path):
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
     result = pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
+        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
         tiny["spec"], "--cache-dir", str(tmp_path / "fresh-cache"), "--matrix", str(tiny["matrix_path"]),
         "--results", str(tmp_path / "out"), "--plan", timeout=600)
     assert result.ret == 0

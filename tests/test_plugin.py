@@ -20,7 +20,7 @@ def suite(pytester, tiny):
     pytester.makepyfile(test_suite=SUITE)
 
     def run(*args):
-        base = ["-p", "codecbench", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root),
+        base = ["-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root),
                 "--dataset", tiny["spec"], "--cache-dir", str(tiny["cache"].root), "--matrix",
                 str(tiny["matrix_path"]), "--results", str(pytester.path / "reports"), "--jobs", "1"]
         return pytester.runpytest_subprocess(*base, *args, timeout=600)
@@ -131,9 +131,49 @@ def test_settings_come_from_pyproject(pytester, tiny):
         f'model-dir = "{tiny["zoo"].root}"\ndataset = "{tiny["spec"]}"\ncache-dir = "{tiny["cache"].root}"\n'
         f'matrix = "{tiny["matrix_path"]}"\nresults = "out"\nmodel = ["finetuned_seg9"]\ncondition = ["wav"]\n'
         "jobs = 1\n")
-    result = pytester.runpytest_subprocess("-p", "codecbench", "-p", "no:cacheprovider", timeout=600)
+    result = pytester.runpytest_subprocess("-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", timeout=600)
     result.assert_outcomes(passed=1)
     assert (pytester.path / "out" / "results.json").is_file()
     pytester.path.joinpath("pyproject.toml").write_text("[tool.codecbench]\nmodle = 'x'\n")
-    result = pytester.runpytest_subprocess("-p", "codecbench", "-p", "no:cacheprovider", timeout=600)
+    result = pytester.runpytest_subprocess("-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", timeout=600)
     assert "unknown key(s) modle" in result.stdout.str() + result.stderr.str()
+
+
+def test_a_project_that_does_not_use_codecbench_sees_only_prefixed_options(pytester):
+    """Installed, the plugin loads in every pytest run of the environment: it may claim no common name."""
+    import re
+
+    from codecbench.spec import OPTIONS
+
+    pytester.makepyfile(test_other="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "codecbench", "--help", timeout=600)
+    text = result.stdout.str()
+    assert "--codecbench-model" in text and "--codecbench-plan" in text
+    short = {o.flag for o in OPTIONS.values()} | {"--plan", "--force"}
+    offered = set(re.findall(r"(?m)^\s+(--[a-z][a-z-]*)", text))
+    assert not offered & short, sorted(offered & short)
+    result = pytester.runpytest_subprocess("-p", "codecbench", "--codecbench-model", "base", "--codecbench-jobs",
+                                           "x", timeout=600)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "--codecbench-jobs: expected a positive" in \
+        result.stderr.str()
+
+
+def test_the_gate_says_when_a_model_changed_since_the_baseline(tiny, tmp_path):
+    """A different hash behind a name is worth a line even when nothing fails."""
+    from codecbench.session import BenchmarkSession
+    from codecbench.spec import RunSpec
+
+    common = {"dataset": tiny["spec"], "model_dir": str(tiny["zoo"].root), "model": ["base"], "condition": ["wav"],
+              "cache_dir": str(tiny["cache"].root), "jobs": "1", "matrix": str(tiny["matrix_path"])}
+    first = BenchmarkSession(RunSpec.build({**common, "results": str(tmp_path / "a")}, use_pyproject=False),
+                             log=lambda m: None)
+    record, _ = first.run(first.cases()[0])
+    doc = {"format": 1, "meta": {**first.meta(), "models": {"base": "0" * 64}}, "results": [record]}
+    (tmp_path / "base.json").write_text(json.dumps(doc))
+    said = []
+    second = BenchmarkSession(RunSpec.build({**common, "results": str(tmp_path / "b"),
+                                             "baseline": str(tmp_path / "base.json")}, use_pyproject=False),
+                              log=said.append)
+    assert any("model 'base' has changed since the baseline (sha256 000000000000 then" in m for m in said)
+    _, verdict = second.run(second.cases()[0])
+    assert verdict.passed

@@ -8,8 +8,8 @@ import os
 import shutil
 import statistics
 import subprocess
-import time
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -192,9 +192,8 @@ def _matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 def bench_model(batch_sizes=(1, 4, 16), repeats: int = 2) -> dict:
     """Inference clips/s of the paper FCNN, its GFLOP/s against a plain Keras matmul, and feature cost."""
-    from .backend import keras
-
     from . import features
+    from .backend import keras
     from .models import build_fcnn, preset_config
 
     model = build_fcnn(preset_config("paper"))
@@ -232,7 +231,6 @@ def format_model_bench(result: dict) -> str:
 def bench_finetune(steps: int = 2) -> dict:
     """Training-step time of full vs segment-1/7/10 fine-tuning, for the demo and the paper preset."""
     from .backend import keras
-
     from .models import build_fcnn, freeze_except, preset_config
 
     setups = {"demo": {"preset": "small", "shape": (128, 79, 3), "crop": 64, "batch": 32, "epoch_samples": 1800},
@@ -397,7 +395,6 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
     ratio (cache-fed / in-memory) is the figure that carries over (target: >= 0.9 on a CPU, >= 0.8 on a GPU).
     """
     from .backend import keras
-
     from .encode import cached_features
     from .evaluation import predict_stream
     from .models import build_fcnn, preset_config
@@ -493,7 +490,6 @@ def _paper_like_zoo(shape) -> dict:
     """The paper zoo's structure at the paper's size: base, four independently trained full fine-tunings, and ten
     segment-k models that differ from base in segment k only (random weights: the cost does not depend on them)."""
     from .backend import keras
-
     from .models import build_fcnn, derive_segments, preset_config
 
     config = preset_config("paper", shape, 10)
@@ -517,9 +513,7 @@ def _paper_like_zoo(shape) -> dict:
 def bench_prefix(setups=("demo", "paper"), repeats: int = 2) -> dict:
     """Evaluation of a whole zoo with and without prefix sharing (:mod:`codecbench.prefix`), side by side:
     clips/s, FLOPs per clip from the layer shapes, and whether every prediction is identical."""
-    from .backend import keras
-
-    from .backend import quiet_retracing
+    from .backend import keras, quiet_retracing
     from .prefix import SharedPrefixPredictor
     from .zoo import Zoo, packaged_model_dir
 
@@ -581,7 +575,6 @@ def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
     paper FCNN on the device Keras sees, and (``accuracy``) the demo zoo's base and finetuned_full@e10 on the
     embedded default under wav and mp3@32 with both policies, with Wilson intervals and paired agreement."""
     from .backend import keras, with_precision
-
     from .models import build_fcnn, preset_config
 
     cpu_flags = _cpu_flags()

@@ -17,6 +17,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .errors import ArgumentError
+
 __all__ = ["exp", "log", "power", "sin", "cos", "sincos", "tan", "total", "std", "rms_norm", "butter_sos",
            "quantize_pcm", "normal", "poisson", "fft", "ifft", "fftconvolve", "next_pow2"]
 
@@ -66,7 +68,7 @@ def log(x) -> np.ndarray:
     """Natural logarithm elementwise, for positive finite x."""
     x = np.asarray(x, dtype=np.float64)
     if np.any(~(x > 0)) or not np.all(np.isfinite(x)):
-        raise ValueError("bitexact.log: arguments must be positive and finite")
+        raise ArgumentError("bitexact.log: arguments must be positive and finite")
     m, e = np.frexp(x)                       # x = m * 2**e, m in [0.5, 1): exact
     low = m < math.sqrt(0.5)
     m = np.where(low, m * 2.0, m)
@@ -86,7 +88,7 @@ def power(x, y) -> np.ndarray:
 def _reduce(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x = k pi/2 + r with |r| <= pi/4 (about), k as int64."""
     if np.any(np.abs(x) > _K_LIMIT):
-        raise ValueError(f"bitexact: trigonometric argument beyond +-{_K_LIMIT} is not supported")
+        raise ArgumentError(f"bitexact: trigonometric argument beyond +-{_K_LIMIT} is not supported")
     k = np.rint(x * _TWO_OVER_PI)
     r = ((x - k * _PIO2_1) - k * _PIO2_2) - k * _PIO2_3
     return r, k.astype(np.int64)
@@ -145,7 +147,7 @@ def total(x) -> float:
     if x.size == 0:
         return 0.0
     if not np.all(np.isfinite(x)):
-        raise ValueError("bitexact.total: values must be finite")
+        raise ArgumentError("bitexact.total: values must be finite")
     largest = float(np.max(np.abs(x)))
     if largest == 0.0:
         return 0.0
@@ -198,12 +200,12 @@ def butter_sos(order: int, edges, btype: str, sr: float) -> np.ndarray:
     btype, fs=sr, output="sos")`` (pre-warped bilinear transform; the same response to within rounding), for
     an even ``order`` and ``btype`` ``"low"``, ``"high"`` or ``"band"`` (edges in Hz)."""
     if order < 2 or order % 2:
-        raise ValueError(f"bitexact.butter_sos: order must be even and >= 2, got {order}")
+        raise ArgumentError(f"bitexact.butter_sos: order must be even and >= 2, got {order}")
     edges = [float(e) for e in (edges if isinstance(edges, (list, tuple)) else [edges])]
     if btype not in ("low", "high", "band") or len(edges) != (2 if btype == "band" else 1):
-        raise ValueError(f"bitexact.butter_sos: btype {btype!r} with edges {edges}")
+        raise ArgumentError(f"bitexact.butter_sos: btype {btype!r} with edges {edges}")
     if not all(0 < e < sr / 2 for e in edges):
-        raise ValueError(f"bitexact.butter_sos: edges {edges} must lie between 0 and sr/2 = {sr / 2}")
+        raise ArgumentError(f"bitexact.butter_sos: edges {edges} must lie between 0 and sr/2 = {sr / 2}")
     fs2 = 2.0 * sr
     warped = [fs2 * _scalar(tan, math.pi * e / sr) for e in edges]
     # the analog prototype's poles in the upper left quarter (their conjugates complete them)
@@ -259,7 +261,7 @@ def normal(rng: np.random.Generator, size: int) -> np.ndarray:
 def poisson(rng: np.random.Generator, lam: float) -> int:
     """A Poisson count with mean ``lam`` (Knuth's product of uniforms; means above 600 are split in parts)."""
     if not lam >= 0 or not math.isfinite(lam):
-        raise ValueError(f"bitexact.poisson: mean must be finite and >= 0, got {lam}")
+        raise ArgumentError(f"bitexact.poisson: mean must be finite and >= 0, got {lam}")
     parts = max(1, math.ceil(lam / 600))
     limit = float(exp(np.array([-lam / parts]))[0])
     count = 0
@@ -276,7 +278,7 @@ def quantize_pcm(x, bits: int = 24) -> np.ndarray:
     left-aligned the way libsndfile writes them (``PCM_24`` keeps the top 24 bits exactly)."""
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):
-        raise ValueError("bitexact.quantize_pcm: samples must be finite")
+        raise ArgumentError("bitexact.quantize_pcm: samples must be finite")
     full = float(2 ** (bits - 1))
     q = np.clip(np.rint(x * full), -full, full - 1).astype(np.int32)
     return q << (32 - bits)
@@ -303,7 +305,7 @@ def fft(re, im=None) -> tuple[np.ndarray, np.ndarray]:
     re = np.array(re, dtype=np.float64)
     n = re.size
     if n & (n - 1) or n < 2:
-        raise ValueError(f"bitexact.fft: length must be a power of two >= 2, got {n}")
+        raise ArgumentError(f"bitexact.fft: length must be a power of two >= 2, got {n}")
     im = np.zeros(n) if im is None else np.array(im, dtype=np.float64)
     z_re, z_im = np.empty(n), np.empty(n)
     groups, span = n // 2, 1

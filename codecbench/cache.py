@@ -283,12 +283,12 @@ def _digest(header: dict, payload: bytes) -> str:
 
 def decode_entry(blob: bytes) -> tuple[np.ndarray, dict]:
     if blob[:4] != MAGIC:
-        raise ValueError(f"not a {MAGIC.decode()} entry (older format or damaged)")
+        raise CacheError(f"not a {MAGIC.decode()} entry (older format or damaged)")
     (hlen,) = struct.unpack("<I", blob[4:8])
     header = json.loads(blob[8:8 + hlen])
     payload = blob[8 + hlen:]
     digest = header.pop("sha256")
     if _digest(header, payload) != digest:
-        raise ValueError("checksum mismatch")
+        raise CacheError("checksum mismatch")
     array = np.frombuffer(payload, dtype=np.dtype(header["dtype"])).reshape(header["shape"])
     return array, header["meta"]

@@ -12,9 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
+from .cache import NAMESPACES
 from .errors import CodecbenchError, UsageError
 from .schedule import FINETUNE_DEFAULTS, TrainConfig
-from .cache import NAMESPACES
 from .spec import OPTIONS, RunSpec
 
 
@@ -479,7 +479,6 @@ def cmd_import_model(args, spec: RunSpec) -> int:
 
 def cmd_train(args, spec: RunSpec) -> int:
     from .finetune import train_base
-
     from .models import preset_config
     from .plan import training_plan
 
@@ -705,7 +704,8 @@ def cmd_history(args, spec: RunSpec) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "history": cmd_history, "compare": cmd_compare, "thresholds": cmd_thresholds, "conditions": cmd_conditions, "encode": cmd_encode,
+COMMANDS = {"report": cmd_report, "history": cmd_history, "compare": cmd_compare, "thresholds": cmd_thresholds,
+            "conditions": cmd_conditions, "encode": cmd_encode,
             "cache": cmd_cache, "bench": cmd_bench, "segments": cmd_segments, "import-model": cmd_import_model,
             "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo, "postfilter": cmd_postfilter}
 

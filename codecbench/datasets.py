@@ -22,8 +22,8 @@ from .bitexact import quantize_pcm
 from .cache import default_cache_dir
 from .errors import CodecbenchError
 from .fsutil import atomic_write, file_digest, file_lock
-
 from .synth import DEVICES, SCENES  # noqa: E402  (the scene names and recording devices)
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SPLIT_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "test": "fold1_test.csv"}
 
@@ -227,6 +227,7 @@ def _parse_synthetic(text: str) -> dict:
     counts = dict(SYNTHETIC_DEFAULTS["clips_per_class"])
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")
+        known = key in ("train", "evaluate", "duration", "seed")
         try:
             if key in ("train", "evaluate"):
                 counts[key] = int(value)
@@ -234,9 +235,9 @@ def _parse_synthetic(text: str) -> dict:
                 params["duration"] = float(value)
             elif key == "seed":
                 params["seed"] = int(value)
-            else:
-                raise KeyError(key)
-        except (KeyError, ValueError):
+        except ValueError:
+            known = False
+        if not known:
             raise DatasetError(f"dataset spec {text!r}: bad parameter {part!r}; expected "
                                "synthetic:train=N,evaluate=N,duration=SECONDS,seed=N") from None
     if rest:

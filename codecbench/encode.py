@@ -22,7 +22,7 @@ from . import codecs
 from .audio import TARGET_SR, AudioError, read_audio
 from .cache import Cache, make_key
 from .codecs import Condition, parse_condition
-from .errors import CodecbenchError
+from .errors import CodecbenchError, UsageError
 from .fsutil import file_digest
 from .parallel import parallel_map
 
@@ -199,7 +199,7 @@ def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, w
     (stop at the first failure, naming the file) or ``"skip"`` (record it and go on).
     """
     if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        raise UsageError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     cache = cache or Cache()
     conds = [parse_condition(c) for c in conditions]
     if not conds:

@@ -1,7 +1,10 @@
 """The one error base class of codecbench, and the errors every stage shares.
 
 Every error codecbench raises on purpose (bad input, a missing component, an unusable file) is a
-:class:`CodecbenchError`, and its message names the file, key or value at fault. The command
+:class:`CodecbenchError`, and its message names the file, key or value at fault (``tests/test_errors.py``
+walks the package for any other exception raised on purpose). The families: :class:`UsageError` (settings),
+:class:`ArgumentError` (API arguments), :class:`CacheError`, :class:`CheckpointError`, :class:`CodecError`,
+:class:`ModelError`; the stages subclass them (``DatasetError``, ``MatrixError``, ``ZooError``, ...). The command
 line catches this base class only, so a genuine bug still shows its traceback.
 """
 from __future__ import annotations
@@ -21,3 +24,15 @@ class CacheError(CodecbenchError, ValueError):
 
 class CheckpointError(CodecbenchError, ValueError):
     """A model file that cannot be loaded (missing, unknown format, not of the FCNN family, unsafe code)."""
+
+
+class ArgumentError(CodecbenchError, ValueError):
+    """A function of the Python API called with a value it does not take; the message names it."""
+
+
+class CodecError(CodecbenchError, RuntimeError):
+    """A codec that failed on its input, or a bitstream that does not decode; the message names the condition."""
+
+
+class ModelError(CodecbenchError, ValueError):
+    """A model that cannot be used as declared; the message names the model, what was expected and what came."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
+from .errors import ArgumentError
+
 #: The recipe's parameters; part of every feature cache key.
 RECIPE = {"name": "hu2020-logmel-deltas", "version": 2, "sample_rate": 44100, "n_fft": 2048,
           "hop_length": 1024, "n_mels": 128, "fmin": 0.0, "fmax": None, "htk": True, "norm": None,
@@ -66,13 +68,13 @@ def static(signal: np.ndarray, sample_rate: int = 44100) -> np.ndarray:
     """The clip's log-mel, min-max scaled to [0, 1]: float32 (128, frames); what the cache stores."""
     x = np.asarray(signal)
     if x.ndim != 1:
-        raise ValueError(f"expected a mono signal of shape (n,), got {x.shape}")
+        raise ArgumentError(f"expected a mono signal of shape (n,), got {x.shape}")
     if sample_rate != RECIPE["sample_rate"]:
-        raise ValueError(f"the feature recipe expects {RECIPE['sample_rate']} Hz audio, got {sample_rate} Hz; "
+        raise ArgumentError(f"the feature recipe expects {RECIPE['sample_rate']} Hz audio, got {sample_rate} Hz; "
                          "resample first (codecbench.audio.read_audio does)")
     frames = 1 + len(x) // RECIPE["hop_length"]
     if frames < 9:
-        raise ValueError(f"a clip of {len(x)} samples gives {frames} frames; the deltas need at least 9 "
+        raise ArgumentError(f"a clip of {len(x)} samples gives {frames} frames; the deltas need at least 9 "
                          f"(>= {8 * RECIPE['hop_length']} samples)")
     return minmax_scale(log_mel(x, sample_rate)).astype(np.float32)
 

@@ -14,18 +14,18 @@ import time
 import warnings
 from typing import Sequence
 
-from .backend import keras
 import numpy as np
 
 from . import codecs
+from .backend import keras
 from .cache import Cache
 from .codecs import parse_condition
 from .datasets import Dataset
+from .distribute import resolve_precision
 from .encode import CachedFeatures, cached_features
 from .errors import CodecbenchError
 from .features import RECIPE
 from .matrix import Matrix
-from .distribute import resolve_precision
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
 from .schedule import SEGMENT_LEARNING_RATES

@@ -78,30 +78,30 @@ def expand_sweep(text: str) -> list[str]:
     if not at or (".." not in rates and "," not in rates):
         return [text]
     if codec not in CODECS:
-        raise ValueError(f"sweep {text!r}: unknown codec {codec!r}; known codecs: {', '.join(CODECS)}")
+        raise MatrixError(f"sweep {text!r}: unknown codec {codec!r}; known codecs: {', '.join(CODECS)}")
     spec = CODECS[codec]
     if ".." in rates:
         low, _, high = rates.partition("..")
         try:
             lo, hi = float(low), float(high)
         except ValueError:
-            raise ValueError(f"sweep {text!r}: expected '<codec>@<low>..<high>' in kbps, e.g. 'mp3@32..320'") from None
+            raise MatrixError(f"sweep {text!r}: expected '<codec>@<low>..<high>' in kbps, e.g. 'mp3@32..320'") from None
         if lo > hi:
-            raise ValueError(f"sweep {text!r}: the bounds are reversed ({low} > {high}); write "
+            raise MatrixError(f"sweep {text!r}: the bounds are reversed ({low} > {high}); write "
                              f"'{codec}@{high}..{low}'")
         if spec.fixed_kbps is not None:
-            raise ValueError(f"sweep {text!r}: {codec} has one bit rate ({spec.fixed_kbps:g} kbps), nothing to "
+            raise MatrixError(f"sweep {text!r}: {codec} has one bit rate ({spec.fixed_kbps:g} kbps), nothing to "
                              f"sweep; name it '{codec}'")
         ladder = spec.rates or tuple(r for r in SWEEP_LADDER if spec.min_kbps <= r <= spec.max_kbps)
         chosen = [r for r in ladder if lo <= r <= hi]
         if not chosen:
-            raise ValueError(f"sweep {text!r}: no rate of {codec} lies in {low}..{high} kbps "
+            raise MatrixError(f"sweep {text!r}: no rate of {codec} lies in {low}..{high} kbps "
                              f"(its rates: {', '.join(f'{r:g}' for r in ladder)})")
     else:
         try:
             chosen = [float(r) for r in rates.split(",") if r.strip()]
         except ValueError:
-            raise ValueError(f"sweep {text!r}: expected '<codec>@<kbps>,<kbps>,...', e.g. 'opus@12,24,48'") from None
+            raise MatrixError(f"sweep {text!r}: expected '<codec>@<kbps>,<kbps>,...', e.g. 'opus@12,24,48'") from None
     return [f"{codec}@{r:g}" for r in chosen]
 
 

@@ -86,7 +86,7 @@ def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, ba
                 joblib.delayed(func)(item) for item in items)
         return
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or a dask scheduler")
+        raise UsageError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or a dask scheduler")
     if backend == "sequential" or n_jobs == 1 or len(items) == 1:
         yield from map(func, items)
         return

@@ -221,7 +221,6 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     of ``config`` (an :class:`~codecbench.models.FCNNConfig`) on the device Keras sees, from a few steps on random
     input."""
     from .backend import keras
-
     from .models import build_fcnn
 
     model = build_fcnn(config)

@@ -7,7 +7,6 @@ import platform
 import subprocess
 from importlib import metadata
 
-
 #: Python distributions whose version can change a result's bytes or numbers.
 DISTRIBUTIONS = ("codecbench", "numpy", "scipy", "soxr", "librosa", "av", "keras", "tensorflow", "tensorflow-cpu",
                  "jax", "soundfile", "joblib", "pandas", "onnxruntime")
@@ -41,8 +40,8 @@ def library_versions() -> dict[str, str]:
 def blas_in_use() -> dict[str, str]:
     """The BLAS library numpy calls, its version and the kernel it picked for this CPU (via threadpoolctl)."""
     try:
-        from threadpoolctl import threadpool_info
         import numpy  # noqa: F401  (loads its BLAS so threadpoolctl can see it)
+        from threadpoolctl import threadpool_info
     except ImportError:
         return {}
     for pool in threadpool_info():

@@ -169,7 +169,6 @@ class BenchmarkSession:
         if self._evaluator is None:
             from . import codecs
             from .evaluation import Evaluator
-
             from .plan import new_plan, plan_fill
 
             needed = [c for c in self.needed_conditions if codecs.availability(c)[0]]

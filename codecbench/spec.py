@@ -19,7 +19,6 @@ from typing import Any, Callable, Mapping
 
 from .errors import UsageError
 
-
 # --------------------------------------------------------------------------- converters
 # Each takes the raw value and a label saying where it came from, and returns the typed value.
 

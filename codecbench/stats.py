@@ -6,6 +6,8 @@ import math
 import numpy as np
 from scipy.stats import binom
 
+from .errors import ArgumentError
+
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion; ``(0, 1)`` for ``n == 0``."""
@@ -28,7 +30,7 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, 
     """
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     if a.shape != b.shape:
-        raise ValueError(f"paired predictions need equal lengths, got {a.shape} and {b.shape}")
+        raise ArgumentError(f"paired predictions need equal lengths, got {a.shape} and {b.shape}")
     a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
     n = a_only + b_only
     if n == 0:
@@ -45,8 +47,9 @@ def paired_comparison(reference: dict, candidate: dict) -> dict:
     """
     for side, rec in (("reference", reference), ("candidate", candidate)):
         if len(set(rec["clips"])) != len(rec["clips"]):
-            raise ValueError(f"the {side} result of {rec.get('model')} on {rec.get('condition')} lists a clip twice; "
-                             "clips are paired by their path relative to the dataset root, which must be unique")
+            raise ArgumentError(f"the {side} result of {rec.get('model')} on {rec.get('condition')} lists a clip "
+                                "twice; clips are paired by their path relative to the dataset root, which must be "
+                                "unique")
     ref = dict(zip(reference["clips"], (np.array(reference["predictions"]) == np.array(reference["labels"])).tolist()))
     shared = [i for i, clip in enumerate(candidate["clips"]) if clip in ref]
     new = (np.array(candidate["predictions"]) == np.array(candidate["labels"]))[shared]

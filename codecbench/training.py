@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from .backend import keras
 import numpy as np
 
+from .backend import keras
 from .models.segments import freeze_except
 from .schedule import FINETUNE_DEFAULTS, TrainConfig  # noqa: F401  (re-exported)
 

@@ -272,7 +272,8 @@ class Zoo:
             except CodecbenchError:
                 frontend = "invalid"
             out.append({"name": name + (f" (= {reverse[name]})" if name in reverse else ""), "kind": self.kind(name),
-                        "front-end": frontend, "strategy": meta.get("strategy", "?"), "parent": meta.get("parent") or "-",
+                        "front-end": frontend, "strategy": meta.get("strategy", "?"),
+                        "parent": meta.get("parent") or "-",
                         "epochs": meta.get("epochs", "-"), "params": meta.get("params", "?"),
                         "dataset": meta.get("dataset", {}).get("name", "-"),
                         "skipped conditions": ",".join(meta.get("finetune_conditions_skipped", [])) or "-"})

@@ -11,6 +11,8 @@ from codecbench.errors import UsageError
 from codecbench.parallel import SchedulerError, check_scheduler, parallel_map
 from codecbench.spec import RunSpec
 
+from .plugin_args import PLUGIN_ARGS
+
 pytest_plugins = ["pytester"]
 
 
@@ -47,7 +49,7 @@ def _suite(pytester, tiny, *extra):
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
     return pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
+        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--jobs", "1",
         "--model", "base", *extra, timeout=600)
 
@@ -69,7 +71,7 @@ def test_a_bit_rate_the_codec_cannot_code_at_the_dataset_rate_is_refused_at_vali
     matrix = tmp_path / "m.toml"
     matrix.write_text('[categories.cat1]\nconditions = ["wav", "he-aac@8"]\n')
     result = pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
+        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
         tiny["spec"], "--cache-dir", str(tiny["cache"].root), "--matrix", str(matrix), "--jobs", "1",
         "--model", "base", "--results", str(tmp_path / "out"), timeout=600)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -3,10 +3,9 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from codecbench.cache import Cache, CacheCorruptionWarning, make_key
-from codecbench.encode import CODED_NS, coded_key, fill
-from codecbench.cache import file_digest
+from codecbench.cache import Cache, CacheCorruptionWarning, file_digest, make_key
 from codecbench.codecs import parse_condition
+from codecbench.encode import CODED_NS, coded_key, fill
 
 
 def test_store_and_load_roundtrip(cache):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecbench.cache import Cache
-from codecbench.encode import EncodeError, fill, load_features, load_coded
-from codecbench.codecs import CodecUnavailable, roundtrip
 from codecbench.audio import read_audio
+from codecbench.cache import Cache
+from codecbench.codecs import CodecUnavailable, roundtrip
+from codecbench.encode import EncodeError, fill, load_coded, load_features
 from codecbench.features import n_frames
 
 SR = 44100

@@ -8,6 +8,8 @@ import pytest
 from codecbench.cli import main
 from codecbench.results import HistoryError, latest_document, record_result
 
+from .plugin_args import PLUGIN_ARGS
+
 pytest_plugins = ["pytester"]
 
 
@@ -15,7 +17,7 @@ def _suite(pytester, tiny, results, *extra):
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
     return pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
+        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--results", str(results),
         "--jobs", "1", "--model", "base", "--condition", "wav,mp3@64", *extra, timeout=600)
 

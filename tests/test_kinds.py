@@ -11,6 +11,8 @@ from codecbench.frontends import BASELINE, FrontEndError, parse_frontend
 from codecbench.models.kinds import ModelError, from_object
 from codecbench.zoo import Zoo
 
+from .plugin_args import PLUGIN_ARGS
+
 onnx = pytest.importorskip("onnx", reason="the onnx package (pip install onnx) is needed to build the test model")
 pytest.importorskip("onnxruntime", reason="onnxruntime (pip install 'codecbench[onnx]') is not installed")
 pytest_plugins = ["pytester"]
@@ -113,7 +115,7 @@ def test_onnx_and_python_models_run_in_the_benchmark_next_to_keras(zoo_with_kind
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
     result = pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(zoo_with_kinds), "--dataset", tiny["spec"],
+        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(zoo_with_kinds), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--results",
         str(tmp_path / "out"), "--jobs", "1", "--model", "base,tiny_onnx,bands16k", "--condition", "wav,mp3@32",
         timeout=600)
@@ -123,7 +125,8 @@ def test_onnx_and_python_models_run_in_the_benchmark_next_to_keras(zoo_with_kind
     assert set(cells) == {(m, c) for m in ("base", "tiny_onnx", "bands16k") for c in ("wav", "mp3@32")}
 
     # the Python API gives the same numbers, clip by clip
-    frame = codecbench.evaluate(["tiny_onnx", "bands16k", "base"], dataset=tiny["spec"], matrix=str(tiny["matrix_path"]),
+    frame = codecbench.evaluate(["tiny_onnx", "bands16k", "base"], dataset=tiny["spec"],
+                                matrix=str(tiny["matrix_path"]),
                                 conditions=["wav", "mp3@32"], model_dir=str(zoo_with_kinds),
                                 cache_dir=str(tiny["cache"].root), jobs=1)
     assert len(frame) == 6 and set(frame.columns) >= {"model", "condition", "accuracy", "ci_low", "ci_high", "n"}

@@ -70,11 +70,11 @@ def test_frames_are_split_from_their_headers_and_garbage_is_refused():
 
 def test_mp3_is_labelled_by_the_route_that_codes_it_everywhere(tmp_path):
     """The library named in cache entries, cache keys, sidecars and run metadata is the one that coded it."""
+    import soundfile as sf
+
     from codecbench.cache import Cache
     from codecbench.encode import CODED_NS, coded_key, fill
     from codecbench.fsutil import file_digest
-
-    import soundfile as sf
 
     if not lame.matches_libavcodec():
         pytest.skip("the system LAME (libmp3lame0) is not installed or does not match libavcodec's bytes")

@@ -6,8 +6,16 @@ import keras
 import numpy as np
 import pytest
 
-from codecbench.models import (CheckpointError, build_fcnn, derive_segments, freeze_except, load_model,
-                               parse_segments, preset_config, save_model)
+from codecbench.models import (
+    CheckpointError,
+    build_fcnn,
+    derive_segments,
+    freeze_except,
+    load_model,
+    parse_segments,
+    preset_config,
+    save_model,
+)
 from codecbench.models.legacy import load_legacy_hdf5
 
 CHECKPOINT = Path(__file__).resolve().parent / "data" / "models" / "smallfcnn-model-0.9618.hdf5"

@@ -1,6 +1,5 @@
 """Bad input anywhere is a named error (file, key or value in the message), never a traceback; and the small
 inconsistencies found on real audio stay fixed."""
-import json
 import threading
 
 import numpy as np
@@ -12,6 +11,8 @@ from codecbench.frontends import FrontEndError, parse_frontend
 from codecbench.matrix import expand_sweep
 from codecbench.models.kinds import ModelError, from_object
 from codecbench.zoo import ZooError, check_name
+
+from .plugin_args import PLUGIN_ARGS
 
 pytest_plugins = ["pytester"]
 
@@ -120,7 +121,7 @@ def test_matrix_categories_are_registered_before_their_marks(tiny, pytester, tmp
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
     result = pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "-W", "error::pytest.PytestUnknownMarkWarning",
+        *PLUGIN_ARGS, "-p", "no:cacheprovider", "-W", "error::pytest.PytestUnknownMarkWarning",
         "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"], "--cache-dir", str(tiny["cache"].root),
         "--matrix", str(matrix), "--jobs", "1", "--model", "base", "--results", str(tmp_path / "out"), timeout=600)
     result.assert_outcomes(passed=1)

@@ -3,6 +3,8 @@
 from codecbench import plan as plan_module
 from codecbench.cli import main
 
+from .plugin_args import PLUGIN_ARGS
+
 TAU_SPLITS = __import__("pathlib").Path(__file__).resolve().parent / "data" / "tau2020-mobile"
 
 
@@ -52,7 +54,7 @@ def test_the_benchmark_plan_prints_and_runs_nothing(tiny, pytester, tmp_path):
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
     result = pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
+        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
         tiny["spec"], "--cache-dir", str(tmp_path / "fresh-cache"), "--matrix", str(tiny["matrix_path"]),
         "--results", str(tmp_path / "out"), "--plan", timeout=600)
     assert result.ret == 0

@@ -7,6 +7,8 @@ import pytest
 
 from codecbench.evaluation import Evaluator
 
+from .plugin_args import PLUGIN_ARGS
+
 pytest_plugins = ["pytester"]
 
 SUITE = """
@@ -20,7 +22,7 @@ def suite(pytester, tiny):
     pytester.makepyfile(test_suite=SUITE)
 
     def run(*args):
-        base = ["-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root),
+        base = [*PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root),
                 "--dataset", tiny["spec"], "--cache-dir", str(tiny["cache"].root), "--matrix",
                 str(tiny["matrix_path"]), "--results", str(pytester.path / "reports"), "--jobs", "1"]
         return pytester.runpytest_subprocess(*base, *args, timeout=600)
@@ -131,11 +133,11 @@ def test_settings_come_from_pyproject(pytester, tiny):
         f'model-dir = "{tiny["zoo"].root}"\ndataset = "{tiny["spec"]}"\ncache-dir = "{tiny["cache"].root}"\n'
         f'matrix = "{tiny["matrix_path"]}"\nresults = "out"\nmodel = ["finetuned_seg9"]\ncondition = ["wav"]\n'
         "jobs = 1\n")
-    result = pytester.runpytest_subprocess("-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", timeout=600)
+    result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", timeout=600)
     result.assert_outcomes(passed=1)
     assert (pytester.path / "out" / "results.json").is_file()
     pytester.path.joinpath("pyproject.toml").write_text("[tool.codecbench]\nmodle = 'x'\n")
-    result = pytester.runpytest_subprocess("-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", timeout=600)
+    result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", timeout=600)
     assert "unknown key(s) modle" in result.stdout.str() + result.stderr.str()
 
 

@@ -11,6 +11,8 @@ import pytest
 from codecbench.postfilter import PostFilterConfig, PostFilterError, build_postfilter, pair_indices, train_postfilter
 from codecbench.zoo import Zoo
 
+from .plugin_args import PLUGIN_ARGS
+
 pytest_plugins = ["pytester"]
 
 SUITE = """
@@ -71,7 +73,7 @@ def test_benchmarked_like_any_model_with_its_cost_in_results_and_report(pf_zoo, 
     zoo, name = pf_zoo
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess(
-        "-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(zoo.root), "--dataset", tiny["spec"],
+        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(zoo.root), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--results",
         str(pytester.path / "reports"), "--jobs", "1", timeout=600)
     result.assert_outcomes(passed=8)

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from codecbench.cli import main
-from codecbench.errors import CheckpointError
+from codecbench.errors import CheckpointError, UsageError
 from codecbench.models.kinds import ModelError
 from codecbench.spec import RunSpec
-from codecbench.errors import UsageError
 from codecbench.zoo import Zoo, ZooError
+
+from .plugin_args import PLUGIN_ARGS
 
 pytest_plugins = ["pytester"]
 
@@ -61,7 +62,7 @@ def test_a_python_sidecar_from_a_model_folder_runs_no_code(folder, tiny, tmp_pat
     _sidecar(folder, "evil", entry_point="os:system", kwargs={"command": f"touch {marker}"})
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    args = ["-p", "codecbench", "-p", "codecbench.aliases", "-p", "no:cacheprovider", "--model-dir", str(folder), "--dataset", tiny["spec"],
+    args = [*PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(folder), "--dataset", tiny["spec"],
             "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--condition", "wav",
             "--results", str(tmp_path / "out"), "--jobs", "1"]
     result = pytester.runpytest_subprocess(*args, timeout=600)

@@ -11,8 +11,8 @@ in-process libfdk-aac, PyAV's FFmpeg with ``libfdk_aac``, an ``ffmpeg`` on PATH 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import fractions
+import functools
 import os
 import re
 import shutil
@@ -24,7 +24,7 @@ import av
 import numpy as np
 import soxr
 
-from ..errors import CodecbenchError, UsageError
+from ..errors import CodecbenchError, CodecError, UsageError
 
 #: Bumped whenever a change here alters decoded samples, so cached entries are recomputed.
 ROUNDTRIP_VERSION = 2
@@ -394,7 +394,7 @@ class RoundTrip:
 MIN_RATE, MAX_RATE = 8000, 384000
 
 
-class DecodeError(CodecbenchError, RuntimeError):
+class DecodeError(CodecError):
     """A bitstream that does not decode to what it was coded from; the message names the condition."""
 
 
@@ -589,7 +589,7 @@ def _sbc_filter_delay(first_packet: bytes) -> int:
     bit rate, so it is read from the first frame (syncword 0x9C, bit 0 of byte 1).
     """
     if len(first_packet) < 2 or first_packet[0] != 0x9C:
-        raise RuntimeError("unexpected SBC frame header from the encoder")
+        raise CodecError("sbc: unexpected SBC frame header from the encoder")
     subbands = 8 if first_packet[1] & 0x01 else 4
     return 9 * subbands + 1
 
@@ -597,7 +597,8 @@ def _sbc_filter_delay(first_packet: bytes) -> int:
 def _bitstream(cond: Condition, backend: str, decoder: str, sr: int, codec_sr: int, n: int, coded: int,
                packets: list[bytes], config: bytes, skip: int, encoded_bytes: int | None = None) -> Bitstream:
     return Bitstream(cond.name, backend, decoder, sr, codec_sr, n, coded, b"".join(packets), [len(p) for p in packets],
-                     bytes(config or b""), int(skip), sum(map(len, packets)) if encoded_bytes is None else encoded_bytes)
+                     bytes(config or b""), int(skip),
+                     sum(map(len, packets)) if encoded_bytes is None else encoded_bytes)
 
 
 def _encode_pyav(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bitstream:
@@ -632,7 +633,7 @@ def _encode_pyav(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int)
     frame.time_base = fractions.Fraction(1, codec_sr)
     packets = [*encoder.encode(frame), *encoder.encode(None)]
     if not packets:
-        raise RuntimeError(f"{cond.name}: the encoder produced no packets")
+        raise CodecError(f"{cond.name}: the encoder produced no packets")
     # Priming: the encoder reports it as a negative first pts (and LAME also as skip-samples side
     # data, which we do not keep: dropping those samples ourselves is the same operation); Opus
     # carries it as pre-skip in its header, which its decoder applies itself. SBC reports none,
@@ -734,7 +735,7 @@ def _encode_external(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: 
                    "-o", dst, src]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"{cond.name}: {tool} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+            raise CodecError(f"{cond.name}: {tool} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
         payload = open(dst, "rb").read()
     _, nbytes = _decode_container(payload)
     return _bitstream(cond, tool, "container", sr, codec_sr, n, len(x), [payload], b"", 0, nbytes)

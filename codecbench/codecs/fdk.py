@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from ..errors import CodecError
+
 #: Audio object types (MPEG-4) of the conditions this backend codes.
 AOT = {"he-aac": 5, "aac-ld": 23, "aac-eld": 39}
 #: Upper bit rates codecbench offers per codec (kbps, mono), below the library's own ceiling:
@@ -45,7 +47,7 @@ ENCODER_ERRORS = {
 }
 
 
-class FdkError(RuntimeError):
+class FdkError(CodecError):
     """libfdk-aac reported an error; the message says which call and what the code means."""
 
 

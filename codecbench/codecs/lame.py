@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from ..errors import CodecError
+
 #: LAME's mode for one channel, and its default ("-q 3") algorithm quality, which libavcodec leaves in place
 _MONO = 3
 _QUALITY = 3
@@ -32,7 +34,7 @@ _BITRATES = {1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 32
 _RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
-class LameError(RuntimeError):
+class LameError(CodecError):
     """LAME refused a setting or failed to encode; the message says which call."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..backend import keras
+from ..errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ PRESET_FILTERS = {"paper": (48, 96, 192), "small": (4, 8, 16)}
 def preset_config(preset: str = "paper", input_shape=(128, 423, 3), n_classes: int = 10) -> FCNNConfig:
     """``paper``: the baseline (11,786,711 parameters for 10 classes on (128, 423, 3)); ``small``: for CPUs."""
     if preset not in PRESET_FILTERS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESET_FILTERS)}")
+        raise UsageError(f"unknown preset {preset!r}; expected one of {', '.join(PRESET_FILTERS)}")
     input_shape = tuple(int(d) for d in input_shape)
     return FCNNConfig(input_shape, n_classes, _hu_convs(PRESET_FILTERS[preset], input_shape[-1], n_classes),
                       preset=preset)

@@ -11,8 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from ..fsutil import atomic_write, file_digest
 from ..errors import CheckpointError
+from ..fsutil import atomic_write, file_digest
 
 #: One hash function for files: the model's hash is the file's SHA-256.
 file_sha256 = file_digest
@@ -26,7 +26,7 @@ def save_model(model, path: str | Path, metadata: dict) -> Path:
     """Write ``path`` (.keras) and its sidecar atomically; the sidecar records the model file's hash."""
     path = Path(path)
     if path.suffix != ".keras":
-        raise ValueError(f"{path}: models are saved in the .keras format")
+        raise CheckpointError(f"{path}: models are saved in the .keras format")
     path.parent.mkdir(parents=True, exist_ok=True)
     # A model file holds the network, not the training state: the optimizer is detached while
     # saving, which halves the file. (Not a clone: building one draws from the global RNG and
@@ -71,7 +71,6 @@ def read_metadata(path: str | Path) -> dict:
 def load_model(path: str | Path, trust: bool = False):
     """Load a ``.keras`` model (safe mode unless ``trust``) or a legacy ``.hdf5``; return ``(model, metadata)``."""
     from ..backend import keras
-
     from .legacy import load_legacy_hdf5
 
     path = Path(path)

@@ -21,15 +21,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CodecbenchError
+from ..errors import ModelError
 from ..frontends import FrontEnd, parse_frontend
 
 KINDS = ("keras", "onnx", "python")
 OUTPUTS = ("probabilities", "logits")
-
-
-class ModelError(CodecbenchError, ValueError):
-    """A model that cannot be used as declared; the message names the model, what was expected and what came."""
 
 
 @dataclasses.dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..backend import keras
+from ..errors import ModelError, UsageError
 
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv2D,
          keras.layers.SeparableConv2D)
@@ -46,7 +47,7 @@ def derive_segments(model: keras.Model) -> list[Segment]:
         else:
             pending_bn.append(layer)
     if pending_bn:
-        raise ValueError(f"model {model.name!r} has weighted layers but no convolution or dense layer to "
+        raise ModelError(f"model {model.name!r} has weighted layers but no convolution or dense layer to "
                          "attach them to; its segments cannot be derived")
     return [Segment(i + 1, tuple(l.name for l in g), sum(int(w.numpy().size) for l in g for w in l.weights), k)
             for i, (g, k) in enumerate(zip(groups, kinds))]
@@ -71,11 +72,11 @@ def parse_segments(text: str | int | list, n_segments: int) -> list[int]:
                 else:
                     items.append(int(part))
             except ValueError:
-                raise ValueError(f"segment spec {text!r}: expected numbers and ranges like '7', '1-10' or '2,4'") \
+                raise UsageError(f"segment spec {text!r}: expected numbers and ranges like '7', '1-10' or '2,4'") \
                     from None
     bad = [i for i in items if not 1 <= i <= n_segments]
     if bad or not items:
-        raise ValueError(f"segment spec {text!r}: segments run from 1 to {n_segments}")
+        raise UsageError(f"segment spec {text!r}: segments run from 1 to {n_segments}")
     return sorted(set(items))
 
 

@@ -35,7 +35,7 @@ def resolve_jobs(jobs: int | None) -> int:
     if jobs < 1:
         raise UsageError(f"--jobs: a positive number of workers or -1 for all cores, got {jobs}")
     if jobs > cores:
-        warnings.warn(f"--jobs {jobs}: capped at {cores}, the cores of this machine", stacklevel=2)
+        warnings.warn(f"--jobs {jobs}: capped at {cores}, the cores of this machine", stacklevel=3)
         return cores
     return jobs
 

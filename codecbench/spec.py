@@ -55,12 +55,8 @@ def to_jobs(value, where: str) -> int:
     if jobs < 1 or isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise UsageError(f"{where}: expected a positive whole number of workers, or 'all' (-1) for every core; "
                          f"got {value!r}")
-    cores = os.cpu_count() or 1
-    if jobs > cores:  # more would only compete for the cores and memory
-        import warnings
-        warnings.warn(f"{where} {jobs}: capped at {cores}, the cores of this machine", stacklevel=2)
-        return cores
-    return jobs
+    from .parallel import resolve_jobs
+    return resolve_jobs(jobs)   # capped at the cores, with a warning
 
 
 def _number(value, where: str) -> float:

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import soundfile as sf
 
-from .codecs import resample
+from .dsp import resample
 from .errors import CodecbenchError
 
 TARGET_SR = 44100

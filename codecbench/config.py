@@ -41,13 +41,11 @@ def read_toml(path: str | Path, error: type[ValueError] = ConfigError, what: str
     return parse_toml(path.read_text(), str(path), error)
 
 
-def load_config(start: str | Path | None = None, *, keys=None) -> dict:
+def load_config(start: str | Path | None = None, *, keys) -> dict:
     """The ``[tool.codecbench]`` table (keys with dashes normalised to underscores), or ``{}``.
 
-    Keys outside ``keys`` (default: every setting of :mod:`codecbench.spec`) are an error naming them.
+    Keys outside ``keys`` (the settings :mod:`codecbench.spec` knows) are an error naming them.
     """
-    if keys is None:
-        from .spec import TABLE_KEYS as keys
     path = find_pyproject(start)
     if path is None:
         return {}

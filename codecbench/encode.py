@@ -21,7 +21,7 @@ import numpy as np
 from . import codecs
 from .audio import TARGET_SR, AudioError, read_audio
 from .cache import Cache, make_key
-from .codecs import Condition, parse_condition
+from .codecs import Condition
 from .errors import CodecbenchError, UsageError
 from .fsutil import file_digest
 from .parallel import parallel_map
@@ -99,7 +99,7 @@ class FillSummary:
 
 
 def _process_clip(task) -> ClipOutcome:
-    path, condition_names, cache_root, frontend_dicts = task
+    path, conditions, cache_root, frontend_dicts = task
     frontends = _frontends(frontend_dicts)
     cache = Cache(cache_root)
     out = ClipOutcome(str(path))
@@ -109,8 +109,7 @@ def _process_clip(task) -> ClipOutcome:
         out.failures.append(("*", f"cannot read file ({exc})"))
         return out
     source = None
-    for name in condition_names:
-        cond = parse_condition(name)
+    for cond in conditions:
         try:
             ckey = coded_key(digest, cond)
             fkeys = {feature_key(digest, cond, fe): fe for fe in frontends}
@@ -172,7 +171,7 @@ def load_bitstream(cache: Cache, key: str, condition: Condition | None = None) -
     except (KeyError, TypeError, ValueError) as exc:
         cache.discard(CODED_NS, key, f"its header is not a bitstream's ({type(exc).__name__}: {exc})")
         return None
-    if condition is not None and bitstream.condition != condition.name:
+    if condition is not None and bitstream.condition != condition:
         cache.discard(CODED_NS, key, f"it holds {bitstream.condition}, not {condition.name}")
         return None
     return bitstream
@@ -187,7 +186,7 @@ def decode_cached(cache: Cache, key: str, bitstream: codecs.Bitstream) -> np.nda
         return None
 
 
-def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, with_features=False,
+def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None = None, *, with_features=False,
          jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
          on_error: str = "raise", progress: bool | None = None) -> FillSummary:
     """Code (and optionally featurise) every clip under every condition into ``cache``.
@@ -201,7 +200,7 @@ def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, w
     if on_error not in ("raise", "skip"):
         raise UsageError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     cache = cache or Cache()
-    conds = [parse_condition(c) for c in conditions]
+    conds = list(dict.fromkeys(conditions))
     if not conds:
         raise EncodeError("no conditions to code: the condition list is empty")
     if not len(clips):
@@ -212,7 +211,7 @@ def fill(clips: Sequence, conditions: Sequence, cache: Cache | None = None, *, w
             raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {reason}")
     paths = [str(getattr(c, "path", c)) for c in clips]
     frontend_dicts = [fe.to_dict() for fe in _frontends(with_features)]
-    tasks = [(p, [c.name for c in conds], str(cache.root), frontend_dicts) for p in paths]
+    tasks = [(p, conds, str(cache.root), frontend_dicts) for p in paths]
     start = time.perf_counter()
     hits = misses = 0
     coded: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -247,9 +246,8 @@ def achieved_kbps(sizes: Sequence[tuple[int, float]]) -> float:
     return sum(b for b, _ in sizes) * 8 / seconds / 1000 if seconds else 0.0
 
 
-def load_coded(path, condition, cache: Cache) -> np.ndarray:
+def load_coded(path, cond: Condition, cache: Cache) -> np.ndarray:
     """The decoded signal of one clip under one condition, coding it on a miss."""
-    cond = parse_condition(condition)
     if cond.is_original:
         return read_audio(path)[0]
     key = coded_key(file_digest(path), cond)
@@ -261,7 +259,7 @@ def load_coded(path, condition, cache: Cache) -> np.ndarray:
     return signal
 
 
-def feature_keys(clips: Sequence, condition, cache: Cache, *, frontend=None, jobs: int | None = None,
+def feature_keys(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None, jobs: int | None = None,
                  backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
                  on_error: str = "raise") -> tuple[list[str], list[int]]:
     """Cache keys of the (log-mel) features of ``clips`` under ``condition``, computing whatever is missing.
@@ -272,7 +270,6 @@ def feature_keys(clips: Sequence, condition, cache: Cache, *, frontend=None, job
     from .frontends import BASELINE
 
     frontend = frontend or BASELINE
-    cond = parse_condition(condition)
     paths = [str(getattr(c, "path", c)) for c in clips]
     keys = [feature_key(file_digest(p), cond, frontend) for p in paths]
     missing = [p for p, k in zip(paths, keys) if not cache.contains(FEATURES_NS, k)]
@@ -302,7 +299,7 @@ class CachedFeatures:
     A corrupt entry found while reading is recomputed from its clip (the cache warns).
     """
 
-    def __init__(self, cache: Cache, keys: Sequence[str], paths: Sequence[str], conditions: Sequence[str],
+    def __init__(self, cache: Cache, keys: Sequence[str], paths: Sequence[str], conditions: Sequence[Condition],
                  frontend=None):
         from .frontends import BASELINE
 
@@ -330,22 +327,21 @@ class CachedFeatures:
                               self.conditions + other.conditions, self.frontend)
 
 
-def cached_features(clips: Sequence, condition, cache: Cache, *, frontend=None,
+def cached_features(clips: Sequence, condition: Condition, cache: Cache, *, frontend=None,
                     **kwargs) -> tuple[CachedFeatures, list[int]]:
     """Fill the cache for ``clips`` under ``condition`` and return a lazy reader and the kept indices."""
     keys, kept = feature_keys(clips, condition, cache, frontend=frontend, **kwargs)
     paths = [str(getattr(clips[i], "path", clips[i])) for i in kept]
-    return CachedFeatures(cache, keys, paths, [parse_condition(condition).name] * len(keys), frontend), kept
+    return CachedFeatures(cache, keys, paths, [condition] * len(keys), frontend), kept
 
 
-def load_features(clips: Sequence, condition, cache: Cache, *, frontend=None,
+def load_features(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None,
                   **kwargs) -> tuple[np.ndarray, list[int]]:
     """Stacked model inputs of ``clips`` under ``condition`` for ``frontend`` (default: the baseline's log-mel,
     (N, 128, T, 3)), filling the cache as needed. Waveform front-ends decode the cached bitstreams."""
     from .frontends import BASELINE
 
     frontend = frontend or BASELINE
-    cond = parse_condition(condition)
     if not frontend.cached:
         paths = [str(getattr(c, "path", c)) for c in clips]
         summary = fill(paths, [cond], cache, **kwargs)  # codes what is missing; a waveform is not cached

@@ -16,10 +16,10 @@ import numpy as np
 
 from . import codecs
 from .cache import Cache
-from .codecs import parse_condition
+from .codecs import Condition
 from .datasets import Dataset
 from .encode import EncodeError, fill, load_features
-from .errors import UsageError
+from .errors import CodecbenchError, UsageError
 from .fsutil import file_lock
 from .matrix import Matrix
 from .stats import wilson_interval
@@ -88,6 +88,8 @@ class Evaluator:
         self._predictors: dict[tuple, object] = {}
         self._prepared: set[str] = set()
         self._kbps: dict[str, float] = {}
+        #: per condition name: what it did to this run's clips (see :mod:`codecbench.report.codec_facts`)
+        self.codec_facts: dict[str, dict] = {}
         self.counts = {"encoded": 0, "featurised_conditions": 0, "model_loads": 0, "evaluations": 0}
         if on_error not in ("raise", "skip"):
             raise UsageError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
@@ -95,9 +97,9 @@ class Evaluator:
         #: "skip": clips whose coding failed are left out and listed in each result's ``skipped``
         self.on_error = on_error
 
-    def prepare(self, conditions: Iterable) -> None:
+    def prepare(self, conditions: Iterable[Condition]) -> None:
         """Code and featurise every clip under every available condition in one parallel fill."""
-        conds = [c for c in dict.fromkeys(parse_condition(c) for c in conditions)
+        conds = [c for c in dict.fromkeys(conditions)
                  if codecs.availability(c)[0] and c.name not in self._prepared]
         if not conds:
             return
@@ -118,15 +120,36 @@ class Evaluator:
                      f"{items[0][1]}")
         self._prepared.update(c.name for c in conds)
         self._kbps.update(summary.kbps)
+        self._measure_codecs([c for c in conds if not c.is_original and c.name not in failed])
         self.counts["encoded"] += summary.misses
         self.log(f"codecbench: cache {summary.hits} hits, {summary.misses} misses in "
                  f"{time.perf_counter() - start:.1f} s")
 
-    def features(self, condition, frontend=None) -> tuple[np.ndarray, list[int]]:
-        """Model inputs of the split under ``condition`` for ``frontend`` (default: the baseline's), once."""
+    def _measure_codecs(self, conds: list[Condition], clips: int = 8) -> None:
+        """What each condition did to this run's own clips (bandwidth kept, the codec's rate and library), from a
+        few clips spread over the split; stored in the run's metadata for the report's codec facts."""
+        from .audio import TARGET_SR, read_audio
+        from .dsp import measure_bandwidth
+        from .encode import load_coded
+
+        if not conds:
+            return
+        picked = [self.clips[i].path for i in np.linspace(0, len(self.clips) - 1, min(clips, len(self.clips)),
+                                                          dtype=int)]
+        sources = [read_audio(p)[0] for p in picked]
+        for cond in conds:
+            try:
+                coded = [load_coded(p, cond, self.cache) for p in picked]
+            except CodecbenchError:
+                continue  # its own evaluation says why
+            self.codec_facts[cond.name] = {**measure_bandwidth(sources, coded, TARGET_SR),
+                                           "codec_sample_rate": codecs.codec_rate(cond, TARGET_SR),
+                                           "library": codecs.codec_library(cond)}
+
+    def features(self, cond: Condition, frontend=None) -> tuple[np.ndarray, list[int]]:
+        """Model inputs of the split under ``cond`` for ``frontend`` (default: the baseline's), once."""
         from .frontends import BASELINE
 
-        cond = parse_condition(condition)
         frontend = frontend or BASELINE
         key = (frontend, cond.name)
         if key not in self._features:
@@ -162,9 +185,8 @@ class Evaluator:
     def _at_precision(self, scoring):
         if scoring.keras_model is None:
             return scoring
-        from .backend import with_precision
-        from .distribute import resolve_precision
         from .models.kinds import from_keras
+        from .training.precision import resolve_precision, with_precision
 
         self.precision = resolve_precision(self.precision)
         model = with_precision(scoring.keras_model, self.precision)
@@ -173,17 +195,28 @@ class Evaluator:
         return dataclasses.replace(from_keras(scoring.name, model, scoring.meta, scoring.sha256),
                                    frontend=scoring.frontend, class_map=scoring.class_map)
 
-    def achieved_kbps(self, condition) -> float | None:
+    def achieved_kbps(self, cond: Condition) -> float | None:
         """Mean achieved bit rate over the split, as the fill that prepared the condition saw it."""
-        cond = parse_condition(condition)
         if cond.is_original:
             return None
         self.prepare([cond])
         return self._kbps.get(cond.name)
 
-    def evaluate(self, model, condition) -> Result:
-        """``model``: a zoo name or a :class:`ScoringModel`. Memoised per (model, condition)."""
-        cond = parse_condition(condition)
+    def evaluate(self, model, cond: Condition) -> Result:
+        """One model on one condition, memoised per (model, condition).
+
+        Parameters
+        ----------
+        model : str or ScoringModel
+            A zoo name (resolved and loaded once) or a model of any kind.
+        cond : Condition
+            The condition; its clips are coded and featurised on first use.
+
+        Returns
+        -------
+        Result
+            Per-clip labels and predictions, the accuracy and the achieved bit rate.
+        """
         scoring = self.model(model)
         key = (scoring.name, cond.name)
         if key not in self._results:
@@ -193,13 +226,12 @@ class Evaluator:
             self._store(scoring, cond, predict_batches(scoring, x), kept)
         return self._results[key]
 
-    def evaluate_many(self, models, condition) -> list[Result]:
+    def evaluate_many(self, models, cond: Condition) -> list[Result]:
         """Evaluate several models on one condition; Keras models that share leading layers (same weights,
         found by :mod:`codecbench.prefix`) compute that prefix once per batch. Results are memoised as by
         :meth:`evaluate` and identical to it."""
         from .models.kinds import ModelError
 
-        cond = parse_condition(condition)
         scorings = [self.model(m) for m in models]
         todo = [s for s in dict((s.name, s) for s in scorings).values() if (s.name, cond.name) not in self._results]
         keras_models = [s for s in todo if s.keras_model is not None]
@@ -275,7 +307,7 @@ def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threa
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .distribute import reader_threads
+    from .training.distribute import reader_threads
 
     threads = threads or reader_threads()
     prefetch = prefetch * threads

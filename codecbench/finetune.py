@@ -19,17 +19,17 @@ import numpy as np
 from . import codecs
 from .backend import keras
 from .cache import Cache
-from .codecs import parse_condition
+from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
-from .distribute import resolve_precision
 from .encode import CachedFeatures, cached_features
 from .errors import CodecbenchError
 from .features import RECIPE
 from .matrix import Matrix
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
-from .schedule import SEGMENT_LEARNING_RATES
-from .training import FINETUNE_DEFAULTS, TrainConfig, fit
+from .training.loop import fit
+from .training.precision import resolve_precision
+from .training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
 from .zoo import Zoo, full_name, segment_name
 
 log = logging.getLogger("codecbench")
@@ -43,19 +43,19 @@ class ModelMismatch(CodecbenchError, ValueError):
 class TrainingSet:
     features: CachedFeatures
     labels: np.ndarray
-    used: list[str]
+    used: list[Condition]
     skipped: list[str]
     dataset: dict
 
 
-def training_set(dataset: Dataset, conditions: Sequence, cache: Cache, split: str = "train", *,
+def training_set(dataset: Dataset, conditions: Sequence[Condition], cache: Cache, split: str = "train", *,
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
                  progress: bool | None = None) -> TrainingSet:
     """The split under each usable condition, stacked; unavailable conditions are skipped with a warning."""
     clips = dataset.clips(split)
     labels = dataset.labels(split)
     reader, all_labels, used, skipped = None, [], [], []
-    for cond in (parse_condition(c) for c in conditions):
+    for cond in conditions:
         ok, why = codecs.availability(cond)
         if not ok:
             warnings.warn(f"fine-tuning condition {cond.name} skipped: {why}", stacklevel=2)
@@ -65,7 +65,7 @@ def training_set(dataset: Dataset, conditions: Sequence, cache: Cache, split: st
                                      progress=progress)
         reader = part if reader is None else reader.concat(part)
         all_labels.append(labels[kept])
-        used.append(cond.name)
+        used.append(cond)
     if reader is None:
         raise ModelMismatch("no usable training condition: " + ", ".join(skipped))
     return TrainingSet(reader, np.concatenate(all_labels), used, skipped,
@@ -94,8 +94,8 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
               segments: list[int] | None = None) -> dict:
     return {"strategy": strategy, "parent": parent, "parent_sha256": parent_sha, "segments": segments,
             "epochs": epochs, "schedule": dataclasses.asdict(config), "seed": config.seed,
-            "finetune_conditions": data.used, "finetune_conditions_skipped": data.skipped,
-            "codec_libraries": {c: codecs.codec_library(c) for c in data.used if c != "wav"},
+            "finetune_conditions": [c.name for c in data.used], "finetune_conditions_skipped": data.skipped,
+            "codec_libraries": {c.name: codecs.codec_library(c) for c in data.used if not c.is_original},
             "dataset": data.dataset, "class_names": data.dataset["class_names"], "feature_recipe": RECIPE,
             "config": model_config, "training_seconds": seconds, "epoch_log": rows,
             "precision": resolve_precision(config.precision),
@@ -103,7 +103,7 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
 
 
 def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", preset: str = "small",
-               config: TrainConfig | None = None, conditions: Sequence = ("wav",), split: str = "train",
+               config: TrainConfig | None = None, conditions: Sequence[Condition] = (ORIGINAL,), split: str = "train",
                jobs: int | None = None, backend: str = "loky", scheduler: str | None = None, verbose="auto",
                resume: bool = False, overwrite: bool = False) -> str:
     """Train the FCNN from scratch on ``split`` (coded conditions included: the paper's retraining).
@@ -167,7 +167,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
         zoo.check_writable([full_name(e) for e in save_at], overwrite)
     else:
         zoo.check_writable([segment_name(k) for k in segments], overwrite)
-    conditions = (["wav"] if matrix.include_original else []) + [c.name for c in matrix.finetune]
+    conditions = ([ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
     data = training_set(dataset, conditions, cache, jobs=jobs, backend=backend, scheduler=scheduler)
     keras.utils.set_random_seed(config.seed)  # loading creates the dropout seeds: make them history-free
     model, parent_meta = source.load(parent_name)

@@ -110,7 +110,7 @@ BASELINE = FrontEnd()
 
 
 def _at_rate(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
-    from .codecs import resample
+    from .dsp import resample
     return np.ascontiguousarray(resample(np.asarray(signal, dtype=np.float32), rate, target), dtype=np.float32)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import codecs, features
 from .cache import Cache
-from .codecs import Condition, parse_condition
+from .codecs import Condition
 from .errors import CodecbenchError
 
 #: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
@@ -49,7 +49,7 @@ class Plan:
     cache_root: Path
     clips: int
     missing_files: int
-    conditions: list[str]
+    conditions: list[Condition]
     coded_cached: int = 0
     coded_missing: int = 0
     features_cached: int = 0
@@ -80,7 +80,7 @@ class Plan:
         lines = [f"plan: {self.title}",
                  f"  clips: {self.clips:,}" + (f" ({self.missing_files:,} listed files not present: estimated at "
                                                 f"10 s each)" if self.missing_files else ""),
-                 f"  conditions: {', '.join(self.conditions)}",
+                 f"  conditions: {', '.join(c.name for c in self.conditions)}",
                  f"  coded pairs: {self.coded_cached:,} cached, {self.coded_missing:,} to code",
                  f"  feature pairs: {self.features_cached:,} cached, {self.features_missing:,} to featurise",
                  f"  cache growth: {_size(self.bytes_needed)} at {self.cache_root} "
@@ -133,12 +133,13 @@ def entry_bytes(condition: Condition, seconds: float) -> tuple[int, int]:
     return coded, feature
 
 
-def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence, cache: Cache, *, with_features: bool) -> Plan:
+def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence[Condition], cache: Cache, *,
+              with_features: bool) -> Plan:
     """Add the counts and bytes of coding (and featurising) ``clips`` under ``conditions`` to ``plan``."""
     from .encode import coded_key, feature_key
     from .fsutil import file_digest
 
-    conds = [parse_condition(c) for c in conditions]
+    conds = list(conditions)
     for clip in clips:
         path = Path(getattr(clip, "path", clip))
         seconds = _duration_of(path) if path.is_file() else None
@@ -162,10 +163,10 @@ def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence, cache: Cache, *
     return plan
 
 
-def new_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache) -> Plan:
+def new_plan(title: str, clips: Sequence, conditions: Sequence[Condition], cache: Cache) -> Plan:
     missing = sum(1 for c in clips if not Path(getattr(c, "path", c)).is_file())
-    names = list(dict.fromkeys(parse_condition(c).name for c in conditions))
-    return Plan(title, cache.root, len(clips), missing, names, free_bytes=free_bytes(cache.root))
+    return Plan(title, cache.root, len(clips), missing, list(dict.fromkeys(conditions)),
+                free_bytes=free_bytes(cache.root))
 
 
 # --------------------------------------------------------------------------- calibration
@@ -185,11 +186,10 @@ def median_time(func, repeats: int = 3, warmup: bool = True) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-def codec_seconds(condition: str, clip_seconds: float = 10.0) -> float:
-    """Seconds to code and featurise one 10-s clip under ``condition`` on one core."""
+def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
+    """Seconds to code one clip of ``clip_seconds`` under ``cond`` on one core."""
     from .datasets import synth_scene
 
-    cond = parse_condition(condition)
     x = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
     coding = 0.0 if cond.is_original else median_time(lambda: codecs.encode(x, 44100, cond), 1)
     return coding
@@ -206,7 +206,7 @@ def feature_seconds(clip_seconds: float = 10.0) -> float:
 def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | None) -> list[Stage]:
     """Stages of coding and featurising what ``plan`` counts as missing, on ``jobs`` local workers."""
     by_cond = {c: codec_seconds(c) for c in plan.conditions}
-    coded_share = [by_cond[c] for c in plan.conditions if not parse_condition(c).is_original]
+    coded_share = [by_cond[c] for c in plan.conditions if not c.is_original]
     per_coded = statistics.mean(coded_share) if coded_share else 0.0
     scale = seconds_per_clip / 10.0
     workers = f"{jobs} local workers" if not scheduler else f"dask at {scheduler} (assumed {jobs} workers)"

@@ -126,7 +126,7 @@ def pytest_generate_tests(metafunc):
             metafunc.config.addinivalue_line("markers", line)
             registered.add(line)
         marks = [getattr(pytest.mark, case.category)] if case.category else []
-        if case.model != "base":
+        if case.model.is_derived:
             marks.append(pytest.mark.finetune)
         params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("codecbench_case", params)
@@ -153,11 +153,8 @@ def codecbench_session(request):
 def codecbench_check(request, codecbench_session):
     """Call with a case: evaluates, judges and records it; fails on a threshold or a regression."""
     def check(case) -> dict:
-        from . import codecs
-
-        ok, why = codecs.availability(case.condition)
-        if not ok:
-            pytest.skip(f"{case.condition} unavailable: {why}")
+        if case.unavailable:
+            pytest.skip(f"{case.condition} unavailable: {case.unavailable}")
         capman = request.config.pluginmanager.getplugin("capturemanager")
         with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             codecbench_session.evaluator  # the one shared fill: its progress shows on the terminal

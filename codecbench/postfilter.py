@@ -21,6 +21,7 @@ import numpy as np
 
 from .backend import keras
 from .cache import Cache
+from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
 from .errors import CodecbenchError
 from .matrix import Matrix
@@ -98,11 +99,11 @@ class _SetEpoch(keras.callbacks.Callback):
                           **{k: float(v) for k, v in (logs or {}).items()}})
 
 
-def pair_indices(paths: Sequence[str], conditions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def pair_indices(paths: Sequence[str], conditions: Sequence[Condition]) -> tuple[np.ndarray, np.ndarray]:
     """For every training entry, the index of the same clip's original ("wav") entry: (sources, targets)."""
-    original = {p: i for i, (p, c) in enumerate(zip(paths, conditions)) if c == "wav"}
+    original = {p: i for i, (p, c) in enumerate(zip(paths, conditions)) if c.is_original}
     sources = [i for i, p in enumerate(paths) if p in original]
-    if not original or all(conditions[i] == "wav" for i in sources):
+    if not original or all(conditions[i].is_original for i in sources):
         raise PostFilterError("the post-filter learns coded -> original: the fine-tuning set needs the original "
                               "audio (finetune.include_original) and at least one coded condition")
     return np.array(sources), np.array([original[paths[i]] for i in sources])
@@ -132,7 +133,7 @@ def train_postfilter(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, ca
     import sys
 
     from .finetune import _metadata, check_fits, training_set
-    from .schedule import TrainConfig
+    from .training.schedule import TrainConfig
 
     config = config or PostFilterConfig()
     source = source or zoo
@@ -142,9 +143,8 @@ def train_postfilter(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, ca
     if source.kind(parent_name) != "keras":
         raise PostFilterError(f"model {parent_name!r} is not a Keras model; a post-filter is placed in front of a "
                               "Keras classifier")
-    conditions = (["wav"] if matrix.include_original else []) + [c.name for c in matrix.finetune]
-    if "wav" not in conditions:
-        conditions = ["wav"] + conditions  # the targets
+    # the original is always in: its features are the targets
+    conditions = [ORIGINAL] + [c for c in matrix.finetune if not c.is_original]
     data = training_set(dataset, conditions, cache, jobs=jobs, backend=backend, scheduler=scheduler)
     sources, targets = pair_indices(data.features.paths, data.features.conditions)
     keras.utils.set_random_seed(config.seed)

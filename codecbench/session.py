@@ -17,19 +17,26 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from . import codecs
+from .codecs import Condition
 from .errors import CodecbenchError, UsageError
 from .spec import RunSpec
+from .zoo import ModelEntry
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    model: str
-    condition: str
+    """One model on one condition: a pytest item. Holds the resolved objects, never names to look up again."""
+
+    model: ModelEntry
+    condition: Condition
     category: str | None
+    #: why the condition cannot be coded here (asked once per condition per run), or None
+    unavailable: str | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.model}-{self.condition}"
+        return f"{self.model.name}-{self.condition.name}"
 
 
 def check_writable(folder: Path, option: str) -> None:
@@ -84,7 +91,6 @@ class BenchmarkSession:
             except CodecbenchError as exc:
                 raise UsageError(str(exc)) from None
         self.conditions = spec.selected_conditions()
-        from . import codecs
         from .audio import TARGET_SR
         for cond in self.conditions:  # a bit rate the codec cannot code at the rate it runs at: refused now
             try:
@@ -117,12 +123,19 @@ class BenchmarkSession:
         self.baseline_match = None
         self._history_warned = False
         self.baseline = self._load_baseline(spec.baseline) if spec.baseline else None
-        self.needed_conditions: list[str] = [c.name for c in self.conditions]
+        self.availability = {c: codecs.availability(c) for c in self.conditions}  # asked once per run
+        self.needed_conditions: list[Condition] = list(self.conditions)
         self._evaluator = None
         self._meta = None
 
     def cases(self) -> list[Case]:
-        return [Case(m, c.name, self.matrix.category_of(c)) for m in self.models for c in self.conditions]
+        return [Case(self.zoo.entry(m), c, self.matrix.category_of(c),
+                     None if self.availability[c][0] else self.availability[c][1])
+                for m in self.models for c in self.conditions]
+
+    def available(self, conditions) -> list[Condition]:
+        """Those of ``conditions`` that can be coded here."""
+        return [c for c in conditions if self.availability.get(c, (True,))[0]]
 
     def _load_baseline(self, path: Path) -> dict:
         from .results import ResultsError, compare_datasets, load_results, restrict_record
@@ -167,11 +180,10 @@ class BenchmarkSession:
     def evaluator(self):
         """Created on first use; the first use codes and featurises every needed condition in one fill."""
         if self._evaluator is None:
-            from . import codecs
             from .evaluation import Evaluator
             from .plan import new_plan, plan_fill
 
-            needed = [c for c in self.needed_conditions if codecs.availability(c)[0]]
+            needed = self.available(self.needed_conditions)
             clips = self.dataset.clips(self.spec.split)
             plan_fill(new_plan("benchmark", clips, needed, self.spec.cache), clips, needed, self.spec.cache,
                       with_features=True).check_disk(self.force)
@@ -191,11 +203,10 @@ class BenchmarkSession:
 
     def plan(self):
         """What this run would do (:class:`codecbench.plan.Plan`): pairs, bytes, free disk and time here."""
-        from . import codecs
         from .models import FCNNConfig
         from .plan import evaluation_plan
 
-        needed = [c for c in self.needed_conditions if codecs.availability(c)[0]]
+        needed = self.available(self.needed_conditions)
         configs = {m: FCNNConfig.from_dict(self.zoo.metadata(m)["config"]) for m in self.models
                    if self.zoo.kind(m) == "keras" and "config" in self.zoo.metadata(m)}
         return evaluation_plan(f"benchmark {len(self.models)} models x {len(needed)} conditions on "
@@ -218,6 +229,7 @@ class BenchmarkSession:
                           "tolerance": self.spec.tolerance, "alpha": self.spec.alpha,
                           "baseline_match": (dataclasses.asdict(self.baseline_match) | {"clips": None}
                                              if self.baseline_match else None),
+                          "codec_facts": self._evaluator.codec_facts if self._evaluator else {},
                           "precision": self._resolved_precision(), "share_prefix": self.spec.share_prefix,
                           "on_error": self.spec.on_error,
                           "libraries": library_versions(), "machine": machine()}
@@ -235,7 +247,7 @@ class BenchmarkSession:
     def _resolved_precision(self) -> str:
         if self.spec.precision != "auto":
             return self.spec.precision
-        from .distribute import resolve_precision
+        from .training.precision import resolve_precision
         return resolve_precision("auto")
 
     def record_meta(self) -> None:
@@ -270,12 +282,13 @@ class BenchmarkSession:
                 self.evaluator.evaluate_many(self.models, case.condition)
             except CodecbenchError:
                 pass  # e.g. the condition is unavailable: each case meets that error below, alone
-        result = self.evaluator.evaluate(case.model, case.condition)
+        result = self.evaluator.evaluate(case.model.name, case.condition)
         record = result.as_record()
         if record.get("skipped"):
             self.log(f"codecbench: {case.id}: {len(record['skipped'])} clips skipped (--on-error skip), "
                      f"scored on {record['n']} of {record['n'] + len(record['skipped'])}")
-        threshold = self.thresholds.lookup(case.model, case.condition, case.category) if self.thresholds else None
+        threshold = (self.thresholds.lookup(case.model.name, case.condition.name, case.category)
+                     if self.thresholds else None)
         baseline = self.baseline.get((result.model, result.condition)) if self.baseline else None
         verdict = judge(record, threshold, baseline, tolerance=self.spec.tolerance, alpha=self.spec.alpha)
         record.update(verdict.facts, outcome=verdict.outcome)

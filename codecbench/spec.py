@@ -133,7 +133,7 @@ def to_scheduler(value, where: str) -> str:
 
 
 def to_precision(value, where: str) -> str:
-    from .schedule import PRECISIONS
+    from .training.schedule import PRECISIONS
 
     text = str(value).strip()
     if text not in PRECISIONS:

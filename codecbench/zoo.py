@@ -12,6 +12,7 @@ asked to (``--force``).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from importlib import resources
@@ -90,6 +91,35 @@ def check_name(name: str) -> str:
     return name
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelEntry:
+    """A model of the zoo, resolved once per run: its name, file, kind and sidecar facts.
+
+    Everything downstream (cases, the evaluator, reports) takes this object instead of asking the
+    zoo about a name again.
+    """
+
+    name: str
+    path: Path
+    kind: str
+    metadata: dict
+
+    @property
+    def sha256(self) -> str:
+        return self.metadata.get("sha256") or file_digest(self.path)
+
+    @property
+    def is_derived(self) -> bool:
+        """Made from another model of the zoo (fine-tuned, or given a post-filter), not a reference model."""
+        return bool(self.metadata.get("parent"))
+
+    @property
+    def frontend(self):
+        """The model's front-end (:class:`codecbench.frontends.FrontEnd`), from its sidecar."""
+        from .frontends import parse_frontend
+        return parse_frontend(self.metadata.get("frontend"))
+
+
 class Zoo:
     """The models of one folder. ``trust_code`` lets its models run code (Python entry points, Keras Lambda
     layers) without an import by this user (see :mod:`codecbench.trust`)."""
@@ -97,6 +127,13 @@ class Zoo:
     def __init__(self, root: str | Path | None = None, *, trust_code: bool = False):
         self.root = resolve_model_dir(root)
         self.trust_code = trust_code
+        # the folder is listed and each model resolved once; this zoo's own writes forget what they change
+        self._names: list[str] | None = None
+        self._entries: dict[str, ModelEntry] = {}
+
+    def forget(self) -> None:
+        """List the folder again on the next question (after another process changed it)."""
+        self._names, self._entries = None, {}
 
     def __repr__(self) -> str:
         return f"Zoo({str(self.root)!r})"
@@ -107,6 +144,11 @@ class Zoo:
 
     def names(self) -> list[str]:
         """Every model: ``<name>.keras``, ``<name>.onnx`` (with its sidecar), or a sidecar of kind ``python``."""
+        if self._names is None:
+            self._names = self._list()
+        return list(self._names)
+
+    def _list(self) -> list[str]:
         if not self.root.is_dir():
             return []
         found = {p.stem for pattern in ("*.keras", "*.onnx") for p in self.root.glob(pattern)
@@ -128,10 +170,28 @@ class Zoo:
         available = ", ".join(names + list(self.aliases())) or "none"
         raise ZooError(f"unknown model {name!r} in {self.root}; available: {available}")
 
-    def path(self, name: str) -> Path:
-        """The model's file: ``.keras``, ``.onnx``, or the sidecar of a Python model. A name maps to exactly one
-        kind: a leftover file of another kind is an error, never silently preferred."""
+    def entry(self, name: str) -> ModelEntry:
+        """The model called ``name`` (or an alias of it), resolved once: file, kind and sidecar facts.
+
+        A name maps to exactly one kind: a leftover file of another kind is an error, never silently preferred.
+        """
+        if name in self._entries:
+            return self._entries[name]
+        from .models.io import read_metadata
+
         resolved = self.resolve(name)
+        if resolved not in self._entries:
+            path = self._file(resolved)
+            kind = {".keras": "keras", ".onnx": "onnx"}.get(path.suffix, "python")
+            self._entries[resolved] = ModelEntry(resolved, path, kind, read_metadata(path))
+        self._entries[name] = self._entries[resolved]
+        return self._entries[name]
+
+    def path(self, name: str) -> Path:
+        """The model's file: ``.keras``, ``.onnx``, or the sidecar of a Python model."""
+        return self.entry(name).path
+
+    def _file(self, resolved: str) -> Path:
         found = [self.root / f"{resolved}{suffix}" for suffix in (".keras", ".onnx")
                  if (self.root / f"{resolved}{suffix}").is_file()]
         side = self.root / f"{resolved}.json"
@@ -143,12 +203,12 @@ class Zoo:
         return found[0] if found else side
 
     def kind(self, name: str) -> str:
-        suffix = self.path(name).suffix
-        return {".keras": "keras", ".onnx": "onnx"}.get(suffix, "python")
+        return self.entry(name).kind
 
     def metadata(self, name: str) -> dict:
-        from .models.io import read_metadata
-        return read_metadata(self.path(name))
+        """The model's sidecar facts (a copy: the resolved entry stays as read)."""
+        import copy
+        return copy.deepcopy(self.entry(name).metadata)
 
     def load(self, name: str):
         """The Keras model and its metadata (fine-tuning and segments work on Keras models only)."""
@@ -205,6 +265,7 @@ class Zoo:
 
     def check_writable(self, names: list[str], overwrite: bool = False) -> None:
         """Refuse, before any work, to write into the packaged zoo or over existing models."""
+        self.forget()  # the folder as it is now, not as this zoo first listed it
         if not self.writable:
             raise ZooError(f"{self.root} is the packaged demo zoo, which codecbench never writes to; pass "
                            f"--model-dir DIR (without it, new models go to {user_model_dir()})")
@@ -218,6 +279,7 @@ class Zoo:
 
         check_name(name)
         self.check_writable([name], overwrite)
+        self.forget()
         remove_stale_temporaries(self.root) if self.root.is_dir() else None
         path = save_model(model, self.root / f"{name}.keras", {**metadata, "name": name})
         self._remove_other_kinds(name, keep=path)
@@ -231,8 +293,7 @@ class Zoo:
                 other.unlink(missing_ok=True)
 
     def sha256(self, name: str) -> str:
-        meta = self.metadata(name)
-        return meta.get("sha256") or file_digest(self.path(name))
+        return self.entry(name).sha256
 
     def save_external(self, name: str, metadata: dict, *, source: Path | None = None,
                       overwrite: bool = False) -> Path:
@@ -245,6 +306,7 @@ class Zoo:
 
         check_name(name)
         self.check_writable([name], overwrite)
+        self.forget()
         meta = {**metadata, "name": name}
         if source is not None:
             target = self.root / f"{name}{Path(source).suffix}"
@@ -260,12 +322,10 @@ class Zoo:
 
     def rows(self) -> list[dict]:
         """One summary row per model, for ``codecbench zoo list``."""
-        from .models.io import read_metadata
-
         out = []
         reverse = {v: k for k, v in self.aliases().items()}
         for name in self.names():
-            meta = read_metadata(self.path(name))
+            meta = self.entry(name).metadata
             from .frontends import parse_frontend
             try:
                 frontend = parse_frontend(meta.get("frontend")).describe()

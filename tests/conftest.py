@@ -50,7 +50,7 @@ def tiny(tmp_path_factory):
     from codecbench.datasets import load_dataset
     from codecbench.finetune import finetune, train_base
     from codecbench.matrix import parse_matrix
-    from codecbench.training import TrainConfig
+    from codecbench.training.schedule import TrainConfig
     from codecbench.zoo import Zoo
 
     root = tmp_path_factory.mktemp("tiny")

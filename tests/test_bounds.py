@@ -6,10 +6,11 @@ import warnings
 
 import pytest
 
-from codecbench.distribute import resolve_devices
+from codecbench.codecs import parse_condition as C
 from codecbench.errors import UsageError
 from codecbench.parallel import SchedulerError, check_scheduler, parallel_map
 from codecbench.spec import RunSpec
+from codecbench.training.distribute import resolve_devices
 
 from .plugin_args import PLUGIN_ARGS
 
@@ -96,10 +97,10 @@ def test_one_conditions_coding_failure_fails_only_its_own_evaluation(tiny, tmp_p
     monkeypatch.setattr(codecs, "encode", encode)
     ev = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], Cache(tmp_path / "c"), jobs=1,
                    backend="sequential", log=lambda m: None)
-    ev.prepare(["wav", "mp3@64"])
-    assert ev.evaluate("base", "wav").n == len(tiny["dataset"].clips("evaluate"))
+    ev.prepare([C("wav"), C("mp3@64")])
+    assert ev.evaluate("base", C("wav")).n == len(tiny["dataset"].clips("evaluate"))
     with pytest.raises(EncodeError, match=r"\[mp3@64\]: RuntimeError: encoder crashed"):
-        ev.evaluate("base", "mp3@64")
+        ev.evaluate("base", C("mp3@64"))
 
 
 def test_an_evaluation_only_tau_folder_is_benchmarked(tiny, tmp_path):

@@ -5,6 +5,7 @@ import pytest
 
 from codecbench.cache import Cache, CacheCorruptionWarning, file_digest, make_key
 from codecbench.codecs import parse_condition
+from codecbench.codecs import parse_condition as C
 from codecbench.encode import CODED_NS, coded_key, fill
 
 
@@ -20,18 +21,18 @@ def test_store_and_load_roundtrip(cache):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupt_entry_is_detected_and_recomputed(cache, wav_folder, damage):
-    fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
+    fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
     path = cache.path(CODED_NS, coded_key(file_digest(wav_folder[0]), parse_condition("mp3@64")))
     good = path.read_bytes()
     path.write_bytes(good[:-100] if damage == "truncate" else good[:-10] + bytes(10))
     with pytest.warns(CacheCorruptionWarning, match="corrupt"):
-        summary = fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
+        summary = fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
     assert summary.misses == 1
     assert path.read_bytes() == good  # recomputed bit-identically
 
 
 def _fill_in_process(paths, root):
-    fill(paths, ["aac@32", "sbc@64"], Cache(root), jobs=1, progress=False)
+    fill(paths, [C("aac@32"), C("sbc@64")], Cache(root), jobs=1, progress=False)
 
 
 def test_two_processes_filling_the_same_entries_corrupt_nothing(tmp_path, wav_folder):
@@ -44,7 +45,7 @@ def test_two_processes_filling_the_same_entries_corrupt_nothing(tmp_path, wav_fo
         p.join(timeout=300)
         assert p.exitcode == 0
     cache = Cache(root)
-    summary = fill(wav_folder, ["aac@32", "sbc@64"], cache, jobs=1, progress=False)
+    summary = fill(wav_folder, [C("aac@32"), C("sbc@64")], cache, jobs=1, progress=False)
     assert summary.misses == 0 and summary.hits == 2 * len(wav_folder)
     assert not list(root.rglob("*.tmp"))
 

@@ -11,7 +11,10 @@ import soundfile as sf
 from codecbench import codecs, features
 from codecbench.cache import MAGIC, Cache
 from codecbench.cli import main
+from codecbench.codecs import parse_condition as C
+from codecbench.codecs import pyav
 from codecbench.datasets import synth_scene
+from codecbench.dsp import fit_length
 from codecbench.encode import CODED_NS, FEATURES_NS, coded_key, fill, load_bitstream, load_coded
 from codecbench.fsutil import file_digest
 
@@ -32,7 +35,7 @@ def pcm_roundtrip(x, cond_name):
         cond.kbps * 1000, 1
     enc.open()
     padded = np.concatenate([y, np.zeros((-len(y)) % (enc.frame_size or 1024), dtype=np.float32)])
-    frame = av.AudioFrame.from_ndarray(codecs._to_frame_array(padded, spec.sample_format), format=spec.sample_format,
+    frame = av.AudioFrame.from_ndarray(pyav.to_frame_array(padded, spec.sample_format), format=spec.sample_format,
                                        layout="mono")
     frame.sample_rate, frame.pts, frame.time_base = sr, 0, fractions.Fraction(1, sr)
     packets = [*enc.encode(frame), *enc.encode(None)]
@@ -41,38 +44,38 @@ def pcm_roundtrip(x, cond_name):
     if first.has_sidedata("skip_samples") or spec.header_carries_priming:
         priming = 0
     if cond.codec == "sbc":
-        priming += codecs._sbc_filter_delay(bytes(first))
+        priming += codecs.table._sbc_filter_delay(bytes(first))
     dec = av.CodecContext.create(spec.decoder, "r")
     dec.sample_rate, dec.layout = sr, "mono"
     if enc.extradata:
         dec.extradata = enc.extradata
     frames = [f.to_ndarray() for p in packets + [None] for f in dec.decode(p)]
-    decoded = codecs._fit_length(codecs._decoded_to_float(frames)[priming:], len(y))
-    return codecs._fit_length(codecs.resample(decoded, sr, SR), len(x))
+    decoded = fit_length(pyav.decoded_to_float(frames)[priming:], len(y))
+    return fit_length(codecs.resample(decoded, sr, SR), len(x))
 
 
 @pytest.mark.parametrize("condition", PYAV)
 def test_cached_bitstream_decodes_to_the_signal_the_pcm_cache_held(cache, wav_folder, condition):
-    fill(wav_folder[:1], [condition], cache, jobs=1, progress=False)
+    fill(wav_folder[:1], [C(condition)], cache, jobs=1, progress=False)
     source, _ = sf.read(wav_folder[0], dtype="float32")
-    from_cache = load_coded(wav_folder[0], condition, cache)
+    from_cache = load_coded(wav_folder[0], C(condition), cache)
     assert from_cache.dtype == np.float32 and np.array_equal(from_cache, pcm_roundtrip(source, condition))
     assert np.array_equal(from_cache, codecs.roundtrip(source, SR, condition))
 
 
 def test_bitstream_entries_are_what_the_encoder_produced(cache, wav_folder):
-    fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
+    fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
     bitstream = load_bitstream(cache, coded_key(file_digest(wav_folder[0]), codecs.parse_condition("mp3@64")))
     assert bitstream.decoder == "pyav:mp3float" and bitstream.skip > 0 and len(bitstream.sizes) > 10
     assert bitstream.encoded_bytes == len(bitstream.payload) and abs(bitstream.achieved_kbps - 64) < 10
 
 
 def test_cached_features_equal_the_float64_recipe_within_1e_6(cache, wav_folder):
-    fill(wav_folder[:2], ["wav", "mp3@32"], cache, with_features=True, jobs=1, progress=False)
+    fill(wav_folder[:2], [C("wav"), C("mp3@32")], cache, with_features=True, jobs=1, progress=False)
     from codecbench.encode import load_features
-    x, _ = load_features(wav_folder[:2], "mp3@32", cache, jobs=1, progress=False)
+    x, _ = load_features(wav_folder[:2], C("mp3@32"), cache, jobs=1, progress=False)
     for i, path in enumerate(wav_folder[:2]):
-        signal = load_coded(path, "mp3@32", cache)
+        signal = load_coded(path, C("mp3@32"), cache)
         np.testing.assert_allclose(x[i], reference_features(signal), atol=1e-6)
         assert np.array_equal(x[i], features.extract(signal))
 
@@ -84,7 +87,7 @@ def test_a_ten_second_pair_takes_at_most_0_35_mb(tmp_path):
         sf.write(path, synth_scene(i, np.random.default_rng(i), 10.0, SR), SR, subtype="PCM_16")
         clips.append(path)
     cache = Cache(tmp_path / "cache")
-    conditions = ["aac@64", "mp3@64", "opus@64", "sbc@64"]
+    conditions = [C(c) for c in ("aac@64", "mp3@64", "opus@64", "sbc@64")]
     fill(clips, conditions, cache, with_features=True, jobs=1, progress=False)
     info = cache.info()
     per_pair = (info["coded"]["bytes"] + info["features"]["bytes"]) / (len(clips) * len(conditions))
@@ -92,7 +95,7 @@ def test_a_ten_second_pair_takes_at_most_0_35_mb(tmp_path):
 
 
 def test_gc_removes_older_formats_and_unused_entries(cache, wav_folder, capsys):
-    fill(wav_folder[:2], ["sbc@64"], cache, with_features=True, jobs=1, progress=False)
+    fill(wav_folder[:2], [C("sbc@64")], cache, with_features=True, jobs=1, progress=False)
     legacy = cache.root / "audio" / "ab" / ("ab" + "0" * 62 + ".cbc")
     legacy.parent.mkdir(parents=True)
     legacy.write_bytes(b"CBC1" + bytes(100))
@@ -110,7 +113,7 @@ def test_gc_removes_older_formats_and_unused_entries(cache, wav_folder, capsys):
 
 
 def test_cache_info_shows_bytes_per_entry(cache, wav_folder, capsys):
-    fill(wav_folder[:2], ["mp3@64"], cache, with_features=True, jobs=1, progress=False)
+    fill(wav_folder[:2], [C("mp3@64")], cache, with_features=True, jobs=1, progress=False)
     assert main(["cache", "info", "--cache-dir", str(cache.root)]) == 0
     out = capsys.readouterr().out
     assert "KiB per entry" in out and "| coded " in out and "| features " in out
@@ -126,14 +129,14 @@ def _coded_path(cache, path, condition):
 def test_a_valid_entry_moved_over_another_key_is_removed_and_recomputed(cache, wav_folder, other):
     from codecbench.cache import CacheCorruptionWarning
 
-    fill(wav_folder[:2], ["mp3@64", "aac@32"], cache, jobs=1, progress=False)
+    fill(wav_folder[:2], [C("mp3@64"), C("aac@32")], cache, jobs=1, progress=False)
     target = _coded_path(cache, wav_folder[0], "aac@32")
-    expected = load_coded(wav_folder[0], "aac@32", cache)
+    expected = load_coded(wav_folder[0], C("aac@32"), cache)
     source = _coded_path(cache, wav_folder[1], "aac@32") if other == "another clip" else \
         _coded_path(cache, wav_folder[0], "mp3@64")
     target.write_bytes(source.read_bytes())
     with pytest.warns(CacheCorruptionWarning, match=r"is damaged .*holds the entry of key"):
-        again = load_coded(wav_folder[0], "aac@32", cache)
+        again = load_coded(wav_folder[0], C("aac@32"), cache)
     np.testing.assert_array_equal(again, expected)
 
 
@@ -143,7 +146,7 @@ def test_a_truncated_or_undecodable_bitstream_is_damage_never_padding(cache, wav
     from codecbench.cache import CacheCorruptionWarning
     from codecbench.encode import store_bitstream
 
-    fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
+    fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
     key = coded_key(file_digest(wav_folder[0]), codecs.parse_condition("mp3@64"))
     good = load_bitstream(cache, key)
     expected = codecs.decode(good)
@@ -153,10 +156,10 @@ def test_a_truncated_or_undecodable_bitstream_is_damage_never_padding(cache, wav
         codecs.decode(short)
     store_bitstream(cache, key, short)   # a valid checksum over a truncated bitstream
     with pytest.warns(CacheCorruptionWarning, match=r"does not decode .*fewer than the"):
-        np.testing.assert_array_equal(load_coded(wav_folder[0], "mp3@64", cache), expected)
+        np.testing.assert_array_equal(load_coded(wav_folder[0], C("mp3@64"), cache), expected)
     # a header that is not a bitstream's (no decoder configuration), checksum valid
     meta = {k: v for k, v in good.header().items() if k != "config"}
     cache.store(CODED_NS, key, np.frombuffer(good.payload, dtype=np.uint8), meta)
     with pytest.warns(CacheCorruptionWarning, match="not a bitstream's"):
-        np.testing.assert_array_equal(load_coded(wav_folder[0], "mp3@64", cache), expected)
+        np.testing.assert_array_equal(load_coded(wav_folder[0], C("mp3@64"), cache), expected)
     assert load_bitstream(cache, key).header() == good.header()

@@ -7,6 +7,7 @@ import soundfile as sf
 from codecbench.audio import read_audio
 from codecbench.cache import Cache
 from codecbench.codecs import CodecUnavailable, roundtrip
+from codecbench.codecs import parse_condition as C
 from codecbench.encode import EncodeError, fill, load_coded, load_features
 from codecbench.features import n_frames
 
@@ -14,25 +15,25 @@ SR = 44100
 
 
 def test_fill_counts_hits_and_misses_and_reports_bitrates(cache, wav_folder):
-    first = fill(wav_folder, ["aac@32", "mp3@64"], cache, jobs=2, progress=False)
+    first = fill(wav_folder, [C("aac@32"), C("mp3@64")], cache, jobs=2, progress=False)
     assert (first.hits, first.misses) == (0, 8)
     assert abs(first.kbps["mp3@64"] - 64) < 10
-    second = fill(wav_folder, ["aac@32", "mp3@64", "sbc@64"], cache, jobs=2, progress=False)
+    second = fill(wav_folder, [C("aac@32"), C("mp3@64"), C("sbc@64")], cache, jobs=2, progress=False)
     assert (second.hits, second.misses) == (8, 4)
     assert "8 cache hits" in second.report() and "sbc@64" in second.report()
 
 
 def test_cached_audio_equals_a_fresh_roundtrip(cache, wav_folder):
-    fill(wav_folder[:1], ["opus@64"], cache, jobs=1, progress=False)
+    fill(wav_folder[:1], [C("opus@64")], cache, jobs=1, progress=False)
     source, _ = read_audio(wav_folder[0])
-    assert np.array_equal(load_coded(wav_folder[0], "opus@64", cache), roundtrip(source, SR, "opus@64"))
+    assert np.array_equal(load_coded(wav_folder[0], C("opus@64"), cache), roundtrip(source, SR, C("opus@64")))
 
 
 @pytest.mark.parametrize("backend", ["threading", "loky"])
 def test_backends_give_identical_entries(tmp_path, wav_folder, backend):
     a, b = Cache(tmp_path / "a"), Cache(tmp_path / "b")
-    fill(wav_folder, ["sbc@64"], a, jobs=1, progress=False)
-    fill(wav_folder, ["sbc@64"], b, jobs=2, backend=backend, progress=False)
+    fill(wav_folder, [C("sbc@64")], a, jobs=1, progress=False)
+    fill(wav_folder, [C("sbc@64")], b, jobs=2, backend=backend, progress=False)
     files_a = sorted(p.relative_to(a.root) for p in a.root.rglob("*.cbc"))
     assert files_a == sorted(p.relative_to(b.root) for p in b.root.rglob("*.cbc"))
     assert all((a.root / f).read_bytes() == (b.root / f).read_bytes() for f in files_a)
@@ -41,8 +42,8 @@ def test_backends_give_identical_entries(tmp_path, wav_folder, backend):
 def test_dask_local_cluster_fills_the_same_cache(tmp_path, wav_folder):
     pytest.importorskip("dask.distributed", reason="dask.distributed is not installed")
     ref, dask_cache = Cache(tmp_path / "ref"), Cache(tmp_path / "dask")
-    fill(wav_folder, ["aac@32"], ref, jobs=1, with_features=True, progress=False)
-    summary = fill(wav_folder, ["aac@32"], dask_cache, jobs=2, scheduler="local", with_features=True,
+    fill(wav_folder, [C("aac@32")], ref, jobs=1, with_features=True, progress=False)
+    summary = fill(wav_folder, [C("aac@32")], dask_cache, jobs=2, scheduler="local", with_features=True,
                    progress=False)
     assert summary.misses == len(wav_folder)
     files = sorted(p.relative_to(ref.root) for p in ref.root.rglob("*.cbc"))
@@ -65,13 +66,13 @@ def bad_files(tmp_path):
 def test_bad_files_raise_naming_the_file(cache, bad_files):
     for path in bad_files:
         with pytest.raises(EncodeError, match=str(path.name)):
-            fill([path], ["mp3@64"], cache, jobs=1, progress=False)
+            fill([path], [C("mp3@64")], cache, jobs=1, progress=False)
 
 
 def test_skip_records_failures_and_keeps_what_was_cached(cache, wav_folder, bad_files):
-    fill(wav_folder, ["mp3@64"], cache, jobs=1, progress=False)
+    fill(wav_folder, [C("mp3@64")], cache, jobs=1, progress=False)
     before = sorted(cache.root.rglob("*.cbc"))
-    summary = fill([*wav_folder, *bad_files], ["mp3@64"], cache, jobs=2, on_error="skip", progress=False)
+    summary = fill([*wav_folder, *bad_files], [C("mp3@64")], cache, jobs=2, on_error="skip", progress=False)
     assert sorted(p for p, _, _ in summary.failures) == sorted(str(p) for p in bad_files)
     assert summary.hits == len(wav_folder)
     assert all(p.is_file() for p in before)
@@ -83,11 +84,11 @@ def test_stereo_and_odd_rates_are_treated_and_logged(cache, tmp_path, scene):
     sf.write(stereo, np.stack([scene, scene], axis=1), SR, subtype="PCM_16")
     odd = tmp_path / "odd.wav"
     sf.write(odd, scene[: SR // 2], 22050, subtype="PCM_16")
-    summary = fill([stereo, odd], ["aac@32"], cache, jobs=1, progress=False)
+    summary = fill([stereo, odd], [C("aac@32")], cache, jobs=1, progress=False)
     notes = dict(summary.notes)
     assert "downmixed 2 channels" in notes[str(stereo)]
     assert "resampled 22050 Hz -> 44100 Hz" in notes[str(odd)]
-    assert load_coded(odd, "aac@32", cache).shape == (SR,)
+    assert load_coded(odd, C("aac@32"), cache).shape == (SR,)
 
 
 def test_unavailable_condition_is_refused_before_any_work(cache, wav_folder):
@@ -95,11 +96,11 @@ def test_unavailable_condition_is_refused_before_any_work(cache, wav_folder):
     if availability("he-aac@16")[0]:
         pytest.skip("libfdk_aac is installed here, so HE-AAC is available")
     with pytest.raises(CodecUnavailable, match="libfdk_aac"):
-        fill(wav_folder, ["he-aac@16"], cache, progress=False)
+        fill(wav_folder, [C("he-aac@16")], cache, progress=False)
 
 
 def test_load_features_stacks_cached_features(cache, wav_folder):
-    x, kept = load_features(wav_folder, "mp3@32", cache, jobs=1, progress=False)
+    x, kept = load_features(wav_folder, C("mp3@32"), cache, jobs=1, progress=False)
     assert x.shape == (4, 128, n_frames(SR), 3) and kept == [0, 1, 2, 3]
 
 
@@ -137,8 +138,8 @@ def test_a_real_dask_scheduler_and_two_workers_fill_the_same_cache(tmp_path, wav
                 assert time.time() < deadline, "the two dask workers did not register in time"
                 time.sleep(0.5)
         ref, remote = Cache(tmp_path / "ref"), Cache(tmp_path / "remote")
-        fill(wav_folder, ["aac@32", "sbc@64"], ref, jobs=1, with_features=True, progress=False)
-        summary = fill(wav_folder, ["aac@32", "sbc@64"], remote, scheduler=address, with_features=True,
+        fill(wav_folder, [C("aac@32"), C("sbc@64")], ref, jobs=1, with_features=True, progress=False)
+        summary = fill(wav_folder, [C("aac@32"), C("sbc@64")], remote, scheduler=address, with_features=True,
                        progress=False)
         assert summary.misses == 2 * len(wav_folder)
         files = sorted(p.relative_to(ref.root) for p in ref.root.rglob("*.cbc"))

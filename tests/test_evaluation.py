@@ -6,6 +6,7 @@ import soundfile as sf
 
 from codecbench import encode, evaluation
 from codecbench.cache import Cache
+from codecbench.codecs import parse_condition as C
 from codecbench.datasets import load_dataset
 from codecbench.encode import EncodeError
 from codecbench.evaluation import Evaluator
@@ -38,12 +39,12 @@ def _evaluator(tiny, **kwargs):
 
 def test_a_model_that_writes_its_input_cannot_change_another_models(tiny):
     classes = tiny["dataset"].class_names
-    alone = _evaluator(tiny).evaluate(from_object(MeanEnergy(classes), name="plain"), "wav")
+    alone = _evaluator(tiny).evaluate(from_object(MeanEnergy(classes), name="plain"), C("wav"))
     ev = _evaluator(tiny)
-    ev.evaluate(from_object(MeanEnergy(classes, in_place=True), name="writer"), "wav")
-    after = ev.evaluate(from_object(MeanEnergy(classes), name="plain"), "wav")
+    ev.evaluate(from_object(MeanEnergy(classes, in_place=True), name="writer"), C("wav"))
+    after = ev.evaluate(from_object(MeanEnergy(classes), name="plain"), C("wav"))
     assert after.predictions == alone.predictions
-    x, _ = ev.features("wav")
+    x, _ = ev.features(C("wav"))
     assert not x.flags.writeable  # what Keras and ONNX models get: read-only
     with pytest.raises(ValueError, match="read-only"):
         x[0] += 1
@@ -72,7 +73,7 @@ def test_non_finite_features_are_refused_naming_the_clip_and_front_end(tmp_path)
 
     ev = Evaluator(dataset, "evaluate", matrix, None, Cache(tmp_path / "c"), jobs=1, log=lambda m: None)
     with pytest.raises(EncodeError, match=r"wav: front-end .*gave non-finite features .* quiet/quiet"):
-        ev.evaluate(from_object(Any(), name="any"), "wav")
+        ev.evaluate(from_object(Any(), name="any"), C("wav"))
 
 
 def _losing_fill(monkeypatch, cache, times):
@@ -103,13 +104,13 @@ def test_entries_lost_mid_run_are_recomputed_or_the_run_fails_naming_them(tiny, 
     # lost once: computed again, every clip scored
     _losing_fill(monkeypatch, cache, times=1)
     ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
-    result = ev.evaluate("base", "mp3@64")
+    result = ev.evaluate("base", C("mp3@64"))
     assert result.n == len(dataset.clips("evaluate")) and not result.skipped
     # lost every time: a named failure, never a silent subset
     _losing_fill(monkeypatch, cache, times=99)
     ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
     with pytest.raises(EncodeError, match=r"1 of \d+ clips have no cached features under mp3@32 .*cache gc"):
-        ev.evaluate("base", "mp3@32")
+        ev.evaluate("base", C("mp3@32"))
 
 
 def test_skip_mode_scores_the_rest_and_records_what_it_left_out(tiny, tmp_path, monkeypatch):
@@ -120,7 +121,7 @@ def test_skip_mode_scores_the_rest_and_records_what_it_left_out(tiny, tmp_path, 
     _losing_fill(monkeypatch, cache, times=99)
     ev = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None,
                    on_error="skip")
-    result = ev.evaluate("base", "mp3@32")
+    result = ev.evaluate("base", C("mp3@32"))
     total = len(tiny["dataset"].clips("evaluate"))
     assert result.n == total - 1 and len(result.skipped) == 1 and result.skipped[0] not in result.clips
     run = tmp_path / "runs" / "r"

@@ -111,9 +111,10 @@ def test_checkpoint_after_each_epoch_and_resume(tiny, tmp_path, monkeypatch):
 JAX_SCRIPT = """
 import json, numpy as np, keras
 from codecbench.models import build_fcnn, derive_segments, preset_config
-from codecbench.training import TrainConfig, fit, array_getter
+from codecbench.training.loop import array_getter, fit
+from codecbench.training.schedule import TrainConfig
 from codecbench.prefix import SharedPrefixPredictor
-from codecbench.backend import with_precision
+from codecbench.training.precision import with_precision
 base = build_fcnn(preset_config('small', (128, 36, 3), 10))
 x = np.random.default_rng(0).random((16, 128, 36, 3), dtype=np.float32)
 y = np.arange(16) % 10

@@ -54,6 +54,11 @@ def test_ci_example_then_partial_run_then_report_with_a_clean_tree(clone):
     assert not by_column["seg7"].endswith("†"), by_column  # from the newest run
     assert by_column["base"].endswith("†") and by_column["seg1"].endswith("†"), by_column  # from the first
     assert re.search(r"Cells marked `†` come from earlier runs", markdown)
+    # the codec facts were measured during the run on its own clips, and the report shows them
+    facts = markdown.split("## Codec facts")[1].split("##")[0]
+    mp3_row = next(line for line in facts.splitlines() if line.startswith("| mp3@32"))
+    kept, source = (float(c.strip().removesuffix(" kHz")) for c in mp3_row.strip("|").split("|")[2:4])
+    assert 0 < kept < source  # MP3 at 32 kbps low-passes what the data has
 
     # 4. running the benchmark wrote only untracked, ignored files
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=folder,

@@ -6,6 +6,7 @@ import pytest
 
 import codecbench
 from codecbench.cli import main
+from codecbench.codecs import parse_condition as C
 from codecbench.datasets import SCENES
 from codecbench.frontends import BASELINE, FrontEndError, parse_frontend
 from codecbench.models.kinds import ModelError, from_object
@@ -191,15 +192,15 @@ def test_classes_are_matched_by_name_or_an_explicit_map(tiny):
 
     ev = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
                    log=lambda m: None)
-    result = ev.evaluate(from_object(Shuffled(), name="shuffled"), "wav")
+    result = ev.evaluate(from_object(Shuffled(), name="shuffled"), C("wav"))
     assert set(result.predictions) == {SCENES.index("tram")}
 
     class Renamed(Shuffled):
         class_names = [f"c{i}" for i in range(10)]
     with pytest.raises(ModelError, match=r"predicts classes \['c0', .*the dataset has \['airport'"):
-        ev.evaluate(from_object(Renamed(), name="renamed"), "wav")
+        ev.evaluate(from_object(Renamed(), name="renamed"), C("wav"))
     mapped = from_object(Renamed(), name="mapped", meta={"class_map": {f"c{i}": s for i, s in enumerate(SCENES)}})
-    assert set(ev.evaluate(mapped, "wav").predictions) == {0}
+    assert set(ev.evaluate(mapped, C("wav")).predictions) == {0}
 
 
 def test_front_ends_parse_and_share_the_baseline_cache_keys():

@@ -6,6 +6,7 @@ import pytest
 
 from codecbench import codecs
 from codecbench.codecs import lame
+from codecbench.codecs import parse_condition as C
 from codecbench.datasets import synth_scene
 
 needs_lame = pytest.mark.skipif(lame.library()[0] is None,
@@ -15,7 +16,7 @@ needs_lame = pytest.mark.skipif(lame.library()[0] is None,
 def _reference(x, sr, name):
     cond = codecs.parse_condition(name)
     rate = codecs.codec_rate(cond, sr)
-    return codecs._encode_pyav(codecs.resample(x, sr, rate), rate, cond, sr, len(x))
+    return codecs.BACKENDS["pyav"].encode(codecs.resample(x, sr, rate), rate, cond, sr, len(x))
 
 
 @needs_lame
@@ -32,21 +33,18 @@ def test_same_bytes_priming_and_samples_as_libavcodec(sr, name):
 @needs_lame
 def test_turned_off_means_libavcodec(monkeypatch):
     monkeypatch.setenv("CODECBENCH_LAME", "off")
-    lame.library.cache_clear()
-    lame.matches_libavcodec.cache_clear()
+    codecs.forget_availability()
     try:
         assert codecs.encode(synth_scene(0, np.random.default_rng(0), 1.0, 44100), 44100, "mp3@64").backend == "pyav"
     finally:
         monkeypatch.delenv("CODECBENCH_LAME")
-        lame.library.cache_clear()
-        lame.matches_libavcodec.cache_clear()
+        codecs.forget_availability()
     assert codecs.encode(synth_scene(0, np.random.default_rng(0), 1.0, 44100), 44100, "mp3@64").backend == "lame"
 
 
 def test_a_library_that_is_not_there_is_not_used(monkeypatch):
     monkeypatch.setenv("CODECBENCH_LAME", "/nonexistent/libmp3lame.so.0")
-    lame.library.cache_clear()
-    lame.matches_libavcodec.cache_clear()
+    codecs.forget_availability()
     try:
         assert lame.library()[0] is None and "/nonexistent" in lame.library()[1]
         assert not lame.matches_libavcodec()
@@ -55,8 +53,7 @@ def test_a_library_that_is_not_there_is_not_used(monkeypatch):
             lame.encode(np.zeros(2000, np.float32), 44100, 64)
     finally:
         monkeypatch.delenv("CODECBENCH_LAME")
-        lame.library.cache_clear()
-        lame.matches_libavcodec.cache_clear()
+        codecs.forget_availability()
 
 
 def test_frames_are_split_from_their_headers_and_garbage_is_refused():
@@ -82,6 +79,6 @@ def test_mp3_is_labelled_by_the_route_that_codes_it_everywhere(tmp_path):
     path = tmp_path / "x.wav"
     sf.write(path, synth_scene(0, np.random.default_rng(0), 1.0, 44100), 44100)
     cache = Cache(tmp_path / "c")
-    fill([path], ["mp3@64"], cache, jobs=1, progress=False)
+    fill([path], [C("mp3@64")], cache, jobs=1, progress=False)
     _, meta = cache.load(CODED_NS, coded_key(file_digest(path), codecs.parse_condition("mp3@64")))
     assert meta["backend"] == "lame" and meta["library"] == codecs.codec_library("mp3@64")

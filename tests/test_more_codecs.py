@@ -81,7 +81,8 @@ def test_vorbis_quality_follows_the_nominal_rate():
     x = synth_scene(2, np.random.default_rng(2), 4.0, 44100)
     rates = [codecs.encode_decode(x, 44100, f"vorbis@{k}").achieved_kbps for k in (32, 64, 128)]
     assert rates[0] < rates[1] < rates[2]
-    assert codecs.vorbis_quality(64) == 3 and codecs.vorbis_quality(32) == 1
+    vorbis = codecs.CODECS["vorbis"]
+    assert vorbis.quality_for(64) == 3 and vorbis.quality_for(32) == 1
 
 
 @pytest.mark.parametrize("name", list(NEW))

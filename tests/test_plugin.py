@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from codecbench.codecs import parse_condition as C
 from codecbench.evaluation import Evaluator
 
 from .plugin_args import PLUGIN_ARGS
@@ -117,13 +118,13 @@ def test_adding_a_model_encodes_and_featurises_nothing_new(tiny):
                          log=lambda m: None)
     first = evaluator()
     for cond in ("wav", "mp3@32"):
-        first.evaluate("base", cond)
+        first.evaluate("base", C(cond))
     second = evaluator()
     for model in ("base", "finetuned_seg9"):
         for cond in ("wav", "mp3@32"):
-            second.evaluate(model, cond)
+            second.evaluate(model, C(cond))
     assert second.counts == {"encoded": 0, "featurised_conditions": 2, "model_loads": 2, "evaluations": 4}
-    assert second.evaluate("base", "wav") is second.evaluate("base", "wav")
+    assert second.evaluate("base", C("wav")) is second.evaluate("base", C("wav"))
 
 
 def test_settings_come_from_pyproject(pytester, tiny):

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from codecbench.codecs import parse_condition as C
 from codecbench.postfilter import PostFilterConfig, PostFilterError, build_postfilter, pair_indices, train_postfilter
 from codecbench.zoo import Zoo
 
@@ -59,10 +60,10 @@ def test_an_untrained_postfilter_is_the_identity():
 
 
 def test_pairs_need_the_original():
-    sources, targets = pair_indices(["a", "b", "a", "b"], ["wav", "wav", "mp3@64", "mp3@64"])
+    sources, targets = pair_indices(["a", "b", "a", "b"], [C(c) for c in ("wav", "wav", "mp3@64", "mp3@64")])
     assert sources.tolist() == [0, 1, 2, 3] and targets.tolist() == [0, 1, 0, 1]
     with pytest.raises(PostFilterError, match="needs the original audio"):
-        pair_indices(["a", "b"], ["mp3@64", "mp3@64"])
+        pair_indices(["a", "b"], [C("mp3@64"), C("mp3@64")])
 
 
 def meta_pf(zoo, name):

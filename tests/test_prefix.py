@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from codecbench.backend import keras
+from codecbench.codecs import parse_condition as C
 from codecbench.models import build_fcnn, derive_segments, preset_config
 from codecbench.prefix import SharedPrefixPredictor, _topological_nodes, cuts
 
@@ -124,9 +125,9 @@ def test_evaluate_many_matches_evaluate_on_a_zoo(tiny):
     args = (tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"])
     shared = Evaluator(*args, jobs=1, log=lambda m: None)
     alone = Evaluator(*args, jobs=1, log=lambda m: None, share_prefix=False)
-    together = shared.evaluate_many(names, "mp3@32")
+    together = shared.evaluate_many(names, C("mp3@32"))
     for name, result in zip(names, together):
-        reference = alone.evaluate(name, "mp3@32")
+        reference = alone.evaluate(name, C("mp3@32"))
         assert result.predictions == reference.predictions and result.correct == reference.correct, name
     assert shared.counts["evaluations"] == len(names)
     assert len(shared._predictors) == 1
@@ -141,8 +142,8 @@ def test_mixed_precision_evaluation_runs_and_is_recorded_as_such(tiny):
     policies = {layer.dtype_policy.name for layer in scoring.keras_model.layers[1:-1]}
     assert policies == {"mixed_bfloat16"}
     assert scoring.keras_model.layers[-1].dtype_policy.name == "float32"  # the softmax stays float32
-    result = mixed.evaluate("base", "wav")
-    reference = Evaluator(*args, jobs=1, log=lambda m: None).evaluate("base", "wav")
+    result = mixed.evaluate("base", C("wav"))
+    reference = Evaluator(*args, jobs=1, log=lambda m: None).evaluate("base", C("wav"))
     assert result.n == reference.n
     # bfloat16 keeps 8 bits of mantissa: probabilities move by far less than 0.05, so a decision whose float32
     # margin (top-1 minus top-2) exceeds 0.1 cannot flip; only near-ties may

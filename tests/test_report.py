@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from codecbench.codecs import parse_condition as C
 from codecbench.evaluation import Evaluator
 from codecbench.report import GAP, render
 from codecbench.results import ResultsError, write_item, write_run
@@ -15,7 +16,7 @@ def results_dir(tiny, tmp_path):
     pairs = [("base", c) for c in ("wav", "mp3@64", "mp3@32", "sbc@64")] + \
             [("finetuned_seg9", c) for c in ("wav", "mp3@32")] + [("finetuned_full@e1", "wav")]
     for model, cond in pairs:
-        write_item(run, {**ev.evaluate(model, cond).as_record(), "threshold": None, "outcome": "passed"})
+        write_item(run, {**ev.evaluate(model, C(cond)).as_record(), "threshold": None, "outcome": "passed"})
     ds = tiny["dataset"]
     meta = {"run_id": "r1", "dataset": {"name": "synthetic", "split": "evaluate", "recipe": ds.recipe,
                                         "fingerprint": ds.fingerprint("evaluate"),

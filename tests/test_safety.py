@@ -13,6 +13,7 @@ from codecbench import codecs
 from codecbench.cache import MARKER, CacheCorruptionWarning
 from codecbench.cli import main
 from codecbench.codecs import parse_condition
+from codecbench.codecs import parse_condition as C
 from codecbench.datasets import DatasetError, load_folder, load_tau, synthesize
 from codecbench.encode import CODED_NS, EncodeError, achieved_kbps, coded_key, fill
 from codecbench.errors import CodecbenchError, UsageError
@@ -121,7 +122,7 @@ def test_concurrent_synthesis_does_not_race(tmp_path):
 
 @pytest.mark.parametrize("damage", ["dtype", "directory", "metadata", "foreign"])
 def test_damaged_entries_are_reported_removed_and_recomputed(cache, wav_folder, damage):
-    fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
+    fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
     path = cache.path(CODED_NS, coded_key(file_digest(wav_folder[0]), parse_condition("mp3@64")))
     good = path.read_bytes()
     if damage == "directory":
@@ -134,9 +135,9 @@ def test_damaged_entries_are_reported_removed_and_recomputed(cache, wav_folder, 
         assert old in good
         path.write_bytes(good.replace(old, new, 1))
     with pytest.warns(CacheCorruptionWarning, match="is damaged"):
-        summary = fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False)
+        summary = fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
     assert summary.misses == 1 and path.read_bytes() == good
-    assert fill(wav_folder[:1], ["mp3@64"], cache, jobs=1, progress=False).misses == 0
+    assert fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False).misses == 0
 
 
 # 5. split files cannot reach outside the dataset root ------------------------------------------
@@ -259,7 +260,7 @@ def test_empty_condition_or_clip_lists_are_refused(cache, wav_folder):
     with pytest.raises(EncodeError, match="condition list is empty"):
         fill(wav_folder, [], cache, progress=False)
     with pytest.raises(EncodeError, match="selection is empty"):
-        fill([], ["mp3@64"], cache, progress=False)
+        fill([], [C("mp3@64")], cache, progress=False)
 
 
 # 9. smaller ------------------------------------------------------------------------------------

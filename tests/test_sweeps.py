@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 
-from codecbench import sweeps
+from codecbench.codecs import parse_condition
 from codecbench.evaluation import Evaluator
 from codecbench.matrix import parse_matrix
-from codecbench.report import Results, render
+from codecbench.report import ResultTable, render, sweeps
 from codecbench.results import write_item, write_run
 
 
@@ -24,7 +24,7 @@ def test_break_even_and_retained_on_known_accuracies():
     n = 200
     accuracies = {"wav": 0.80, "mp3@32": 0.30, "mp3@64": 0.70, "mp3@128": 0.79, "mp3@320": 0.80}
     rows = [_cell("m", c, [i < a * n for i in range(n)]) for c, a in accuracies.items()]
-    res = Results({"meta": {}, "results": rows})
+    res = ResultTable({"meta": {}, "results": rows})
     (row,) = sweeps.summarise(res, n_boot=200)
     assert row["codec"] == "mp3" and row["rates"] == [32, 64, 128, 320]
     # within 0.02 of 0.80 from 128 kbps on (64 is 0.10 short)
@@ -37,13 +37,14 @@ def test_break_even_and_retained_on_known_accuracies():
 def test_a_codec_that_never_reaches_the_original_has_no_break_even():
     n = 100
     rows = [_cell("m", "wav", [True] * n)] + [_cell("m", f"opus@{k}", [i < 50 for i in range(n)]) for k in (6, 12, 24)]
-    (row,) = sweeps.summarise(Results({"meta": {}, "results": rows}), n_boot=50)
+    (row,) = sweeps.summarise(ResultTable({"meta": {}, "results": rows}), n_boot=50)
     assert math.isinf(row["break_even_kbps"])
     assert "never" in sweeps.markdown([row])
 
 
 def test_fewer_than_three_rates_is_not_a_sweep():
-    assert sweeps.find_sweeps(["wav", "mp3@32", "mp3@64", "aac@32", "aac@48", "aac@64"]) == {
+    names = ["wav", "mp3@32", "mp3@64", "aac@32", "aac@48", "aac@64"]
+    assert sweeps.find_sweeps([parse_condition(c) for c in names]) == {
         "aac": [(32.0, "aac@32"), (48.0, "aac@48"), (64.0, "aac@64")]}
 
 

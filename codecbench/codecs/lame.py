@@ -22,6 +22,9 @@ import os
 import numpy as np
 
 from ..errors import CodecError
+from .backend import Backend, register
+from .bitstream import Bitstream, pack
+from .table import CodecSpec, Condition
 
 #: LAME's mode for one channel, and its default ("-q 3") algorithm quality, which libavcodec leaves in place
 _MONO = 3
@@ -131,7 +134,7 @@ def matches_libavcodec() -> bool:
     """Whether this library codes a test signal to the same bytes (and priming) as libavcodec's libmp3lame."""
     if library()[0] is None:
         return False
-    from . import Condition, _encode_pyav
+    from .pyav import encode as pyav_encode
 
     rng = np.random.default_rng(20261129)
     t = np.arange(44100 // 2) / 44100
@@ -141,8 +144,31 @@ def matches_libavcodec() -> bool:
             frames, priming = encode(x, 44100, kbps)
         except LameError:
             return False
-        reference = _encode_pyav(x, 44100, Condition("mp3", kbps), 44100, len(x))
+        reference = pyav_encode(x, 44100, Condition("mp3", kbps), 44100, len(x))
         if b"".join(frames) != reference.payload or priming != reference.skip or \
                 [len(f) for f in frames] != list(reference.sizes):
             return False
     return True
+
+
+class LameBackend(Backend):
+    """The system's libmp3lame in-process, used only where it codes the same bytes as libavcodec's wrapper."""
+
+    name = "lame"
+    decoders = ()  # its MP3 frames are decoded by libavcodec's mp3float
+
+    def unavailable(self, spec: CodecSpec) -> str | None:
+        if not matches_libavcodec():
+            return "no system libmp3lame that codes the same bytes as libavcodec's (CODECBENCH_LAME, libmp3lame0)"
+        return None
+
+    def library(self, spec: CodecSpec) -> str:
+        # the bytes equal libavcodec's libmp3lame's; the route is named as the cache entry records it
+        return f"{version()} (system libmp3lame, in-process)"
+
+    def encode(self, x: np.ndarray, codec_sr: int, cond: Condition, sample_rate: int, n: int) -> Bitstream:
+        frames, priming = encode(x, codec_sr, cond.kbps)
+        return pack(cond, "lame", f"pyav:{cond.spec.decoder}", sample_rate, codec_sr, n, len(x), frames, b"", priming)
+
+
+register(LameBackend())

@@ -99,7 +99,7 @@ class ScoringModel:
 
 
 def from_keras(name: str, model, meta: dict, sha256: str = "") -> ScoringModel:
-    from ..training import predict_proba
+    from .predict import predict_proba
 
     classes = meta.get("class_names") or [str(i) for i in range(int(model.output_shape[-1]))]
     return ScoringModel(name, "keras", parse_frontend(meta.get("frontend")), list(classes),

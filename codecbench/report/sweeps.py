@@ -17,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .codecs import parse_condition
+from ..codecs import Condition
 
 BREAK_EVEN_MARGIN = 0.02
 
 
-def find_sweeps(conditions, min_rates: int = 3) -> dict[str, list[tuple[float, str]]]:
+def find_sweeps(conditions: list[Condition], min_rates: int = 3) -> dict[str, list[tuple[float, str]]]:
     """``{codec: [(kbps, condition name), ...]}`` (ascending) for codecs present at ``min_rates`` or more rates."""
     by_codec: dict[str, list[tuple[float, str]]] = {}
-    for name in conditions:
-        cond = parse_condition(name)
+    for cond in conditions:
         if not cond.is_original:
             by_codec.setdefault(cond.codec, []).append((float(cond.kbps), cond.name))
     return {c: sorted(set(v)) for c, v in by_codec.items() if len(set(v)) >= min_rates}
@@ -51,7 +50,7 @@ def _break_even(rates: np.ndarray, acc: np.ndarray, reference: float, margin: fl
 
 def summarise(res, *, margin: float = BREAK_EVEN_MARGIN, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """One row per (model, codec) sweep: retained accuracy and break-even bit rate with bootstrap intervals."""
-    sweeps = find_sweeps([c for _, c in res.conditions()])
+    sweeps = find_sweeps([res.parsed[c] for _, c in res.conditions()])
     rows = []
     rng = np.random.default_rng(seed)
     for codec, points in sweeps.items():
@@ -112,9 +111,9 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .stats import wilson_interval
+    from ..stats import wilson_interval
 
-    sweeps = find_sweeps([c for _, c in res.conditions()])
+    sweeps = find_sweeps([res.parsed[c] for _, c in res.conditions()])
     if not sweeps:
         return []
     models = models or res.models
@@ -146,5 +145,5 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="model",
                        title_fontsize=7)
-    from .report import save_figure
+    from .figures import save_figure
     return save_figure(fig, out_base, formats)

@@ -29,7 +29,7 @@ class TrainConfig:
 
     def schedule(self, steps_per_epoch: int):
         """The learning-rate schedule (Keras ``CosineDecayRestarts``) for ``steps_per_epoch``."""
-        from .backend import keras
+        from ..backend import keras
 
         return keras.optimizers.schedules.CosineDecayRestarts(
             self.learning_rate, first_decay_steps=max(1, int(round(self.first_restart_epochs * steps_per_epoch))),

@@ -8,15 +8,19 @@ mask per example. Data augmentation runs in NumPy on a seeded generator, and the
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 import time
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .backend import keras
-from .models.segments import freeze_except
+from ..backend import keras
+from ..errors import UsageError
+from ..models.segments import freeze_except
+from .precision import resolve_precision, with_precision
 from .schedule import FINETUNE_DEFAULTS, TrainConfig  # noqa: F401  (re-exported)
 
 
@@ -110,7 +114,7 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     data-parallel over these (default: as ``config.devices`` says; :mod:`codecbench.distribute`; the global
     batch is ``config.batch_size``).
     """
-    from .distribute import resolve_devices, training_twin
+    from .distribute import default_device, resolve_devices
 
     keras.utils.set_random_seed(config.seed)
     freeze_except(model, list(segments) if segments is not None else None)
@@ -128,7 +132,7 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
             if _then:
                 _then(epoch, row)
         on_epoch = sync_then
-    log = _EpochLog(len(labels), on_epoch, devices or [_default_device()], batches)
+    log = _EpochLog(len(labels), on_epoch, devices or [default_device()], batches)
     if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     with scope:  # (a distribution strategy's: the optimizer's variables must be created in it)
@@ -145,26 +149,47 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     return log.rows
 
 
-def _default_device() -> str:
-    from .distribute import local_accelerators
-    return (local_accelerators() or ["CPU"])[0]
-
-
-def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int | None = None,
-                  input_budget_bytes: int = 64 << 20) -> np.ndarray:
-    """Class probabilities in batches, with the model in inference mode.
-
-    By default a batch holds as many clips as fit in ``input_budget_bytes`` of input: large
-    batches amortise per-call overhead, the budget bounds activation memory. ``predict_on_batch``
-    runs the compiled graph (traced once per batch shape), several times faster than eager calls.
-    """
-    if batch_size is None:
-        per_clip = int(np.prod(x.shape[1:])) * 4 if len(x) else 1
-        batch_size = max(1, input_budget_bytes // per_clip)
-    out = [np.asarray(model.predict_on_batch(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
-
-
 def array_getter(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """A getter over an in-memory feature array."""
     return lambda idx: x[idx]
+
+
+def training_twin(model, *, precision: str = "float32", devices: list[str] | None = None):
+    """``(twin, scope)``: the model to train (``model`` itself when nothing changes) and the context its
+    compile and fit must run in."""
+
+    precision = resolve_precision(precision)
+    if not devices:
+        return with_precision(model, precision), contextlib.nullcontext()
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy(devices)
+        with strategy.scope():
+            twin = with_precision(model, precision, synchronized_batchnorm=True)
+        return twin, strategy.scope()
+    if backend == "jax":
+        import jax
+
+        by_name = {str(d): d for d in jax.devices()}
+        missing = [d for d in devices if d not in by_name]
+        if missing:
+            raise UsageError(f"--devices: JAX has no device {', '.join(missing)} (it has {', '.join(by_name)})")
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=[by_name[d] for d in devices]))
+        # a clone made now places its variables by the distribution
+        twin = keras.models.clone_model(model)
+        twin.set_weights(model.get_weights())
+        for source, target in zip(model.layers, twin.layers):
+            target.trainable = source.trainable
+        return with_precision(twin, precision), _distribution_scope()
+    raise UsageError(f"data-parallel training needs the TensorFlow or JAX backend, not {backend} "
+                     f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')!r})")
+
+
+@contextlib.contextmanager
+def _distribution_scope():
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(None)

@@ -1,4 +1,4 @@
-"""Data-parallel training over several local devices, and the training copy of a model (devices, precision).
+"""The local devices and data-parallel training over them (the training copy itself is made by :mod:`.loop`).
 
 Training and fine-tuning run data-parallel over the devices given (``--devices``; ``auto``: every local
 accelerator when there is more than one):
@@ -18,11 +18,10 @@ run's dtype policy, created under the strategy), whose weights are copied back b
 """
 from __future__ import annotations
 
-import contextlib
 import os
 
-from .backend import keras
-from .errors import UsageError
+from ..backend import keras
+from ..errors import UsageError
 
 
 def local_accelerators() -> list[str]:
@@ -37,18 +36,16 @@ def local_accelerators() -> list[str]:
     return []
 
 
+def default_device() -> str:
+    """The first local accelerator, else the CPU."""
+    return (local_accelerators() or ["CPU"])[0]
+
+
 def reader_threads() -> int:
     """Threads that read and finish cached features: 1 on a CPU-only machine (the model already uses every core,
     and one reader overlapping it measured best), more with an accelerator, which needs the whole CPU to feed it
     (one thread finishes ~550 paper-sized clips/s; a GPU infers thousands)."""
     return max(1, min(8, (os.cpu_count() or 2) - 1)) if local_accelerators() else 1
-
-
-def resolve_precision(precision: str) -> str:
-    """``"auto"`` -> mixed_bfloat16 when Keras sees an accelerator, else float32; anything else as given."""
-    if precision != "auto":
-        return precision
-    return "mixed_bfloat16" if local_accelerators() else "float32"
 
 
 def resolve_devices(value: str | None) -> list[str] | None:
@@ -109,45 +106,3 @@ def _all_devices() -> list[str]:
         import jax
         return [str(d) for d in jax.devices()]
     return []
-
-
-def training_twin(model, *, precision: str = "float32", devices: list[str] | None = None):
-    """``(twin, scope)``: the model to train (``model`` itself when nothing changes) and the context its
-    compile and fit must run in."""
-    from .backend import with_precision
-
-    precision = resolve_precision(precision)
-    if not devices:
-        return with_precision(model, precision), contextlib.nullcontext()
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        strategy = tf.distribute.MirroredStrategy(devices)
-        with strategy.scope():
-            twin = with_precision(model, precision, synchronized_batchnorm=True)
-        return twin, strategy.scope()
-    if backend == "jax":
-        import jax
-
-        by_name = {str(d): d for d in jax.devices()}
-        missing = [d for d in devices if d not in by_name]
-        if missing:
-            raise UsageError(f"--devices: JAX has no device {', '.join(missing)} (it has {', '.join(by_name)})")
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=[by_name[d] for d in devices]))
-        # a clone made now places its variables by the distribution
-        twin = keras.models.clone_model(model)
-        twin.set_weights(model.get_weights())
-        for source, target in zip(model.layers, twin.layers):
-            target.trainable = source.trainable
-        return with_precision(twin, precision), _distribution_scope()
-    raise UsageError(f"data-parallel training needs the TensorFlow or JAX backend, not {backend} "
-                     f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')!r})")
-
-
-@contextlib.contextmanager
-def _distribution_scope():
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(None)

@@ -1,0 +1,45 @@
+"""The ``codecbench`` command: a thin layer of argument parsing over the library.
+
+Settings shared with the pytest plugin come from :mod:`codecbench.spec` (one table of options,
+validated once into a :class:`~codecbench.spec.RunSpec`); Keras is imported only by the
+commands that need a model.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from ..errors import CodecbenchError
+from ..spec import OPTIONS, RunSpec
+from .data_commands import cmd_bench, cmd_cache, cmd_conditions, cmd_encode
+from .model_commands import cmd_finetune, cmd_import_model, cmd_postfilter, cmd_segments, cmd_train, cmd_zoo
+from .parser import build_parser
+from .result_commands import cmd_compare, cmd_history, cmd_report, cmd_thresholds
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+
+def _spec(args) -> RunSpec:
+    flags = {"run_id": "--run"} if args.command == "report" else None
+    return RunSpec.build({name: getattr(args, name, None) for name in OPTIONS}, flags=flags)
+
+
+COMMANDS = {"report": cmd_report, "history": cmd_history, "compare": cmd_compare, "thresholds": cmd_thresholds,
+            "conditions": cmd_conditions, "encode": cmd_encode,
+            "cache": cmd_cache, "bench": cmd_bench, "segments": cmd_segments, "import-model": cmd_import_model,
+            "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo, "postfilter": cmd_postfilter}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args, _spec(args))
+    except CodecbenchError as exc:
+        if args.verbose:
+            raise
+        print(f"codecbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; everything finished so far is kept in the cache", file=sys.stderr)
+        return 130

@@ -1,0 +1,127 @@
+"""Commands over codecs and data: ``conditions``, ``encode``, ``cache``, ``bench``."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..errors import UsageError
+from ..spec import RunSpec
+from .parser import _plan_options  # noqa: F401
+
+
+def cmd_conditions(args, spec: RunSpec) -> int:
+    from tabulate import tabulate
+
+    from .. import codecs
+
+    matrix = spec.matrix_obj
+    roles: dict = {}
+    for cat, conds in matrix.categories.items():
+        for c in conds:
+            roles.setdefault(c, []).append(f"{cat} ({matrix.descriptions[cat]})" if matrix.descriptions[cat] else cat)
+    for c in matrix.finetune:
+        roles.setdefault(c, []).append("fine-tuning")
+    hints: dict[str, None] = {}
+    rows = []
+    for cond in matrix.all_conditions():
+        ok, why = codecs.availability(cond)
+        reason, _, hint = why.partition(". ")
+        if not ok and hint:
+            hints.setdefault(hint)
+        family = "-" if cond.is_original else cond.spec.family
+        rows.append([cond.name, family, codecs.codec_library(cond), "; ".join(roles[cond]),
+                     "yes" if ok else f"no: {reason}"])
+    print(f"matrix: {matrix.name} ({matrix.source})")
+    print(tabulate(rows, headers=["condition", "family", "codec library", "role", "available here"],
+                   tablefmt="github"))
+    coded = {c.codec for c in matrix.all_conditions() if not c.is_original}
+    available = {c.codec for c in matrix.all_conditions() if not c.is_original and codecs.availability(c)[0]}
+    print(f"\n{len(available)} of {len(coded)} codec families available here")
+    for hint in hints:
+        print(f"\nhint: {hint}")
+    return 0
+
+
+def cmd_encode(args, spec: RunSpec) -> int:
+    from .. import codecs
+    from ..encode import fill
+
+    # the fine-tuning conditions are coded for the training split only; an evaluation scores the validation ones
+    matrix = spec.matrix_obj
+    conds = list(spec.condition) if spec.condition else (
+        matrix.all_conditions() if spec.split == "train" else matrix.validation)
+    usable = []
+    for cond in conds:
+        ok, why = codecs.availability(cond)
+        if ok:
+            usable.append(cond)
+        else:
+            print(f"warning: skipping {cond.name}: {why}", file=sys.stderr)
+    if not usable:
+        raise UsageError("no condition to code: every selected condition is unavailable here (see above)")
+    from ..plan import fill_stage, new_plan, plan_fill
+
+    dataset = spec.load_dataset(allow_partial=args.allow_partial, listing_only=args.dry_run)
+    clips = dataset.clips(spec.split)
+    plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, spec.cache), clips, usable,
+                     spec.cache, with_features=args.features)
+    if args.dry_run:
+        from ..plan import clip_seconds
+        plan.stages += fill_stage(plan, clip_seconds(clips), spec.jobs, spec.scheduler)
+        print(plan.report())
+        return 0
+    plan.check_disk(args.force)
+    print(f"{dataset.name}: {len(clips)} clips of split {spec.split!r}, {len(usable)} conditions -> "
+          f"{spec.cache.root}", file=sys.stderr)
+    summary = fill(clips, usable, spec.cache, with_features=args.features, jobs=spec.jobs, backend=spec.backend,
+                   scheduler=spec.scheduler, on_error=args.on_error, progress=False if args.quiet else None)
+    print(summary.report())
+    return 1 if summary.failures and args.on_error == "raise" else 0
+
+
+def cmd_cache(args, spec: RunSpec) -> int:
+    from tabulate import tabulate
+
+    cache = spec.cache
+    if args.action == "gc":
+        counts = cache.gc(args.older_than)
+        line = f"removed {counts['old_format']} entries of older formats"
+        if args.older_than is not None:
+            line += f" and {counts['unused']} entries not read for {args.older_than:g} days"
+        print(f"{line} ({counts['bytes'] / 2**20:.1f} MiB) from {cache.root}")
+        return 0
+    if args.action == "clear":
+        print(f"removed {cache.clear(args.namespace)} entries from {cache.root}")
+        return 0
+    info = cache.info()
+    rows = [[ns, v["entries"], f"{v['bytes'] / 2**20:.1f}", f"{v['bytes_per_entry'] / 2**10:.1f}"]
+            for ns, v in info.items() if not args.namespace or ns == args.namespace]
+    print(f"cache: {cache.root}")
+    print(tabulate(rows, headers=["namespace", "entries", "MiB", "KiB per entry"], tablefmt="github")
+          if rows else "(empty)")
+    return 0
+
+
+def cmd_bench(args, spec: RunSpec) -> int:
+    from .. import bench
+
+    run, show = bench.BENCHMARKS[args.what]
+    result = run(clips=args.clips) if args.what == "codecs" else run()
+    print(json.dumps(result, indent=2, default=str) if args.json else show(result))
+    return 0
+
+
+def _check_disk(dataset, conditions, spec: RunSpec, force: bool, split: str = "train") -> None:
+    """Stop before a run whose cache growth would not fit the free disk (unless ``force``)."""
+    from ..plan import new_plan, plan_fill
+
+    clips = dataset.clips(split)
+    plan_fill(new_plan(f"{dataset.name} {split}", clips, conditions, spec.cache), clips, conditions, spec.cache,
+              with_features=True).check_disk(force)
+
+
+def _finetune_conditions(matrix) -> list:
+    from .. import codecs
+
+    wanted = ([codecs.ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
+    return [c for c in wanted if codecs.availability(c)[0]]

@@ -1,0 +1,295 @@
+"""Commands over models: ``segments``, ``import-model``, ``train``, ``finetune``, ``postfilter``, ``zoo``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UsageError
+from ..spec import RunSpec
+from .data_commands import _check_disk, _finetune_conditions
+from .parser import _train_config
+
+
+def _write_zoo(spec: RunSpec):
+    """Where new models go: --model-dir, else the user model folder (never the packaged zoo)."""
+    from ..zoo import Zoo, user_model_dir
+
+    return Zoo(spec.model_dir or user_model_dir(), trust_code=spec.trust_code)
+
+
+def _source_zoo(spec: RunSpec, name: str):
+    """Where a parent model is read: --model-dir, else the user model folder if it has it, else the packaged zoo."""
+    from ..zoo import ALIASES, Zoo
+
+    if spec.model_dir:
+        return Zoo(spec.model_dir, trust_code=spec.trust_code)
+    user = _write_zoo(spec)
+    return user if (name in user.names() or ALIASES.get(name) in user.names()) else Zoo(trust_code=spec.trust_code)
+
+
+def _saved(names: list[str], zoo) -> None:
+    from ..zoo import user_model_dir
+
+    print(f"saved {', '.join(names) if names else 'nothing (complete)'} in {zoo.root}")
+    if names and zoo.root == user_model_dir():
+        print(f"(no --model-dir was given, so they went to the user model folder; use them with "
+              f"--model-dir {zoo.root})")
+
+
+def cmd_segments(args, spec: RunSpec) -> int:
+    from tabulate import tabulate
+
+    from ..models import derive_segments, load_model
+
+    if Path(args.model_name).suffix in (".keras", ".hdf5", ".h5"):
+        model, _ = load_model(args.model_name, trust=bool(args.trust_code))
+    else:
+        model, _ = _source_zoo(spec, args.model_name).load(args.model_name)
+    rows = [[s.index, s.kind, f"{s.params:,}", ", ".join(s.layers)] for s in derive_segments(model)]
+    print(tabulate(rows, headers=["segment", "kind", "params", "layers"], tablefmt="github"))
+    print(f"total parameters: {model.count_params():,}")
+    return 0
+
+
+def _classes(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    path = Path(text)
+    items = path.read_text().splitlines() if path.is_file() else text.split(",")
+    names = [c.strip() for c in items if c.strip()]
+    if len(set(names)) != len(names) or not names:
+        raise UsageError(f"--classes {text!r}: expected distinct class names")
+    return names
+
+
+def _class_map(text: str | None) -> dict:
+    if not text:
+        return {}
+    from ..config import read_toml
+
+    path = Path(text)
+    if not path.is_file():
+        raise UsageError(f"--class-map {text}: file not found")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--class-map {text}: not a readable JSON object ({exc})") from None
+    else:
+        data = read_toml(path, UsageError, "class map")
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UsageError(f"--class-map {text}: expected a table of model class = dataset class")
+    return data
+
+
+def _check_onnx_self_contained(name: str, source: Path, meta: dict) -> None:
+    """Refuse an ONNX model that keeps tensors in external data files: only the .onnx file is copied into the
+    zoo, so it must load on its own (it is tried from an empty folder)."""
+    import shutil
+    import tempfile
+
+    from ..models import kinds
+
+    with tempfile.TemporaryDirectory(prefix="codecbench-onnx-") as alone:
+        copy = Path(alone) / source.name
+        shutil.copyfile(source, copy)
+        try:
+            kinds.load_onnx(name, copy, meta)
+        except kinds.ModelError:
+            raise UsageError(f"{source}: the ONNX model keeps its weights in external data files beside it, which "
+                             "import-model does not copy; save it as one file (onnx.save_model(model, path, "
+                             "save_as_external_data=False)) and import that") from None
+
+
+def cmd_import_model(args, spec: RunSpec) -> int:
+    from ..frontends import parse_frontend
+    from ..models import file_sha256, kinds, load_model
+    from ..provenance import now
+    from ..zoo import check_name
+
+    zoo = _write_zoo(spec)
+    zoo.check_writable([check_name(args.name)], args.force)
+    source = Path(args.path)
+    kind = args.kind or {".keras": "keras", ".hdf5": "keras", ".h5": "keras", ".onnx": "onnx"}.get(
+        source.suffix, "python" if ":" in args.path and not source.exists() else None)
+    if kind is None:
+        raise UsageError(f"{args.path}: cannot tell the model kind; pass --kind keras|onnx|python")
+    meta = {"kind": kind, "strategy": "imported", "imported_from": str(args.path), "created": now()}
+    if args.frontend:
+        meta["frontend"] = parse_frontend(args.frontend).to_dict()
+    if args.classes:
+        meta["class_names"] = _classes(args.classes)
+    if args.class_map:
+        meta["class_map"] = _class_map(args.class_map)
+    if args.outputs:
+        meta["outputs"] = args.outputs
+    if kind == "keras":
+        model, loaded = load_model(source, trust=bool(args.trust_code))
+        meta = {**loaded, **meta, "source_sha256": file_sha256(source)}
+        kinds.validate(kinds.from_keras(args.name, model, meta))
+        path = zoo.save(args.name, model, meta, overwrite=args.force)
+        print(f"imported {args.path} as {args.name!r} -> {path} ({model.count_params():,} parameters)")
+        return 0
+    if kind == "onnx":
+        if not source.is_file():
+            raise UsageError(f"{source}: ONNX file not found")
+        meta["source_sha256"] = file_sha256(source)
+        kinds.validate(kinds.load_onnx(args.name, source, meta))  # before anything is written
+        _check_onnx_self_contained(args.name, source, meta)
+        path = zoo.save_external(args.name, meta, source=source, overwrite=args.force)
+    else:
+        meta["entry_point"] = args.path
+        if args.kwargs:
+            try:
+                meta["kwargs"] = json.loads(args.kwargs)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--kwargs: not a JSON object ({exc})") from None
+        model = kinds.load_python(args.name, meta)
+        meta.setdefault("class_names", model.class_names)
+        meta.setdefault("frontend", model.frontend.to_dict())
+        kinds.validate(model)
+        path = zoo.save_external(args.name, meta, overwrite=args.force)
+        from .. import trust
+        trust.remember(meta)  # imported by the user on the command line: its code may run in later runs
+    print(f"imported {args.path} as {args.name!r} ({kind}, front-end {parse_frontend(meta.get('frontend')).describe()})"
+          f" -> {path}")
+    return 0
+
+
+def cmd_train(args, spec: RunSpec) -> int:
+    from ..finetune import train_base
+    from ..models import preset_config
+    from ..plan import training_plan
+
+    zoo = _write_zoo(spec)
+    dataset = spec.load_dataset(listing_only=args.dry_run)
+    config = _train_config(args, spec)
+    conditions = [c.name for c in spec.condition]
+    if args.dry_run:
+        model = preset_config(args.preset, (128, 423, 3), len(dataset.class_names))
+        print(training_plan(f"train {args.name} ({args.preset}) on {dataset.name}", dataset, conditions, spec.cache,
+                            config=model, train_config=config, runs=[("training", config.epochs)], jobs=spec.jobs,
+                            scheduler=spec.scheduler).report())
+        return 0
+    _check_disk(dataset, conditions, spec, args.force)
+    name = train_base(zoo, dataset, spec.cache, name=args.name, preset=args.preset,
+                      config=_train_config(args, spec), conditions=list(spec.condition), jobs=spec.jobs,
+                      backend=spec.backend, scheduler=spec.scheduler, resume=args.resume, overwrite=args.force)
+    _saved([name], zoo)
+    return 0
+
+
+def cmd_finetune(args, spec: RunSpec) -> int:
+    from ..finetune import finetune
+    from ..models import derive_segments, parse_segments
+
+    source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
+    segments = None
+    if args.segment:
+        model, _ = source.load(args.parent)
+        try:
+            segments = parse_segments(args.segment, len(derive_segments(model)))
+        except ValueError as exc:
+            raise UsageError(f"--segment: {exc}") from None
+    save_epochs = None
+    if args.save_epochs:
+        try:
+            save_epochs = [int(e) for e in args.save_epochs.split(",") if e.strip()]
+        except ValueError:
+            raise UsageError(f"--save-epochs: expected comma-separated epochs such as 1,10,20,40, got "
+                             f"{args.save_epochs!r}") from None
+    dataset = spec.load_dataset(listing_only=args.dry_run)
+    conditions = _finetune_conditions(spec.matrix_obj)
+    if args.dry_run:
+        from ..models import FCNNConfig
+        from ..plan import training_plan
+
+        config = _train_config(args, spec)
+        model = FCNNConfig.from_dict(source.metadata(args.parent)["config"])
+        runs = [("full fine-tuning", args.epochs)] if segments is None else \
+            [(f"segment {k} fine-tuning", args.epochs) for k in segments]
+        print(training_plan(f"finetune {args.parent} on {dataset.name}", dataset, conditions, spec.cache,
+                            config=model, train_config=config, runs=runs, jobs=spec.jobs,
+                            scheduler=spec.scheduler).report())
+        return 0
+    _check_disk(dataset, conditions, spec, args.force)
+    saved = finetune(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, segments=segments,
+                     epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args, spec), jobs=spec.jobs,
+                     backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force,
+                     learning_rate=args.lr)
+    _saved(saved, zoo)
+    return 0
+
+
+def cmd_postfilter(args, spec: RunSpec) -> int:
+    from ..postfilter import PostFilterConfig, train_postfilter
+
+    if args.layers < 2:
+        raise UsageError("--layers: at least 2 (hidden convolutions, then the correction)")
+    source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
+    config = PostFilterConfig(filters=args.filters, layers=args.layers, epochs=args.epochs, learning_rate=args.lr,
+                              crop_frames=args.crop or None, seed=args.seed)
+    dataset = spec.load_dataset()
+    conditions = _finetune_conditions(spec.matrix_obj)
+    _check_disk(dataset, conditions, spec, args.force)
+    saved = train_postfilter(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, config=config, name=args.name,
+                             source=source, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
+                             overwrite=args.force)
+    meta = zoo.metadata(saved)["postfilter"]
+    print(f"post-filter: {meta['params']:,} parameters in front of {meta['classifier_params']:,}; adds "
+          f"{meta['added_ms_per_clip']:.2f} ms per clip here")
+    _saved([saved], zoo)
+    return 0
+
+
+def cmd_zoo(args, spec: RunSpec) -> int:
+    from tabulate import tabulate
+
+    from ..zoo import Zoo, compare
+
+    if args.action == "compare":
+        if not args.other:
+            raise UsageError("zoo compare needs --other DIR")
+        rows = compare(spec.zoo, Zoo(args.other))
+        print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".3g"))
+        same = sum(r["max_abs_diff"] == 0 for r in rows)
+        print(f"{same} of {len(rows)} models have bit-identical weights")
+        return 0
+    if args.action == "list":
+        rows = spec.zoo.rows()
+        print(f"model dir: {spec.zoo.root}")
+        print(tabulate(rows, headers="keys", tablefmt="github") if rows else "(no models)")
+        return 0
+    from ..finetune import PRESETS, build_zoo
+
+    if spec.sources.get("dataset") == "default" and not PRESETS[args.preset]["dataset"]:
+        raise UsageError(f"zoo preset {args.preset!r} needs --dataset (the TAU 2020 Mobile root)")
+    zoo = _write_zoo(spec)
+    preset = PRESETS[args.preset]
+    dataset = spec.load_dataset(listing_only=args.dry_run)
+    conditions = _finetune_conditions(spec.matrix_obj)
+    if args.dry_run:
+        from ..models import preset_config
+        from ..plan import training_plan
+        from ..zoo import full_name, segment_name
+
+        names = zoo.names()
+        runs = [] if "base" in names else [("base training (original audio)", preset["base"].epochs, 1)]
+        if any(full_name(e) not in names for e in preset["save_epochs"]):
+            runs.append(("full fine-tuning", preset["full_epochs"]))
+        segments = [k for k in preset["segments"] if segment_name(k) not in names]
+        if segments:
+            runs.append((f"{len(segments)} segment fine-tunings", len(segments) * preset["segment_epochs"]))
+        model = preset_config(preset["model_preset"], (128, 423, 3), len(dataset.class_names))
+        plan = training_plan(f"zoo build --preset {args.preset} on {dataset.name} into {zoo.root}", dataset,
+                             conditions, spec.cache, config=model, train_config=preset["finetune"], runs=runs,
+                             jobs=spec.jobs, scheduler=spec.scheduler)
+        plan.notes.append("segment fine-tuning is timed as full fine-tuning (an upper bound: frozen segments need "
+                          "no weight gradients)")
+        print(plan.report())
+        return 0
+    _check_disk(dataset, conditions, spec, args.force)
+    built = build_zoo(zoo, dataset, spec.matrix_obj, spec.cache, args.preset, jobs=spec.jobs,
+                      backend=spec.backend, scheduler=spec.scheduler, precision=spec.precision, devices=spec.devices)
+    _saved(built, zoo)
+    return 0

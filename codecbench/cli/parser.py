@@ -1,0 +1,205 @@
+"""The command line's parser: every subcommand and option, values checked by :class:`~codecbench.spec.RunSpec`."""
+from __future__ import annotations
+
+import argparse
+
+from ..cache import NAMESPACES
+from ..spec import OPTIONS, RunSpec
+from ..training.schedule import FINETUNE_DEFAULTS, TrainConfig
+
+DESCRIPTION = """The ``codecbench`` command: a thin layer of argument parsing over the library.
+
+Settings shared with the pytest plugin come from :mod:`codecbench.spec` (one table of options,
+validated once into a :class:`~codecbench.spec.RunSpec`); Keras is imported only by the
+commands that need a model.
+"""
+
+
+def _common(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Add options of the run specification; their values are validated by :meth:`RunSpec.build`."""
+    for name in names:
+        option = OPTIONS[name]
+        flags = [option.flag] + (["-j"] if name == "jobs" else [])
+        parser.add_argument(*flags, dest=name, default=None, help=option.help, **option.argparse_extra)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codecbench", description=DESCRIPTION)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("conditions", help="print the condition matrix and what is available here")
+    _common(p, "matrix")
+
+    p = sub.add_parser("encode", help="fill the cache with coded audio (and features) for a dataset split")
+    _common(p, "cache_dir", "matrix", "dataset", "split", "jobs", "backend", "scheduler")
+    p.add_argument("--allow-partial", action="store_true", help="use the clips present if some are missing")
+    p.add_argument("--condition", "--conditions", dest="condition",
+                   help="comma-separated conditions (default: every condition of the matrix)")
+    p.add_argument("--features", action="store_true", help="also extract and cache the log-mel features")
+    p.add_argument("--on-error", choices=["raise", "skip"], default="raise")
+    _plan_options(p, "run even if the plan says the cache would outgrow the free disk")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("cache", help="inspect, garbage-collect or clear the cache")
+    p.add_argument("action", choices=["info", "gc", "clear"])
+    p.add_argument("--namespace", choices=NAMESPACES, help="only this part of the cache (info, clear)")
+    p.add_argument("--older-than", type=_positive_float, default=None, metavar="DAYS",
+                   help="gc: also remove entries not read for this many days")
+    _common(p, "cache_dir")
+
+    p = sub.add_parser("segments", help="print a model's segments with their parameter counts")
+    p.add_argument("model_name", metavar="model", help="a model name in the zoo, or a .keras/.hdf5 file")
+    _common(p, "model_dir")
+    p.add_argument("--trust-code", action="store_true", default=None,
+                   help="allow executable code: Lambda layers in the file, a Python entry point")
+
+    p = sub.add_parser("import-model", help="put a model (.keras, legacy .hdf5, .onnx, or a Python factory) into the "
+                                            "model directory")
+    p.add_argument("path", help="a .keras/.hdf5/.h5 or .onnx file, or a Python entry point package.module:factory")
+    p.add_argument("--name", required=True)
+    _common(p, "model_dir")
+    p.add_argument("--kind", choices=["keras", "onnx", "python"], help="default: from the file suffix or the ':'")
+    p.add_argument("--frontend", help="hu2020 (default for Keras), waveform:RATE, or logmel:key=value,... "
+                                      "(sample_rate, n_fft, hop_length, n_mels, fmin, fmax, log_offset, normalise, "
+                                      "deltas)")
+    p.add_argument("--classes", help="the model's class names in output order: comma-separated, or a file with "
+                                     "one per line")
+    p.add_argument("--class-map", help="TOML or JSON file mapping the model's class names to the dataset's")
+    p.add_argument("--outputs", choices=["probabilities", "logits"], help="what the model returns (ONNX, Python)")
+    p.add_argument("--kwargs", help="Python: JSON object of keyword arguments for the factory")
+    p.add_argument("--trust-code", action="store_true", default=None,
+                   help="allow executable code: Lambda layers in the file, a Python entry point")
+    p.add_argument("--force", action="store_true", help="replace a model of that name")
+
+    p = sub.add_parser("train", help="train the FCNN from scratch (base training)")
+    _common(p, "cache_dir", "dataset", "jobs", "backend", "scheduler", "model_dir", "precision", "devices")
+    p.add_argument("--name", default="base")
+    p.add_argument("--preset", default="small", choices=["small", "paper"])
+    p.add_argument("--conditions", dest="condition", default="wav",
+                   help="training conditions (coded ones: the paper's retraining)")
+    p.add_argument("--resume", action="store_true", help="continue from the last epoch's checkpoint")
+    _plan_options(p, "replace a model of that name; run even if the cache would outgrow the free disk")
+    _train_options(p, TrainConfig())
+
+    p = sub.add_parser("finetune", help="fine-tune a zoo model on original + coded audio (Experiments A and B)")
+    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir", "precision", "devices")
+    p.add_argument("--from", dest="parent", default="base", help="parent model name (default: base)")
+    _plan_options(p, "replace existing models of the same names; run even if the cache would outgrow the free disk")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--full", action="store_true", help="Experiment A: every parameter")
+    mode.add_argument("--segment", help="Experiment B: segment(s) to fine-tune alone, e.g. 7 or 1-10")
+    p.add_argument("--save-epochs", help="with --full: epochs to save, e.g. 1,10,20,40 (default: the last)")
+    _train_options(p, TrainConfig(**FINETUNE_DEFAULTS), segment_lr=True)
+
+    p = sub.add_parser("postfilter", help="train a post-filter that enhances coded features for an unchanged "
+                                          "classifier (saved as <parent>+postfilter)")
+    p.add_argument("action", choices=["train"])
+    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir")
+    p.add_argument("--from", dest="parent", default="base", help="the classifier to put it in front of (default: base)")
+    p.add_argument("--name", default=None, help="zoo name (default: <parent>+postfilter)")
+    p.add_argument("--epochs", type=_positive_int, default=5)
+    p.add_argument("--filters", type=_positive_int, default=32, help="channels of its hidden convolutions")
+    p.add_argument("--layers", type=_positive_int, default=4, help="convolutions (the last one is the correction)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--crop", type=_non_negative_int, default=64, help="random crop in frames (0: off)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--force", action="store_true", help="replace a model of that name")
+
+    p = sub.add_parser("zoo", help="list the model zoo, build what is missing, or compare it with another")
+    p.add_argument("action", choices=["list", "build", "compare"])
+    p.add_argument("--other", help="with compare: the other model directory (e.g. a rebuild)")
+    p.add_argument("--preset", default="demo", choices=["demo", "paper"],
+                   help="zoo build preset: demo (synthetic, small FCNN) or paper")
+    _common(p, "model_dir", "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "precision", "devices")
+    p.add_argument("--dry-run", action="store_true", help="build: print the plan (pairs, bytes, free disk, hours) "
+                                                          "and stop; a TAU folder without its audio is planned too")
+    p.add_argument("--force", action="store_true", help="build: run even if the cache would outgrow the free disk")
+
+    p = sub.add_parser("report", help="render the paper's tables and Figure 2 from a results folder")
+    _common(p, "results", "baseline", "baseline_max_changed", "alpha")
+    p.add_argument("--out", default=None, help="output folder (default: the results folder)")
+    p.add_argument("--format", default="md,csv,png,svg", help="comma-separated: md, csv, png, svg")
+    p.add_argument("--models", dest="model", default=None,
+                   help="comma-separated model names (default: all in the results)")
+    p.add_argument("--run", dest="run_id", default=None,
+                   help="render exactly this run (default: the latest result of every model and condition)")
+
+    p = sub.add_parser("history", help="check the results history, or rebuild it from the run folders")
+    p.add_argument("action", choices=["check", "rebuild"])
+    _common(p, "results")
+
+    p = sub.add_parser("compare", help="compare two runs clip by clip: accuracies, identical predictions, McNemar p")
+    p.add_argument("reference", help="results.json (or results folder) of the reference run")
+    p.add_argument("candidate", help="results.json (or results folder) of the run to compare")
+    p.add_argument("--match-by", choices=["key", "name"], default="key",
+                   help="pair clips by their path relative to the dataset root (default), or by file name (for "
+                        "runs recorded before clips were keyed by path)")
+
+    p = sub.add_parser("thresholds", help="write a thresholds TOML from a results run (accuracy - margin)")
+    _common(p, "results")
+    p.add_argument("--margin", type=float, default=0.05)
+    p.add_argument("--out", default=None, help="file to write (default: print)")
+
+    p = sub.add_parser("bench", help="performance figures of this machine")
+    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline", "prefix", "precision"],
+                   help="which figures (see the README, 'Other commands')")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
+    return parser
+
+
+def _plan_options(parser: argparse.ArgumentParser, force_help: str) -> None:
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (pairs cached/missing, bytes, free disk, time on this machine) and stop")
+    parser.add_argument("--force", action="store_true", help=force_help)
+
+
+def _number(kind: type, minimum: float, strict: bool, what: str):
+    """An argparse type: ``kind`` (int or float) above ``minimum`` (``strict``) or at least it."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or (value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return convert
+
+
+_positive_int = _number(int, 0, True, "a positive whole number")
+_non_negative_int = _number(int, 0, False, "a whole number >= 0")
+_positive_float = _number(float, 0.0, True, "a positive number")
+_non_negative_float = _number(float, 0.0, False, "a number >= 0")
+
+
+def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segment_lr: bool = False) -> None:
+    from ..training.schedule import SEGMENT_LEARNING_RATES
+
+    group = parser.add_argument_group("training schedule")
+    group.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    group.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    group.add_argument("--lr", type=_positive_float, default=None if segment_lr else defaults.learning_rate,
+                       help="initial learning rate" + (
+                           f" (default: {defaults.learning_rate} for --full; for --segment by segment kind: "
+                           + ", ".join(f"{k} {v}" for k, v in SEGMENT_LEARNING_RATES.items()) + ")"
+                           if segment_lr else ""))
+    group.add_argument("--first-restart", type=_positive_float, default=defaults.first_restart_epochs,
+                       help="epochs until the first warm restart")
+    group.add_argument("--period-mult", type=_positive_float, default=defaults.period_multiplier)
+    group.add_argument("--rate-mult", type=_positive_float, default=defaults.rate_multiplier)
+    group.add_argument("--mixup", type=_non_negative_float, default=defaults.mixup_alpha, help="mixup alpha (0: off)")
+    group.add_argument("--crop", type=_non_negative_int, default=defaults.crop_frames,
+                       help="random crop in frames (0: off)")
+    group.add_argument("--time-mask", type=_non_negative_int, default=defaults.time_mask_frames)
+    group.add_argument("--freq-mask", type=_non_negative_int, default=defaults.freq_mask_bins)
+    group.add_argument("--seed", type=_non_negative_int, default=defaults.seed)
+
+
+def _train_config(args, spec: RunSpec) -> TrainConfig:
+    return TrainConfig(precision=spec.precision, devices=spec.devices, epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.lr if args.lr is not None else FINETUNE_DEFAULTS["learning_rate"],
+                       first_restart_epochs=args.first_restart, period_multiplier=args.period_mult,
+                       rate_multiplier=args.rate_mult, mixup_alpha=args.mixup, crop_frames=args.crop or None,
+                       time_mask_frames=args.time_mask, freq_mask_bins=args.freq_mask, seed=args.seed)

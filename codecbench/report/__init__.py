@@ -1,0 +1,160 @@
+"""``codecbench report``: the paper's tables and figures from a results folder.
+
+Renders Table 2 (conditions by category x base and full fine-tuning by epoch), the segments
+table (base, full, segments 1-10, with per-category means), the significance of each model
+against the base model (exact McNemar on paired predictions), codec facts (achieved bit rate and
+surviving bandwidth, measured during the run on its own clips) and Figure 2 (accuracy change per
+fine-tuned segment) as Markdown, CSV, PNG and SVG; bit-rate sweeps get their own figure and table
+(:mod:`.sweeps`). Missing cells are shown as gaps, never filled in.
+
+Modules: :mod:`.table` (the results as cells, and the tables), :mod:`.figures`, :mod:`.sweeps`,
+:mod:`.codec_facts`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from ..results import ResultsError, compare_datasets, latest_document, load_results
+from . import sweeps
+from .codec_facts import codec_facts, facts_markdown
+from .figures import figure2
+from .table import (
+    GAP,
+    OLDER,
+    ResultTable,
+    accuracy_table,
+    full_epoch_models,
+    markdown_table,
+    postfilter_markdown,
+    postfilter_rows,
+    segment_models,
+    significance_markdown,
+    significance_rows,
+    subset_accuracy,
+)
+
+FORMATS = ("md", "csv", "png", "svg")
+
+
+def load_document(results: str | Path, run_id: str | None = None) -> dict:
+    """What a report shows: a results.json as it is; a results folder through its history (the latest result of
+    every model and condition for the newest run's dataset and matrix, or exactly ``run_id``)."""
+    results = Path(results)
+    history = results / "history.sqlite" if results.is_dir() else None
+    if history is not None and history.is_file():
+        return latest_document(history, run_id)
+    if run_id is not None:
+        raise ResultsError(f"{results}: --run needs the results history ({results / 'history.sqlite'})")
+    return load_results(results)
+
+
+def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: list[str] | None = None,
+           baseline: str | Path | None = None, alpha: float = 0.05, run_id: str | None = None,
+           baseline_max_changed: float = 0.02) -> tuple[str, list[Path]]:
+    """Write the report files; return the Markdown and the paths written."""
+    doc = load_document(results, run_id)
+    if not doc["results"]:
+        raise ResultsError(f"{results}: the results file holds no results yet; run `pytest benchmarks/` first")
+    res = ResultTable(doc, models)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    meta = res.meta
+    sections = [f"# codecbench report: {meta.get('dataset', {}).get('name', '?')} "
+                f"({meta.get('dataset', {}).get('split', '?')} split)",
+                f"Run `{meta.get('run_id', '?')}` of {meta.get('started', '?')}, matrix "
+                f"`{meta.get('matrix', {}).get('name', '?')}`, git `{(meta.get('git_commit') or '?')[:10]}`. "
+                "Cells are accuracies ± half the 95 % Wilson interval; the best of each row is bold; "
+                f"`{GAP}` marks a model not evaluated on that condition."]
+    older = [r for r in meta.get("composed_from", []) if r != meta.get("run_id")]
+    if older:
+        sections[-1] += (f" Cells marked `{OLDER}` come from earlier runs on the same dataset and matrix "
+                         f"({', '.join(f'`{r}`' for r in older)}): the latest result of each model and condition.")
+    full_cols = full_epoch_models(res)
+    seg_cols = segment_models(res)
+    if full_cols:
+        sections += ["## Table 2: full fine-tuning by epoch", markdown_table(res, full_cols)]
+    if len(seg_cols) > 1:
+        sections += ["## Segmental fine-tuning (Experiment B)", markdown_table(res, seg_cols, category_means=True)]
+    other = [(m, m) for m in res.models if m not in {m for _, m in full_cols + seg_cols}]
+    if other:
+        sections += ["## Other models", markdown_table(res, [("base", "base")] * ("base" in res.models) + other)]
+    pf_rows = postfilter_rows(res)
+    if pf_rows:
+        sections += ["## Post-filter models (coded features enhanced, classifier unchanged) and their cost",
+                     "Parameters and the inference time added per clip (measured when the post-filter was trained, "
+                     "on that machine) come from the model's sidecar; accuracies are per-category means, the "
+                     "parent's in brackets.", postfilter_markdown(pf_rows, res)]
+    sig = significance_rows(res)
+    sections += ["## Change vs base model (exact McNemar on paired clips; * p < %.2g)" % alpha,
+                 significance_markdown(sig, res, alpha)]
+    skipped = [(m, c, len(r.get("skipped") or [])) for (m, c), r in sorted(res.cells.items()) if r.get("skipped")]
+    if skipped:
+        sections += ["## Clips left out (--on-error skip)",
+                     "These results do not cover the whole split: the clips below could not be coded.",
+                     tabulate([[m, c, k, res.get(m, c)["n"]] for m, c, k in skipped],
+                              headers=["model", "condition", "clips left out", "clips scored"], tablefmt="github")]
+    facts = codec_facts(res)
+    if len(facts):
+        sections += ["## Codec facts", "Measured during the run on its own clips: the bandwidth kept is the highest "
+                     "1/3-octave band within 30 dB of the source's; `—`: not measured (results of an older "
+                     "codecbench).", facts_markdown(facts)]
+    long = pd.DataFrame([{"model": m, "condition": c, "category": next((k for k, v in res.categories.items()
+                                                                        if c in v), None),
+                          "n": r["n"], "accuracy": r["accuracy"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                          "achieved_kbps": r.get("achieved_kbps")} for (m, c), r in sorted(res.cells.items())])
+    if baseline:
+        base_doc = load_results(baseline)
+        match = compare_datasets(base_doc.get("meta", {}), meta, max_changed=baseline_max_changed)
+        if not match.comparable:
+            raise ResultsError(f"--baseline {baseline}: cannot be compared with run {meta.get('run_id')}: "
+                               f"{match.reason}")
+        base = ResultTable(base_doc)
+        # on partly changed data both sides are scored on the clips whose content is equal
+        long["baseline_accuracy"] = [subset_accuracy(base.get(m, c), match.clips)
+                                     for m, c in zip(long["model"], long["condition"])]
+        if match.clips is not None:
+            long["accuracy"] = [subset_accuracy(res.get(m, c), match.clips)
+                                for m, c in zip(long["model"], long["condition"])]
+        long["delta"] = long["accuracy"] - long["baseline_accuracy"]
+        sections += ["## Against the baseline run",
+                     f"Data: {match.reason}.",
+                     tabulate([[m, c, f"{a:.3f}", GAP if np.isnan(b) else f"{b:.3f}",
+                                GAP if np.isnan(d) else f"{d:+.3f}"]
+                               for m, c, a, b, d in long[["model", "condition", "accuracy", "baseline_accuracy",
+                                                          "delta"]].itertuples(index=False)],
+                              headers=["model", "condition", "accuracy", "baseline", "delta"], tablefmt="github",
+                              disable_numparse=True)]
+    figure_paths = figure2(res, out / "figure2", [f for f in formats if f in ("png", "svg")])
+    if figure_paths:
+        sections += ["## Figure 2: accuracy change per fine-tuned segment", "![Figure 2](figure2.png)"]
+    written += figure_paths
+    sweep_rows = sweeps.summarise(res)
+    if sweep_rows:
+        sweep_paths = sweeps.figure(res, out / "sweeps", [f for f in formats if f in ("png", "svg")])
+        sections += ["## Accuracy against bit rate",
+                     "Retained accuracy: accuracy under the codec / accuracy on the original, averaged over the "
+                     "swept rates. Break-even: the lowest rate from which on accuracy stays within "
+                     f"{sweeps.BREAK_EVEN_MARGIN} of the original's. Intervals: paired bootstrap over clips.",
+                     sweeps.markdown(sweep_rows)]
+        if sweep_paths:
+            sections.append("![Accuracy against bit rate](sweeps.png)")
+        written += sweep_paths
+    markdown = "\n\n".join(sections) + "\n"
+    if "md" in formats:
+        (out / "report.md").write_text(markdown)
+        written.append(out / "report.md")
+    if "csv" in formats:
+        for name, frame in (("table2", accuracy_table(res, full_cols)),
+                            ("segments", accuracy_table(res, seg_cols, category_means=True)),
+                            ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long),
+                            *((("sweeps", pd.DataFrame(sweep_rows)),) if sweep_rows else ()),
+                            *((("postfilter", pd.DataFrame(pf_rows)),) if pf_rows else ())):
+            # six significant digits: accuracies keep theirs, small p-values keep their magnitude (1.26e-29)
+            frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+            written.append(out / f"{name}.csv")
+    return markdown, written

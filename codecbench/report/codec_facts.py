@@ -1,0 +1,40 @@
+"""Codec facts: what each condition did to the run's own clips (achieved bit rate, surviving bandwidth).
+
+Measured during the run (:func:`codecbench.dsp.measure_bandwidth`, called by the evaluator after coding) and
+stored in the run's metadata, so a report shows what was measured on the data it scores, not what a codec does
+to a test signal at render time.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from .table import GAP, ResultTable
+
+
+def codec_facts(res: ResultTable) -> pd.DataFrame:
+    """Per condition of the results: achieved kbps (mean over models' records), the bandwidth measured during
+    the run, the source's bandwidth, and the codec's library."""
+    measured = res.meta.get("codec_facts", {})
+    rows = []
+    for _, cond in res.conditions():
+        if res.parsed[cond].is_original:
+            continue
+        kbps = [c["achieved_kbps"] for (m, c2), c in res.cells.items() if c2 == cond and c.get("achieved_kbps")]
+        fact = measured.get(cond, {})
+        rows.append({"condition": cond, "achieved_kbps": float(np.mean(kbps)) if kbps else None,
+                     "bandwidth_hz": fact.get("bandwidth_hz"), "source_bandwidth_hz": fact.get("source_bandwidth_hz"),
+                     "codec_sample_rate": fact.get("codec_sample_rate"), "library": fact.get("library", "")})
+    return pd.DataFrame(rows, columns=["condition", "achieved_kbps", "bandwidth_hz", "source_bandwidth_hz",
+                                       "codec_sample_rate", "library"])
+
+
+def facts_markdown(frame: pd.DataFrame) -> str:
+    def khz(v):
+        return GAP if v is None or pd.isna(v) else f"{v / 1000:.1f} kHz"
+    return tabulate([[r.condition, GAP if pd.isna(r.achieved_kbps) else f"{r.achieved_kbps:.1f}", khz(r.bandwidth_hz),
+                      khz(r.source_bandwidth_hz), khz(r.codec_sample_rate), r.library or GAP]
+                     for r in frame.itertuples()],
+                    headers=["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "codec rate",
+                             "library"], tablefmt="github", disable_numparse=True)

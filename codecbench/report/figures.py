@@ -1,0 +1,70 @@
+"""The report's static figures (Matplotlib): Figure 2 of the study, and the shared writer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..stats import wilson_interval
+from ..zoo import full_name, model_kind
+from .table import ResultTable
+
+
+def figure2(res: ResultTable, out_base: Path, formats=("png", "svg")) -> list[Path]:
+    """Accuracy change vs base per fine-tuned segment; full fine-tuning dashed in the same colour."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    segs = [(model_kind(m)[1], m) for m in res.models if model_kind(m)[0] == "segment"]
+    if "base" not in res.models or not segs:
+        return []
+    segs.sort()
+    fig, ax = plt.subplots(figsize=(11, 5.2), dpi=120)
+    colours = plt.get_cmap("tab10")
+    offsets = np.linspace(-0.2, 0.2, max(1, len(res.conditions())))
+    for i, ((cat, cond), dx) in enumerate(zip(res.conditions(), offsets)):
+        base = res.get("base", cond)
+        if not base:
+            continue
+        xs, ys, lo, hi = [], [], [], []
+        for k, m in segs:
+            cell = res.get(m, cond)
+            if not cell:
+                continue
+            low, high = wilson_interval(int(cell["correct"]), int(cell["n"]))
+            xs.append(k + dx)
+            ys.append(cell["accuracy"] - base["accuracy"])
+            lo.append(cell["accuracy"] - low)
+            hi.append(high - cell["accuracy"])
+        colour = colours(i % 10)
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ms=4, lw=1.5, capsize=2, color=colour,
+                    label=f"{cond} ({cat})")
+        full = res.get(full_name(10), cond)
+        if full:
+            ax.axhline(full["accuracy"] - base["accuracy"], color=colour, ls="--", lw=1, alpha=0.8)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks([k for k, _ in segs])
+    ax.set_xlabel("fine-tuned segment (1-9: convolution + BatchNorm, 10: channel attention)")
+    ax.set_ylabel("accuracy change vs base model (absolute)")
+    dataset = res.meta.get("dataset", {}).get("name", "?")
+    ax.set_title(f"Segmental fine-tuning ({dataset}): solid = segment alone, dashed = full model (10 epochs)",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="condition (category)",
+              title_fontsize=8, frameon=False)
+    return save_figure(fig, out_base, formats)
+
+
+def save_figure(fig, out_base: Path, formats) -> list[Path]:
+    """Write ``fig`` as ``out_base.<format>`` for each format, close it, and return the paths."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    paths = []
+    for fmt in formats:
+        path = out_base.with_suffix(f".{fmt}")
+        fig.savefig(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths

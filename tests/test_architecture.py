@@ -1,0 +1,135 @@
+"""The package's shape, checked from its source: layers only import downwards, no import cycles, condition names
+parsed only at the edges, no module too long to read, codec behaviour in the table rather than in branches."""
+import ast
+from pathlib import Path
+
+import pytest
+
+import codecbench
+
+PACKAGE = Path(codecbench.__file__).parent
+
+#: The layers, lowest first, in the order data flows; a module may import its own layer and those below.
+LAYERS = [
+    ("foundations", ["errors", "fsutil", "backend", "bitexact", "stats", "provenance", "trust", "config", "parallel",
+                     "dsp"]),
+    ("codecs and storage", ["codecs", "cache", "features", "audio"]),
+    ("data", ["frontends", "synth", "datasets", "matrix", "judge"]),
+    ("coding, models, training", ["encode", "models", "training", "prefix"]),
+    ("zoo and evaluation", ["zoo", "plan", "finetune", "postfilter", "evaluation", "results", "thresholds"]),
+    ("runs and reports", ["spec", "session", "report", "api"]),
+    ("front doors", ["plugin", "bench", "cli", "aliases", "__init__", "__main__"]),
+]
+LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
+
+#: Where text becomes a Condition: the command line, pytest options, TOML/JSON files read back, and the public
+#: functions of the codecs package (the Python API takes names too).
+EDGES = {"cli", "plugin", "spec", "config", "matrix", "thresholds", "api", "aliases", "codecs/__init__.py",
+         "codecs/table.py", "codecs/bitstream.py", "report/table.py"}
+
+MAX_LINES = 400
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        parts = list(rel.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        yield ".".join(["codecbench", *parts]), path, rel
+
+
+MODULES = {name: (path, rel) for name, path, rel in _modules()}
+
+
+def _top(rel: Path) -> str:
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Every codecbench module ``name`` imports, at module level or inside functions."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = []
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module or ""
+            targets = [f"{module}.{alias.name}" for alias in node.names] + [module]
+        elif isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        for target in targets:
+            if target in MODULES and target != name:
+                found.add(target)
+                break
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, (path, _) in MODULES.items()}
+
+
+def test_every_module_has_a_layer():
+    assert {_top(rel) for _, rel in MODULES.values()} <= set(LAYER_OF)
+
+
+def test_no_import_runs_back_up_a_layer():
+    upward = []
+    for name, targets in GRAPH.items():
+        here = LAYER_OF[_top(MODULES[name][1])]
+        upward += [f"{name} -> {t}" for t in targets if LAYER_OF[_top(MODULES[t][1])] > here]
+    assert not upward, "imports from a lower layer to a higher one: " + ", ".join(upward)
+
+
+def test_no_import_cycles():
+    seen, stack, cycles = {}, [], []
+
+    def visit(node):
+        seen[node] = "open"
+        stack.append(node)
+        for target in sorted(GRAPH[node]):
+            if seen.get(target) == "open":
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in seen:
+                visit(target)
+        stack.pop()
+        seen[node] = "done"
+
+    for node in sorted(GRAPH):
+        if node not in seen:
+            visit(node)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def _calls(path: Path, function: str) -> list[int]:
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == function]
+
+
+def test_condition_names_are_parsed_only_at_the_edges():
+    below = [f"{rel}:{line}" for _, (path, rel) in MODULES.items()
+             if _top(rel) not in EDGES and rel.as_posix() not in EDGES for line in _calls(path, "parse_condition")]
+    assert not below, "parse_condition below the edge (pass Condition objects instead): " + ", ".join(below)
+
+
+def test_availability_is_not_asked_again_below_the_session():
+    """The session asks once per condition and run; the stages below take what it found."""
+    again = [f"{rel}:{line}" for _, (path, rel) in MODULES.items()
+             if _top(rel) in ("plugin", "report") for line in _calls(path, "availability")]
+    assert not again, again
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_is_too_long_to_read(name):
+    path, rel = MODULES[name]
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{rel} has {lines} lines; split it by idea (at most {MAX_LINES})"
+
+
+def test_the_codec_dispatcher_has_no_per_codec_branches():
+    """Per-codec behaviour lives in the codec table or a backend file, never in `if cond.codec == ...`."""
+    branches = []
+    for name in ("__init__.py", "pyav.py", "backend.py", "bitstream.py"):
+        for node in ast.walk(ast.parse((PACKAGE / "codecs" / name).read_text())):
+            if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "codec":
+                branches.append(f"codecs/{name}:{node.lineno}")
+    assert not branches, branches

@@ -1,0 +1,47 @@
+"""Signal helpers: the bandwidth measurement behind the report's codec facts."""
+import numpy as np
+import pytest
+
+from codecbench import codecs
+from codecbench.dsp import SignalError, check_signal, measure_bandwidth, resample
+
+SR = 44100
+
+
+def _noise(seed: int, seconds: float = 2.0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * SR))).astype(np.float32)
+
+
+def _band_limited(x: np.ndarray, rate: int) -> np.ndarray:
+    """What a channel at ``rate`` can carry: nothing above rate / 2."""
+    return resample(resample(x, SR, rate), rate, SR)[:len(x)]
+
+
+def test_a_low_pass_is_measured_where_it_cuts():
+    sources = [_noise(s) for s in range(3)]
+    narrow = measure_bandwidth(sources, [_band_limited(x, 16000) for x in sources], SR)
+    assert 6000 < narrow["bandwidth_hz"] <= 8200 and narrow["source_bandwidth_hz"] > 16000
+    assert measure_bandwidth(sources, sources, SR)["bandwidth_hz"] == narrow["source_bandwidth_hz"]
+
+
+def test_a_codec_cannot_keep_more_than_the_data_has():
+    """Data with nothing above 11 kHz: the source's bandwidth says so and bounds every codec's."""
+    sources = [_band_limited(_noise(s), 22050) for s in range(3)]
+    for condition in ("opus@64", "aac@64", "mp3@32"):
+        facts = measure_bandwidth(sources, [codecs.roundtrip(x, SR, condition) for x in sources], SR)
+        assert facts["source_bandwidth_hz"] <= 12_902  # the upper edge of the 1/3-octave band holding 11 kHz
+        assert facts["bandwidth_hz"] <= facts["source_bandwidth_hz"]
+
+
+def test_noise_a_codec_adds_above_its_cut_off_is_not_kept():
+    sources = [_band_limited(_noise(s), 16000) for s in range(2)]
+    added = [x + 0.01 * _noise(9)[:len(x)] for x in sources]  # broadband noise where the source has little
+    assert measure_bandwidth(sources, added, SR)["bandwidth_hz"] <= measure_bandwidth(sources, sources, SR)[
+        "source_bandwidth_hz"]
+
+
+def test_signals_are_checked_with_named_errors():
+    with pytest.raises(SignalError, match="mono"):
+        check_signal(np.zeros((2, 10), np.float32), SR)
+    with pytest.raises(SignalError, match="NaN"):
+        check_signal(np.array([0.0, np.nan], np.float32), SR)

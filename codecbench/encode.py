@@ -142,6 +142,7 @@ def _process_clip(task) -> ClipOutcome:
                             source, notes = read_audio(path)
                             out.notes += notes
                 if coded is None:
+                    assert source is not None  # read above whenever nothing usable was cached
                     coded = codecs.encode(source, TARGET_SR, cond)
                     store_bitstream(cache, ckey, coded, source=Path(path).name, source_sha256=digest)
                     signal = codecs.decode(coded) if todo else None
@@ -255,7 +256,10 @@ def load_coded(path, cond: Condition, cache: Cache) -> np.ndarray:
     signal = decode_cached(cache, key, bitstream) if bitstream is not None else None
     if signal is None:
         fill([path], [cond], cache, jobs=1, progress=False)
-        signal = codecs.decode(load_bitstream(cache, key, cond))
+        bitstream = load_bitstream(cache, key, cond)
+        if bitstream is None:
+            raise EncodeError(f"{path} [{cond.name}]: the coded clip vanished from the cache right after coding")
+        signal = codecs.decode(bitstream)
     return signal
 
 
@@ -315,6 +319,9 @@ class CachedFeatures:
             fill([self.paths[i]], [self.conditions[i]], self.cache, with_features=[self.frontend], jobs=1,
                  progress=False)
             entry = self.cache.load(FEATURES_NS, self.keys[i])
+            if entry is None:
+                raise EncodeError(f"{self.paths[i]} [{self.conditions[i].name}]: its features vanished from the "
+                                  "cache right after they were computed (another process clearing it?)")
         return self.frontend.finish(entry[0])
 
     def __call__(self, indices) -> np.ndarray:

@@ -61,12 +61,37 @@ def cache_lock(cache: Cache, name: str = "fill"):
 
 
 class Evaluator:
-    """Evaluates models (zoo names or :class:`~codecbench.models.kinds.ScoringModel` objects) on conditions.
+    """Evaluates models on conditions of one split, coding each clip once and running each model once per
+    condition.
 
-    ``frontends``: the (log-mel) front-ends whose features the first fill should cache, so that one
-    parallel pass serves every model (default: the baseline's). ``share_prefix``: let :meth:`evaluate_many`
-    compute the layers several Keras models share once (:mod:`codecbench.prefix`). ``precision``: the dtype
-    policy Keras models run under ("float32" or "mixed_bfloat16").
+    Parameters
+    ----------
+    dataset : Dataset
+        The clips and labels.
+    split : str
+        The split scored.
+    matrix : Matrix
+        Gives each condition its category.
+    zoo : Zoo
+        Where model names are resolved.
+    cache : Cache
+        Where coded clips and features are kept.
+    jobs, backend, scheduler
+        Parallel coding: local workers, the joblib backend, or a dask scheduler's address.
+    progress : bool, optional
+        Show progress bars (default: when attached to a terminal).
+    log : callable, optional
+        Receives one line per step (default: standard error).
+    frontends : list of FrontEnd, optional
+        The (log-mel) front-ends whose features the first fill caches, so one parallel pass serves every model
+        (default: the baseline's).
+    share_prefix : bool
+        Let :meth:`evaluate_many` compute layers several Keras models share once (:mod:`codecbench.prefix`).
+    precision : str
+        The dtype policy of Keras models ("auto", "float32" or "mixed_bfloat16").
+    on_error : str
+        "raise": every clip is scored or the evaluation fails naming the missing ones; "skip": clips whose coding
+        failed are left out and listed in each result.
     """
 
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
@@ -302,7 +327,7 @@ def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threa
 
     Reading a batch from the cache is file I/O and NumPy, which release the GIL, so on a CPU the reads overlap
     the model's own threads and on an accelerator they keep it fed (``threads``: default
-    :func:`~codecbench.distribute.reader_threads`; ``prefetch``: batches read ahead per thread). Returns the
+    :func:`~codecbench.training.distribute.reader_threads`; ``prefetch``: batches read ahead per thread). Returns the
     stacked outputs, (N, ...).
     """
     from concurrent.futures import ThreadPoolExecutor

@@ -12,13 +12,15 @@ for bit.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import librosa
 import numpy as np
 
 from .errors import ArgumentError
 
 #: The recipe's parameters; part of every feature cache key.
-RECIPE = {"name": "hu2020-logmel-deltas", "version": 2, "sample_rate": 44100, "n_fft": 2048,
+RECIPE: dict[str, Any] = {"name": "hu2020-logmel-deltas", "version": 2, "sample_rate": 44100, "n_fft": 2048,
           "hop_length": 1024, "n_mels": 128, "fmin": 0.0, "fmax": None, "htk": True, "norm": None,
           "log_offset": 1e-8, "center": True, "pad_mode": "reflect"}
 

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -213,7 +213,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
 
 # --------------------------------------------------------------------------- zoo build presets
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # The packaged demo zoo: small FCNN on the synthetic scenes (2-s clips, 79 feature frames, 64-frame crops).
     "demo": {"dataset": "synthetic", "model_preset": "small",
              "base": TrainConfig(epochs=40, learning_rate=0.05, crop_frames=64, time_mask_frames=10, seed=0),

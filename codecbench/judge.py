@@ -26,8 +26,27 @@ class Verdict:
 
 def judge(record: dict, threshold: float | None = None, baseline: dict | None = None, *,
           tolerance: float = 0.01, alpha: float = 0.05) -> Verdict:
-    """Fail below ``threshold``, or on a drop against ``baseline`` larger than ``tolerance`` **and** significant
-    under the exact McNemar test on the paired clips (``p < alpha``)."""
+    """The verdict on one result: fail below ``threshold``, or on a drop against ``baseline`` larger than
+    ``tolerance`` **and** significant under the exact McNemar test on the paired clips (``p < alpha``).
+
+    Parameters
+    ----------
+    record : dict
+        The result: accuracy, its interval, n, and per-clip ``clips``/``labels``/``predictions``.
+    threshold : float, optional
+        The minimum accuracy, if the thresholds file sets one.
+    baseline : dict, optional
+        The baseline run's record for the same model and condition.
+    tolerance : float
+        The largest drop in accuracy that passes whatever its significance.
+    alpha : float
+        The significance level of the paired test.
+
+    Returns
+    -------
+    Verdict
+        Passed or not, the reasons in words, and the numbers used (recorded with the result).
+    """
     reasons: list[str] = []
     facts: dict = {"threshold": threshold}
     accuracy = record["accuracy"]

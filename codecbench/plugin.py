@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .errors import UsageError
 from .spec import OPTIONS, RunSpec
+
+if TYPE_CHECKING:
+    from .session import BenchmarkSession  # noqa: F401  (named in SESSION's type)
 
 SESSION = pytest.StashKey["BenchmarkSession | None"]()
 SPEC = pytest.StashKey[RunSpec]()

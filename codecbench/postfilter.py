@@ -88,7 +88,8 @@ class _Pairs(keras.utils.PyDataset):
 class _SetEpoch(keras.callbacks.Callback):
     def __init__(self, data: _Pairs):
         super().__init__()
-        self.data, self.rows = data, []
+        self.data = data
+        self.rows: list[dict] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.data.set_epoch(epoch)

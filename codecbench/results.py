@@ -209,8 +209,8 @@ def latest_document(path: Path, run_id: str | None = None) -> dict:
     """
     con = history_read(Path(path))
     try:
-        runs = con.execute("SELECT run_id, started, dataset_fingerprint, meta FROM runs ORDER BY started, run_id")
-        runs = [(rid, started, fp, json.loads(meta)) for rid, started, fp, meta in runs]
+        rows = con.execute("SELECT run_id, started, dataset_fingerprint, meta FROM runs ORDER BY started, run_id")
+        runs = [(rid, started, fp, json.loads(meta)) for rid, started, fp, meta in rows]
         if not runs:
             raise ResultsError(f"{path}: the history holds no runs yet; run `pytest benchmarks/` first")
         by_id = {r[0]: r for r in runs}
@@ -220,21 +220,76 @@ def latest_document(path: Path, run_id: str | None = None) -> dict:
             chosen = [by_id[run_id]]
         else:
             newest = runs[-1]
-            matrix = newest[3].get("matrix", {}).get("fingerprint")
-            chosen = [r for r in runs if r[2] == newest[2] and r[3].get("matrix", {}).get("fingerprint") == matrix]
-        meta = chosen[-1][3]
-        cells: dict = {}
-        for rid, *_ in chosen:  # oldest first: newer results replace older ones
-            rows = con.execute("SELECT model, condition, record FROM results WHERE run_id = ? AND record IS NOT NULL",
-                               (rid,)).fetchall()
-            for model, condition, record in rows:
-                cells[(model, condition)] = {**json.loads(record), "run_id": rid}
+            chosen = [r for r in runs if _group_key(r[2], r[3]) == _group_key(newest[2], newest[3])]
+        return _compose(con, chosen, by_id)
     except sqlite3.Error as exc:
         raise _history_failure(Path(path), exc) from None
     finally:
         con.close()
+
+
+def _group_key(dataset_fingerprint, meta: dict) -> tuple:
+    """Runs whose results may share one table: the same data (by content) and the same matrix."""
+    return dataset_fingerprint, json.dumps(meta.get("matrix", {}).get("fingerprint"), sort_keys=True)
+
+
+def _compose(con, chosen: list, by_id: dict) -> dict:
+    """One document of ``chosen`` runs (oldest first): for every (model, condition) the newest result."""
+    meta = chosen[-1][3]
+    cells: dict = {}
+    for rid, *_ in chosen:  # oldest first: newer results replace older ones
+        records = con.execute("SELECT model, condition, record FROM results WHERE run_id = ? AND record IS NOT NULL",
+                              (rid,)).fetchall()
+        for model, condition, record in records:
+            cells[(model, condition)] = {**json.loads(record), "run_id": rid}
     used = sorted({r["run_id"] for r in cells.values()}, key=lambda rid: by_id[rid][1] or "")
     return {"format": FORMAT_VERSION, "meta": {**meta, "composed_from": used}, "results": list(cells.values())}
+
+
+def history_groups(path: Path) -> list[dict]:
+    """Every (dataset, matrix) of a results history as one document, the newest result per cell; newest first."""
+    con = history_read(Path(path))
+    try:
+        rows = con.execute("SELECT run_id, started, dataset_fingerprint, meta FROM runs ORDER BY started, run_id")
+        runs = [(rid, started, fp, json.loads(meta)) for rid, started, fp, meta in rows]
+        by_id = {r[0]: r for r in runs}
+        groups: dict[tuple, list] = {}
+        for run in runs:
+            groups.setdefault(_group_key(run[2], run[3]), []).append(run)
+        documents = [_compose(con, chosen, by_id) for chosen in groups.values()]
+    except sqlite3.Error as exc:
+        raise _history_failure(Path(path), exc) from None
+    finally:
+        con.close()
+    return sorted((d for d in documents if d["results"]), key=lambda d: d["meta"].get("started") or "", reverse=True)
+
+
+def leaderboard_documents(sources: list[Path]) -> list[dict]:
+    """The documents of a leaderboard: from results histories, results folders or results.json files, merged
+    per (dataset, matrix) with the newest result of each (model, condition); rows of different data or matrices
+    are never merged."""
+    documents: list[dict] = []
+    for source in map(Path, sources):
+        history = source / "history.sqlite"
+        if source.is_dir() and history.is_file():
+            documents += history_groups(history)
+        else:
+            doc = load_results(source)
+            run = doc.get("meta", {}).get("run_id")
+            documents.append({**doc, "results": [{"run_id": run, **r} for r in doc["results"]]})
+    merged: dict[tuple, dict] = {}
+    for doc in sorted(documents, key=lambda d: d["meta"].get("started") or ""):  # oldest first
+        meta = doc["meta"]
+        key = _group_key(meta.get("dataset", {}).get("fingerprint"), meta)
+        into = merged.setdefault(key, {"format": FORMAT_VERSION, "meta": meta, "results": {}})
+        into["meta"] = {**meta, "composed_from": sorted({*into["meta"].get("composed_from", []),
+                                                         *meta.get("composed_from", [meta.get("run_id")])} - {None})}
+        for r in doc["results"]:
+            into["results"][(r["model"], r["condition"])] = r
+    if not merged:
+        raise ResultsError(f"no results in {', '.join(map(str, sources))}; run `pytest benchmarks/` first")
+    return [{**d, "results": list(d["results"].values())}
+            for d in sorted(merged.values(), key=lambda d: d["meta"].get("started") or "", reverse=True)]
 
 
 def summary_table(rows: list[dict], matrix) -> str:

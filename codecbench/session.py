@@ -15,13 +15,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import codecs
 from .codecs import Condition
 from .errors import CodecbenchError, UsageError
 from .spec import RunSpec
 from .zoo import ModelEntry
+
+if TYPE_CHECKING:
+    from .results import DatasetMatch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +78,7 @@ class BenchmarkSession:
         from .thresholds import ThresholdError, load_thresholds
 
         self.spec = spec
-        self._shared: set[str] = set()
+        self._shared: set[Condition] = set()
         self.force = force
         self.run_id = run_id or spec.run_id or new_run_id()
         self.log = log or (lambda message: print(message, file=sys.stderr))
@@ -120,13 +123,13 @@ class BenchmarkSession:
         except SchedulerError as exc:
             raise UsageError(str(exc)) from None
         self.history = self.results_dir / "history.sqlite"
-        self.baseline_match = None
+        self.baseline_match: DatasetMatch | None = None
         self._history_warned = False
         self.baseline = self._load_baseline(spec.baseline) if spec.baseline else None
         self.availability = {c: codecs.availability(c) for c in self.conditions}  # asked once per run
         self.needed_conditions: list[Condition] = list(self.conditions)
         self._evaluator = None
-        self._meta = None
+        self._meta: dict | None = None
 
     def cases(self) -> list[Case]:
         return [Case(self.zoo.entry(m), c, self.matrix.category_of(c),
@@ -238,8 +241,11 @@ class BenchmarkSession:
     def model_facts(self, name: str) -> dict:
         """What a report shows beside a model's accuracies: how it was made and what it costs (the post-filter's
         parameters and added inference time, from its sidecar)."""
-        meta = self.zoo.metadata(name)
-        facts = {k: meta.get(k) for k in ("strategy", "parent", "epochs", "segments", "precision") if k in meta}
+        entry = self.zoo.entry(name)
+        meta = entry.metadata
+        facts = {k: meta.get(k) for k in ("strategy", "parent", "epochs", "segments", "precision", "params")
+                 if k in meta}
+        facts.update(kind=entry.kind, frontend=entry.frontend.describe())
         if meta.get("postfilter"):
             facts["postfilter"] = meta["postfilter"]
         return facts

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 from scipy.signal import sosfilt
@@ -123,7 +124,10 @@ def _harmonic(rng, n: int, sr: int, f0: np.ndarray | float, partials: int, rollo
     phase0 = np.cumsum(2 * np.pi * f0 / sr) % (2 * np.pi)
     y = np.zeros(n)
     top = float(f0.max())
-    sin_k = cos_k = sin_1 = cos_1 = None
+    sin_k: Any = 0.0  # the running partials, set at k == 1 before any use
+    cos_k: Any = 0.0
+    sin_1: Any = 0.0
+    cos_1: Any = 0.0
     for k in range(1, partials + 1):
         ratio = k * (1 + inharmonic * k * k)
         weight = _pow(k, rolloff)

@@ -310,7 +310,10 @@ class Zoo:
         meta = {**metadata, "name": name}
         if source is not None:
             target = self.root / f"{name}{Path(source).suffix}"
-            atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+            def copy(tmp: Path) -> None:
+                shutil.copyfile(source, tmp)
+
+            atomic_write(target, copy)
             meta["sha256"] = file_digest(target)
         else:
             target = sidecar_path(self.root / f"{name}.json")
@@ -352,7 +355,7 @@ def compare(zoo: Zoo, other: Zoo) -> list[dict]:
     """Per model in both zoos: largest absolute weight difference (0.0 = bit-identical weights)."""
     import numpy as np
 
-    rows = []
+    rows: list[dict] = []
     for name in zoo.names():
         if name not in other.names():
             rows.append({"model": name, "max_abs_diff": None, "note": f"missing in {other.root}"})

@@ -17,8 +17,8 @@ from codecbench.matrix import expand_sweep, load_matrix, parse_matrix
 
 #: condition -> expected achieved kbps (nominal, or what the stream carries: aptX codes two channels)
 NEW = {"aptx": 352.8, "aptx-hd": 529.2, "lc3@64": 64, "lc3@24": 24, "amr-nb@12.2": 12.2, "amr-nb@4.75": 4.75,
-       "g711-mulaw": 64, "g711-alaw": 64, "g722@64": 64, "g726@32": 32, "g726@16": 16, "mp2@128": 128,
-       "mp2@64": 64, "ac3@96": 96, "eac3@64": 64, "wma@64": 64, "vorbis@64": None}
+       "g711-mulaw": 64, "g711-alaw": 64, "g722@64": 64, "g726@32": 32, "g726@16": 16, "g723-1@6.3": 6.3,
+       "mp2@128": 128, "mp2@64": 64, "ac3@96": 96, "eac3@64": 64, "wma@64": 64, "vorbis@64": None}
 
 
 def _voiced(sr: int, seconds: float = 2.0) -> np.ndarray:

@@ -4,6 +4,8 @@ Ratios are measured side by side in one run, because shared machines are noisy.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from .codec_speed import bench_codecs, format_codec_bench
 from .model_speed import bench_finetune, bench_model, format_finetune_bench, format_model_bench
 from .pipeline import bench_pipeline, format_pipeline_bench
@@ -12,7 +14,8 @@ from .prefix import bench_prefix, format_prefix_bench
 from .scale import bench_scale, format_scale_bench
 
 #: ``codecbench bench <what>``: the measurement and its text form
-BENCHMARKS = {"codecs": (bench_codecs, format_codec_bench), "model": (bench_model, format_model_bench),
-              "finetune": (bench_finetune, format_finetune_bench), "scale": (bench_scale, format_scale_bench),
-              "pipeline": (bench_pipeline, format_pipeline_bench), "prefix": (bench_prefix, format_prefix_bench),
-              "precision": (bench_precision, format_precision_bench)}
+BENCHMARKS: dict[str, tuple[Callable[..., dict], Callable[[dict], str]]] = {
+    "codecs": (bench_codecs, format_codec_bench), "model": (bench_model, format_model_bench),
+    "finetune": (bench_finetune, format_finetune_bench), "scale": (bench_scale, format_scale_bench),
+    "pipeline": (bench_pipeline, format_pipeline_bench), "prefix": (bench_prefix, format_prefix_bench),
+    "precision": (bench_precision, format_precision_bench)}

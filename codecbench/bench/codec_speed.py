@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -101,7 +102,8 @@ def bench_codecs(conditions: list[codecs.Condition] | None = None, *, clips: int
                 inproc_times.append(median_time(lambda: codecs.roundtrip(signal, sr, cond), 1))
                 if _has_cli(cond):
                     cli_times.append(median_time(lambda: _cli_pair(src, cond, tmp), 1))
-            row = {"in_process_s": statistics.median(inproc_times), "library": codecs.codec_library(cond)}
+            row: dict[str, Any] = {"in_process_s": statistics.median(inproc_times),
+                                   "library": codecs.codec_library(cond)}
             if cond.codec == "mp3":
                 row.update(_mp3_peers(signal, sr, cond, repeats))
             if cli_times:

@@ -1,6 +1,8 @@
 """``codecbench bench model|finetune``: inference and training throughput of the FCNN presets."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..datasets import synth_scene
@@ -51,11 +53,11 @@ def bench_finetune(steps: int = 2) -> dict:
     from ..backend import keras
     from ..models import build_fcnn, freeze_except, preset_config
 
-    setups = {"demo": {"preset": "small", "shape": (128, 79, 3), "crop": 64, "batch": 32, "epoch_samples": 1800},
-              # batch 8 keeps the CPU run to minutes; samples/s is what carries over to batch 32
-              "paper": {"preset": "paper", "shape": (128, 423, 3), "crop": 400, "batch": 8,
-                        "epoch_samples": 13965 * 5}}
-    result = {"backend": keras.backend.backend(), "devices": devices(), "setups": {}}
+    setups: dict[str, dict[str, Any]] = {
+        "demo": {"preset": "small", "shape": (128, 79, 3), "crop": 64, "batch": 32, "epoch_samples": 1800},
+        # batch 8 keeps the CPU run to minutes; samples/s is what carries over to batch 32
+        "paper": {"preset": "paper", "shape": (128, 423, 3), "crop": 400, "batch": 8, "epoch_samples": 13965 * 5}}
+    result: dict[str, Any] = {"backend": keras.backend.backend(), "devices": devices(), "setups": {}}
     for name, s in setups.items():
         rows = {}
         x = np.random.default_rng(0).random((s["batch"], 128, s["crop"], 3), dtype=np.float32)

@@ -5,15 +5,17 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
+from .. import codecs
 from ..cache import Cache
 from ..datasets import synth_scene
 from .timing import devices, median_time
 
-PIPELINE_SETUPS = {
+PIPELINE_SETUPS: dict[str, dict[str, Any]] = {
     # the demo: small FCNN on 2-s clips (79 frames, 64-frame crops) - the fastest model, so the hardest to feed
     "small": {"preset": "small", "seconds": 2.0, "crop": 64, "batch": 32, "steps": 12, "eval_clips": 256},
     # the paper: 11.8M-parameter FCNN on 10-s clips (423 frames, 400-frame crops); batch 16 keeps a CPU run short
@@ -63,7 +65,7 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
                 p = Path(tmp) / f"{name}{i:04d}.wav"
                 sf.write(p, synth_scene(i % 10, np.random.default_rng(i), s["seconds"], sr), sr, subtype="PCM_16")
                 paths.append(p)
-            reader, _ = cached_features(paths, "wav", Cache(Path(tmp) / "cache"), jobs=2, progress=False)
+            reader, _ = cached_features(paths, codecs.ORIGINAL, Cache(Path(tmp) / "cache"), jobs=2, progress=False)
             shape = reader.get(0).shape
             labels = np.arange(len(reader)) % 10
             model = build_fcnn(preset_config(s["preset"], shape, 10))

@@ -29,7 +29,7 @@ def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
         for m in models.values():
             m.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy")
             m.predict_on_batch(x), m.train_on_batch(xt, y)  # trace and warm up
-        times = {p: {"infer": [], "train": []} for p in models}
+        times: dict[str, dict[str, list[float]]] = {p: {"infer": [], "train": []} for p in models}
         for _ in range(repeats):  # interleaved
             for p, m in models.items():
                 times[p]["infer"].append(median_time(lambda: m.predict_on_batch(x), 1))
@@ -43,17 +43,17 @@ def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
 
         frames = {p: evaluate(["base", "finetuned_full@e10"], conditions=["wav", "mp3@32"], precision=p)
                   for p in ("float32", "mixed_bfloat16")}
-        rows = []
+        accuracy_rows = []
         f32, bf = frames["float32"].attrs["records"], frames["mixed_bfloat16"].attrs["records"]
         for key in f32:
             a, b = f32[key], bf[key]
             agree = float(np.mean(np.array(a["predictions"]) == np.array(b["predictions"])))
             inside = a["ci_low"] <= b["accuracy"] <= a["ci_high"]
-            rows.append({"model": key[0], "condition": key[1], "float32": a["accuracy"],
-                         "float32_ci": [a["ci_low"], a["ci_high"]], "mixed_bfloat16": b["accuracy"],
-                         "mixed_ci": [b["ci_low"], b["ci_high"]], "prediction_agreement": agree,
-                         "mixed_within_float32_ci": inside})
-        result["accuracy"] = rows
+            accuracy_rows.append({"model": key[0], "condition": key[1], "float32": a["accuracy"],
+                                  "float32_ci": [a["ci_low"], a["ci_high"]], "mixed_bfloat16": b["accuracy"],
+                                  "mixed_ci": [b["ci_low"], b["ci_high"]], "prediction_agreement": agree,
+                                  "mixed_within_float32_ci": inside})
+        result["accuracy"] = accuracy_rows
     return result
 
 

@@ -1,6 +1,7 @@
 """``codecbench bench scale``: the paper's evaluation extrapolated from measured rates."""
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -27,11 +28,11 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
     from ..plan import PCM_CACHE_BYTES_PER_PAIR, codec_seconds, feature_seconds, model_rates
 
     matrix = load_matrix()
-    train_conds = (["wav"] if matrix.include_original else []) + [c.name for c in matrix.finetune]
-    eval_conds = [c.name for c in matrix.validation]
+    train_conds = ([codecs.ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
+    eval_conds = list(matrix.validation)
     available = {c for c in set(train_conds + eval_conds) if codecs.availability(c)[0]}
     result: dict = {"clip_seconds": clip_seconds, "counts": dict(PAPER_COUNTS), "unavailable":
-                    sorted(set(train_conds + eval_conds) - available)}
+                    sorted(c.name for c in set(train_conds + eval_conds) - available)}
     sr = 44100
     with tempfile.TemporaryDirectory(prefix="codecbench-scale-") as tmp:
         paths = []
@@ -41,25 +42,27 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
             paths.append(p)
         cache = Cache(Path(tmp) / "cache")
         fill(paths, sorted(available), cache, with_features=True, jobs=1, progress=False)
-        coded = {}
+        coded: dict[str, list[int]] = {}
         for entry in cache.entries("coded"):
             from ..encode import load_bitstream
             bitstream = load_bitstream(cache, entry.stem)
-            coded.setdefault(bitstream.condition, []).append(entry.stat().st_size)
+            if bitstream is not None:
+                coded.setdefault(bitstream.condition.name, []).append(entry.stat().st_size)
         feature_bytes = statistics.mean(e.stat().st_size for e in cache.entries("features"))
     coded_bytes = {c: statistics.mean(v) for c, v in coded.items()}
     n_train, n_eval = PAPER_COUNTS["train_clips"], PAPER_COUNTS["evaluate_clips"]
     pairs = [(c, n_train) for c in train_conds] + [(c, n_eval) for c in eval_conds]
-    after = sum(n * (coded_bytes.get(c, 0) + feature_bytes) for c, n in pairs)
-    before = sum(n * (PCM_CACHE_BYTES_PER_PAIR if c != "wav" else 128 * 423 * 3 * 4) for c, n in pairs)
+    after = sum(n * (coded_bytes.get(c.name, 0) + feature_bytes) for c, n in pairs)
+    before = sum(n * (PCM_CACHE_BYTES_PER_PAIR if not c.is_original else 128 * 423 * 3 * 4) for c, n in pairs)
     n_pairs = sum(n for _, n in pairs)
-    result["cache"] = {"pairs": n_pairs, "before_bytes": before, "after_bytes": after,
+    result["cache"] = {"pairs": n_pairs, "pcm_cache_bytes": before, "after_bytes": after,
                        "after_bytes_per_pair": after / n_pairs, "feature_bytes": feature_bytes,
                        "coded_bytes": coded_bytes}
     core_seconds = sum(n * (codec_seconds(c) * clip_seconds / 10 + feature_seconds() * clip_seconds / 10)
                        for c, n in pairs if c in available)
-    result["encoding"] = {"core_hours": core_seconds / 3600, "hours_2_cores": core_seconds / 3600 / 2,
-                          "per_condition_s": {c: codec_seconds(c) for c in sorted(available)},
+    result["encoding"] = {"core_hours": core_seconds / 3600, "cores": os.cpu_count() or 1,
+                          "hours_on_all_cores": core_seconds / 3600 / (os.cpu_count() or 1),
+                          "per_condition_s": {c.name: codec_seconds(c) for c in sorted(available)},
                           "features_s": feature_seconds()}
     frames = 1 + int(clip_seconds * sr) // 1024 - 8
     rates = model_rates(preset_config("paper", (128, frames, 3), 10), batch_size=train_batch, crop_frames=400,
@@ -80,10 +83,12 @@ def format_scale_bench(result: dict) -> str:
     c, e, f, v = result["cache"], result["encoding"], result["finetuning"], result["evaluation"]
     gb = 1e9
     rows = [["cache for the paper's experiment", f"{c['pairs']:,} (clip, condition) pairs",
-             f"{c['before_bytes'] / gb:.0f} GB before (decoded PCM + 3-channel features), "
-             f"{c['after_bytes'] / gb:.1f} GB now ({c['after_bytes_per_pair'] / 1e6:.3f} MB per pair)"],
+             f"{c['after_bytes'] / gb:.1f} GB ({c['after_bytes_per_pair'] / 1e6:.3f} MB per pair: bitstreams + "
+             f"compact features; a cache of decoded PCM + 3-channel features would take "
+             f"{c['pcm_cache_bytes'] / gb:.0f} GB)"],
             ["encoding + features", f"{e['core_hours']:.1f} core-hours",
-             f"{e['hours_2_cores']:.1f} h on 2 cores; each extra single-core dask worker adds "
+             f"{e['hours_on_all_cores']:.1f} h on this machine's {e['cores']} cores; each extra single-core dask "
+             f"worker adds "
              f"{1 / e['core_hours']:.3f} of the work per hour (N workers: {e['core_hours']:.1f} / N h)"],
             ["fine-tuning, one epoch", f"{f['examples_per_epoch']:,} examples",
              f"{f['hours_per_epoch']:.1f} h ({result['model']['train_examples_per_s']:.2f} examples/s, "

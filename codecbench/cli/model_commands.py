@@ -164,7 +164,9 @@ def cmd_train(args, spec: RunSpec) -> int:
     zoo = _write_zoo(spec)
     dataset = spec.load_dataset(listing_only=args.dry_run)
     config = _train_config(args, spec)
-    conditions = [c.name for c in spec.condition]
+    from ..codecs import ORIGINAL
+
+    conditions = list(spec.condition or (ORIGINAL,))
     if args.dry_run:
         model = preset_config(args.preset, (128, 423, 3), len(dataset.class_names))
         print(training_plan(f"train {args.name} ({args.preset}) on {dataset.name}", dataset, conditions, spec.cache,
@@ -173,7 +175,7 @@ def cmd_train(args, spec: RunSpec) -> int:
         return 0
     _check_disk(dataset, conditions, spec, args.force)
     name = train_base(zoo, dataset, spec.cache, name=args.name, preset=args.preset,
-                      config=_train_config(args, spec), conditions=list(spec.condition), jobs=spec.jobs,
+                      config=config, conditions=conditions, jobs=spec.jobs,
                       backend=spec.backend, scheduler=spec.scheduler, resume=args.resume, overwrite=args.force)
     _saved([name], zoo)
     return 0
@@ -274,7 +276,7 @@ def cmd_zoo(args, spec: RunSpec) -> int:
         from ..zoo import full_name, segment_name
 
         names = zoo.names()
-        runs = [] if "base" in names else [("base training (original audio)", preset["base"].epochs, 1)]
+        runs: list[tuple] = [] if "base" in names else [("base training (original audio)", preset["base"].epochs, 1)]
         if any(full_name(e) not in names for e in preset["save_epochs"]):
             runs.append(("full fine-tuning", preset["full_epochs"]))
         segments = [k for k in preset["segments"] if segment_name(k) not in names]

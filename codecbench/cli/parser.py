@@ -119,11 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="render the paper's tables and Figure 2 from a results folder")
     _common(p, "results", "baseline", "baseline_max_changed", "alpha")
     p.add_argument("--out", default=None, help="output folder (default: the results folder)")
-    p.add_argument("--format", default="md,csv,png,svg", help="comma-separated: md, csv, png, svg")
+    p.add_argument("--format", default="md,csv,png,svg,html",
+                   help="comma-separated: md, csv, png, svg, html (the interactive page, html/index.html)")
+    p.add_argument("--html", action="store_true", help="write only the HTML report (html/index.html) and say where")
     p.add_argument("--models", dest="model", default=None,
                    help="comma-separated model names (default: all in the results)")
     p.add_argument("--run", dest="run_id", default=None,
                    help="render exactly this run (default: the latest result of every model and condition)")
+
+    p = sub.add_parser("leaderboard", help="one HTML page of every model ever benchmarked: a ranking per dataset "
+                       "and matrix, from the results history or several results folders")
+    p.add_argument("sources", nargs="*", help="results folders or results.json files (default: --results)")
+    _common(p, "results")
+    p.add_argument("--out", default=None, help="output folder (default: <results>/leaderboard)")
 
     p = sub.add_parser("history", help="check the results history, or rebuild it from the run folders")
     p.add_argument("action", choices=["check", "rebuild"])

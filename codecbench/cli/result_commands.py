@@ -11,7 +11,7 @@ from ..spec import RunSpec
 def cmd_report(args, spec: RunSpec) -> int:
     from ..report import FORMATS, render
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    formats = ["html"] if args.html else [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise UsageError(f"--format: unknown {', '.join(unknown) or 'empty'}; expected some of {', '.join(FORMATS)}")
@@ -19,8 +19,25 @@ def cmd_report(args, spec: RunSpec) -> int:
     out = Path(args.out) if args.out else (results if results.suffix != ".json" else results.parent)
     markdown, written = render(results, out, formats, list(spec.model) if spec.model else None, spec.baseline,
                                spec.alpha, run_id=args.run_id, baseline_max_changed=spec.baseline_max_changed)
-    print(markdown)
+    if not args.html:
+        print(markdown)
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    page = next((p for p in written if p.suffix == ".html"), None)
+    if page is not None:
+        print(f"open the HTML report: {page.resolve().as_uri()}", file=sys.stderr)
+    return 0
+
+
+def cmd_leaderboard(args, spec: RunSpec) -> int:
+    from ..report.html import render_leaderboard
+    from ..results import leaderboard_documents
+
+    sources = [Path(s) for s in args.sources] or [spec.results]
+    documents = leaderboard_documents(sources)
+    default = spec.results if spec.results.suffix != ".json" else spec.results.parent
+    page = render_leaderboard(documents, Path(args.out) if args.out else default / "leaderboard")
+    print(f"{len(documents)} dataset/matrix groups from {', '.join(str(s) for s in sources)}", file=sys.stderr)
+    print(f"open the leaderboard: {page.resolve().as_uri()}", file=sys.stderr)
     return 0
 
 

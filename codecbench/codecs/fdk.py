@@ -144,9 +144,10 @@ class _Encoder:
     """One configured encoder handle (closed on exit)."""
 
     def __init__(self, codec: str, sample_rate: int, bits_per_s: int):
-        self.lib, why = library()
-        if self.lib is None:
+        lib, why = library()
+        if lib is None:
             raise FdkError(why)
+        self.lib: ctypes.CDLL = lib
         self.handle = _HANDLE()
         _check(self.lib.aacEncOpen(ctypes.byref(self.handle), 0, 1), "aacEncOpen")
         params = {"aot": AOT[codec], "samplerate": sample_rate, "channelmode": 1, "bitrate": bits_per_s,
@@ -202,7 +203,7 @@ def valid_kbps(codec: str, sample_rate: int) -> tuple[int, int] | None:
     return (low, high) if low <= high else None
 
 
-def encode(x: np.ndarray, sample_rate: int, codec: str, kbps: int) -> tuple[list[bytes], bytes, int]:
+def encode(x: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tuple[list[bytes], bytes, int]:
     """Encode mono float32 ``x``; return the raw access units, the AudioSpecificConfig and the codec delay."""
     bounds = valid_kbps(codec, sample_rate)
     if bounds is None:
@@ -210,7 +211,7 @@ def encode(x: np.ndarray, sample_rate: int, codec: str, kbps: int) -> tuple[list
     if not bounds[0] <= kbps <= bounds[1]:
         raise FdkError(f"{codec}@{kbps}: at {sample_rate} Hz mono the valid range is {bounds[0]}-{bounds[1]} kbps")
     pcm = np.ascontiguousarray(np.round(np.clip(x, -1.0, 1.0) * 32767.0), dtype=np.int16)
-    with _Encoder(codec, sample_rate, kbps * 1000) as enc:
+    with _Encoder(codec, sample_rate, int(round(kbps * 1000))) as enc:
         info = enc.info()
         lib, handle = enc.lib, enc.handle
         out = ctypes.create_string_buffer(info.maxOutBufBytes)

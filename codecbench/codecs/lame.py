@@ -73,7 +73,7 @@ def version() -> str | None:
     return f"LAME {lib.get_lame_version().decode()}" if lib is not None else None
 
 
-def encode(x: np.ndarray, sample_rate: int, kbps: int, frame_size: int = 1152) -> tuple[list[bytes], int]:
+def encode(x: np.ndarray, sample_rate: int, kbps: float, frame_size: int = 1152) -> tuple[list[bytes], int]:
     """MP3 frames of a mono float signal (padded with silence to whole frames, as libavcodec does) and the
     priming in samples (what the decoder's output starts with before the signal)."""
     lib, why = library()
@@ -84,7 +84,7 @@ def encode(x: np.ndarray, sample_rate: int, kbps: int, frame_size: int = 1152) -
         raise LameError("lame_init failed")
     try:
         for call, value in (("lame_set_in_samplerate", sample_rate), ("lame_set_out_samplerate", sample_rate),
-                            ("lame_set_num_channels", 1), ("lame_set_mode", _MONO), ("lame_set_brate", kbps),
+                            ("lame_set_num_channels", 1), ("lame_set_mode", _MONO), ("lame_set_brate", int(kbps)),
                             ("lame_set_quality", _QUALITY), ("lame_set_bWriteVbrTag", 0)):
             if getattr(lib, call)(g, int(value)) < 0:
                 raise LameError(f"{call}({value}) was refused")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fractions
 import io
+from typing import Any
 
 import av
 import numpy as np
@@ -65,7 +66,7 @@ def decoded_to_float(frames: list[np.ndarray]) -> np.ndarray:
 def encode(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bitstream:
     """Code ``x`` with the libavcodec encoder the table names for the condition's codec."""
     spec = cond.spec
-    encoder = av.CodecContext.create(spec.encoder, "w")
+    encoder: Any = av.CodecContext.create(spec.encoder, "w")  # an audio encoder context
     encoder.sample_rate = codec_sr
     layout = "mono" if spec.channels == 1 else "stereo"
     encoder.layout = layout
@@ -118,7 +119,7 @@ def encode(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bi
 def decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[bytes],
                    cond: Condition | None = None) -> np.ndarray:
     """Decode packets with a libavcodec decoder; channel 0 as float32 at ``sr``."""
-    decoder = av.CodecContext.create(decoder_name, "r")
+    decoder: Any = av.CodecContext.create(decoder_name, "r")  # an audio decoder context
     decoder.sample_rate = sr
     decoder.layout = "mono" if cond is None or cond.spec.channels == 1 else "stereo"
     if config:
@@ -129,7 +130,7 @@ def decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[byte
         decoder.options = setup["options"]
     if "bit_rate" in setup:
         decoder.bit_rate = setup["bit_rate"]
-    frames = []
+    frames: list[np.ndarray] = []
     for packet in [*packets, None]:
         frames.extend(channel0(f) for f in decoder.decode(None if packet is None else av.Packet(packet)))
     return decoded_to_float(frames)
@@ -137,9 +138,10 @@ def decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[byte
 
 def decode_container(payload: bytes) -> tuple[np.ndarray, int]:
     """Decode a coded file (the demuxer applies edit-list priming); return samples and audio payload bytes."""
-    with av.open(io.BytesIO(payload)) as container:
+    with av.open(io.BytesIO(payload), "r") as container:
         stream = container.streams.audio[0]
-        frames, nbytes = [], 0
+        frames: list[np.ndarray] = []
+        nbytes = 0
         for packet in container.demux(stream):
             nbytes += packet.size
             frames.extend(channel0(f) for f in packet.decode())

@@ -35,8 +35,8 @@ class CodecSpec:
     description: str
     encoder: str
     decoder: str
-    min_kbps: int
-    max_kbps: int
+    min_kbps: float
+    max_kbps: float
     sample_format: str
     #: Rates the encoder accepts; a signal at another rate is resampled to the first one.
     sample_rates: tuple[int, ...]
@@ -127,6 +127,9 @@ CODECS: dict[str, CodecSpec] = {
         CodecSpec("g726", "G.726 (ADPCM telephony, 8 kHz)", "g726", "g726", 16, 40, "s16", (8000,), True,
                   "the clip is resampled to 8 kHz and back", rates=(16, 24, 32, 40), family="telephony",
                   decoder_setup=lambda cond, first: {"options": {"bits_per_coded_sample": str(round(cond.kbps / 8))}}),
+        CodecSpec("g723-1", "G.723.1 (video telephony / VoIP, 8 kHz, FFmpeg encoder)", "g723_1", "g723_1", 6.3, 6.3,
+                  "s16", (8000,), True, "the clip is resampled to 8 kHz and back; FFmpeg encodes the 6.3 kbps mode; "
+                  "60-sample delay (measured)", rates=(6.3,), delay=60, family="telephony"),
         CodecSpec("mp2", "MPEG-1 Layer II (DAB/DVB broadcast, FFmpeg encoder)", "mp2", "mp2", 32, 192, "s16",
                   (44100, 48000, 32000), True, "mono Layer II: 32-192 kbps",
                   rates=(32, 48, 56, 64, 80, 96, 112, 128, 160, 192), family="broadcast"),
@@ -162,7 +165,7 @@ class Condition:
     """A codec at a nominal bit rate, or the uncoded original (``codec == "wav"``)."""
 
     codec: str
-    kbps: int = 0
+    kbps: float = 0
 
     @property
     def name(self) -> str:
@@ -203,8 +206,9 @@ def parse_condition(name: str | Condition) -> Condition:
     text = str(name).strip().lower()
     if text in ("wav", "original", "uncoded"):
         return ORIGINAL
-    if text in CODECS and CODECS[text].fixed_kbps is not None:
-        return Condition(text, CODECS[text].fixed_kbps)
+    fixed = CODECS[text].fixed_kbps if text in CODECS else None
+    if fixed is not None:
+        return Condition(text, fixed)
     match = _CONDITION_RE.match(text)
     if not match:
         raise ConditionError(

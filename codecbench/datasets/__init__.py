@@ -37,9 +37,23 @@ __all__ = ["AUDIO_SUFFIXES", "DEVICES", "SCENES", "SPLIT_FILES", "SYNTHETIC_MANI
 
 def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow_partial: bool = False,
                  listing_only: bool = False, splits: tuple[str, ...] | None = None, **synthetic_params) -> Dataset:
-    """``"synthetic"`` (the embedded default), a TAU root, or a folder per class.
+    """A dataset by name or folder, in whichever layout it has.
 
-    Synthetic parameters can ride along in the spec: ``synthetic:train=8,evaluate=4,duration=1,seed=2``.
+    Parameters
+    ----------
+    spec : str or path
+        ``"synthetic"`` (the embedded default; parameters can ride along:
+        ``synthetic:train=8,evaluate=4,duration=1,seed=2``), a TAU 2020 Mobile root (detected by its
+        ``evaluation_setup/``), or a folder per class.
+    cache_dir : path, optional
+        Where the synthetic default is written (default: the cache folder).
+    allow_partial, listing_only, splits
+        As :func:`load_tau`.
+
+    Returns
+    -------
+    Dataset
+        Clips per split with path, label and device, and the class names.
     """
     text = str(spec)
     if text == "synthetic" or text.startswith("synthetic:"):

@@ -56,7 +56,7 @@ class Dataset:
         if any(c.label is None for c in self.clips(split)):
             raise DatasetError(f"{self.root}: split {split!r} has unlabelled clips; a classifier cannot be scored")
         index = {c: i for i, c in enumerate(self.class_names)}
-        return np.array([index[c.label] for c in self.clips(split)], dtype=np.int64)
+        return np.array([index[str(c.label)] for c in self.clips(split)], dtype=np.int64)
 
     def clip_digests(self, split: str) -> dict[str, str]:
         """The SHA-256 of each clip's file, by clip key: what a run scored, clip by clip."""

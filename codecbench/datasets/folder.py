@@ -8,8 +8,22 @@ from pathlib import Path
 from .base import AUDIO_SUFFIXES, Dataset, DatasetError, make_clip
 
 
-def load_folder(root: str | os.PathLike, evaluate_fraction: float = 0.3, seed: int = 0) -> Dataset:
-    """A folder per class (``root/<label>/*.wav``), split per class deterministically by ``seed``."""
+def load_folder(root: str | os.PathLike, *, evaluate_fraction: float = 0.3, seed: int = 0) -> Dataset:
+    """A folder per class (``root/<label>/*.wav``), split per class deterministically.
+
+    Parameters
+    ----------
+    root : path
+        The folder whose sub-folders are the classes.
+    evaluate_fraction : float
+        The share of each class's clips that goes to the ``evaluate`` split.
+    seed : int
+        Seeds the split, so the same folder always splits the same way.
+
+    Returns
+    -------
+    Dataset
+    """
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ def _parse_synthetic(text: str) -> dict:
     return params
 
 
-SYNTHETIC_DEFAULTS = {"seed": 0, "clips_per_class": {"train": 60, "evaluate": 30}, "duration": 2.0,
+SYNTHETIC_DEFAULTS: dict[str, Any] = {"seed": 0, "clips_per_class": {"train": 60, "evaluate": 30}, "duration": 2.0,
                       "sample_rate": 44100}
 
 

@@ -29,11 +29,31 @@ TAU2020_MOBILE = "TAU Urban Acoustic Scenes 2020 Mobile, development set (fold 1
 TAU2020_SPLIT_SIZES = {"train": 13965, "evaluate": 2970}
 
 
-def load_tau(root: str | os.PathLike, splits=("train", "evaluate"), allow_partial: bool = False,
+def load_tau(root: str | os.PathLike, *, splits=("train", "evaluate"), allow_partial: bool = False,
              name: str | None = None, listing_only: bool = False) -> Dataset:
-    """Load the TAU 2020 Mobile layout: ``audio/``, ``meta.csv``, ``evaluation_setup/fold1_*.csv``.
+    """Load the TAU Urban Acoustic Scenes 2020 Mobile layout.
 
-    ``listing_only`` keeps every listed clip, present or not (for planning a run before the audio is there).
+    Parameters
+    ----------
+    root : path
+        The folder holding ``audio/`` and ``evaluation_setup/fold1_{train,evaluate,test}.csv``.
+    splits : tuple of str
+        The splits to read; only their audio must be present (an evaluation-only download benchmarks).
+    allow_partial : bool
+        Keep the listed clips that exist and drop missing ones instead of refusing the folder.
+    name : str, optional
+        The dataset's name in results (default: the folder's name).
+    listing_only : bool
+        Keep every listed clip, present or not (for planning a run before the audio is there).
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DatasetError
+        Naming the split file, row or clip at fault.
     """
     root = Path(root)
     setup = root / "evaluation_setup"

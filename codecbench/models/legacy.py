@@ -51,7 +51,7 @@ def infer_config(path: str | Path, trust: bool = False) -> FCNNConfig:
         raise CheckpointError(f"{path}: contains Lambda layer(s) {', '.join(lambdas)}, which carry executable "
                               "code; refusing to load it. If you trust the file's origin, pass trust=True "
                               "(--trust-code) to load it with keras.models.load_model(safe_mode=False)")
-    input_shape = None
+    input_shape: tuple[int, int, int] | None = None
     convs: list[ConvSpec] = []
     pad = 0
     dense_units: list[int] = []
@@ -62,7 +62,10 @@ def infer_config(path: str | Path, trust: bool = False) -> FCNNConfig:
             raise CheckpointError(f"{path}: layer {cfg.get('name')!r} of type {kind} does not fit the FCNN family")
         if kind == "InputLayer":
             shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
-            input_shape = tuple(int(d) for d in shape[1:])
+            dims = tuple(int(d) for d in shape[1:])
+            if len(dims) != 3:
+                raise CheckpointError(f"{path}: input of shape {dims}; the FCNN family takes (bins, frames, channels)")
+            input_shape = (dims[0], dims[1], dims[2])
         elif kind == "ZeroPadding2D":
             p = cfg["padding"]
             pad += int(p[0][0]) if isinstance(p[0], list) else int(p[0])

@@ -19,6 +19,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..results import ResultsError, compare_datasets, latest_document, load_results
+from ..zoo import model_kind
 from . import sweeps
 from .codec_facts import codec_facts, facts_markdown
 from .figures import figure2
@@ -37,7 +38,7 @@ from .table import (
     subset_accuracy,
 )
 
-FORMATS = ("md", "csv", "png", "svg")
+FORMATS = ("md", "csv", "png", "svg", "html")
 
 
 def load_document(results: str | Path, run_id: str | None = None) -> dict:
@@ -78,7 +79,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
     seg_cols = segment_models(res)
     if full_cols:
         sections += ["## Table 2: full fine-tuning by epoch", markdown_table(res, full_cols)]
-    if len(seg_cols) > 1:
+    if any(model_kind(m)[0] == "segment" for _, m in seg_cols):  # else it would repeat Table 2
         sections += ["## Segmental fine-tuning (Experiment B)", markdown_table(res, seg_cols, category_means=True)]
     other = [(m, m) for m in res.models if m not in {m for _, m in full_cols + seg_cols}]
     if other:
@@ -96,13 +97,15 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
     if skipped:
         sections += ["## Clips left out (--on-error skip)",
                      "These results do not cover the whole split: the clips below could not be coded.",
-                     tabulate([[m, c, k, res.get(m, c)["n"]] for m, c, k in skipped],
+                     tabulate([[m, c, k, res.cells[(m, c)]["n"]] for m, c, k in skipped],
                               headers=["model", "condition", "clips left out", "clips scored"], tablefmt="github")]
     facts = codec_facts(res)
     if len(facts):
-        sections += ["## Codec facts", "Measured during the run on its own clips: the bandwidth kept is the highest "
-                     "1/3-octave band within 30 dB of the source's; `—`: not measured (results of an older "
-                     "codecbench).", facts_markdown(facts)]
+        sections += ["## Codec facts",
+                     "Measured during the run on its own clips (8 spread over the split): the bandwidth kept is "
+                     "where the coded clips, counting up from the lowest 1/3-octave band, first fall more than 30 dB "
+                     "below the source's energy; `—`: not measured (results of an older codecbench).",
+                     facts_markdown(facts)]
     long = pd.DataFrame([{"model": m, "condition": c, "category": next((k for k, v in res.categories.items()
                                                                         if c in v), None),
                           "n": r["n"], "accuracy": r["accuracy"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
@@ -157,4 +160,9 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: li
             # six significant digits: accuracies keep theirs, small p-values keep their magnitude (1.26e-29)
             frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
             written.append(out / f"{name}.csv")
+    if "html" in formats:
+        from .html import render_html
+
+        csv_files = [p for p in written if p.suffix == ".csv"]
+        written.append(render_html(res, out / "html", csv_files=csv_files, sweep_rows=sweep_rows, alpha=alpha))
     return markdown, written

@@ -38,8 +38,13 @@ def figure2(res: ResultTable, out_base: Path, formats=("png", "svg")) -> list[Pa
             lo.append(cell["accuracy"] - low)
             hi.append(high - cell["accuracy"])
         colour = colours(i % 10)
-        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ms=4, lw=1.5, capsize=2, color=colour,
+        # measured segments only: points with their intervals, and a line only between neighbouring segments,
+        # so a gap (segments not fine-tuned) is never drawn over as if it had been measured
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ms=4, ls="none", capsize=2, color=colour,
                     label=f"{cond} ({cat})")
+        for (x1, y1), (x2, y2) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+            if round(x2 - x1) == 1:
+                ax.plot([x1, x2], [y1, y2], color=colour, lw=1.5)
         full = res.get(full_name(10), cond)
         if full:
             ax.axhline(full["accuracy"] - base["accuracy"], color=colour, ls="--", lw=1, alpha=0.8)

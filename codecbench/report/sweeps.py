@@ -20,6 +20,8 @@ import numpy as np
 from ..codecs import Condition
 
 BREAK_EVEN_MARGIN = 0.02
+#: models per panel of the static figure (the HTML report lets the reader pick them instead)
+PANEL_MODELS = 6
 
 
 def find_sweeps(conditions: list[Condition], min_rates: int = 3) -> dict[str, list[tuple[float, str]]]:
@@ -111,16 +113,29 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..stats import wilson_interval
 
     sweeps = find_sweeps([res.parsed[c] for _, c in res.conditions()])
     if not sweeps:
         return []
     models = models or res.models
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(5.2 * len(sweeps) + 2.5, 4.4), dpi=120, squeeze=False)
+    # more than PANEL_MODELS models with their bands in one panel are unreadable: one row of panels per group
+    # of models, each with the first model (the base, where present) as the reference
+    first, rest = models[0], models[1:]
+    groups = [[first, *rest[i:i + PANEL_MODELS - 1]] for i in range(0, max(1, len(rest)), PANEL_MODELS - 1)]
+    fig, axes = plt.subplots(len(groups), len(sweeps), figsize=(5.2 * len(sweeps) + 2.5, 4.4 * len(groups)),
+                             dpi=120, squeeze=False)
     colours = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
-    for ax, (codec, points) in zip(axes[0], sweeps.items()):
-        for i, model in enumerate(models):
+    for row, group in zip(axes, groups):
+        _panels(res, row, sweeps, group, [colours(models.index(m) % colours.N) for m in group])
+    from .figures import save_figure
+    return save_figure(fig, out_base, formats)
+
+
+def _panels(res, axes, sweeps: dict, models: list[str], colours: list) -> None:
+    from ..stats import wilson_interval
+
+    for ax, (codec, points) in zip(axes, sweeps.items()):
+        for model, colour in zip(models, colours):
             cells = [(k, res.get(model, name)) for k, name in points]
             cells = [(k, c) for k, c in cells if c]
             if not cells:
@@ -128,7 +143,6 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
             ks = [k for k, _ in cells]
             acc = [c["accuracy"] for _, c in cells]
             bands = [wilson_interval(int(c["correct"]), int(c["n"])) for _, c in cells]
-            colour = colours(i % colours.N)
             ax.plot(ks, acc, marker="o", ms=3, lw=1.4, color=colour, label=model)
             ax.fill_between(ks, [b[0] for b in bands], [b[1] for b in bands], color=colour, alpha=0.12, lw=0)
             original = res.get(model, "wav")
@@ -143,7 +157,5 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
         ax.set_ylabel("accuracy")
         ax.set_title(f"{codec}: dotted = the model on the original", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="model",
-                       title_fontsize=7)
-    from .figures import save_figure
-    return save_figure(fig, out_base, formats)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="model",
+                    title_fontsize=7)

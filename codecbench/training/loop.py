@@ -86,7 +86,8 @@ class _EpochLog(keras.callbacks.Callback):
     def __init__(self, n_samples: int, on_epoch: Callable[[int, dict], None] | None, devices: list[str],
                  batches: AugmentedBatches | None = None):
         super().__init__()
-        self.n_samples, self.on_epoch, self.rows, self.devices = n_samples, on_epoch, [], devices
+        self.n_samples, self.on_epoch, self.devices = n_samples, on_epoch, devices
+        self.rows: list[dict] = []
         self.batches = batches
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -111,7 +112,7 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
 
     ``on_epoch(epoch, row)`` runs after every epoch, e.g. to save a checkpoint; a
     ``KeyboardInterrupt`` propagates after the last completed epoch's callback has run. ``devices``: train
-    data-parallel over these (default: as ``config.devices`` says; :mod:`codecbench.distribute`; the global
+    data-parallel over these (default: as ``config.devices`` says; :mod:`codecbench.training.distribute`; the global
     batch is ``config.batch_size``).
     """
     from .distribute import default_device, resolve_devices

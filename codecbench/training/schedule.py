@@ -5,6 +5,7 @@ Kept free of Keras so that the command line can show and validate them without s
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 
 @dataclasses.dataclass
@@ -37,7 +38,7 @@ class TrainConfig:
 
 
 #: Fine-tuning defaults: a model already trained wants a small rate and short warm restarts, not 0.1.
-FINETUNE_DEFAULTS = {"learning_rate": 0.01, "first_restart_epochs": 2.0, "period_multiplier": 2.0,
+FINETUNE_DEFAULTS: dict[str, Any] = {"learning_rate": 0.01, "first_restart_epochs": 2.0, "period_multiplier": 2.0,
                      "rate_multiplier": 0.7, "mixup_alpha": 0.2, "epochs": 10}
 
 

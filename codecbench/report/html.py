@@ -1,0 +1,174 @@
+"""The HTML report: one self-contained folder (``index.html`` with its data, script and styles inlined, and the
+CSV files beside it) that opens from disk or any static host and makes no network request.
+
+The page holds the leaderboard (one row per model: uncoded accuracy, mean accuracy per category, worst
+condition, retained accuracy and break-even bit rate where swept, each with its interval; sortable and
+filterable), the study's tables with the Markdown report's intervals and significance marks, interactive
+figures (hover for the numbers, click a legend entry to hide a model, pick the models to show) and a detail
+view per model (accuracy per condition, the paired comparison with any reference model, confusion matrices,
+sidecar facts). The same page serves a leaderboard across runs: one section per (dataset, matrix), never mixed.
+
+Charts are hand-written SVG in a small inlined script rather than a charting library: the page stays small
+(tens of kB besides its data), needs no bundle to be inlined, and every element the browser tests click is
+ours.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..stats import paired_comparison, wilson_interval
+from ..zoo import model_kind
+from . import sweeps
+from .codec_facts import codec_facts
+from .table import ResultTable, full_epoch_models, segment_models
+
+#: significance level of the marks in tables and details (as the Markdown report's)
+ALPHA = 0.05
+
+
+def _interval(correct: int, n: int) -> dict:
+    low, high = wilson_interval(int(correct), int(n))
+    return {"acc": correct / n if n else None, "lo": low, "hi": high, "n": int(n), "correct": int(correct)}
+
+
+def _finite(value):
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+
+def _origin(facts: dict) -> str:
+    """Where a model came from, in words, from its sidecar facts."""
+    strategy, parent = facts.get("strategy"), facts.get("parent")
+    if not parent:
+        return {"base": "trained from scratch"}.get(strategy or "", strategy or "imported")
+    how = {"full": "fine-tuned (all layers)", "segment": f"fine-tuned (segment {facts.get('segments')})",
+           "postfilter": "post-filter added"}.get(strategy or "", strategy or "derived")
+    epochs = f", {facts['epochs']} epochs" if facts.get("epochs") else ""
+    return f"{how} from {parent}{epochs}"
+
+
+def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None) -> dict:
+    """Everything the page shows of one results document (one dataset and matrix), as JSON-able data."""
+    meta = res.meta
+    conditions = [{"name": c, "category": cat, "codec": res.parsed[c].codec, "kbps": res.parsed[c].kbps}
+                  for cat, c in res.conditions()]
+    facts = meta.get("model_facts", {})
+    cells = {}
+    for (model, cond), r in res.cells.items():
+        cells[f"{model}|{cond}"] = {**_interval(r["correct"], r["n"]), "kbps": _finite(r.get("achieved_kbps")),
+                                    "run_id": r.get("run_id", meta.get("run_id"))}
+    sweep_rows = sweeps.summarise(res, n_boot=200) if sweep_rows is None else sweep_rows
+    models = []
+    for model in res.models:
+        f = facts.get(model, {})
+        row: dict = {"name": model, "kind": f.get("kind", "keras" if model_kind(model)[0] != "other" else "?"),
+                     "frontend": f.get("frontend", "hu2020"), "params": f.get("params"), "origin": _origin(f),
+                     "sha256": meta.get("models", {}).get(model), "facts": f}
+        wav = res.get(model, "wav")
+        row["wav"] = _interval(wav["correct"], wav["n"]) if wav else None
+        for cat, conds in res.categories.items():
+            mine = [m for m in (res.get(model, c) for c in conds) if m]
+            row[f"cat:{cat}"] = (_interval(sum(m["correct"] for m in mine), sum(m["n"] for m in mine))
+                                 if mine else None)
+        coded = [(c, r) for c, r in ((c, res.get(model, c)) for _, c in res.conditions()
+                                     if not res.parsed[c].is_original) if r]
+        if coded:
+            name, worst = min(coded, key=lambda item: (item[1]["accuracy"], item[0]))
+            row["worst"] = {"condition": name, **_interval(worst["correct"], worst["n"])}
+        row["sweeps"] = {s["codec"]: {"retained": _finite(s["retained"]), "retained_lo": _finite(s["retained_low"]),
+                                      "retained_hi": _finite(s["retained_high"]),
+                                      "break_even": _finite(s["break_even_kbps"]),
+                                      "break_even_lo": _finite(s["break_even_low"]),
+                                      "break_even_hi": _finite(s["break_even_high"])}
+                         for s in sweep_rows if s["model"] == model}
+        models.append(row)
+    paired, confusion = {}, {}
+    names = meta.get("dataset", {}).get("class_names") or []
+    for model in res.models:
+        for _, cond in res.conditions():
+            cell = res.get(model, cond)
+            if not cell or "predictions" not in cell:
+                continue
+            k = max([len(names), *(int(v) + 1 for v in cell["labels"]), *(int(v) + 1 for v in cell["predictions"])])
+            matrix = np.zeros((k, k), dtype=int)
+            np.add.at(matrix, (np.asarray(cell["labels"], int), np.asarray(cell["predictions"], int)), 1)
+            confusion[f"{model}|{cond}"] = matrix.tolist()
+            for reference in res.models:
+                ref = res.get(reference, cond)
+                if reference == model or not ref or "predictions" not in ref:
+                    continue
+                p = paired_comparison(ref, cell)
+                paired[f"{reference}|{model}|{cond}"] = {"delta": _finite(p["delta"]), "p": _finite(p["p_value"]),
+                                                         "n": p["n"], "ref_only": p["reference_only"],
+                                                         "cand_only": p["candidate_only"]}
+    tables = {}
+    for key, columns in (("table2", full_epoch_models(res)), ("segments", segment_models(res))):
+        if key == "segments" and not any(model_kind(m)[0] == "segment" for _, m in columns):
+            continue  # no segment model: the table would repeat Table 2
+        if len(columns) > (0 if key == "table2" else 1) and any(model_kind(m)[0] != "base" for _, m in columns):
+            tables[key] = [{"label": label, "model": m} for label, m in columns]
+    dataset = meta.get("dataset", {})
+    return {"dataset": {k: dataset.get(k) for k in ("name", "split", "fingerprint", "root")},
+            "matrix": meta.get("matrix", {}).get("name"), "run_id": meta.get("run_id"),
+            "started": meta.get("started"), "composed_from": meta.get("composed_from", []),
+            "git_commit": meta.get("git_commit"), "categories": res.categories, "conditions": conditions,
+            "models": models, "cells": cells, "paired": paired, "confusion": confusion, "class_names": names,
+            "tables": tables, "sweeps": {codec: [{"kbps": k, "condition": c} for k, c in points]
+                                         for codec, points in sweeps.find_sweeps(
+                                             [res.parsed[c] for _, c in res.conditions()]).items()},
+            "codec_facts": json.loads(codec_facts(res).to_json(orient="records")),
+            "provenance": {"libraries": meta.get("libraries", {}), "machine": meta.get("machine", {}),
+                           "precision": meta.get("precision"), "thresholds": meta.get("thresholds"),
+                           "baseline": meta.get("baseline")}}
+
+
+def _asset(name: str) -> str:
+    return (resources.files(__package__) / "assets" / name).read_text(encoding="utf-8")
+
+
+def write_page(folder: Path, title: str, groups: list[dict], *, csv_files: Sequence[Path] = (), alpha: float = ALPHA,
+               screenshot_note: str = "") -> Path:
+    """Write ``folder/index.html`` (everything inlined) and copy ``csv_files`` into ``folder/csv/``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    links = []
+    if csv_files:
+        (folder / "csv").mkdir(exist_ok=True)
+        for path in csv_files:
+            shutil.copyfile(path, folder / "csv" / Path(path).name)
+            links.append(f"csv/{Path(path).name}")
+    data = {"title": title, "alpha": alpha, "groups": groups, "csv": links, "note": screenshot_note}
+    # the data sits in a JSON script element: "</" is escaped so no value can close it
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    parts = {"title": _escape(title), "style": _asset("report.css"), "data": payload, "script": _asset("report.js")}
+    # one pass: a value that happens to contain "{{...}}" is never substituted again
+    page = re.sub(r"\{\{(title|style|data|script)\}\}", lambda m: parts[m[1]], _asset("report.html"))
+    path = folder / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_html(res: ResultTable, folder: Path, *, csv_files: Sequence[Path] = (), sweep_rows=None,
+                alpha: float = ALPHA) -> Path:
+    """The HTML report of one results document."""
+    dataset = res.meta.get("dataset", {})
+    title = f"codecbench report: {dataset.get('name', '?')} ({dataset.get('split', '?')} split)"
+    return write_page(folder, title, [group_data(res, sweep_rows=sweep_rows)], csv_files=csv_files, alpha=alpha)
+
+
+def render_leaderboard(documents: list[dict], folder: Path, *, alpha: float = ALPHA) -> Path:
+    """One page for many results documents: a section per (dataset, matrix), newest result per cell."""
+    groups = [group_data(ResultTable(doc)) for doc in documents if doc["results"]]
+    names = sorted({g["dataset"]["name"] or "?" for g in groups})
+    return write_page(folder, f"codecbench leaderboard: {len(groups)} dataset/matrix groups ({', '.join(names)})",
+                      groups, alpha=alpha)

@@ -1,0 +1,221 @@
+"""The HTML report and the leaderboard: built from real results, opened in Debian's headless Chromium with the
+network blocked, and clicked through (sort, filter, toggle a series, hover, open a model's detail).
+
+The browser tests skip, naming what is missing, when Chromium, its driver or selenium is not installed; `.ci/run`
+installs Chromium and chromium-driver best-effort, and selenium comes with the test extra.
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from codecbench.codecs import parse_condition as C
+from codecbench.evaluation import Evaluator
+from codecbench.report import render
+from codecbench.report.html import render_leaderboard
+from codecbench.results import leaderboard_documents, record_result, record_run, write_item, write_run
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example" / "results.json"
+
+
+def _browser_or_skip():
+    try:
+        from selenium import webdriver
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install 'codecbench[test]'): no browser test")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        pytest.skip("no Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    return webdriver, browser, driver
+
+
+@pytest.fixture(scope="module")
+def example_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("html")
+    _, written = render(EXAMPLE, out, ["csv", "html"])
+    return out / "html" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver, binary, driver_path = _browser_or_skip()
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1400,1000",
+                 # no name resolves and no proxy answers: a request that tried to leave would fail, and show below
+                 "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*"]})
+    yield driver
+    driver.quit()
+
+
+def _requests(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def _open(driver, page: Path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get_log("performance"), driver.get_log("browser")  # forget what earlier pages logged
+    driver.get(page.as_uri())
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+
+
+def test_the_page_is_self_contained_and_small(example_report):
+    html = example_report.read_text()
+    assert "<script src" not in html and "<link" not in html and "http://" not in html.split("<script")[0]
+    assert "https://" not in html and "@import" not in html
+    assert example_report.stat().st_size < 600_000  # 16 models x 8 conditions with per-clip confusion data
+    assert sorted(p.name for p in (example_report.parent / "csv").iterdir())[:2] == ["accuracy_long.csv",
+                                                                                     "codec_facts.csv"]
+
+
+def test_renders_offline_with_no_console_error_and_no_request_leaving_the_folder(browser, example_report, tmp_path):
+    _open(browser, example_report)
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+    folder = example_report.parent.as_uri()
+    leaving = [u for u in _requests(browser) if not (u.startswith(folder) or u.startswith("data:"))]
+    assert not leaving, leaving
+    browser.save_screenshot(str(tmp_path / "leaderboard.png"))
+
+
+def test_the_leaderboard_sorts_and_filters(browser, example_report):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, example_report)
+
+    def column(key):
+        index = [th.get_attribute("data-key") for th in browser.find_elements(By.CSS_SELECTOR, "#leaderboard-0 th")]
+        rows = browser.find_elements(By.CSS_SELECTOR, "#leaderboard-0 tbody tr:not([hidden])")
+        return [r.find_elements(By.TAG_NAME, "td")[index.index(key)].get_attribute("data-value") for r in rows]
+
+    browser.find_element(By.CSS_SELECTOR, '#leaderboard-0 th[data-key="cat:cat2"]').click()
+    values = [float(v) for v in column("cat:cat2")]
+    assert values == sorted(values, reverse=True) and len(values) == 16
+    browser.find_element(By.CSS_SELECTOR, '#leaderboard-0 th[data-key="cat:cat2"]').click()
+    assert [float(v) for v in column("cat:cat2")] == sorted(values)
+    browser.find_element(By.CSS_SELECTOR, '#leaderboard-0 th[data-key="model"]').click()
+    names = column("model")
+    assert names == sorted(names, reverse=True)
+    search = browser.find_element(By.CSS_SELECTOR, "#group-0 input[type=search]")
+    search.send_keys("seg")
+    assert set(column("model")) == {f"finetuned_seg{k}" for k in range(1, 11)}
+    search.clear()
+    search.send_keys("no such model")
+    assert column("model") == []
+
+
+def test_a_figure_toggles_a_model_and_hover_shows_the_numbers(browser, example_report, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    _open(browser, example_report)
+    figure = browser.find_element(By.CSS_SELECTOR, "#sweep-0-aac")  # the example sweeps AAC at 32/48/64 kbps
+    series = figure.find_element(By.CSS_SELECTOR, 'g[data-series="base"]')
+    assert "hidden" not in (series.get_attribute("class") or "")
+    legend = figure.find_element(By.XPATH, "..").find_element(By.CSS_SELECTOR, 'button[data-series="base"]')
+    legend.click()
+    assert "hidden" in series.get_attribute("class") and legend.get_attribute("aria-pressed") == "false"
+    legend.click()
+    point = series.find_element(By.CSS_SELECTOR, "circle.point")
+    ActionChains(browser).move_to_element(point).perform()
+    tip = browser.find_element(By.ID, "tooltip")
+    assert tip.is_displayed() and "base on aac@" in tip.text and "n = " in tip.text and "accuracy" in tip.text
+    # the models to show are chosen: adding one draws its series
+    browser.find_element(By.CSS_SELECTOR, '#group-0 input[type=checkbox][data-model="finetuned_seg7"]').click()
+    assert browser.find_elements(By.CSS_SELECTOR, '#sweep-0-aac g[data-series="finetuned_seg7"]')
+    figure2 = browser.find_element(By.ID, "figure2-0")
+    browser.execute_script("arguments[0].scrollIntoView()", figure2)
+    browser.save_screenshot(str(tmp_path / "figures.png"))
+
+
+def test_a_models_detail_shows_paired_comparison_and_confusion(browser, example_report, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, example_report)
+    browser.find_element(By.CSS_SELECTOR, 'button.model[data-model="finetuned_full@e10"]').click()
+    detail = browser.find_element(By.ID, "detail")
+    assert detail.is_displayed() and "Model finetuned_full@e10" in detail.text
+    rows = detail.find_elements(By.CSS_SELECTOR, "table.paired tbody tr")
+    mp3 = next(r for r in rows if r.text.startswith("mp3@32"))
+    assert "sig-up" in mp3.find_elements(By.TAG_NAME, "td")[3].get_attribute("class")  # 0.153 -> 0.477 vs base
+    Select(detail.find_element(By.CSS_SELECTOR, "select.reference")).select_by_value("finetuned_full@e1")
+    assert "finetuned_full@e1" in detail.find_element(By.CSS_SELECTOR, "table.paired thead").text
+    Select(detail.find_element(By.CSS_SELECTOR, "select.condition")).select_by_value("mp3@32")
+    confusion = detail.find_elements(By.CSS_SELECTOR, "table.confusion tbody tr")
+    assert len(confusion) == 10
+    total = sum(int(td.text) for r in confusion for td in r.find_elements(By.TAG_NAME, "td")[1:])
+    assert total == next(r["n"] for r in json.loads(EXAMPLE.read_text())["results"]
+                         if r["model"] == "finetuned_full@e10" and r["condition"] == "mp3@32")
+    browser.save_screenshot(str(tmp_path / "detail.png"))
+    if os.environ.get("CODECBENCH_SCREENSHOTS"):  # the README's picture: CODECBENCH_SCREENSHOTS=docs/images
+        _open(browser, example_report)
+        browser.save_screenshot(str(Path(os.environ["CODECBENCH_SCREENSHOTS"]) / "report.png"))
+
+
+def _history_run(tiny, results: Path, run_id: str, dataset, started: str, pairs) -> None:
+    ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1, log=lambda m: None)
+    meta = {"run_id": run_id, "started": started,
+            "dataset": {"name": dataset.name, "split": "evaluate", "fingerprint": dataset.fingerprint("evaluate"),
+                        "recipe": dataset.recipe, "clip_digests": dataset.clip_digests("evaluate"),
+                        "class_names": dataset.class_names},
+            "matrix": {"name": "tiny", "fingerprint": tiny["matrix"].fingerprint()}}
+    record_run(results / "history.sqlite", run_id, meta)
+    run = results / "runs" / run_id
+    for model, cond in pairs:
+        record = {**ev.evaluate(model, C(cond)).as_record(), "threshold": None, "outcome": "passed"}
+        write_item(run, record)
+        record_result(results / "history.sqlite", run_id, record, started)
+    write_run(results, run, meta)
+
+
+def test_the_leaderboard_of_many_runs_keeps_datasets_apart(tiny, tmp_path):
+    from codecbench.datasets import load_dataset
+
+    other = load_dataset("synthetic:train=2,evaluate=2,duration=1,seed=6", cache_dir=tiny["cache"].root)
+    results = tmp_path / "results"
+    _history_run(tiny, results, "r1", tiny["dataset"], "2026-01-01T00:00:00", [("base", "wav"), ("base", "mp3@32")])
+    _history_run(tiny, results, "r2", other, "2026-01-02T00:00:00", [("base", "wav"), ("finetuned_seg9", "wav")])
+    _history_run(tiny, results, "r3", tiny["dataset"], "2026-01-03T00:00:00", [("finetuned_seg9", "wav")])
+    documents = leaderboard_documents([results])
+    assert len(documents) == 2
+    by_data = {d["meta"]["dataset"]["fingerprint"]: d for d in documents}
+    first = by_data[tiny["dataset"].fingerprint("evaluate")]
+    assert {(r["model"], r["condition"], r["run_id"]) for r in first["results"]} == {
+        ("base", "wav", "r1"), ("base", "mp3@32", "r1"), ("finetuned_seg9", "wav", "r3")}
+    second = by_data[other.fingerprint("evaluate")]
+    assert {r["run_id"] for r in second["results"]} == {"r2"}
+    page = render_leaderboard(documents, tmp_path / "board")
+    data = json.loads(page.read_text().split('<script type="application/json" id="data">')[1].split("</script>")[0])
+    assert len(data["groups"]) == 2
+    assert [sorted(m["name"] for m in g["models"]) for g in data["groups"]] == [["base", "finetuned_seg9"]] * 2
+    assert {g["dataset"]["fingerprint"] for g in data["groups"]} == set(by_data)
+
+
+def test_leaderboard_command_from_folders(tiny, tmp_path, capsys):
+    from codecbench.cli import main
+
+    results = tmp_path / "results"
+    _history_run(tiny, results, "r1", tiny["dataset"], "2026-01-01T00:00:00", [("base", "wav")])
+    assert main(["leaderboard", str(results), "--out", str(tmp_path / "board")]) == 0
+    assert "open the leaderboard: file://" in capsys.readouterr().err
+    assert (tmp_path / "board" / "index.html").is_file()
+    assert main(["leaderboard", str(tmp_path / "nothing")]) == 2

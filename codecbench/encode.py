@@ -325,7 +325,7 @@ class CachedFeatures:
         return self.frontend.finish(entry[0])
 
     def __call__(self, indices) -> np.ndarray:
-        return np.stack([self.get(int(i)) for i in indices])
+        return stack_to_longest([self.get(int(i)) for i in indices])
 
     def concat(self, other: "CachedFeatures") -> "CachedFeatures":
         if other.frontend != self.frontend:
@@ -342,6 +342,22 @@ def cached_features(clips: Sequence, condition: Condition, cache: Cache, *, fron
     return CachedFeatures(cache, keys, paths, [condition] * len(keys), frontend), kept
 
 
+def stack_to_longest(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack model inputs of clips of different lengths (UrbanSound8K, ESC-50, ...): each is padded at its end to
+    the longest, with silence for a waveform and with the clip's own lowest value (its log floor) for features.
+    Inputs of equal shape are stacked as they are."""
+    if not arrays or all(a.shape == arrays[0].shape for a in arrays):
+        return np.stack(arrays) if arrays else np.zeros((0,), dtype=np.float32)
+    if len({a.ndim for a in arrays}) != 1:
+        raise EncodeError(f"cannot stack inputs of different ranks: {sorted({a.shape for a in arrays})}")
+    longest = np.max([a.shape for a in arrays], axis=0)
+    out = []
+    for a in arrays:
+        fill_value = 0.0 if a.ndim == 1 else float(a.min())
+        out.append(np.pad(a, [(0, int(n - s)) for s, n in zip(a.shape, longest)], constant_values=fill_value))
+    return np.stack(out)
+
+
 def load_features(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None,
                   **kwargs) -> tuple[np.ndarray, list[int]]:
     """Stacked model inputs of ``clips`` under ``condition`` for ``frontend`` (default: the baseline's log-mel,
@@ -354,7 +370,7 @@ def load_features(clips: Sequence, cond: Condition, cache: Cache, *, frontend=No
         summary = fill(paths, [cond], cache, **kwargs)  # codes what is missing; a waveform is not cached
         failed = {p for p, _, _ in summary.failures}
         kept = [i for i, p in enumerate(paths) if p not in failed]
-        return np.stack([frontend(load_coded(paths[i], cond, cache), TARGET_SR) for i in kept]), kept
+        return stack_to_longest([frontend(load_coded(paths[i], cond, cache), TARGET_SR) for i in kept]), kept
     reader, kept = cached_features(clips, cond, cache, frontend=frontend, **kwargs)
     if not len(reader):
         raise EncodeError(f"no features could be computed for {cond.name}")

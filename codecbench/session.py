@@ -176,7 +176,8 @@ class BenchmarkSession:
         split = self.spec.split
         return {"name": self.dataset.name, "split": split, "root": str(self.dataset.root),
                 "fingerprint": self.dataset.fingerprint(split), "recipe": self.dataset.recipe,
-                "clip_digests": self.dataset.clip_digests(split), "class_names": self.dataset.class_names}
+                "clip_digests": self.dataset.clip_digests(split), "class_names": self.dataset.class_names,
+                **({"folds": {k: list(v) for k, v in self.spec.folds}} if self.spec.folds else {})}
 
     # -- evaluation --------------------------------------------------------------------------
     @property

@@ -96,6 +96,16 @@ def to_alpha(value, where: str) -> float:
     return x
 
 
+def to_folds(value, where: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    from .datasets import DatasetError, parse_folds
+
+    try:
+        return tuple(parse_folds(value if isinstance(value, str) else ",".join(f"{k}={v}" for k, v in value.items()))
+                     .items())
+    except (DatasetError, AttributeError) as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
 def to_path(value, where: str) -> Path:
     text = str(value).strip()
     if not text:
@@ -200,6 +210,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("category", to_names, None, "matrix category such as cat2 (repeatable)", repeatable=True),
     Option("dataset", to_text, "synthetic", "'synthetic' (default), a TAU 2020 Mobile root, or a folder per class"),
     Option("split", to_text, "evaluate", "dataset split (default: evaluate)"),
+    Option("folds", to_folds, None, "UrbanSound8K / ESC-50: the folds of each split, e.g. train=1-9,evaluate=10 "
+                                    "(default: the dataset's usual split)"),
     Option("matrix", to_text, "peters", "condition matrix: a packaged name or a TOML file (default: peters, "
                                         "the paper's Table 1)"),
     Option("model_dir", to_path, None, "model zoo folder (default: the packaged demo zoo)"),
@@ -240,6 +252,7 @@ class RunSpec:
     category: tuple[str, ...] | None = None
     dataset: str = "synthetic"
     split: str = "evaluate"
+    folds: tuple[tuple[str, tuple[int, ...]], ...] | None = None
     matrix: str = "peters"
     model_dir: Path | None = None
     cache_dir: Path | None = None
@@ -319,7 +332,7 @@ class RunSpec:
                      splits: tuple[str, ...] | None = None):
         from .datasets import load_dataset
         return load_dataset(self.dataset, cache_dir=self.cache.root, allow_partial=allow_partial,
-                            listing_only=listing_only, splits=splits)
+                            listing_only=listing_only, splits=splits, folds=dict(self.folds) if self.folds else None)
 
     def selected_conditions(self) -> list:
         """The matrix's validation conditions narrowed by ``condition`` and ``category``; never empty."""

@@ -153,3 +153,16 @@ def test_a_real_dask_scheduler_and_two_workers_fill_the_same_cache(tmp_path, wav
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_inputs_of_clips_of_different_lengths_are_padded_to_the_longest():
+    from codecbench.encode import stack_to_longest
+
+    waves = stack_to_longest([np.ones(3, np.float32), np.ones(5, np.float32)])
+    assert waves.shape == (2, 5) and waves[0].tolist() == [1, 1, 1, 0, 0]  # silence after the shorter clip
+    short, long = np.full((4, 2, 3), -5.0, np.float32), np.zeros((4, 6, 3), np.float32)
+    short[0, 0, 0] = -9.0
+    feats = stack_to_longest([short, long])
+    assert feats.shape == (2, 4, 6, 3) and np.all(feats[0, :, 2:] == -9.0)  # the clip's own floor
+    same = [np.arange(4.0), np.arange(4.0)]
+    assert np.array_equal(stack_to_longest(same), np.stack(same))

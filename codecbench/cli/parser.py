@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "matrix")
 
     p = sub.add_parser("encode", help="fill the cache with coded audio (and features) for a dataset split")
-    _common(p, "cache_dir", "matrix", "dataset", "split", "jobs", "backend", "scheduler")
+    _common(p, "cache_dir", "matrix", "dataset", "split", "folds", "jobs", "backend", "scheduler")
     p.add_argument("--allow-partial", action="store_true", help="use the clips present if some are missing")
     p.add_argument("--condition", "--conditions", dest="condition",
                    help="comma-separated conditions (default: every condition of the matrix)")
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a model of that name")
 
     p = sub.add_parser("train", help="train the FCNN from scratch (base training)")
-    _common(p, "cache_dir", "dataset", "jobs", "backend", "scheduler", "model_dir", "precision", "devices")
+    _common(p, "cache_dir", "dataset", "folds", "jobs", "backend", "scheduler", "model_dir", "precision", "devices")
     p.add_argument("--name", default="base")
     p.add_argument("--preset", default="small", choices=["small", "paper"])
     p.add_argument("--conditions", dest="condition", default="wav",
@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(p, TrainConfig())
 
     p = sub.add_parser("finetune", help="fine-tune a zoo model on original + coded audio (Experiments A and B)")
-    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir", "precision", "devices")
+    _common(p, "cache_dir", "dataset", "folds", "matrix", "jobs", "backend", "scheduler", "model_dir", "precision",
+            "devices")
     p.add_argument("--from", dest="parent", default="base", help="parent model name (default: base)")
     _plan_options(p, "replace existing models of the same names; run even if the cache would outgrow the free disk")
     mode = p.add_mutually_exclusive_group(required=True)
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("postfilter", help="train a post-filter that enhances coded features for an unchanged "
                                           "classifier (saved as <parent>+postfilter)")
     p.add_argument("action", choices=["train"])
-    _common(p, "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "model_dir")
+    _common(p, "cache_dir", "dataset", "folds", "matrix", "jobs", "backend", "scheduler", "model_dir")
     p.add_argument("--from", dest="parent", default="base", help="the classifier to put it in front of (default: base)")
     p.add_argument("--name", default=None, help="zoo name (default: <parent>+postfilter)")
     p.add_argument("--epochs", type=_positive_int, default=5)
@@ -111,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--other", help="with compare: the other model directory (e.g. a rebuild)")
     p.add_argument("--preset", default="demo", choices=["demo", "paper"],
                    help="zoo build preset: demo (synthetic, small FCNN) or paper")
-    _common(p, "model_dir", "cache_dir", "dataset", "matrix", "jobs", "backend", "scheduler", "precision", "devices")
+    _common(p, "model_dir", "cache_dir", "dataset", "folds", "matrix", "jobs", "backend", "scheduler", "precision",
+            "devices")
     p.add_argument("--dry-run", action="store_true", help="build: print the plan (pairs, bytes, free disk, hours) "
                                                           "and stop; a TAU folder without its audio is planned too")
     p.add_argument("--force", action="store_true", help="build: run even if the cache would outgrow the free disk")

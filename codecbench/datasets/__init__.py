@@ -14,6 +14,8 @@ from pathlib import Path
 from ..synth import DEVICES, SCENES
 from .base import AUDIO_SUFFIXES, Clip, Dataset, DatasetError, check_unique, device_of, make_clip
 from .folder import load_folder
+from .folds import detect as folds_layout
+from .folds import load_folds, parse_folds
 from .synthetic import (
     SYNTHETIC_DEFAULTS,
     SYNTHETIC_MANIFEST,
@@ -29,14 +31,16 @@ from .synthetic import (
 )
 from .tau import SPLIT_FILES, load_tau, read_split_file
 
-__all__ = ["AUDIO_SUFFIXES", "DEVICES", "SCENES", "SPLIT_FILES", "SYNTHETIC_MANIFEST", "Clip", "Dataset",
-           "DatasetError", "check_unique", "device_of", "load_dataset", "load_folder", "load_tau", "make_clip",
-           "read_split_file", "read_synthetic_manifest", "regenerate_and_compare", "scene_wav_bytes", "synth_scene",
-           "synthesize", "synthetic_clips", "synthetic_manifest_text", "SYNTHETIC_DEFAULTS", "SYNTHETIC_VERSION"]
+__all__ = ["AUDIO_SUFFIXES", "DEVICES", "SCENES", "SPLIT_FILES", "SYNTHETIC_DEFAULTS", "SYNTHETIC_MANIFEST",
+           "SYNTHETIC_VERSION", "Clip", "Dataset", "DatasetError", "check_unique", "device_of", "load_dataset",
+           "load_folder", "load_folds", "load_tau", "make_clip", "parse_folds", "read_split_file",
+           "read_synthetic_manifest", "regenerate_and_compare", "scene_wav_bytes", "synth_scene", "synthesize",
+           "synthetic_clips", "synthetic_manifest_text"]
 
 
 def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow_partial: bool = False,
-                 listing_only: bool = False, splits: tuple[str, ...] | None = None, **synthetic_params) -> Dataset:
+                 listing_only: bool = False, splits: tuple[str, ...] | None = None,
+                 folds: dict[str, tuple[int, ...]] | None = None, **synthetic_params) -> Dataset:
     """A dataset by name or folder, in whichever layout it has.
 
     Parameters
@@ -44,11 +48,14 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
     spec : str or path
         ``"synthetic"`` (the embedded default; parameters can ride along:
         ``synthetic:train=8,evaluate=4,duration=1,seed=2``), a TAU 2020 Mobile root (detected by its
-        ``evaluation_setup/``), or a folder per class.
+        ``evaluation_setup/``), an UrbanSound8K or ESC-50 folder (detected by its metadata file), or a folder
+        per class.
     cache_dir : path, optional
         Where the synthetic default is written (default: the cache folder).
     allow_partial, listing_only, splits
         As :func:`load_tau`.
+    folds : dict, optional
+        For UrbanSound8K and ESC-50: split name -> folds (default: the dataset's usual train/evaluate folds).
 
     Returns
     -------
@@ -65,6 +72,11 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
     root = Path(spec).expanduser()
     if not root.exists():
         raise DatasetError(f"{root}: dataset folder not found (use 'synthetic' for the embedded default)")
+    if folds_layout(root):
+        return load_folds(root, folds=folds, splits=splits, listing_only=listing_only)
+    if folds:
+        raise DatasetError(f"--folds: {root} is not a fold-based dataset (UrbanSound8K, ESC-50); its splits are "
+                           "fixed by its own layout")
     if (root / "evaluation_setup").is_dir():
         # only the splits asked for need their audio: an evaluation-only download benchmarks
         return load_tau(root, splits=splits or ("train", "evaluate"), allow_partial=allow_partial,

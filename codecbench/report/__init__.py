@@ -53,10 +53,36 @@ def load_document(results: str | Path, run_id: str | None = None) -> dict:
     return load_results(results)
 
 
-def render(results: str | Path, out_dir: str | Path, formats=FORMATS, models: list[str] | None = None,
+def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models: list[str] | None = None,
            baseline: str | Path | None = None, alpha: float = 0.05, run_id: str | None = None,
            baseline_max_changed: float = 0.02) -> tuple[str, list[Path]]:
-    """Write the report files; return the Markdown and the paths written."""
+    """Write the report of a results folder or file.
+
+    Parameters
+    ----------
+    results : path
+        A results folder (read through its history: the latest result of every model and condition) or a
+        ``results.json``.
+    out_dir : path
+        Where the files go (created if needed).
+    formats : sequence of str
+        Some of ``md``, ``csv``, ``png``, ``svg``, ``html``.
+    models : list of str, optional
+        Only these models (default: every model in the results).
+    baseline : path, optional
+        A results file to compare against, clip by clip, on the clips whose content is unchanged.
+    alpha : float
+        Significance level of the paired tests.
+    run_id : str, optional
+        Exactly this run of the history.
+    baseline_max_changed : float
+        The largest share of changed clips a baseline may have and still be compared.
+
+    Returns
+    -------
+    (str, list of Path)
+        The Markdown report and every file written.
+    """
     doc = load_document(results, run_id)
     if not doc["results"]:
         raise ResultsError(f"{results}: the results file holds no results yet; run `pytest benchmarks/` first")

@@ -1,8 +1,9 @@
-"""Reading source audio into the form every stage expects: mono float32 at 44.1 kHz.
+"""Reading source audio into the form every stage expects: mono float32, at the rate it was recorded.
 
-Each treatment applied (downmix, resample, integer-to-float) is reported back in a list of
-notes so callers can log it; anything that cannot be treated (an unreadable or empty file,
-NaN/Inf samples) raises :class:`AudioError` naming the file.
+The codec round trip runs at the source's own rate (a codec that cannot take it resamples to the nearest rate
+it can and back, and says so); front-ends resample afterwards to their own rate. Each treatment applied
+(downmix, resample) is reported back in a list of notes so callers can log it; anything that cannot be
+treated (an unreadable or empty file, NaN/Inf samples) raises :class:`AudioError` naming the file.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import soundfile as sf
 from .dsp import resample
 from .errors import CodecbenchError
 
+#: The rate of the baseline's features, and what :func:`read_audio` resamples to unless told otherwise.
 TARGET_SR = 44100
 
 
@@ -23,6 +25,15 @@ class AudioError(CodecbenchError, ValueError):
 
 def read_audio(path: str | os.PathLike, target_sr: int = TARGET_SR) -> tuple[np.ndarray, list[str]]:
     """Return ``(signal, notes)``: mono float32 at ``target_sr`` and the treatments applied."""
+    signal, sr, notes = read_source(path)
+    if sr != target_sr:
+        notes.append(f"resampled {sr} Hz -> {target_sr} Hz")
+        signal = resample(signal, sr, target_sr)
+    return np.ascontiguousarray(signal, dtype=np.float32), notes
+
+
+def read_source(path: str | os.PathLike) -> tuple[np.ndarray, int, list[str]]:
+    """Return ``(signal, sample_rate, notes)``: mono float32 at the file's own rate, and the treatments applied."""
     notes: list[str] = []
     try:
         data, sr = sf.read(os.fspath(path), dtype="float32", always_2d=True)
@@ -38,7 +49,4 @@ def read_audio(path: str | os.PathLike, target_sr: int = TARGET_SR) -> tuple[np.
         signal = data.mean(axis=1)
     else:
         signal = data[:, 0]
-    if sr != target_sr:
-        notes.append(f"resampled {sr} Hz -> {target_sr} Hz")
-        signal = resample(np.ascontiguousarray(signal), sr, target_sr)
-    return np.ascontiguousarray(signal, dtype=np.float32), notes
+    return np.ascontiguousarray(signal, dtype=np.float32), int(sr), notes

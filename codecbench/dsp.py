@@ -67,20 +67,23 @@ THRESHOLD_DB = 30.0
 SOURCE_RANGE_DB = 60.0
 
 
-def _band_energies(signals, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Summed power per 1/3-octave band (upper edges, energies) over several signals."""
+def _band_energies(signals, sample_rate) -> tuple[np.ndarray, np.ndarray]:
+    """Summed power per 1/3-octave band (upper edges, energies) over several signals, each at its own rate
+    (``sample_rate``: one for all, or one per signal); bands up to the lowest Nyquist frequency among them."""
+    rates = ([int(sample_rate)] * len(signals) if isinstance(sample_rate, (int, np.integer))
+             else [int(r) for r in sample_rate])
     edges = 20.0 * 2 ** (np.arange(0, 31) / 3)
-    edges = edges[edges < sample_rate / 2]
+    edges = edges[edges < min(rates, default=8000) / 2]
     total = np.zeros(len(edges) - 1)
-    for x in signals:
+    for x, rate in zip(signals, rates):
         # a Hann window: the clip's abrupt start and end would otherwise leak ~-50 dB into every band
         power = np.abs(np.fft.rfft(np.asarray(x, dtype=np.float64) * np.hanning(len(x)))) ** 2
-        freqs = np.fft.rfftfreq(len(x), 1 / sample_rate)
+        freqs = np.fft.rfftfreq(len(x), 1 / rate)
         total += [power[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in zip(edges[:-1], edges[1:])]
     return edges[1:], total
 
 
-def measure_bandwidth(sources, coded, sample_rate: int) -> dict:
+def measure_bandwidth(sources, coded, sample_rate) -> dict:
     """Where the coded clips stop carrying the sources' signal, and where the sources themselves stop (Hz).
 
     Bands are 1/3 octave wide. The coded bandwidth is the upper edge of the last band, counting up from the

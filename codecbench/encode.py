@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from . import codecs
-from .audio import TARGET_SR, AudioError, read_audio
+from .audio import AudioError, read_source
 from .cache import Cache, make_key
 from .codecs import Condition
 from .errors import CodecbenchError, UsageError
@@ -40,7 +40,8 @@ class EncodeError(CodecbenchError, RuntimeError):
 
 def coded_key(source_digest: str, condition: Condition) -> str:
     # the library and route that code the condition are part of the key: different encoders, different audio
-    return make_key("coded", source_digest, condition.name, TARGET_SR, codecs.library_versions(),
+    # "source-rate": coded at the source's own rate (which the digest fixes), not at a rate chosen by codecbench
+    return make_key("coded", source_digest, condition.name, "source-rate", codecs.library_versions(),
                     codecs.codec_library(condition))
 
 
@@ -69,6 +70,8 @@ class ClipOutcome:
     coded: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: condition -> (the source's rate, the rate the codec ran at)
+    rates: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -81,6 +84,12 @@ class FillSummary:
     kbps: dict[str, float]
     failures: list[tuple[str, str, str]]
     notes: list[tuple[str, str]]
+    #: condition -> {"source": the sources' rates met, "codec": the rates the codec ran at} (Hz, sorted)
+    rates: dict[str, dict[str, list[int]]] = dataclasses.field(default_factory=dict)
+
+    def resampled(self) -> dict[str, dict[str, list[int]]]:
+        """The conditions whose codec ran at another rate than (some of) their sources'."""
+        return {c: r for c, r in self.rates.items() if set(r["codec"]) != set(r["source"])}
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -108,7 +117,7 @@ def _process_clip(task) -> ClipOutcome:
     except OSError as exc:
         out.failures.append(("*", f"cannot read file ({exc})"))
         return out
-    source = None
+    source, source_sr = None, 0
     for cond in conditions:
         try:
             ckey = coded_key(digest, cond)
@@ -120,12 +129,13 @@ def _process_clip(task) -> ClipOutcome:
                 out.hits += 1
                 if coded is not None:
                     out.coded[cond.name] = (coded.encoded_bytes, coded.duration_s)
+                    out.rates[cond.name] = (coded.sample_rate, coded.codec_sample_rate)
                 continue
             out.misses += 1
             if cond.is_original or coded is None:
                 if source is None:
                     try:
-                        source, notes = read_audio(path)
+                        source, source_sr, notes = read_source(path)
                     except AudioError as exc:  # the file itself is bad: no condition can be done
                         out.failures.append(("*", str(exc)))
                         return out
@@ -139,16 +149,22 @@ def _process_clip(task) -> ClipOutcome:
                     if signal is None:  # damaged: coded again from the source below
                         coded = None
                         if source is None:
-                            source, notes = read_audio(path)
+                            source, source_sr, notes = read_source(path)
                             out.notes += notes
                 if coded is None:
                     assert source is not None  # read above whenever nothing usable was cached
-                    coded = codecs.encode(source, TARGET_SR, cond)
+                    # coded at the rate the source was recorded at (or the codec's nearest, there and back)
+                    coded = codecs.encode(source, source_sr, cond)
                     store_bitstream(cache, ckey, coded, source=Path(path).name, source_sha256=digest)
                     signal = codecs.decode(coded) if todo else None
+                    if coded.codec_sample_rate != source_sr:
+                        out.notes.append(f"{cond.name}: coded at {coded.codec_sample_rate} Hz, the nearest rate the "
+                                         f"codec takes to the source's {source_sr} Hz (resampled there and back)")
                 out.coded[cond.name] = (coded.encoded_bytes, coded.duration_s)
+                out.rates[cond.name] = (coded.sample_rate, coded.codec_sample_rate)
+            rate = coded.sample_rate if coded is not None else source_sr
             for fkey, fe in todo.items():
-                cache.store(FEATURES_NS, fkey, fe.stored(signal, TARGET_SR),
+                cache.store(FEATURES_NS, fkey, fe.stored(signal, rate),
                             {"condition": cond.name, "frontend": fe.short_hash, "source": Path(path).name})
         except Exception as exc:  # reported per clip and condition; the caller decides to raise or skip
             out.failures.append((cond.name, f"{type(exc).__name__}: {exc}"))
@@ -216,6 +232,7 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
     start = time.perf_counter()
     hits = misses = 0
     coded: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    rates: dict[str, tuple[set[int], set[int]]] = defaultdict(lambda: (set(), set()))
     failures: list[tuple[str, str, str]] = []
     notes: list[tuple[str, str]] = []
     bar = _progress(len(tasks), "encoding" + (" + features" if with_features else ""), progress)
@@ -225,6 +242,9 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
             misses += outcome.misses
             for cond, value in outcome.coded.items():
                 coded[cond].append(value)
+            for cond, (source_sr, codec_sr) in outcome.rates.items():
+                rates[cond][0].add(source_sr)
+                rates[cond][1].add(codec_sr)
             notes += [(outcome.path, n) for n in outcome.notes]
             for cond, err in outcome.failures:
                 failures.append((outcome.path, cond, err))
@@ -238,7 +258,7 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
         log.info("%s: %s", path, note)
     return FillSummary(len(paths), [c.name for c in conds], hits, misses, time.perf_counter() - start,
                        {c.name: achieved_kbps(coded[c.name]) for c in conds if coded.get(c.name)},
-                       failures, notes)
+                       failures, notes, {c: {"source": sorted(s), "codec": sorted(k)} for c, (s, k) in rates.items()})
 
 
 def achieved_kbps(sizes: Sequence[tuple[int, float]]) -> float:
@@ -248,133 +268,25 @@ def achieved_kbps(sizes: Sequence[tuple[int, float]]) -> float:
 
 
 def load_coded(path, cond: Condition, cache: Cache) -> np.ndarray:
-    """The decoded signal of one clip under one condition, coding it on a miss."""
+    """The decoded signal of one clip under one condition, at the clip's own rate, coding it on a miss."""
+    return coded_signal(path, cond, cache)[0]
+
+
+def coded_signal(path, cond: Condition, cache: Cache) -> tuple[np.ndarray, int]:
+    """``(signal, sample_rate)`` of one clip under one condition: decoded, aligned, at the clip's own rate."""
     if cond.is_original:
-        return read_audio(path)[0]
+        signal, rate, _ = read_source(path)
+        return signal, rate
     key = coded_key(file_digest(path), cond)
     bitstream = load_bitstream(cache, key, cond)
-    signal = decode_cached(cache, key, bitstream) if bitstream is not None else None
-    if signal is None:
-        fill([path], [cond], cache, jobs=1, progress=False)
-        bitstream = load_bitstream(cache, key, cond)
-        if bitstream is None:
-            raise EncodeError(f"{path} [{cond.name}]: the coded clip vanished from the cache right after coding")
-        signal = codecs.decode(bitstream)
-    return signal
-
-
-def feature_keys(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None, jobs: int | None = None,
-                 backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
-                 on_error: str = "raise") -> tuple[list[str], list[int]]:
-    """Cache keys of the (log-mel) features of ``clips`` under ``condition``, computing whatever is missing.
-
-    Returns the keys and the indices of the clips they belong to (all of them, unless
-    ``on_error="skip"`` dropped some).
-    """
-    from .frontends import BASELINE
-
-    frontend = frontend or BASELINE
-    paths = [str(getattr(c, "path", c)) for c in clips]
-    keys = [feature_key(file_digest(p), cond, frontend) for p in paths]
-    missing = [p for p, k in zip(paths, keys) if not cache.contains(FEATURES_NS, k)]
-    if missing:
-        fill(missing, [cond], cache, with_features=[frontend], jobs=jobs, backend=backend, scheduler=scheduler,
-             progress=progress, on_error=on_error)
-    kept = [i for i, k in enumerate(keys) if cache.contains(FEATURES_NS, k)]
-    if on_error == "raise" and len(kept) < len(keys):
-        # entries that vanished after the fill (a concurrent `cache gc` or `clear`): computed once more, and if
-        # they are still missing the run fails naming them, rather than scoring a silent subset
-        lost = [paths[i] for i, k in enumerate(keys) if not cache.contains(FEATURES_NS, k)]
-        fill(lost, [cond], cache, with_features=[frontend], jobs=jobs, backend=backend, scheduler=scheduler,
-             progress=False, on_error="raise")
-        kept = [i for i, k in enumerate(keys) if cache.contains(FEATURES_NS, k)]
-        if len(kept) < len(keys):
-            gone = [paths[i] for i, k in enumerate(keys) if not cache.contains(FEATURES_NS, k)]
-            raise EncodeError(f"{len(gone)} of {len(keys)} clips have no cached features under {cond.name} "
-                              f"({frontend.describe()}) after coding them twice (is another process removing cache "
-                              f"entries, e.g. `codecbench cache gc`?): {', '.join(gone[:5])}"
-                              + (" ..." if len(gone) > 5 else ""))
-    return [keys[i] for i in kept], kept
-
-
-class CachedFeatures:
-    """Features read from the cache on demand, so a training set need not fit in memory.
-
-    A corrupt entry found while reading is recomputed from its clip (the cache warns).
-    """
-
-    def __init__(self, cache: Cache, keys: Sequence[str], paths: Sequence[str], conditions: Sequence[Condition],
-                 frontend=None):
-        from .frontends import BASELINE
-
-        self.cache, self.keys, self.paths, self.conditions = cache, list(keys), list(paths), list(conditions)
-        self.frontend = frontend or BASELINE
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def get(self, i: int) -> np.ndarray:
-        entry = self.cache.load(FEATURES_NS, self.keys[i])
-        if entry is None:
-            fill([self.paths[i]], [self.conditions[i]], self.cache, with_features=[self.frontend], jobs=1,
-                 progress=False)
-            entry = self.cache.load(FEATURES_NS, self.keys[i])
-            if entry is None:
-                raise EncodeError(f"{self.paths[i]} [{self.conditions[i].name}]: its features vanished from the "
-                                  "cache right after they were computed (another process clearing it?)")
-        return self.frontend.finish(entry[0])
-
-    def __call__(self, indices) -> np.ndarray:
-        return stack_to_longest([self.get(int(i)) for i in indices])
-
-    def concat(self, other: "CachedFeatures") -> "CachedFeatures":
-        if other.frontend != self.frontend:
-            raise EncodeError("cannot concatenate features of two different front-ends")
-        return CachedFeatures(self.cache, self.keys + other.keys, self.paths + other.paths,
-                              self.conditions + other.conditions, self.frontend)
-
-
-def cached_features(clips: Sequence, condition: Condition, cache: Cache, *, frontend=None,
-                    **kwargs) -> tuple[CachedFeatures, list[int]]:
-    """Fill the cache for ``clips`` under ``condition`` and return a lazy reader and the kept indices."""
-    keys, kept = feature_keys(clips, condition, cache, frontend=frontend, **kwargs)
-    paths = [str(getattr(clips[i], "path", clips[i])) for i in kept]
-    return CachedFeatures(cache, keys, paths, [condition] * len(keys), frontend), kept
-
-
-def stack_to_longest(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """Stack model inputs of clips of different lengths (UrbanSound8K, ESC-50, ...): each is padded at its end to
-    the longest, with silence for a waveform and with the clip's own lowest value (its log floor) for features.
-    Inputs of equal shape are stacked as they are."""
-    if not arrays or all(a.shape == arrays[0].shape for a in arrays):
-        return np.stack(arrays) if arrays else np.zeros((0,), dtype=np.float32)
-    if len({a.ndim for a in arrays}) != 1:
-        raise EncodeError(f"cannot stack inputs of different ranks: {sorted({a.shape for a in arrays})}")
-    longest = np.max([a.shape for a in arrays], axis=0)
-    out = []
-    for a in arrays:
-        fill_value = 0.0 if a.ndim == 1 else float(a.min())
-        out.append(np.pad(a, [(0, int(n - s)) for s, n in zip(a.shape, longest)], constant_values=fill_value))
-    return np.stack(out)
-
-
-def load_features(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None,
-                  **kwargs) -> tuple[np.ndarray, list[int]]:
-    """Stacked model inputs of ``clips`` under ``condition`` for ``frontend`` (default: the baseline's log-mel,
-    (N, 128, T, 3)), filling the cache as needed. Waveform front-ends decode the cached bitstreams."""
-    from .frontends import BASELINE
-
-    frontend = frontend or BASELINE
-    if not frontend.cached:
-        paths = [str(getattr(c, "path", c)) for c in clips]
-        summary = fill(paths, [cond], cache, **kwargs)  # codes what is missing; a waveform is not cached
-        failed = {p for p, _, _ in summary.failures}
-        kept = [i for i, p in enumerate(paths) if p not in failed]
-        return stack_to_longest([frontend(load_coded(paths[i], cond, cache), TARGET_SR) for i in kept]), kept
-    reader, kept = cached_features(clips, cond, cache, frontend=frontend, **kwargs)
-    if not len(reader):
-        raise EncodeError(f"no features could be computed for {cond.name}")
-    return reader(range(len(reader))), kept
+    cached = decode_cached(cache, key, bitstream) if bitstream is not None else None
+    if bitstream is not None and cached is not None:
+        return cached, bitstream.sample_rate
+    fill([path], [cond], cache, jobs=1, progress=False)
+    bitstream = load_bitstream(cache, key, cond)
+    if bitstream is None:
+        raise EncodeError(f"{path} [{cond.name}]: the coded clip vanished from the cache right after coding")
+    return codecs.decode(bitstream), bitstream.sample_rate
 
 
 class _NoBar:

@@ -18,9 +18,10 @@ from . import codecs
 from .cache import Cache
 from .codecs import Condition
 from .datasets import Dataset
-from .encode import EncodeError, fill, load_features
+from .encode import EncodeError, fill
 from .errors import CodecbenchError, UsageError
 from .fsutil import file_lock
+from .inputs import load_features
 from .matrix import Matrix
 from .stats import wilson_interval
 from .zoo import Zoo
@@ -115,6 +116,8 @@ class Evaluator:
         self._kbps: dict[str, float] = {}
         #: per condition name: what it did to this run's clips (see :mod:`codecbench.report.codec_facts`)
         self.codec_facts: dict[str, dict] = {}
+        #: per condition name: the sources' rates and the rates its codec ran at, over the split
+        self.rates: dict[str, dict[str, list[int]]] = {}
         self.counts = {"encoded": 0, "featurised_conditions": 0, "model_loads": 0, "evaluations": 0}
         if on_error not in ("raise", "skip"):
             raise UsageError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
@@ -145,6 +148,10 @@ class Evaluator:
                      f"{items[0][1]}")
         self._prepared.update(c.name for c in conds)
         self._kbps.update(summary.kbps)
+        self.rates.update(summary.rates)
+        for cond_name, rates in summary.resampled().items():
+            self.log(f"codecbench: {cond_name}: coded at {_hz(rates['codec'])} for sources at {_hz(rates['source'])} "
+                     "(the codec does not take the sources' rate: resampled there and back)")
         self._measure_codecs([c for c in conds if not c.is_original and c.name not in failed])
         self.counts["encoded"] += summary.misses
         self.log(f"codecbench: cache {summary.hits} hits, {summary.misses} misses in "
@@ -153,23 +160,26 @@ class Evaluator:
     def _measure_codecs(self, conds: list[Condition], clips: int = 8) -> None:
         """What each condition did to this run's own clips (bandwidth kept, the codec's rate and library), from a
         few clips spread over the split; stored in the run's metadata for the report's codec facts."""
-        from .audio import TARGET_SR, read_audio
         from .dsp import measure_bandwidth
-        from .encode import load_coded
+        from .encode import coded_signal
 
         if not conds:
             return
         picked = [self.clips[i].path for i in np.linspace(0, len(self.clips) - 1, min(clips, len(self.clips)),
                                                           dtype=int)]
-        sources = [read_audio(p)[0] for p in picked]
+        sources = [coded_signal(p, codecs.ORIGINAL, self.cache) for p in picked]  # each at its own rate
         for cond in conds:
             try:
-                coded = [load_coded(p, cond, self.cache) for p in picked]
+                coded = [coded_signal(p, cond, self.cache)[0] for p in picked]
             except CodecbenchError:
                 continue  # its own evaluation says why
-            self.codec_facts[cond.name] = {**measure_bandwidth(sources, coded, TARGET_SR),
-                                           "codec_sample_rate": codecs.codec_rate(cond, TARGET_SR),
-                                           "library": codecs.codec_library(cond)}
+            rates = self.rates.get(cond.name, {})
+            self.codec_facts[cond.name] = {
+                **measure_bandwidth([s for s, _ in sources], coded, [r for _, r in sources]),
+                # the rates met and used over the whole split (one each, or the list when they vary)
+                "source_sample_rate": _one_or_all(rates.get("source", [])),
+                "codec_sample_rate": _one_or_all(rates.get("codec", [])),
+                "library": codecs.codec_library(cond)}
 
     def features(self, cond: Condition, frontend=None) -> tuple[np.ndarray, list[int]]:
         """Model inputs of the split under ``cond`` for ``frontend`` (default: the baseline's), once."""
@@ -297,6 +307,14 @@ class Evaluator:
         self.counts["evaluations"] += 1
 
 
+def _one_or_all(values: list[int]):
+    return values[0] if len(values) == 1 else (values or None)
+
+
+def _hz(rates: list[int]) -> str:
+    return ", ".join(f"{r / 1000:g} kHz" for r in rates)
+
+
 def check_finite(x: np.ndarray, clips: list[str], condition: str, frontend) -> None:
     """Refuse features with NaN or Inf before any model sees them (a model may map them to ordinary
     predictions), naming the clips and the front-end."""
@@ -323,7 +341,7 @@ def _fits(scoring, sample: np.ndarray, class_names) -> bool:
 def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threads: int | None = None
                    ) -> np.ndarray:
     """``predict(batch)`` over every item of ``reader`` (a callable taking indices, such as
-    :class:`~codecbench.encode.CachedFeatures`), reading the next batches in threads while the model runs.
+    :class:`~codecbench.inputs.CachedFeatures`), reading the next batches in threads while the model runs.
 
     Reading a batch from the cache is file I/O and NumPy, which release the GIL, so on a CPU the reads overlap
     the model's own threads and on an accelerator they keep it fed (``threads``: default

@@ -21,9 +21,9 @@ from .backend import keras
 from .cache import Cache
 from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
-from .encode import CachedFeatures, cached_features
 from .errors import CodecbenchError
 from .features import RECIPE
+from .inputs import CachedFeatures, cached_features
 from .matrix import Matrix
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now

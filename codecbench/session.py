@@ -94,17 +94,19 @@ class BenchmarkSession:
             except CodecbenchError as exc:
                 raise UsageError(str(exc)) from None
         self.conditions = spec.selected_conditions()
-        from .audio import TARGET_SR
-        for cond in self.conditions:  # a bit rate the codec cannot code at the rate it runs at: refused now
-            try:
-                codecs.check_rate(cond, TARGET_SR)
-            except CodecbenchError as exc:
-                raise UsageError(f"--condition: {exc}") from None
         try:
             self.dataset = spec.load_dataset(splits=(spec.split,))
             self.dataset.clips(spec.split)
         except DatasetError as exc:
             raise UsageError(f"--dataset/--split: {exc}") from None
+        # a bit rate the codec cannot code at the rate it runs at for these sources (coded at their own rates):
+        # refused now, before anything is coded
+        for cond in self.conditions:
+            for rate in self.dataset.sample_rates(spec.split):
+                try:
+                    codecs.check_rate(cond, rate)
+                except CodecbenchError as exc:
+                    raise UsageError(f"--condition: {exc} (the dataset has sources at {rate} Hz)") from None
         thresholds = spec.thresholds
         default_thresholds = spec.project_root / "benchmarks" / "thresholds.toml"
         # the demo's thresholds belong to the demo's matrix (the paper's); other matrices run without them
@@ -177,6 +179,7 @@ class BenchmarkSession:
         return {"name": self.dataset.name, "split": split, "root": str(self.dataset.root),
                 "fingerprint": self.dataset.fingerprint(split), "recipe": self.dataset.recipe,
                 "clip_digests": self.dataset.clip_digests(split), "class_names": self.dataset.class_names,
+                "sample_rates": self.dataset.sample_rates(split),
                 **({"folds": {k: list(v) for k, v in self.spec.folds}} if self.spec.folds else {})}
 
     # -- evaluation --------------------------------------------------------------------------

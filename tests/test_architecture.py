@@ -15,7 +15,7 @@ LAYERS = [
                      "dsp"]),
     ("codecs and storage", ["codecs", "cache", "features", "audio"]),
     ("data", ["frontends", "synth", "datasets", "matrix", "judge"]),
-    ("coding, models, training", ["encode", "models", "training", "prefix"]),
+    ("coding, models, training", ["encode", "inputs", "models", "training", "prefix"]),
     ("zoo and evaluation", ["zoo", "plan", "finetune", "postfilter", "evaluation", "results", "thresholds"]),
     ("runs and reports", ["spec", "session", "report", "api"]),
     ("front doors", ["plugin", "bench", "cli", "aliases", "__init__", "__main__"]),

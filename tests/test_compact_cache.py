@@ -72,7 +72,7 @@ def test_bitstream_entries_are_what_the_encoder_produced(cache, wav_folder):
 
 def test_cached_features_equal_the_float64_recipe_within_1e_6(cache, wav_folder):
     fill(wav_folder[:2], [C("wav"), C("mp3@32")], cache, with_features=True, jobs=1, progress=False)
-    from codecbench.encode import load_features
+    from codecbench.inputs import load_features
     x, _ = load_features(wav_folder[:2], C("mp3@32"), cache, jobs=1, progress=False)
     for i, path in enumerate(wav_folder[:2]):
         signal = load_coded(path, C("mp3@32"), cache)

@@ -8,8 +8,9 @@ from codecbench.audio import read_audio
 from codecbench.cache import Cache
 from codecbench.codecs import CodecUnavailable, roundtrip
 from codecbench.codecs import parse_condition as C
-from codecbench.encode import EncodeError, fill, load_coded, load_features
+from codecbench.encode import EncodeError, fill, load_coded
 from codecbench.features import n_frames
+from codecbench.inputs import load_features
 
 SR = 44100
 
@@ -87,8 +88,21 @@ def test_stereo_and_odd_rates_are_treated_and_logged(cache, tmp_path, scene):
     summary = fill([stereo, odd], [C("aac@32")], cache, jobs=1, progress=False)
     notes = dict(summary.notes)
     assert "downmixed 2 channels" in notes[str(stereo)]
-    assert "resampled 22050 Hz -> 44100 Hz" in notes[str(odd)]
-    assert load_coded(odd, C("aac@32"), cache).shape == (SR,)
+    # coded at the rate it was recorded at, which AAC takes: no resampling, and the summary says so
+    assert str(odd) not in notes
+    assert summary.rates["aac@32"] == {"source": [22050, SR], "codec": [22050, SR]} and not summary.resampled()
+    assert load_coded(odd, C("aac@32"), cache).shape == (SR // 2,)
+
+
+def test_a_codec_that_cannot_take_the_sources_rate_resamples_and_says_so(cache, tmp_path, scene):
+    low = tmp_path / "low.wav"
+    sf.write(low, scene[: SR // 2], 22050, subtype="PCM_16")
+    summary = fill([low], [C("mp3@32"), C("opus@64")], cache, jobs=1, progress=False)
+    assert summary.rates["mp3@32"] == {"source": [22050], "codec": [32000]}  # MP3 here: 32/44.1/48 kHz
+    assert summary.rates["opus@64"] == {"source": [22050], "codec": [48000]}
+    assert set(summary.resampled()) == {"mp3@32", "opus@64"}
+    assert any("mp3@32: coded at 32000 Hz" in note for path, note in summary.notes)
+    assert load_coded(low, C("opus@64"), cache).shape == (SR // 2,)  # back at the source's rate
 
 
 def test_unavailable_condition_is_refused_before_any_work(cache, wav_folder):
@@ -156,7 +170,7 @@ def test_a_real_dask_scheduler_and_two_workers_fill_the_same_cache(tmp_path, wav
 
 
 def test_inputs_of_clips_of_different_lengths_are_padded_to_the_longest():
-    from codecbench.encode import stack_to_longest
+    from codecbench.inputs import stack_to_longest
 
     waves = stack_to_longest([np.ones(3, np.float32), np.ones(5, np.float32)])
     assert waves.shape == (2, 5) and waves[0].tolist() == [1, 1, 1, 0, 0]  # silence after the shorter clip

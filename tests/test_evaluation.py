@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecbench import encode, evaluation
+from codecbench import encode, evaluation, inputs
 from codecbench.cache import Cache
 from codecbench.codecs import parse_condition as C
 from codecbench.datasets import load_dataset
@@ -95,6 +95,7 @@ def _losing_fill(monkeypatch, cache, times):
         return summary
 
     monkeypatch.setattr(encode, "fill", fill)
+    monkeypatch.setattr(inputs, "fill", fill)
     monkeypatch.setattr(evaluation, "fill", fill)
 
 
@@ -129,3 +130,27 @@ def test_skip_mode_scores_the_rest_and_records_what_it_left_out(tiny, tmp_path, 
     write_run(tmp_path, run, {"run_id": "r", "matrix": {"name": "tiny"}})
     markdown, _ = render(tmp_path, tmp_path / "report", formats=("md",))
     assert "## Clips left out (--on-error skip)" in markdown and "| base    | mp3@32      |" in markdown
+
+
+def test_a_22k_dataset_is_coded_at_22k_and_the_run_says_so(tiny, tmp_path):
+    """Sources are coded at the rate they were recorded at; a codec that cannot take it runs at its nearest rate,
+    and the evaluator says so and records both rates (they go into the run's metadata as codec facts)."""
+    from codecbench.datasets import synth_scene
+
+    for label in ("a", "b"):
+        for k in range(3):
+            (tmp_path / "d" / label).mkdir(parents=True, exist_ok=True)
+            sf.write(tmp_path / "d" / label / f"{k}.wav", synth_scene(k, np.random.default_rng(k), 1.0, 22050),
+                     22050, subtype="PCM_16")
+    dataset = load_dataset(tmp_path / "d")
+    lines = []
+    ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], Cache(tmp_path / "c"), jobs=1, log=lines.append)
+    ev.prepare([C("wav"), C("aac@32"), C("opus@64")])
+    assert dataset.sample_rates("evaluate") == [22050]
+    assert ev.rates["aac@32"] == {"source": [22050], "codec": [22050]}
+    assert ev.codec_facts["aac@32"]["codec_sample_rate"] == 22050
+    assert ev.rates["opus@64"] == {"source": [22050], "codec": [48000]}
+    assert any("opus@64: coded at 48 kHz for sources at 22.05 kHz" in line for line in lines), lines
+    assert not any(line.startswith("codecbench: aac@32: coded at") for line in lines)
+    # nothing of the source above 11 kHz: the bandwidth measured says so
+    assert ev.codec_facts["aac@32"]["source_bandwidth_hz"] <= 12_902

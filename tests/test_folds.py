@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 import codecbench
+import codecbench.codecs  # noqa: F401  (before pytester snapshots sys.modules: soxr's extension loads only once)
 from codecbench.cli import main
 from codecbench.datasets import DatasetError, load_dataset, parse_folds, synth_scene
 
@@ -152,5 +153,9 @@ def test_a_fold_dataset_is_benchmarked_through_the_api_and_the_suite(tmp_path, p
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["meta"]["dataset"]["name"] == "urbansound8k:UrbanSound8K"
     assert doc["meta"]["dataset"]["folds"] == {"train": [1, 2], "evaluate": [10]}
+    # fold 10 holds clips recorded at 44.1 and 48 kHz: each is coded at its own rate, and the run says so
+    assert doc["meta"]["dataset"]["sample_rates"] == [44100, 48000]
+    assert doc["meta"]["codec_facts"]["mp3@32"]["source_sample_rate"] == [44100, 48000]
+    assert doc["meta"]["codec_facts"]["mp3@32"]["codec_sample_rate"] == [44100, 48000]
     by_condition = {r["condition"]: r for r in doc["results"]}
     assert by_condition["wav"]["predictions"] == frame.attrs["records"][("BandModel", "wav")]["predictions"]

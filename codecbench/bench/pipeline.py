@@ -48,8 +48,8 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
     ratio (cache-fed / in-memory) is the figure that carries over (target: >= 0.9 on a CPU, >= 0.8 on a GPU).
     """
     from ..backend import keras
-    from ..encode import cached_features
     from ..evaluation import predict_stream
+    from ..inputs import cached_features
     from ..models import build_fcnn, preset_config
     from ..training.loop import AugmentedBatches
     from ..training.schedule import TrainConfig

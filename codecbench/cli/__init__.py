@@ -11,7 +11,7 @@ import sys
 
 from ..errors import CodecbenchError
 from ..spec import OPTIONS, RunSpec
-from .data_commands import cmd_bench, cmd_cache, cmd_conditions, cmd_encode
+from .data_commands import cmd_bench, cmd_cache, cmd_conditions, cmd_dataset, cmd_encode
 from .model_commands import cmd_finetune, cmd_import_model, cmd_postfilter, cmd_segments, cmd_train, cmd_zoo
 from .parser import build_parser
 from .result_commands import cmd_compare, cmd_history, cmd_leaderboard, cmd_report, cmd_thresholds
@@ -28,7 +28,7 @@ COMMANDS = {"report": cmd_report, "history": cmd_history, "compare": cmd_compare
             "conditions": cmd_conditions, "encode": cmd_encode,
             "cache": cmd_cache, "bench": cmd_bench, "segments": cmd_segments, "import-model": cmd_import_model,
             "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo, "postfilter": cmd_postfilter,
-            "leaderboard": cmd_leaderboard}
+            "leaderboard": cmd_leaderboard, "dataset": cmd_dataset}
 
 
 def main(argv=None) -> int:

@@ -102,6 +102,27 @@ def cmd_cache(args, spec: RunSpec) -> int:
     return 0
 
 
+def cmd_dataset(args, spec: RunSpec) -> int:
+    from tabulate import tabulate
+
+    from ..datasets import download
+
+    if args.action == "list":
+        rows = [[r.name, f"{r.size / 1e9:.1f} GB", len(r.files), r.licence, r.source, r.title]
+                for r in download.records().values()]
+        print(tabulate(rows, headers=["name", "size", "files", "licence", "source", "title"], tablefmt="github"))
+        return 0
+    if args.action == "download":
+        root = download.download(args.name, args.to, mirror=args.mirror, unpack=args.unpack, timeout=args.timeout)
+        print(f"{args.name}: ready in {root}" if args.unpack else f"{args.name}: archives checked in {args.to}")
+        return 0
+    problems = download.verify(args.name, args.folder)
+    for problem in problems:
+        print(problem)
+    print(f"{args.folder}: " + ("complete" if not problems else f"{len(problems)} problems"))
+    return 0 if not problems else 1
+
+
 def cmd_bench(args, spec: RunSpec) -> int:
     from .. import bench
 

@@ -39,6 +39,7 @@ class Dataset:
     splits: dict[str, list[Clip]]
     #: How a generated dataset was made (generator version and parameters); None for recorded data.
     recipe: dict | None = None
+    _rates: dict[str, list[int]] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def clips(self, split: str) -> list[Clip]:
         if split not in self.splits:
@@ -57,6 +58,20 @@ class Dataset:
             raise DatasetError(f"{self.root}: split {split!r} has unlabelled clips; a classifier cannot be scored")
         index = {c: i for i, c in enumerate(self.class_names)}
         return np.array([index[str(c.label)] for c in self.clips(split)], dtype=np.int64)
+
+    def sample_rates(self, split: str) -> list[int]:
+        """The rates (Hz) the split's audio was recorded at, read from the files' headers."""
+        import soundfile as sf
+
+        if split not in self._rates:
+            rates = set()
+            for clip in self.clips(split):
+                try:
+                    rates.add(int(sf.info(str(clip.path)).samplerate))
+                except (sf.LibsndfileError, RuntimeError, OSError):
+                    continue  # an unreadable file is refused, naming it, when it is coded
+            self._rates[split] = sorted(rates)
+        return self._rates[split]
 
     def clip_digests(self, split: str) -> dict[str, str]:
         """The SHA-256 of each clip's file, by clip key: what a run scored, clip by clip."""

@@ -25,16 +25,27 @@ def codec_facts(res: ResultTable) -> pd.DataFrame:
         fact = measured.get(cond, {})
         rows.append({"condition": cond, "achieved_kbps": float(np.mean(kbps)) if kbps else None,
                      "bandwidth_hz": fact.get("bandwidth_hz"), "source_bandwidth_hz": fact.get("source_bandwidth_hz"),
-                     "codec_sample_rate": fact.get("codec_sample_rate"), "library": fact.get("library", "")})
+                     "source_sample_rate": _rates(fact.get("source_sample_rate")),
+                     "codec_sample_rate": _rates(fact.get("codec_sample_rate")), "library": fact.get("library", "")})
     return pd.DataFrame(rows, columns=["condition", "achieved_kbps", "bandwidth_hz", "source_bandwidth_hz",
-                                       "codec_sample_rate", "library"])
+                                       "source_sample_rate", "codec_sample_rate", "library"])
+
+
+def _rates(value) -> str | None:
+    """One rate or several (a dataset of mixed rates), as text: ``44100`` or ``22050/44100``."""
+    if value is None:
+        return None
+    return "/".join(str(int(v)) for v in (value if isinstance(value, list) else [value]))
 
 
 def facts_markdown(frame: pd.DataFrame) -> str:
     def khz(v):
-        return GAP if v is None or pd.isna(v) else f"{v / 1000:.1f} kHz"
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            return GAP
+        return " / ".join(f"{float(x) / 1000:g} kHz" for x in str(v).split("/")) if isinstance(v, str) else \
+            f"{v / 1000:.1f} kHz"
     return tabulate([[r.condition, GAP if pd.isna(r.achieved_kbps) else f"{r.achieved_kbps:.1f}", khz(r.bandwidth_hz),
-                      khz(r.source_bandwidth_hz), khz(r.codec_sample_rate), r.library or GAP]
+                      khz(r.source_bandwidth_hz), khz(r.source_sample_rate), khz(r.codec_sample_rate), r.library or GAP]
                      for r in frame.itertuples()],
-                    headers=["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "codec rate",
-                             "library"], tablefmt="github", disable_numparse=True)
+                    headers=["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate",
+                             "codec rate", "library"], tablefmt="github", disable_numparse=True)

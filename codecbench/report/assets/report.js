@@ -245,11 +245,12 @@ function renderGroup(group, gi) {
 
   // codec facts, provenance, files
   if (group.codec_facts.length) {
-    const khz = (v) => v === null || v === undefined ? "—" : `${(v / 1000).toFixed(1)} kHz`;
+    const khz = (v) => v === null || v === undefined ? "—" : String(v).split("/").map((x) => `${+(Number(x) / 1000).toFixed(2)} kHz`).join(" / ");
     root.append(el("h3", {text: "Codec facts (measured during the run on its own clips)"}),
-      el("table", {}, el("thead", {}, el("tr", {}, ["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "codec rate", "library"].map((h, i) => el("th", {class: i === 0 || i === 5 ? "text" : null, text: h})))),
+      el("table", {}, el("thead", {}, el("tr", {}, ["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate", "codec rate", "library"].map((h, i) => el("th", {class: i === 0 || i === 6 ? "text" : null, text: h})))),
         el("tbody", {}, group.codec_facts.map((f) => el("tr", {}, el("td", {class: "text", text: f.condition}), el("td", {text: fmt(f.achieved_kbps, 1)}),
-          el("td", {text: khz(f.bandwidth_hz)}), el("td", {text: khz(f.source_bandwidth_hz)}), el("td", {text: khz(f.codec_sample_rate)}), el("td", {class: "text", text: f.library || "—"}))))));
+          el("td", {text: khz(f.bandwidth_hz)}), el("td", {text: khz(f.source_bandwidth_hz)}), el("td", {text: khz(f.source_sample_rate)}),
+          el("td", {text: khz(f.codec_sample_rate)}), el("td", {class: "text", text: f.library || "—"}))))));
   }
   const prov = group.provenance;
   root.append(el("details", {}, el("summary", {text: "Provenance: dataset, libraries, machine"}),

@@ -241,13 +241,12 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     return out
 
 
-def clip_seconds(clips: Sequence) -> float:
-    """Typical clip duration of a selection (the first present file; TAU's 10 s if none is present)."""
-    for clip in clips[:1]:
-        seconds = _duration_of(Path(getattr(clip, "path", clip)))
-        if seconds:
-            return seconds
-    return 10.0
+def clip_seconds(clips: Sequence, sample: int = 32) -> float:
+    """Typical clip duration of a selection: the median over up to ``sample`` present files spread over it (read
+    from their headers); TAU's 10 s if none is present."""
+    picked = [clips[int(i)] for i in np.linspace(0, len(clips) - 1, min(sample, len(clips)))] if len(clips) else []
+    durations = [d for d in (_duration_of(Path(getattr(c, "path", c))) for c in picked) if d]
+    return float(statistics.median(durations)) if durations else 10.0
 
 
 def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, config, train_config, runs: list[
@@ -260,8 +259,9 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
     seconds = clip_seconds(clips)
     plan.stages += fill_stage(plan, seconds, jobs, scheduler)
     frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
-    rates = model_rates(config, batch_size=train_config.batch_size, crop_frames=train_config.crop_frames,
-                        full_frames=frames)
+    # a crop longer than the clips is no crop: training runs on the clips' own frames (4-s clips: 173, not 400)
+    crop = min(train_config.crop_frames, frames) if train_config.crop_frames else None
+    rates = model_rates(config, batch_size=train_config.batch_size, crop_frames=crop, full_frames=frames)
     rate = rates["train_examples_per_s"]
     for name, epochs, *n_conditions in runs:
         examples = len(clips) * (n_conditions[0] if n_conditions else len(plan.conditions))
@@ -269,7 +269,7 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                        f"({rates['backend']})", epochs * examples / rate))
     examples = len(clips) * len(plan.conditions)
     plan.notes.append(f"one training epoch of {examples:,} examples: {_duration(examples / rate)} at batch "
-                      f"{train_config.batch_size} x {train_config.crop_frames or 'all'} frames; inference "
+                      f"{train_config.batch_size} x {crop or frames} frames (clips of {seconds:g} s); inference "
                       f"{rates['inference_clips_per_s']:.1f} clips/s")
     return plan
 

@@ -64,3 +64,32 @@ def test_the_benchmark_plan_prints_and_runs_nothing(tiny, pytester, tmp_path):
 
 
 pytest_plugins = ["pytester"]
+
+
+def test_training_is_planned_at_the_clips_own_length(tmp_path, capsys, monkeypatch):
+    """4-s clips have fewer frames than a 400-frame crop, so the crop is no crop and the plan times batches of the
+    clips' own frames (it timed 400 and overestimated a 4-s training run by 1.7x)."""
+    import numpy as np
+    import soundfile as sf
+
+    from codecbench.datasets import synth_scene
+
+    seen = {}
+
+    def rates(config, **kw):
+        seen.update(kw)
+        return {"backend": "test", "inference_clips_per_s": 10.0, "train_examples_per_s": 2.0}
+
+    monkeypatch.setattr(plan_module, "model_rates", rates)
+    for label in ("a", "b"):
+        for k in range(3):
+            (tmp_path / "d" / label).mkdir(parents=True, exist_ok=True)
+            sf.write(tmp_path / "d" / label / f"{k}.wav", synth_scene(k, np.random.default_rng(k), 4.0, 44100), 44100)
+    assert plan_module.clip_seconds(sorted((tmp_path / "d").rglob("*.wav"))) == 4.0
+    assert main(["train", "--dataset", str(tmp_path / "d"), "--cache-dir", str(tmp_path / "c"), "--model-dir",
+                 str(tmp_path / "zoo"), "--dry-run", "--jobs", "1"]) == 0
+    from codecbench.features import n_frames
+
+    frames = n_frames(4 * 44100)
+    assert frames < 400 and seen["full_frames"] == frames and seen["crop_frames"] == frames
+    assert f"x {frames} frames (clips of 4 s)" in capsys.readouterr().out

@@ -10,7 +10,6 @@ import pytest
 import soundfile as sf
 
 import codecbench
-import codecbench.codecs  # noqa: F401  (before pytester snapshots sys.modules: soxr's extension loads only once)
 from codecbench.cli import main
 from codecbench.datasets import DatasetError, load_dataset, parse_folds, synth_scene
 

@@ -14,6 +14,7 @@ ours.
 """
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -68,8 +69,9 @@ def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None) -> dic
     models = []
     for model in res.models:
         f = facts.get(model, {})
-        row: dict = {"name": model, "kind": f.get("kind", "keras" if model_kind(model)[0] != "other" else "?"),
-                     "frontend": f.get("frontend", "hu2020"), "params": f.get("params"), "origin": _origin(f),
+        # results of an older codecbench did not record kind and front-end: shown as such, never guessed
+        row: dict = {"name": model, "kind": f.get("kind", "unrecorded"), "frontend": f.get("frontend", "unrecorded"),
+                     "params": f.get("params"), "origin": _origin(f),
                      "sha256": meta.get("models", {}).get(model), "facts": f}
         wav = res.get(model, "wav")
         row["wav"] = _interval(wav["correct"], wav["n"]) if wav else None
@@ -146,16 +148,13 @@ def write_page(folder: Path, title: str, groups: list[dict], *, csv_files: Seque
     data = {"title": title, "alpha": alpha, "groups": groups, "csv": links, "note": screenshot_note}
     # the data sits in a JSON script element: "</" is escaped so no value can close it
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    parts = {"title": _escape(title), "style": _asset("report.css"), "data": payload, "script": _asset("report.js")}
+    parts = {"title": html.escape(title, quote=False), "style": _asset("report.css"), "data": payload,
+             "script": _asset("report.js")}
     # one pass: a value that happens to contain "{{...}}" is never substituted again
     page = re.sub(r"\{\{(title|style|data|script)\}\}", lambda m: parts[m[1]], _asset("report.html"))
     path = folder / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_html(res: ResultTable, folder: Path, *, csv_files: Sequence[Path] = (), sweep_rows=None,

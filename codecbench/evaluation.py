@@ -89,7 +89,8 @@ class Evaluator:
     share_prefix : bool
         Let :meth:`evaluate_many` compute layers several Keras models share once (:mod:`codecbench.prefix`).
     precision : str
-        The dtype policy of Keras models ("auto", "float32" or "mixed_bfloat16").
+        The dtype policy of Keras models ("auto", "float32" or "mixed_bfloat16"; ``auto`` as
+        :func:`~codecbench.training.precision.choose_precision` says, float32 on a generated dataset).
     on_error : str
         "raise": every clip is scored or the evaluation fails naming the missing ones; "skip": clips whose coding
         failed are left out and listed in each result.
@@ -223,7 +224,7 @@ class Evaluator:
         from .models.kinds import from_keras
         from .training.precision import resolve_precision, with_precision
 
-        self.precision = resolve_precision(self.precision)
+        self.precision = resolve_precision(self.precision, reproducible=self.dataset.recipe is not None)
         model = with_precision(scoring.keras_model, self.precision)
         if model is scoring.keras_model:
             return scoring

@@ -28,7 +28,7 @@ from .matrix import Matrix
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
 from .training.loop import fit
-from .training.precision import resolve_precision
+from .training.precision import choose_precision
 from .training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
 from .zoo import Zoo, full_name, segment_name
 
@@ -46,6 +46,16 @@ class TrainingSet:
     used: list[Condition]
     skipped: list[str]
     dataset: dict
+    #: why the run trains at ``config.precision`` (:func:`resolved_config`)
+    precision_reason: str = "asked for"
+
+
+def resolved_config(config: TrainConfig, data: TrainingSet, dataset: Dataset) -> TrainConfig:
+    """``config`` with its precision resolved for this machine and ``dataset`` (``auto``: float32 on a generated
+    dataset, mixed bfloat16 where the hardware computes it natively); the reason is kept on ``data``."""
+    choice = choose_precision(config.precision, reproducible=dataset.recipe is not None)
+    data.precision_reason = choice.reason
+    return dataclasses.replace(config, precision=choice.policy)
 
 
 def training_set(dataset: Dataset, conditions: Sequence[Condition], cache: Cache, split: str = "train", *,
@@ -98,7 +108,7 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
             "codec_libraries": {c.name: codecs.codec_library(c) for c in data.used if not c.is_original},
             "dataset": data.dataset, "class_names": data.dataset["class_names"], "feature_recipe": RECIPE,
             "config": model_config, "training_seconds": seconds, "epoch_log": rows,
-            "precision": resolve_precision(config.precision),
+            "precision": config.precision, "precision_reason": data.precision_reason,
             "libraries": library_versions(), "created": now()}
 
 
@@ -115,6 +125,7 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     config = config or TrainConfig()
     zoo.check_writable([name], overwrite)
     data = training_set(dataset, conditions, cache, split, jobs=jobs, backend=backend, scheduler=scheduler)
+    config = resolved_config(config, data, dataset)
     sample = data.features.get(0)
     fcnn = preset_config(preset, sample.shape, len(dataset.class_names))
     checkpoint = Zoo(zoo.root / "checkpoints")
@@ -169,6 +180,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
         zoo.check_writable([segment_name(k) for k in segments], overwrite)
     conditions = ([ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
     data = training_set(dataset, conditions, cache, jobs=jobs, backend=backend, scheduler=scheduler)
+    config = resolved_config(config, data, dataset)
     keras.utils.set_random_seed(config.seed)  # loading creates the dropout seeds: make them history-free
     model, parent_meta = source.load(parent_name)
     check_fits(model, dataset, data.features.get(0), parent_name, parent_meta)

@@ -9,6 +9,7 @@ are separate steps here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -198,7 +199,7 @@ class BenchmarkSession:
                                         jobs=self.spec.jobs, backend=self.spec.backend,
                                         scheduler=self.spec.scheduler, log=self.log, progress=None,
                                         frontends=self.frontends(), share_prefix=self.spec.share_prefix,
-                                        precision=self.spec.precision, on_error=self.spec.on_error)
+                                        precision=self.precision.policy, on_error=self.spec.on_error)
             self._evaluator.prepare(needed)
             self.record_meta()
         return self._evaluator
@@ -237,7 +238,8 @@ class BenchmarkSession:
                           "baseline_match": (dataclasses.asdict(self.baseline_match) | {"clips": None}
                                              if self.baseline_match else None),
                           "codec_facts": self._evaluator.codec_facts if self._evaluator else {},
-                          "precision": self._resolved_precision(), "share_prefix": self.spec.share_prefix,
+                          "precision": self.precision.policy, "precision_reason": self.precision.reason,
+                          "share_prefix": self.spec.share_prefix,
                           "on_error": self.spec.on_error,
                           "libraries": library_versions(), "machine": machine()}
         return self._meta
@@ -254,11 +256,13 @@ class BenchmarkSession:
             facts["postfilter"] = meta["postfilter"]
         return facts
 
-    def _resolved_precision(self) -> str:
-        if self.spec.precision != "auto":
-            return self.spec.precision
-        from .training.precision import resolve_precision
-        return resolve_precision("auto")
+    @functools.cached_property
+    def precision(self):
+        """The dtype policy of this run's Keras models and why (see
+        :func:`~codecbench.training.precision.choose_precision`: ``auto`` stays float32 on a generated dataset, so
+        the embedded default gives the same results everywhere)."""
+        from .training.precision import choose_precision
+        return choose_precision(self.spec.precision, reproducible=self.dataset.recipe is not None)
 
     def record_meta(self) -> None:
         from .fsutil import atomic_write

@@ -228,7 +228,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("results", to_path, None, "results folder (default: reports/ in the project folder)"),
     Option("precision", to_precision, "auto",
            "Keras dtype policy for evaluation, training and fine-tuning: auto (default: mixed_bfloat16 on an "
-           "accelerator, float32 on a CPU), float32 or mixed_bfloat16"),
+           "accelerator or a CPU with native bfloat16, float32 elsewhere and on a generated dataset), float32 or "
+           "mixed_bfloat16"),
     Option("devices", to_devices, "auto", "training and fine-tuning devices, data-parallel: auto (every local "
            "accelerator if more than one), a count, or names such as /gpu:0,/gpu:1"),
     Option("share_prefix", to_bool, True, "evaluate layers that several models share (same weights) once per "

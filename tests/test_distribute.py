@@ -120,3 +120,46 @@ def test_precision_is_recorded_in_sidecars_and_mixed_finetuning_saves_a_float32_
     model, _ = out.load("finetuned_seg10")
     # the saved network computes in float32 by default; a run chooses its own policy
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+
+
+@pytest.mark.parametrize("flags, policy, named", [
+    ({"avx512f", "avx512_bf16"}, "mixed_bfloat16", "avx512_bf16"),   # Cooper Lake, Zen 4
+    ({"avx512f", "amx_bf16", "amx_tile"}, "mixed_bfloat16", "amx_bf16"),   # Sapphire Rapids
+    ({"fp", "asimd", "bf16"}, "mixed_bfloat16", "bf16"),   # Arm (Graviton 3, Apple M2)
+    ({"AVX512_BF16"}, "mixed_bfloat16", "avx512_bf16"),   # spelled in capitals by some tools
+    ({"avx2", "avx512f", "avx512vl"}, "float32", "no native bfloat16"),
+    (set(), "float32", "no native bfloat16")])
+def test_auto_precision_follows_the_cpus_bfloat16_flags(flags, policy, named):
+    from codecbench.training.precision import choose_precision
+
+    choice = choose_precision("auto", flags=flags, accelerators=[])
+    assert choice.policy == policy and named in choice.reason
+
+
+def test_auto_precision_on_accelerators_generated_data_and_explicit_choices():
+    from codecbench.training.precision import choose_precision, cpu_flags
+
+    assert choose_precision("auto", flags=set(), accelerators=["/gpu:0"]).policy == "mixed_bfloat16"
+    # a generated dataset's numbers must not depend on the machine: float32 even where bfloat16 is native
+    generated = choose_precision("auto", reproducible=True, flags={"avx512_bf16"}, accelerators=["/gpu:0"])
+    assert generated.policy == "float32" and "generated dataset" in generated.reason
+    assert choose_precision("mixed_bfloat16", reproducible=True).policy == "mixed_bfloat16"
+    assert choose_precision("float32", flags={"avx512_bf16"}).reason == "asked for"
+    if os.path.exists("/proc/cpuinfo"):
+        assert cpu_flags(), "the Linux probe read no flag from /proc/cpuinfo"
+
+
+def test_auto_precision_is_recorded_with_its_reason_in_sidecars(tiny, tmp_path):
+    import dataclasses
+
+    from codecbench.finetune import finetune
+    from codecbench.zoo import Zoo
+
+    out = Zoo(tmp_path / "zoo")
+    config = dataclasses.replace(tiny["config"], precision="auto")
+    finetune(out, "base", tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[10], epochs=1, config=config,
+             jobs=1, verbose=0, source=tiny["zoo"])
+    meta = out.metadata("finetuned_seg10")
+    # the tiny dataset is generated: auto stays float32 whatever this CPU has, and says why
+    assert meta["precision"] == "float32" and meta["schedule"]["precision"] == "float32"
+    assert "generated dataset" in meta["precision_reason"]

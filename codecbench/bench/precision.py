@@ -1,11 +1,13 @@
 """``codecbench bench precision``: mixed bfloat16 against float32, speed and accuracy."""
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
 import numpy as np
 
-from .timing import cpu_flags, devices, median_time
+from ..training.precision import choose_precision, cpu_flags
+from .timing import devices, median_time
 
 
 def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
@@ -18,7 +20,8 @@ def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
 
     flags = cpu_flags()
     result: dict = {"backend": keras.backend.backend(), "devices": devices(),
-                    "cpu_bf16": sorted(f for f in flags if "bf16" in f), "speed": {}}
+                    "cpu_bf16": sorted(f for f in flags if "bf16" in f), "speed": {},
+                    "auto": dataclasses.asdict(choose_precision("auto"))}
     for preset, shape, batch, crop in (("small", (128, 79, 3), 32, 64), ("paper", (128, 423, 3), 4, 400)):
         keras.utils.set_random_seed(0)
         base = build_fcnn(preset_config(preset, shape, 10))
@@ -59,7 +62,8 @@ def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
 
 def format_precision_bench(result: dict) -> str:
     lines = [f"float32 vs mixed_bfloat16 ({result['backend']} on {', '.join(result['devices']) or 'default device'};"
-             f" CPU bf16 instructions: {', '.join(result['cpu_bf16']) or 'none'}):"]
+             f" CPU bf16 instructions: {', '.join(result['cpu_bf16']) or 'none'}; --precision auto here: "
+             f"{result['auto']['policy']} ({result['auto']['reason']})):"]
     for preset, rows in result["speed"].items():
         r32, rbf, ratio = rows["float32"], rows["mixed_bfloat16"], rows["mixed_vs_float32"]
         lines.append(f"  {preset} FCNN: inference {r32['inference_clips_per_s']:.2f} -> "

@@ -17,17 +17,6 @@ def devices() -> list[str]:
         return []
 
 
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     from ..backend import keras
     a = keras.ops.convert_to_tensor(np.random.default_rng(0).random((n, n), dtype=np.float32))

@@ -121,6 +121,19 @@ class Cache:
         _note_use(path)
         return array, meta
 
+    def shape(self, namespace: str, key: str) -> tuple[int, ...] | None:
+        """The shape of an entry's array from its header alone (no payload read, no checksum), or None if missing or
+        unreadable; what a reader needs to pad a batch to the longest clip before reading the clips."""
+        try:
+            with open(self.path(namespace, key), "rb") as f:
+                head = f.read(8)
+                if head[:4] != MAGIC:
+                    return None
+                (hlen,) = struct.unpack("<I", head[4:8])
+                return tuple(int(n) for n in json.loads(f.read(hlen))["shape"])
+        except (OSError, ValueError, KeyError, TypeError, struct.error):
+            return None
+
     def discard(self, namespace: str, key: str, reason: str) -> None:
         """Remove an entry found damaged by its reader (it does not decode, say); it is recomputed."""
         self._discard(self.path(namespace, key), ValueError(reason))

@@ -235,7 +235,9 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
     rates: dict[str, tuple[set[int], set[int]]] = defaultdict(lambda: (set(), set()))
     failures: list[tuple[str, str, str]] = []
     notes: list[tuple[str, str]] = []
-    bar = _progress(len(tasks), "encoding" + (" + features" if with_features else ""), progress)
+    # the progress line names what is being coded (one condition: "encoding mp3@32 + features")
+    named = conds[0].name if len(conds) == 1 else f"{len(conds)} conditions"
+    bar = _progress(len(tasks), f"encoding {named}" + (" + features" if with_features else ""), progress)
     try:
         for outcome in parallel_map(_process_clip, tasks, jobs=jobs, backend=backend, scheduler=scheduler):
             hits += outcome.hits

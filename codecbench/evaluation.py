@@ -2,8 +2,14 @@
 
 An :class:`Evaluator` is what the benchmark suite's session runs on. It fills the
 cache for every condition it will be asked about in one parallel pass (under a lock on the
-cache, so concurrent pytest-xdist workers never encode the same thing twice), keeps each
-condition's features and each model in memory once, and memoises results per (model, condition).
+cache, so concurrent pytest-xdist workers never encode the same thing twice), loads each model
+once, and memoises results per (model, condition).
+
+Memory: a condition's model inputs are kept in memory for the models that follow only while they fit
+``keep_inputs_bytes`` (the demo's, 36 MB); larger ones (the paper's 2,970 10-s clips: 1.9 GB per
+condition) are read from the cache batch by batch while the models run, and only the latest condition is
+kept. Peak memory is then the models plus a batch, whatever the numbers of clips and conditions
+(``codecbench bench memory``).
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from .datasets import Dataset
 from .encode import EncodeError, fill
 from .errors import CodecbenchError, UsageError
 from .fsutil import file_lock
-from .inputs import load_features
+from .inputs import KEEP_INPUTS_BYTES, Inputs, input_reader, predict_stream
 from .matrix import Matrix
 from .stats import wilson_interval
 from .zoo import Zoo
@@ -94,12 +100,15 @@ class Evaluator:
     on_error : str
         "raise": every clip is scored or the evaluation fails naming the missing ones; "skip": clips whose coding
         failed are left out and listed in each result.
+    keep_inputs_bytes : int
+        Largest model input of one condition kept in memory between models (default :data:`KEEP_INPUTS_BYTES`);
+        larger ones stream from the cache.
     """
 
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
                  progress: bool | None = None, log=None, frontends=None, share_prefix: bool = True,
-                 precision: str = "auto", on_error: str = "raise"):
+                 precision: str = "auto", on_error: str = "raise", keep_inputs_bytes: int | None = None):
         from .frontends import BASELINE
 
         self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
@@ -108,7 +117,8 @@ class Evaluator:
         self.clips = dataset.clips(split)
         self.labels = dataset.labels(split)
         self.frontends = list(dict.fromkeys(frontends or [BASELINE]))
-        self._features: dict[tuple, tuple[np.ndarray, list[int]]] = {}
+        self.keep_inputs_bytes = KEEP_INPUTS_BYTES if keep_inputs_bytes is None else keep_inputs_bytes
+        self._inputs: dict[tuple, tuple[Inputs, list[int]]] = {}
         self._models: dict[str, object] = {}
         self._results: dict[tuple[str, str], Result] = {}
         self.share_prefix, self.precision = share_prefix, precision
@@ -182,29 +192,36 @@ class Evaluator:
                 "codec_sample_rate": _one_or_all(rates.get("codec", [])),
                 "library": codecs.codec_library(cond)}
 
-    def features(self, cond: Condition, frontend=None) -> tuple[np.ndarray, list[int]]:
-        """Model inputs of the split under ``cond`` for ``frontend`` (default: the baseline's), once."""
+    def inputs(self, cond: Condition, frontend=None) -> tuple[Inputs, list[int]]:
+        """The model inputs of the split under ``cond`` for ``frontend`` (default: the baseline's) as a batch reader
+        (:class:`Inputs`), and the indices of the clips it serves. Made once per (front-end, condition); held in
+        memory while it fits ``keep_inputs_bytes`` and is the latest condition's, else read from the cache."""
         from .frontends import BASELINE
 
         frontend = frontend or BASELINE
         key = (frontend, cond.name)
-        if key not in self._features:
+        if key not in self._inputs:
             ok, why = codecs.availability(cond)
             if not ok:
                 raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {why}")
             self.prepare([cond])
-            x, kept = load_features(self.clips, cond, self.cache, frontend=frontend, jobs=self.jobs,
-                                    progress=False, on_error=self.on_error)
+            reader, kept = input_reader(self.clips, cond, self.cache, frontend=frontend, jobs=self.jobs,
+                                        progress=False, on_error=self.on_error)
             if self.on_error == "raise" and len(kept) != len(self.clips):
                 missing = sorted(set(range(len(self.clips))) - set(kept))
                 raise EncodeError(f"{cond.name}: {len(missing)} of {len(self.clips)} clips could not be scored: "
                                   + ", ".join(self.clips[i].name for i in missing[:5]))
-            # one array serves every model: read-only, so no model can change what the next one sees
-            x.setflags(write=False)
-            check_finite(x, [self.clips[i].name for i in kept], cond.name, frontend)
-            self._features[key] = (x, kept)
+            if not kept:
+                raise EncodeError(f"{cond.name}: no clip of the split could be coded and featurised")
+            self._inputs[key] = (Inputs(reader, [self.clips[i].name for i in kept], cond.name, frontend), kept)
             self.counts["featurised_conditions"] += 1
-        return self._features[key]
+        inputs, kept = self._inputs[key]
+        if inputs.nbytes <= self.keep_inputs_bytes and not inputs.in_memory:
+            for other, _ in self._inputs.values():
+                if other.condition != cond.name:
+                    other.release()  # only the latest condition stays in memory
+            inputs.keep()
+        return inputs, kept
 
     def model(self, model):
         """A zoo model by name (loaded once), or a :class:`ScoringModel` as given."""
@@ -256,10 +273,10 @@ class Evaluator:
         scoring = self.model(model)
         key = (scoring.name, cond.name)
         if key not in self._results:
-            x, kept = self.features(cond, scoring.frontend)
-            scoring.check_input(x[0])
+            x, kept = self.inputs(cond, scoring.frontend)
+            scoring.check_input(x.first())
             self.log(f"codecbench: evaluating {key[0]} on {cond.name} ({len(x)} clips)")
-            self._store(scoring, cond, predict_batches(scoring, x), kept)
+            self._store(scoring, cond, predict_stream(scoring.predict, x, batch_size=x.batch_size), kept)
         return self._results[key]
 
     def evaluate_many(self, models, cond: Condition) -> list[Result]:
@@ -274,13 +291,13 @@ class Evaluator:
         if self.share_prefix and len(keras_models) > 1:
             for frontend in dict.fromkeys(s.frontend for s in keras_models):
                 group = [s for s in keras_models if s.frontend == frontend]
-                x, kept = self.features(cond, frontend)
-                group = [s for s in group if _fits(s, x[0], self.dataset.class_names)]
+                x, kept = self.inputs(cond, frontend)
+                group = [s for s in group if _fits(s, x.first(), self.dataset.class_names)]
                 if len(group) < 2:
                     continue  # nothing to share; evaluate() below runs each alone
                 self.log(f"codecbench: evaluating {len(group)} models on {cond.name} ({len(x)} clips), "
                          "shared layers once")
-                outputs = self._predictor(group).predict(x)
+                outputs = predict_stream(self._predictor(group).predict_batch, x, batch_size=x.batch_size)
                 for s in group:
                     try:
                         self._store(s, cond, s.probabilities(outputs[s.name], len(x)), kept)
@@ -316,17 +333,6 @@ def _hz(rates: list[int]) -> str:
     return ", ".join(f"{r / 1000:g} kHz" for r in rates)
 
 
-def check_finite(x: np.ndarray, clips: list[str], condition: str, frontend) -> None:
-    """Refuse features with NaN or Inf before any model sees them (a model may map them to ordinary
-    predictions), naming the clips and the front-end."""
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1) if len(x) else np.zeros(0, dtype=bool)
-    if bad.any():
-        names = [c for c, b in zip(clips, bad) if b]
-        raise EncodeError(f"{condition}: front-end {frontend.describe()} gave non-finite features (NaN/Inf) for "
-                          f"{len(names)} of {len(clips)} clips, e.g. {', '.join(names[:3])} (digital silence under "
-                          "a log without offset? give the front-end a log_offset > 0)")
-
-
 def _fits(scoring, sample: np.ndarray, class_names) -> bool:
     """Whether a model takes this input and predicts these classes (if not, its own case says why)."""
     from .models.kinds import ModelError
@@ -337,41 +343,3 @@ def _fits(scoring, sample: np.ndarray, class_names) -> bool:
     except ModelError:
         return False
     return True
-
-
-def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threads: int | None = None
-                   ) -> np.ndarray:
-    """``predict(batch)`` over every item of ``reader`` (a callable taking indices, such as
-    :class:`~codecbench.inputs.CachedFeatures`), reading the next batches in threads while the model runs.
-
-    Reading a batch from the cache is file I/O and NumPy, which release the GIL, so on a CPU the reads overlap
-    the model's own threads and on an accelerator they keep it fed (``threads``: default
-    :func:`~codecbench.training.distribute.reader_threads`; ``prefetch``: batches read ahead per thread). Returns the
-    stacked outputs, (N, ...).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .training.distribute import reader_threads
-
-    threads = threads or reader_threads()
-    prefetch = prefetch * threads
-    starts = list(range(0, len(reader), batch_size))
-    outputs = []
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="codecbench-read") as pool:
-        pending = [pool.submit(reader, range(s, min(s + batch_size, len(reader)))) for s in starts[:prefetch]]
-        for i in range(len(starts)):
-            batch = pending.pop(0).result()
-            if i + prefetch < len(starts):
-                s = starts[i + prefetch]
-                pending.append(pool.submit(reader, range(s, min(s + batch_size, len(reader)))))
-            outputs.append(np.asarray(predict(batch)))
-    return np.concatenate(outputs) if outputs else np.zeros((0,), dtype=np.float32)
-
-
-def predict_batches(model, x: np.ndarray, input_budget_bytes: int = 64 << 20) -> np.ndarray:
-    """Probabilities of ``x`` in batches of at most ``input_budget_bytes`` of input (Keras batches itself)."""
-    if getattr(model, "keras_model", None) is not None or not len(x):
-        return model.predict(x)
-    per_clip = max(1, int(np.prod(x.shape[1:])) * 4)
-    size = max(1, input_budget_bytes // per_clip)
-    return np.concatenate([model.predict(x[i:i + size]) for i in range(0, len(x), size)])

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from .training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainC
 from .zoo import Zoo, full_name, segment_name
 
 log = logging.getLogger("codecbench")
+
+#: The name of full fine-tuning's per-epoch checkpoint in ``<zoo>/checkpoints``.
+CHECKPOINT = "finetuned_full"
 
 
 class ModelMismatch(CodecbenchError, ValueError):
@@ -153,18 +156,56 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     return name
 
 
+def epoch_validation(dataset: Dataset, conditions: Sequence[Condition], cache: Cache, split: str = "evaluate", *,
+                     jobs: int | None = None) -> Callable[[Any], dict[str, float]]:
+    """``measure(model) -> {condition: accuracy}`` on ``split`` under ``conditions`` (coded now, once), for
+    :func:`finetune`'s per-epoch validation; inputs stream from the cache, so it costs inference only."""
+    from .inputs import input_reader, predict_stream
+    from .models.predict import predict_proba
+
+    labels = dataset.labels(split)
+    readers = {c.name: input_reader(dataset.clips(split), c, cache, jobs=jobs, progress=False) for c in conditions}
+
+    def measure(model) -> dict[str, float]:
+        out = {}
+        for name, (reader, kept) in readers.items():
+            probs = predict_stream(lambda batch: predict_proba(model, batch), reader, batch_size=32)
+            out[name] = float(np.mean(np.asarray(probs).argmax(axis=1) == labels[kept]))
+        return out
+
+    return measure
+
+
+def _epoch_line(what: str, epoch: int, epochs: int, row: dict) -> str:
+    figures = [f"loss {row['loss']:.3f}" if "loss" in row else "",
+               f"training accuracy {row['accuracy']:.3f}" if "accuracy" in row else "",
+               ", ".join(f"{c} {a:.3f}" for c, a in (row.get("validation_accuracy") or {}).items())]
+    if row.get("validation_accuracy"):
+        figures[-1] = "validation accuracy " + figures[-1]
+    return f"{what}: epoch {epoch}/{epochs} ({row['seconds']:.0f} s): " + "; ".join(f for f in figures if f)
+
+
 def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
              segments: Sequence[int] | None = None, epochs: int = 10, save_epochs: Sequence[int] | None = None,
              config: TrainConfig | None = None, jobs: int | None = None, backend: str = "loky",
              scheduler: str | None = None, verbose="auto", source: Zoo | None = None,
-             overwrite: bool = False, learning_rate: float | None = None) -> list[str]:
+             overwrite: bool = False, learning_rate: float | None = None, resume: bool = False,
+             validate: Callable[[Any], dict[str, float]] | None = None,
+             progress: Callable[[str], None] | None = None) -> list[str]:
     """Experiment A (``segments=None``: every parameter) or B (one model per listed segment).
 
     The parent is read from ``source`` (default: ``zoo``), the results are written to ``zoo``;
     existing models there are refused before any work unless ``overwrite``. Returns the names
     saved. Every save is atomic, so an interrupted run leaves only complete models (those of the
-    epochs it finished); rerunning starts again from ``parent``.
+    epochs it finished). Full fine-tuning also saves a checkpoint after every epoch
+    (``checkpoints/finetuned_full.keras``); ``resume=True`` continues from it when it was made from the same parent
+    with the same schedule (the weights and the schedule's position; SGD's momentum starts again from zero),
+    else the run starts again from ``parent``.
+
+    ``validate``: a :func:`epoch_validation`, run after every epoch (accuracies in the epoch log); ``progress``
+    receives one line per epoch (default: the ``codecbench`` logger).
     """
+    progress = progress or log.info
     config = dataclasses.replace(config or TrainConfig(**FINETUNE_DEFAULTS), epochs=epochs)
     if learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=learning_rate)
@@ -189,17 +230,31 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     if segments is None:
         start = time.perf_counter()
         rows: list[dict] = []
+        checkpoint, initial_epoch = Zoo(zoo.root / "checkpoints"), 0
+        if resume and CHECKPOINT in checkpoint.names():
+            resumed, meta = checkpoint.load(CHECKPOINT)
+            if meta.get("parent_sha256") == parent_sha and meta.get("schedule") == dataclasses.asdict(config):
+                model, initial_epoch, rows = resumed, int(meta["epochs"]), list(meta.get("epoch_log", []))
+                progress(f"full fine-tuning: resuming from the checkpoint after epoch {initial_epoch} of {epochs} "
+                         f"(epochs 1-{initial_epoch} skipped)")
 
         def on_epoch(epoch: int, row: dict) -> None:
+            if validate is not None:
+                row["validation_accuracy"] = validate(model)
             rows.append(row)
+            progress(_epoch_line("full fine-tuning", epoch, epochs, row))
+            meta = _metadata(config, data, "full", epoch, time.perf_counter() - start, list(rows), model_config,
+                             parent_name, parent_sha)
             if epoch in save_at:
-                name = full_name(epoch)
-                zoo.save(name, model, _metadata(config, data, "full", epoch, time.perf_counter() - start,
-                                                list(rows), model_config, parent_name, parent_sha),
-                         overwrite=overwrite)
-                saved.append(name)
+                zoo.save(full_name(epoch), model, meta, overwrite=overwrite)
+                saved.append(full_name(epoch))
+            if epoch < epochs:
+                checkpoint.save(CHECKPOINT, model, meta, overwrite=True)
 
-        fit(model, data.features, data.labels, config, on_epoch=on_epoch, verbose=verbose)
+        fit(model, data.features, data.labels, config, on_epoch=on_epoch, verbose=verbose,
+            initial_epoch=initial_epoch)
+        for leftover in (checkpoint.root / f"{CHECKPOINT}.keras", checkpoint.root / f"{CHECKPOINT}.json"):
+            leftover.unlink(missing_ok=True)  # the finished models supersede the checkpoint
         return saved
     n_segments = len(derive_segments(model))
     for k in segments:
@@ -212,7 +267,14 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
         keras.utils.set_random_seed(config.seed)
         model, _ = source.load(parent_name)  # every segment starts from the parent, with the same seeds
         start = time.perf_counter()
-        rows = fit(model, data.features, data.labels, seg_config, segments=[k], verbose=verbose)
+
+        def on_segment_epoch(epoch: int, row: dict, k=k, model=model) -> None:
+            if validate is not None:
+                row["validation_accuracy"] = validate(model)
+            progress(_epoch_line(f"segment {k} fine-tuning", epoch, epochs, row))
+
+        rows = fit(model, data.features, data.labels, seg_config, segments=[k], verbose=verbose,
+                   on_epoch=on_segment_epoch)
         name = segment_name(k)
         meta = _metadata(seg_config, data, f"segment {k}", epochs, time.perf_counter() - start, rows, model_config,
                          parent_name, parent_sha, [k])

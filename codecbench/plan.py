@@ -221,6 +221,7 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     of ``config`` (an :class:`~codecbench.models.FCNNConfig`) on the device Keras sees, from a few steps on random
     input."""
     from .backend import keras
+    from .inputs import INPUT_BUDGET_BYTES
     from .models import build_fcnn
 
     model = build_fcnn(config)
@@ -228,8 +229,8 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     channels = config.input_shape[-1]
     rng = np.random.default_rng(0)
     out = {"backend": keras.backend.backend()}
-    # the evaluator's batch: as many clips as fit its 64 MB input budget (capped, to keep the calibration short)
-    eval_batch = max(1, min(64, (64 << 20) // (config.input_shape[0] * full_frames * channels * 4)))
+    # the evaluator's batch: as many clips as fit its input budget (capped, to keep the calibration short)
+    eval_batch = max(1, min(64, INPUT_BUDGET_BYTES // (config.input_shape[0] * full_frames * channels * 4)))
     x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
     out["inference_clips_per_s"] = eval_batch / median_time(lambda: model.predict_on_batch(x_eval), 1)
     if train:

@@ -175,11 +175,13 @@ class SharedPrefixPredictor:
         return len(self.edges()) + len(self.whole)
 
     def predict(self, x: np.ndarray, *, batch_size: int | None = None,
-                input_budget_bytes: int = 64 << 20) -> dict:
+                input_budget_bytes: int | None = None) -> dict:
         """``{key: outputs (N, ...)}`` of every model on ``x`` (N, ...), in batches within the input budget."""
         if batch_size is None:
+            from .inputs import INPUT_BUDGET_BYTES
+
             per_clip = int(np.prod(x.shape[1:])) * 4 if len(x) else 1
-            batch_size = max(1, input_budget_bytes // per_clip)
+            batch_size = max(1, (input_budget_bytes or INPUT_BUDGET_BYTES) // per_clip)
         parts: dict = {k: [] for k in self.keys}
         for start in range(0, len(x), batch_size):
             for key, out in self.predict_batch(x[start:start + batch_size]).items():

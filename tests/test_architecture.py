@@ -17,7 +17,7 @@ LAYERS = [
     ("data", ["frontends", "synth", "datasets", "matrix", "judge"]),
     ("coding, models, training", ["encode", "inputs", "models", "training", "prefix"]),
     ("zoo and evaluation", ["zoo", "plan", "finetune", "postfilter", "evaluation", "results", "thresholds"]),
-    ("runs and reports", ["spec", "session", "report", "api"]),
+    ("runs and reports", ["spec", "session", "report", "api", "reproduce"]),
     ("front doors", ["plugin", "bench", "cli", "aliases", "__init__", "__main__"]),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}

@@ -44,10 +44,17 @@ def test_a_model_that_writes_its_input_cannot_change_another_models(tiny):
     ev.evaluate(from_object(MeanEnergy(classes, in_place=True), name="writer"), C("wav"))
     after = ev.evaluate(from_object(MeanEnergy(classes), name="plain"), C("wav"))
     assert after.predictions == alone.predictions
-    x, _ = ev.features(C("wav"))
+    inputs, _ = ev.inputs(C("wav"))
+    assert inputs.in_memory  # a few clips: kept between models
+    x = inputs(range(len(inputs)))
     assert not x.flags.writeable  # what Keras and ONNX models get: read-only
     with pytest.raises(ValueError, match="read-only"):
         x[0] += 1
+    # streamed from the cache (nothing kept between models): the writer still changes nothing for the next model
+    streaming = _evaluator(tiny, keep_inputs_bytes=0)
+    streaming.evaluate(from_object(MeanEnergy(classes, in_place=True), name="writer"), C("wav"))
+    assert streaming.evaluate(from_object(MeanEnergy(classes), name="plain"), C("wav")).predictions == alone.predictions
+    assert not streaming.inputs(C("wav"))[0].in_memory
 
 
 def test_non_finite_features_are_refused_naming_the_clip_and_front_end(tmp_path):
@@ -154,3 +161,43 @@ def test_a_22k_dataset_is_coded_at_22k_and_the_run_says_so(tiny, tmp_path):
     assert not any(line.startswith("codecbench: aac@32: coded at") for line in lines)
     # nothing of the source above 11 kHz: the bandwidth measured says so
     assert ev.codec_facts["aac@32"]["source_bandwidth_hz"] <= 12_902
+
+
+def test_streamed_evaluation_equals_the_in_memory_one_and_keeps_one_condition(tiny):
+    """Above ``keep_inputs_bytes`` a condition's inputs are read from the cache batch by batch (the paper's scale);
+    the predictions are those of the in-memory path, shared layers included, and only the latest condition stays."""
+    models = ["base", "finetuned_full@e1", "finetuned_seg9", "finetuned_seg10"]
+    kept, streamed = _evaluator(tiny), _evaluator(tiny, keep_inputs_bytes=0)
+    for cond in (C("wav"), C("mp3@32")):
+        assert ([r.predictions for r in kept.evaluate_many(models, cond)]
+                == [r.predictions for r in streamed.evaluate_many(models, cond)])
+    assert [key[1] for key, (x, _) in kept._inputs.items() if x.in_memory] == ["mp3@32"]
+    assert not any(x.in_memory for x, _ in streamed._inputs.values())
+
+
+def test_streamed_batches_pad_to_the_longest_clip_of_the_split(tmp_path, monkeypatch):
+    """Clips of several lengths: a batch of one clip is padded as in the whole split, so a clip's prediction does
+    not depend on which clips share its batch (a model that averages over its whole input would see it)."""
+    from tests.test_folds import urbansound8k
+
+    cache = Cache(tmp_path / "cache")
+    dataset = load_dataset(str(urbansound8k(tmp_path / "us8k")), cache_dir=cache.root,
+                           folds={"train": (1, 2), "evaluate": (10,)})
+    from codecbench.matrix import load_matrix
+
+    def run(**kwargs):
+        ev = Evaluator(dataset, "evaluate", load_matrix(), None, cache, jobs=1, log=lambda m: None, **kwargs)
+        return ev.evaluate(from_object(MeanEnergy(dataset.class_names), name="m"), C("mp3@64")), ev
+
+    whole, _ = run()
+    monkeypatch.setattr(inputs, "INPUT_BUDGET_BYTES", 1)  # one clip per batch
+    alone, ev = run(keep_inputs_bytes=0)
+    x, _ = ev.inputs(C("mp3@64"), from_object(MeanEnergy(dataset.class_names), name="m").frontend)
+    assert x.batch_size == 1 and len({len(x(range(i, i + 1))[0]) for i in range(len(x))}) == 1
+    assert alone.predictions == whole.predictions
+    # log-mel inputs: the longest shape comes from the cache entries' headers, without reading them
+    reader, _ = inputs.input_reader(dataset.clips("evaluate"), C("mp3@64"), cache, jobs=1, progress=False)
+    whole_x = reader(range(len(reader)))
+    assert reader.pad_to == whole_x.shape[1:] and {reader(range(i, i + 1)).shape[1:] for i in range(len(reader))} \
+        == {whole_x.shape[1:]}
+    assert len({reader.get(i).shape for i in range(len(reader))}) > 1  # the clips do differ in length

@@ -1,4 +1,4 @@
-"""Performance benchmarks that print figures (``codecbench bench codecs|model``); never timed tests.
+"""Performance benchmarks that print figures (``codecbench bench codecs|model|scale|memory|...``); never timed tests.
 
 Ratios are measured side by side in one run, because shared machines are noisy.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .codec_speed import bench_codecs, format_codec_bench
+from .memory import bench_memory, format_memory_bench
 from .model_speed import bench_finetune, bench_model, format_finetune_bench, format_model_bench
 from .pipeline import bench_pipeline, format_pipeline_bench
 from .precision import bench_precision, format_precision_bench
@@ -18,4 +19,4 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict], Callable[[dict], str]]] = {
     "codecs": (bench_codecs, format_codec_bench), "model": (bench_model, format_model_bench),
     "finetune": (bench_finetune, format_finetune_bench), "scale": (bench_scale, format_scale_bench),
     "pipeline": (bench_pipeline, format_pipeline_bench), "prefix": (bench_prefix, format_prefix_bench),
-    "precision": (bench_precision, format_precision_bench)}
+    "precision": (bench_precision, format_precision_bench), "memory": (bench_memory, format_memory_bench)}

@@ -48,8 +48,7 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
     ratio (cache-fed / in-memory) is the figure that carries over (target: >= 0.9 on a CPU, >= 0.8 on a GPU).
     """
     from ..backend import keras
-    from ..evaluation import predict_stream
-    from ..inputs import cached_features
+    from ..inputs import INPUT_BUDGET_BYTES, cached_features, predict_stream
     from ..models import build_fcnn, preset_config
     from ..training.loop import AugmentedBatches
     from ..training.schedule import TrainConfig
@@ -87,7 +86,7 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
                           verbose=0)
 
             # inference: every clip at full length, in the evaluator's batch, read ahead from the cache
-            eval_batch = max(1, min(64, (64 << 20) // int(np.prod(shape) * 4)))
+            eval_batch = max(1, min(64, INPUT_BUDGET_BYTES // int(np.prod(shape) * 4)))
             x_eval = rng.random((len(reader),) + shape, dtype=np.float32)
 
             def cached_predict():

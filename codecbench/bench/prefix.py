@@ -5,37 +5,14 @@ import statistics
 
 import numpy as np
 
-from .timing import devices, median_time
-
-
-def _paper_like_zoo(shape) -> dict:
-    """The paper zoo's structure at the paper's size: base, four independently trained full fine-tunings, and ten
-    segment-k models that differ from base in segment k only (random weights: the cost does not depend on them)."""
-    from ..backend import keras
-    from ..models import build_fcnn, derive_segments, preset_config
-
-    config = preset_config("paper", shape, 10)
-    keras.utils.set_random_seed(0)
-    base = build_fcnn(config)
-    zoo = {"base": base}
-    for i, epochs in enumerate((1, 10, 20, 40)):
-        keras.utils.set_random_seed(1 + i)
-        zoo[f"finetuned_full@e{epochs}"] = build_fcnn(config)
-    rng = np.random.default_rng(0)
-    for k, segment in enumerate(derive_segments(base), start=1):
-        model = build_fcnn(config)
-        model.set_weights(base.get_weights())
-        for name in segment.layers:
-            layer = model.get_layer(name)
-            layer.set_weights([w + rng.normal(0, 1e-3, w.shape).astype(w.dtype) for w in layer.get_weights()])
-        zoo[f"finetuned_seg{k}"] = model
-    return zoo
+from .timing import devices, median_time, paper_like_zoo
 
 
 def bench_prefix(setups=("demo", "paper"), repeats: int = 2) -> dict:
     """Evaluation of a whole zoo with and without prefix sharing (:mod:`codecbench.prefix`), side by side:
     clips/s, FLOPs per clip from the layer shapes, and whether every prediction is identical."""
     from ..backend import keras, quiet_retracing
+    from ..inputs import INPUT_BUDGET_BYTES
     from ..prefix import SharedPrefixPredictor
     from ..zoo import Zoo, packaged_model_dir
 
@@ -47,9 +24,9 @@ def bench_prefix(setups=("demo", "paper"), repeats: int = 2) -> dict:
             shape, clips = (128, 79, 3), 256
         else:
             shape, clips = (128, 423, 3), 4
-            models = _paper_like_zoo(shape)
+            models = paper_like_zoo(shape)
         x = np.random.default_rng(1).random((clips, *shape), dtype=np.float32)
-        batch = max(1, min(clips, (64 << 20) // int(np.prod(shape) * 4)))
+        batch = max(1, min(clips, INPUT_BUDGET_BYTES // int(np.prod(shape) * 4)))
         predictor = SharedPrefixPredictor(models)
 
         def unshared():

@@ -15,8 +15,10 @@ from ..datasets import synth_scene
 from .timing import PAPER_COUNTS, devices
 
 
-def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3) -> dict:
+def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3, memory: bool = True) -> dict:
     """Per-pair costs measured here on synthetic 10-s clips at TAU's shape, extrapolated to the paper's counts.
+
+    ``memory``: also the evaluation's peak memory (:func:`~codecbench.bench.memory.bench_memory`, a few minutes).
 
     Cache bytes come from a real fill of ``clips`` clips under the paper's conditions; coding and feature times
     from one round trip per condition and one extraction (:mod:`codecbench.plan` calibration); fine-tuning and
@@ -74,6 +76,9 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
     evaluations = PAPER_COUNTS["models"] * n_eval * len(eval_conds)
     result["evaluation"] = {"clip_evaluations": evaluations,
                             "hours": evaluations / rates["inference_clips_per_s"] / 3600}
+    if memory:
+        from .memory import bench_memory
+        result["memory"] = bench_memory(seconds=clip_seconds)
     return result
 
 
@@ -98,6 +103,9 @@ def format_scale_bench(result: dict) -> str:
     out = tabulate(rows, headers=["work", "size", "on this machine"], tablefmt="github")
     if result["unavailable"]:
         out += f"\n(unavailable here, left out: {', '.join(result['unavailable'])})"
+    if result.get("memory"):
+        from .memory import format_memory_bench
+        out += "\n" + format_memory_bench(result["memory"])
     return out
 
 

@@ -128,6 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated model names (default: all in the results)")
     p.add_argument("--run", dest="run_id", default=None,
                    help="render exactly this run (default: the latest result of every model and condition)")
+    p.add_argument("--paper", default=None, choices=["peters"],
+                   help="add the paper's published numbers beside this run's (default: for `reproduce` runs)")
+
+    p = sub.add_parser("reproduce", help="a study end to end, resumable: data, checkpoint, fine-tuning, benchmark, "
+                                         "report with the paper's numbers beside this run's")
+    p.add_argument("paper", choices=["peters"], help="the study (peters: Table 2 and Experiment B)")
+    p.add_argument("--data", required=True, help="the dataset: a TAU 2020 Mobile folder (see `codecbench dataset "
+                                                 "download`), or synthetic (the embedded default)")
+    p.add_argument("--checkpoint", default=None, help="the base model file (.hdf5/.keras): the study's "
+                                                      "10class-fcnn-model-0.7694.hdf5 (optional only for synthetic "
+                                                      "data with --preset small: the packaged demo base)")
+    p.add_argument("--preset", choices=["paper", "small"], default="paper",
+                   help="paper: the study's schedule for the paper FCNN; small: the demo's, for CPUs")
+    p.add_argument("--out", default=None, help="work folder: zoo, results, report (default: ./reproduce-PAPER); "
+                                               "the same command resumes it")
+    p.add_argument("--full-epochs", default=None, help="Experiment A's saved epochs (default: 1,10,20,40)")
+    p.add_argument("--segments", default=None, help="Experiment B's segments (default: 1-10)")
+    p.add_argument("--segment-epochs", default=None, help="epochs per segment (default: 10)")
+    p.add_argument("--validate", default="wav,mp3@32",
+                   help="conditions of the evaluation split scored after every fine-tuning epoch (default: "
+                        "wav,mp3@32; empty: none)")
+    _common(p, "cache_dir", "jobs", "backend", "scheduler", "precision", "devices")
+    p.add_argument("--dry-run", action="store_true", help="check the data, print the plan and stop")
+    p.add_argument("--force", action="store_true", help="run even if the plan says the disk cannot hold it")
 
     p = sub.add_parser("dataset", help="public datasets: list them, download (resumable, checked) and verify")
     actions = p.add_subparsers(dest="action", required=True)
@@ -165,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="file to write (default: print)")
 
     p = sub.add_parser("bench", help="performance figures of this machine")
-    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "pipeline", "prefix", "precision"],
-                   help="which figures (see the README, 'Other commands')")
+    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "memory", "pipeline", "prefix",
+                                    "precision"], help="which figures (see the README, 'Other commands')")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
     return parser

@@ -19,7 +19,7 @@ def cmd_report(args, spec: RunSpec) -> int:
     out = Path(args.out) if args.out else (results if results.suffix != ".json" else results.parent)
     markdown, written = render(results, out, formats, models=list(spec.model) if spec.model else None,
                                baseline=spec.baseline, alpha=spec.alpha, run_id=args.run_id,
-                               baseline_max_changed=spec.baseline_max_changed)
+                               baseline_max_changed=spec.baseline_max_changed, paper=args.paper)
     if not args.html:
         print(markdown)
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

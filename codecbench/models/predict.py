@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import keras
+from ..inputs import INPUT_BUDGET_BYTES
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int | None = None,
-                  input_budget_bytes: int = 64 << 20) -> np.ndarray:
+                  input_budget_bytes: int = INPUT_BUDGET_BYTES) -> np.ndarray:
     """Class probabilities in batches, with the model in inference mode.
 
     By default a batch holds as many clips as fit in ``input_budget_bytes`` of input: large

@@ -55,7 +55,7 @@ def load_document(results: str | Path, run_id: str | None = None) -> dict:
 
 def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models: list[str] | None = None,
            baseline: str | Path | None = None, alpha: float = 0.05, run_id: str | None = None,
-           baseline_max_changed: float = 0.02) -> tuple[str, list[Path]]:
+           baseline_max_changed: float = 0.02, paper: str | None = None) -> tuple[str, list[Path]]:
     """Write the report of a results folder or file.
 
     Parameters
@@ -77,6 +77,9 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
         Exactly this run of the history.
     baseline_max_changed : float
         The largest share of changed clips a baseline may have and still be compared.
+    paper : str, optional
+        Compare with this paper's published numbers (:mod:`.paper`; default: the paper a ``reproduce`` run names
+        in its metadata, if any).
 
     Returns
     -------
@@ -103,6 +106,13 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
                          f"({', '.join(f'`{r}`' for r in older)}): the latest result of each model and condition.")
     full_cols = full_epoch_models(res)
     seg_cols = segment_models(res)
+    paper = paper or meta.get("reproduces")
+    paper_rows: list[dict] = []
+    if paper:
+        from .paper import load_paper, paper_sections
+
+        paper_md, paper_rows = paper_sections(res, load_paper(paper))
+        sections += paper_md
     if full_cols:
         sections += ["## Table 2: full fine-tuning by epoch", markdown_table(res, full_cols)]
     if any(model_kind(m)[0] == "segment" for _, m in seg_cols):  # else it would repeat Table 2
@@ -182,6 +192,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
                             ("segments", accuracy_table(res, seg_cols, category_means=True)),
                             ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long),
                             *((("sweeps", pd.DataFrame(sweep_rows)),) if sweep_rows else ()),
+                            *((("paper_vs_run", pd.DataFrame(paper_rows)),) if paper_rows else ()),
                             *((("postfilter", pd.DataFrame(pf_rows)),) if pf_rows else ())):
             # six significant digits: accuracies keep theirs, small p-values keep their magnitude (1.26e-29)
             frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")

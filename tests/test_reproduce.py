@@ -1,0 +1,131 @@
+"""``codecbench reproduce peters`` end to end on a tiny synthetic configuration: killed after its first fine-tuning
+epoch, the same command resumes without redoing finished work, and the report puts the paper's Table 2 beside the
+run's."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+DATA = "synthetic:train=3,evaluate=2,duration=1.0,seed=5"
+
+
+def _command(tmp_path, *extra):
+    return [sys.executable, "-m", "codecbench", "reproduce", "peters", "--data", DATA, "--preset", "small",
+            "--out", str(tmp_path / "work"), "--cache-dir", str(tmp_path / "cache"), "--full-epochs", "1,4",
+            "--segments", "10", "--segment-epochs", "1", "--jobs", "1", *extra]
+
+
+def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp_path):
+    work = tmp_path / "work"
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(_command(tmp_path), stdout=log, stderr=subprocess.STDOUT, text=True)
+    checkpoint = work / "zoo" / "checkpoints" / "finetuned_full.keras"
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)  # a crash (or a reboot): no handler runs
+    first.wait()
+    log.close()
+    assert first.returncode == -signal.SIGKILL, \
+        f"the first run was not stopped after its first epoch:\n{(tmp_path / 'first.log').read_text()[-3000:]}"
+    e1 = work / "zoo" / "finetuned_full@e1.keras"
+    base = work / "zoo" / "base.keras"
+    assert e1.is_file() and not (work / "zoo" / "finetuned_full@e4.keras").exists()
+    before = {p: p.stat().st_mtime_ns for p in (e1, base)}
+
+    second = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=900)
+    out = second.stdout + second.stderr
+    assert second.returncode == 0, out[-4000:]
+    assert "[2/8] base model: skipping" in out
+    assert "0 coded now" in out  # the fine-tuning set was coded by the first run
+    assert "skipping finetuned_full@e1 (finished)" in out
+    resumed = [line for line in out.splitlines() if "resuming from the checkpoint after epoch" in line]
+    assert resumed, out[-4000:]
+    assert "epoch 1/4" not in out.split(resumed[0])[1]  # epoch 1 is not trained again
+    assert "validation accuracy wav" in out  # per-epoch validation on the evaluation split
+    assert {p: p.stat().st_mtime_ns for p in (e1, base)} == before
+    assert (work / "zoo" / "finetuned_full@e4.keras").is_file() and (work / "zoo" / "finetuned_seg10.keras").is_file()
+    assert not checkpoint.exists()  # the finished run supersedes its checkpoint
+
+    items = sorted((work / "results" / "runs" / "reproduce" / "items").glob("*.json"))
+    models = {json.loads(p.read_text())["model"] for p in items}
+    assert models == {"base", "finetuned_full@e1", "finetuned_full@e4", "finetuned_seg10"}
+    report = (work / "report" / "report.md").read_text()
+    assert "## Table 2: paper vs this run" in report and "## Segments: paper vs this run" in report
+    assert "0.769 / " in report and "0.256 / " in report  # the paper's wav and mp3@32 at epoch 0
+    table = (work / "report" / "paper_vs_run.csv").read_text()
+    assert "0.7692" in table and "paper_inside_ci" in table
+
+    # a third run finds everything finished and recomputes nothing
+    mtimes = {p: p.stat().st_mtime_ns for p in items}
+    third = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert f"0 results computed, {len(items)} skipped" in third.stdout
+    assert {p: p.stat().st_mtime_ns for p in items} == mtimes
+
+
+def test_reproduce_refuses_another_recipe_in_the_same_folder_and_needs_a_checkpoint(tmp_path):
+    from codecbench.errors import UsageError
+    from codecbench.reproduce import ReproduceOptions, _check_recipe, reproduce
+    from codecbench.spec import RunSpec
+
+    options = ReproduceOptions(paper="peters", data=DATA, out=tmp_path / "work", preset="small")
+    _check_recipe(options.out, options.recipe(None))
+    other = ReproduceOptions(paper="peters", data=DATA, out=tmp_path / "work", preset="small", segments=(7,))
+    with pytest.raises(UsageError, match="segments: .*then"):
+        _check_recipe(other.out, other.recipe(None))
+    spec = RunSpec.build({"cache_dir": str(tmp_path / "cache")}, use_pyproject=False)
+    with pytest.raises(UsageError, match="--checkpoint: .*10class-fcnn-model-0.7694"):
+        reproduce(spec, ReproduceOptions(paper="peters", data="synthetic", out=tmp_path / "w2", preset="paper"))
+    with pytest.raises(UsageError, match="--checkpoint: .*missing.hdf5 is not a file"):
+        reproduce(spec, ReproduceOptions(paper="peters", data="synthetic", out=tmp_path / "w2",
+                                         checkpoint=tmp_path / "missing.hdf5"))
+
+
+def test_paper_rows_say_whether_the_published_value_lies_in_the_interval():
+    from codecbench.report.paper import load_paper, segment_rows, table2_rows
+    from codecbench.report.table import ResultTable
+
+    def cell(model, condition, correct, n=2970):
+        from codecbench.stats import wilson_interval
+        low, high = wilson_interval(correct, n)
+        return {"model": model, "condition": condition, "n": n, "accuracy": correct / n, "ci_low": low,
+                "ci_high": high}
+
+    paper = load_paper("peters")
+    doc = {"meta": {}, "results": [cell("base", "wav", 2285), cell("base", "mp3@32", 1500),
+                                   cell("finetuned_seg7", "mp3@32", 1900), cell("finetuned_seg1", "mp3@32", 1600)]}
+    rows = {(r["condition"], r["epoch"]): r for r in table2_rows(ResultTable(doc), paper)}
+    assert rows[("wav", 0)]["paper"] == 0.7692 and rows[("wav", 0)]["paper_inside_ci"] is True  # 2285/2970 = .7694
+    assert rows[("mp3@32", 0)]["paper_inside_ci"] is False and rows[("mp3@32", 0)]["delta"] > 0.2
+    assert rows[("wav", 10)]["paper_inside_ci"] is None and math.isnan(rows[("wav", 10)]["run"])  # a gap
+    seg = segment_rows(ResultTable(doc), paper)
+    assert seg == [{"condition": "mp3@32", "best_segments": [7], "best_gain": pytest.approx(400 / 2970),
+                    "ranks_of_strong": {7: 1}, "full_gain": pytest.approx(math.nan, nan_ok=True), "segments": 2}]
+    with pytest.raises(Exception, match="no published numbers for paper 'nobody'"):
+        load_paper("nobody")
+
+
+@pytest.mark.parametrize("text, option", [("0,1", "--full-epochs"), ("x", "--segments"), ("", "--segments")])
+def test_bad_reproduce_numbers_are_usage_errors_naming_the_option(text, option):
+    from codecbench.cli.reproduce_command import _numbers
+    from codecbench.errors import UsageError
+
+    with pytest.raises(UsageError, match=option):
+        _numbers(text, option)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    env = {**os.environ}
+    done = subprocess.run(_command(tmp_path, "--dry-run"), capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[1/8] data:" in done.stdout and "[3/8] plan: reproduce peters --preset small" in done.stdout
+    assert "Experiment A: full fine-tuning" in done.stdout and "evaluation" in done.stdout
+    assert not (tmp_path / "work").exists()

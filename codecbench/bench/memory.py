@@ -5,7 +5,8 @@ Each measurement runs :class:`~codecbench.evaluation.Evaluator` in a process of 
 runs before, in this process, so only evaluation is measured) and reports that process's peak resident set. The
 runs vary one thing at a time (models, conditions, clips), so the growth per condition and per clip is measured,
 not assumed; a run at the paper's full size takes about a day on a 2-core CPU, so the paper's figure is the
-measured peak plus the measured growth times the rest (``--clips 2970`` on a bigger machine measures it directly).
+measured peak plus the measured growth times the rest (``bench memory --clips N`` measures at a larger size where
+there is time).
 """
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ import soundfile as sf
 
 from .. import codecs
 from ..datasets import synth_scene
+from ..errors import CodecbenchError
 from .timing import PAPER_COUNTS
+
+
+class MeasurementError(CodecbenchError, RuntimeError):
+    """A measurement process that failed; the message carries the end of its error output."""
+
 
 #: Where the bound lies (the issue's target for the paper's evaluation on a workstation).
 BOUND_BYTES = 4 << 30
@@ -81,7 +88,7 @@ def _measure(dataset: Path, cache: Path, zoo: Path, split: str, conditions: list
     done = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode != 0:
-        raise RuntimeError(f"memory measurement failed ({split}, {conditions}):\n{done.stderr[-3000:]}")
+        raise MeasurementError(f"memory measurement failed ({split}, {conditions}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

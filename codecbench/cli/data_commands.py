@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from ..errors import UsageError
 from ..spec import RunSpec
@@ -79,6 +80,17 @@ def cmd_encode(args, spec: RunSpec) -> int:
     return 1 if summary.failures and args.on_error == "raise" else 0
 
 
+def cmd_export(args, spec: RunSpec) -> int:
+    from ..export import export
+
+    dataset = spec.load_dataset(splits=(spec.split,))
+    summary = export(dataset, spec.split, list(spec.condition or ()), Path(args.to), spec.cache,
+                     file_format=args.file_format, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
+                     log=lambda message: print(message, file=sys.stderr))
+    print(f"{args.to}: {summary.report()}")
+    return 0
+
+
 def cmd_cache(args, spec: RunSpec) -> int:
     from tabulate import tabulate
 
@@ -127,7 +139,9 @@ def cmd_bench(args, spec: RunSpec) -> int:
     from .. import bench
 
     run, show = bench.BENCHMARKS[args.what]
-    result = run(clips=args.clips) if args.what == "codecs" else run()
+    sized = {"codecs": lambda n: {"clips": n}, "augment": lambda n: {"clips": n},
+             "memory": lambda n: {"clips": n, "more_clips": 3 * n}}
+    result = run(**sized[args.what](args.clips)) if args.clips and args.what in sized else run()
     print(json.dumps(result, indent=2, default=str) if args.json else show(result))
     return 0
 

@@ -15,7 +15,7 @@ LAYERS = [
                      "dsp"]),
     ("codecs and storage", ["codecs", "cache", "features", "audio"]),
     ("data", ["frontends", "synth", "datasets", "matrix", "judge"]),
-    ("coding, models, training", ["encode", "inputs", "models", "training", "prefix"]),
+    ("coding, models, training", ["encode", "inputs", "models", "training", "prefix", "augment", "export"]),
     ("zoo and evaluation", ["zoo", "plan", "finetune", "postfilter", "evaluation", "results", "thresholds"]),
     ("runs and reports", ["spec", "session", "report", "api", "reproduce"]),
     ("front doors", ["plugin", "bench", "cli", "aliases", "__init__", "__main__"]),
@@ -25,7 +25,7 @@ LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 #: Where text becomes a Condition: the command line, pytest options, TOML/JSON files read back, and the public
 #: functions of the codecs package (the Python API takes names too).
 EDGES = {"cli", "plugin", "spec", "config", "matrix", "thresholds", "api", "aliases", "codecs/__init__.py",
-         "codecs/table.py", "codecs/bitstream.py", "report/table.py"}
+         "codecs/table.py", "codecs/bitstream.py", "report/table.py", "augment/draw.py", "augment/transform.py"}
 
 MAX_LINES = 400
 

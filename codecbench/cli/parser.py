@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     _plan_options(p, "run even if the plan says the cache would outgrow the free disk")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("export", help="write a split's coded versions as audio files in the TAU layout (resumable)")
+    _common(p, "cache_dir", "dataset", "split", "folds", "jobs", "backend", "scheduler")
+    p.add_argument("--condition", "--conditions", dest="condition", required=True,
+                   help="comma-separated conditions, e.g. wav,mp3@32,he-aac@16")
+    p.add_argument("--to", required=True, help="the folder to write (audio/<condition>/..., evaluation_setup/)")
+    p.add_argument("--format", dest="file_format", choices=["wav", "flac"], default="wav",
+                   help="24-bit WAV (default) or FLAC")
+
     p = sub.add_parser("cache", help="inspect, garbage-collect or clear the cache")
     p.add_argument("action", choices=["info", "gc", "clear"])
     p.add_argument("--namespace", choices=NAMESPACES, help="only this part of the cache (info, clear)")
@@ -190,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="performance figures of this machine")
     p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "memory", "pipeline", "prefix",
-                                    "precision"], help="which figures (see the README, 'Other commands')")
+                                    "precision", "augment"], help="which figures (see the README, 'Other commands')")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--clips", type=_positive_int, default=24, help="clips for the fill benchmark (codecs)")
+    p.add_argument("--clips", type=_positive_int, default=None,
+                   help="clips measured: codecs (fill, default 24), memory (default 40; 3x that for the growth), "
+                        "augment (default 12)")
     return parser
 
 

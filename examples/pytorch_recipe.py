@@ -110,7 +110,7 @@ def main(argv=None) -> dict:
     dataset = load_dataset(args.dataset, cache_dir=args.cache_dir)
     cache = codecbench.cache.Cache(args.cache_dir)
     families = {"mp3": 2, "aac": 1, "opus": 1}
-    bitrates = {"mp3": (24, 96), "aac": (24, 64), "opus": (12, 48)}
+    bitrates = {"mp3": (32, 96), "aac": (24, 64), "opus": (12, 48)}
     if availability("he-aac@24")[0]:
         families["he-aac"], bitrates["he-aac"] = 1, (16, 32)
     common = dict(cache=cache, frontend="waveform:16000", seed=args.seed)

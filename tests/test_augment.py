@@ -212,3 +212,23 @@ def test_export_writes_a_coded_set_that_load_dataset_reads_back(small_set, tmp_p
     assert rate == 44100 and len(x) == sf.info(dataset.clips("evaluate")[0].path).frames
     again = export(dataset, "evaluate", conds, tmp_path / "coded", cache, file_format="flac", jobs=1)
     assert again.written == 0 and again.skipped == 2 * n and again.coded == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (pip install torch)")
+def test_the_pytorch_recipe_runs_on_a_tiny_configuration(tmp_path, capsys):
+    """The worked example's flow: train with and without the pool, benchmark both, compare them on mp3@32."""
+    import importlib.util as iu
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "pytorch_recipe.py"
+    spec = iu.spec_from_file_location("pytorch_recipe", path)
+    recipe = iu.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    out = recipe.main(["--dataset", "synthetic:train=2,evaluate=2,duration=1.0,seed=8", "--epochs", "2",
+                       "--cache-dir", str(tmp_path / "cache")])
+    frame = out["frame"]
+    assert sorted(set(frame["model"])) == ["augmented", "plain"] and sorted(set(frame["condition"])) == ["mp3@32",
+                                                                                                      "wav"]
+    assert out["mp3@32"]["n"] == 20 and 0.0 <= out["mp3@32"]["p_value"] <= 1.0
+    printed = capsys.readouterr().out
+    assert "exact McNemar p =" in printed and "epoch 2/2" in printed

@@ -42,7 +42,11 @@ def bench_augment(clips: int = 12, seconds: float = 10.0, kbps: int = 64, repeat
     try:
         from audiomentations import Mp3Compression
 
-        peer = Mp3Compression(min_bitrate=kbps, max_bitrate=kbps, backend="fast-mp3-augment", p=1.0)
+        from ..codecs.lame import QUALITY
+
+        # at codecbench's LAME quality (3; audiomentations' default is 7, faster and worse), so both make the same MP3
+        peer = Mp3Compression(min_bitrate=kbps, max_bitrate=kbps, backend="fast-mp3-augment", quality=QUALITY, p=1.0)
+        result["peer_quality"] = QUALITY
         runs["audiomentations_fast_mp3_augment"] = []
         peer(signals[0], sr)  # loads its backend
     except ImportError as exc:

@@ -28,7 +28,7 @@ from .table import CodecSpec, Condition
 
 #: LAME's mode for one channel, and its default ("-q 3") algorithm quality, which libavcodec leaves in place
 _MONO = 3
-_QUALITY = 3
+QUALITY = 3
 #: FFmpeg's libmp3lame wrapper: initial padding = encoder delay + 528 + 1 (the decoder's delay)
 _DECODER_DELAY = 529
 
@@ -85,7 +85,7 @@ def encode(x: np.ndarray, sample_rate: int, kbps: float, frame_size: int = 1152)
     try:
         for call, value in (("lame_set_in_samplerate", sample_rate), ("lame_set_out_samplerate", sample_rate),
                             ("lame_set_num_channels", 1), ("lame_set_mode", _MONO), ("lame_set_brate", int(kbps)),
-                            ("lame_set_quality", _QUALITY), ("lame_set_bWriteVbrTag", 0)):
+                            ("lame_set_quality", QUALITY), ("lame_set_bWriteVbrTag", 0)):
             if getattr(lib, call)(g, int(value)) < 0:
                 raise LameError(f"{call}({value}) was refused")
         if lib.lame_init_params(g) < 0:

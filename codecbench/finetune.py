@@ -303,9 +303,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: str = "demo", *,
               jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-              verbose="auto", precision: str = "auto", devices: str = "auto") -> list[str]:
+              verbose="auto", precision: str = "auto", devices: str = "auto",
+              progress: Callable[[str], None] | None = None) -> list[str]:
     """Build whatever of base, Experiment A and Experiment B is missing from ``zoo`` (nothing is replaced).
-    ``precision`` and ``devices`` as in :class:`~codecbench.schedule.TrainConfig`."""
+    ``precision`` and ``devices`` as in :class:`~codecbench.schedule.TrainConfig`; ``progress`` gets a line per
+    fine-tuning epoch."""
     if preset not in PRESETS:
         raise ModelMismatch(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")
     p = dict(PRESETS[preset])
@@ -319,9 +321,9 @@ def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: 
         # the epochs already there are kept: the run saves only the missing ones
         missing = [e for e in p["save_epochs"] if full_name(e) not in zoo.names()]
         built += finetune(zoo, "base", dataset, matrix, cache, epochs=max(missing), save_epochs=missing,
-                          config=p["finetune"], **work)
+                          config=p["finetune"], progress=progress, **work)
     missing_segments = [k for k in p["segments"] if segment_name(k) not in zoo.names()]
     if missing_segments:
         built += finetune(zoo, "base", dataset, matrix, cache, segments=missing_segments,
-                          epochs=p["segment_epochs"], config=p["finetune"], **work)
+                          epochs=p["segment_epochs"], config=p["finetune"], progress=progress, **work)
     return built

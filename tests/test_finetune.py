@@ -157,3 +157,24 @@ def test_model_code_runs_on_jax():
     assert result["same"] and result["max_diff"] <= 1e-6
     # bfloat16 moves probabilities by far less than 0.05: no decision with a margin over 0.1 flips
     assert result["mixed_max_diff"] < 0.05 and result["mixed_clear_flips"] == 0
+
+
+def test_the_finetune_command_prints_each_epoch_with_validation_accuracy(tiny, tmp_path, capsys):
+    """Progress that fits real data: one line per epoch with loss, training accuracy and the evaluation split's
+    accuracy under the conditions asked for."""
+    import shutil
+
+    from codecbench.cli import main
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny["zoo"].root, zoo, ignore=shutil.ignore_patterns("finetuned_*"))
+    assert main(["finetune", "--full", "--epochs", "2", "--batch-size", "8", "--crop", "24", "--dataset", tiny["spec"],
+                 "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--model-dir",
+                 str(zoo), "--validate", "wav,mp3@32", "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("full fine-tuning: epoch")]
+    assert [line.split(" (")[0] for line in lines] == ["full fine-tuning: epoch 1/2", "full fine-tuning: epoch 2/2"]
+    assert all("validation accuracy wav " in line and ", mp3@32 " in line for line in lines)
+    from codecbench.zoo import Zoo
+    log = Zoo(zoo).metadata("finetuned_full@e2")["epoch_log"]
+    assert set(log[-1]["validation_accuracy"]) == {"wav", "mp3@32"}

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+from .. import codecs
 from ..errors import UsageError
 from ..spec import RunSpec
 from .data_commands import _check_disk, _finetune_conditions
-from .parser import _train_config
+from .parser import _train_config, validation_conditions
 
 
 def _write_zoo(spec: RunSpec):
@@ -215,10 +217,19 @@ def cmd_finetune(args, spec: RunSpec) -> int:
                             scheduler=spec.scheduler).report())
         return 0
     _check_disk(dataset, conditions, spec, args.force)
+    validate = None
+    conds = validation_conditions(args.validate)
+    if conds and "evaluate" in dataset.splits and dataset.splits["evaluate"]:
+        from ..finetune import epoch_validation
+        validate = epoch_validation(dataset, [c for c in conds if codecs.availability(c)[0]], spec.cache,
+                                    jobs=spec.jobs)
+    elif conds:
+        print(f"note: {dataset.name} has no evaluation split here: no validation per epoch", file=sys.stderr)
     saved = finetune(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, segments=segments,
                      epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args, spec), jobs=spec.jobs,
                      backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force,
-                     learning_rate=args.lr)
+                     learning_rate=args.lr, validate=validate,
+                     progress=lambda line: print(line, file=sys.stderr, flush=True))
     _saved(saved, zoo)
     return 0
 
@@ -292,6 +303,7 @@ def cmd_zoo(args, spec: RunSpec) -> int:
         return 0
     _check_disk(dataset, conditions, spec, args.force)
     built = build_zoo(zoo, dataset, spec.matrix_obj, spec.cache, args.preset, jobs=spec.jobs,
-                      backend=spec.backend, scheduler=spec.scheduler, precision=spec.precision, devices=spec.devices)
+                      backend=spec.backend, scheduler=spec.scheduler, precision=spec.precision, devices=spec.devices,
+                      progress=lambda line: print(line, file=sys.stderr, flush=True))
     _saved(built, zoo)
     return 0

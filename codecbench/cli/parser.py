@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..cache import NAMESPACES
+from ..errors import UsageError
 from ..spec import OPTIONS, RunSpec
 from ..training.schedule import FINETUNE_DEFAULTS, TrainConfig
 
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--full", action="store_true", help="Experiment A: every parameter")
     mode.add_argument("--segment", help="Experiment B: segment(s) to fine-tune alone, e.g. 7 or 1-10")
     p.add_argument("--save-epochs", help="with --full: epochs to save, e.g. 1,10,20,40 (default: the last)")
+    p.add_argument("--validate", default="wav,mp3@32",
+                   help="conditions of the evaluation split scored after every epoch (default: wav,mp3@32; empty: "
+                        "none)")
     _train_options(p, TrainConfig(**FINETUNE_DEFAULTS), segment_lr=True)
 
     p = sub.add_parser("postfilter", help="train a post-filter that enhances coded features for an unchanged "
@@ -252,6 +256,16 @@ def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segme
     group.add_argument("--time-mask", type=_non_negative_int, default=defaults.time_mask_frames)
     group.add_argument("--freq-mask", type=_non_negative_int, default=defaults.freq_mask_bins)
     group.add_argument("--seed", type=_non_negative_int, default=defaults.seed)
+
+
+def validation_conditions(text: str | None, option: str = "--validate") -> tuple:
+    """``"wav,mp3@32"`` -> conditions (empty: none), the option named on a bad one."""
+    from ..codecs import ConditionError, parse_condition
+
+    try:
+        return tuple(parse_condition(c.strip()) for c in (text or "").split(",") if c.strip())
+    except ConditionError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def _train_config(args, spec: RunSpec) -> TrainConfig:

@@ -24,13 +24,10 @@ def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
 
 
 def cmd_reproduce(args, spec: RunSpec) -> int:
-    from ..codecs import parse_condition
     from ..reproduce import ReproduceOptions, reproduce
+    from .parser import validation_conditions
 
-    try:
-        validate = tuple(parse_condition(c.strip()) for c in args.validate.split(",") if c.strip())
-    except ValueError as exc:
-        raise UsageError(f"--validate: {exc}") from None
+    validate = validation_conditions(args.validate)
     segment_epochs = _numbers(args.segment_epochs, "--segment-epochs")
     options = ReproduceOptions(
         paper=args.paper, data=args.data, out=Path(args.out or f"reproduce-{args.paper}"),

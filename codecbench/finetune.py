@@ -301,6 +301,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def remaining_runs(names, *, save_epochs, full_epochs: int, segments, segment_epochs: int) -> list[tuple]:
+    """The fine-tuning runs a zoo holding ``names`` still lacks, as ``(what, epochs)`` for a plan: full fine-tuning
+    (to ``full_epochs``) unless every saved epoch is there, and the missing segments."""
+    runs: list[tuple] = []
+    if any(full_name(e) not in names for e in save_epochs):
+        runs.append(("Experiment A: full fine-tuning", full_epochs))
+    missing = [k for k in segments if segment_name(k) not in names]
+    if missing:
+        runs.append((f"Experiment B: {len(missing)} segment fine-tunings", len(missing) * segment_epochs))
+    return runs
+
+
 def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: str = "demo", *,
               jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
               verbose="auto", precision: str = "auto", devices: str = "auto",

@@ -32,6 +32,11 @@ ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
 PCM_CACHE_BYTES_PER_PAIR = 441_000 * 4 + 128 * 423 * 3 * 4
 
 
+#: What a plan says of its segment fine-tuning times.
+SEGMENT_TIMING_NOTE = ("segment fine-tuning is timed as full fine-tuning (an upper bound: frozen segments need no "
+                       "weight gradients)")
+
+
 class DiskSpaceError(CodecbenchError, RuntimeError):
     """A run would fill the disk; nothing was started."""
 

@@ -155,18 +155,15 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
 def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe: dict, say, *, check: bool) -> None:
     """Step 3: the plan (what is left), refused if it cannot fit on the disk."""
     from .finetune import PRESETS as ZOO_PRESETS
+    from .finetune import remaining_runs
     from .models import preset_config
-    from .plan import evaluation_plan, training_plan
-    from .zoo import Zoo, full_name, segment_name
+    from .plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
+    from .zoo import Zoo
 
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
     names = Zoo(options.out / "zoo").names() if (options.out / "zoo").is_dir() else []
-    runs: list[tuple] = []
-    if any(full_name(e) not in names for e in recipe["full_epochs"]):
-        runs.append(("Experiment A: full fine-tuning", max(recipe["full_epochs"])))
-    segments = [k for k in recipe["segments"] if segment_name(k) not in names]
-    if segments:
-        runs.append((f"Experiment B: {len(segments)} segment fine-tunings", len(segments) * recipe["segment_epochs"]))
+    runs = remaining_runs(names, save_epochs=recipe["full_epochs"], full_epochs=max(recipe["full_epochs"]),
+                          segments=recipe["segments"], segment_epochs=recipe["segment_epochs"])
     model = preset_config(zoo_preset["model_preset"], (128, 423, 3), len(dataset.class_names))
     plan = training_plan(f"reproduce {options.paper} --preset {options.preset} on {dataset.name}", dataset,
                          conditions, spec.cache, config=model, train_config=zoo_preset["finetune"], runs=runs,
@@ -178,8 +175,7 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
                                  scheduler=spec.scheduler)
     plan.stages += evaluation.stages
     plan.bytes_needed += evaluation.bytes_needed
-    plan.notes.append("segment fine-tuning is timed as full fine-tuning (an upper bound: frozen segments need no "
-                      "weight gradients); finished units are not counted")
+    plan.notes.append(SEGMENT_TIMING_NOTE + "; finished units are not counted")
     say("[3/8] " + plan.report())
     if check:
         plan.check_disk(options.force)

@@ -282,23 +282,19 @@ def cmd_zoo(args, spec: RunSpec) -> int:
     dataset = spec.load_dataset(listing_only=args.dry_run)
     conditions = _finetune_conditions(spec.matrix_obj)
     if args.dry_run:
+        from ..finetune import remaining_runs
         from ..models import preset_config
-        from ..plan import training_plan
-        from ..zoo import full_name, segment_name
+        from ..plan import SEGMENT_TIMING_NOTE, training_plan
 
         names = zoo.names()
         runs: list[tuple] = [] if "base" in names else [("base training (original audio)", preset["base"].epochs, 1)]
-        if any(full_name(e) not in names for e in preset["save_epochs"]):
-            runs.append(("full fine-tuning", preset["full_epochs"]))
-        segments = [k for k in preset["segments"] if segment_name(k) not in names]
-        if segments:
-            runs.append((f"{len(segments)} segment fine-tunings", len(segments) * preset["segment_epochs"]))
+        runs += remaining_runs(names, save_epochs=preset["save_epochs"], full_epochs=preset["full_epochs"],
+                               segments=preset["segments"], segment_epochs=preset["segment_epochs"])
         model = preset_config(preset["model_preset"], (128, 423, 3), len(dataset.class_names))
         plan = training_plan(f"zoo build --preset {args.preset} on {dataset.name} into {zoo.root}", dataset,
                              conditions, spec.cache, config=model, train_config=preset["finetune"], runs=runs,
                              jobs=spec.jobs, scheduler=spec.scheduler)
-        plan.notes.append("segment fine-tuning is timed as full fine-tuning (an upper bound: frozen segments need "
-                          "no weight gradients)")
+        plan.notes.append(SEGMENT_TIMING_NOTE)
         print(plan.report())
         return 0
     _check_disk(dataset, conditions, spec, args.force)

@@ -5,10 +5,10 @@ cache for every condition it will be asked about in one parallel pass (under a l
 cache, so concurrent pytest-xdist workers never encode the same thing twice), loads each model
 once, and memoises results per (model, condition).
 
-Memory: a condition's model inputs are kept in memory for the models that follow only while they fit
-``keep_inputs_bytes`` (the demo's, 36 MB); larger ones (the paper's 2,970 10-s clips: 1.9 GB per
-condition) are read from the cache batch by batch while the models run, and only the latest condition is
-kept. Peak memory is then the models plus a batch, whatever the numbers of clips and conditions
+Memory: conditions' model inputs are kept in memory for the models that follow while together they fit
+``keep_inputs_bytes`` (the demo's eight: 290 MB), the least recently used dropped first; a condition larger
+than that (the paper's 2,970 10-s clips: 1.9 GB) is read from the cache batch by batch while the models run.
+Peak memory is then the models plus a batch, whatever the numbers of clips and conditions
 (``codecbench bench memory``).
 """
 from __future__ import annotations
@@ -101,8 +101,8 @@ class Evaluator:
         "raise": every clip is scored or the evaluation fails naming the missing ones; "skip": clips whose coding
         failed are left out and listed in each result.
     keep_inputs_bytes : int
-        Largest model input of one condition kept in memory between models (default :data:`KEEP_INPUTS_BYTES`);
-        larger ones stream from the cache.
+        Model inputs kept in memory between models, all conditions together (default
+        :data:`KEEP_INPUTS_BYTES`); a condition larger than that streams from the cache.
     """
 
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
@@ -195,7 +195,7 @@ class Evaluator:
     def inputs(self, cond: Condition, frontend=None) -> tuple[Inputs, list[int]]:
         """The model inputs of the split under ``cond`` for ``frontend`` (default: the baseline's) as a batch reader
         (:class:`Inputs`), and the indices of the clips it serves. Made once per (front-end, condition); held in
-        memory while it fits ``keep_inputs_bytes`` and is the latest condition's, else read from the cache."""
+        memory while it fits ``keep_inputs_bytes`` with the other conditions held, else read from the cache."""
         from .frontends import BASELINE
 
         frontend = frontend or BASELINE
@@ -216,10 +216,11 @@ class Evaluator:
             self._inputs[key] = (Inputs(reader, [self.clips[i].name for i in kept], cond.name, frontend), kept)
             self.counts["featurised_conditions"] += 1
         inputs, kept = self._inputs[key]
+        self._inputs[key] = self._inputs.pop(key)  # most recently used last
         if inputs.nbytes <= self.keep_inputs_bytes and not inputs.in_memory:
-            for other, _ in self._inputs.values():
-                if other.condition != cond.name:
-                    other.release()  # only the latest condition stays in memory
+            held = [x for x, _ in self._inputs.values() if x.in_memory]
+            while held and sum(x.nbytes for x in held) + inputs.nbytes > self.keep_inputs_bytes:
+                held.pop(0).release()  # the least recently used goes first
             inputs.keep()
         return inputs, kept
 

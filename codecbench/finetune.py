@@ -23,7 +23,7 @@ from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
 from .errors import CodecbenchError
 from .features import RECIPE
-from .inputs import CachedFeatures, cached_features
+from .inputs import CachedFeatures
 from .matrix import Matrix
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
@@ -64,24 +64,27 @@ def resolved_config(config: TrainConfig, data: TrainingSet, dataset: Dataset) ->
 def training_set(dataset: Dataset, conditions: Sequence[Condition], cache: Cache, split: str = "train", *,
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
                  progress: bool | None = None) -> TrainingSet:
-    """The split under each usable condition, stacked; unavailable conditions are skipped with a warning."""
+    """The split under each usable condition, stacked (condition by condition); unavailable conditions are skipped
+    with a warning. It is the codec-augmentation pool (:class:`~codecbench.augment.CodecAugmentedDataset`) in its
+    fixed mode, every clip under every condition, read as cached features."""
+    from .augment import CodecAugmentedDataset
+    from .frontends import BASELINE
+
     clips = dataset.clips(split)
-    labels = dataset.labels(split)
-    reader, all_labels, used, skipped = None, [], [], []
+    used, skipped = [], []
     for cond in conditions:
         ok, why = codecs.availability(cond)
         if not ok:
             warnings.warn(f"fine-tuning condition {cond.name} skipped: {why}", stacklevel=2)
             skipped.append(cond.name)
             continue
-        part, kept = cached_features(clips, cond, cache, jobs=jobs, backend=backend, scheduler=scheduler,
-                                     progress=progress)
-        reader = part if reader is None else reader.concat(part)
-        all_labels.append(labels[kept])
         used.append(cond)
-    if reader is None:
+    if not used:
         raise ModelMismatch("no usable training condition: " + ", ".join(skipped))
-    return TrainingSet(reader, np.concatenate(all_labels), used, skipped,
+    pool = CodecAugmentedDataset(dataset, conditions=used, every=True, frontend=BASELINE, split=split, cache=cache,
+                                 jobs=jobs, backend=backend, scheduler=scheduler)
+    pool.prepare(progress=progress)
+    return TrainingSet(pool.reader(), np.tile(dataset.labels(split), len(used)), used, skipped,
                        {"name": dataset.name, "split": split, "fingerprint": dataset.fingerprint(split),
                         "clips": len(clips), "class_names": dataset.class_names})
 

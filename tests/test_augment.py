@@ -232,3 +232,23 @@ def test_the_pytorch_recipe_runs_on_a_tiny_configuration(tmp_path, capsys):
     assert out["mp3@32"]["n"] == 20 and 0.0 <= out["mp3@32"]["p_value"] <= 1.0
     printed = capsys.readouterr().out
     assert "exact McNemar p =" in printed and "epoch 2/2" in printed
+
+
+def test_the_fixed_mode_is_the_fine_tuning_set_codecbench_trains_on(small_set):
+    """every=True: each clip under each condition, condition by condition, the same every epoch; its reader is what
+    codecbench's own Keras fine-tuning reads (one implementation)."""
+    from codecbench.finetune import training_set
+
+    dataset, cache = small_set
+    conds = [C("wav"), C("mp3@64")]
+    pool = CodecAugmentedDataset(dataset, conditions=conds, every=True, frontend="hu2020", cache=cache, jobs=1)
+    n = len(dataset.clips("train"))
+    assert len(pool) == 2 * n and pool.condition(0) == C("wav") and pool.condition(n) == C("mp3@64")
+    assert pool.conditions(epoch=0) == pool.conditions(epoch=5)
+    pool.prepare()
+    data = training_set(dataset, conds, cache, jobs=1)
+    assert data.features.keys == pool.reader().keys and data.features.conditions == pool.conditions()
+    assert np.array_equal(data.labels, [pool.label(i) for i in range(len(pool))])
+    assert np.array_equal(data.features.get(n + 1), pool[n + 1][0])
+    with pytest.raises(Exception, match="every=True serves fixed conditions"):
+        CodecAugmentedDataset(dataset, codecs=["mp3"], every=True, cache=cache)

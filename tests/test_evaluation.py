@@ -165,14 +165,19 @@ def test_a_22k_dataset_is_coded_at_22k_and_the_run_says_so(tiny, tmp_path):
 
 def test_streamed_evaluation_equals_the_in_memory_one_and_keeps_one_condition(tiny):
     """Above ``keep_inputs_bytes`` a condition's inputs are read from the cache batch by batch (the paper's scale);
-    the predictions are those of the in-memory path, shared layers included, and only the latest condition stays."""
+    the predictions are those of the in-memory path, shared layers included; what is kept fits the budget."""
     models = ["base", "finetuned_full@e1", "finetuned_seg9", "finetuned_seg10"]
     kept, streamed = _evaluator(tiny), _evaluator(tiny, keep_inputs_bytes=0)
     for cond in (C("wav"), C("mp3@32")):
         assert ([r.predictions for r in kept.evaluate_many(models, cond)]
                 == [r.predictions for r in streamed.evaluate_many(models, cond)])
-    assert [key[1] for key, (x, _) in kept._inputs.items() if x.in_memory] == ["mp3@32"]
+    assert [key[1] for key, (x, _) in kept._inputs.items() if x.in_memory] == ["wav", "mp3@32"]
     assert not any(x.in_memory for x, _ in streamed._inputs.values())
+    # room for one condition only: the least recently used is dropped, the latest stays
+    one = _evaluator(tiny, keep_inputs_bytes=kept.inputs(C("wav"))[0].nbytes)
+    for cond in (C("wav"), C("mp3@32")):
+        one.evaluate_many(models, cond)
+    assert [key[1] for key, (x, _) in one._inputs.items() if x.in_memory] == ["mp3@32"]
 
 
 def test_streamed_batches_pad_to_the_longest_clip_of_the_split(tmp_path, monkeypatch):

@@ -41,20 +41,28 @@ class CodecAugmentedDataset:
         The split of a dataset (default: ``"train"``).
     labels : sequence, optional
         Labels of plain paths (a dataset has its own).
-    jobs : int, optional
-        Workers for coding an epoch's missing pairs.
+    jobs, backend, scheduler
+        Workers for coding an epoch's missing pairs (as :func:`codecbench.encode.fill`).
+    every : bool
+        Serve every clip under every one of ``conditions``, the same each epoch (item ``k * clips + i`` is clip
+        ``i`` under condition ``k``): the paper's fixed fine-tuning set, which codecbench's own Keras training reads
+        through :meth:`reader`.
     """
 
     def __init__(self, source, *, conditions: Sequence | Mapping | None = None,
                  codecs: Sequence[str] | Mapping | None = None, bitrates: Mapping | None = None, p: float = 1.0,
                  seed: int = 0, cache: Cache | None = None, frontend=None, split: str = "train",
-                 labels: Sequence | None = None, jobs: int | None = None):
+                 labels: Sequence | None = None, jobs: int | None = None, backend: str = "loky",
+                 scheduler: str | None = None, every: bool = False):
         from ..frontends import parse_frontend
 
         if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
             raise ArgumentError(f"p: a probability in [0, 1], got {p!r}")
         self.draw = ConditionDraw(conditions, codecs=codecs, bitrates=bitrates)
-        self.p, self.seed, self.jobs = float(p), int(seed), jobs
+        if every and (conditions is None or p != 1.0):
+            raise ArgumentError("every=True serves fixed conditions, each to every clip: give conditions, and p=1")
+        self.every = [cond for cond, _ in self.draw.choices] if every else None
+        self.p, self.seed, self.jobs, self.backend, self.scheduler = float(p), int(seed), jobs, backend, scheduler
         self.cache = cache or Cache()
         self.frontend = parse_frontend(frontend) if frontend is not None else None
         if hasattr(source, "clips"):
@@ -75,7 +83,13 @@ class CodecAugmentedDataset:
         self.counts = {"coded": 0, "cached": 0}
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) * (len(self.every) if self.every else 1)
+
+    def path(self, index: int) -> str:
+        return self.paths[int(index) % len(self.paths)]
+
+    def label(self, index: int):
+        return self.labels[int(index) % len(self.paths)] if self.labels is not None else None
 
     def set_epoch(self, epoch: int) -> None:
         """Serve epoch ``epoch``'s conditions from now on (call it before each epoch, as with a sampler)."""
@@ -83,6 +97,8 @@ class CodecAugmentedDataset:
 
     def condition(self, index: int, epoch: int | None = None) -> Condition:
         """The condition of clip ``index`` in ``epoch`` (default: the current one); uncoded with ``1 - p``."""
+        if self.every:
+            return self.every[int(index) // len(self.paths)]
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch), int(index)])
         return self.draw.draw(rng) if rng.random() < self.p else ORIGINAL
 
@@ -94,46 +110,54 @@ class CodecAugmentedDataset:
         from ..encode import fill
 
         groups: dict[Condition, list[str]] = {}
-        for path, cond in zip(self.paths, self.conditions(epoch)):
-            groups.setdefault(cond, []).append(path)
+        for index, cond in enumerate(self.conditions(epoch)):
+            groups.setdefault(cond, []).append(self.path(index))
         features = [self.frontend] if self.frontend is not None and self.frontend.cached else False
-        for cond, paths in sorted(groups.items()):
+        for cond, paths in groups.items():
             if cond.is_original and not features:
                 continue  # the source itself: nothing to code or featurise
-            summary = fill(paths, [cond], self.cache, with_features=features, jobs=self.jobs, progress=progress)
+            # one condition per fill, so its progress line names what is being coded
+            summary = fill(paths, [cond], self.cache, with_features=features, jobs=self.jobs, backend=self.backend,
+                           scheduler=self.scheduler, progress=progress)
             self.counts["coded"] += summary.misses
             self.counts["cached"] += summary.hits
         return dict(self.counts)
 
-    def item(self, index: int) -> np.ndarray:
-        """Clip ``index`` of the current epoch: decoded audio (float32, mono, its own rate) or model inputs."""
-        from ..encode import FEATURES_NS, coded_signal, feature_key, fill
+    def reader(self, epoch: int | None = None):
+        """The cached model inputs of ``epoch`` (default: the current one) as a
+        :class:`~codecbench.inputs.CachedFeatures` (lazy, batch by batch; a missing entry is recomputed), for a
+        cached (log-mel) front-end. What codecbench's own Keras training reads."""
+        from ..encode import feature_key
+        from ..inputs import CachedFeatures
 
-        cond = self.condition(index)
-        path = self.paths[index]
+        if self.frontend is None or not self.frontend.cached:
+            raise ArgumentError("reader() serves cached (log-mel) features: give the pool such a frontend")
+        conds = self.conditions(epoch)
+        keys = [feature_key(self._digest(i % len(self.paths)), c, self.frontend) for i, c in enumerate(conds)]
+        return CachedFeatures(self.cache, keys, [self.path(i) for i in range(len(conds))], conds, self.frontend)
+
+    def item(self, index: int) -> np.ndarray:
+        """Item ``index`` of the current epoch: decoded audio (float32, mono, its own rate) or model inputs."""
+        from ..encode import coded_signal, feature_key
+        from ..inputs import CachedFeatures
+
+        cond, path = self.condition(index), self.path(index)
         if self.frontend is not None and self.frontend.cached:
-            key = feature_key(self._digest(index), cond, self.frontend)
-            entry = self.cache.load(FEATURES_NS, key)
-            if entry is None:
-                fill([path], [cond], self.cache, with_features=[self.frontend], jobs=1, progress=False)
-                self.counts["coded"] += 1
-                entry = self.cache.load(FEATURES_NS, key)
-            if entry is None:
-                raise ArgumentError(f"{path} [{cond.name}]: its features vanished from the cache")
-            return self.frontend.finish(entry[0])
+            key = feature_key(self._digest(int(index) % len(self.paths)), cond, self.frontend)
+            return CachedFeatures(self.cache, [key], [path], [cond], self.frontend).get(0)
         signal, rate = coded_signal(path, cond, self.cache)
         return self.frontend(signal, rate) if self.frontend is not None else signal
 
     def __getitem__(self, index: int):
         x = self.item(int(index))
-        return (x, self.labels[int(index)]) if self.labels is not None else x
+        return (x, self.label(index)) if self.labels is not None else x
 
-    def _digest(self, index: int) -> str:
+    def _digest(self, clip: int) -> str:
         from ..fsutil import file_digest
 
-        if index not in self._digests:
-            self._digests[index] = file_digest(self.paths[index])
-        return self._digests[index]
+        if clip not in self._digests:
+            self._digests[clip] = file_digest(self.paths[clip])
+        return self._digests[clip]
 
     # -- adaptors ------------------------------------------------------------------------------------------------
     def torch_dataset(self):
@@ -201,7 +225,7 @@ class CodecAugmentedDataset:
             def __getitem__(self, b):
                 idx = self.order[b * batch_size:(b + 1) * batch_size]
                 x = stack_to_longest([pool.item(int(i)) for i in idx])
-                return x, keras.utils.to_categorical(pool.labels[idx], n_classes)
+                return x, keras.utils.to_categorical([pool.label(i) for i in idx], n_classes)
 
             def on_epoch_end(self):
                 pool.set_epoch(pool.epoch + 1)

@@ -252,3 +252,13 @@ def test_the_fixed_mode_is_the_fine_tuning_set_codecbench_trains_on(small_set):
     assert np.array_equal(data.features.get(n + 1), pool[n + 1][0])
     with pytest.raises(Exception, match="every=True serves fixed conditions"):
         CodecAugmentedDataset(dataset, codecs=["mp3"], every=True, cache=cache)
+
+
+def test_the_tf_data_adaptor_serves_the_current_epoch(small_set):
+    dataset, cache = small_set
+    pool = CodecAugmentedDataset(dataset, conditions=["mp3@32"], p=0.5, seed=2, cache=cache, jobs=1)
+    pool.prepare()
+    items = list(pool.tf_dataset().take(3).as_numpy_iterator())
+    assert len(items) == 3 and all(x.dtype == np.float32 and x.ndim == 1 for x, _ in items)
+    assert [int(y) for _, y in items] == list(dataset.labels("train")[:3])
+    assert np.array_equal(items[1][0], pool.item(1))

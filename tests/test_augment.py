@@ -4,6 +4,8 @@ framework adaptors, the export of coded sets, and parameters refused at construc
 from __future__ import annotations
 
 import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,18 +172,44 @@ def test_pool_serves_a_front_ends_features_and_a_keras_sequence(small_set):
     assert pool.epoch == 1 and pool.conditions() != before
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (pip install torch)")
-def test_a_torch_dataloader_with_two_workers_serves_what_one_process_serves(small_set):
-    import torch
+#: PyTorch runs in a process of its own: its OpenMP threads, once started in a test worker, slow every later test
+#: of that worker several-fold (a 7-minute suite took 11)
+TORCH_ALONE = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="PyTorch is not installed (pip install torch)")
 
+
+def _python(code: str, tmp_path, timeout: int = 600) -> str:
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout,
+                          cwd=str(Path(__file__).parents[1]))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@TORCH_ALONE
+def test_a_torch_dataloader_with_two_workers_serves_what_one_process_serves(small_set, tmp_path):
     dataset, cache = small_set
-    pool = CodecAugmentedDataset(dataset, codecs=["mp3", "opus"], p=0.8, seed=5, cache=cache, jobs=1)
-    pool.prepare()
-    torch_set = pool.torch_dataset()
-    alone = [torch_set[i][0] for i in range(len(torch_set))]
-    loader = torch.utils.data.DataLoader(torch_set, batch_size=1, num_workers=2, shuffle=False)
-    together = [x[0] for x, _ in loader]
-    assert all(torch.equal(a, b) for a, b in zip(alone, together)) and len(together) == len(alone)
+    out = _python(f"""
+import torch
+from codecbench.augment import CodecAugmentedDataset
+from codecbench.cache import Cache
+from codecbench.datasets import load_dataset
+cache = Cache({str(cache.root)!r})
+dataset = load_dataset({str(dataset.root)!r}, cache_dir=cache.root)
+pool = CodecAugmentedDataset(dataset, codecs=["mp3", "opus"], p=0.8, seed=5, cache=cache, jobs=1)
+pool.prepare()
+torch_set = pool.torch_dataset()
+alone = [torch_set[i][0] for i in range(len(torch_set))]
+loader = torch.utils.data.DataLoader(torch_set, batch_size=1, num_workers=2, shuffle=False)
+together = [x[0] for x, _ in loader]
+same = len(together) == len(alone) and all(torch.equal(a, b) for a, b in zip(alone, together))
+print("same" if same else "DIFFERENT", len(alone))
+""", tmp_path)
+    assert out.split()[-2:] == ["same", str(len(dataset.clips("train")))]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("audiomentations") is None,
@@ -214,24 +242,24 @@ def test_export_writes_a_coded_set_that_load_dataset_reads_back(small_set, tmp_p
     assert again.written == 0 and again.skipped == 2 * n and again.coded == 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (pip install torch)")
-def test_the_pytorch_recipe_runs_on_a_tiny_configuration(tmp_path, capsys):
+@TORCH_ALONE
+def test_the_pytorch_recipe_runs_on_a_tiny_configuration(tmp_path):
     """The worked example's flow: train with and without the pool, benchmark both, compare them on mp3@32."""
-    import importlib.util as iu
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "examples" / "pytorch_recipe.py"
-    spec = iu.spec_from_file_location("pytorch_recipe", path)
-    recipe = iu.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    out = recipe.main(["--dataset", "synthetic:train=2,evaluate=2,duration=1.0,seed=8", "--epochs", "2",
-                       "--cache-dir", str(tmp_path / "cache")])
-    frame = out["frame"]
-    assert sorted(set(frame["model"])) == ["augmented", "plain"] and sorted(set(frame["condition"])) == ["mp3@32",
-                                                                                                      "wav"]
-    assert out["mp3@32"]["n"] == 20 and 0.0 <= out["mp3@32"]["p_value"] <= 1.0
-    printed = capsys.readouterr().out
-    assert "exact McNemar p =" in printed and "epoch 2/2" in printed
+    out = _python(f"""
+import importlib.util, json
+spec = importlib.util.spec_from_file_location("pytorch_recipe", "examples/pytorch_recipe.py")
+recipe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(recipe)
+out = recipe.main(["--dataset", "synthetic:train=2,evaluate=2,duration=1.0,seed=8", "--epochs", "2",
+                   "--cache-dir", {str(tmp_path / "cache")!r}])
+frame = out["frame"]
+print(json.dumps({{"models": sorted(set(frame["model"])), "conditions": sorted(set(frame["condition"])),
+                  "n": out["mp3@32"]["n"], "p": out["mp3@32"]["p_value"]}}))
+""", tmp_path)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["models"] == ["augmented", "plain"] and result["conditions"] == ["mp3@32", "wav"]
+    assert result["n"] == 20 and 0.0 <= result["p"] <= 1.0
+    assert "exact McNemar p =" in out and "epoch 2/2" in out
 
 
 def test_the_fixed_mode_is_the_fine_tuning_set_codecbench_trains_on(small_set):

@@ -336,7 +336,7 @@ def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: 
         # the epochs already there are kept: the run saves only the missing ones
         missing = [e for e in p["save_epochs"] if full_name(e) not in zoo.names()]
         built += finetune(zoo, "base", dataset, matrix, cache, epochs=max(missing), save_epochs=missing,
-                          config=p["finetune"], progress=progress, **work)
+                          config=p["finetune"], progress=progress, resume=True, **work)
     missing_segments = [k for k in p["segments"] if segment_name(k) not in zoo.names()]
     if missing_segments:
         built += finetune(zoo, "base", dataset, matrix, cache, segments=missing_segments,

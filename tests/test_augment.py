@@ -172,8 +172,7 @@ def test_pool_serves_a_front_ends_features_and_a_keras_sequence(small_set):
     assert pool.epoch == 1 and pool.conditions() != before
 
 
-#: PyTorch runs in a process of its own: its OpenMP threads, once started in a test worker, slow every later test
-#: of that worker several-fold (a 7-minute suite took 11)
+#: PyTorch runs in a process of its own, so its OpenMP threads never share a test worker with TensorFlow's
 TORCH_ALONE = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                                  reason="PyTorch is not installed (pip install torch)")
 

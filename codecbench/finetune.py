@@ -163,17 +163,21 @@ def epoch_validation(dataset: Dataset, conditions: Sequence[Condition], cache: C
                      jobs: int | None = None) -> Callable[[Any], dict[str, float]]:
     """``measure(model) -> {condition: accuracy}`` on ``split`` under ``conditions`` (coded now, once), for
     :func:`finetune`'s per-epoch validation; inputs stream from the cache, so it costs inference only."""
-    from .inputs import input_reader, predict_stream
+    from .frontends import BASELINE
+    from .inputs import Inputs, input_reader, predict_stream
     from .models.predict import predict_proba
 
-    labels = dataset.labels(split)
-    readers = {c.name: input_reader(dataset.clips(split), c, cache, jobs=jobs, progress=False) for c in conditions}
+    clips, labels = dataset.clips(split), dataset.labels(split)
+    inputs = {}
+    for cond in conditions:  # the evaluator's reader: batches within the input budget, checked for NaN/Inf
+        reader, kept = input_reader(clips, cond, cache, jobs=jobs, progress=False)
+        inputs[cond.name] = (Inputs(reader, [clips[i].name for i in kept], cond.name, BASELINE), labels[kept])
 
     def measure(model) -> dict[str, float]:
         out = {}
-        for name, (reader, kept) in readers.items():
-            probs = predict_stream(lambda batch: predict_proba(model, batch), reader, batch_size=32)
-            out[name] = float(np.mean(np.asarray(probs).argmax(axis=1) == labels[kept]))
+        for name, (x, truth) in inputs.items():
+            probs = predict_stream(lambda batch: predict_proba(model, batch), x, batch_size=x.batch_size)
+            out[name] = float(np.mean(np.asarray(probs).argmax(axis=1) == truth))
         return out
 
     return measure

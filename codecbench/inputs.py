@@ -194,7 +194,7 @@ def load_features(clips: Sequence, cond: Condition, cache: Cache, *, frontend=No
     return reader(range(len(reader))), kept
 
 
-#: The largest model input of one condition kept in memory between models (see :mod:`codecbench.evaluation`).
+#: Model inputs kept in memory between models, all conditions together (see :mod:`codecbench.evaluation`).
 KEEP_INPUTS_BYTES = 512 << 20
 #: Input bytes per inference batch (here and in :func:`codecbench.models.predict.predict_proba`, so a batch read here
 #: is one batch of the model). Large batches amortise per-call overhead; the budget bounds activation memory: the

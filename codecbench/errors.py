@@ -4,8 +4,8 @@ Every error codecbench raises on purpose (bad input, a missing component, an unu
 :class:`CodecbenchError`, and its message names the file, key or value at fault (``tests/test_errors.py``
 walks the package for any other exception raised on purpose). The families: :class:`UsageError` (settings),
 :class:`ArgumentError` (API arguments), :class:`CacheError`, :class:`CheckpointError`, :class:`CodecError`,
-:class:`ModelError`; the stages subclass them (``DatasetError``, ``MatrixError``, ``ZooError``, ...). The command
-line catches this base class only, so a genuine bug still shows its traceback.
+:class:`ModelError`, :class:`EnvironmentProblem`; the stages subclass them (``DatasetError``, ``MatrixError``,
+``ZooError``, ...). The command line catches this base class only, so a genuine bug still shows its traceback.
 """
 from __future__ import annotations
 
@@ -36,3 +36,8 @@ class CodecError(CodecbenchError, RuntimeError):
 
 class ModelError(CodecbenchError, ValueError):
     """A model that cannot be used as declared; the message names the model, what was expected and what came."""
+
+
+class EnvironmentProblem(CodecbenchError, RuntimeError):
+    """A component this machine lacks (an accelerator, a backend's GPU build, a system library); the message names
+    it and how to install it."""

@@ -26,6 +26,7 @@ from .codecs import Condition
 from .datasets import Dataset
 from .encode import EncodeError, fill
 from .errors import CodecbenchError, UsageError
+from .feed import feeding
 from .fsutil import file_lock
 from .inputs import KEEP_INPUTS_BYTES, Inputs, input_reader, predict_stream
 from .matrix import Matrix
@@ -108,7 +109,8 @@ class Evaluator:
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
                  progress: bool | None = None, log=None, frontends=None, share_prefix: bool = True,
-                 precision: str = "auto", on_error: str = "raise", keep_inputs_bytes: int | None = None):
+                 precision: str = "auto", on_error: str = "raise", keep_inputs_bytes: int | None = None,
+                 frontend_on_device: bool = False):
         from .frontends import BASELINE
 
         self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
@@ -122,6 +124,7 @@ class Evaluator:
         self._models: dict[str, object] = {}
         self._results: dict[tuple[str, str], Result] = {}
         self.share_prefix, self.precision = share_prefix, precision
+        self.frontend_on_device = frontend_on_device
         self._predictors: dict[tuple, object] = {}
         self._prepared: set[str] = set()
         self._kbps: dict[str, float] = {}
@@ -213,7 +216,9 @@ class Evaluator:
                                   + ", ".join(self.clips[i].name for i in missing[:5]))
             if not kept:
                 raise EncodeError(f"{cond.name}: no clip of the split could be coded and featurised")
-            self._inputs[key] = (Inputs(reader, [self.clips[i].name for i in kept], cond.name, frontend), kept)
+            # read by worker processes where an accelerator waits (codecbench.feed), in this process on a CPU
+            self._inputs[key] = (Inputs(feeding(reader), [self.clips[i].name for i in kept], cond.name, frontend),
+                                 kept)
             self.counts["featurised_conditions"] += 1
         inputs, kept = self._inputs[key]
         self._inputs[key] = self._inputs.pop(key)  # most recently used last
@@ -237,17 +242,19 @@ class Evaluator:
         return self._models[resolved]
 
     def _at_precision(self, scoring):
+        """A Keras model at the run's precision, with its log-mel front-end on the device if the run asks."""
         if scoring.keras_model is None:
             return scoring
         from .models.kinds import from_keras
         from .training.precision import resolve_precision, with_precision
 
         self.precision = resolve_precision(self.precision, reproducible=self.dataset.recipe is not None)
+        frontend = on_device_if(scoring.frontend, self.frontend_on_device)
         model = with_precision(scoring.keras_model, self.precision)
-        if model is scoring.keras_model:
+        if model is scoring.keras_model and frontend == scoring.frontend:
             return scoring
-        return dataclasses.replace(from_keras(scoring.name, model, scoring.meta, scoring.sha256),
-                                   frontend=scoring.frontend, class_map=scoring.class_map)
+        return dataclasses.replace(from_keras(scoring.name, model, {**scoring.meta, "frontend": frontend.to_dict()},
+                                              scoring.sha256), class_map=scoring.class_map)
 
     def achieved_kbps(self, cond: Condition) -> float | None:
         """Mean achieved bit rate over the split, as the fill that prepared the condition saw it."""
@@ -288,7 +295,8 @@ class Evaluator:
 
         scorings = [self.model(m) for m in models]
         todo = [s for s in dict((s.name, s) for s in scorings).values() if (s.name, cond.name) not in self._results]
-        keras_models = [s for s in todo if s.keras_model is not None]
+        # (a front-end on the device runs inside each model's own program: no prefix to share on the host's side)
+        keras_models = [s for s in todo if s.keras_model is not None and not s.frontend.on_device]
         if self.share_prefix and len(keras_models) > 1:
             for frontend in dict.fromkeys(s.frontend for s in keras_models):
                 group = [s for s in keras_models if s.frontend == frontend]
@@ -324,6 +332,13 @@ class Evaluator:
             int(np.sum(predictions == labels)), [self.clips[i].name for i in kept], labels.tolist(),
             predictions.tolist(), self.achieved_kbps(cond), skipped)
         self.counts["evaluations"] += 1
+
+
+def on_device_if(frontend, wanted: bool):
+    """``frontend`` computed on the model's device when ``wanted`` and it is a log-mel front-end."""
+    if wanted and frontend.kind == "logmel" and not frontend.on_device:
+        return dataclasses.replace(frontend, on_device=True)
+    return frontend
 
 
 def _one_or_all(values: list[int]):

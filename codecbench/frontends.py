@@ -39,6 +39,8 @@ class FrontEnd:
     log_offset: float = 1e-8
     normalise: str = "minmax"
     deltas: bool = True
+    #: log-mel computed by the model's device (:mod:`codecbench.frontend_layer`): the host decodes waveforms only
+    on_device: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -49,6 +51,8 @@ class FrontEnd:
             if self.normalise not in NORMALISATIONS:
                 raise FrontEndError(f"front-end normalise {self.normalise!r}: expected one of "
                                     f"{', '.join(NORMALISATIONS)}")
+            if not isinstance(self.on_device, bool):
+                raise FrontEndError(f"front-end on_device {self.on_device!r}: expected true or false")
             if not (0 < self.hop_length <= self.n_fft and 0 < self.n_mels <= self.n_fft // 2 + 1):
                 raise FrontEndError(f"front-end n_fft {self.n_fft}, hop_length {self.hop_length}, n_mels "
                                     f"{self.n_mels}: need 0 < hop_length <= n_fft and 0 < n_mels <= n_fft/2+1")
@@ -59,12 +63,21 @@ class FrontEnd:
 
     @property
     def cached(self) -> bool:
-        return self.kind == "logmel"
+        """Whether the cache keeps this front-end's features (log-mel on the host; not waveforms, not on-device)."""
+        return self.kind == "logmel" and not self.on_device
+
+    @property
+    def on_host(self) -> "FrontEnd":
+        """The same recipe computed on the host (what an on-device front-end must match)."""
+        return dataclasses.replace(self, on_device=False)
 
     def to_dict(self) -> dict:
         if self.kind == "waveform":
             return {"kind": "waveform", "sample_rate": self.sample_rate}
-        return dataclasses.asdict(self)
+        fields = dataclasses.asdict(self)
+        if not self.on_device:  # absent when false, so the keys of every host front-end stay what they were
+            del fields["on_device"]
+        return fields
 
     def cache_key(self) -> dict:
         """What identifies the front-end in feature cache keys (the baseline keeps its historical recipe)."""
@@ -77,10 +90,11 @@ class FrontEnd:
     def describe(self) -> str:
         if self.kind == "waveform":
             return f"waveform {self.sample_rate / 1000:g} kHz"
-        if self.is_baseline:
-            return "hu2020 log-mel + deltas"
+        where = " on the model's device" if self.on_device else ""
+        if self.on_host.is_baseline:
+            return "hu2020 log-mel + deltas" + where
         return (f"log-mel {self.n_mels} @ {self.sample_rate / 1000:g} kHz (n_fft {self.n_fft}, hop "
-                f"{self.hop_length}{', deltas' if self.deltas else ''})")
+                f"{self.hop_length}{', deltas' if self.deltas else ''})" + where)
 
     def stored(self, signal: np.ndarray, sample_rate: int) -> np.ndarray:
         """What the cache keeps of a clip (log-mel front-ends): the normalised static log-mel, float32."""
@@ -101,7 +115,7 @@ class FrontEnd:
 
     def __call__(self, signal: np.ndarray, sample_rate: int) -> np.ndarray:
         """The model input of one clip."""
-        if self.kind == "waveform":
+        if self.kind == "waveform" or self.on_device:
             return _at_rate(signal, sample_rate, self.sample_rate)
         return self.finish(self.stored(signal, sample_rate))
 
@@ -115,10 +129,12 @@ def _at_rate(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def parse_frontend(value) -> FrontEnd:
-    """A front-end from a sidecar dict, or from text: ``hu2020`` (the baseline), ``waveform:16000``,
-    ``logmel:sample_rate=32000,n_mels=64,deltas=false``."""
+    """A front-end from a sidecar dict, or from text: ``hu2020`` (the baseline), ``hu2020:on_device`` (the baseline
+    computed on the model's device), ``waveform:16000``, ``logmel:sample_rate=32000,n_mels=64,deltas=false``."""
     if value is None or value == "hu2020" or value == "baseline":
         return BASELINE
+    if value in ("hu2020:on_device", "baseline:on_device"):
+        return dataclasses.replace(BASELINE, on_device=True)
     if isinstance(value, FrontEnd):
         return value
     if isinstance(value, dict):
@@ -135,7 +151,8 @@ def parse_frontend(value) -> FrontEnd:
         except ValueError:
             raise FrontEndError(f"front-end {text!r}: expected waveform:<sample rate>, e.g. waveform:16000") from None
     if kind != "logmel":
-        raise FrontEndError(f"front-end {text!r}: expected hu2020, waveform:<rate> or logmel:key=value,...")
+        raise FrontEndError(f"front-end {text!r}: expected hu2020, hu2020:on_device, waveform:<rate> or "
+                            "logmel:key=value,...")
     params: dict = {}
     types = {f.name: f.type for f in dataclasses.fields(FrontEnd)}
     for part in filter(None, (p.strip() for p in rest.split(","))):

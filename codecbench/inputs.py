@@ -98,6 +98,12 @@ class CachedFeatures:
     def __call__(self, indices) -> np.ndarray:
         return stack_to_longest([self.get(int(i)) for i in indices], shape=self.pad_to)
 
+    def take(self, indices) -> "CachedFeatures":
+        """A reader of just these clips, padded as this one (what a feed worker process receives)."""
+        idx = [int(i) for i in indices]
+        return CachedFeatures(self.cache, [self.keys[i] for i in idx], [self.paths[i] for i in idx],
+                              [self.conditions[i] for i in idx], self.frontend, self.pad_to)
+
     def concat(self, other: "CachedFeatures") -> "CachedFeatures":
         if other.frontend != self.frontend:
             raise EncodeError("cannot concatenate features of two different front-ends")
@@ -129,6 +135,11 @@ class CodedWaveforms:
 
     def __call__(self, indices) -> np.ndarray:
         return stack_to_longest([self.get(int(i)) for i in indices], shape=self.pad_to)
+
+    def take(self, indices) -> "CodedWaveforms":
+        """A reader of just these clips, padded as this one (what a feed worker process receives)."""
+        return CodedWaveforms(self.cache, [self.paths[int(i)] for i in indices], self.condition, self.frontend,
+                              self.pad_to)
 
     def longest(self) -> tuple[int, ...] | None:
         """The input shape of the longest clip, from the sources' headers (a coded clip keeps its source's length,
@@ -267,12 +278,12 @@ def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threa
 
     Reading a batch from the cache is file I/O and NumPy, which release the GIL, so on a CPU the reads overlap
     the model's own threads and on an accelerator they keep it fed (``threads``: default
-    :func:`~codecbench.training.distribute.reader_threads`; ``prefetch``: batches read ahead per thread). Returns the
+    :func:`~codecbench.devices.reader_threads`; ``prefetch``: batches read ahead per thread). Returns the
     stacked outputs, (N, ...), or ``{key: (N, ...)}`` when ``predict`` returns a dict per batch.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .training.distribute import reader_threads
+    from .devices import reader_threads
 
     threads = threads or reader_threads()
     prefetch = prefetch * threads

@@ -46,6 +46,81 @@ class Stage:
     name: str
     work: str
     seconds: float
+    #: what bounds the stage: "coding (N cores)", "the model (device)" or "the feed (N workers)"
+    bound_by: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """The measured rates a plan prices a run with, on this machine or another one.
+
+    ``codecbench bench model --json`` (the paper FCNN: training examples/s at batch x 400 frames, inference
+    clips/s of 10-s clips, at the precision ``auto`` picked there) and ``codecbench bench feed --json`` (cached
+    features read and finished per feed worker, and coding + features per core) written on a machine give its rates:
+    :meth:`from_files` (``--rates FILE[,FILE]``). A field left None is measured here (:func:`local_rates`).
+    """
+
+    source: str
+    cores: int | None = None
+    device: str | None = None
+    precision: str | None = None
+    train_examples_per_s: float | None = None
+    inference_clips_per_s: float | None = None
+    #: paper-size clips/s one feed worker reads and finishes (features), and the workers that feed the model
+    feed_clips_per_s_per_worker: float | None = None
+    feed_workers: int | None = None
+    #: seconds of one core to code and featurise one 10-s clip under one condition
+    fill_seconds_per_pair: float | None = None
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path]) -> "Rates":
+        """Rates from the JSON files of ``bench model --json`` and ``bench feed --json`` (either or both)."""
+        import json
+
+        fields: dict = {"source": ", ".join(str(p) for p in paths)}
+        for path in paths:
+            path = Path(path)
+            try:
+                doc = json.loads(path.read_text())
+            except OSError as exc:
+                raise RatesError(f"--rates {path}: cannot read it ({exc.strerror or exc})") from None
+            except ValueError as exc:
+                raise RatesError(f"--rates {path}: not JSON ({exc})") from None
+            if isinstance(doc, dict) and isinstance(doc.get("rates"), dict):  # bench model --json
+                r = doc["rates"]
+                fields.update(train_examples_per_s=_positive(r, "train_examples_per_s", path),
+                              inference_clips_per_s=_positive(r, "inference_clips_per_s", path),
+                              precision=str(r.get("precision", "")), device=str(r.get("device", "")))
+            elif isinstance(doc, dict) and isinstance(doc.get("modes"), dict):  # bench feed --json
+                per_worker = doc.get("feed_clips_per_s_per_worker") or {}
+                fields.update(feed_clips_per_s_per_worker=_positive(per_worker, "features", path),
+                              cores=int(_positive(doc, "cores", path)),
+                              fill_seconds_per_pair=1.0 / _positive(doc, "fill_clips_per_s_per_core", path))
+                fields["feed_workers"] = max(1, fields["cores"] - 1)
+            else:
+                raise RatesError(f"--rates {path}: neither `codecbench bench model --json` nor `bench feed --json` "
+                                 "output (no 'rates' or 'modes' key)")
+        return cls(**fields)
+
+
+class RatesError(CodecbenchError, ValueError):
+    """A rates file that cannot be used; the message names the file and the key."""
+
+
+def _positive(doc: dict, key: str, path: Path) -> float:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise RatesError(f"--rates {path}: {key} is {value!r}, expected a positive number")
+    return float(value)
+
+
+def bottleneck(model_per_s: float, feed_per_s: float | None, workers: int | None, device: str) -> tuple[float, str]:
+    """The rate of a stage that needs the model and the feed at once (they overlap), and which of them bounds it."""
+    if feed_per_s is None or not workers:
+        return model_per_s, f"the model ({device})"
+    feed = feed_per_s * workers
+    return (model_per_s, f"the model ({device})") if model_per_s <= feed else \
+        (feed, f"the feed ({workers} worker{'s' if workers > 1 else ''})")
 
 
 @dataclasses.dataclass
@@ -63,6 +138,13 @@ class Plan:
     free_bytes: int = 0
     stages: list[Stage] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: the machine the times are for: "this machine", or the source of ``--rates``
+    machine: str = "this machine"
+
+    @property
+    def bottleneck(self) -> Stage | None:
+        """The stage that takes longest (what to speed up first)."""
+        return max(self.stages, key=lambda s: s.seconds) if self.stages else None
 
     @property
     def seconds(self) -> float:
@@ -91,9 +173,14 @@ class Plan:
                  f"  cache growth: {_size(self.bytes_needed)} at {self.cache_root} "
                  f"(free: {_size(self.free_bytes)}{'' if self.fits else ' -- DOES NOT FIT'})"]
         if self.stages:
-            rows = [[s.name, s.work, _duration(s.seconds)] for s in self.stages]
-            rows.append(["total", "", _duration(self.seconds)])
-            lines.append(tabulate(rows, headers=["stage", "work", "time on this machine"], tablefmt="github"))
+            rows = [[s.name, s.work, _duration(s.seconds), s.bound_by] for s in self.stages]
+            rows.append(["total", "", _duration(self.seconds), ""])
+            lines.append(tabulate(rows, headers=["stage", "work", f"time on {self.machine}", "bound by"],
+                                  tablefmt="github"))
+            worst = self.bottleneck
+            if worst is not None and self.seconds > 0:
+                lines.append(f"  bottleneck: {worst.name} ({worst.seconds / self.seconds:.0%} of the time), bound by "
+                             f"{worst.bound_by or 'its own work'}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -208,24 +295,59 @@ def feature_seconds(clip_seconds: float = 10.0) -> float:
     return median_time(lambda: features.static(x), 2)
 
 
-def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | None) -> list[Stage]:
-    """Stages of coding and featurising what ``plan`` counts as missing, on ``jobs`` local workers."""
+def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | None,
+               rates: Rates | None = None) -> list[Stage]:
+    """Stages of coding and featurising what ``plan`` counts as missing, on ``jobs`` local workers (or, with
+    ``rates`` from another machine, on its cores)."""
+    scale = seconds_per_clip / 10.0
+    if rates is not None and rates.fill_seconds_per_pair is not None:
+        cores = rates.cores or jobs
+        per_pair = rates.fill_seconds_per_pair * scale
+        pairs = max(plan.coded_missing, plan.features_missing)
+        return [Stage("coding + features", f"{pairs:,} pairs, {per_pair:.2f} core-s each, {cores} cores",
+                      pairs * per_pair / cores, f"coding ({cores} cores)")]
     by_cond = {c: codec_seconds(c) for c in plan.conditions}
     coded_share = [by_cond[c] for c in plan.conditions if not c.is_original]
     per_coded = statistics.mean(coded_share) if coded_share else 0.0
-    scale = seconds_per_clip / 10.0
     workers = f"{jobs} local workers" if not scheduler else f"dask at {scheduler} (assumed {jobs} workers)"
     return [Stage("coding", f"{plan.coded_missing:,} pairs, {per_coded * scale:.2f} s each, {workers}",
-                  plan.coded_missing * per_coded * scale / jobs),
+                  plan.coded_missing * per_coded * scale / jobs, f"coding ({jobs} cores)"),
             Stage("features", f"{plan.features_missing:,} pairs, {feature_seconds() * scale * 1000:.0f} ms each",
-                  plan.features_missing * feature_seconds() * scale / jobs)]
+                  plan.features_missing * feature_seconds() * scale / jobs, f"coding ({jobs} cores)")]
 
 
-def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames: int, train: bool = True) -> dict:
+@functools.lru_cache(maxsize=None)
+def feed_seconds(clip_seconds: float = 10.0) -> float:
+    """Seconds one core takes to read one cached feature entry and finish it (checksum, deltas): the feed's work."""
+    from .cache import decode_entry, encode_entry
+
+    frames = 1 + int(clip_seconds * features.RECIPE["sample_rate"]) // features.RECIPE["hop_length"]
+    blob = encode_entry(np.random.default_rng(0).random((features.RECIPE["n_mels"], frames), dtype=np.float32), {})
+    return median_time(lambda: features.with_deltas(decode_entry(blob)[0]), 3)
+
+
+def local_rates(rates: Rates | None = None) -> Rates:
+    """``rates`` with what it leaves out (or everything) filled in for this machine: its cores, its feed workers
+    (:func:`codecbench.devices.feed_workers`) and the feed's per-core rate; the model's are timed per config."""
+    from .devices import _cores, feed_workers
+
+    rates = rates or Rates("this machine")
+    workers = rates.feed_workers if rates.feed_workers is not None else feed_workers()
+    per_worker = rates.feed_clips_per_s_per_worker or 1.0 / feed_seconds()
+    return dataclasses.replace(rates, cores=rates.cores or _cores(), feed_workers=workers,
+                               feed_clips_per_s_per_worker=per_worker)
+
+
+def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames: int, train: bool = True,
+                rates: Rates | None = None) -> dict:
     """Training examples/s (at ``batch_size`` x ``crop_frames``) and inference clips/s (full length) of the FCNN
-    of ``config`` (an :class:`~codecbench.models.FCNNConfig`) on the device Keras sees, from a few steps on random
-    input."""
+    of ``config`` (an :class:`~codecbench.models.FCNNConfig`): from ``rates`` when they hold them (measured on
+    another machine with ``bench model``), else on the device Keras sees here, from a few steps on random input."""
+    if rates is not None and rates.inference_clips_per_s and (rates.train_examples_per_s or not train):
+        return {"backend": rates.device or "", "inference_clips_per_s": rates.inference_clips_per_s,
+                "train_examples_per_s": rates.train_examples_per_s, "device": rates.device or "another machine"}
     from .backend import keras
+    from .devices import default_device
     from .inputs import INPUT_BUDGET_BYTES
     from .models import build_fcnn
 
@@ -233,7 +355,7 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     n_classes = config.n_classes
     channels = config.input_shape[-1]
     rng = np.random.default_rng(0)
-    out = {"backend": keras.backend.backend()}
+    out = {"backend": keras.backend.backend(), "device": default_device()}
     # the evaluator's batch: as many clips as fit its input budget (capped, to keep the calibration short)
     eval_batch = max(1, min(64, INPUT_BUDGET_BYTES // (config.input_shape[0] * full_frames * channels * 4)))
     x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
@@ -256,53 +378,73 @@ def clip_seconds(clips: Sequence, sample: int = 32) -> float:
 
 
 def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, config, train_config, runs: list[
-                  tuple], jobs: int, scheduler: str | None = None) -> Plan:
+                  tuple], jobs: int, scheduler: str | None = None, rates: Rates | None = None) -> Plan:
     """The plan of fine-tuning or training runs: the training set's fill, then ``runs`` of ``config``'s FCNN at
     ``train_config``'s batch size and crop. A run is ``(name, epochs)`` over the split under every condition, or
-    ``(name, epochs, conditions)`` over the split under that many conditions (base training: 1)."""
+    ``(name, epochs, conditions)`` over the split under that many conditions (base training: 1). ``rates``: price
+    every stage with rates measured on another machine (:class:`Rates`); each stage names what bounds it."""
     clips = dataset.clips("train")
     plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True)
+    if rates is not None:
+        plan.machine = f"the machine of {rates.source}"
     seconds = clip_seconds(clips)
-    plan.stages += fill_stage(plan, seconds, jobs, scheduler)
+    plan.stages += fill_stage(plan, seconds, jobs, scheduler, rates)
     frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
     # a crop longer than the clips is no crop: training runs on the clips' own frames (4-s clips: 173, not 400)
     crop = min(train_config.crop_frames, frames) if train_config.crop_frames else None
-    rates = model_rates(config, batch_size=train_config.batch_size, crop_frames=crop, full_frames=frames)
-    rate = rates["train_examples_per_s"]
+    rates_model = model_rates(config, batch_size=train_config.batch_size, crop_frames=crop, full_frames=frames,
+                              rates=rates)
+    feed = local_rates(rates)
+    feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
+    rate, bound = bottleneck(rates_model["train_examples_per_s"], feed_rate, feed.feed_workers,
+                             rates_model["device"])
     for name, epochs, *n_conditions in runs:
         examples = len(clips) * (n_conditions[0] if n_conditions else len(plan.conditions))
-        plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s "
-                                       f"({rates['backend']})", epochs * examples / rate))
+        plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s", epochs * examples
+                                 / rate, bound))
     examples = len(clips) * len(plan.conditions)
     plan.notes.append(f"one training epoch of {examples:,} examples: {_duration(examples / rate)} at batch "
-                      f"{train_config.batch_size} x {crop or frames} frames (clips of {seconds:g} s); inference "
-                      f"{rates['inference_clips_per_s']:.1f} clips/s")
+                      f"{train_config.batch_size} x {crop or frames} frames (clips of {seconds:g} s); the model trains "
+                      f"{rates_model['train_examples_per_s']:.1f} examples/s and infers "
+                      f"{rates_model['inference_clips_per_s']:.1f} clips/s on {rates_model['device']}"
+                      + (f"; the feed reads {feed_rate * feed.feed_workers:.0f} clips/s with {feed.feed_workers} "
+                         f"worker{'s' if feed.feed_workers > 1 else ''}" if feed.feed_workers and feed_rate
+                         else "; the feed reads in the model's process"))
     return plan
 
 
 def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache, *, models: dict, jobs: int,
-                    scheduler: str | None = None) -> Plan:
+                    scheduler: str | None = None, rates: Rates | None = None) -> Plan:
     """The plan of a benchmark run: the evaluation split's fill, then every model on every condition.
 
-    ``models`` maps names to their FCNN configs (None: not an FCNN; timed like the first one that is).
+    ``models`` maps names to their FCNN configs (None: not an FCNN; timed like the first one that is); ``rates``:
+    as in :func:`training_plan`.
     """
     plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True)
+    if rates is not None:
+        plan.machine = f"the machine of {rates.source}"
     seconds = clip_seconds(clips)
-    plan.stages += fill_stage(plan, seconds, jobs, scheduler)
+    plan.stages += fill_stage(plan, seconds, jobs, scheduler, rates)
     frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
     timed: dict = {}
     total = 0.0
+    feed = local_rates(rates)
+    feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
+    bound = ""
     for name, config in models.items():
         key = json_key(config)
         if key not in timed:
-            timed[key] = model_rates(config, batch_size=1, crop_frames=None, full_frames=frames, train=False)
-        total += len(clips) * len(plan.conditions) / timed[key]["inference_clips_per_s"]
+            timed[key] = model_rates(config, batch_size=1, crop_frames=None, full_frames=frames, train=False,
+                                     rates=rates)
+        rate, bound = bottleneck(timed[key]["inference_clips_per_s"], feed_rate, feed.feed_workers,
+                                 timed[key]["device"])
+        total += len(clips) * len(plan.conditions) / rate
     if not timed:
         plan.notes.append("no model of the selection is an FCNN with a recorded config: evaluation is not timed")
         return plan
-    rate = ", ".join(f"{r['inference_clips_per_s']:.1f}" for r in timed.values())
+    rate_text = ", ".join(f"{r['inference_clips_per_s']:.1f}" for r in timed.values())
     plan.stages.append(Stage("evaluation", f"{len(models)} models x {len(clips):,} clips x {len(plan.conditions)} "
-                                           f"conditions at {rate} clips/s", total))
+                                           f"conditions at {rate_text} clips/s", total, bound))
     return plan
 
 

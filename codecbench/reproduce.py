@@ -167,12 +167,12 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
     model = preset_config(zoo_preset["model_preset"], (128, 423, 3), len(dataset.class_names))
     plan = training_plan(f"reproduce {options.paper} --preset {options.preset} on {dataset.name}", dataset,
                          conditions, spec.cache, config=model, train_config=zoo_preset["finetune"], runs=runs,
-                         jobs=spec.jobs, scheduler=spec.scheduler)
+                         jobs=spec.jobs, scheduler=spec.scheduler, rates=spec.rates)
     n_models = 1 + len(recipe["full_epochs"]) + len(recipe["segments"])
     validation = [c for c in spec.matrix_obj.validation if codecs.availability(c)[0]]
     evaluation = evaluation_plan("evaluation", dataset.clips("evaluate"), validation, spec.cache,
                                  models={f"m{i}": model for i in range(n_models)}, jobs=spec.jobs,
-                                 scheduler=spec.scheduler)
+                                 scheduler=spec.scheduler, rates=spec.rates)
     plan.stages += evaluation.stages
     plan.bytes_needed += evaluation.bytes_needed
     plan.notes.append(SEGMENT_TIMING_NOTE + "; finished units are not counted")

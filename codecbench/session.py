@@ -199,15 +199,18 @@ class BenchmarkSession:
                                         jobs=self.spec.jobs, backend=self.spec.backend,
                                         scheduler=self.spec.scheduler, log=self.log, progress=None,
                                         frontends=self.frontends(), share_prefix=self.spec.share_prefix,
-                                        precision=self.precision.policy, on_error=self.spec.on_error)
+                                        precision=self.precision.policy, on_error=self.spec.on_error,
+                                        frontend_on_device=self.spec.frontend_on_device)
             self._evaluator.prepare(needed)
             self.record_meta()
         return self._evaluator
 
     def frontends(self) -> list:
         """The front-ends of the selected models, from their sidecars (so one fill caches what all need)."""
+        from .evaluation import on_device_if
         from .frontends import parse_frontend
-        return list(dict.fromkeys(parse_frontend(self.zoo.metadata(m).get("frontend")) for m in self.models))
+        return list(dict.fromkeys(on_device_if(parse_frontend(self.zoo.metadata(m).get("frontend")),
+                                               self.spec.frontend_on_device) for m in self.models))
 
     def plan(self):
         """What this run would do (:class:`codecbench.plan.Plan`): pairs, bytes, free disk and time here."""
@@ -219,7 +222,8 @@ class BenchmarkSession:
                    if self.zoo.kind(m) == "keras" and "config" in self.zoo.metadata(m)}
         return evaluation_plan(f"benchmark {len(self.models)} models x {len(needed)} conditions on "
                                f"{self.dataset.name} {self.spec.split}", self.dataset.clips(self.spec.split), needed,
-                               self.spec.cache, models=configs, jobs=self.spec.jobs, scheduler=self.spec.scheduler)
+                               self.spec.cache, models=configs, jobs=self.spec.jobs, scheduler=self.spec.scheduler,
+                               rates=self.spec.rates)
 
     def meta(self) -> dict:
         if self._meta is None:
@@ -240,6 +244,7 @@ class BenchmarkSession:
                           "codec_facts": self._evaluator.codec_facts if self._evaluator else {},
                           "precision": self.precision.policy, "precision_reason": self.precision.reason,
                           "share_prefix": self.spec.share_prefix,
+                          "frontend_on_device": self.spec.frontend_on_device,
                           "on_error": self.spec.on_error,
                           "libraries": library_versions(), "machine": machine()}
         return self._meta

@@ -113,6 +113,20 @@ def to_path(value, where: str) -> Path:
     return Path(text).expanduser()
 
 
+def to_rates(value, where: str):
+    """``FILE[,FILE]``: the JSON of ``codecbench bench model --json`` and/or ``bench feed --json`` written on the
+    machine to price (:class:`codecbench.plan.Rates`), read and checked here."""
+    from .plan import Rates, RatesError
+
+    paths = [Path(p.strip()).expanduser() for p in str(value).split(",") if p.strip()]
+    if not paths:
+        raise UsageError(f"{where}: empty; expected FILE[,FILE] written by `codecbench bench model|feed --json`")
+    try:
+        return Rates.from_files(paths)
+    except RatesError as exc:
+        raise UsageError(f"{where}: {str(exc).removeprefix('--rates ')}") from None
+
+
 def to_text(value, where: str) -> str:
     text = str(value).strip()
     if not text:
@@ -232,6 +246,11 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "mixed_bfloat16"),
     Option("devices", to_devices, "auto", "training and fine-tuning devices, data-parallel: auto (every local "
            "accelerator if more than one), a count, or names such as /gpu:0,/gpu:1"),
+    Option("rates", to_rates, None, "price the plan (--plan, reproduce --dry-run) with the rates of another machine: "
+           "FILE[,FILE] written there by `codecbench bench model --json` and `bench feed --json`"),
+    Option("frontend_on_device", to_bool, False, "compute the log-mel front-end of every Keras log-mel model on the "
+           "model's device (a GPU), the host decoding bitstreams only: yes or no (default: no; features from the "
+           "cache)"),
     Option("share_prefix", to_bool, True, "evaluate layers that several models share (same weights) once per "
            "batch: yes (default) or no"),
     Option("on_error", to_on_error, "raise", "a clip that cannot be coded: raise (default: the run fails naming it) "
@@ -267,6 +286,8 @@ class RunSpec:
     alpha: float = 0.05
     results: Path = Path("reports")
     precision: str = "auto"
+    rates: Any = None
+    frontend_on_device: bool = False
     share_prefix: bool = True
     devices: str = "auto"
     on_error: str = "raise"

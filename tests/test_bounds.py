@@ -7,10 +7,10 @@ import warnings
 import pytest
 
 from codecbench.codecs import parse_condition as C
+from codecbench.devices import resolve_devices
 from codecbench.errors import UsageError
 from codecbench.parallel import SchedulerError, check_scheduler, parallel_map
 from codecbench.spec import RunSpec
-from codecbench.training.distribute import resolve_devices
 
 from .plugin_args import PLUGIN_ARGS
 

@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent("""
     from codecbench.models import build_fcnn, preset_config
     from codecbench.training.loop import fit
     from codecbench.training.schedule import TrainConfig
-    from codecbench.training.distribute import resolve_devices
+    from codecbench.devices import resolve_devices
 
     rng = np.random.default_rng(0)
     x = rng.random((64, 128, 30, 3), dtype=np.float32)

@@ -8,6 +8,7 @@ from typing import Callable
 
 from .augment import bench_augment, format_augment_bench
 from .codec_speed import bench_codecs, format_codec_bench
+from .feed import bench_feed, format_feed_bench
 from .memory import bench_memory, format_memory_bench
 from .model_speed import bench_finetune, bench_model, format_finetune_bench, format_model_bench
 from .pipeline import bench_pipeline, format_pipeline_bench
@@ -21,4 +22,4 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict], Callable[[dict], str]]] = {
     "finetune": (bench_finetune, format_finetune_bench), "scale": (bench_scale, format_scale_bench),
     "pipeline": (bench_pipeline, format_pipeline_bench), "prefix": (bench_prefix, format_prefix_bench),
     "precision": (bench_precision, format_precision_bench), "memory": (bench_memory, format_memory_bench),
-    "augment": (bench_augment, format_augment_bench)}
+    "augment": (bench_augment, format_augment_bench), "feed": (bench_feed, format_feed_bench)}

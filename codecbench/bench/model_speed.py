@@ -9,14 +9,26 @@ from ..datasets import synth_scene
 from .timing import PAPER_GFLOP_PER_CLIP, devices, matmul_gflops, median_time
 
 
-def bench_model(batch_sizes=(1, 4, 16), repeats: int = 2) -> dict:
-    """Inference clips/s of the paper FCNN, its GFLOP/s against a plain Keras matmul, and feature cost."""
+def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = None, precision: str = "auto") -> dict:
+    """The paper FCNN on the device Keras sees: inference clips/s per batch size (default 1/4/16 on a CPU,
+    16/64/128 on an accelerator), training examples/s at ``train_batch`` x 400 frames under ``precision`` (what a plan
+    prices a run with: ``rates``), GFLOP/s against a plain Keras matmul, the host's feature cost, and the log-mel
+    front-end as Keras ops on the device (clips/s, and its largest difference from the librosa features)."""
     from .. import features
     from ..backend import keras
+    from ..devices import local_accelerators
     from ..models import build_fcnn, preset_config
+    from ..training.precision import choose_precision, with_precision
 
-    model = build_fcnn(preset_config("paper"))
-    result = {"backend": keras.backend.backend(), "model_params": model.count_params(), "batches": {}}
+    accelerated = bool(local_accelerators())
+    batch_sizes = batch_sizes or ((16, 64, 128) if accelerated else (1, 4, 16))
+    train_batch = train_batch or (32 if accelerated else 4)
+    choice = choose_precision(precision)
+    keras.utils.set_random_seed(0)
+    model = with_precision(build_fcnn(preset_config("paper")), choice.policy)
+    result: dict[str, Any] = {"backend": keras.backend.backend(), "devices": devices(),
+                              "model_params": model.count_params(), "precision": choice.policy,
+                              "precision_reason": choice.reason, "batches": {}}
     for bs in batch_sizes:
         x = np.random.default_rng(bs).random((bs, 128, 423, 3), dtype=np.float32)
         model.predict_on_batch(x)  # trace and warm up
@@ -24,23 +36,69 @@ def bench_model(batch_sizes=(1, 4, 16), repeats: int = 2) -> dict:
         clips_per_s = bs / seconds
         result["batches"][bs] = {"seconds": seconds, "clips_per_s": clips_per_s,
                                  "gflops": clips_per_s * PAPER_GFLOP_PER_CLIP}
+    xt = np.random.default_rng(1).random((train_batch, 128, 400, 3), dtype=np.float32)
+    yt = keras.utils.to_categorical(np.arange(train_batch) % 10, 10)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy")
+    model.train_on_batch(xt, yt)
+    train_seconds = median_time(lambda: model.train_on_batch(xt, yt), repeats)
+    result["train"] = {"batch": train_batch, "crop_frames": 400, "examples_per_s": train_batch / train_seconds}
     result["matmul_gflops"] = matmul_gflops()
     best = max(r["gflops"] for r in result["batches"].values())
     result["model_vs_matmul"] = best / result["matmul_gflops"]
     clip = synth_scene(0, np.random.default_rng(0), 10.0, 44100)
     features.extract(clip)
     result["features_ms_per_clip"] = median_time(lambda: features.extract(clip), 5) * 1000
-    result["targets"] = {"model_vs_matmul>=0.8": result["model_vs_matmul"] >= 0.8}
+    result["frontend_on_device"] = _device_frontend(batch_sizes[-1], repeats)
+    # what a plan prices a run with (codecbench.plan.Rates)
+    result["rates"] = {"inference_clips_per_s": max(r["clips_per_s"] for r in result["batches"].values()),
+                       "train_examples_per_s": result["train"]["examples_per_s"], "precision": choice.policy,
+                       "backend": result["backend"], "device": (result["devices"] or ["cpu"])[0]}
+    result["targets"] = {"model_vs_matmul>=0.8": result["model_vs_matmul"] >= 0.8,
+                         "frontend_on_device_within_1e-4": result["frontend_on_device"]["max_abs_diff"] <= 1e-4}
     return result
 
 
+def _device_frontend(batch: int, repeats: int) -> dict:
+    """The baseline log-mel as Keras ops on the device: clips/s for a batch of 10-s clips, and the largest difference
+    from the librosa features over 8 clips recorded at 22.05, 44.1 and 48 kHz (each resampled to 44.1 kHz first)."""
+    from .. import features
+    from ..backend import keras
+    from ..dsp import resample
+    from ..frontend_layer import LogMelLayer
+    from ..frontends import BASELINE
+
+    layer = LogMelLayer.from_frontend(BASELINE)
+    n = 441000
+    clips = []
+    for i, rate in enumerate((22050, 44100, 48000, 44100, 22050, 48000, 44100, 44100)):
+        x = synth_scene(i % 10, np.random.default_rng(100 + i), 10.0, rate).astype(np.float32)
+        clips.append(np.pad(resample(x, rate, 44100), (0, n))[:n].astype(np.float32))
+    x = np.stack(clips)
+    reference = np.stack([features.extract(c) for c in clips])
+    diff = float(np.max(np.abs(np.asarray(layer(x)) - reference)))
+    wave_model = keras.Sequential([keras.Input((n,)), LogMelLayer.from_frontend(BASELINE)])
+    big = np.tile(x, (max(1, batch // len(x)), 1))[:max(1, batch)]
+    wave_model.predict_on_batch(big)
+    seconds = median_time(lambda: np.asarray(wave_model.predict_on_batch(big)), repeats)
+    return {"clips": len(clips), "max_abs_diff": diff, "batch": len(big), "clips_per_s": len(big) / seconds}
+
+
 def format_model_bench(result: dict) -> str:
-    lines = [f"paper FCNN ({result['model_params']:,} parameters, {result['backend']} backend), inference:"]
+    lines = [f"paper FCNN ({result['model_params']:,} parameters, {result['backend']} backend on "
+             f"{', '.join(result['devices']) or 'default device'}, {result['precision']}: "
+             f"{result['precision_reason']}), inference:"]
     for bs, row in result["batches"].items():
-        lines.append(f"  batch {bs:>3}: {row['clips_per_s']:6.2f} clips/s  = {row['gflops']:7.1f} GFLOP/s")
+        lines.append(f"  batch {bs:>3}: {row['clips_per_s']:8.2f} clips/s  = {row['gflops']:8.1f} GFLOP/s")
+    train = result["train"]
+    lines.append(f"training, batch {train['batch']} x {train['crop_frames']} frames: {train['examples_per_s']:.2f} "
+                 "examples/s")
     lines.append(f"plain Keras matmul: {result['matmul_gflops']:.1f} GFLOP/s; best model / matmul = "
                  f"{result['model_vs_matmul']:.2f}x")
-    lines.append(f"feature extraction: {result['features_ms_per_clip']:.1f} ms per 10-s clip")
+    lines.append(f"feature extraction on the host (librosa): {result['features_ms_per_clip']:.1f} ms per 10-s clip")
+    fe = result["frontend_on_device"]
+    lines.append(f"log-mel front-end as Keras ops: {fe['clips_per_s']:.1f} clips/s at batch {fe['batch']}; largest "
+                 f"difference from librosa over {fe['clips']} clips (22.05/44.1/48 kHz sources): "
+                 f"{fe['max_abs_diff']:.2e} of the [0, 1] range")
     lines.append("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in result["targets"].items()))
     return "\n".join(lines)
 

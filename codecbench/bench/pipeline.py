@@ -13,6 +13,7 @@ import soundfile as sf
 from .. import codecs
 from ..cache import Cache
 from ..datasets import synth_scene
+from ..devices import local_accelerators
 from .timing import devices, median_time
 
 PIPELINE_SETUPS: dict[str, dict[str, Any]] = {
@@ -114,7 +115,7 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
                 "train_ratio": train_c / train_m,
                 "inference_cached_clips_per_s": infer_c, "inference_memory_clips_per_s": infer_m,
                 "inference_ratio": infer_c / infer_m}
-    on_gpu = any("GPU" in d for d in result["devices"])
+    on_gpu = bool(local_accelerators())
     floor = 0.8 if on_gpu else 0.9
     result["targets"] = {f"{name}_{kind}_ratio>={floor}": row[f"{kind}_ratio"] >= floor
                          for name, row in result["setups"].items() for kind in ("train", "inference")}

@@ -10,11 +10,12 @@ def median_time(func, repeats: int) -> float:
 
 
 def devices() -> list[str]:
-    try:
-        import tensorflow as tf
-        return [d.name for d in tf.config.list_logicaldevices()]
-    except Exception:  # another backend: the device list is informative only
-        return []
+    """The devices the Keras backend computes on, with their model where known (``cuda:0 NVIDIA H200``)."""
+    from ..devices import device_details, local_accelerators
+
+    accelerators = bool(local_accelerators())
+    return [" ".join(str(v) for v in (d["name"], d.get("model")) if v) for d in device_details()
+            if not accelerators or d["kind"] != "CPU"]
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:

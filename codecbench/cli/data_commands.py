@@ -139,10 +139,18 @@ def cmd_bench(args, spec: RunSpec) -> int:
     from .. import bench
 
     run, show = bench.BENCHMARKS[args.what]
-    sized = {"codecs": lambda n: {"clips": n}, "augment": lambda n: {"clips": n},
+    sized = {"codecs": lambda n: {"clips": n}, "augment": lambda n: {"clips": n}, "feed": lambda n: {"clips": n},
              "memory": lambda n: {"clips": n, "more_clips": 3 * n}}
     result = run(**sized[args.what](args.clips)) if args.clips and args.what in sized else run()
     print(json.dumps(result, indent=2, default=str) if args.json else show(result))
+    return 0
+
+
+def cmd_devices(args, spec: RunSpec) -> int:
+    from ..devices import report
+
+    found = report()
+    print(json.dumps(found.as_dict(), indent=2) if args.json else found.text())
     return 0
 
 

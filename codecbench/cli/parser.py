@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validate", default="wav,mp3@32",
                    help="conditions of the evaluation split scored after every fine-tuning epoch (default: "
                         "wav,mp3@32; empty: none)")
-    _common(p, "cache_dir", "jobs", "backend", "scheduler", "precision", "devices")
+    _common(p, "cache_dir", "jobs", "backend", "scheduler", "precision", "devices", "rates")
     p.add_argument("--dry-run", action="store_true", help="check the data, print the plan and stop")
     p.add_argument("--force", action="store_true", help="run even if the plan says the disk cannot hold it")
 
@@ -194,19 +194,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--match-by", choices=["key", "name"], default="key",
                    help="pair clips by their path relative to the dataset root (default), or by file name (for "
                         "runs recorded before clips were keyed by path)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (cells and totals)")
+    p.add_argument("--min-agreement", type=float, default=None, metavar="SHARE",
+                   help="exit 1 when a cell's share of identical predictions is below SHARE (e.g. 0.995) or its "
+                        "accuracy lies outside the reference's Wilson interval")
 
     p = sub.add_parser("thresholds", help="write a thresholds TOML from a results run (accuracy - margin)")
     _common(p, "results")
     p.add_argument("--margin", type=float, default=0.05)
     p.add_argument("--out", default=None, help="file to write (default: print)")
 
+    p = sub.add_parser("devices", help="the Keras backend, its devices, the precision 'auto' picks, the feed workers, "
+                                       "and a warning when a GPU is present that the backend cannot use")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = sub.add_parser("bench", help="performance figures of this machine")
     p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "memory", "pipeline", "prefix",
-                                    "precision", "augment"], help="which figures (see the README, 'Other commands')")
+                                    "precision", "augment", "feed"],
+                   help="which figures (see the README, 'Other commands')")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=None,
                    help="clips measured: codecs (fill, default 24), memory (default 40; 3x that for the growth), "
-                        "augment (default 12)")
+                        "feed (default 32), augment (default 12)")
     return parser
 
 

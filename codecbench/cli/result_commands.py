@@ -43,40 +43,30 @@ def cmd_leaderboard(args, spec: RunSpec) -> int:
 
 
 def cmd_compare(args, spec: RunSpec) -> int:
+    import json
+
     from tabulate import tabulate
 
-    from ..results import load_results
-    from ..stats import paired_comparison
-    from ..zoo import sort_key
+    from ..results import compare_runs, load_results
 
-    def cells(path):
-        out = {}
-        for r in load_results(path)["results"]:
-            if args.match_by == "name":
-                r = {**r, "clips": [Path(c).name for c in r["clips"]]}
-            out[(r["model"], r["condition"])] = r
-        return out
-
-    ref, cand = cells(args.reference), cells(args.candidate)
-    shared = sorted(set(ref) & set(cand), key=lambda k: (sort_key(k[0]), k[1]))
-    if not shared:
-        raise UsageError(f"{args.reference} and {args.candidate} share no (model, condition)")
-    rows, same_cells, same_clips, total = [], 0, 0, 0
-    for key in shared:
-        a, b = ref[key], cand[key]
-        pred_a = dict(zip(a["clips"], a["predictions"]))
-        common = [c for c in b["clips"] if c in pred_a]
-        identical = sum(pred_a[c] == p for c, p in zip(b["clips"], b["predictions"]) if c in pred_a)
-        paired = paired_comparison(a, b)
-        rows.append([*key, f"{a['accuracy']:.3f}", f"{b['accuracy']:.3f}", f"{identical}/{len(common)}",
-                     f"{paired['p_value']:.3g}"])
-        same_cells += a["accuracy"] == b["accuracy"]
-        same_clips += identical
-        total += len(common)
-    print(tabulate(rows, headers=["model", "condition", "reference", "candidate", "identical predictions",
-                                  "McNemar p"], tablefmt="github", disable_numparse=True))
-    print(f"{len(shared)} (model, condition) cells: {same_cells} with identical accuracy; {same_clips} of {total} "
-          "paired clips with identical predictions")
+    found = compare_runs(load_results(args.reference), load_results(args.candidate), match_by=args.match_by)
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        rows = [[r["model"], r["condition"], f"{r['reference']:.3f}", f"{r['candidate']:.3f}",
+                 f"{r['identical']}/{r['paired']}", f"{r['p_value']:.3g}"] for r in found["cells"]]
+        print(tabulate(rows, headers=["model", "condition", "reference", "candidate", "identical predictions",
+                                      "McNemar p"], tablefmt="github", disable_numparse=True))
+        print(f"{len(found['cells'])} (model, condition) cells: {found['same_accuracy']} with identical accuracy; "
+              f"{found['identical']} of {found['paired']} paired clips with identical predictions; lowest agreement "
+              f"in a cell {found['min_agreement']:.1%}; every accuracy inside the reference's Wilson interval: "
+              f"{'yes' if found['all_inside_reference_ci'] else 'NO'}")
+    if args.min_agreement is not None:
+        short = [r for r in found["cells"] if r["agreement"] < args.min_agreement or not r["inside_reference_ci"]]
+        if short:
+            print(f"{len(short)} cell(s) below --min-agreement {args.min_agreement} or outside the reference's "
+                  "interval: " + ", ".join(f"{r['model']} on {r['condition']}" for r in short[:8]), file=sys.stderr)
+            return 1
     return 0
 
 

@@ -127,7 +127,7 @@ def _generate(root: Path, seed: int, clips_per_class: dict, duration: float, sam
         tasks.append((str(root / fname), ci, clip_seed, device, duration, sample_rate))
         rows[split].append((fname, SCENES[ci]))
     from ..parallel import parallel_map
-    for _ in parallel_map(_write_scene, tasks, jobs=min(4, os.cpu_count() or 1)):
+    for _ in parallel_map(_write_scene, tasks, jobs=min(16, os.cpu_count() or 1)):
         pass
     for split, items in rows.items():
         frame = pd.DataFrame(items, columns=["filename", "scene_label"])

@@ -93,6 +93,13 @@ class ScoringModel:
         if self.keras_model is None:
             return
         shape = tuple(self.keras_model.input_shape[1:])
+        if self.frontend.on_device:  # a waveform: what the device front-end makes of it must fit the network
+            from ..frontend_layer import LogMelLayer
+
+            if sample.ndim != 1:
+                raise ModelError(f"model {self.name!r}: its front-end ({self.frontend.describe()}) takes waveforms, "
+                                 f"got an input of shape {sample.shape}")
+            sample = np.empty(LogMelLayer.from_frontend(self.frontend).compute_output_shape((1, len(sample)))[1:])
         if len(shape) != sample.ndim or any(s is not None and s != d for s, d in zip(shape, sample.shape)):
             raise ModelError(f"model {self.name!r} takes input {shape}, but its front-end "
                              f"({self.frontend.describe()}) gives {sample.shape}")
@@ -102,9 +109,26 @@ def from_keras(name: str, model, meta: dict, sha256: str = "") -> ScoringModel:
     from .predict import predict_proba
 
     classes = meta.get("class_names") or [str(i) for i in range(int(model.output_shape[-1]))]
-    return ScoringModel(name, "keras", parse_frontend(meta.get("frontend")), list(classes),
-                        lambda x: predict_proba(model, x), "probabilities", sha256, meta,
+    frontend = parse_frontend(meta.get("frontend"))
+    scorer = (lambda x: predict_proba(model, x)) if not frontend.on_device else _on_device_scorer(model, frontend)
+    return ScoringModel(name, "keras", frontend, list(classes), scorer, "probabilities", sha256, meta,
                         dict(meta.get("class_map") or {}), keras_model=model)
+
+
+def _on_device_scorer(model, frontend: FrontEnd) -> Callable[[np.ndarray], Any]:
+    """Scores of waveform batches by ``waveform -> LogMelLayer -> model`` (one wrapper per padded length, so the
+    layer always sees a fixed number of samples)."""
+    from ..frontend_layer import with_frontend_layer
+    from .predict import predict_proba
+
+    wrapped: dict[int, Any] = {}
+
+    def score(x: np.ndarray):
+        samples = int(x.shape[1])
+        if samples not in wrapped:
+            wrapped[samples] = with_frontend_layer(model, frontend, samples)
+        return predict_proba(wrapped[samples], x)
+    return score
 
 
 def load_onnx(name: str, path: Path, meta: dict, sha256: str = "") -> ScoringModel:

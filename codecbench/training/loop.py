@@ -31,7 +31,7 @@ class AugmentedBatches(keras.utils.PyDataset):
                  config: TrainConfig, augment: bool = True, workers: int | None = None):
         # threads that build batches ahead of the model (a batch is a pure function of (seed, epoch, index), so
         # their order cannot change what is trained): one on a CPU, more to keep an accelerator fed
-        from .distribute import reader_threads
+        from ..devices import reader_threads
         super().__init__(workers=workers or reader_threads(), use_multiprocessing=False)
         self.get, self.labels, self.n_classes, self.config, self.augment = get, labels, n_classes, config, augment
         self.epoch = 0
@@ -112,10 +112,10 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
 
     ``on_epoch(epoch, row)`` runs after every epoch, e.g. to save a checkpoint; a
     ``KeyboardInterrupt`` propagates after the last completed epoch's callback has run. ``devices``: train
-    data-parallel over these (default: as ``config.devices`` says; :mod:`codecbench.training.distribute`; the global
+    data-parallel over these (default: as ``config.devices`` says; :func:`training_twin`; the global
     batch is ``config.batch_size``).
     """
-    from .distribute import default_device, resolve_devices
+    from ..devices import default_device, resolve_devices
 
     keras.utils.set_random_seed(config.seed)
     freeze_except(model, list(segments) if segments is not None else None)
@@ -157,7 +157,25 @@ def array_getter(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 
 def training_twin(model, *, precision: str = "float32", devices: list[str] | None = None):
     """``(twin, scope)``: the model to train (``model`` itself when nothing changes) and the context its
-    compile and fit must run in."""
+    compile and fit must run in.
+
+    Data-parallel training over ``devices`` (``--devices``; ``auto``: every local accelerator when there is more
+    than one; :func:`codecbench.devices.resolve_devices`):
+
+    - TensorFlow backend: ``tf.distribute.MirroredStrategy``; batch normalisation is made ``synchronized``, so its
+      batch statistics are those of the whole global batch, as on one device.
+    - JAX backend: Keras 3's ``keras.distribution.DataParallel`` over the JAX devices (one jitted program on the
+      sharded global batch, so batch statistics are global too).
+    - PyTorch backend: one device (Keras 3 has no multi-device distribution for it; a named error).
+
+    Scaling: ``--batch-size`` stays the *global* batch (the recipe's 32 by default), split evenly across devices,
+    and the learning rate is unchanged: each step's gradient is the mean over the same 32 examples as on one
+    device, so the recipe and its results carry over. To use more devices for throughput, raise ``--batch-size``
+    (e.g. 32 x devices) and scale ``--lr`` with it (the linear scaling rule); that is a different recipe.
+
+    The model a caller holds stays float32 on the default device; training runs on a *twin* (same weights, the
+    run's dtype policy, created under the strategy), whose weights are copied back before every epoch callback.
+    """
 
     precision = resolve_precision(precision)
     if not devices:

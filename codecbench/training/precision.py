@@ -57,7 +57,7 @@ def choose_precision(precision: str, *, reproducible: bool = False, flags: set[s
         return PrecisionChoice("float32", "auto: float32 on a generated dataset, so its results are the same on "
                                           "every machine")
     if accelerators is None:
-        from .distribute import local_accelerators
+        from ..devices import local_accelerators
         accelerators = local_accelerators()
     if accelerators:
         return PrecisionChoice("mixed_bfloat16", f"auto: accelerator {accelerators[0]}")

@@ -1,0 +1,130 @@
+"""``codecbench bench feed``: how many paper-size clips per second the host can feed a model, per core.
+
+The input pipeline alone, from a warm cache, no model: paper-size clips (10 s at 44.1 kHz) coded under one condition,
+then read back as the model would get them:
+
+- ``features``: the cached static log-mel entry read, checked and finished with the deltas (what a host-side
+  front-end model is fed, (128, 423, 3) float32);
+- ``waveforms``: the cached bitstream decoded to 44.1-kHz float32 (what a model with its front-end on the device is
+  fed; :mod:`codecbench.frontend_layer`).
+
+Each is read in this process (one thread, as on a CPU-only machine) and through :class:`codecbench.feed.ProcessFeed`
+with 1, 2 and all cores' worker processes, the batches stacked in this process as the evaluator stacks them. The
+figure that carries over is clips/s per core with every core working; the target is 200 (16 cores: about 3,200
+clips/s, what an H200-class GPU infers with the paper FCNN).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+#: clips/s per core with every core working that keeps a fast accelerator busy (see the module docstring)
+TARGET_PER_CORE = 200.0
+
+
+def bench_feed(clips: int = 32, condition: str = "mp3@64", seconds: float = 10.0, rounds: int = 3,
+               workers: list[int] | None = None) -> dict:
+    """Clips/s of the feed for ``features`` and ``waveforms``, in process and with each worker count (default 1, 2
+    and all cores), on ``clips`` synthetic clips of ``seconds`` coded under ``condition``; each measurement reads
+    every clip ``rounds`` times in batches of 32 (the best of two passes is kept)."""
+    from ..cache import Cache
+    from ..codecs import availability, parse_condition
+    from ..devices import _cores
+    from ..encode import fill
+    from ..feed import ProcessFeed
+    from ..frontends import BASELINE, FrontEnd
+    from ..inputs import input_reader
+    from ..parallel import parallel_map
+
+    cond = parse_condition(condition)
+    ok, why = availability(cond)
+    if not ok:
+        from ..errors import EnvironmentProblem
+        raise EnvironmentProblem(f"bench feed: {cond.name} is unavailable here: {why}")
+    cores = _cores()
+    counts = sorted({n for n in (workers or [1, 2, cores]) if 1 <= n <= max(cores, 1)})
+    sr = 44100
+    result: dict = {"cores": cores, "clips": clips, "clip_seconds": seconds, "sample_rate": sr,
+                    "condition": cond.name, "rounds": rounds, "modes": {}, "target_per_core": TARGET_PER_CORE}
+    with tempfile.TemporaryDirectory(prefix="codecbench-feed-") as tmp:
+        paths = [str(Path(tmp) / f"clip{i:04d}.wav") for i in range(clips)]
+        for _ in parallel_map(_write_clip, [(p, i, seconds, sr) for i, p in enumerate(paths)], jobs=cores):
+            pass
+        cache = Cache(Path(tmp) / "cache")
+        start = time.perf_counter()
+        fill(paths, [cond], cache, with_features=True, jobs=cores, progress=False)
+        result["fill_seconds"] = time.perf_counter() - start
+        result["fill_clips_per_s_per_core"] = clips / result["fill_seconds"] / cores
+        readers = {"features": input_reader(paths, cond, cache, frontend=BASELINE, jobs=1, progress=False)[0],
+                   "waveforms": input_reader(paths, cond, cache, frontend=FrontEnd("waveform", sr), jobs=1,
+                                             progress=False)[0]}
+        order = [i % clips for i in range(clips * rounds)]
+        batches = [order[i:i + 32] for i in range(0, len(order), 32)]
+        for mode, reader in readers.items():
+            shape = reader([0]).shape[1:]
+            row: dict = {"input_shape": list(shape), "mb_per_clip": float(np.prod(shape)) * 4 / 1e6,
+                         "in_process": _rate(reader, batches), "workers": {}}
+            for n in counts:
+                feed = ProcessFeed(reader, workers=n)
+                feed.warm_up()
+                row["workers"][n] = _rate_parallel(feed, batches, n)
+            best = row["workers"][counts[-1]]
+            row["per_core_all_cores"] = best / counts[-1]
+            row["per_worker"] = {n: r / n for n, r in row["workers"].items()}
+            result["modes"][mode] = row
+    # what a plan prices the feed with (codecbench.plan.Rates)
+    result["feed_clips_per_s_per_worker"] = {mode: row["per_core_all_cores"] for mode, row in result["modes"].items()}
+    result["targets"] = {f"{mode}_per_core>={TARGET_PER_CORE:g}": row["per_core_all_cores"] >= TARGET_PER_CORE
+                         for mode, row in result["modes"].items()}
+    return result
+
+
+def _write_clip(task) -> None:
+    from ..datasets import synth_scene
+
+    path, i, seconds, sr = task
+    sf.write(path, synth_scene(i % 10, np.random.default_rng(i), seconds, sr), sr, subtype="PCM_16")
+
+
+def _rate(reader, batches) -> float:
+    """Clips/s reading ``batches`` one after another in this process (best of two passes)."""
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        for b in batches:
+            reader(b)
+        best = min(best, time.perf_counter() - start)
+    return sum(len(b) for b in batches) / best
+
+
+def _rate_parallel(feed, batches, workers: int) -> float:
+    """Clips/s with ``workers`` batches in flight (as the evaluator's and the trainer's reader threads keep them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    best = float("inf")
+    with ThreadPoolExecutor(max_workers=max(2, min(8, workers))) as threads:
+        for _ in range(2):
+            start = time.perf_counter()
+            list(threads.map(feed, batches))
+            best = min(best, time.perf_counter() - start)
+    return sum(len(b) for b in batches) / best
+
+
+def format_feed_bench(result: dict) -> str:
+    lines = [f"input feed from a warm cache: {result['clips']} clips of {result['clip_seconds']:g} s at "
+             f"{result['sample_rate'] / 1000:g} kHz under {result['condition']}, {result['cores']} cores "
+             f"(coding + features: {result['fill_clips_per_s_per_core']:.2f} clips/s per core)"]
+    for mode, row in result["modes"].items():
+        lines.append(f"  {mode} ({' x '.join(str(n) for n in row['input_shape'])} float32, "
+                     f"{row['mb_per_clip']:.2f} MB/clip):")
+        lines.append(f"    in this process (1 thread): {row['in_process']:8.1f} clips/s")
+        for n, rate in row["workers"].items():
+            lines.append(f"    {n:>3} worker process(es):      {rate:8.1f} clips/s  = {rate / n:7.1f} per worker")
+        lines.append(f"    per core, all cores working: {row['per_core_all_cores']:.1f} clips/s "
+                     f"(target {result['target_per_core']:g})")
+    lines.append("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in result["targets"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Feeding an accelerator: the log-mel front-end as Keras ops against librosa (values and predictions), worker
+processes that read exactly what the reader reads, `bench feed` on a tiny configuration, and plans that price every
+stage from measured rates and name the stage (and the part of it) that bounds the run."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+#: largest difference allowed between the device front-end and the librosa features, on their [0, 1] scale
+FRONTEND_TOLERANCE = 1e-4
+
+
+@pytest.mark.parametrize("source_rate", [22050, 44100, 48000])
+def test_the_device_front_end_matches_the_librosa_features(source_rate):
+    from codecbench import features
+    from codecbench.datasets import synth_scene
+    from codecbench.dsp import resample
+    from codecbench.frontend_layer import LogMelLayer
+    from codecbench.frontends import BASELINE
+
+    n = 2 * 44100
+    clips = []
+    for i in range(3):
+        x = synth_scene(3 * i, np.random.default_rng(i), 2.0, source_rate).astype(np.float32)
+        clips.append(np.pad(resample(x, source_rate, 44100), (0, n))[:n].astype(np.float32))
+    clips[-1][n // 2:] = 0.0  # digital silence in half a clip: the log offset's floor, as a codec's empty band
+    reference = np.stack([features.extract(c) for c in clips])
+    out = np.asarray(LogMelLayer.from_frontend(BASELINE)(np.stack(clips)))
+    assert out.shape == reference.shape and out.dtype == np.float32
+    assert np.max(np.abs(out - reference)) <= FRONTEND_TOLERANCE
+
+
+def test_the_layer_computes_in_float32_under_a_bfloat16_model_and_round_trips_its_config():
+    from codecbench.backend import keras
+    from codecbench.frontend_layer import LogMelLayer
+    from codecbench.frontends import parse_frontend
+
+    frontend = parse_frontend("logmel:n_mels=64,deltas=false,normalise=none")
+    layer = LogMelLayer.from_frontend(frontend, dtype="mixed_bfloat16")
+    assert layer.dtype_policy.name == "float32"
+    again = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert again.get_config() == layer.get_config()
+    assert again.compute_output_shape((None, 44100)) == (None, 64, 44, 1)
+
+
+def test_models_with_the_front_end_on_the_device_predict_as_with_cached_features(tiny):
+    """The same network, fed cached features or decoded waveforms with the log-mel computed in Keras ops."""
+    from codecbench.codecs import parse_condition
+    from codecbench.evaluation import Evaluator
+
+    runs = {}
+    for on_device in (False, True):
+        evaluator = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
+                              progress=False, log=lambda m: None, frontend_on_device=on_device)
+        runs[on_device] = {c: evaluator.evaluate("base", parse_condition(c)) for c in ("wav", "mp3@32")}
+        assert evaluator.model("base").frontend.on_device is on_device
+    for cond in ("wav", "mp3@32"):
+        host, device = runs[False][cond], runs[True][cond]
+        agree = np.mean(np.array(host.predictions) == np.array(device.predictions))
+        assert host.n == device.n == 20 and agree >= 0.995, (cond, agree)
+
+
+def test_an_on_device_front_end_is_declared_in_sidecars_and_caches_no_features():
+    from codecbench.frontends import BASELINE, FrontEndError, parse_frontend
+
+    fe = parse_frontend("hu2020:on_device")
+    assert fe.on_device and not fe.cached and fe.on_host == BASELINE
+    assert parse_frontend(fe.to_dict()) == fe and "on_device" not in BASELINE.to_dict()
+    assert fe.describe() == "hu2020 log-mel + deltas on the model's device"
+    assert len(fe(np.zeros(44100, dtype=np.float32), 44100)) == 44100  # the host hands over the waveform
+    with pytest.raises(FrontEndError, match="on_device 'yes'"):
+        parse_frontend({"kind": "logmel", "on_device": "yes"})
+
+
+def test_worker_processes_read_exactly_what_the_reader_reads(tiny):
+    from codecbench.codecs import parse_condition
+    from codecbench.feed import ProcessFeed, feeding
+    from codecbench.frontends import FrontEnd
+    from codecbench.inputs import input_reader
+
+    clips = tiny["dataset"].clips("evaluate")
+    for frontend in (None, FrontEnd("waveform", 16000)):
+        reader, _ = input_reader(clips, parse_condition("mp3@64"), tiny["cache"], frontend=frontend, jobs=1,
+                                 progress=False)
+        feed = ProcessFeed(reader, workers=2)
+        order = [7, 3, 19, 0, 11, 5, 2]
+        assert np.array_equal(feed(order), reader(order))
+        assert np.array_equal(feed([4]), reader([4])) and len(feed) == len(reader)
+    assert feeding(reader, workers=0) is reader
+    assert isinstance(feeding(reader, workers=2), ProcessFeed)
+
+
+def test_bench_feed_runs_on_a_tiny_configuration():
+    from codecbench.bench.feed import bench_feed, format_feed_bench
+
+    result = bench_feed(clips=3, seconds=1.0, rounds=1, workers=[1])
+    assert set(result["modes"]) == {"features", "waveforms"}
+    for row in result["modes"].values():
+        assert row["in_process"] > 0 and row["workers"][1] > 0 and row["per_core_all_cores"] > 0
+    assert result["feed_clips_per_s_per_worker"]["features"] == result["modes"]["features"]["per_core_all_cores"]
+    text = format_feed_bench(result)
+    assert "per core, all cores working" in text and "targets:" in text
+
+
+def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=16):
+    model = tmp_path / "model.json"
+    model.write_text(json.dumps({"rates": {"train_examples_per_s": train, "inference_clips_per_s": infer,
+                                           "precision": "mixed_bfloat16", "device": "cuda:0 NVIDIA H200"}}))
+    feed_file = tmp_path / "feed.json"
+    feed_file.write_text(json.dumps({"modes": {}, "cores": cores, "fill_clips_per_s_per_core": 1.0 / fill,
+                                     "feed_clips_per_s_per_worker": {"features": feed, "waveforms": feed / 3}}))
+    from codecbench.plan import Rates
+    return Rates.from_files([model, feed_file])
+
+
+@pytest.mark.parametrize("case, rates, stage, bound", [
+    # a fast GPU starved by 15 feed workers at 10 paper-size clips/s (100 of these 1-s clips): the feed bounds it
+    ("feed-bound", dict(train=3000.0, feed=10.0, fill=0.01), "fine-tune", "the feed (15 workers)"),
+    # a CPU-speed model: the model bounds it
+    ("model-bound", dict(train=3.0, feed=400.0, fill=0.01), "fine-tune", "the model (cuda:0 NVIDIA H200)"),
+    # slow codecs on few cores: coding is the largest stage
+    ("coding-bound", dict(train=3000.0, feed=400.0, fill=500.0, cores=2), "coding + features", "coding (2 cores)"),
+])
+def test_the_plan_names_the_bottleneck_from_given_rates(tiny, tmp_path, case, rates, stage, bound):
+    from codecbench.cache import Cache
+    from codecbench.codecs import parse_condition
+    from codecbench.models import preset_config
+    from codecbench.plan import training_plan
+
+    given = _rates(tmp_path, **rates)
+    empty = Cache(tmp_path / "cache")  # everything still to code
+    plan = training_plan(case, tiny["dataset"], [parse_condition("wav"), parse_condition("mp3@64")], empty,
+                         config=preset_config("small", (128, 40, 3), 10), train_config=tiny["config"],
+                         runs=[("fine-tune", 10)], jobs=2, rates=given)
+    assert plan.bottleneck.name == stage and plan.bottleneck.bound_by == bound, plan.report()
+    text = plan.report()
+    assert f"bottleneck: {stage}" in text and "time on the machine of" in text
+
+
+def test_rates_files_that_cannot_be_used_are_named(tmp_path):
+    from codecbench.errors import UsageError
+    from codecbench.spec import RunSpec
+
+    (tmp_path / "other.json").write_text('{"batches": {}}')
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / "bad.json").write_text('{"rates": {"train_examples_per_s": -1, "inference_clips_per_s": 5}}')
+    for name, message in (("missing.json", "cannot read it"), ("broken.json", "not JSON"),
+                          ("other.json", "neither `codecbench bench model --json`"),
+                          ("bad.json", "train_examples_per_s is -1, expected a positive number")):
+        with pytest.raises(UsageError, match=f"--rates: .*{name}.*{message}"):
+            RunSpec.build({"rates": str(tmp_path / name)}, use_pyproject=False)
+
+
+def test_compare_fails_below_the_agreement_asked_for(tmp_path, capsys):
+    from codecbench.cli import main
+    from codecbench.results import load_results
+
+    doc = load_results("reports/example/results.json")
+    changed = json.loads(json.dumps(doc))
+    cell = changed["results"][0]
+    flipped = [(p + 1) % 10 for p in cell["predictions"][:3]] + cell["predictions"][3:]
+    cell["predictions"] = flipped
+    (tmp_path / "results.json").write_text(json.dumps(changed))
+    assert main(["compare", "reports/example/results.json", str(tmp_path / "results.json"), "--json",
+                 "--min-agreement", "0.995"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert found["min_agreement"] == pytest.approx(297 / 300) and found["identical"] == found["paired"] - 3
+    assert main(["compare", "reports/example/results.json", "reports/example/results.json",
+                 "--min-agreement", "0.995"]) == 0

@@ -169,3 +169,21 @@ def test_compare_fails_below_the_agreement_asked_for(tmp_path, capsys):
     assert found["min_agreement"] == pytest.approx(297 / 300) and found["identical"] == found["paired"] - 3
     assert main(["compare", "reports/example/results.json", "reports/example/results.json",
                  "--min-agreement", "0.995"]) == 0
+
+
+def test_training_read_by_worker_processes_gives_the_same_weights(tiny, monkeypatch):
+    """A batch is a function of (seed, epoch, index) alone, so who reads it cannot change what is trained."""
+    from codecbench.codecs import parse_condition
+    from codecbench.inputs import input_reader
+    from codecbench.training.loop import fit
+
+    reader, _ = input_reader(tiny["dataset"].clips("train"), parse_condition("mp3@64"), tiny["cache"], jobs=1,
+                             progress=False)
+    labels = tiny["dataset"].labels("train")
+    weights = {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv("CODECBENCH_FEED_WORKERS", workers)
+        model, _ = tiny["zoo"].load("base")
+        fit(model, reader, labels, tiny["config"], verbose=0)
+        weights[workers] = model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(weights["0"], weights["2"]))

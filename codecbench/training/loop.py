@@ -125,6 +125,9 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     devices = list(devices) if devices is not None else resolve_devices(config.devices)
     model, scope = training_twin(target, precision=config.precision, devices=devices or None)
     n_classes = int(model.output_shape[-1])
+    if callable(getattr(get, "take", None)):  # a cache reader: read by worker processes where an accelerator waits
+        from ..feed import feeding
+        get = feeding(get)
     batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
     batches.set_epoch(initial_epoch)
     if model is not target:

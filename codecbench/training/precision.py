@@ -81,6 +81,9 @@ def with_precision(model, precision: str, *, synchronized_batchnorm: bool = Fals
     advises for a softmax. ``synchronized_batchnorm``: batch normalisation over the global batch of a
     distribution strategy (always a clone). Returns ``model`` itself when nothing changes.
     """
+    if precision == "float32":
+        from ..devices import exact_float32
+        exact_float32()
     outputs = {t._keras_history[0].name for t in model.outputs}
     if not synchronized_batchnorm and all(
             layer.dtype_policy.name == ("float32" if layer.name in outputs else precision)

@@ -32,6 +32,18 @@ def read_audio(path: str | os.PathLike, target_sr: int = TARGET_SR) -> tuple[np.
     return np.ascontiguousarray(signal, dtype=np.float32), notes
 
 
+def source_rate(path: str | os.PathLike, _memo: dict = {}) -> int:
+    """The sample rate of an audio file, from its header, remembered per (path, size, mtime) within the process."""
+    st = os.stat(path)
+    memo_key = (os.fspath(path), st.st_size, st.st_mtime_ns)
+    if memo_key not in _memo:
+        try:
+            _memo[memo_key] = int(sf.info(os.fspath(path)).samplerate)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise AudioError(f"{path}: cannot read audio ({exc})") from None
+    return _memo[memo_key]
+
+
 def read_source(path: str | os.PathLike) -> tuple[np.ndarray, int, list[str]]:
     """Return ``(signal, sample_rate, notes)``: mono float32 at the file's own rate, and the treatments applied."""
     notes: list[str] = []

@@ -3,7 +3,8 @@
 What runs where: :func:`local_accelerators` (the GPUs/TPUs the backend can use), :func:`all_devices` (CPUs
 included), :func:`resolve_devices` (``--devices``), :func:`feed_workers` (processes that read and decode inputs
 for an accelerator), :func:`nvidia_gpu_present` (a GPU the driver shows, whether or not the backend can use it)
-and :func:`report` (what ``codecbench devices`` prints). TensorFlow, JAX and PyTorch each name devices their own
+the precision ``--precision auto`` means here (:func:`choose_precision`) and :func:`report` (what
+``codecbench devices`` prints). TensorFlow, JAX and PyTorch each name devices their own
 way; callers get short names (``gpu:0``, ``cuda:0``, ``cpu:0``) and never import a backend themselves.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import os
+import platform
 import shutil
 import subprocess
 
@@ -148,6 +150,65 @@ def exact_float32() -> None:
         tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
+#: CPU feature flags (Linux ``/proc/cpuinfo`` names) that mean native bfloat16 arithmetic: AVX-512 BF16
+#: (Cooper Lake, Sapphire Rapids, Zen 4 and later), AMX (Sapphire Rapids and later), and Arm's BF16 extension
+#: (``bf16`` on Linux, ``FEAT_BF16`` on macOS). Without them bfloat16 is emulated: training 4-10x slower.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecisionChoice:
+    """The dtype policy a run uses and why (recorded in results and sidecars)."""
+
+    policy: str
+    reason: str
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (lower case): ``/proc/cpuinfo`` on Linux (``flags`` on x86, ``Features`` on Arm),
+    ``sysctl`` on macOS; empty where neither answers."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip().lower()
+                if key in ("flags", "features"):
+                    return {flag.lower() for flag in line.split(":", 1)[1].split()}
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True,
+                                 timeout=5).stdout.strip()
+            return {"bf16"} if out == "1" else set()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return set()
+
+
+def choose_precision(precision: str, *, reproducible: bool = False, flags: set[str] | None = None,
+                     accelerators: list[str] | None = None) -> PrecisionChoice:
+    """The policy for ``precision`` on this machine, with the reason.
+
+    ``"auto"`` is mixed_bfloat16 on an accelerator or a CPU with native bfloat16 (:data:`BF16_FLAGS`), float32
+    elsewhere, and float32 whenever ``reproducible`` (a generated dataset such as the embedded default, whose
+    results must be the same on every machine). ``flags`` and ``accelerators`` default to this machine's.
+    """
+    if precision != "auto":
+        return PrecisionChoice(precision, "asked for")
+    if reproducible:
+        return PrecisionChoice("float32", "auto: float32 on a generated dataset, so its results are the same on "
+                                          "every machine")
+    if accelerators is None:
+        accelerators = local_accelerators()
+    if accelerators:
+        return PrecisionChoice("mixed_bfloat16", f"auto: accelerator {accelerators[0]}")
+    native = sorted(set(BF16_FLAGS) & (cpu_flags() if flags is None else {f.lower() for f in flags}))
+    if native:
+        return PrecisionChoice("mixed_bfloat16", f"auto: the CPU computes bfloat16 natively ({', '.join(native)})")
+    return PrecisionChoice("float32", "auto: no accelerator, and the CPU has no native bfloat16 "
+                                      f"({'/'.join(BF16_FLAGS)})")
+
+
 def feed_workers(accelerators: list[str] | None = None) -> int:
     """Processes that read and decode model inputs: every core but one with an accelerator (decoding and
     decompression hold the GIL, so threads alone do not scale, and the device must never wait on the host),
@@ -241,8 +302,6 @@ class DeviceReport:
 
 def report() -> DeviceReport:
     """This machine's devices as the current Keras backend sees them (see :class:`DeviceReport`)."""
-    from .training.precision import choose_precision
-
     accelerators = [short_name(a) for a in local_accelerators()]
     choice = choose_precision("auto", accelerators=accelerators)
     driver = nvidia_gpu_present()

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from . import codecs
-from .audio import AudioError, read_source
+from .audio import AudioError, read_source, source_rate
 from .cache import Cache, make_key
 from .codecs import Condition
 from .errors import CodecbenchError, UsageError
@@ -38,17 +38,30 @@ class EncodeError(CodecbenchError, RuntimeError):
     """A clip failed to code or featurise; the message names the file and condition."""
 
 
-def coded_key(source_digest: str, condition: Condition) -> str:
-    # the library and route that code the condition are part of the key: different encoders, different audio
-    # "source-rate": coded at the source's own rate (which the digest fixes), not at a rate chosen by codecbench
-    return make_key("coded", source_digest, condition.name, "source-rate", codecs.library_versions(),
+def coded_key(source_digest: str, condition: Condition, source_rate: int) -> str:
+    """The key of a clip coded under ``condition``: its content, the condition, the library and route that code it
+    (different encoders, different audio), and the rate the codec runs at for a source at ``source_rate``
+    (:func:`codecbench.codecs.codec_rate`), so a change of that rule never serves audio coded at another rate."""
+    rate = "source" if condition.is_original else codecs.codec_rate(condition, int(source_rate))
+    return make_key("coded", source_digest, condition.name, f"coded-at:{rate}", codecs.library_versions(),
                     codecs.codec_library(condition))
 
 
-def feature_key(source_digest: str, condition: Condition, frontend=None) -> str:
+def feature_key(source_digest: str, condition: Condition, source_rate: int, frontend=None) -> str:
     """The key of a clip's features under a condition and a (log-mel) front-end (default: the baseline's)."""
     from .frontends import BASELINE
-    return make_key("features", coded_key(source_digest, condition), (frontend or BASELINE).cache_key())
+    return make_key("features", coded_key(source_digest, condition, source_rate), (frontend or BASELINE).cache_key())
+
+
+def clip_key(path, condition: Condition) -> str:
+    """The cache key of a source file coded under ``condition``."""
+    digest, rate = clip_identity(path)
+    return coded_key(digest, condition, rate)
+
+
+def clip_identity(path) -> tuple[str, int]:
+    """``(content digest, sample rate)`` of a source file: what its cache keys are made of."""
+    return file_digest(path), source_rate(path)
 
 
 def _frontends(with_features) -> list:
@@ -113,15 +126,15 @@ def _process_clip(task) -> ClipOutcome:
     cache = Cache(cache_root)
     out = ClipOutcome(str(path))
     try:
-        digest = file_digest(path)
-    except OSError as exc:
+        digest, rate = clip_identity(path)
+    except (OSError, CodecbenchError) as exc:
         out.failures.append(("*", f"cannot read file ({exc})"))
         return out
     source, source_sr = None, 0
     for cond in conditions:
         try:
-            ckey = coded_key(digest, cond)
-            fkeys = {feature_key(digest, cond, fe): fe for fe in frontends}
+            ckey = coded_key(digest, cond, rate)
+            fkeys = {feature_key(digest, cond, rate, fe): fe for fe in frontends}
             coded = None if cond.is_original else load_bitstream(cache, ckey, cond)
             # features are only checked for presence here; a damaged one is found (and redone) when read
             todo = {k: fe for k, fe in fkeys.items() if not cache.contains(FEATURES_NS, k)}
@@ -279,7 +292,7 @@ def coded_signal(path, cond: Condition, cache: Cache) -> tuple[np.ndarray, int]:
     if cond.is_original:
         signal, rate, _ = read_source(path)
         return signal, rate
-    key = coded_key(file_digest(path), cond)
+    key = clip_key(path, cond)
     bitstream = load_bitstream(cache, key, cond)
     cached = decode_cached(cache, key, bitstream) if bitstream is not None else None
     if bitstream is not None and cached is not None:

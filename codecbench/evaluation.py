@@ -97,7 +97,7 @@ class Evaluator:
         Let :meth:`evaluate_many` compute layers several Keras models share once (:mod:`codecbench.prefix`).
     precision : str
         The dtype policy of Keras models ("auto", "float32" or "mixed_bfloat16"; ``auto`` as
-        :func:`~codecbench.training.precision.choose_precision` says, float32 on a generated dataset).
+        :func:`~codecbench.devices.choose_precision` says, float32 on a generated dataset).
     on_error : str
         "raise": every clip is scored or the evaluation fails naming the missing ones; "skip": clips whose coding
         failed are left out and listed in each result.

@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .encode import EncodeError
+from .errors import ArgumentError
+
 
 class BatchReader(Protocol):
     """What :class:`ProcessFeed` serves: a batch reader of :mod:`codecbench.inputs`."""
@@ -43,7 +46,8 @@ def _read_into(task) -> None:
     sub_reader, block, shape, dtype, offset = task
     chunk = np.asarray(sub_reader(range(len(sub_reader))), dtype=dtype)
     if chunk.shape[1:] != tuple(shape):
-        raise ValueError(f"feed worker: a clip's input has shape {chunk.shape[1:]}, the batch {tuple(shape)}")
+        raise EncodeError(f"feed worker: a clip's input has shape {chunk.shape[1:]}, the batch {tuple(shape)} (a "
+                          "reader must pad every clip to one shape)")
     memory = SharedMemory(name=block)
     try:
         out = np.ndarray((chunk.shape[0], *shape), dtype=dtype, buffer=memory.buf, offset=offset)
@@ -92,9 +96,10 @@ class ProcessFeed:
 
     def __init__(self, reader: BatchReader, *, workers: int, min_chunk: int = 2):
         if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+            raise ArgumentError(f"ProcessFeed: workers must be >= 1, got {workers}")
         if not callable(getattr(reader, "take", None)):
-            raise TypeError(f"{type(reader).__name__} has no take(indices): it cannot be read in worker processes")
+            raise ArgumentError(f"ProcessFeed: {type(reader).__name__} has no take(indices), so it cannot be read in "
+                                "worker processes")
         self.reader, self.workers, self.min_chunk = reader, int(workers), max(1, int(min_chunk))
 
     def __len__(self) -> int:

@@ -21,6 +21,7 @@ from .backend import keras
 from .cache import Cache
 from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
+from .devices import choose_precision
 from .errors import CodecbenchError
 from .features import RECIPE
 from .inputs import CachedFeatures
@@ -28,7 +29,6 @@ from .matrix import Matrix
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
 from .training.loop import fit
-from .training.precision import choose_precision
 from .training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
 from .zoo import Zoo, full_name, segment_name
 

@@ -18,6 +18,7 @@ import functools
 import numpy as np
 
 from .backend import keras
+from .errors import ArgumentError
 
 
 @functools.lru_cache(maxsize=8)
@@ -87,8 +88,8 @@ class LogMelLayer(keras.layers.Layer):
         x = ops.cast(waveform, dtype)
         samples = x.shape[-1]
         if samples is None:
-            raise ValueError("LogMelLayer needs a fixed number of samples per batch (the evaluator pads every batch "
-                             "to the longest clip)")
+            raise ArgumentError("LogMelLayer needs a fixed number of samples per batch (the evaluator pads every "
+                                "batch to the longest clip)")
         pad = self.n_fft // 2
         # reflect padding (librosa's centred frames), written with slices so every backend does the same
         left = ops.flip(x[:, 1:pad + 1], axis=1)

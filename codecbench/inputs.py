@@ -14,8 +14,7 @@ import numpy as np
 
 from .cache import Cache
 from .codecs import Condition
-from .encode import FEATURES_NS, EncodeError, coded_signal, feature_key, fill
-from .fsutil import file_digest
+from .encode import FEATURES_NS, EncodeError, clip_identity, coded_signal, feature_key, fill
 
 
 def feature_keys(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None, jobs: int | None = None,
@@ -30,7 +29,10 @@ def feature_keys(clips: Sequence, cond: Condition, cache: Cache, *, frontend=Non
 
     frontend = frontend or BASELINE
     paths = [str(getattr(c, "path", c)) for c in clips]
-    keys = [feature_key(file_digest(p), cond, frontend) for p in paths]
+    keys = []
+    for p in paths:
+        digest, rate = clip_identity(p)
+        keys.append(feature_key(digest, cond, rate, frontend))
     missing = [p for p, k in zip(paths, keys) if not cache.contains(FEATURES_NS, k)]
     if missing:
         fill(missing, [cond], cache, with_features=[frontend], jobs=jobs, backend=backend, scheduler=scheduler,

@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import shutil
 import statistics
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +24,7 @@ from . import codecs, features
 from .cache import Cache
 from .codecs import Condition
 from .errors import CodecbenchError
+from .rates import Rates, bottleneck, local_rates, median_time
 
 #: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
 ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
@@ -48,79 +48,6 @@ class Stage:
     seconds: float
     #: what bounds the stage: "coding (N cores)", "the model (device)" or "the feed (N workers)"
     bound_by: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class Rates:
-    """The measured rates a plan prices a run with, on this machine or another one.
-
-    ``codecbench bench model --json`` (the paper FCNN: training examples/s at batch x 400 frames, inference
-    clips/s of 10-s clips, at the precision ``auto`` picked there) and ``codecbench bench feed --json`` (cached
-    features read and finished per feed worker, and coding + features per core) written on a machine give its rates:
-    :meth:`from_files` (``--rates FILE[,FILE]``). A field left None is measured here (:func:`local_rates`).
-    """
-
-    source: str
-    cores: int | None = None
-    device: str | None = None
-    precision: str | None = None
-    train_examples_per_s: float | None = None
-    inference_clips_per_s: float | None = None
-    #: paper-size clips/s one feed worker reads and finishes (features), and the workers that feed the model
-    feed_clips_per_s_per_worker: float | None = None
-    feed_workers: int | None = None
-    #: seconds of one core to code and featurise one 10-s clip under one condition
-    fill_seconds_per_pair: float | None = None
-
-    @classmethod
-    def from_files(cls, paths: Sequence[str | Path]) -> "Rates":
-        """Rates from the JSON files of ``bench model --json`` and ``bench feed --json`` (either or both)."""
-        import json
-
-        fields: dict = {"source": ", ".join(str(p) for p in paths)}
-        for path in paths:
-            path = Path(path)
-            try:
-                doc = json.loads(path.read_text())
-            except OSError as exc:
-                raise RatesError(f"--rates {path}: cannot read it ({exc.strerror or exc})") from None
-            except ValueError as exc:
-                raise RatesError(f"--rates {path}: not JSON ({exc})") from None
-            if isinstance(doc, dict) and isinstance(doc.get("rates"), dict):  # bench model --json
-                r = doc["rates"]
-                fields.update(train_examples_per_s=_positive(r, "train_examples_per_s", path),
-                              inference_clips_per_s=_positive(r, "inference_clips_per_s", path),
-                              precision=str(r.get("precision", "")), device=str(r.get("device", "")))
-            elif isinstance(doc, dict) and isinstance(doc.get("modes"), dict):  # bench feed --json
-                per_worker = doc.get("feed_clips_per_s_per_worker") or {}
-                fields.update(feed_clips_per_s_per_worker=_positive(per_worker, "features", path),
-                              cores=int(_positive(doc, "cores", path)),
-                              fill_seconds_per_pair=1.0 / _positive(doc, "fill_clips_per_s_per_core", path))
-                fields["feed_workers"] = max(1, fields["cores"] - 1)
-            else:
-                raise RatesError(f"--rates {path}: neither `codecbench bench model --json` nor `bench feed --json` "
-                                 "output (no 'rates' or 'modes' key)")
-        return cls(**fields)
-
-
-class RatesError(CodecbenchError, ValueError):
-    """A rates file that cannot be used; the message names the file and the key."""
-
-
-def _positive(doc: dict, key: str, path: Path) -> float:
-    value = doc.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise RatesError(f"--rates {path}: {key} is {value!r}, expected a positive number")
-    return float(value)
-
-
-def bottleneck(model_per_s: float, feed_per_s: float | None, workers: int | None, device: str) -> tuple[float, str]:
-    """The rate of a stage that needs the model and the feed at once (they overlap), and which of them bounds it."""
-    if feed_per_s is None or not workers:
-        return model_per_s, f"the model ({device})"
-    feed = feed_per_s * workers
-    return (model_per_s, f"the model ({device})") if model_per_s <= feed else \
-        (feed, f"the feed ({workers} worker{'s' if workers > 1 else ''})")
 
 
 @dataclasses.dataclass
@@ -228,30 +155,38 @@ def entry_bytes(condition: Condition, seconds: float) -> tuple[int, int]:
 def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence[Condition], cache: Cache, *,
               with_features: bool) -> Plan:
     """Add the counts and bytes of coding (and featurising) ``clips`` under ``conditions`` to ``plan``."""
+    from .audio import source_rate
     from .encode import coded_key, feature_key
     from .fsutil import file_digest
 
     conds = list(conditions)
+    resampled: dict[str, set] = {}
     for clip in clips:
         path = Path(getattr(clip, "path", clip))
         seconds = _duration_of(path) if path.is_file() else None
         digest = file_digest(path) if seconds is not None else None
+        rate = source_rate(path) if seconds is not None else 0
         if seconds is None:
             seconds = 10.0
         for cond in conds:
             coded_b, feature_b = entry_bytes(cond, seconds)
+            if rate and not cond.is_original and codecs.codec_rate(cond, rate) != rate:
+                resampled.setdefault(cond.name, set()).add((rate, codecs.codec_rate(cond, rate)))
             if not cond.is_original:
-                if digest and cache.contains("coded", coded_key(digest, cond)):
+                if digest and cache.contains("coded", coded_key(digest, cond, rate)):
                     plan.coded_cached += 1
                 else:
                     plan.coded_missing += 1
                     plan.bytes_needed += coded_b
             if with_features:
-                if digest and cache.contains("features", feature_key(digest, cond)):
+                if digest and cache.contains("features", feature_key(digest, cond, rate)):
                     plan.features_cached += 1
                 else:
                     plan.features_missing += 1
                     plan.bytes_needed += feature_b
+    for name, pairs in resampled.items():  # said before anything is coded (codecs.codec_rate decides)
+        plan.notes.append(f"{name} codes " + ", ".join(f"{src / 1000:g}-kHz clips at {dst / 1000:g} kHz"
+                                                       for src, dst in sorted(pairs)) + " (its nearest rate above)")
     return plan
 
 
@@ -262,20 +197,6 @@ def new_plan(title: str, clips: Sequence, conditions: Sequence[Condition], cache
 
 
 # --------------------------------------------------------------------------- calibration
-
-def median_time(func, repeats: int = 3, warmup: bool = True) -> float:
-    """Median seconds of ``repeats`` calls, after one warm-up call (first-call imports, codec init, tracing)."""
-    if warmup:
-        func()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-
 
 @functools.lru_cache(maxsize=None)
 def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
@@ -305,37 +226,20 @@ def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | 
         per_pair = rates.fill_seconds_per_pair * scale
         pairs = max(plan.coded_missing, plan.features_missing)
         return [Stage("coding + features", f"{pairs:,} pairs, {per_pair:.2f} core-s each, {cores} cores",
-                      pairs * per_pair / cores, f"coding ({cores} cores)")]
+                      pairs * per_pair / cores, f"coding ({_cores_text(cores)})")]
     by_cond = {c: codec_seconds(c) for c in plan.conditions}
     coded_share = [by_cond[c] for c in plan.conditions if not c.is_original]
     per_coded = statistics.mean(coded_share) if coded_share else 0.0
-    workers = f"{jobs} local workers" if not scheduler else f"dask at {scheduler} (assumed {jobs} workers)"
+    workers = (f"{jobs} local worker{'s' if jobs != 1 else ''}" if not scheduler
+               else f"dask at {scheduler} (assumed {jobs} workers)")
     return [Stage("coding", f"{plan.coded_missing:,} pairs, {per_coded * scale:.2f} s each, {workers}",
-                  plan.coded_missing * per_coded * scale / jobs, f"coding ({jobs} cores)"),
+                  plan.coded_missing * per_coded * scale / jobs, f"coding ({_cores_text(jobs)})"),
             Stage("features", f"{plan.features_missing:,} pairs, {feature_seconds() * scale * 1000:.0f} ms each",
-                  plan.features_missing * feature_seconds() * scale / jobs, f"coding ({jobs} cores)")]
+                  plan.features_missing * feature_seconds() * scale / jobs, f"coding ({_cores_text(jobs)})")]
 
 
-@functools.lru_cache(maxsize=None)
-def feed_seconds(clip_seconds: float = 10.0) -> float:
-    """Seconds one core takes to read one cached feature entry and finish it (checksum, deltas): the feed's work."""
-    from .cache import decode_entry, encode_entry
-
-    frames = 1 + int(clip_seconds * features.RECIPE["sample_rate"]) // features.RECIPE["hop_length"]
-    blob = encode_entry(np.random.default_rng(0).random((features.RECIPE["n_mels"], frames), dtype=np.float32), {})
-    return median_time(lambda: features.with_deltas(decode_entry(blob)[0]), 3)
-
-
-def local_rates(rates: Rates | None = None) -> Rates:
-    """``rates`` with what it leaves out (or everything) filled in for this machine: its cores, its feed workers
-    (:func:`codecbench.devices.feed_workers`) and the feed's per-core rate; the model's are timed per config."""
-    from .devices import _cores, feed_workers
-
-    rates = rates or Rates("this machine")
-    workers = rates.feed_workers if rates.feed_workers is not None else feed_workers()
-    per_worker = rates.feed_clips_per_s_per_worker or 1.0 / feed_seconds()
-    return dataclasses.replace(rates, cores=rates.cores or _cores(), feed_workers=workers,
-                               feed_clips_per_s_per_worker=per_worker)
+def _cores_text(n: int) -> str:
+    return f"{n} core{'s' if n != 1 else ''}"
 
 
 def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames: int, train: bool = True,
@@ -396,8 +300,8 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                               rates=rates)
     feed = local_rates(rates)
     feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
-    rate, bound = bottleneck(rates_model["train_examples_per_s"], feed_rate, feed.feed_workers,
-                             rates_model["device"])
+    device = rates_model.get("device") or rates_model.get("backend", "")
+    rate, bound = bottleneck(rates_model["train_examples_per_s"], feed_rate, feed.feed_workers, device)
     for name, epochs, *n_conditions in runs:
         examples = len(clips) * (n_conditions[0] if n_conditions else len(plan.conditions))
         plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s", epochs * examples
@@ -406,7 +310,7 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
     plan.notes.append(f"one training epoch of {examples:,} examples: {_duration(examples / rate)} at batch "
                       f"{train_config.batch_size} x {crop or frames} frames (clips of {seconds:g} s); the model trains "
                       f"{rates_model['train_examples_per_s']:.1f} examples/s and infers "
-                      f"{rates_model['inference_clips_per_s']:.1f} clips/s on {rates_model['device']}"
+                      f"{rates_model['inference_clips_per_s']:.1f} clips/s on {device}"
                       + (f"; the feed reads {feed_rate * feed.feed_workers:.0f} clips/s with {feed.feed_workers} "
                          f"worker{'s' if feed.feed_workers > 1 else ''}" if feed.feed_workers and feed_rate
                          else "; the feed reads in the model's process"))
@@ -437,7 +341,7 @@ def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Ca
             timed[key] = model_rates(config, batch_size=1, crop_frames=None, full_frames=frames, train=False,
                                      rates=rates)
         rate, bound = bottleneck(timed[key]["inference_clips_per_s"], feed_rate, feed.feed_workers,
-                                 timed[key]["device"])
+                                 timed[key].get("device") or timed[key].get("backend", ""))
         total += len(clips) * len(plan.conditions) / rate
     if not timed:
         plan.notes.append("no model of the selection is an FCNN with a recorded config: evaluation is not timed")

@@ -68,19 +68,9 @@ def cpu_summary() -> dict[str, str]:
     return out
 
 
-def machine() -> dict:
-    """The machine a run computed on: platform, CPU, and the accelerators the Keras backend used (if any)."""
-    out: dict = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count() or 0,
-                 "hostname": platform.node(), **cpu_summary()}
-    try:
-        from .bench.timing import devices
-        from .devices import local_accelerators
-
-        if local_accelerators():
-            out["accelerators"] = devices()
-    except Exception:  # informative only: a run never fails for lack of a device description
-        pass
-    return out
+def machine() -> dict[str, str | int]:
+    return {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count() or 0,
+            "hostname": platform.node(), **cpu_summary()}
 
 
 def git_commit(folder: str | os.PathLike | None = None) -> str | None:

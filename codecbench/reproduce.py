@@ -148,6 +148,9 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
                    backend=spec.backend, scheduler=spec.scheduler)
     say(f"[4/8] fine-tuning set: {summary.hits:,} (clip, condition) pairs cached before (skipped), "
         f"{summary.misses:,} coded now")
+    for name, rates in summary.resampled().items():
+        say(f"      note: {name} coded at {', '.join(f'{r / 1000:g} kHz' for r in rates['codec'])} for sources at "
+            f"{', '.join(f'{r / 1000:g} kHz' for r in rates['source'])} (the codec has no rate nearer above)")
     _experiments(spec, options, zoo, dataset, recipe, zoo_preset, say)
     return _benchmark_and_report(spec, options, recipe, say)
 

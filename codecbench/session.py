@@ -227,6 +227,7 @@ class BenchmarkSession:
 
     def meta(self) -> dict:
         if self._meta is None:
+            from .devices import device_details
             from .provenance import git_commit, library_versions, machine, now
 
             self._meta = {"run_id": self.run_id, "started": now(), "git_commit": git_commit(self.spec.project_root),
@@ -246,7 +247,8 @@ class BenchmarkSession:
                           "share_prefix": self.spec.share_prefix,
                           "frontend_on_device": self.spec.frontend_on_device,
                           "on_error": self.spec.on_error,
-                          "libraries": library_versions(), "machine": machine()}
+                          "libraries": library_versions(), "machine": machine(),
+                          "accelerators": [d for d in device_details() if d["kind"] != "CPU"]}
         return self._meta
 
     def model_facts(self, name: str) -> dict:
@@ -264,9 +266,9 @@ class BenchmarkSession:
     @functools.cached_property
     def precision(self):
         """The dtype policy of this run's Keras models and why (see
-        :func:`~codecbench.training.precision.choose_precision`: ``auto`` stays float32 on a generated dataset, so
+        :func:`~codecbench.devices.choose_precision`: ``auto`` stays float32 on a generated dataset, so
         the embedded default gives the same results everywhere)."""
-        from .training.precision import choose_precision
+        from .devices import choose_precision
         return choose_precision(self.spec.precision, reproducible=self.dataset.recipe is not None)
 
     def record_meta(self) -> None:

@@ -115,8 +115,8 @@ def to_path(value, where: str) -> Path:
 
 def to_rates(value, where: str):
     """``FILE[,FILE]``: the JSON of ``codecbench bench model --json`` and/or ``bench feed --json`` written on the
-    machine to price (:class:`codecbench.plan.Rates`), read and checked here."""
-    from .plan import Rates, RatesError
+    machine to price (:class:`codecbench.rates.Rates`), read and checked here."""
+    from .rates import Rates, RatesError
 
     paths = [Path(p.strip()).expanduser() for p in str(value).split(",") if p.strip()]
     if not paths:

@@ -45,6 +45,28 @@ def wav_folder(tmp_path):
 TINY_DATASET = "synthetic:train=3,evaluate=2,duration=1.0,seed=5"
 
 
+def _built_once(tmp_path_factory, name: str, build):
+    """A folder made by ``build(folder)`` once per test run and Keras backend (under a lock, so xdist workers wait
+    for the first), copied into this worker's own temporary folder."""
+    import os
+    import shutil
+
+    from codecbench.fsutil import file_lock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / \
+        f"shared-{name}-{os.environ.get('KERAS_BACKEND', 'tensorflow')}"
+    with file_lock(shared.parent / f"{shared.name}.lock"):
+        if not (shared / ".built").is_file():
+            shutil.rmtree(shared, ignore_errors=True)
+            shared.mkdir(parents=True)
+            build(shared)
+            (shared / ".built").touch()
+    own = tmp_path_factory.mktemp(name)
+    shutil.copytree(shared, own, dirs_exist_ok=True, symlinks=True)
+    return own
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """A tiny synthetic dataset, its cache, and a zoo with base, finetuned_full@e1 and finetuned_seg9/10.
@@ -57,18 +79,26 @@ def tiny(tmp_path_factory):
     from codecbench.training.schedule import TrainConfig
     from codecbench.zoo import Zoo
 
-    root = tmp_path_factory.mktemp("tiny")
-    cache = Cache(root / "cache")
-    dataset = load_dataset(TINY_DATASET, cache_dir=cache.root)
     matrix = parse_matrix({"finetune": {"conditions": ["mp3@64"]},
                            "categories": {"cat1": {"conditions": ["wav", "mp3@64"]},
                                           "cat2": {"conditions": ["mp3@32"]},
                                           "cat3": {"conditions": ["sbc@64"]}}}, "tiny.toml")
-    zoo = Zoo(root / "zoo")
     quick = TrainConfig(epochs=2, batch_size=8, learning_rate=0.05, crop_frames=24, time_mask_frames=4, seed=0)
-    train_base(zoo, dataset, cache, config=quick, jobs=1, verbose=0)
-    finetune(zoo, "base", dataset, matrix, cache, epochs=1, config=quick, jobs=1, verbose=0)
-    finetune(zoo, "base", dataset, matrix, cache, segments=[9, 10], epochs=1, config=quick, jobs=1, verbose=0)
+
+    def build(folder):
+        cache = Cache(folder / "cache")
+        dataset = load_dataset(TINY_DATASET, cache_dir=cache.root)
+        zoo = Zoo(folder / "zoo")
+        train_base(zoo, dataset, cache, config=quick, jobs=1, verbose=0)
+        finetune(zoo, "base", dataset, matrix, cache, epochs=1, config=quick, jobs=1, verbose=0)
+        finetune(zoo, "base", dataset, matrix, cache, segments=[9, 10], epochs=1, config=quick, jobs=1, verbose=0)
+
+    # built once per run and backend, then copied: xdist workers share the training (a minute or two under JAX)
+    # but each works on its own copy, as before
+    root = _built_once(tmp_path_factory, "tiny", build)
+    cache = Cache(root / "cache")
+    dataset = load_dataset(TINY_DATASET, cache_dir=cache.root)
+    zoo = Zoo(root / "zoo")
     matrix_path = root / "tiny.toml"
     matrix_path.write_text('[finetune]\nconditions = ["mp3@64"]\n[categories.cat1]\nconditions = ["wav", "mp3@64"]\n'
                            '[categories.cat2]\nconditions = ["mp3@32"]\n[categories.cat3]\nconditions = ["sbc@64"]\n')

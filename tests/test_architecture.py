@@ -15,8 +15,10 @@ LAYERS = [
                      "dsp"]),
     ("codecs and storage", ["codecs", "cache", "features", "audio"]),
     ("data", ["frontends", "synth", "datasets", "matrix", "judge"]),
-    ("coding, models, training", ["encode", "inputs", "models", "training", "prefix", "augment", "export"]),
-    ("zoo and evaluation", ["zoo", "plan", "finetune", "postfilter", "evaluation", "results", "thresholds"]),
+    ("coding, models, training", ["devices", "encode", "inputs", "feed", "models", "frontend_layer", "training",
+                                  "prefix", "augment", "export"]),
+    ("zoo and evaluation", ["zoo", "rates", "plan", "finetune", "postfilter", "evaluation", "results", "compare",
+                            "thresholds"]),
     ("runs and reports", ["spec", "session", "report", "api", "reproduce"]),
     ("front doors", ["plugin", "bench", "cli", "aliases", "__init__", "__main__"]),
 ]

@@ -3,10 +3,10 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from codecbench.cache import Cache, CacheCorruptionWarning, file_digest, make_key
+from codecbench.cache import Cache, CacheCorruptionWarning, make_key
 from codecbench.codecs import parse_condition
 from codecbench.codecs import parse_condition as C
-from codecbench.encode import CODED_NS, coded_key, fill
+from codecbench.encode import CODED_NS, clip_key, fill
 
 
 def test_store_and_load_roundtrip(cache):
@@ -22,7 +22,7 @@ def test_store_and_load_roundtrip(cache):
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupt_entry_is_detected_and_recomputed(cache, wav_folder, damage):
     fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
-    path = cache.path(CODED_NS, coded_key(file_digest(wav_folder[0]), parse_condition("mp3@64")))
+    path = cache.path(CODED_NS, clip_key(wav_folder[0], parse_condition("mp3@64")))
     good = path.read_bytes()
     path.write_bytes(good[:-100] if damage == "truncate" else good[:-10] + bytes(10))
     with pytest.warns(CacheCorruptionWarning, match="corrupt"):

@@ -15,8 +15,7 @@ from codecbench.codecs import parse_condition as C
 from codecbench.codecs import pyav
 from codecbench.datasets import synth_scene
 from codecbench.dsp import fit_length
-from codecbench.encode import CODED_NS, FEATURES_NS, coded_key, fill, load_bitstream, load_coded
-from codecbench.fsutil import file_digest
+from codecbench.encode import CODED_NS, FEATURES_NS, clip_key, fill, load_bitstream, load_coded
 
 from .test_features import reference_features
 
@@ -65,7 +64,7 @@ def test_cached_bitstream_decodes_to_the_signal_the_pcm_cache_held(cache, wav_fo
 
 def test_bitstream_entries_are_what_the_encoder_produced(cache, wav_folder):
     fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
-    bitstream = load_bitstream(cache, coded_key(file_digest(wav_folder[0]), codecs.parse_condition("mp3@64")))
+    bitstream = load_bitstream(cache, clip_key(wav_folder[0], codecs.parse_condition("mp3@64")))
     assert bitstream.decoder == "pyav:mp3float" and bitstream.skip > 0 and len(bitstream.sizes) > 10
     assert bitstream.encoded_bytes == len(bitstream.payload) and abs(bitstream.achieved_kbps - 64) < 10
 
@@ -122,7 +121,7 @@ def test_cache_info_shows_bytes_per_entry(cache, wav_folder, capsys):
 # --------------------------------------------------------------------------- entries checked against their key
 
 def _coded_path(cache, path, condition):
-    return cache.path(CODED_NS, coded_key(file_digest(path), codecs.parse_condition(condition)))
+    return cache.path(CODED_NS, clip_key(path, codecs.parse_condition(condition)))
 
 
 @pytest.mark.parametrize("other", ["another clip", "another condition"])
@@ -147,7 +146,7 @@ def test_a_truncated_or_undecodable_bitstream_is_damage_never_padding(cache, wav
     from codecbench.encode import store_bitstream
 
     fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
-    key = coded_key(file_digest(wav_folder[0]), codecs.parse_condition("mp3@64"))
+    key = clip_key(wav_folder[0], codecs.parse_condition("mp3@64"))
     good = load_bitstream(cache, key)
     expected = codecs.decode(good)
     half = len(good.sizes) // 2

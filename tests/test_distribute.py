@@ -130,14 +130,14 @@ def test_precision_is_recorded_in_sidecars_and_mixed_finetuning_saves_a_float32_
     ({"avx2", "avx512f", "avx512vl"}, "float32", "no native bfloat16"),
     (set(), "float32", "no native bfloat16")])
 def test_auto_precision_follows_the_cpus_bfloat16_flags(flags, policy, named):
-    from codecbench.training.precision import choose_precision
+    from codecbench.devices import choose_precision
 
     choice = choose_precision("auto", flags=flags, accelerators=[])
     assert choice.policy == policy and named in choice.reason
 
 
 def test_auto_precision_on_accelerators_generated_data_and_explicit_choices():
-    from codecbench.training.precision import choose_precision, cpu_flags
+    from codecbench.devices import choose_precision, cpu_flags
 
     assert choose_precision("auto", flags=set(), accelerators=["/gpu:0"]).policy == "mixed_bfloat16"
     # a generated dataset's numbers must not depend on the machine: float32 even where bfloat16 is native

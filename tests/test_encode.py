@@ -97,11 +97,12 @@ def test_stereo_and_odd_rates_are_treated_and_logged(cache, tmp_path, scene):
 def test_a_codec_that_cannot_take_the_sources_rate_resamples_and_says_so(cache, tmp_path, scene):
     low = tmp_path / "low.wav"
     sf.write(low, scene[: SR // 2], 22050, subtype="PCM_16")
-    summary = fill([low], [C("mp3@32"), C("opus@64")], cache, jobs=1, progress=False)
-    assert summary.rates["mp3@32"] == {"source": [22050], "codec": [32000]}  # MP3 here: 32/44.1/48 kHz
+    summary = fill([low], [C("mp3@32"), C("sbc@64"), C("opus@64")], cache, jobs=1, progress=False)
+    assert summary.rates["mp3@32"] == {"source": [22050], "codec": [22050]}  # MPEG-2 Layer III: its own rate
+    assert summary.rates["sbc@64"] == {"source": [22050], "codec": [32000]}  # SBC: the nearest rate above
     assert summary.rates["opus@64"] == {"source": [22050], "codec": [48000]}
-    assert set(summary.resampled()) == {"mp3@32", "opus@64"}
-    assert any("mp3@32: coded at 32000 Hz" in note for path, note in summary.notes)
+    assert set(summary.resampled()) == {"sbc@64", "opus@64"}
+    assert any("sbc@64: coded at 32000 Hz" in note for path, note in summary.notes)
     assert load_coded(low, C("opus@64"), cache).shape == (SR // 2,)  # back at the source's rate
 
 

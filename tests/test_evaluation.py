@@ -5,6 +5,7 @@ import pytest
 import soundfile as sf
 
 from codecbench import encode, evaluation, inputs
+from codecbench.audio import source_rate
 from codecbench.cache import Cache
 from codecbench.codecs import parse_condition as C
 from codecbench.datasets import load_dataset
@@ -97,7 +98,7 @@ def _losing_fill(monkeypatch, cache, times):
         if state["left"] > 0:
             state["left"] -= 1
             path = str(getattr(clips[0], "path", clips[0]))
-            key = encode.feature_key(file_digest(path), parse_condition(conditions[0]))
+            key = encode.feature_key(file_digest(path), parse_condition(conditions[0]), source_rate(path))
             cache.path(encode.FEATURES_NS, key).unlink()
         return summary
 

@@ -83,8 +83,8 @@ def test_library_version_is_reported_and_keys_the_cache():
     from codecbench.encode import coded_key
     assert fdk.version().startswith("libfdk-aac AACENC ")
     assert codecs.codec_library("he-aac@16").endswith("(in-process)")
-    assert coded_key("0" * 64, codecs.parse_condition("he-aac@16")) != coded_key("0" * 64,
-                                                                                codecs.parse_condition("aac@16"))
+    assert coded_key("0" * 64, codecs.parse_condition("he-aac@16"), 44100) != coded_key(
+        "0" * 64, codecs.parse_condition("aac@16"), 44100)
 
 
 def test_a_missing_library_is_unavailable_with_install_hints(tmp_path):

@@ -111,7 +111,7 @@ def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=
     feed_file = tmp_path / "feed.json"
     feed_file.write_text(json.dumps({"modes": {}, "cores": cores, "fill_clips_per_s_per_core": 1.0 / fill,
                                      "feed_clips_per_s_per_worker": {"features": feed, "waveforms": feed / 3}}))
-    from codecbench.plan import Rates
+    from codecbench.rates import Rates
     return Rates.from_files([model, feed_file])
 
 
@@ -173,8 +173,10 @@ def test_compare_fails_below_the_agreement_asked_for(tmp_path, capsys):
 
 def test_training_read_by_worker_processes_gives_the_same_weights(tiny, monkeypatch):
     """A batch is a function of (seed, epoch, index) alone, so who reads it cannot change what is trained."""
+    from codecbench.backend import keras
     from codecbench.codecs import parse_condition
     from codecbench.inputs import input_reader
+    from codecbench.models import build_fcnn, preset_config
     from codecbench.training.loop import fit
 
     reader, _ = input_reader(tiny["dataset"].clips("train"), parse_condition("mp3@64"), tiny["cache"], jobs=1,
@@ -183,7 +185,8 @@ def test_training_read_by_worker_processes_gives_the_same_weights(tiny, monkeypa
     weights = {}
     for workers in ("0", "2"):
         monkeypatch.setenv("CODECBENCH_FEED_WORKERS", workers)
-        model, _ = tiny["zoo"].load("base")
+        keras.utils.set_random_seed(1)  # a fresh model with the same initial weights each time
+        model = build_fcnn(preset_config("small", reader([0]).shape[1:], 10))
         fit(model, reader, labels, tiny["config"], verbose=0)
         weights[workers] = model.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(weights["0"], weights["2"]))

@@ -70,8 +70,7 @@ def test_mp3_is_labelled_by_the_route_that_codes_it_everywhere(tmp_path):
     import soundfile as sf
 
     from codecbench.cache import Cache
-    from codecbench.encode import CODED_NS, coded_key, fill
-    from codecbench.fsutil import file_digest
+    from codecbench.encode import CODED_NS, clip_key, fill
 
     if not lame.matches_libavcodec():
         pytest.skip("the system LAME (libmp3lame0) is not installed or does not match libavcodec's bytes")
@@ -80,5 +79,5 @@ def test_mp3_is_labelled_by_the_route_that_codes_it_everywhere(tmp_path):
     sf.write(path, synth_scene(0, np.random.default_rng(0), 1.0, 44100), 44100)
     cache = Cache(tmp_path / "c")
     fill([path], [C("mp3@64")], cache, jobs=1, progress=False)
-    _, meta = cache.load(CODED_NS, coded_key(file_digest(path), codecs.parse_condition("mp3@64")))
+    _, meta = cache.load(CODED_NS, clip_key(path, codecs.parse_condition("mp3@64")))
     assert meta["backend"] == "lame" and meta["library"] == codecs.codec_library("mp3@64")

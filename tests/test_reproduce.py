@@ -133,6 +133,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys, monkeypatc
     assert main(_command(tmp_path, "--dry-run")[3:]) == 0
     out = capsys.readouterr().out
     assert "[1/8] data:" in out and "[3/8] plan: reproduce peters --preset small" in out
-    assert "| Experiment A: full fine-tuning" in out and "4 epochs x 150 examples at 50.0/s" in out
+    from codecbench import codecs
+    from codecbench.matrix import load_matrix
+
+    matrix = load_matrix("peters")
+    usable = [c for c in [codecs.ORIGINAL, *matrix.finetune] if codecs.availability(c)[0]]  # HE-AAC needs libfdk-aac
+    assert "| Experiment A: full fine-tuning" in out and f"4 epochs x {30 * len(usable)} examples at 50.0/s" in out
     assert "| evaluation" in out and "4 models x 20 clips x 8 conditions" in out
     assert not (tmp_path / "work").exists()

@@ -15,7 +15,7 @@ from codecbench.cli import main
 from codecbench.codecs import parse_condition
 from codecbench.codecs import parse_condition as C
 from codecbench.datasets import DatasetError, load_folder, load_tau, synthesize
-from codecbench.encode import CODED_NS, EncodeError, achieved_kbps, coded_key, fill
+from codecbench.encode import CODED_NS, EncodeError, achieved_kbps, clip_key, fill
 from codecbench.errors import CodecbenchError, UsageError
 from codecbench.fsutil import file_digest
 from codecbench.judge import judge
@@ -123,7 +123,7 @@ def test_concurrent_synthesis_does_not_race(tmp_path):
 @pytest.mark.parametrize("damage", ["dtype", "directory", "metadata", "foreign"])
 def test_damaged_entries_are_reported_removed_and_recomputed(cache, wav_folder, damage):
     fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
-    path = cache.path(CODED_NS, coded_key(file_digest(wav_folder[0]), parse_condition("mp3@64")))
+    path = cache.path(CODED_NS, clip_key(wav_folder[0], parse_condition("mp3@64")))
     good = path.read_bytes()
     if damage == "directory":
         path.unlink()

@@ -78,7 +78,7 @@ class CodecAugmentedDataset:
         if self.labels is not None and len(self.labels) != len(self.paths):
             raise ArgumentError(f"labels: {len(self.labels)} labels for {len(self.paths)} clips")
         self.epoch = 0
-        self._digests: dict[int, str] = {}
+        self._digests: dict[int, tuple[str, int]] = {}
         #: pairs coded by this pool's fills, and pairs found in the cache
         self.counts = {"coded": 0, "cached": 0}
 
@@ -127,23 +127,22 @@ class CodecAugmentedDataset:
         """The cached model inputs of ``epoch`` (default: the current one) as a
         :class:`~codecbench.inputs.CachedFeatures` (lazy, batch by batch; a missing entry is recomputed), for a
         cached (log-mel) front-end. What codecbench's own Keras training reads."""
-        from ..encode import feature_key
         from ..inputs import CachedFeatures
 
         if self.frontend is None or not self.frontend.cached:
             raise ArgumentError("reader() serves cached (log-mel) features: give the pool such a frontend")
         conds = self.conditions(epoch)
-        keys = [feature_key(self._digest(i % len(self.paths)), c, self.frontend) for i, c in enumerate(conds)]
+        keys = [self._key(i % len(self.paths), c) for i, c in enumerate(conds)]
         return CachedFeatures(self.cache, keys, [self.path(i) for i in range(len(conds))], conds, self.frontend)
 
     def item(self, index: int) -> np.ndarray:
         """Item ``index`` of the current epoch: decoded audio (float32, mono, its own rate) or model inputs."""
-        from ..encode import coded_signal, feature_key
+        from ..encode import coded_signal
         from ..inputs import CachedFeatures
 
         cond, path = self.condition(index), self.path(index)
         if self.frontend is not None and self.frontend.cached:
-            key = feature_key(self._digest(int(index) % len(self.paths)), cond, self.frontend)
+            key = self._key(int(index) % len(self.paths), cond)
             return CachedFeatures(self.cache, [key], [path], [cond], self.frontend).get(0)
         signal, rate = coded_signal(path, cond, self.cache)
         return self.frontend(signal, rate) if self.frontend is not None else signal
@@ -152,12 +151,14 @@ class CodecAugmentedDataset:
         x = self.item(int(index))
         return (x, self.label(index)) if self.labels is not None else x
 
-    def _digest(self, clip: int) -> str:
-        from ..fsutil import file_digest
+    def _key(self, clip: int, condition: Condition) -> str:
+        """The feature cache key of one clip under one condition (its digest and rate read once)."""
+        from ..encode import clip_identity, feature_key
 
         if clip not in self._digests:
-            self._digests[clip] = file_digest(self.paths[clip])
-        return self._digests[clip]
+            self._digests[clip] = clip_identity(self.paths[clip])
+        digest, rate = self._digests[clip]
+        return feature_key(digest, condition, rate, self.frontend)
 
     # -- adaptors ------------------------------------------------------------------------------------------------
     def torch_dataset(self):

@@ -108,7 +108,7 @@ def coded_in_cache(x: np.ndarray, sample_rate: int, condition: Condition, cache:
 
     digest = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()
                             + str(int(sample_rate)).encode()).hexdigest()
-    key = coded_key(f"array:{digest}", condition)
+    key = coded_key(f"array:{digest}", condition, int(sample_rate))
     bitstream = load_bitstream(cache, key, condition)
     if bitstream is not None:
         decoded = decode_cached(cache, key, bitstream)

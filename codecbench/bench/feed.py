@@ -26,13 +26,14 @@ import soundfile as sf
 TARGET_PER_CORE = 200.0
 
 
-def bench_feed(clips: int = 32, condition: str = "mp3@64", seconds: float = 10.0, rounds: int = 3,
+def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: int = 3,
                workers: list[int] | None = None) -> dict:
     """Clips/s of the feed for ``features`` and ``waveforms``, in process and with each worker count (default 1, 2
     and all cores), on ``clips`` synthetic clips of ``seconds`` coded under ``condition``; each measurement reads
-    every clip ``rounds`` times in batches of 32 (the best of two passes is kept)."""
+    every clip ``rounds`` times in batches of 32 (the best of two passes is kept). ``condition``: a
+    :class:`~codecbench.codecs.Condition` (default mp3@64)."""
     from ..cache import Cache
-    from ..codecs import availability, parse_condition
+    from ..codecs import Condition, availability
     from ..devices import _cores
     from ..encode import fill
     from ..feed import ProcessFeed
@@ -40,7 +41,7 @@ def bench_feed(clips: int = 32, condition: str = "mp3@64", seconds: float = 10.0
     from ..inputs import input_reader
     from ..parallel import parallel_map
 
-    cond = parse_condition(condition)
+    cond = condition or Condition("mp3", 64)
     ok, why = availability(cond)
     if not ok:
         from ..errors import EnvironmentProblem

@@ -16,9 +16,9 @@ def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = No
     front-end as Keras ops on the device (clips/s, and its largest difference from the librosa features)."""
     from .. import features
     from ..backend import keras
-    from ..devices import local_accelerators
+    from ..devices import choose_precision, local_accelerators
     from ..models import build_fcnn, preset_config
-    from ..training.precision import choose_precision, with_precision
+    from ..training.precision import with_precision
 
     accelerated = bool(local_accelerators())
     batch_sizes = batch_sizes or ((16, 64, 128) if accelerated else (1, 4, 16))

@@ -6,7 +6,7 @@ import statistics
 
 import numpy as np
 
-from ..training.precision import choose_precision, cpu_flags
+from ..devices import choose_precision, cpu_flags
 from .timing import devices, median_time
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 
 def median_time(func, repeats: int) -> float:
-    from ..plan import median_time
+    from ..rates import median_time
     return median_time(func, repeats, warmup=False)
 
 

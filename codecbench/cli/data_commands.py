@@ -30,11 +30,15 @@ def cmd_conditions(args, spec: RunSpec) -> int:
         if not ok and hint:
             hints.setdefault(hint)
         family = "-" if cond.is_original else cond.spec.family
-        rows.append([cond.name, family, codecs.codec_library(cond), "; ".join(roles[cond]),
-                     "yes" if ok else f"no: {reason}"])
+        row = [cond.name, family, codecs.codec_library(cond), "; ".join(roles[cond]), "yes" if ok else f"no: {reason}"]
+        if args.rate:
+            row.insert(1, coded_at(cond, args.rate))
+        rows.append(row)
     print(f"matrix: {matrix.name} ({matrix.source})")
-    print(tabulate(rows, headers=["condition", "family", "codec library", "role", "available here"],
-                   tablefmt="github"))
+    headers = ["condition", "family", "codec library", "role", "available here"]
+    if args.rate:
+        headers.insert(1, f"coded at, for {args.rate / 1000:g}-kHz sources")
+    print(tabulate(rows, headers=headers, tablefmt="github"))
     coded = {c.codec for c in matrix.all_conditions() if not c.is_original}
     available = {c.codec for c in matrix.all_conditions() if not c.is_original and codecs.availability(c)[0]}
     print(f"\n{len(available)} of {len(coded)} codec families available here")
@@ -144,6 +148,17 @@ def cmd_bench(args, spec: RunSpec) -> int:
     result = run(**sized[args.what](args.clips)) if args.clips and args.what in sized else run()
     print(json.dumps(result, indent=2, default=str) if args.json else show(result))
     return 0
+
+
+def coded_at(cond, source_rate: int) -> str:
+    """``22.05 kHz (its own)``, ``32 kHz (resampled up)``: the rate ``cond`` codes ``source_rate`` audio at."""
+    from ..codecs import codec_rate
+
+    if cond.is_original:
+        return "-"
+    rate = codec_rate(cond, source_rate)
+    how = "its own" if rate == source_rate else "resampled up" if rate > source_rate else "resampled DOWN"
+    return f"{rate / 1000:g} kHz ({how})"
 
 
 def cmd_devices(args, spec: RunSpec) -> int:

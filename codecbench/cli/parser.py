@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("conditions", help="print the condition matrix and what is available here")
     _common(p, "matrix")
+    p.add_argument("--rate", type=_positive_int, default=None, metavar="HZ",
+                   help="also show the rate each codec codes audio recorded at HZ at (e.g. 22050)")
 
     p = sub.add_parser("encode", help="fill the cache with coded audio (and features) for a dataset split")
     _common(p, "cache_dir", "matrix", "dataset", "split", "folds", "jobs", "backend", "scheduler")

@@ -47,7 +47,8 @@ def cmd_compare(args, spec: RunSpec) -> int:
 
     from tabulate import tabulate
 
-    from ..results import compare_runs, load_results
+    from ..compare import compare_runs
+    from ..results import load_results
 
     found = compare_runs(load_results(args.reference), load_results(args.candidate), match_by=args.match_by)
     if args.json:

@@ -137,14 +137,15 @@ def matches_libavcodec() -> bool:
     from .pyav import encode as pyav_encode
 
     rng = np.random.default_rng(20261129)
-    t = np.arange(44100 // 2) / 44100
-    x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
-    for kbps in (32, 128):
+    # MPEG-1 (44.1 kHz, 1152-sample frames) and MPEG-2 (22.05 kHz, 576-sample frames) Layer III
+    for sr, kbps in ((44100, 32), (44100, 128), (22050, 32)):
+        t = np.arange(sr // 2) / sr
+        x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
         try:
-            frames, priming = encode(x, 44100, kbps)
+            frames, priming = encode(x, sr, kbps, frame_size=1152 if sr >= 32000 else 576)
         except LameError:
             return False
-        reference = pyav_encode(x, 44100, Condition("mp3", kbps), 44100, len(x))
+        reference = pyav_encode(x, sr, Condition("mp3", kbps), sr, len(x))
         if b"".join(frames) != reference.payload or priming != reference.skip or \
                 [len(f) for f in frames] != list(reference.sizes):
             return False
@@ -167,7 +168,8 @@ class LameBackend(Backend):
         return f"{version()} (system libmp3lame, in-process)"
 
     def encode(self, x: np.ndarray, codec_sr: int, cond: Condition, sample_rate: int, n: int) -> Bitstream:
-        frames, priming = encode(x, codec_sr, cond.kbps)
+        # MPEG-2/2.5 Layer III frames (below 32 kHz) hold 576 samples, MPEG-1's 1152: padded as libavcodec pads
+        frames, priming = encode(x, codec_sr, cond.kbps, frame_size=1152 if codec_sr >= 32000 else 576)
         return pack(cond, "lame", f"pyav:{cond.spec.decoder}", sample_rate, codec_sr, n, len(x), frames, b"", priming)
 
 

@@ -38,7 +38,8 @@ class CodecSpec:
     min_kbps: float
     max_kbps: float
     sample_format: str
-    #: Rates the encoder accepts; a signal at another rate is resampled to the first one.
+    #: Rates the encoder accepts; a signal at another rate is coded at the nearest one above it (see
+    #: :func:`codec_rate`).
     sample_rates: tuple[int, ...]
     constant_bitrate: bool
     note: str = ""
@@ -67,6 +68,16 @@ class CodecSpec:
     delay_from_first_packet: Callable[[bytes], int] | None = None
     #: Options a libavcodec decoder needs besides the extradata, from the condition and the first packet.
     decoder_setup: Callable[[Condition, bytes], dict] | None = None
+    #: The highest bit rate at a codec rate, where it is below :attr:`max_kbps`: ``((lowest rate, kbps), ...)``,
+    #: highest rate first (MP3: MPEG-2 Layer III at 16-24 kHz codes at most 160 kbps, MPEG-2.5 at 8-12 kHz 64).
+    max_kbps_by_rate: tuple[tuple[int, float], ...] = ()
+
+    def max_kbps_at(self, codec_sr: int) -> float:
+        """The highest bit rate this codec codes at ``codec_sr`` Hz."""
+        for lowest, kbps in self.max_kbps_by_rate:
+            if codec_sr >= lowest:
+                return min(kbps, self.max_kbps)
+        return self.max_kbps
 
     def quality_for(self, kbps: float) -> int:
         """The encoder quality (``global_quality``) whose measured rate is nearest ``kbps``."""
@@ -91,9 +102,10 @@ CODECS: dict[str, CodecSpec] = {
                   "real-time communication (e.g. FaceTime); SBR below ~64 kbps as libfdk-aac configures it",
                   backends=("fdk",)),
         CodecSpec("mp3", "MP3 (LAME, CBR)", "libmp3lame", "mp3float", 32, 320, "fltp",
-                  (44100, 48000, 32000), True,
-                  "MPEG-1 Layer III; LAME snaps other values to the nearest standard rate",
-                  backends=("lame", "pyav")),
+                  (44100, 48000, 32000, 22050, 24000, 16000, 11025, 12000, 8000), True,
+                  "MPEG-1 Layer III at 32-48 kHz, MPEG-2 at 16-24 kHz (at most 160 kbps), MPEG-2.5 at 8-12 kHz (at "
+                  "most 64 kbps); LAME snaps other values to the nearest standard rate",
+                  backends=("lame", "pyav"), max_kbps_by_rate=((32000, 320), (16000, 160), (8000, 64))),
         CodecSpec("opus", "Opus (libopus, VBR)", "libopus", "opus", 6, 256, "flt",
                   (48000,), False,
                   "always coded at 48 kHz and resampled back", header_carries_priming=True),
@@ -236,10 +248,14 @@ def parse_condition(name: str | Condition) -> Condition:
 
 
 def codec_rate(condition: Condition, sample_rate: int) -> int:
-    """The rate a signal at ``sample_rate`` is coded at: its own if the codec takes it, else the nearest it takes."""
-    spec = condition.spec
-    if sample_rate in spec.sample_rates:
+    """The rate a signal at ``sample_rate`` is coded at: its own if the codec takes it, else the nearest rate above it
+    (resampling up loses nothing), else, when the codec has no higher rate, its highest. The one place that decides.
+
+    >>> codec_rate(parse_condition("sbc@64"), 22050)   # SBC: 16, 32, 44.1, 48 kHz
+    32000
+    """
+    rates = condition.spec.sample_rates
+    if sample_rate in rates:
         return sample_rate
-    if len(spec.sample_rates) == 1:
-        return spec.sample_rates[0]
-    return min(spec.sample_rates, key=lambda r: (abs(r - sample_rate), -r))
+    above = [r for r in rates if r > sample_rate]
+    return min(above) if above else max(rates)

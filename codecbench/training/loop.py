@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -127,7 +127,8 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     n_classes = int(model.output_shape[-1])
     if callable(getattr(get, "take", None)):  # a cache reader: read by worker processes where an accelerator waits
         from ..feed import feeding
-        get = feeding(get)
+        reader: Any = get  # a reader of codecbench.inputs: it has take and __len__
+        get = feeding(reader)
     batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
     batches.set_epoch(initial_epoch)
     if model is not target:

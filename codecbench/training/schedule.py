@@ -54,5 +54,5 @@ SEGMENT_LEARNING_RATES = {"conv": 0.01, "dense": 0.1}
 #: generated dataset (its results must not depend on the machine): on the demo, bf16 gives the float32 accuracies
 #: (99.7-100 % identical predictions, every accuracy inside the float32 interval; ``codecbench bench precision``),
 #: but a CPU without bf16 instructions trains 4-10x slower with it and infers no faster
-#: (:func:`codecbench.training.precision.choose_precision`).
+#: (:func:`codecbench.devices.choose_precision`).
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")

@@ -22,7 +22,7 @@ from .cache import Cache
 from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
 from .devices import choose_precision
-from .errors import CodecbenchError
+from .errors import CodecbenchError, UsageError
 from .features import RECIPE
 from .inputs import CachedFeatures
 from .matrix import Matrix
@@ -105,6 +105,19 @@ def check_fits(model, dataset: Dataset, sample: np.ndarray, model_name: str, met
                             f"{dataset.class_names}")
 
 
+def settle_batchnorm(model, data: TrainingSet, name: str) -> dict:
+    """Before a save: the trainable batch-normalisation layers' statistics re-estimated from the training set, then
+    inference-mode against training-mode accuracy on training clips (:mod:`codecbench.training.batchnorm`); a gap
+    is warned about, naming the model. Returns the sidecar's ``batchnorm`` entry."""
+    from .training import batchnorm
+
+    done = batchnorm.reestimate(model, data.features, len(data.labels))
+    checked = batchnorm.check(model, data.features, data.labels)
+    if "flag" in checked:
+        log.warning("model %s: %s", name, checked["flag"])
+    return {"reestimated": done, "check": checked}
+
+
 def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int, seconds: float, rows: list[dict],
               model_config: dict, parent: str | None = None, parent_sha: str | None = None,
               segments: list[int] | None = None) -> dict:
@@ -121,7 +134,9 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
 def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", preset: str = "small",
                config: TrainConfig | None = None, conditions: Sequence[Condition] = (ORIGINAL,), split: str = "train",
                jobs: int | None = None, backend: str = "loky", scheduler: str | None = None, verbose="auto",
-               resume: bool = False, overwrite: bool = False) -> str:
+               resume: bool = False, overwrite: bool = False,
+               validate: Callable[[Any], dict[str, float]] | None = None,
+               progress: Callable[[str], None] | None = None, schedule_change: bool = False) -> str:
     """Train the FCNN from scratch on ``split`` (coded conditions included: the paper's retraining).
 
     After every epoch the model is saved atomically as the checkpoint ``checkpoints/<name>.keras``
@@ -135,10 +150,20 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     sample = data.features.get(0)
     fcnn = preset_config(preset, sample.shape, len(dataset.class_names))
     checkpoint = Zoo(zoo.root / "checkpoints")
-    initial_epoch, rows = 0, []
+    initial_epoch, rows, history = 0, [], []
     if resume and name in checkpoint.names():
         model, meta = checkpoint.load(name)
         check_fits(model, dataset, sample, f"checkpoints/{name}", meta)
+        recorded, asked = meta.get("schedule") or {}, dataclasses.asdict(config)
+        changed = sorted(k for k in set(recorded) | set(asked) if recorded.get(k) != asked.get(k))
+        if changed and not schedule_change:
+            raise UsageError(f"--resume: the checkpoint of {name!r} was trained with another schedule ("
+                                + ", ".join(f"{k} {recorded.get(k)!r} -> {asked.get(k)!r}" for k in changed)
+                                + "); resume with the same options, or pass --allow-schedule-change to continue "
+                                  "under the new one (both are then recorded)")
+        history = list(meta.get("schedule_history", []))
+        if changed:
+            history.append({"until_epoch": int(meta["epochs"]), "schedule": recorded})
         initial_epoch, rows = int(meta["epochs"]), list(meta.get("epoch_log", []))
         log.warning("resuming %s from its checkpoint after epoch %d", name, initial_epoch)
     else:
@@ -147,13 +172,22 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     start = time.perf_counter()
 
     def on_epoch(epoch: int, row: dict) -> None:
+        if validate is not None:  # inference mode on the evaluation split, as fine-tuning reports it
+            row["validation_accuracy"] = validate(model)
         rows.append(row)
-        checkpoint.save(name, model, _metadata(config, data, "base", epoch, time.perf_counter() - start,
-                                               list(rows), fcnn.to_dict()), overwrite=True)
+        if progress is not None:
+            progress(_epoch_line("training", epoch, config.epochs, row))
+        epoch_meta = _metadata(config, data, "base", epoch, time.perf_counter() - start, list(rows), fcnn.to_dict())
+        if history:  # the schedules earlier epochs ran under (--allow-schedule-change)
+            epoch_meta["schedule_history"] = history
+        checkpoint.save(name, model, epoch_meta, overwrite=True)
 
     fit(model, data.features, data.labels, config, verbose=verbose, on_epoch=on_epoch, initial_epoch=initial_epoch)
-    zoo.save(name, model, _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows,
-                                    fcnn.to_dict()), overwrite=overwrite)
+    meta = _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows, fcnn.to_dict())
+    if history:
+        meta["schedule_history"] = history
+    meta["batchnorm"] = settle_batchnorm(model, data, name)
+    zoo.save(name, model, meta, overwrite=overwrite)
     for leftover in (checkpoint.root / f"{name}.keras", checkpoint.root / f"{name}.json"):
         leftover.unlink(missing_ok=True)  # the finished model supersedes its checkpoint
     return name
@@ -246,13 +280,16 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
                          f"(epochs 1-{initial_epoch} skipped)")
 
         def on_epoch(epoch: int, row: dict) -> None:
+            # statistics only inference reads: re-estimating them before a save does not change the training
+            settled = settle_batchnorm(model, data, full_name(epoch)) if epoch in save_at else None
             if validate is not None:
                 row["validation_accuracy"] = validate(model)
             rows.append(row)
             progress(_epoch_line("full fine-tuning", epoch, epochs, row))
             meta = _metadata(config, data, "full", epoch, time.perf_counter() - start, list(rows), model_config,
                              parent_name, parent_sha)
-            if epoch in save_at:
+            if settled is not None:
+                meta["batchnorm"] = settled
                 zoo.save(full_name(epoch), model, meta, overwrite=overwrite)
                 saved.append(full_name(epoch))
             if epoch < epochs:
@@ -287,6 +324,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
                          parent_name, parent_sha, [k])
         meta["learning_rate_choice"] = "explicit" if learning_rate is not None else \
             f"default for {kinds[k]} segments (SEGMENT_LEARNING_RATES)"
+        meta["batchnorm"] = settle_batchnorm(model, data, name)  # the trained segment's layers only
         zoo.save(name, model, meta, overwrite=overwrite)
         saved.append(name)
     return saved

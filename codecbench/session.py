@@ -258,6 +258,8 @@ class BenchmarkSession:
         meta = entry.metadata
         facts = {k: meta.get(k) for k in ("strategy", "parent", "epochs", "segments", "precision", "params")
                  if k in meta}
+        if (meta.get("batchnorm") or {}).get("check", {}).get("flag"):
+            facts["flag"] = meta["batchnorm"]["check"]["flag"]
         facts.update(kind=entry.kind, frontend=entry.frontend.describe())
         if meta.get("postfilter"):
             facts["postfilter"] = meta["postfilter"]
@@ -278,6 +280,8 @@ class BenchmarkSession:
         meta_path = self.run_dir / "meta.json"
         if not meta_path.exists():
             atomic_write(meta_path, json.dumps(self.meta(), indent=1), fsync=False)
+            for model, flag in flagged_models(self.zoo, self.models).items():
+                self.log(f"codecbench: WARNING: model {model}: {flag}")
         self._to_history(record_run, self.history, self.run_id, self.meta())
 
     def _to_history(self, write, *args) -> None:
@@ -322,3 +326,14 @@ class BenchmarkSession:
 
         write_item(self.run_dir, record)   # the run folder first: it is what results.json is merged from
         self._to_history(record_result, self.history, self.run_id, record, now())
+
+
+def flagged_models(zoo, names) -> dict[str, str]:
+    """Models whose sidecar flags them (stale batch-normalisation statistics, :mod:`codecbench.training.batchnorm`),
+    with the flag's text, so a run names them before anyone trusts their numbers."""
+    out = {}
+    for name in names:
+        flag = ((zoo.metadata(name) or {}).get("batchnorm") or {}).get("check", {}).get("flag")
+        if flag:
+            out[name] = flag
+    return out

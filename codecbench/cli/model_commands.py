@@ -158,6 +158,18 @@ def cmd_import_model(args, spec: RunSpec) -> int:
     return 0
 
 
+def _epoch_validator(args, dataset, spec: RunSpec):
+    """The per-epoch validation of ``--validate`` on the dataset's evaluation split, or None (said why)."""
+    conds = validation_conditions(args.validate)
+    if conds and "evaluate" in dataset.splits and dataset.splits["evaluate"]:
+        from ..finetune import epoch_validation
+        return epoch_validation(dataset, [c for c in conds if codecs.availability(c)[0]], spec.cache,
+                                jobs=spec.jobs)
+    if conds:
+        print(f"note: {dataset.name} has no evaluation split here: no validation per epoch", file=sys.stderr)
+    return None
+
+
 def cmd_train(args, spec: RunSpec) -> int:
     from ..finetune import train_base
     from ..models import preset_config
@@ -178,7 +190,9 @@ def cmd_train(args, spec: RunSpec) -> int:
     _check_disk(dataset, conditions, spec, args.force)
     name = train_base(zoo, dataset, spec.cache, name=args.name, preset=args.preset,
                       config=config, conditions=conditions, jobs=spec.jobs,
-                      backend=spec.backend, scheduler=spec.scheduler, resume=args.resume, overwrite=args.force)
+                      backend=spec.backend, scheduler=spec.scheduler, resume=args.resume, overwrite=args.force,
+                      validate=_epoch_validator(args, dataset, spec), schedule_change=args.allow_schedule_change,
+                      progress=lambda line: print(line, file=sys.stderr, flush=True))
     _saved([name], zoo)
     return 0
 
@@ -217,14 +231,7 @@ def cmd_finetune(args, spec: RunSpec) -> int:
                             scheduler=spec.scheduler).report())
         return 0
     _check_disk(dataset, conditions, spec, args.force)
-    validate = None
-    conds = validation_conditions(args.validate)
-    if conds and "evaluate" in dataset.splits and dataset.splits["evaluate"]:
-        from ..finetune import epoch_validation
-        validate = epoch_validation(dataset, [c for c in conds if codecs.availability(c)[0]], spec.cache,
-                                    jobs=spec.jobs)
-    elif conds:
-        print(f"note: {dataset.name} has no evaluation split here: no validation per epoch", file=sys.stderr)
+    validate = _epoch_validator(args, dataset, spec)
     saved = finetune(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, segments=segments,
                      epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args, spec), jobs=spec.jobs,
                      backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force,

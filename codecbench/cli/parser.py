@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conditions", dest="condition", default="wav",
                    help="training conditions (coded ones: the paper's retraining)")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch's checkpoint")
+    p.add_argument("--allow-schedule-change", action="store_true",
+                   help="with --resume: continue a checkpoint under other schedule options (both are recorded)")
+    p.add_argument("--validate", default="wav,mp3@32",
+                   help="conditions of the evaluation split scored after every epoch (default: wav,mp3@32; empty: "
+                        "none)")
     _plan_options(p, "replace a model of that name; run even if the cache would outgrow the free disk")
     _train_options(p, TrainConfig())
 

@@ -111,11 +111,112 @@ def segments_markdown(rows: list[dict], paper: dict) -> str:
                                  tablefmt="github", disable_numparse=True)])
 
 
+def on_papers_data(res: ResultTable, paper: dict) -> bool:
+    """Whether the run scored the paper's own evaluation data (its dataset and split): only then are numbers
+    compared; on other data the findings are."""
+    dataset = res.meta.get("dataset") or {}
+    return dataset.get("name") == paper.get("dataset_name") and dataset.get("split") == paper.get("split", "evaluate")
+
+
+def run_facts(res: ResultTable) -> str:
+    """The run's own data in a caption: dataset, split, clips scored, and the epochs its models were trained for."""
+    dataset = res.meta.get("dataset") or {}
+    clips = max((int(c.get("n", 0)) for c in res.cells.values()), default=0)
+    facts = res.meta.get("model_facts") or {}
+    full = sorted({int(f["epochs"]) for m, f in facts.items() if f.get("strategy") == "full" and f.get("epochs")})
+    seg = sorted({int(f["epochs"]) for m, f in facts.items() if str(f.get("strategy", "")).startswith("segment")
+                  and f.get("epochs")})
+    parts = [f"this run: {dataset.get('name', 'an unnamed dataset')}, {dataset.get('split', '?')} split, "
+             f"{clips:,} clips"]
+    if full:
+        parts.append(f"full fine-tuning saved at epochs {', '.join(map(str, full))}")
+    if seg:
+        parts.append(f"segments fine-tuned for {', '.join(map(str, seg))} epoch{'s' if seg != [1] else ''}")
+    return "; ".join(parts)
+
+
+def extra_epochs_markdown(res: ResultTable, paper: dict) -> str | None:
+    """Full fine-tuning epochs this run saved that the paper did not report, as rows of their own."""
+    reported = set(paper["table2"]["epochs"])
+    extra = sorted({int(m.split("@e")[1]) for m, _ in res.cells if m.startswith("finetuned_full@e")} - reported)
+    if not extra:
+        return None
+    conds = [r["condition"] for r in paper["table2"]["rows"]]
+    body = []
+    for e in extra:
+        row: list = [f"epoch {e} ({full_name(e)})"]
+        for c in conds:
+            cell = res.get(full_name(e), c)
+            row.append(GAP if cell is None else f"{float(cell['accuracy']):.3f} [{float(cell['ci_low']):.3f}, "
+                                                f"{float(cell['ci_high']):.3f}]")
+        body.append(row)
+    return ("Epochs of this run the paper did not report (no published value to compare with):\n\n"
+            + tabulate(body, headers=["model", *conds], tablefmt="github", disable_numparse=True))
+
+
+def findings_rows(res: ResultTable, paper: dict) -> list[dict]:
+    """The paper's findings against this run's, for a run on other data: the base model's worst condition, how much
+    of its uncoded accuracy it keeps at 64 kbps, the gain of full fine-tuning there, and segment 7's rank."""
+    table = {r["condition"]: r["accuracy"] for r in paper["table2"]["rows"]}
+    epochs = paper["table2"]["epochs"]
+    at = {e: i for i, e in enumerate(epochs)}
+    rows = []
+    base = {c: res.get("base", c) for c in table}
+    scored = {c: float(cell["accuracy"]) for c, cell in base.items() if cell}
+    paper_worst = min(table, key=lambda c: table[c][0])
+    rows.append({"finding": "the base model's worst condition", "paper": f"{paper_worst} ({table[paper_worst][0]:.3f})",
+                 "run": _worst(scored)})
+    for cond in (c for c in table if c.endswith("@64")):
+        ratio_paper = table[cond][0] / table["wav"][0]
+        ratio_run = scored[cond] / scored["wav"] if cond in scored and scored.get("wav") else math.nan
+        rows.append({"finding": f"share of uncoded accuracy kept at {cond}", "paper": f"{ratio_paper:.2f}",
+                     "run": GAP if math.isnan(ratio_run) else f"{ratio_run:.2f}"})
+    tuned = [e for e in epochs if e and any(m == full_name(e) for m, _ in res.cells)]
+    if tuned and paper_worst in scored:
+        e = 10 if 10 in tuned else tuned[-1]
+        cell = res.get(full_name(e), paper_worst)
+        gain_run = float(cell["accuracy"]) - scored[paper_worst] if cell else math.nan
+        rows.append({"finding": f"full fine-tuning's gain on {paper_worst} after {e} epochs",
+                     "paper": f"{table[paper_worst][at[e]] - table[paper_worst][0]:+.3f}",
+                     "run": GAP if math.isnan(gain_run) else f"{gain_run:+.3f}"})
+    for r in segment_rows(res, paper):
+        ranks = ", ".join(f"segment {k}: rank {rank} of {r['segments']}" for k, rank in r["ranks_of_strong"].items())
+        rows.append({"finding": f"segment ranking on {r['condition']}", "paper": paper["segments"]["statement"],
+                     "run": f"largest gain: segment {', '.join(map(str, r['best_segments']))} "
+                            f"({r['best_gain']:+.3f}); {ranks or 'segment 7 not in this run'}"})
+    return rows
+
+
+def _worst(scored: dict[str, float]) -> str:
+    if not scored:
+        return GAP
+    worst = min(scored, key=lambda c: scored[c])
+    return f"{worst} ({scored[worst]:.3f})"
+
+
 def paper_sections(res: ResultTable, paper: dict) -> tuple[list[str], list[dict]]:
-    """The report's Markdown sections comparing ``res`` with ``paper``, and the Table 2 rows (for the CSV)."""
+    """The report's Markdown sections comparing ``res`` with ``paper``, and the Table 2 rows (for the CSV).
+
+    Numbers are compared only on the paper's own data (:func:`on_papers_data`); on other data the section says so in
+    its title and compares the findings instead (:func:`findings_rows`)."""
     rows = table2_rows(res, paper)
-    sections = ["## Table 2: paper vs this run", table2_markdown(rows, paper)]
+    facts = run_facts(res)
+    if not on_papers_data(res, paper):
+        found = findings_rows(res, paper)
+        dataset = (res.meta.get("dataset") or {}).get("name", "other data")
+        body = tabulate([[f["finding"], f["paper"], f["run"]] for f in found],
+                        headers=["finding", "the paper", "this run"], tablefmt="github",
+                        disable_numparse=True)
+        return ([f"## Findings: paper vs this run (on {dataset}, not the paper's data)",
+                f"This run did not score the paper's data ({paper['dataset']}), so its accuracies are not comparable "
+                f"with the published ones; the comparison is of the findings. {facts[0].upper()}{facts[1:]}.", body],
+                rows)
+    sections = ["## Table 2: paper vs this run", table2_markdown(rows, paper) + f"\n\n{facts[0].upper()}{facts[1:]}."]
+    extra = extra_epochs_markdown(res, paper)
+    if extra:
+        sections.append(extra)
     seg = segment_rows(res, paper)
     if seg:
-        sections += ["## Segments: paper vs this run", segments_markdown(seg, paper)]
+        sections += ["## Segments: paper vs this run", segments_markdown(seg, paper) + f"\n\n{facts[0].upper()}"
+                     f"{facts[1:]}."]
     return sections, rows

@@ -155,7 +155,8 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
         model, meta = checkpoint.load(name)
         check_fits(model, dataset, sample, f"checkpoints/{name}", meta)
         recorded, asked = meta.get("schedule") or {}, dataclasses.asdict(config)
-        changed = sorted(k for k in set(recorded) | set(asked) if recorded.get(k) != asked.get(k))
+        # more epochs is what resuming is for (warm restarts: the rate of the epochs done does not depend on it)
+        changed = sorted(k for k in set(recorded) | set(asked) if k != "epochs" and recorded.get(k) != asked.get(k))
         if changed and not schedule_change:
             raise UsageError(f"--resume: the checkpoint of {name!r} was trained with another schedule ("
                                 + ", ".join(f"{k} {recorded.get(k)!r} -> {asked.get(k)!r}" for k in changed)

@@ -103,7 +103,7 @@ def check_rate(condition: str | Condition, sample_rate: int) -> None:
     if cond.is_original:
         return
     codec_sr = codec_rate(cond, sample_rate)
-    if cond.kbps > cond.spec.max_kbps_at(codec_sr):
+    if cond.spec.max_kbps_by_rate and cond.kbps > cond.spec.max_kbps_at(codec_sr):
         raise ConditionError(f"{cond.name}: {cond.spec.description} codes at most {cond.spec.max_kbps_at(codec_sr):g} "
                              f"kbps at {codec_sr} Hz (the rate {sample_rate}-Hz input is coded at)")
     backend, _ = _route(cond)

@@ -7,6 +7,12 @@ import numpy as np
 import pytest
 
 
+def _numpy(variable) -> np.ndarray:
+    from codecbench.backend import keras
+
+    return keras.ops.convert_to_numpy(variable)
+
+
 def _learnable(seed: int = 0):
     """A small conv net with batch normalisation that learns separable inputs (offset 3, scale 5: the statistics
     matter) to near 100 % in a few epochs."""
@@ -34,20 +40,21 @@ def test_stale_statistics_are_flagged_and_repaired_without_touching_a_weight():
     bn = model.get_layer("bn1")
     bn.moving_mean.assign(np.zeros(bn.moving_mean.shape, "float32"))  # as if no step had updated them
     bn.moving_variance.assign(np.ones(bn.moving_variance.shape, "float32"))
-    weights = [np.array(w) for w in (bn.gamma, bn.beta)] + [np.array(w) for w in model.layers[0].weights]
+    weights = [_numpy(w) for w in (bn.gamma, bn.beta, *model.layers[0].weights)]
     stale = batchnorm.check(model, get, labels)
     assert stale["training_accuracy"] >= 0.9 and "flag" in stale, stale
     assert "batch-normalisation statistics do not match its weights" in stale["flag"]
-    assert np.all(np.array(bn.moving_mean) == 0)  # the check changed nothing
+    assert np.all(_numpy(bn.moving_mean) == 0)  # the check changed nothing
     done = batchnorm.reestimate(model, get, len(labels))
     assert done["examples"] == 160 and done["layers"] == 1
     repaired = batchnorm.check(model, get, labels)
     assert "flag" not in repaired and repaired["inference_accuracy"] >= repaired["training_accuracy"] - 0.05
-    after = [np.array(w) for w in (bn.gamma, bn.beta)] + [np.array(w) for w in model.layers[0].weights]
+    after = [_numpy(w) for w in (bn.gamma, bn.beta, *model.layers[0].weights)]
     assert all(np.array_equal(a, b) for a, b in zip(weights, after))
     # the re-estimated mean is the inputs' own: the conv's outputs averaged over every example
-    conv_out = np.asarray(model.layers[0](x))
-    np.testing.assert_allclose(np.array(bn.moving_mean), conv_out.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
+    conv_out = _numpy(model.layers[0](x))
+    np.testing.assert_allclose(_numpy(bn.moving_mean), conv_out.mean(axis=(0, 1, 2)), rtol=1e-4,
+                               atol=1e-4)
 
 
 def test_frozen_layers_keep_their_statistics():
@@ -56,9 +63,9 @@ def test_frozen_layers_keep_their_statistics():
     model, x, labels = _learnable()
     bn = model.get_layer("bn1")
     bn.trainable = False
-    before = np.array(bn.moving_mean)
+    before = _numpy(bn.moving_mean)
     assert batchnorm.reestimate(model, lambda idx: x[idx], len(labels)) == {"examples": 0, "layers": 0}
-    assert np.array_equal(np.array(bn.moving_mean), before)
+    assert np.array_equal(_numpy(bn.moving_mean), before)
 
 
 def test_trained_and_fine_tuned_models_record_the_reestimation_and_the_check(tiny):

@@ -74,7 +74,7 @@ def test_freeze_except_marks_only_the_chosen_segment_trainable():
 def test_real_legacy_checkpoint_loads_by_weights_and_matches_keras():
     model, config = load_legacy_hdf5(CHECKPOINT)
     assert config.input_shape == (128, 461, 6) and config.n_classes == 3 and model.count_params() == 234_166
-    ours = np.asarray(model(known_input(), training=False))
+    ours = keras.ops.convert_to_numpy(model(known_input(), training=False))
     np.testing.assert_allclose(ours, KNOWN_ANSWER, atol=1e-5)
     reference = keras.models.load_model(CHECKPOINT, compile=False).predict(known_input(), verbose=0)
     assert np.abs(ours - reference).max() < 1e-4
@@ -105,5 +105,5 @@ def test_keras_format_round_trip_with_metadata(tmp_path):
     save_model(model, tmp_path / "m.keras", {"class_names": list("abcdefghij"), "preset": "small"})
     loaded, meta = load_model(tmp_path / "m.keras")
     assert meta["class_names"][0] == "a" and meta["params"] == model.count_params() and len(meta["sha256"]) == 64
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)))
     assert not list(tmp_path.glob(".*tmp*"))

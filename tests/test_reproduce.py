@@ -92,16 +92,19 @@ def test_reproduce_refuses_another_recipe_in_the_same_folder_and_needs_a_checkpo
                                          checkpoint=tmp_path / "missing.hdf5"))
 
 
+def _cell(model, condition, correct, n=2970):
+    """A result cell of ``correct`` of ``n`` clips, with its Wilson interval."""
+    from codecbench.stats import wilson_interval
+
+    low, high = wilson_interval(correct, n)
+    return {"model": model, "condition": condition, "n": n, "accuracy": correct / n, "ci_low": low, "ci_high": high}
+
+
 def test_paper_rows_say_whether_the_published_value_lies_in_the_interval():
     from codecbench.report.paper import load_paper, segment_rows, table2_rows
     from codecbench.report.table import ResultTable
 
-    def cell(model, condition, correct, n=2970):
-        from codecbench.stats import wilson_interval
-        low, high = wilson_interval(correct, n)
-        return {"model": model, "condition": condition, "n": n, "accuracy": correct / n, "ci_low": low,
-                "ci_high": high}
-
+    cell = _cell
     paper = load_paper("peters")
     doc = {"meta": {}, "results": [cell("base", "wav", 2285), cell("base", "mp3@32", 1500),
                                    cell("finetuned_seg7", "mp3@32", 1900), cell("finetuned_seg1", "mp3@32", 1600)]}
@@ -119,13 +122,8 @@ def test_paper_rows_say_whether_the_published_value_lies_in_the_interval():
 def test_numbers_are_compared_only_on_the_papers_data_and_captions_say_what_the_run_used():
     from codecbench.report.paper import load_paper, paper_sections
     from codecbench.report.table import ResultTable
-    from codecbench.stats import wilson_interval
 
-    def cell(model, condition, correct, n=2970):
-        low, high = wilson_interval(correct, n)
-        return {"model": model, "condition": condition, "n": n, "accuracy": correct / n, "ci_low": low,
-                "ci_high": high}
-
+    cell = _cell
     paper = load_paper("peters")
     results = [cell("base", "wav", 2285), cell("base", "mp3@32", 760), cell("base", "mp3@64", 2000),
                cell("finetuned_full@e4", "mp3@32", 1800), cell("finetuned_full@e10", "mp3@32", 1900)]

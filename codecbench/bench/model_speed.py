@@ -75,7 +75,7 @@ def _device_frontend(batch: int, repeats: int) -> dict:
         clips.append(np.pad(resample(x, rate, 44100), (0, n))[:n].astype(np.float32))
     x = np.stack(clips)
     reference = np.stack([features.extract(c) for c in clips])
-    diff = float(np.max(np.abs(np.asarray(layer(x)) - reference)))
+    diff = float(np.max(np.abs(keras.ops.convert_to_numpy(layer(x)) - reference)))
     wave_model = keras.Sequential([keras.Input((n,)), LogMelLayer.from_frontend(BASELINE)])
     big = np.tile(x, (max(1, batch // len(x)), 1))[:max(1, batch)]
     wave_model.predict_on_batch(big)

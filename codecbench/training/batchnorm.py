@@ -23,6 +23,10 @@ REESTIMATE_CLIPS = 1024
 CHECK_CLIPS = 256
 
 
+def _numpy(variable) -> np.ndarray:
+    return keras.ops.convert_to_numpy(variable)
+
+
 def _bn_layers(model, trainable_only: bool) -> list:
     out = []
     for layer in model._flatten_layers(include_self=False, recursive=True):
@@ -66,7 +70,7 @@ def reestimate(model, get: Callable[[np.ndarray], np.ndarray], total: int, *, ba
     picked = _spread(total, clips)
     if not layers or not len(picked):
         return {"examples": 0, "layers": 0}
-    before = [np.array(layer.moving_mean) for layer in layers]
+    before = [_numpy(layer.moving_mean) for layer in layers]
     momenta = [layer.momentum for layer in layers]
     try:
         with _DropoutOff(model):
@@ -78,7 +82,7 @@ def reestimate(model, get: Callable[[np.ndarray], np.ndarray], total: int, *, ba
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-    shift = max(float(np.max(np.abs(np.array(layer.moving_mean) - b) / (np.abs(b) + 1e-3)))
+    shift = max(float(np.max(np.abs(_numpy(layer.moving_mean) - b) / (np.abs(b) + 1e-3)))
                 for layer, b in zip(layers, before))
     return {"examples": int(len(picked)), "layers": len(layers), "max_relative_mean_change": shift}
 
@@ -91,7 +95,7 @@ def check(model, get: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, *,
     labels = np.asarray(labels)
     picked = _spread(len(labels), clips)
     layers = _bn_layers(model, trainable_only=False)
-    saved = [(np.array(layer.moving_mean), np.array(layer.moving_variance)) for layer in layers]
+    saved = [(_numpy(layer.moving_mean), _numpy(layer.moving_variance)) for layer in layers]
     correct = {"inference": 0, "training": 0}
     try:
         with _DropoutOff(model):
@@ -99,8 +103,8 @@ def check(model, get: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, *,
                 idx = picked[start:start + batch_size]
                 x = np.asarray(get(idx), dtype=np.float32)
                 truth = labels[idx]
-                correct["inference"] += int(np.sum(np.argmax(np.asarray(model(x, training=False)), 1) == truth))
-                correct["training"] += int(np.sum(np.argmax(np.asarray(model(x, training=True)), 1) == truth))
+                correct["inference"] += int(np.sum(np.argmax(_numpy(model(x, training=False)), 1) == truth))
+                correct["training"] += int(np.sum(np.argmax(_numpy(model(x, training=True)), 1) == truth))
     finally:
         for layer, (mean, variance) in zip(layers, saved):
             layer.moving_mean.assign(mean)

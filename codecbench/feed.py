@@ -143,8 +143,8 @@ class ProcessFeed:
 
     def warm_up(self) -> None:
         """Start every worker now (imports take a second or two per process), not at the first batch."""
-        if len(self.reader) > 1:
-            self(list(range(len(self.reader))) * self.workers * self.min_chunk)
+        if len(self.reader) > 1:  # one small chunk per worker, not the whole set per worker
+            self([i % len(self.reader) for i in range(self.workers * self.min_chunk)])
 
 
 def feeding(reader: BatchReader, workers: int | None = None):

@@ -143,6 +143,10 @@ def test_numbers_are_compared_only_on_the_papers_data_and_captions_say_what_the_
     assert "0.769 /" not in text and "UrbanSound8K, evaluate split, 837 clips" in text
     assert "| the base model's worst condition" in text
     assert "| full fine-tuning's gain on mp3@32 after 10 epochs" in text
+    # a dataset's name is the user's text: it cannot format the report or inject markup
+    hostile = {"meta": {"dataset": {"name": "x](javascript:alert(1)) <b>#", "split": "evaluate"}}, "results": results}
+    text = "\n".join(paper_sections(ResultTable(hostile), paper)[0])
+    assert "x\\](javascript:alert(1)) \\<b\\>\\#" in text and "<b>" not in text
 
 
 @pytest.mark.parametrize("text, option", [("0,1", "--full-epochs"), ("x", "--segments"), ("", "--segments")])

@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from ..results import ResultsError
 from ..zoo import full_name, segment_name
-from .table import GAP, ResultTable
+from .table import GAP, ResultTable, markdown_text
 
 
 def known_papers() -> list[str]:
@@ -126,8 +126,8 @@ def run_facts(res: ResultTable) -> str:
     full = sorted({int(f["epochs"]) for m, f in facts.items() if f.get("strategy") == "full" and f.get("epochs")})
     seg = sorted({int(f["epochs"]) for m, f in facts.items() if str(f.get("strategy", "")).startswith("segment")
                   and f.get("epochs")})
-    parts = [f"this run: {dataset.get('name', 'an unnamed dataset')}, {dataset.get('split', '?')} split, "
-             f"{clips:,} clips"]
+    parts = [f"this run: {markdown_text(dataset.get('name', 'an unnamed dataset'))}, "
+             f"{markdown_text(dataset.get('split', '?'))} split, {clips:,} clips"]
     if full:
         parts.append(f"full fine-tuning saved at epochs {', '.join(map(str, full))}")
     if seg:
@@ -203,7 +203,7 @@ def paper_sections(res: ResultTable, paper: dict) -> tuple[list[str], list[dict]
     facts = run_facts(res)
     if not on_papers_data(res, paper):
         found = findings_rows(res, paper)
-        dataset = (res.meta.get("dataset") or {}).get("name", "other data")
+        dataset = markdown_text((res.meta.get("dataset") or {}).get("name", "other data"))
         body = tabulate([[f["finding"], f["paper"], f["run"]] for f in found],
                         headers=["finding", "the paper", "this run"], tablefmt="github",
                         disable_numparse=True)

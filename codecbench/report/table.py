@@ -53,6 +53,16 @@ class ResultTable:
         return [(cat, c) for cat, conds in self.categories.items() for c in conds]
 
 
+#: what formats or links in Markdown (parentheses only matter after a bracket, which is escaped)
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]{}<>#|!~"})
+
+
+def markdown_text(text) -> str:
+    """``text`` from a run or a user (a dataset's or model's name) as literal Markdown: its special characters are
+    escaped and line breaks become spaces, so it can neither format nor inject markup."""
+    return " ".join(str(text).split()).translate(_MARKDOWN_SPECIAL)
+
+
 def accuracy_of(cell: dict | None) -> float:
     return float(cell["accuracy"]) if cell else math.nan
 

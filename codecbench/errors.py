@@ -4,7 +4,7 @@ Every error codecbench raises on purpose (bad input, a missing component, an unu
 :class:`CodecbenchError`, and its message names the file, key or value at fault (``tests/test_errors.py``
 walks the package for any other exception raised on purpose). The families: :class:`UsageError` (settings),
 :class:`ArgumentError` (API arguments), :class:`CacheError`, :class:`CheckpointError`, :class:`CodecError`,
-:class:`ModelError`, :class:`EnvironmentProblem`; the stages subclass them (``DatasetError``, ``MatrixError``,
+:class:`ModelError`, :class:`EnvironmentProblem`, :class:`FolderBusy`; the stages subclass them (``DatasetError``, ``MatrixError``,
 ``ZooError``, ...). The command line catches this base class only, so a genuine bug still shows its traceback.
 """
 from __future__ import annotations
@@ -41,3 +41,8 @@ class ModelError(CodecbenchError, ValueError):
 class EnvironmentProblem(CodecbenchError, RuntimeError):
     """A component this machine lacks (an accelerator, a backend's GPU build, a system library); the message names
     it and how to install it."""
+
+
+class FolderBusy(CodecbenchError, RuntimeError):
+    """A work folder (download, reproduce, export, results) another codecbench process is writing; the message
+    names the folder, the other process and what to do."""

@@ -1,4 +1,4 @@
-"""File-system helpers every stage shares: atomic writes and content digests.
+"""File-system helpers every stage shares: atomic writes, content digests and work-folder claims.
 
 One atomic-write helper for the cache entries, models, results and synthetic audio: the
 content goes to a uniquely named temporary file beside the target (so concurrent writers
@@ -97,6 +97,42 @@ def file_lock(path: str | os.PathLike):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def claim_folder(folder: str | os.PathLike, what: str):
+    """Hold ``folder`` for one codecbench process for the ``with`` block, or refuse at once.
+
+    Two commands writing one work folder (a download folder, a ``reproduce --out``, an export target, a results
+    folder) would each finish half of it; the second one is refused with :class:`~codecbench.errors.FolderBusy`
+    naming the first one's process, rather than made to wait for a run of hours. The claim is an advisory
+    ``flock`` on ``<folder>/.codecbench.lock`` (released by the kernel when the process dies, so a killed run leaves
+    no stale claim); the file keeps the holder's pid and command for the message.
+    """
+    import fcntl
+    import sys
+
+    from .errors import FolderBusy
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".codecbench.lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise FolderBusy(f"{folder}: another codecbench process is using this folder ({holder}); wait for it "
+                             f"to end, or give this {what} another folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}: {what} ({' '.join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:3])})")
+        fh.flush()
+        yield folder
+    finally:
+        fh.close()  # closing the descriptor releases the flock
 
 
 def _umask() -> int:

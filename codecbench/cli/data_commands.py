@@ -121,18 +121,21 @@ def cmd_cache(args, spec: RunSpec) -> int:
 def cmd_dataset(args, spec: RunSpec) -> int:
     from tabulate import tabulate
 
-    from ..datasets import download
+    from ..datasets import download, verify
 
     if args.action == "list":
-        rows = [[r.name, f"{r.size / 1e9:.1f} GB", len(r.files), r.licence, r.source, r.title]
+        rows = [[r.name, f"{r.size / 1e9:.1f} GB" if r.size_known else f"up to {r.size / 1e9:.1f} GB",
+                 f"{r.clips.count:,}" if r.clips.count else "?", r.layout, r.licence, r.source, r.title]
                 for r in download.records().values()]
-        print(tabulate(rows, headers=["name", "size", "files", "licence", "source", "title"], tablefmt="github"))
+        print(tabulate(rows, headers=["name", "size", "clips", "layout", "licence", "source", "title"],
+                       tablefmt="github"))
         return 0
     if args.action == "download":
-        root = download.download(args.name, args.to, mirror=args.mirror, unpack=args.unpack, timeout=args.timeout)
+        root = download.download(args.name, args.to, mirror=args.mirror, unpack_archives=args.unpack,
+                                 timeout=args.timeout)
         print(f"{args.name}: ready in {root}" if args.unpack else f"{args.name}: archives checked in {args.to}")
         return 0
-    problems = download.verify(args.name, args.folder)
+    problems = verify.verify(args.name, args.folder, deep=args.deep)
     for problem in problems:
         print(problem)
     print(f"{args.folder}: " + ("complete" if not problems else f"{len(problems)} problems"))

@@ -176,14 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="known datasets: size, licence, where from")
     d = actions.add_parser("download", help="fetch, check and unpack a dataset (resumes where it stopped)")
-    d.add_argument("name", help="a dataset of `codecbench dataset list`, e.g. tau2020-mobile")
+    d.add_argument("name", help="a dataset of `codecbench dataset list`: tau2020-mobile, urbansound8k, esc50")
     d.add_argument("--to", required=True, help="folder for the archives and the unpacked dataset")
-    d.add_argument("--mirror", default=None, help="another host with the same file names (or $CODECBENCH_MIRROR)")
+    d.add_argument("--mirror", default=None, help="another http(s) host with the same file names (or "
+                   "$CODECBENCH_MIRROR); archives already on disk are copied into <to>/archives/ instead")
     d.add_argument("--no-unpack", dest="unpack", action="store_false", help="fetch and check only")
     d.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default: 60)")
-    v = actions.add_parser("verify", help="what is missing or wrong in a download folder")
+    v = actions.add_parser("verify", help="what is missing or wrong in a download folder: archives, unpacking, and "
+                           "every listed clip's size")
     v.add_argument("name", help="the dataset the folder holds")
     v.add_argument("folder", help="the folder given to download --to")
+    v.add_argument("--deep", action="store_true", help="also open every clip: readable header, the published "
+                   "rate and length")
 
     p = sub.add_parser("leaderboard", help="one HTML page of every model ever benchmarked: a ranking per dataset "
                        "and matrix, from the results history or several results folders")

@@ -1,0 +1,97 @@
+"""Unpacking checked archives (zip and tar, compressed or not) into the download folder, all or nothing.
+
+Every member is inspected before a byte is written: only regular files and folders, with relative paths that stay
+inside the target; links, devices and absolute or ``..`` paths refuse the whole archive, naming the member. The
+members are unpacked into a staging folder beside the target and moved into place only when all of them are out,
+so a failure (a damaged archive, a full disk) leaves no half-unpacked dataset; a marker in ``archives/`` records an
+archive as unpacked, so a second run does not unpack it again.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from .records import DownloadError
+
+
+def marker(to: Path, name: str) -> Path:
+    """The file that records archive ``name`` as unpacked into ``to``."""
+    return to / "archives" / f".{name}.unpacked"
+
+
+def _check_path(archive: Path, member: str) -> None:
+    path = PurePosixPath(member.replace("\\", "/"))
+    if not member or path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise DownloadError(f"{archive}: member {member!r} would be written outside the download folder; "
+                            "nothing of this archive was unpacked")
+
+
+def _zip_members(archive: Path, z: zipfile.ZipFile) -> None:
+    for info in z.infolist():
+        _check_path(archive, info.filename)
+        mode = info.external_attr >> 16
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no Unix type recorded (a plain file)
+            raise DownloadError(f"{archive}: member {info.filename!r} is a link or special file, which a dataset "
+                                "archive does not hold; nothing of this archive was unpacked")
+
+
+def _tar_members(archive: Path, t: tarfile.TarFile) -> None:
+    for member in t.getmembers():
+        _check_path(archive, member.name)
+        if not (member.isfile() or member.isdir()):
+            raise DownloadError(f"{archive}: member {member.name!r} is a link or special file, which a dataset "
+                                "archive does not hold; nothing of this archive was unpacked")
+
+
+def unpack(archive: Path, to: Path, log) -> bool:
+    """Unpack ``archive`` into ``to`` unless its marker says it was; True when it unpacked now."""
+    done = marker(to, archive.name)
+    if done.exists():
+        return False
+    staging = to / f".unpacking-{archive.name}"
+    shutil.rmtree(staging, ignore_errors=True)  # a run that died while unpacking
+    staging.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            try:
+                with zipfile.ZipFile(archive) as z:
+                    _zip_members(archive, z)
+                    z.extractall(staging)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+                raise DownloadError(f"{archive}: damaged zip archive ({exc}); delete it and download again") from None
+        elif tarfile.is_tarfile(archive):
+            try:
+                with tarfile.open(archive, "r:*") as t:
+                    _tar_members(archive, t)
+                    if hasattr(tarfile, "data_filter"):
+                        t.extractall(staging, filter="data")
+                    else:  # pragma: no cover - Python without PEP 706; the members were checked above
+                        t.extractall(staging)
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)) \
+                        and exc.errno is not None and exc.errno == 28:
+                    raise DownloadError(f"{archive}: the disk is full while unpacking; free space and run the "
+                                        "same command again") from None
+                raise DownloadError(f"{archive}: damaged tar archive ({exc}); delete it and download again") \
+                    from None
+        else:
+            raise DownloadError(f"{archive}: neither a zip nor a tar archive; delete it and download again")
+        _merge(staging, to)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    done.touch()
+    log(f"codecbench: {archive.name}: unpacked")
+    return True
+
+
+def _merge(staging: Path, to: Path) -> None:
+    """Move every file of ``staging`` to the same place under ``to`` (several archives share one root)."""
+    for folder, dirs, files in os.walk(staging):
+        relative = Path(folder).relative_to(staging)
+        (to / relative).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            os.replace(Path(folder) / name, to / relative / name)

@@ -248,9 +248,9 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
     rates: dict[str, tuple[set[int], set[int]]] = defaultdict(lambda: (set(), set()))
     failures: list[tuple[str, str, str]] = []
     notes: list[tuple[str, str]] = []
-    # the progress line names what is being coded (one condition: "encoding mp3@32 + features")
-    named = conds[0].name if len(conds) == 1 else f"{len(conds)} conditions"
-    bar = _progress(len(tasks), f"encoding {named}" + (" + features" if with_features else ""), progress)
+    # the progress line names what is being coded and at which rate ("encoding mp3@32 at 22.05 kHz + features")
+    bar = _progress(len(tasks), f"encoding {_coding_what(conds, paths[0])}" + (" + features" if with_features else ""),
+                    progress)
     try:
         for outcome in parallel_map(_process_clip, tasks, jobs=jobs, backend=backend, scheduler=scheduler):
             hits += outcome.hits
@@ -274,6 +274,28 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
     return FillSummary(len(paths), [c.name for c in conds], hits, misses, time.perf_counter() - start,
                        {c.name: achieved_kbps(coded[c.name]) for c in conds if coded.get(c.name)},
                        failures, notes, {c: {"source": sorted(s), "codec": sorted(k)} for c, (s, k) in rates.items()})
+
+
+def _coding_what(conds: Sequence[Condition], first_path: str) -> str:
+    """``mp3@32 at 22.05 kHz``, or ``3 conditions (sbc@64 at 32 kHz, ...)``: the rate each condition codes at, for
+    the first clip's rate (a dataset's clips share one as a rule; every clip's own is recorded with it)."""
+    from .audio import AudioError, source_rate
+
+    try:
+        rate = source_rate(first_path)
+    except (AudioError, OSError):
+        rate = None
+
+    def one(cond: Condition) -> str:
+        if rate is None or cond.is_original:
+            return cond.name
+        return f"{cond.name} at {codecs.codec_rate(cond, rate) / 1000:g} kHz"
+
+    if len(conds) == 1:
+        return one(conds[0])
+    coded = [one(c) for c in conds if not c.is_original]
+    shown = ", ".join(coded[:4]) + (", ..." if len(coded) > 4 else "")
+    return f"{len(conds)} conditions ({shown})" if coded else f"{len(conds)} conditions"
 
 
 def achieved_kbps(sizes: Sequence[tuple[int, float]]) -> float:

@@ -105,17 +105,31 @@ def check_fits(model, dataset: Dataset, sample: np.ndarray, model_name: str, met
                             f"{dataset.class_names}")
 
 
-def settle_batchnorm(model, data: TrainingSet, name: str) -> dict:
+def settle_batchnorm(model, data: TrainingSet, name: str, progress: Callable[[str], None] | None = None) -> dict:
     """Before a save: the trainable batch-normalisation layers' statistics re-estimated from the training set, then
     inference-mode against training-mode accuracy on training clips (:mod:`codecbench.training.batchnorm`); a gap
-    is warned about, naming the model. Returns the sidecar's ``batchnorm`` entry."""
+    is warned about, naming the model. Returns the sidecar's ``batchnorm`` entry. Both passes read training clips
+    (a minute for the paper FCNN on a CPU), so each is announced on ``progress``."""
     from .training import batchnorm
 
+    say = progress or (lambda line: None)
+    say(f"{name}: saving: re-estimating batch-norm statistics from the training set")
     done = batchnorm.reestimate(model, data.features, len(data.labels))
+    say(f"{name}: saving: checking inference mode against training mode on training clips")
     checked = batchnorm.check(model, data.features, data.labels)
     if "flag" in checked:
         log.warning("model %s: %s", name, checked["flag"])
     return {"reestimated": done, "check": checked}
+
+
+def _save(zoo: Zoo, name: str, model, meta: dict, overwrite: bool, progress: Callable[[str], None] | None) -> None:
+    """``zoo.save`` announced on ``progress``, with the file's size and the seconds it took."""
+    start = time.perf_counter()
+    if progress is not None:
+        progress(f"{name}: saving: writing {zoo.root / name}.keras")
+    path = zoo.save(name, model, meta, overwrite=overwrite)
+    if progress is not None:
+        progress(f"{name}: saved {path} ({path.stat().st_size / 2**20:.1f} MiB, {time.perf_counter() - start:.1f} s)")
 
 
 def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int, seconds: float, rows: list[dict],
@@ -187,8 +201,8 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     meta = _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows, fcnn.to_dict())
     if history:
         meta["schedule_history"] = history
-    meta["batchnorm"] = settle_batchnorm(model, data, name)
-    zoo.save(name, model, meta, overwrite=overwrite)
+    meta["batchnorm"] = settle_batchnorm(model, data, name, progress)
+    _save(zoo, name, model, meta, overwrite, progress)
     for leftover in (checkpoint.root / f"{name}.keras", checkpoint.root / f"{name}.json"):
         leftover.unlink(missing_ok=True)  # the finished model supersedes its checkpoint
     return name
@@ -282,7 +296,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
 
         def on_epoch(epoch: int, row: dict) -> None:
             # statistics only inference reads: re-estimating them before a save does not change the training
-            settled = settle_batchnorm(model, data, full_name(epoch)) if epoch in save_at else None
+            settled = settle_batchnorm(model, data, full_name(epoch), progress) if epoch in save_at else None
             if validate is not None:
                 row["validation_accuracy"] = validate(model)
             rows.append(row)
@@ -291,7 +305,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
                              parent_name, parent_sha)
             if settled is not None:
                 meta["batchnorm"] = settled
-                zoo.save(full_name(epoch), model, meta, overwrite=overwrite)
+                _save(zoo, full_name(epoch), model, meta, overwrite, progress)
                 saved.append(full_name(epoch))
             if epoch < epochs:
                 checkpoint.save(CHECKPOINT, model, meta, overwrite=True)
@@ -325,8 +339,8 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
                          parent_name, parent_sha, [k])
         meta["learning_rate_choice"] = "explicit" if learning_rate is not None else \
             f"default for {kinds[k]} segments (SEGMENT_LEARNING_RATES)"
-        meta["batchnorm"] = settle_batchnorm(model, data, name)  # the trained segment's layers only
-        zoo.save(name, model, meta, overwrite=overwrite)
+        meta["batchnorm"] = settle_batchnorm(model, data, name, progress)  # the trained segment's layers only
+        _save(zoo, name, model, meta, overwrite, progress)
         saved.append(name)
     return saved
 
@@ -335,16 +349,34 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The packaged demo zoo: small FCNN on the synthetic scenes (2-s clips, 79 feature frames, 64-frame crops).
-    "demo": {"dataset": "synthetic", "model_preset": "small",
+    "demo": {"dataset": "synthetic", "model_preset": "small", "frames": 79,
              "base": TrainConfig(epochs=40, learning_rate=0.05, crop_frames=64, time_mask_frames=10, seed=0),
              "finetune": TrainConfig(**{**FINETUNE_DEFAULTS, "crop_frames": 64, "time_mask_frames": 10, "seed": 0}),
              "full_epochs": 40, "save_epochs": (1, 10, 20, 40), "segment_epochs": 10, "segments": range(1, 11)},
     # The paper's setting: the 11.8M-parameter FCNN on TAU 2020 Mobile (bring the data; GPU advised).
-    "paper": {"dataset": None, "model_preset": "paper",
+    "paper": {"dataset": None, "model_preset": "paper", "frames": 423,
               "base": TrainConfig(epochs=126, seed=0),
               "finetune": TrainConfig(**{**FINETUNE_DEFAULTS, "seed": 0}),
               "full_epochs": 40, "save_epochs": (1, 10, 20, 40), "segment_epochs": 10, "segments": range(1, 11)},
 }
+
+
+def crops_for(config: TrainConfig, preset: str, frames: int) -> TrainConfig:
+    """``config`` of zoo preset ``preset`` with its crop and time mask scaled to clips of ``frames`` feature frames.
+
+    A preset's crop is made for its own data's clips (the demo's 64 of 79 frames of 2-s clips, the paper's 400 of 423
+    frames of 10-s clips); on clips of another length the same fraction is kept, so ``--preset small`` on 10-s clips
+    crops 343 frames rather than 64 (a sixth of each clip per example).
+    """
+    reference = PRESETS[preset]["frames"]
+    if frames == reference:
+        return config
+
+    def scaled(value):
+        return max(1, min(frames, round(value * frames / reference))) if value else value
+
+    return dataclasses.replace(config, crop_frames=scaled(config.crop_frames),
+                               time_mask_frames=scaled(config.time_mask_frames))
 
 
 def remaining_runs(names, *, save_epochs, full_epochs: int, segments, segment_epochs: int) -> list[tuple]:

@@ -243,7 +243,7 @@ def _cores_text(n: int) -> str:
 
 
 def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames: int, train: bool = True,
-                rates: Rates | None = None) -> dict:
+                rates: Rates | None = None, train_config=None) -> dict:
     """Training examples/s (at ``batch_size`` x ``crop_frames``) and inference clips/s (full length) of the FCNN
     of ``config`` (an :class:`~codecbench.models.FCNNConfig`): from ``rates`` when they hold them (measured on
     another machine with ``bench model``), else on the device Keras sees here, from a few steps on random input."""
@@ -265,12 +265,48 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
     out["inference_clips_per_s"] = eval_batch / median_time(lambda: model.predict_on_batch(x_eval), 1)
     if train:
-        frames = crop_frames or full_frames
-        x = rng.random((batch_size, config.input_shape[0], frames, channels), dtype=np.float32)
-        y = keras.utils.to_categorical(np.arange(batch_size) % n_classes, n_classes)
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy")
-        out["train_examples_per_s"] = batch_size / median_time(lambda: model.train_on_batch(x, y), 1)
+        out.update(calibrate_training(model, train_config or _default_train_config(batch_size, crop_frames),
+                                      full_frames))
     return out
+
+
+def _default_train_config(batch_size: int, crop_frames: int | None):
+    from .training import TrainConfig
+
+    return TrainConfig(batch_size=batch_size, crop_frames=crop_frames, epochs=2)
+
+
+def calibrate_training(model, train_config, full_frames: int, batches: int = 2) -> dict:
+    """Training examples/s through the real training loop, and the seconds one checkpoint save takes.
+
+    A short measured run: :func:`~codecbench.training.loop.fit` for two epochs of ``batches`` batches of random
+    features at the clips' length (augmentation, crops, mixup, the learning-rate schedule, the epoch callback), the
+    second epoch timed (the first compiles); then the model saved once as a checkpoint is. Timing
+    ``train_on_batch`` alone missed the loop's own work and the save after every epoch (``train --dry-run`` said
+    48 s per epoch where epochs took 79-133 s).
+    """
+    import dataclasses as _dc
+    import tempfile
+    import time
+
+    from .models.io import save_model
+    from .training.loop import fit
+
+    n_classes = int(model.output_shape[-1])
+    n = batches * train_config.batch_size
+    rng = np.random.default_rng(0)
+    x = rng.random((n, model.input_shape[1], full_frames, model.input_shape[-1]), dtype=np.float32)
+    labels = np.arange(n) % n_classes
+    marks: list[float] = []
+    config = _dc.replace(train_config, epochs=2, devices=None) if hasattr(train_config, "devices") else \
+        _dc.replace(train_config, epochs=2)
+    fit(model, lambda idx: x[np.sort(idx)], labels, config, verbose=0,
+        on_epoch=lambda epoch, row: marks.append(time.perf_counter()))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        save_model(model, Path(folder) / "calibration.keras", {"strategy": "calibration"})
+    save_seconds = time.perf_counter() - start
+    return {"train_examples_per_s": n / max(marks[1] - marks[0], 1e-9), "save_seconds": save_seconds}
 
 
 def clip_seconds(clips: Sequence, sample: int = 32) -> float:
@@ -282,11 +318,13 @@ def clip_seconds(clips: Sequence, sample: int = 32) -> float:
 
 
 def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, config, train_config, runs: list[
-                  tuple], jobs: int, scheduler: str | None = None, rates: Rates | None = None) -> Plan:
+                  tuple], jobs: int, scheduler: str | None = None, rates: Rates | None = None,
+                  validations_per_epoch: int = 0) -> Plan:
     """The plan of fine-tuning or training runs: the training set's fill, then ``runs`` of ``config``'s FCNN at
     ``train_config``'s batch size and crop. A run is ``(name, epochs)`` over the split under every condition, or
     ``(name, epochs, conditions)`` over the split under that many conditions (base training: 1). ``rates``: price
-    every stage with rates measured on another machine (:class:`Rates`); each stage names what bounds it."""
+    every stage with rates measured on another machine (:class:`Rates`); each stage names what bounds it.
+    ``validations_per_epoch``: clips (times conditions) scored after every epoch (``--validate``)."""
     clips = dataset.clips("train")
     plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True)
     if rates is not None:
@@ -297,19 +335,27 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
     # a crop longer than the clips is no crop: training runs on the clips' own frames (4-s clips: 173, not 400)
     crop = min(train_config.crop_frames, frames) if train_config.crop_frames else None
     rates_model = model_rates(config, batch_size=train_config.batch_size, crop_frames=crop, full_frames=frames,
-                              rates=rates)
+                              rates=rates, train_config=dataclasses.replace(train_config, crop_frames=crop))
+    save = rates_model.get("save_seconds", 0.0)
+    # what runs after every epoch besides training: the checkpoint save, and the validation (inference)
+    per_epoch = save + validations_per_epoch / rates_model["inference_clips_per_s"]
     feed = local_rates(rates)
     feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
     device = rates_model.get("device") or rates_model.get("backend", "")
     rate, bound = bottleneck(rates_model["train_examples_per_s"], feed_rate, feed.feed_workers, device)
     for name, epochs, *n_conditions in runs:
         examples = len(clips) * (n_conditions[0] if n_conditions else len(plan.conditions))
-        plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s", epochs * examples
-                                 / rate, bound))
+        plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s"
+                                 + (f" + {per_epoch:.1f} s per epoch to save"
+                                    + (f" and validate {validations_per_epoch:,} clips" if validations_per_epoch else "")
+                                    if per_epoch else ""),
+                                 epochs * (examples / rate + per_epoch), bound))
     examples = len(clips) * len(plan.conditions)
-    plan.notes.append(f"one training epoch of {examples:,} examples: {_duration(examples / rate)} at batch "
+    plan.notes.append(f"one training epoch of {examples:,} examples: {_duration(examples / rate + per_epoch)} at batch "
                       f"{train_config.batch_size} x {crop or frames} frames (clips of {seconds:g} s); the model trains "
-                      f"{rates_model['train_examples_per_s']:.1f} examples/s and infers "
+                      f"{rates_model['train_examples_per_s']:.1f} examples/s"
+                      + (" (measured through the training loop, two short epochs)" if "save_seconds" in rates_model
+                         else "") + " and infers "
                       f"{rates_model['inference_clips_per_s']:.1f} clips/s on {device}"
                       + (f"; the feed reads {feed_rate * feed.feed_workers:.0f} clips/s with {feed.feed_workers} "
                          f"worker{'s' if feed.feed_workers > 1 else ''}" if feed.feed_workers and feed_rate

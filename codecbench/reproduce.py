@@ -57,6 +57,8 @@ class ReproduceOptions:
     segment_epochs: int | None = None
     #: conditions of the evaluation split scored after every fine-tuning epoch
     validate: tuple[Condition, ...] = ()
+    #: UrbanSound8K / ESC-50: the folds of each split (``--folds``; None: the dataset's usual split)
+    folds: tuple[tuple[str, tuple[int, ...]], ...] | None = None
     dry_run: bool = False
     force: bool = False
 
@@ -65,6 +67,7 @@ class ReproduceOptions:
 
         zoo = ZOO_PRESETS[PRESETS[self.preset]]
         return {"paper": self.paper, "data": self.data, "checkpoint_sha256": checkpoint_sha256,
+                **({"folds": {k: list(v) for k, v in self.folds}} if self.folds else {}),
                 "preset": self.preset, "full_epochs": list(self.full_epochs or zoo["save_epochs"]),
                 "segments": list(self.segments or zoo["segments"]),
                 "segment_epochs": self.segment_epochs or zoo["segment_epochs"]}
@@ -121,9 +124,11 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
         raise UsageError(f"--checkpoint: {options.checkpoint} is not a file; {CHECKPOINT_HINT}")
     recipe = options.recipe(file_digest(options.checkpoint) if options.checkpoint else None)
     # 1. the data
-    dataset = load_dataset(options.data, cache_dir=spec.cache.root, listing_only=options.dry_run)
-    sizes = {s: len(dataset.clips(s)) for s in ("train", "evaluate")}
-    say(f"[1/8] data: {dataset.name}: {sizes['train']:,} training clips, {sizes['evaluate']:,} evaluation clips")
+    dataset = load_dataset(options.data, cache_dir=spec.cache.root, listing_only=options.dry_run,
+                           folds=dict(options.folds) if options.folds else None)
+    for split in ("train", "evaluate"):
+        dataset.clips(split)  # a named error for a missing or empty split, before any work
+    say(f"[1/8] data: {dataset.describe()}")
     from .datasets.tau import TAU2020_MOBILE, TAU2020_SPLIT_SIZES
     if options.preset == "paper" and dataset.name != TAU2020_MOBILE:
         say(f"      note: not the study's data ({TAU2020_MOBILE}: {TAU2020_SPLIT_SIZES['train']:,} + "
@@ -187,10 +192,18 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
 def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe: dict, zoo_preset: dict,
                  say) -> None:
     """Steps 5 and 6: Experiments A and B, whatever of them is missing."""
-    from .finetune import epoch_validation, finetune
+    from .features import RECIPE, n_frames
+    from .finetune import crops_for, epoch_validation, finetune
     from .zoo import full_name, segment_name
 
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
+    frames = n_frames(round(dataset.longest_seconds("train") * RECIPE["sample_rate"]))
+    scaled = crops_for(config, PRESETS[options.preset], frames)
+    if scaled.crop_frames != config.crop_frames:
+        say(f"      note: crops of {scaled.crop_frames} frames (and time masks of {scaled.time_mask_frames}) for clips "
+            f"of {frames} frames: --preset {options.preset}'s {config.crop_frames} of "
+            f"{zoo_preset['frames']} frames, scaled to this data")
+    config = scaled
     work = dict(jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler, verbose=0, progress=say)
     validate = epoch_validation(dataset, list(options.validate), spec.cache, jobs=spec.jobs) \
         if options.validate else None
@@ -222,7 +235,8 @@ def _benchmark_and_report(spec: RunSpec, options: ReproduceOptions, recipe: dict
     from .session import BenchmarkSession
 
     bench_spec = dataclasses.replace(spec, model_dir=options.out / "zoo", results=options.out / "results",
-                                     dataset=options.data, split="evaluate", run_id="reproduce", model=None,
+                                     dataset=options.data, folds=options.folds, split="evaluate", run_id="reproduce",
+                                     model=None,
                                      condition=None, category=None, thresholds=None, baseline=None)
     session = BenchmarkSession(bench_spec, run_id="reproduce", log=lambda message: None)
     done = {(r["model"], r["condition"]): r for r in read_items(session.run_dir)}

@@ -222,13 +222,17 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("condition", to_conditions, None,
            "condition such as mp3@32 (repeatable or comma-separated; default: the matrix)", repeatable=True),
     Option("category", to_names, None, "matrix category such as cat2 (repeatable)", repeatable=True),
-    Option("dataset", to_text, "synthetic", "'synthetic' (default), a TAU 2020 Mobile root, or a folder per class"),
+    Option("dataset", to_text, "synthetic", "'synthetic' (default), a TAU 2020 Mobile root (with evaluation_setup/), "
+                                            "an UrbanSound8K or ESC-50 folder (with its metadata file; see --folds), "
+                                            "or a folder per class"),
     Option("split", to_text, "evaluate", "dataset split (default: evaluate)"),
     Option("folds", to_folds, None, "UrbanSound8K / ESC-50: the folds of each split, e.g. train=1-9,evaluate=10 "
                                     "(default: the dataset's usual split)"),
     Option("matrix", to_text, "peters", "condition matrix: a packaged name or a TOML file (default: peters, "
                                         "the paper's Table 1)"),
-    Option("model_dir", to_path, None, "model zoo folder (default: the packaged demo zoo)"),
+    Option("model_dir", to_path, None, "model zoo folder (default: models are read from the packaged demo zoo and "
+                                       "written by train, finetune and import-model to the user model folder, "
+                                       "$CODECBENCH_MODELS or the user data folder's codecbench/models)"),
     Option("cache_dir", to_path, None, "cache folder (default: $CODECBENCH_CACHE or ~/.cache/codecbench)"),
     Option("jobs", to_jobs, "all", "parallel workers for coding and features (default: all cores)"),
     Option("backend", to_backend, "loky", "local parallel backend: loky, threading or sequential"),

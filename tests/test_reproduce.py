@@ -176,3 +176,41 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys, monkeypatc
     assert "| Experiment A: full fine-tuning" in out and f"4 epochs x {30 * len(usable)} examples at 50.0/s" in out
     assert "| evaluation" in out and "4 models x 20 clips x 8 conditions" in out
     assert not (tmp_path / "work").exists()
+
+
+def test_reproduce_takes_folds_prints_them_with_the_split_sizes_and_records_them(tmp_path, capsys, monkeypatch):
+    from codecbench import plan as plan_module
+    from codecbench.cli import main
+
+    from .test_folds import urbansound8k
+
+    monkeypatch.setattr(plan_module, "model_rates", lambda config, **kw: {
+        "backend": "test", "inference_clips_per_s": 100.0, "train_examples_per_s": 50.0})
+    root = urbansound8k(tmp_path / "UrbanSound8K")
+    checkpoint = tmp_path / "base.keras"
+    checkpoint.write_bytes(b"not read by a dry run")
+    argv = ["reproduce", "peters", "--data", str(root), "--checkpoint", str(checkpoint), "--preset", "small",
+            "--folds", "train=1,evaluate=2+10", "--cache-dir", str(tmp_path / "cache"), "--dry-run"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[1/8] data: urbansound8k:UrbanSound8K: train 6 clips (fold 1), evaluate 12 clips (folds 2+10)" in out
+    assert main(argv[:-5] + ["--cache-dir", str(tmp_path / "cache"), "--dry-run"]) == 0  # the usual split
+    assert "train 12 clips (folds 1-2), evaluate 6 clips (fold 10)" in capsys.readouterr().out
+    from codecbench.reproduce import ReproduceOptions
+    from codecbench.spec import to_folds
+
+    options = ReproduceOptions("peters", str(root), tmp_path / "w", folds=to_folds("train=1,evaluate=10", "--folds"))
+    assert options.recipe(None)["folds"] == {"train": [1], "evaluate": [10]}  # another split is another recipe
+    assert "folds" not in ReproduceOptions("peters", str(root), tmp_path / "w").recipe(None)
+
+
+def test_a_presets_crops_scale_to_the_datas_clip_length():
+    from codecbench.finetune import PRESETS, crops_for
+
+    demo = PRESETS["demo"]["finetune"]
+    assert crops_for(demo, "demo", 79) == demo  # the demo's own 2-s clips: 64 of 79 frames
+    ten_seconds = crops_for(demo, "demo", 423)  # TAU's 10-s clips: the same share of each clip, not 64 frames
+    assert (ten_seconds.crop_frames, ten_seconds.time_mask_frames) == (343, 54)
+    paper = PRESETS["paper"]["finetune"]
+    four_seconds = crops_for(paper, "paper", 165)  # UrbanSound8K's 4-s clips under the paper's 400 of 423
+    assert four_seconds.crop_frames == 156 and four_seconds.crop_frames <= 165

@@ -10,6 +10,13 @@ from ..spec import RunSpec
 from .parser import _plan_options  # noqa: F401
 
 
+def load_data(spec: RunSpec, **how):
+    """The run's dataset, its splits (and folds) printed to stderr with their sizes before any work."""
+    dataset = spec.load_dataset(**how)
+    print(f"data: {dataset.describe()}", file=sys.stderr)
+    return dataset
+
+
 def cmd_conditions(args, spec: RunSpec) -> int:
     from tabulate import tabulate
 
@@ -66,7 +73,7 @@ def cmd_encode(args, spec: RunSpec) -> int:
         raise UsageError("no condition to code: every selected condition is unavailable here (see above)")
     from ..plan import fill_stage, new_plan, plan_fill
 
-    dataset = spec.load_dataset(allow_partial=args.allow_partial, listing_only=args.dry_run)
+    dataset = load_data(spec, allow_partial=args.allow_partial, listing_only=args.dry_run)
     clips = dataset.clips(spec.split)
     plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, spec.cache), clips, usable,
                      spec.cache, with_features=args.features)
@@ -87,7 +94,7 @@ def cmd_encode(args, spec: RunSpec) -> int:
 def cmd_export(args, spec: RunSpec) -> int:
     from ..export import export
 
-    dataset = spec.load_dataset(splits=(spec.split,))
+    dataset = load_data(spec, splits=(spec.split,))
     summary = export(dataset, spec.split, list(spec.condition or ()), Path(args.to), spec.cache,
                      file_format=args.file_format, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
                      log=lambda message: print(message, file=sys.stderr))

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import codecs
 from ..errors import UsageError
 from ..spec import RunSpec
-from .data_commands import _check_disk, _finetune_conditions
+from .data_commands import _check_disk, _finetune_conditions, load_data
 from .parser import _train_config, validation_conditions
 
 
@@ -176,16 +176,18 @@ def cmd_train(args, spec: RunSpec) -> int:
     from ..plan import training_plan
 
     zoo = _write_zoo(spec)
-    dataset = spec.load_dataset(listing_only=args.dry_run)
+    dataset = load_data(spec, listing_only=args.dry_run)
     config = _train_config(args, spec)
     from ..codecs import ORIGINAL
 
     conditions = list(spec.condition or (ORIGINAL,))
     if args.dry_run:
         model = preset_config(args.preset, (128, 423, 3), len(dataset.class_names))
+        validating = [c for c in validation_conditions(args.validate) if codecs.availability(c)[0]]
+        evaluate = len(dataset.splits.get("evaluate") or ())
         print(training_plan(f"train {args.name} ({args.preset}) on {dataset.name}", dataset, conditions, spec.cache,
                             config=model, train_config=config, runs=[("training", config.epochs)], jobs=spec.jobs,
-                            scheduler=spec.scheduler).report())
+                            scheduler=spec.scheduler, validations_per_epoch=evaluate * len(validating)).report())
         return 0
     _check_disk(dataset, conditions, spec, args.force)
     name = train_base(zoo, dataset, spec.cache, name=args.name, preset=args.preset,
@@ -216,7 +218,7 @@ def cmd_finetune(args, spec: RunSpec) -> int:
         except ValueError:
             raise UsageError(f"--save-epochs: expected comma-separated epochs such as 1,10,20,40, got "
                              f"{args.save_epochs!r}") from None
-    dataset = spec.load_dataset(listing_only=args.dry_run)
+    dataset = load_data(spec, listing_only=args.dry_run)
     conditions = _finetune_conditions(spec.matrix_obj)
     if args.dry_run:
         from ..models import FCNNConfig
@@ -249,7 +251,7 @@ def cmd_postfilter(args, spec: RunSpec) -> int:
     source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
     config = PostFilterConfig(filters=args.filters, layers=args.layers, epochs=args.epochs, learning_rate=args.lr,
                               crop_frames=args.crop or None, seed=args.seed)
-    dataset = spec.load_dataset()
+    dataset = load_data(spec)
     conditions = _finetune_conditions(spec.matrix_obj)
     _check_disk(dataset, conditions, spec, args.force)
     saved = train_postfilter(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, config=config, name=args.name,
@@ -286,7 +288,7 @@ def cmd_zoo(args, spec: RunSpec) -> int:
         raise UsageError(f"zoo preset {args.preset!r} needs --dataset (the TAU 2020 Mobile root)")
     zoo = _write_zoo(spec)
     preset = PRESETS[args.preset]
-    dataset = spec.load_dataset(listing_only=args.dry_run)
+    dataset = load_data(spec, listing_only=args.dry_run)
     conditions = _finetune_conditions(spec.matrix_obj)
     if args.dry_run:
         from ..finetune import remaining_runs

@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="a study end to end, resumable: data, checkpoint, fine-tuning, benchmark, "
                                          "report with the paper's numbers beside this run's")
     p.add_argument("paper", choices=["peters"], help="the study (peters: Table 2 and Experiment B)")
-    p.add_argument("--data", required=True, help="the dataset: a TAU 2020 Mobile folder (see `codecbench dataset "
-                                                 "download`), or synthetic (the embedded default)")
+    p.add_argument("--data", required=True, help="the dataset: a TAU 2020 Mobile root (with evaluation_setup/), an "
+                   "UrbanSound8K or ESC-50 folder (with its metadata; choose folds with --folds), a folder per class, "
+                   "or synthetic (the embedded default); see `codecbench dataset download`")
     p.add_argument("--checkpoint", default=None, help="the base model file (.hdf5/.keras): the study's "
                                                       "10class-fcnn-model-0.7694.hdf5 (optional only for synthetic "
                                                       "data with --preset small: the packaged demo base)")
@@ -168,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validate", default="wav,mp3@32",
                    help="conditions of the evaluation split scored after every fine-tuning epoch (default: "
                         "wav,mp3@32; empty: none)")
-    _common(p, "cache_dir", "jobs", "backend", "scheduler", "precision", "devices", "rates")
+    _common(p, "folds", "cache_dir", "jobs", "backend", "scheduler", "precision", "devices", "rates")
     p.add_argument("--dry-run", action="store_true", help="check the data, print the plan and stop")
     p.add_argument("--force", action="store_true", help="run even if the plan says the disk cannot hold it")
 

@@ -33,7 +33,8 @@ def cmd_reproduce(args, spec: RunSpec) -> int:
         paper=args.paper, data=args.data, out=Path(args.out or f"reproduce-{args.paper}"),
         checkpoint=Path(args.checkpoint).expanduser() if args.checkpoint else None, preset=args.preset,
         full_epochs=_numbers(args.full_epochs, "--full-epochs"), segments=_numbers(args.segments, "--segments"),
-        segment_epochs=segment_epochs[-1] if segment_epochs else None, validate=validate, dry_run=args.dry_run,
+        segment_epochs=segment_epochs[-1] if segment_epochs else None, validate=validate, folds=spec.folds,
+        dry_run=args.dry_run,
         force=args.force)
     if options.segments and max(options.segments) > 10:
         raise UsageError(f"--segments: the FCNN has segments 1-10; got {args.segments!r}")

@@ -18,6 +18,21 @@ class DatasetError(CodecbenchError, ValueError):
     """A dataset that cannot be used as asked; the message names the file or folder."""
 
 
+def fold_ranges(folds) -> str:
+    """``(1, 2, 3, 5)`` -> ``1-3+5``: folds as ``--folds`` writes them."""
+    out, run = [], []
+    for f in sorted(folds):
+        if run and f == run[-1] + 1:
+            run.append(f)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [f]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return "+".join(out)
+
+
 @dataclasses.dataclass(frozen=True)
 class Clip:
     path: Path
@@ -39,7 +54,20 @@ class Dataset:
     splits: dict[str, list[Clip]]
     #: How a generated dataset was made (generator version and parameters); None for recorded data.
     recipe: dict | None = None
+    #: For fold-based datasets (UrbanSound8K, ESC-50): the folds of each split.
+    folds: dict[str, tuple[int, ...]] | None = None
     _rates: dict[str, list[int]] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    _longest: dict[str, float] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def describe(self) -> str:
+        """``urbansound8k:UrbanSound8K: train 7,895 clips (folds 1-9), evaluate 837 clips (fold 10)``: what a
+        command prints before it starts, so the split it works on is never a guess."""
+        parts = []
+        for split, clips in self.splits.items():
+            folds = (self.folds or {}).get(split)
+            where = f" ({'folds' if len(folds) > 1 else 'fold'} {fold_ranges(folds)})" if folds else ""
+            parts.append(f"{split} {len(clips):,} clips{where}")
+        return f"{self.name}: {', '.join(parts)}"
 
     def clips(self, split: str) -> list[Clip]:
         if split not in self.splits:
@@ -61,17 +89,28 @@ class Dataset:
 
     def sample_rates(self, split: str) -> list[int]:
         """The rates (Hz) the split's audio was recorded at, read from the files' headers."""
+        if split not in self._rates:
+            self._read_headers(split)
+        return self._rates[split]
+
+    def longest_seconds(self, split: str) -> float:
+        """The longest clip of the split in seconds, from the files' headers (batches are padded to it)."""
+        if split not in self._rates:
+            self._read_headers(split)
+        return self._longest[split]
+
+    def _read_headers(self, split: str) -> None:
         import soundfile as sf
 
-        if split not in self._rates:
-            rates = set()
-            for clip in self.clips(split):
-                try:
-                    rates.add(int(sf.info(str(clip.path)).samplerate))
-                except (sf.LibsndfileError, RuntimeError, OSError):
-                    continue  # an unreadable file is refused, naming it, when it is coded
-            self._rates[split] = sorted(rates)
-        return self._rates[split]
+        rates, longest = set(), 0.0
+        for clip in self.clips(split):
+            try:
+                info = sf.info(str(clip.path))
+            except (sf.LibsndfileError, RuntimeError, OSError):
+                continue  # an unreadable file is refused, naming it, when it is coded
+            rates.add(int(info.samplerate))
+            longest = max(longest, info.frames / info.samplerate)
+        self._rates[split], self._longest[split] = sorted(rates), longest
 
     def clip_digests(self, split: str) -> dict[str, str]:
         """The SHA-256 of each clip's file, by clip key: what a run scored, clip by clip."""

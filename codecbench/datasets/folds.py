@@ -113,4 +113,4 @@ def load_folds(root: str | os.PathLike, *, folds: dict[str, tuple[int, ...]] | N
             raise DatasetError(f"{root}: {len(absent)} clips of split {split!r} (folds {list(split_folds)}) listed in "
                                f"{meta_file} are missing, e.g. {absent[0].path}")
         by_split[split] = check_unique(clips, str(root / meta_file))
-    return Dataset(f"{layout}:{root.name}", root, classes, by_split)
+    return Dataset(f"{layout}:{root.name}", root, classes, by_split, folds=dict(chosen))

@@ -6,10 +6,17 @@ source clip, so :func:`codecbench.datasets.load_dataset` (or a toolkit's TAU rea
 through the cache (:func:`codecbench.encode.fill`, in parallel); files are written atomically, so an interrupted
 export leaves only complete files and the same command continues, skipping them; at the end every listed file is
 checked to be present and readable with the clip's length.
+
+An export owns only what it wrote: ``<to>/.codecbench-export.json`` records every file it wrote with the content
+digest of its source clip, its condition and format. A file is skipped only when that record matches the source as
+it is now (a changed source clip is exported again); a file in the target that the record does not name (a
+dataset's own split listing, another tool's audio) is never overwritten: the export is refused, naming it. A target
+that is, or lies inside, the source dataset's folder is refused, and the target is claimed for one process.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -18,10 +25,12 @@ import soundfile as sf
 from .cache import Cache
 from .codecs import Condition
 from .errors import CodecbenchError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, claim_folder, file_digest
 
 #: File formats: soundfile's format and subtype (24-bit, as TAU's recordings are).
 FORMATS = {"wav": ("WAV", "PCM_24"), "flac": ("FLAC", "PCM_24")}
+#: The export's own record of the files it wrote, in the target folder.
+MANIFEST = ".codecbench-export.json"
 #: The TAU split file of each split name.
 SPLIT_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "test": "fold1_test.csv"}
 
@@ -58,30 +67,93 @@ def export(dataset, split: str, conditions: Sequence[Condition], to: Path, cache
         raise ExportError(f"--split: the TAU layout has splits {', '.join(SPLIT_FILES)}, not {split!r}")
     clips = dataset.clips(split)
     to = Path(to)
+    if to.exists() and not to.is_dir():
+        raise ExportError(f"--to {to}: is a file, not a folder; give a folder for the exported audio")
+    source_root = Path(dataset.root).resolve()
+    if to.resolve() == source_root or to.resolve().is_relative_to(source_root):
+        raise ExportError(f"--to {to}: lies inside the source dataset {source_root}; an export writes its own split "
+                          "listing, which would replace the dataset's. Choose a folder outside it")
+    with claim_folder(to, "export"):
+        return _export(clips, split, conditions, to, cache, file_format, jobs, backend, scheduler, log)
+
+
+def _read_manifest(to: Path) -> dict:
+    path = to / MANIFEST
+    if not path.is_file():
+        return {"files": {}}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data.get("files"), dict):
+            raise ValueError("no 'files' object")
+        return data
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ExportError(f"{path}: the export's record is damaged ({exc}); without it codecbench cannot tell its "
+                          "files from others. Move the folder's contents aside, or choose another --to") from None
+
+
+def _export(clips, split, conditions, to: Path, cache: Cache, file_format: str, jobs, backend, scheduler,
+            log) -> ExportSummary:
+    from .encode import coded_signal, fill
+
     suffix = "." + file_format
     summary = ExportSummary()
-    rows = []
+    manifest = _read_manifest(to)
+    owned: dict = manifest["files"]
+    listing = to / "evaluation_setup" / SPLIT_FILES[split]
+    listing_rel = listing.relative_to(to).as_posix()
+    if listing.exists() and listing_rel not in owned:
+        raise ExportError(f"{listing}: a split listing this export did not write; it is never overwritten. Choose "
+                          "another --to (or move the file away)")
+    digests = {c.key: file_digest(c.path) for c in clips}
+    plans = []
     for cond in conditions:
         targets = [to / "audio" / condition_folder(cond) / Path(c.key).with_suffix(suffix) for c in clips]
-        todo = [(c, t) for c, t in zip(clips, targets) if not t.is_file()]
+        foreign = [t for t in targets if t.exists() and t.relative_to(to).as_posix() not in owned]
+        if foreign:
+            raise ExportError(f"{foreign[0]}: a file this export did not write ({len(foreign)} such in "
+                              f"{foreign[0].parent}); it is never overwritten. Choose another --to")
+        plans.append((cond, targets))
+
+    def recipe(clip, cond) -> dict:
+        return {"source": clip.key, "source_sha256": digests[clip.key], "condition": cond.name, "format": file_format}
+
+    def save_manifest() -> None:
+        atomic_write(to / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True), fsync=False)
+
+    rows = []
+    for cond, targets in plans:
+        todo = [(c, t) for c, t in zip(clips, targets)
+                if not t.is_file() or owned.get(t.relative_to(to).as_posix()) != recipe(c, cond)]
+        stale = sum(1 for _, t in todo if t.is_file())
         summary.skipped += len(clips) - len(todo)
         if todo and not cond.is_original:
             summary.coded += fill([c for c, _ in todo], [cond], cache, jobs=jobs, backend=backend,
                                   scheduler=scheduler).misses
-        for clip, target in todo:
+        # claimed in the record before any is written: a file this run writes is ours even if it dies half-way
+        for _, target in todo:
+            owned[target.relative_to(to).as_posix()] = {"writing": True}
+        save_manifest()
+        for i, (clip, target) in enumerate(todo):
             signal, rate = coded_signal(clip.path, cond, cache)
             fmt, subtype = FORMATS[file_format]
 
             def write(tmp: Path, signal=signal, rate=rate) -> None:
                 sf.write(str(tmp), signal, rate, format=fmt, subtype=subtype)
 
+            if i and i % 200 == 0:
+                save_manifest()
             atomic_write(target, write, fsync=False)
+            owned[target.relative_to(to).as_posix()] = recipe(clip, cond)
             summary.written += 1
-        log(f"codecbench export: {cond.name}: {len(todo)} written, {len(clips) - len(todo)} already there")
+        save_manifest()
+        log(f"codecbench export: {cond.name}: {len(todo)} written ({stale} of them because their source changed), "
+            f"{len(clips) - len(todo)} already there")
         rows += [(t.relative_to(to).as_posix(), c.label or "", cond.name, c.key) for c, t in zip(clips, targets)]
     _check(to, rows, {c.key: c for c in clips})
     lines = ["filename\tscene_label\tcondition\tsource"] + ["\t".join(r) for r in rows]
-    atomic_write(to / "evaluation_setup" / SPLIT_FILES[split], "\n".join(lines) + "\n", fsync=False)
+    owned[listing_rel] = {"listing": split}
+    save_manifest()
+    atomic_write(listing, "\n".join(lines) + "\n", fsync=False)
     summary.files = len(rows)
     return summary
 

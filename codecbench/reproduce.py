@@ -73,6 +73,42 @@ class ReproduceOptions:
                 "segment_epochs": self.segment_epochs or zoo["segment_epochs"]}
 
 
+#: The work folder's state: what base this reproduction imported (its sha256), so a replaced base is noticed.
+STATE = ".reproduce-state.json"
+
+
+def _check_work_folder(out: Path) -> None:
+    """A work folder is this command's when it holds ``reproduce.json``; anything else in it is not ours to adopt or
+    overwrite (a foreign ``zoo/base`` would be benchmarked as the study's base, a ``report/`` replaced)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a folder; give a folder for the reproduction's work")
+    if out.is_dir() and not (out / "reproduce.json").is_file():
+        foreign = sorted(p.name for p in out.iterdir() if p.name != ".codecbench.lock")
+        if foreign:
+            raise UsageError(f"--out {out}: holds files this reproduction did not write ({', '.join(foreign[:5])}"
+                             f"{', ...' if len(foreign) > 5 else ''}); they are neither adopted nor overwritten. "
+                             "Give an empty or new folder")
+
+
+def _check_zoo_files(zoo) -> None:
+    """Every model of the work zoo is the file its sidecar describes and ``base`` the one imported: a model changed
+    after this reproduction wrote it is refused, with what to do (not ``--force``, which here means the disk)."""
+    from .models.kinds import ModelError
+
+    state_path = zoo.root.parent / STATE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    for name in zoo.names():
+        try:
+            zoo.check_file(name)
+        except ModelError:
+            raise UsageError(f"{zoo.path(name)}: changed after this reproduction wrote it (its sidecar's sha256 "
+                             "differs); delete it and its .json, and the same command makes it again") from None
+    if "base" in zoo.names() and state.get("base_sha256") and zoo.sha256("base") != state["base_sha256"]:
+        raise UsageError(f"{zoo.path('base')}: not the base this reproduction imported (sha256 "
+                         f"{state['base_sha256'][:12]}, now {zoo.sha256('base')[:12]}); delete zoo/ to import the "
+                         "checkpoint again (the fine-tuned models depend on it), or choose another --out")
+
+
 def _check_recipe(out: Path, recipe: dict) -> None:
     path = out / "reproduce.json"
     if path.is_file():
@@ -94,7 +130,17 @@ def _base_model(zoo, options: ReproduceOptions, dataset, say: Callable[[str], No
     from .provenance import now
     from .zoo import Zoo, packaged_model_dir
 
+    state_path = zoo.root.parent / STATE
     if "base" in zoo.names():
+        meta = zoo.metadata("base")
+        origin = (meta.get("source_sha256") == file_digest(options.checkpoint) if options.checkpoint is not None
+                  else meta.get("imported_from") == "the packaged demo zoo's base")
+        if not state_path.is_file() and origin:  # a folder of a codecbench before the state file: its sidecar says
+            atomic_write(state_path, json.dumps({"base_sha256": zoo.sha256("base")}), fsync=False)
+        if not state_path.is_file() or not origin:  # not imported by this command from this checkpoint
+            raise UsageError(f"{zoo.path('base')}: not imported by this reproduction from "
+                             f"{options.checkpoint or 'the packaged demo base'}; delete zoo/ (or choose another --out) "
+                             "and the checkpoint is imported again")
         say(f"[2/8] base model: skipping, imported before ({zoo.sha256('base')[:12]})")
         return
     if options.checkpoint is not None:
@@ -107,6 +153,7 @@ def _base_model(zoo, options: ReproduceOptions, dataset, say: Callable[[str], No
     meta.setdefault("class_names", list(dataset.class_names))
     kinds.validate(kinds.from_keras("base", model, meta), dataset.class_names)
     zoo.save("base", model, meta)
+    atomic_write(state_path, json.dumps({"base_sha256": zoo.sha256("base")}), fsync=False)
     say(f"[2/8] base model: imported {meta['imported_from']} ({model.count_params():,} parameters)")
 
 
@@ -132,7 +179,7 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     from .datasets.tau import TAU2020_MOBILE, TAU2020_SPLIT_SIZES
     if options.preset == "paper" and dataset.name != TAU2020_MOBILE:
         say(f"      note: not the study's data ({TAU2020_MOBILE}: {TAU2020_SPLIT_SIZES['train']:,} + "
-            f"{TAU2020_SPLIT_SIZES['evaluate']:,} clips); the paper's numbers are shown beside this run's all the same")
+            f"{TAU2020_SPLIT_SIZES['evaluate']:,} clips); the report compares the paper's findings, not its numbers")
     matrix = spec.matrix_obj
     train_conds = ([ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
     available = [c for c in train_conds if codecs.availability(c)[0]]
@@ -142,9 +189,20 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     if options.dry_run:
         _plan(spec, options, dataset, available, recipe, say, check=False)
         return None
-    _check_recipe(options.out, recipe)
-    zoo = Zoo(options.out / "zoo")
-    _base_model(zoo, options, dataset, say)
+    from .fsutil import claim_folder
+
+    _check_work_folder(options.out)
+    with claim_folder(options.out, "reproduce"):
+        _check_recipe(options.out, recipe)
+        zoo = Zoo(options.out / "zoo")
+        _check_zoo_files(zoo)
+        _base_model(zoo, options, dataset, say)
+        return _resume(spec, options, dataset, available, recipe, zoo, zoo_preset, say)
+
+
+def _resume(spec: RunSpec, options: ReproduceOptions, dataset, available, recipe: dict, zoo, zoo_preset: dict,
+            say) -> Path:
+    """Steps 3-8 in a claimed work folder whose base is imported."""
     _plan(spec, options, dataset, available, recipe, say, check=True)
     # 4. the fine-tuning set
     from .encode import fill

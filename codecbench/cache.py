@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -49,10 +50,11 @@ class CacheCorruptionWarning(UserWarning):
 
 def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """``cache_dir``, else ``$CODECBENCH_CACHE``, else ``~/.cache/codecbench``."""
+    # absolute from here on: the path travels to loky and dask workers, whose working folder may be another one
     if cache_dir:
-        return Path(cache_dir).expanduser()
+        return Path(cache_dir).expanduser().absolute()
     if os.environ.get("CODECBENCH_CACHE"):
-        return Path(os.environ["CODECBENCH_CACHE"]).expanduser()
+        return Path(os.environ["CODECBENCH_CACHE"]).expanduser().absolute()
     return Path.home() / ".cache" / "codecbench"
 
 
@@ -175,13 +177,13 @@ class Cache:
         """Remove entries of older cache formats (and their namespaces), and with ``older_than_days`` entries not
         read for that long. Returns counts: ``{"old_format": n, "unused": n, "bytes": freed}``."""
         if not self.root.is_dir():
-            return {"old_format": 0, "unused": 0, "bytes": 0}
+            return {"old_format": 0, "unused": 0, "damaged": 0, "bytes": 0}
         if not self.is_marked:
             raise CacheError(f"{self.root} carries no codecbench cache marker ({MARKER}); refusing to delete "
                              "anything there")
         import time
 
-        counts = {"old_format": 0, "unused": 0, "bytes": 0}
+        counts = {"old_format": 0, "unused": 0, "damaged": 0, "bytes": 0}
         cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
         for ns in (*LEGACY_NAMESPACES, *NAMESPACES):
             folder = self.root / ns
@@ -189,7 +191,14 @@ class Cache:
                 continue
             for entry in folder.glob(f"??/*{SUFFIX}"):
                 try:  # another gc or clear may remove the entry first: then it is simply gone
-                    st = entry.stat()
+                    st = entry.lstat()
+                    if not stat.S_ISREG(st.st_mode):  # a folder or link under an entry's name: damage, removed
+                        if stat.S_ISDIR(st.st_mode):
+                            shutil.rmtree(entry, ignore_errors=True)
+                        else:
+                            _unlink(entry)
+                        counts["damaged"] += 1
+                        continue
                     with open(entry, "rb") as fh:
                         magic = fh.read(4)
                 except FileNotFoundError:
@@ -244,12 +253,19 @@ class Cache:
         return removed
 
 
+#: An entry's mtime is moved to "now" when it is read and older than this: ``cache gc --older-than`` measures
+#: disuse to this resolution (a day was coarser than the fractions of a day gc takes: an entry read minutes ago was
+#: removed as unused because it was written 20 h before).
+USE_RESOLUTION_S = 600
+
+
 def _note_use(path: Path) -> None:
-    """Mark an entry as read (its mtime, at most once a day), so ``cache gc --older-than`` keeps what is used."""
+    """Mark an entry as read (its mtime, at most every ten minutes), so ``cache gc --older-than`` keeps what is
+    used."""
     import time
 
     try:
-        if time.time() - path.stat().st_mtime > 86400:
+        if time.time() - path.stat().st_mtime > USE_RESOLUTION_S:
             os.utime(path)
     except OSError:
         pass

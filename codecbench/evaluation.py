@@ -128,6 +128,8 @@ class Evaluator:
         self._predictors: dict[tuple, object] = {}
         self._prepared: set[str] = set()
         self._kbps: dict[str, float] = {}
+        #: clips above full scale coded in this run (path -> note), scaled by :data:`codecbench.audio.LEVEL_POLICY`
+        self.scaled_sources: dict[str, str] = {}
         #: per condition name: what it did to this run's clips (see :mod:`codecbench.report.codec_facts`)
         self.codec_facts: dict[str, dict] = {}
         #: per condition name: the sources' rates and the rates its codec ran at, over the split
@@ -161,6 +163,13 @@ class Evaluator:
             self.log(f"codecbench: {cond_name}: {len(items)} clips could not be coded, e.g. {items[0][0]}: "
                      f"{items[0][1]}")
         self._prepared.update(c.name for c in conds)
+        from .audio import SCALED_NOTE
+
+        scaled = sorted({path for path, note in summary.notes if SCALED_NOTE in note})
+        if scaled:
+            self.scaled_sources.update({path: note for path, note in summary.notes if SCALED_NOTE in note})
+            self.log(f"codecbench: {len(scaled)} sources above full scale, scaled to peak 1.0 before coding, e.g. "
+                     f"{scaled[0]}")
         self._kbps.update(summary.kbps)
         self.rates.update(summary.rates)
         for cond_name, rates in summary.resampled().items():

@@ -122,6 +122,17 @@ def settle_batchnorm(model, data: TrainingSet, name: str, progress: Callable[[st
     return {"reestimated": done, "check": checked}
 
 
+def _load_checkpoint(checkpoint: Zoo, name: str, restart: str):
+    """A resume checkpoint, or a :class:`UsageError` saying it is damaged and what to do (not a Keras traceback)."""
+    try:
+        return checkpoint.load(name)
+    except (CodecbenchError, OSError, ValueError, KeyError) as exc:
+        files = f"{checkpoint.root / name}.keras and its .json"
+        raise UsageError(f"{checkpoint.root / name}.keras: the resume checkpoint is damaged ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); delete {files} to restart ({restart}); the epochs it held are lost, "
+                         "nothing else is") from None
+
+
 def _save(zoo: Zoo, name: str, model, meta: dict, overwrite: bool, progress: Callable[[str], None] | None) -> None:
     """``zoo.save`` announced on ``progress``, with the file's size and the seconds it took."""
     start = time.perf_counter()
@@ -166,7 +177,7 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
     checkpoint = Zoo(zoo.root / "checkpoints")
     initial_epoch, rows, history = 0, [], []
     if resume and name in checkpoint.names():
-        model, meta = checkpoint.load(name)
+        model, meta = _load_checkpoint(checkpoint, name, f"without --resume, {name!r} is trained again from epoch 0")
         check_fits(model, dataset, sample, f"checkpoints/{name}", meta)
         recorded, asked = meta.get("schedule") or {}, dataclasses.asdict(config)
         # more epochs is what resuming is for (warm restarts: the rate of the epochs done does not depend on it)
@@ -288,7 +299,8 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
         rows: list[dict] = []
         checkpoint, initial_epoch = Zoo(zoo.root / "checkpoints"), 0
         if resume and CHECKPOINT in checkpoint.names():
-            resumed, meta = checkpoint.load(CHECKPOINT)
+            resumed, meta = _load_checkpoint(checkpoint, CHECKPOINT, f"the same command then starts again from the "
+                                             f"parent {parent_name!r} at epoch 0")
             if meta.get("parent_sha256") == parent_sha and meta.get("schedule") == dataclasses.asdict(config):
                 model, initial_epoch, rows = resumed, int(meta["epochs"]), list(meta.get("epoch_log", []))
                 progress(f"full fine-tuning: resuming from the checkpoint after epoch {initial_epoch} of {epochs} "

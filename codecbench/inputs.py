@@ -88,6 +88,12 @@ class CachedFeatures:
 
     def get(self, i: int) -> np.ndarray:
         entry = self.cache.load(FEATURES_NS, self.keys[i])
+        if entry is not None and not np.isfinite(entry[0]).all():
+            # a stored entry with NaN/Inf (its checksum may be valid: written so, or altered and re-sealed) is
+            # damage to the cache, not the front-end's doing: removed, named, and computed again from the source
+            self.cache.discard(FEATURES_NS, self.keys[i], f"the features of {self.paths[i]} "
+                               f"[{self.conditions[i].name}] hold NaN/Inf")
+            entry = None
         if entry is None:
             fill([self.paths[i]], [self.conditions[i]], self.cache, with_features=[self.frontend], jobs=1,
                  progress=False)

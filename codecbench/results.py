@@ -71,7 +71,40 @@ def load_results(path: str | Path) -> dict:
     if doc.get("format") != FORMAT_VERSION:
         raise ResultsError(f"{path}: results format {doc.get('format')!r}, this codecbench reads format "
                            f"{FORMAT_VERSION}; re-run the benchmark to regenerate it")
+    if not isinstance(doc["results"], list):
+        raise ResultsError(f"{path}: 'results' is not a list")
+    for i, row in enumerate(doc["results"]):
+        problem = _row_problem(row)
+        if problem:
+            where = (f" ({row.get('model')!r} on {row.get('condition')!r})" if isinstance(row, dict) else "")
+            raise ResultsError(f"{path}: results[{i}]{where}: {problem}; the file was altered or damaged: re-run "
+                               "the benchmark, or restore it from runs/<run id>/results.json")
     return doc
+
+
+def _row_problem(row) -> str | None:
+    """What is wrong with one result row as a report reads it, or None."""
+    import math
+    import numbers
+
+    if not isinstance(row, dict):
+        return "not an object"
+    for key in ("model", "condition"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            return f"{key!r} is missing or not a name"
+    n = row.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        return f"'n' must be a whole number of clips >= 0, got {n!r}"
+    for key in ("accuracy", "ci_low", "ci_high"):
+        if key not in row and key != "accuracy":
+            continue
+        value = row.get(key)
+        if value is None and n == 0:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                or not 0.0 <= value <= 1.0:
+            return f"{key!r} must be a number in [0, 1], got {value!r}"
+    return None
 
 
 SCHEMA = """

@@ -227,6 +227,7 @@ class BenchmarkSession:
 
     def meta(self) -> dict:
         if self._meta is None:
+            from .audio import LEVEL_POLICY
             from .devices import device_details
             from .provenance import git_commit, library_versions, machine, now
 
@@ -243,6 +244,9 @@ class BenchmarkSession:
                           "baseline_match": (dataclasses.asdict(self.baseline_match) | {"clips": None}
                                              if self.baseline_match else None),
                           "codec_facts": self._evaluator.codec_facts if self._evaluator else {},
+                          "source_level": {"policy": LEVEL_POLICY,
+                                           "scaled_in_this_run": dict(self._evaluator.scaled_sources)
+                                           if self._evaluator else {}},
                           "precision": self.precision.policy, "precision_reason": self.precision.reason,
                           "share_prefix": self.spec.share_prefix,
                           "frontend_on_device": self.spec.frontend_on_device,

@@ -2,6 +2,8 @@
 from its range; validated once, at construction, so a bad value fails before any training loop starts."""
 from __future__ import annotations
 
+import numbers
+
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -78,7 +80,8 @@ def _weights(values, what: str) -> dict:
     if not weighted:
         raise ArgumentError(f"{what}: empty; give at least one")
     for key, weight in weighted.items():
-        if not isinstance(weight, (int, float)) or not weight > 0 or not np.isfinite(weight):
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not weight > 0 \
+                or not np.isfinite(weight):
             raise ArgumentError(f"{what}: the weight of {key!r} must be a positive number, got {weight!r}")
     return weighted
 
@@ -113,5 +116,7 @@ def _pair(codec: str, bounds) -> tuple[float, float]:
         low, high = (float(b) for b in bounds)
     except (TypeError, ValueError):
         raise ArgumentError(f"bitrates: {codec} needs (low, high) in kbps, got {bounds!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ArgumentError(f"bitrates: {codec} needs finite (low, high) in kbps, got {bounds!r}")
     return low, high
 

@@ -8,6 +8,8 @@ with a ``cache`` the second time a clip meets a condition costs a decode, not an
 from __future__ import annotations
 
 import hashlib
+import numbers
+import threading
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -43,7 +45,12 @@ class CodecAugment:
     Attributes
     ----------
     parameters : dict
-        The last draw: ``should_apply`` and ``condition`` (its name, e.g. ``"mp3@48"``), for a training log.
+        The last draw of the calling thread: ``should_apply`` and ``condition`` (its name, e.g. ``"mp3@48"``), for a
+        training log. Draws are made per call under a lock, so one instance serves several loader threads and each
+        thread reads its own call's draw.
+
+    Samples are float ``(n,)`` or ``(channels, n)`` in [-1, 1], as audiomentations takes them; integer samples, a
+    channels-last ``(n, channels)`` array or another rank are refused, naming the shape or dtype and the fix.
     """
 
     supports_multichannel = True
@@ -51,45 +58,62 @@ class CodecAugment:
     def __init__(self, conditions: Sequence | Mapping | None = None, *, codecs: Sequence[str] | Mapping | None = None,
                  bitrates: Mapping[str, tuple[float, float]] | None = None, p: float = 0.5,
                  channels: str = "per_channel", seed: int | None = None, cache: Cache | None = None):
-        if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
             raise ArgumentError(f"p: a probability in [0, 1], got {p!r}")
         if channels not in CHANNEL_MODES:
             raise ArgumentError(f"channels: one of {', '.join(CHANNEL_MODES)}, got {channels!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ArgumentError(f"seed: None or a whole number >= 0, got {seed!r}")
         self.draw = ConditionDraw(conditions, codecs=codecs, bitrates=bitrates)
         self.p, self.channels, self.cache = float(p), channels, cache
-        self.rng = np.random.default_rng(seed)
-        self.parameters: dict = {"should_apply": None, "condition": None}
+        self.rng = np.random.default_rng(None if seed is None else int(seed))
+        self._lock = threading.Lock()  # the generator is not thread-safe
+        self._local = threading.local()
+        self._frozen: dict | None = None
         self.are_parameters_frozen = False
+
+    @property
+    def parameters(self) -> dict:
+        return getattr(self._local, "parameters", {"should_apply": None, "condition": None})
+
+    @parameters.setter
+    def parameters(self, value: dict) -> None:
+        self._local.parameters = dict(value)
 
     def __repr__(self) -> str:
         return f"CodecAugment({', '.join(self.draw.describe())}, p={self.p:g}, channels={self.channels!r})"
 
     # -- audiomentations' interface -----------------------------------------------------------------------------
     def randomize_parameters(self, samples: np.ndarray, sample_rate: int) -> None:
-        self.parameters["should_apply"] = bool(self.rng.random() < self.p)
-        self.parameters["condition"] = self.draw.draw(self.rng).name if self.parameters["should_apply"] else None
+        with self._lock:
+            apply = bool(self.rng.random() < self.p)
+            self.parameters = {"should_apply": apply, "condition": self.draw.draw(self.rng).name if apply else None}
 
     def freeze_parameters(self) -> None:
+        self._frozen = dict(self.parameters)
         self.are_parameters_frozen = True
 
     def unfreeze_parameters(self) -> None:
+        self._frozen = None
         self.are_parameters_frozen = False
 
     def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        if not self.are_parameters_frozen:
-            self.randomize_parameters(samples, sample_rate)
-        if not self.parameters["should_apply"]:
+        x = checked_samples(samples)
+        if self.are_parameters_frozen and self._frozen is not None:
+            self.parameters = self._frozen
+        else:
+            self.randomize_parameters(x, sample_rate)
+        params = self.parameters  # this call's draw (thread-local), whatever other threads draw meanwhile
+        if not params["should_apply"]:
             return samples
-        return self.apply(samples, sample_rate, codecs.parse_condition(self.parameters["condition"]))
+        return self.apply(x, sample_rate, codecs.parse_condition(params["condition"]))
 
     # -- the round trip -----------------------------------------------------------------------------------------
     def apply(self, samples: np.ndarray, sample_rate: int, condition: Condition) -> np.ndarray:
         """``samples`` ((n,) or (channels, n)) coded under ``condition``: float32, same shape, aligned."""
-        x = np.asarray(samples, dtype=np.float32)
+        x = checked_samples(samples)
         if x.ndim == 1:
             return self._mono(x, sample_rate, condition)
-        if x.ndim != 2:
-            raise ArgumentError(f"samples: (n,) or (channels, n), got shape {x.shape}")
         if self.channels == "downmix":
             return np.repeat(self._mono(x.mean(axis=0), sample_rate, condition)[None], len(x), axis=0)
         return np.stack([self._mono(channel, sample_rate, condition) for channel in x])
@@ -100,6 +124,23 @@ class CodecAugment:
         if self.cache is None:
             return codecs.roundtrip(x, sample_rate, condition)
         return coded_in_cache(x, sample_rate, condition, self.cache)
+
+
+def checked_samples(samples) -> np.ndarray:
+    """``samples`` as float32 ``(n,)`` or ``(channels, n)``; anything else refused, naming the shape or dtype and the
+    fix (an ``(n, 2)`` array would be coded as n channels of two samples; int16 would be coded 32,768 times too
+    loud)."""
+    x = np.asarray(samples)
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = f" (samples / {2 ** (8 * x.dtype.itemsize - 1)})" if np.issubdtype(x.dtype, np.integer) else ""
+        raise ArgumentError(f"samples: dtype {x.dtype}; CodecAugment takes float samples in [-1, 1]: convert them "
+                            f"to float32{hint}")
+    if x.ndim not in (1, 2) or x.size == 0:
+        raise ArgumentError(f"samples: shape {x.shape}; CodecAugment takes (n,) or (channels, n)")
+    if x.ndim == 2 and x.shape[0] > x.shape[1]:
+        raise ArgumentError(f"samples: shape {x.shape} has more channels than samples: channels last? CodecAugment "
+                            "takes (channels, n), as audiomentations does: pass samples.T")
+    return np.asarray(x, dtype=np.float32)
 
 
 def coded_in_cache(x: np.ndarray, sample_rate: int, condition: Condition, cache: Cache) -> np.ndarray:

@@ -109,6 +109,8 @@ def cmd_cache(args, spec: RunSpec) -> int:
     if args.action == "gc":
         counts = cache.gc(args.older_than)
         line = f"removed {counts['old_format']} entries of older formats"
+        if counts.get("damaged"):
+            line += f", {counts['damaged']} damaged entries (folders or links under an entry's name)"
         if args.older_than is not None:
             line += f" and {counts['unused']} entries not read for {args.older_than:g} days"
         print(f"{line} ({counts['bytes'] / 2**20:.1f} MiB) from {cache.root}")

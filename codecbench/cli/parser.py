@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["info", "gc", "clear"])
     p.add_argument("--namespace", choices=NAMESPACES, help="only this part of the cache (info, clear)")
     p.add_argument("--older-than", type=_positive_float, default=None, metavar="DAYS",
-                   help="gc: also remove entries not read for this many days")
+                   help="gc: also remove entries not read for this many days (fractions allowed; reads are noted "
+                        "to ten minutes)")
     _common(p, "cache_dir")
 
     p = sub.add_parser("segments", help="print a model's segments with their parameter counts")

@@ -40,18 +40,22 @@ def read_items(run_dir: Path) -> list[dict]:
 
 def write_run(results_dir: Path, run_dir: Path, meta: dict) -> dict:
     """Merge a run's items into the results files of ``results_dir`` (and keep a copy in ``run_dir``)."""
+    from .fsutil import file_lock
+
     items = read_items(run_dir)
     doc = {"format": FORMAT_VERSION, "meta": meta, "results": items}
     text = json.dumps(doc, indent=1)
     atomic_write(run_dir / "results.json", text, fsync=False)
-    atomic_write(results_dir / "results.json", text, fsync=False)
     acc = pd.DataFrame([{k: r.get(k) for k in ACCURACY_COLUMNS} for r in items], columns=ACCURACY_COLUMNS)
-    atomic_write(results_dir / "accuracy.csv", acc.to_csv(index=False, float_format="%.6g"), fsync=False)
     digests = meta.get("dataset", {}).get("clip_digests") or {}
     rows = [{"model": r["model"], "condition": r["condition"], "clip": clip, "clip_sha256": digests.get(clip),
              "label": label, "prediction": pred}
             for r in items for clip, label, pred in zip(r["clips"], r["labels"], r["predictions"])]
-    atomic_write(results_dir / "predictions.csv", pd.DataFrame(rows).to_csv(index=False), fsync=False)
+    # two runs finishing into one results folder wait for each other: its three files always come from one run
+    with file_lock(results_dir / ".results.lock"):
+        atomic_write(results_dir / "results.json", text, fsync=False)
+        atomic_write(results_dir / "accuracy.csv", acc.to_csv(index=False, float_format="%.6g"), fsync=False)
+        atomic_write(results_dir / "predictions.csv", pd.DataFrame(rows).to_csv(index=False), fsync=False)
     return doc
 
 
@@ -92,6 +96,15 @@ def _row_problem(row) -> str | None:
     for key in ("model", "condition"):
         if not isinstance(row.get(key), str) or not row[key]:
             return f"{key!r} is missing or not a name"
+    from .codecs import parse_condition
+    from .errors import CodecbenchError
+    from .zoo import check_name
+
+    try:  # names are the zoo's and the codec table's: nothing else (markup, formulas) reaches a report from here
+        check_name(row["model"])
+        parse_condition(row["condition"])
+    except CodecbenchError as exc:
+        return str(exc)
     n = row.get("n")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         return f"'n' must be a whole number of clips >= 0, got {n!r}"

@@ -28,8 +28,10 @@ from .table import (
     OLDER,
     ResultTable,
     accuracy_table,
+    csv_frame,
     full_epoch_models,
     markdown_table,
+    markdown_text,
     postfilter_markdown,
     postfilter_rows,
     segment_models,
@@ -94,16 +96,17 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     meta = res.meta
-    sections = [f"# codecbench report: {meta.get('dataset', {}).get('name', '?')} "
-                f"({meta.get('dataset', {}).get('split', '?')} split)",
-                f"Run `{meta.get('run_id', '?')}` of {meta.get('started', '?')}, matrix "
-                f"`{meta.get('matrix', {}).get('name', '?')}`, git `{(meta.get('git_commit') or '?')[:10]}`. "
+    text = markdown_text  # every string from the results file is literal text in the Markdown
+    sections = [f"# codecbench report: {text(meta.get('dataset', {}).get('name', '?'))} "
+                f"({text(meta.get('dataset', {}).get('split', '?'))} split)",
+                f"Run {text(meta.get('run_id', '?'))} of {text(meta.get('started', '?'))}, matrix "
+                f"{text(meta.get('matrix', {}).get('name', '?'))}, git {text((meta.get('git_commit') or '?')[:10])}. "
                 "Cells are accuracies ± half the 95 % Wilson interval; the best of each row is bold; "
                 f"`{GAP}` marks a model not evaluated on that condition."]
     older = [r for r in meta.get("composed_from", []) if r != meta.get("run_id")]
     if older:
         sections[-1] += (f" Cells marked `{OLDER}` come from earlier runs on the same dataset and matrix "
-                         f"({', '.join(f'`{r}`' for r in older)}): the latest result of each model and condition.")
+                         f"({', '.join(text(r) for r in older)}): the latest result of each model and condition.")
     full_cols = full_epoch_models(res)
     seg_cols = segment_models(res)
     paper = paper or meta.get("reproduces")
@@ -195,7 +198,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
                             *((("paper_vs_run", pd.DataFrame(paper_rows)),) if paper_rows else ()),
                             *((("postfilter", pd.DataFrame(pf_rows)),) if pf_rows else ())):
             # six significant digits: accuracies keep theirs, small p-values keep their magnitude (1.26e-29)
-            frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+            csv_frame(frame).to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
             written.append(out / f"{name}.csv")
     if "html" in formats:
         from .html import render_html

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .table import GAP, ResultTable
+from .table import GAP, ResultTable, markdown_text
 
 
 def codec_facts(res: ResultTable) -> pd.DataFrame:
@@ -45,7 +45,8 @@ def facts_markdown(frame: pd.DataFrame) -> str:
         return " / ".join(f"{float(x) / 1000:g} kHz" for x in str(v).split("/")) if isinstance(v, str) else \
             f"{v / 1000:.1f} kHz"
     return tabulate([[r.condition, GAP if pd.isna(r.achieved_kbps) else f"{r.achieved_kbps:.1f}", khz(r.bandwidth_hz),
-                      khz(r.source_bandwidth_hz), khz(r.source_sample_rate), khz(r.codec_sample_rate), r.library or GAP]
+                      khz(r.source_bandwidth_hz), khz(r.source_sample_rate), khz(r.codec_sample_rate),
+                      markdown_text(r.library) if r.library else GAP]
                      for r in frame.itertuples()],
                     headers=["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate",
                              "codec rate", "library"], tablefmt="github", disable_numparse=True)

@@ -63,6 +63,27 @@ def markdown_text(text) -> str:
     return " ".join(str(text).split()).translate(_MARKDOWN_SPECIAL)
 
 
+#: A CSV cell starting with one of these is a formula to a spreadsheet (CSV injection): such text gets a leading '.
+_CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value):
+    """A string cell of a report's CSV as literal text (a spreadsheet would run ``=HYPERLINK(...)``); other values
+    as they are."""
+    if isinstance(value, str) and value.startswith(_CSV_FORMULA):
+        return "'" + value
+    return value
+
+
+def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell made literal for a spreadsheet (:func:`csv_text`)."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(csv_text)
+    return out
+
+
 def accuracy_of(cell: dict | None) -> float:
     return float(cell["accuracy"]) if cell else math.nan
 

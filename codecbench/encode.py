@@ -61,6 +61,9 @@ def clip_key(path, condition: Condition) -> str:
 
 def clip_identity(path) -> tuple[str, int]:
     """``(content digest, sample rate)`` of a source file: what its cache keys are made of."""
+    from .audio import check_source_file
+
+    check_source_file(path)  # before hashing: a link to /dev/zero would be hashed forever
     return file_digest(path), source_rate(path)
 
 

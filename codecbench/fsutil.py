@@ -72,8 +72,14 @@ def _alive(pid: int) -> bool:
 
 
 def file_digest(path: str | os.PathLike, _memo: dict = {}) -> str:
-    """SHA-256 of a file's bytes, remembered per (path, size, mtime) within the process."""
+    """SHA-256 of a file's bytes, remembered per (path, size, mtime) within the process. Only regular files are
+    hashed (a device or FIFO has no end): anything else is an ``OSError`` naming it."""
+    import errno
+    import stat
+
     st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file (a device, FIFO or folder?)", os.fspath(path))
     memo_key = (os.fspath(path), st.st_size, st.st_mtime_ns)
     if memo_key not in _memo:
         h = hashlib.sha256()

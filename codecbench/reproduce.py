@@ -170,6 +170,7 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     if options.checkpoint is not None and not options.checkpoint.is_file():
         raise UsageError(f"--checkpoint: {options.checkpoint} is not a file; {CHECKPOINT_HINT}")
     recipe = options.recipe(file_digest(options.checkpoint) if options.checkpoint else None)
+    _check_work_folder(options.out)  # before the data: a wrong --out is named at once
     # 1. the data
     dataset = load_dataset(options.data, cache_dir=spec.cache.root, listing_only=options.dry_run,
                            folds=dict(options.folds) if options.folds else None)
@@ -191,7 +192,6 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
         return None
     from .fsutil import claim_folder
 
-    _check_work_folder(options.out)
     with claim_folder(options.out, "reproduce"):
         _check_recipe(options.out, recipe)
         zoo = Zoo(options.out / "zoo")

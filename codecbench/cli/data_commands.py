@@ -92,8 +92,10 @@ def cmd_encode(args, spec: RunSpec) -> int:
 
 
 def cmd_export(args, spec: RunSpec) -> int:
-    from ..export import export
+    from ..export import ExportError, export
 
+    if Path(args.to).exists() and not Path(args.to).is_dir():  # before the data is loaded (or generated)
+        raise ExportError(f"--to {args.to}: is a file, not a folder; give a folder for the exported audio")
     dataset = load_data(spec, splits=(spec.split,))
     summary = export(dataset, spec.split, list(spec.condition or ()), Path(args.to), spec.cache,
                      file_format=args.file_format, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,

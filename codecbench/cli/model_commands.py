@@ -24,9 +24,12 @@ def _source_zoo(spec: RunSpec, name: str):
     from ..zoo import ALIASES, Zoo
 
     if spec.model_dir:
-        return Zoo(spec.model_dir, trust_code=spec.trust_code)
-    user = _write_zoo(spec)
-    return user if (name in user.names() or ALIASES.get(name) in user.names()) else Zoo(trust_code=spec.trust_code)
+        zoo = Zoo(spec.model_dir, trust_code=spec.trust_code)
+    else:
+        user = _write_zoo(spec)
+        zoo = user if (name in user.names() or ALIASES.get(name) in user.names()) else Zoo(trust_code=spec.trust_code)
+    zoo.resolve(name)  # an unknown parent is named before any data is loaded or generated
+    return zoo
 
 
 def _saved(names: list[str], zoo) -> None:
@@ -272,7 +275,12 @@ def cmd_zoo(args, spec: RunSpec) -> int:
     if args.action == "compare":
         if not args.other:
             raise UsageError("zoo compare needs --other DIR")
+        for flag, folder in (("--other", Path(args.other)), ("--model-dir", spec.zoo.root)):
+            if not folder.is_dir():
+                raise UsageError(f"{flag} {folder}: not a model folder")
         rows = compare(spec.zoo, Zoo(args.other))
+        if not rows:
+            raise UsageError(f"{spec.zoo.root} and {args.other} have no model names in common; nothing to compare")
         print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".3g"))
         same = sum(r["max_abs_diff"] == 0 for r in rows)
         print(f"{same} of {len(rows)} models have bit-identical weights")

@@ -79,7 +79,7 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every text cell made literal for a spreadsheet (:func:`csv_text`)."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(csv_text)
     return out
 

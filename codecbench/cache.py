@@ -189,7 +189,9 @@ class Cache:
             folder = self.root / ns
             if ns == "datasets" or not folder.is_dir():
                 continue
-            for entry in folder.glob(f"??/*{SUFFIX}"):
+            # listed shard by shard: pathlib's glob raises when another gc or clear removes a shard meanwhile
+            shards = [d for d in _listing(folder) if len(d.name) == 2]
+            for entry in (e for d in shards for e in _listing(d) if e.name.endswith(SUFFIX)):
                 try:  # another gc or clear may remove the entry first: then it is simply gone
                     st = entry.lstat()
                     if not stat.S_ISREG(st.st_mode):  # a folder or link under an entry's name: damage, removed
@@ -284,7 +286,7 @@ def _listing(folder: Path) -> list[Path]:
     """A folder's entries, or none if another process removed the folder."""
     try:
         return list(folder.iterdir())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
 
 

@@ -46,3 +46,8 @@ class EnvironmentProblem(CodecbenchError, RuntimeError):
 class FolderBusy(CodecbenchError, RuntimeError):
     """A work folder (download, reproduce, export, results) another codecbench process is writing; the message
     names the folder, the other process and what to do."""
+
+
+class NotARegularFile(CodecbenchError, OSError):
+    """A path that should be a file's (a clip, an entry) but names a device, FIFO or folder; an ``OSError`` too, so
+    callers that handle unreadable files handle it."""

@@ -83,12 +83,13 @@ def _read_manifest(to: Path) -> dict:
         return {"files": {}}
     try:
         data = json.loads(path.read_text())
-        if not isinstance(data.get("files"), dict):
-            raise ValueError("no 'files' object")
-        return data
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ExportError(f"{path}: the export's record is damaged ({exc}); without it codecbench cannot tell its "
-                          "files from others. Move the folder's contents aside, or choose another --to") from None
+        if isinstance(data.get("files"), dict):
+            return data
+        exc = "no 'files' object"
+    except (OSError, ValueError, AttributeError) as error:
+        exc = error
+    raise ExportError(f"{path}: the export's record is damaged ({exc}); without it codecbench cannot tell its "
+                      "files from others. Move the folder's contents aside, or choose another --to") from None
 
 
 def _export(clips, split, conditions, to: Path, cache: Cache, file_format: str, jobs, backend, scheduler,

@@ -23,6 +23,8 @@ from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
 from .devices import choose_precision
 from .errors import CodecbenchError, UsageError
+from .training.persist import load_checkpoint as _load_checkpoint
+from .training.persist import save_announced as _save
 from .features import RECIPE
 from .inputs import CachedFeatures
 from .matrix import Matrix
@@ -120,27 +122,6 @@ def settle_batchnorm(model, data: TrainingSet, name: str, progress: Callable[[st
     if "flag" in checked:
         log.warning("model %s: %s", name, checked["flag"])
     return {"reestimated": done, "check": checked}
-
-
-def _load_checkpoint(checkpoint: Zoo, name: str, restart: str):
-    """A resume checkpoint, or a :class:`UsageError` saying it is damaged and what to do (not a Keras traceback)."""
-    try:
-        return checkpoint.load(name)
-    except (CodecbenchError, OSError, ValueError, KeyError) as exc:
-        files = f"{checkpoint.root / name}.keras and its .json"
-        raise UsageError(f"{checkpoint.root / name}.keras: the resume checkpoint is damaged ({type(exc).__name__}: "
-                         f"{str(exc)[:200]}); delete {files} to restart ({restart}); the epochs it held are lost, "
-                         "nothing else is") from None
-
-
-def _save(zoo: Zoo, name: str, model, meta: dict, overwrite: bool, progress: Callable[[str], None] | None) -> None:
-    """``zoo.save`` announced on ``progress``, with the file's size and the seconds it took."""
-    start = time.perf_counter()
-    if progress is not None:
-        progress(f"{name}: saving: writing {zoo.root / name}.keras")
-    path = zoo.save(name, model, meta, overwrite=overwrite)
-    if progress is not None:
-        progress(f"{name}: saved {path} ({path.stat().st_size / 2**20:.1f} MiB, {time.perf_counter() - start:.1f} s)")
 
 
 def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int, seconds: float, rows: list[dict],
@@ -371,24 +352,6 @@ PRESETS: dict[str, dict[str, Any]] = {
               "finetune": TrainConfig(**{**FINETUNE_DEFAULTS, "seed": 0}),
               "full_epochs": 40, "save_epochs": (1, 10, 20, 40), "segment_epochs": 10, "segments": range(1, 11)},
 }
-
-
-def crops_for(config: TrainConfig, preset: str, frames: int) -> TrainConfig:
-    """``config`` of zoo preset ``preset`` with its crop and time mask scaled to clips of ``frames`` feature frames.
-
-    A preset's crop is made for its own data's clips (the demo's 64 of 79 frames of 2-s clips, the paper's 400 of 423
-    frames of 10-s clips); on clips of another length the same fraction is kept, so ``--preset small`` on 10-s clips
-    crops 343 frames rather than 64 (a sixth of each clip per example).
-    """
-    reference = PRESETS[preset]["frames"]
-    if frames == reference:
-        return config
-
-    def scaled(value):
-        return max(1, min(frames, round(value * frames / reference))) if value else value
-
-    return dataclasses.replace(config, crop_frames=scaled(config.crop_frames),
-                               time_mask_frames=scaled(config.time_mask_frames))
 
 
 def remaining_runs(names, *, save_epochs, full_epochs: int, segments, segment_epochs: int) -> list[tuple]:

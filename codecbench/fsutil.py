@@ -79,7 +79,9 @@ def file_digest(path: str | os.PathLike, _memo: dict = {}) -> str:
 
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EINVAL, "not a regular file (a device, FIFO or folder?)", os.fspath(path))
+        from .errors import NotARegularFile
+
+        raise NotARegularFile(errno.EINVAL, "not a regular file (a device, FIFO or folder?)", os.fspath(path))
     memo_key = (os.fspath(path), st.st_size, st.st_mtime_ns)
     if memo_key not in _memo:
         h = hashlib.sha256()

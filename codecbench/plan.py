@@ -265,15 +265,11 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
     out["inference_clips_per_s"] = eval_batch / median_time(lambda: model.predict_on_batch(x_eval), 1)
     if train:
-        out.update(calibrate_training(model, train_config or _default_train_config(batch_size, crop_frames),
-                                      full_frames))
+        from .training import TrainConfig
+
+        out.update(calibrate_training(model, train_config or TrainConfig(batch_size=batch_size,
+                                                                         crop_frames=crop_frames), full_frames))
     return out
-
-
-def _default_train_config(batch_size: int, crop_frames: int | None):
-    from .training import TrainConfig
-
-    return TrainConfig(batch_size=batch_size, crop_frames=crop_frames, epochs=2)
 
 
 def calibrate_training(model, train_config, full_frames: int, batches: int = 2) -> dict:

@@ -251,12 +251,13 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
                  say) -> None:
     """Steps 5 and 6: Experiments A and B, whatever of them is missing."""
     from .features import RECIPE, n_frames
-    from .finetune import crops_for, epoch_validation, finetune
+    from .finetune import epoch_validation, finetune
+    from .training.schedule import crops_for
     from .zoo import full_name, segment_name
 
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
     frames = n_frames(round(dataset.longest_seconds("train") * RECIPE["sample_rate"]))
-    scaled = crops_for(config, PRESETS[options.preset], frames)
+    scaled = crops_for(config, zoo_preset["frames"], frames)
     if scaled.crop_frames != config.crop_frames:
         say(f"      note: crops of {scaled.crop_frames} frames (and time masks of {scaled.time_mask_frames}) for clips "
             f"of {frames} frames: --preset {options.preset}'s {config.crop_frames} of "

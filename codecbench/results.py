@@ -16,6 +16,7 @@ import pandas as pd
 
 from .errors import CodecbenchError
 from .fsutil import atomic_write
+from .result_rows import facts_of_cells, row_problem
 
 FORMAT_VERSION = 1
 ACCURACY_COLUMNS = ["model", "condition", "category", "n", "correct", "accuracy", "ci_low", "ci_high",
@@ -78,46 +79,12 @@ def load_results(path: str | Path) -> dict:
     if not isinstance(doc["results"], list):
         raise ResultsError(f"{path}: 'results' is not a list")
     for i, row in enumerate(doc["results"]):
-        problem = _row_problem(row)
+        problem = row_problem(row)
         if problem:
             where = (f" ({row.get('model')!r} on {row.get('condition')!r})" if isinstance(row, dict) else "")
             raise ResultsError(f"{path}: results[{i}]{where}: {problem}; the file was altered or damaged: re-run "
                                "the benchmark, or restore it from runs/<run id>/results.json")
     return doc
-
-
-def _row_problem(row) -> str | None:
-    """What is wrong with one result row as a report reads it, or None."""
-    import math
-    import numbers
-
-    if not isinstance(row, dict):
-        return "not an object"
-    for key in ("model", "condition"):
-        if not isinstance(row.get(key), str) or not row[key]:
-            return f"{key!r} is missing or not a name"
-    from .codecs import parse_condition
-    from .errors import CodecbenchError
-    from .zoo import check_name
-
-    try:  # names are the zoo's and the codec table's: nothing else (markup, formulas) reaches a report from here
-        check_name(row["model"])
-        parse_condition(row["condition"])
-    except CodecbenchError as exc:
-        return str(exc)
-    n = row.get("n")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        return f"'n' must be a whole number of clips >= 0, got {n!r}"
-    for key in ("accuracy", "ci_low", "ci_high"):
-        if key not in row and key != "accuracy":
-            continue
-        value = row.get(key)
-        if value is None and n == 0:
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-                or not 0.0 <= value <= 1.0:
-            return f"{key!r} must be a number in [0, 1], got {value!r}"
-    return None
 
 
 SCHEMA = """
@@ -289,7 +256,8 @@ def _compose(con, chosen: list, by_id: dict) -> dict:
         for model, condition, record in records:
             cells[(model, condition)] = {**json.loads(record), "run_id": rid}
     used = sorted({r["run_id"] for r in cells.values()}, key=lambda rid: by_id[rid][1] or "")
-    return {"format": FORMAT_VERSION, "meta": {**meta, "composed_from": used}, "results": list(cells.values())}
+    return {"format": FORMAT_VERSION, "meta": {**meta, **facts_of_cells(cells, by_id), "composed_from": used},
+            "results": list(cells.values())}
 
 
 def history_groups(path: Path) -> list[dict]:
@@ -324,17 +292,25 @@ def leaderboard_documents(sources: list[Path]) -> list[dict]:
             run = doc.get("meta", {}).get("run_id")
             documents.append({**doc, "results": [{"run_id": run, **r} for r in doc["results"]]})
     merged: dict[tuple, dict] = {}
-    for doc in sorted(documents, key=lambda d: d["meta"].get("started") or ""):  # oldest first
+    # each source document describes the models and conditions of its own cells: facts are taken per cell from
+    # the document that provided it (the newest), as the history's composition takes them per run
+    sources_meta: dict[str, tuple] = {}
+    ordered = sorted(documents, key=lambda d: d["meta"].get("started") or "")  # oldest first
+    for index, doc in enumerate(ordered):
         meta = doc["meta"]
+        source_id = f"doc{index:06d}"
+        sources_meta[source_id] = (source_id, f"{index:06d}", None, meta)
         key = _group_key(meta.get("dataset", {}).get("fingerprint"), meta)
-        into = merged.setdefault(key, {"format": FORMAT_VERSION, "meta": meta, "results": {}})
+        into = merged.setdefault(key, {"format": FORMAT_VERSION, "meta": meta, "results": {}, "origin": {}})
         into["meta"] = {**meta, "composed_from": sorted({*into["meta"].get("composed_from", []),
                                                          *meta.get("composed_from", [meta.get("run_id")])} - {None})}
         for r in doc["results"]:
             into["results"][(r["model"], r["condition"])] = r
+            into["origin"][(r["model"], r["condition"])] = {"run_id": source_id}
     if not merged:
         raise ResultsError(f"no results in {', '.join(map(str, sources))}; run `pytest benchmarks/` first")
-    return [{**d, "results": list(d["results"].values())}
+    return [{"format": d["format"], "meta": {**d["meta"], **facts_of_cells(d["origin"], sources_meta)},
+             "results": list(d["results"].values())}
             for d in sorted(merged.values(), key=lambda d: d["meta"].get("started") or "", reverse=True)]
 
 
@@ -351,8 +327,9 @@ def summary_table(rows: list[dict], matrix) -> str:
     cell = {(r["model"], r["condition"]): r for r in rows}
     table = [[m] + [(f"{cell[m, c]['accuracy']:.3f}" + ("!" if cell[m, c].get("outcome") == "failed" else ""))
                     if (m, c) in cell else "" for c in conditions] for m in models]
+    failed = any(r.get("outcome") == "failed" for r in rows)
     return tabulate(table, headers=["model"] + conditions, tablefmt="github", disable_numparse=True) + \
-        "\n(! = failed its check)"
+        ("\n(! = failed its check)" if failed else "")
 
 
 # --------------------------------------------------------------------------- comparing two runs' datasets

@@ -217,7 +217,7 @@ def test_a_malformed_results_row_is_named_with_its_file_and_index(tmp_path, caps
 
 def test_a_damaged_resume_checkpoint_says_what_to_delete_and_what_follows(tmp_path):
     from codecbench.errors import UsageError
-    from codecbench.finetune import _load_checkpoint
+    from codecbench.training.persist import load_checkpoint as _load_checkpoint
     from codecbench.zoo import Zoo
 
     folder = tmp_path / "zoo" / "checkpoints"

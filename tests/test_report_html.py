@@ -177,7 +177,11 @@ def _history_run(tiny, results: Path, run_id: str, dataset, started: str, pairs)
             "dataset": {"name": dataset.name, "split": "evaluate", "fingerprint": dataset.fingerprint("evaluate"),
                         "recipe": dataset.recipe, "clip_digests": dataset.clip_digests("evaluate"),
                         "class_names": dataset.class_names},
-            "matrix": {"name": "tiny", "fingerprint": tiny["matrix"].fingerprint()}}
+            "matrix": {"name": "tiny", "fingerprint": tiny["matrix"].fingerprint()},
+            # as a session records them: the facts of this run's own models only
+            "models": {m: tiny["zoo"].sha256(m) for m, _ in pairs},
+            "model_facts": {m: {"strategy": tiny["zoo"].metadata(m).get("strategy"), "recorded_in": run_id}
+                            for m, _ in pairs}}
     record_run(results / "history.sqlite", run_id, meta)
     run = results / "runs" / run_id
     for model, cond in pairs:
@@ -219,3 +223,31 @@ def test_leaderboard_command_from_folders(tiny, tmp_path, capsys):
     assert "open the leaderboard: file://" in capsys.readouterr().err
     assert (tmp_path / "board" / "index.html").is_file()
     assert main(["leaderboard", str(tmp_path / "nothing")]) == 2
+
+
+def test_model_facts_survive_incremental_runs_in_the_report_and_the_leaderboard(tiny, tmp_path):
+    """The docs' incremental workflow: every model, then one model again; each model keeps the facts of the run that
+    scored it (the newest run's metadata alone knows one model)."""
+    from codecbench.results import latest_document
+
+    results = tmp_path / "results"
+    _history_run(tiny, results, "r1", tiny["dataset"], "2026-01-01T00:00:00",
+                 [("base", "wav"), ("finetuned_seg9", "wav")])
+    _history_run(tiny, results, "r2", tiny["dataset"], "2026-01-02T00:00:00", [("finetuned_seg9", "mp3@32")])
+    doc = latest_document(results / "history.sqlite")
+    assert doc["meta"]["model_facts"]["base"]["recorded_in"] == "r1"
+    assert doc["meta"]["model_facts"]["finetuned_seg9"]["recorded_in"] == "r2"
+    assert set(doc["meta"]["models"]) == {"base", "finetuned_seg9"}
+    (board,) = leaderboard_documents([results])
+    assert {m: f["recorded_in"] for m, f in board["meta"]["model_facts"].items()} == {
+        "base": "r1", "finetuned_seg9": "r2"}
+    two_files = []
+    for run in ("r1", "r2"):  # a leaderboard of two results files, one model each
+        two_files.append(results / "runs" / run / "results.json")
+    merged = leaderboard_documents(two_files)
+    assert {m: f["recorded_in"] for m, f in merged[0]["meta"]["model_facts"].items()} == {
+        "base": "r1", "finetuned_seg9": "r2"}
+    page = render_leaderboard([board], tmp_path / "board")
+    data = json.loads(page.read_text().split('<script type="application/json" id="data">')[1].split("</script>")[0])
+    models = {m["name"]: m for m in data["groups"][0]["models"]}
+    assert all(models[name]["sha256"] and models[name]["facts"]["recorded_in"] for name in ("base", "finetuned_seg9"))

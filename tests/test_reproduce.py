@@ -205,12 +205,13 @@ def test_reproduce_takes_folds_prints_them_with_the_split_sizes_and_records_them
 
 
 def test_a_presets_crops_scale_to_the_datas_clip_length():
-    from codecbench.finetune import PRESETS, crops_for
+    from codecbench.finetune import PRESETS
+    from codecbench.training.schedule import crops_for
 
     demo = PRESETS["demo"]["finetune"]
-    assert crops_for(demo, "demo", 79) == demo  # the demo's own 2-s clips: 64 of 79 frames
-    ten_seconds = crops_for(demo, "demo", 423)  # TAU's 10-s clips: the same share of each clip, not 64 frames
+    assert crops_for(demo, 79, 79) == demo  # the demo's own 2-s clips: 64 of 79 frames
+    ten_seconds = crops_for(demo, 79, 423)  # TAU's 10-s clips: the same share of each clip, not 64 frames
     assert (ten_seconds.crop_frames, ten_seconds.time_mask_frames) == (343, 54)
     paper = PRESETS["paper"]["finetune"]
-    four_seconds = crops_for(paper, "paper", 165)  # UrbanSound8K's 4-s clips under the paper's 400 of 423
+    four_seconds = crops_for(paper, 423, 165)  # UrbanSound8K's 4-s clips under the paper's 400 of 423
     assert four_seconds.crop_frames == 156 and four_seconds.crop_frames <= 165

@@ -56,3 +56,21 @@ SEGMENT_LEARNING_RATES = {"conv": 0.01, "dense": 0.1}
 #: but a CPU without bf16 instructions trains 4-10x slower with it and infers no faster
 #: (:func:`codecbench.devices.choose_precision`).
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+def crops_for(config: TrainConfig, reference: int, frames: int) -> TrainConfig:
+    """``config``, made for clips of ``reference`` feature frames, with its crop and time mask scaled to clips of
+    ``frames`` frames.
+
+    A preset's crop is made for its own data's clips (the demo's 64 of 79 frames of 2-s clips, the paper's 400 of 423
+    frames of 10-s clips); on clips of another length the same fraction is kept, so ``--preset small`` on 10-s clips
+    crops 343 frames rather than 64 (a sixth of each clip per example).
+    """
+    if frames == reference:
+        return config
+
+    def scaled(value):
+        return max(1, min(frames, round(value * frames / reference))) if value else value
+
+    return dataclasses.replace(config, crop_frames=scaled(config.crop_frames),
+                               time_mask_frames=scaled(config.time_mask_frames))

@@ -4,7 +4,8 @@ Every error codecbench raises on purpose (bad input, a missing component, an unu
 :class:`CodecbenchError`, and its message names the file, key or value at fault (``tests/test_errors.py``
 walks the package for any other exception raised on purpose). The families: :class:`UsageError` (settings),
 :class:`ArgumentError` (API arguments), :class:`CacheError`, :class:`CheckpointError`, :class:`CodecError`,
-:class:`ModelError`, :class:`EnvironmentProblem`, :class:`FolderBusy`; the stages subclass them (``DatasetError``, ``MatrixError``,
+:class:`ModelError`, :class:`EnvironmentProblem`, :class:`FolderBusy`; the stages subclass them
+(``DatasetError``, ``MatrixError``,
 ``ZooError``, ...). The command line catches this base class only, so a genuine bug still shows its traceback.
 """
 from __future__ import annotations

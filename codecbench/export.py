@@ -59,7 +59,6 @@ def export(dataset, split: str, conditions: Sequence[Condition], to: Path, cache
            jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
            log: Callable[[str], None] = lambda message: None) -> ExportSummary:
     """Write ``split`` of ``dataset`` under every condition into ``to`` in the TAU layout (see the module)."""
-    from .encode import coded_signal, fill
 
     if file_format not in FORMATS:
         raise ExportError(f"--format: one of {', '.join(FORMATS)}, got {file_format!r}")
@@ -79,6 +78,7 @@ def export(dataset, split: str, conditions: Sequence[Condition], to: Path, cache
 
 def _read_manifest(to: Path) -> dict:
     path = to / MANIFEST
+    exc: object
     if not path.is_file():
         return {"files": {}}
     try:

@@ -23,14 +23,14 @@ from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
 from .devices import choose_precision
 from .errors import CodecbenchError, UsageError
-from .training.persist import load_checkpoint as _load_checkpoint
-from .training.persist import save_announced as _save
 from .features import RECIPE
 from .inputs import CachedFeatures
 from .matrix import Matrix
 from .models import build_fcnn, derive_segments, preset_config
 from .provenance import library_versions, now
 from .training.loop import fit
+from .training.persist import load_checkpoint as _load_checkpoint
+from .training.persist import save_announced as _save
 from .training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
 from .zoo import Zoo, full_name, segment_name
 

@@ -256,7 +256,6 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     from .models import build_fcnn
 
     model = build_fcnn(config)
-    n_classes = config.n_classes
     channels = config.input_shape[-1]
     rng = np.random.default_rng(0)
     out = {"backend": keras.backend.backend(), "device": default_device()}
@@ -265,7 +264,7 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
     out["inference_clips_per_s"] = eval_batch / median_time(lambda: model.predict_on_batch(x_eval), 1)
     if train:
-        from .training import TrainConfig
+        from .training.schedule import TrainConfig
 
         out.update(calibrate_training(model, train_config or TrainConfig(batch_size=batch_size,
                                                                          crop_frames=crop_frames), full_frames))
@@ -343,7 +342,8 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
         examples = len(clips) * (n_conditions[0] if n_conditions else len(plan.conditions))
         plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s"
                                  + (f" + {per_epoch:.1f} s per epoch to save"
-                                    + (f" and validate {validations_per_epoch:,} clips" if validations_per_epoch else "")
+                                    + (f" and validate {validations_per_epoch:,} clips"
+                                       if validations_per_epoch else "")
                                     if per_epoch else ""),
                                  epochs * (examples / rate + per_epoch), bound))
     examples = len(clips) * len(plan.conditions)

@@ -31,8 +31,8 @@ def row_problem(row) -> str | None:
         value = row.get(key)
         if value is None and n == 0:
             continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-                or not 0.0 <= value <= 1.0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+                or not 0.0 <= float(value) <= 1.0:
             return f"{key!r} must be a number in [0, 1], got {value!r}"
     return None
 

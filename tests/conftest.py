@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
+
+# likewise requests: dropped and imported again, its sessions' cookie jars fail their own isinstance check
+import requests  # noqa: F401
 import soundfile as sf
 
 # imported once for the whole session, before any pytester test snapshots sys.modules: a module first imported
 # inside such a test is dropped afterwards, and importing it again re-registers soxr's nanobind extension, which
 # aborts the process
 import codecbench.codecs  # noqa: F401
-# likewise requests: dropped and imported again, its sessions' cookie jars fail their own isinstance check
-import requests  # noqa: F401
 from codecbench.cache import Cache
 from codecbench.datasets import synth_scene
 

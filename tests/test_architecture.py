@@ -17,7 +17,8 @@ LAYERS = [
     ("data", ["frontends", "synth", "datasets", "matrix", "judge"]),
     ("coding, models, training", ["devices", "encode", "inputs", "feed", "models", "frontend_layer", "training",
                                   "prefix", "augment", "export"]),
-    ("zoo and evaluation", ["zoo", "rates", "plan", "finetune", "postfilter", "evaluation", "results", "result_rows", "compare",
+    ("zoo and evaluation", ["zoo", "rates", "plan", "finetune", "postfilter", "evaluation", "results",
+                            "result_rows", "compare",
                             "thresholds"]),
     ("runs and reports", ["spec", "session", "report", "api", "reproduce"]),
     ("front doors", ["plugin", "bench", "cli", "aliases", "__init__", "__main__"]),
@@ -26,7 +27,8 @@ LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 
 #: Where text becomes a Condition: the command line, pytest options, TOML/JSON files read back, and the public
 #: functions of the codecs package (the Python API takes names too).
-EDGES = {"cli", "plugin", "spec", "config", "matrix", "thresholds", "api", "aliases", "result_rows", "codecs/__init__.py",
+EDGES = {"cli", "plugin", "spec", "config", "matrix", "thresholds", "api", "aliases", "result_rows",
+         "codecs/__init__.py",
          "codecs/table.py", "codecs/bitstream.py", "report/table.py", "augment/draw.py", "augment/transform.py"}
 
 MAX_LINES = 400

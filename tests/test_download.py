@@ -405,7 +405,8 @@ def test_an_archive_with_a_link_or_escaping_member_is_refused_whole(tmp_path, mo
         "files": [{"name": name, "size": len(data), "md5": hashlib.md5(data).hexdigest()}]}))
     monkeypatch.setenv("CODECBENCH_DATASET_MANIFESTS", str(manifests))
     try:
-        with pytest.raises(download.DownloadError, match=r"(link or special file, which a dataset archive does not hold|outside the download folder); "
+        with pytest.raises(download.DownloadError, match=r"(link or special file, which a dataset archive does not hold"
+                                                         r"|outside the download folder); "
                                                          r"nothing of this archive was unpacked"):
             download.download("x", tmp_path / "to", log=lambda m: None)
     finally:

@@ -5,7 +5,6 @@ files), unclear messages (a damaged resume checkpoint, CodecAugment's parameters
 walk over every command with a malformed input: a one-line ``codecbench ...: error:``, never a traceback."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -260,7 +259,8 @@ def _malformed(tmp_path) -> dict[str, list[str]]:
     return {
         "conditions": ["conditions", "--matrix", str(tmp_path / "missing.toml")],
         "encode": ["encode", "--dataset", str(tmp_path / "no-such-folder"), *cache],
-        "export": ["export", "--dataset", "synthetic:train=1,evaluate=1,duration=1", "--conditions", "wav", "--to", str(tmp_path / "file"), *cache],
+        "export": ["export", "--dataset", "synthetic:train=1,evaluate=1,duration=1", "--conditions", "wav",
+                   "--to", str(tmp_path / "file"), *cache],
         "cache": ["cache", "clear", "--cache-dir", str(tmp_path)],  # a folder without the cache's marker
         "segments": ["segments", "nosuch", "--model-dir", str(tmp_path / "nozoo")],
         "import-model": ["import-model", str(garbage), "--name", "x", "--model-dir", str(tmp_path / "zoo")],

@@ -3,7 +3,6 @@ from its range; validated once, at construction, so a bad value fails before any
 from __future__ import annotations
 
 import numbers
-
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -80,8 +79,8 @@ def _weights(values, what: str) -> dict:
     if not weighted:
         raise ArgumentError(f"{what}: empty; give at least one")
     for key, weight in weighted.items():
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not weight > 0 \
-                or not np.isfinite(weight):
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not float(weight) > 0 \
+                or not np.isfinite(float(weight)):
             raise ArgumentError(f"{what}: the weight of {key!r} must be a positive number, got {weight!r}")
     return weighted
 

@@ -54,6 +54,15 @@ class CodecAugment:
     """
 
     supports_multichannel = True
+    p: float
+    channels: str
+    cache: Cache | None
+    draw: ConditionDraw
+    rng: np.random.Generator
+    are_parameters_frozen: bool
+    _local: threading.local
+    _lock: threading.Lock
+    _frozen: dict | None
 
     def __init__(self, conditions: Sequence | Mapping | None = None, *, codecs: Sequence[str] | Mapping | None = None,
                  bitrates: Mapping[str, tuple[float, float]] | None = None, p: float = 0.5,

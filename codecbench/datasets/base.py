@@ -20,7 +20,8 @@ class DatasetError(CodecbenchError, ValueError):
 
 def fold_ranges(folds) -> str:
     """``(1, 2, 3, 5)`` -> ``1-3+5``: folds as ``--folds`` writes them."""
-    out, run = [], []
+    out: list[str] = []
+    run: list[int] = []
     for f in sorted(folds):
         if run and f == run[-1] + 1:
             run.append(f)

@@ -89,7 +89,7 @@ def verify(name: str, to: str | os.PathLike, *, deep: bool = False) -> list[str]
     clips = {c.path: c for split in dataset.splits.values() for c in split}
     if rec.clips.count is not None and len(clips) != rec.clips.count:
         problems.append(f"{root}: its listing names {len(clips):,} clips, the publisher's {rec.clips.count:,}")
-    bad: dict[str, list[Path]] = {}
+    bad: dict[str, list[tuple[Path, str]]] = {}
     for path in sorted(clips):
         problem = _clip_problem(path, rec.clips, deep)
         if problem:

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -36,6 +37,11 @@ def test_report_renders_tables_figure_and_gaps(results_dir, tmp_path):
     table2 = markdown.split("## Table 2")[1].split("##")[0]
     assert GAP in table2  # finetuned_full@e1 has no mp3@32 result: an explicit gap, not a number
     assert "mean cat1" in markdown and "p=" in markdown
+    # an interval is shown as both its ends (Wilson is asymmetric), never as "± half its width"
+    assert "±" not in markdown
+    base_wav = next(line for line in markdown.splitlines() if line.startswith("| cat1") and "| wav" in line)
+    acc, low, high = (float(x) for x in re.search(r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]", base_wav).groups())
+    assert low <= acc <= high
     assert (out / "figure2.png").stat().st_size > 10_000
     facts = (out / "codec_facts.csv").read_text()
     assert "mp3@32" in facts and "achieved_kbps" in facts
@@ -126,3 +132,63 @@ def test_compare_two_runs_clip_by_clip(results_dir, tmp_path, capsys):
     (tmp_path / "old.json").write_text(json.dumps(old))
     assert main(["compare", str(tmp_path / "old.json"), str(results_dir / "results.json"), "--match-by", "name"]) == 0
     assert f"{n} of {n} paired clips with identical predictions" in capsys.readouterr().out
+
+
+def _deuteranope_lab(hex_colour: str):
+    """CIE L*a*b* of a colour as a deuteranope sees it (Machado, Oliveira & Fernandes 2009, severity 1, on linear
+    sRGB)."""
+    import numpy as np
+
+    srgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    machado = np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                        [-0.011820, 0.042940, 0.968881]])
+    seen = np.clip(machado @ linear, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ seen
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_the_palette_stays_apart_under_deuteranopia_and_never_relies_on_colour_alone():
+    import itertools
+
+    import numpy as np
+
+    from codecbench.report.palette import OKABE_ITO, style_at
+
+    def closest(colours):
+        return min(float(np.linalg.norm(_deuteranope_lab(a) - _deuteranope_lab(b)))
+                   for a, b in itertools.combinations(colours, 2))
+
+    # every pair of the report's colours differs by a clearly visible CIE76 distance for a deuteranope
+    assert closest(OKABE_ITO) > 15
+    # the computation can tell: the report's former palette had two colours a deuteranope could not tell apart
+    assert closest(["#2459c2", "#d1495b", "#2a9d5c", "#e08e0b", "#7b4fc9", "#1b9aaa", "#8c564b", "#c2185b"]) < 5
+    # no two of the first 40 series share colour, marker and dash, and neighbours differ in marker too
+    styles = [style_at(i) for i in range(40)]
+    assert len({(s.colour, s.marker, s.dash) for s in styles}) == 40
+    assert all(a.marker != b.marker for a, b in zip(styles, styles[1:]))
+
+
+def test_png_and_page_draw_a_condition_in_the_same_style(results_dir, tmp_path):
+    """The PNG's Figure 2 and the page take a condition's colour and marker from one palette."""
+    from codecbench.report import load_document
+    from codecbench.report.html import group_data
+    from codecbench.report.palette import styles_for
+    from codecbench.report.table import ResultTable
+
+    res = ResultTable(load_document(results_dir, None))
+    page = group_data(res, sweep_rows=[])["styles"]["conditions"]
+    assert page == {c: s.as_dict() for c, s in styles_for(c for _, c in res.conditions()).items()}
+    from matplotlib.colors import to_hex
+
+    from codecbench.report.figures import draw_figure2
+
+    fig = draw_figure2(res)
+    drawn = {bars.get_label(): (to_hex(bars.lines[0].get_color()), bars.lines[0].get_marker())
+             for bars in fig.axes[0].containers}
+    from codecbench.report.palette import MARKERS
+    for cond, style in page.items():
+        label = next(k for k in drawn if k.startswith(f"{cond} ("))
+        assert drawn[label] == (style["colour"].lower(), MARKERS[style["marker"]]), cond

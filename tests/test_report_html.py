@@ -134,7 +134,7 @@ def test_a_figure_toggles_a_model_and_hover_shows_the_numbers(browser, example_r
     legend.click()
     assert "hidden" in series.get_attribute("class") and legend.get_attribute("aria-pressed") == "false"
     legend.click()
-    point = series.find_element(By.CSS_SELECTOR, "circle.point")
+    point = series.find_element(By.CSS_SELECTOR, ".point")
     ActionChains(browser).move_to_element(point).perform()
     tip = browser.find_element(By.ID, "tooltip")
     assert tip.is_displayed() and "base on aac@" in tip.text and "n = " in tip.text and "accuracy" in tip.text
@@ -169,6 +169,57 @@ def test_a_models_detail_shows_paired_comparison_and_confusion(browser, example_
     if os.environ.get("CODECBENCH_SCREENSHOTS"):  # the README's picture: CODECBENCH_SCREENSHOTS=docs/images
         _open(browser, example_report)
         browser.save_screenshot(str(Path(os.environ["CODECBENCH_SCREENSHOTS"]) / "report.png"))
+
+
+def _chart_facts(driver, svg_id: str) -> dict:
+    """A chart's y ticks (values and pixel rows), its plot area's rows, and its zero line's row, read from the SVG."""
+    return driver.execute_script("""
+        const svg = document.getElementById(arguments[0]);
+        const y = (node, a) => Number(node.getAttribute(a));
+        const ticks = [...svg.querySelectorAll("text.ytick")].map((t) => [Number(t.dataset.value), y(t, "y") - 4]);
+        const axis = [...svg.querySelectorAll("line.axis")].find((l) => y(l, "x1") === y(l, "x2")
+                                                                    && y(l, "y2") - y(l, "y1") > 20);
+        const zero = svg.querySelector("line.zero");
+        return {ticks, top: Number(axis.getAttribute("y1")), bottom: Number(axis.getAttribute("y2")),
+                zero: zero ? Number(zero.getAttribute("y1")) : null, labels: ticks.length,
+                xticks: [...svg.querySelectorAll("text.xtick")].map((t) => t.textContent)};""", svg_id)
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_page_fits_the_screen_and_its_charts_have_round_ticks_and_a_zero_line(browser, width, tmp_path):
+    """Desktop and phone: no sideways page scroll (wide tables scroll in their own box); every chart's ticks are
+    round numbers inside its range; Figure 2, whose changes can be negative, has a zero line at 0."""
+    out = tmp_path / "html"
+    render(EXAMPLE, tmp_path, ["html"], paper="peters")
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+    try:
+        _open(browser, out / "index.html")
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        charts = browser.execute_script("return [...document.querySelectorAll('svg[id]')].map((s) => s.id)")
+        assert "figure2-0" in charts and "sweep-0-aac" in charts
+        for chart in charts:
+            facts = _chart_facts(browser, chart)
+            assert 3 <= facts["labels"] <= 8, (chart, facts)
+            values = [v for v, _ in facts["ticks"]]
+            steps = {round(b - a, 9) for a, b in zip(values, values[1:])}
+            assert len(steps) == 1, (chart, values)  # evenly spaced
+            step = steps.pop()
+            assert any(abs(step / 10 ** e - m) < 1e-9 for e in range(-3, 1) for m in (1, 2, 2.5, 5)), (chart, step)
+            assert all(facts["top"] - 0.5 <= y <= facts["bottom"] + 0.5 for _, y in facts["ticks"]), (chart, facts)
+            assert len(set(facts["xticks"])) == len(facts["xticks"]) > 0  # no label printed twice
+        figure2 = _chart_facts(browser, "figure2-0")
+        assert figure2["ticks"][0][0] < 0 < figure2["ticks"][-1][0] and figure2["zero"] is not None
+        (zero_row,) = [y for v, y in figure2["ticks"] if abs(v) < 1e-12]
+        assert abs(figure2["zero"] - zero_row) < 0.5
+        sweep = _chart_facts(browser, "sweep-0-aac")  # accuracies 0.78-0.94: the axis is fitted, not 0-1
+        assert sweep["ticks"][0][0] >= 0.5 and sweep["zero"] is None
+        # the paper comparison is on the page (--paper peters on other data: the findings)
+        assert "Paper vs this run" in browser.find_element("id", "group-0").text
+        # the first screen of each (CODECBENCH_SCREENSHOTS=docs/images writes the docs' pictures)
+        browser.save_screenshot(str(Path(os.environ.get("CODECBENCH_SCREENSHOTS") or tmp_path) / f"report-{width}.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def _history_run(tiny, results: Path, run_id: str, dataset, started: str, pairs) -> None:

@@ -101,7 +101,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
                 f"({text(meta.get('dataset', {}).get('split', '?'))} split)",
                 f"Run {text(meta.get('run_id', '?'))} of {text(meta.get('started', '?'))}, matrix "
                 f"{text(meta.get('matrix', {}).get('name', '?'))}, git {text((meta.get('git_commit') or '?')[:10])}. "
-                "Cells are accuracies ± half the 95 % Wilson interval; the best of each row is bold; "
+                "Cells are accuracies [95 % Wilson interval]; the best of each row is bold; "
                 f"`{GAP}` marks a model not evaluated on that condition."]
     older = [r for r in meta.get("composed_from", []) if r != meta.get("run_id")]
     if older:
@@ -204,5 +204,6 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
         from .html import render_html
 
         csv_files = [p for p in written if p.suffix == ".csv"]
-        written.append(render_html(res, out / "html", csv_files=csv_files, sweep_rows=sweep_rows, alpha=alpha))
+        written.append(render_html(res, out / "html", csv_files=csv_files, sweep_rows=sweep_rows, alpha=alpha,
+                                   paper=paper))
     return markdown, written

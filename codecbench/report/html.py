@@ -8,9 +8,11 @@ figures (hover for the numbers, click a legend entry to hide a model, pick the m
 view per model (accuracy per condition, the paired comparison with any reference model, confusion matrices,
 sidecar facts). The same page serves a leaderboard across runs: one section per (dataset, matrix), never mixed.
 
-Charts are hand-written SVG in a small inlined script rather than a charting library: the page stays small
-(tens of kB besides its data), needs no bundle to be inlined, and every element the browser tests click is
-ours.
+Charts are hand-written SVG in a small inlined script rather than a charting library (Vega-Lite with its runtime
+is about 800 kB minified, Plotly over 3 MB; either would be inlined into every report): the page stays small (tens
+of kB besides its data) and the few charts it has get what the study's figures need — round ticks, a zero line,
+reference lines, axes fitted to the data, a colour-blind-safe palette with a marker and dash per series
+(:mod:`.palette`, shared with the PNG figures), and a width fitted to the screen.
 """
 from __future__ import annotations
 
@@ -26,9 +28,11 @@ from typing import Sequence
 import numpy as np
 
 from ..stats import paired_comparison, wilson_interval
-from ..zoo import model_kind
+from ..zoo import full_name, model_kind
 from . import sweeps
 from .codec_facts import codec_facts
+from .palette import styles_for
+from .paper import findings_rows, load_paper, on_papers_data, run_facts, table2_rows
 from .table import ResultTable, full_epoch_models, segment_models
 
 #: significance level of the marks in tables and details (as the Markdown report's)
@@ -55,11 +59,26 @@ def _origin(facts: dict) -> str:
     return f"{how} from {parent}{epochs}"
 
 
-def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None) -> dict:
+def paper_data(res: ResultTable, paper_name: str) -> dict:
+    """The paper-vs-run comparison as the page shows it: Table 2 cell by cell on the paper's own data, else the
+    findings (the same rows as the Markdown report's, :mod:`.paper`)."""
+    paper = load_paper(paper_name)
+    facts = run_facts(res)
+    data = {"name": paper_name, "title": paper["title"], "dataset": paper["dataset"],
+            "caption": paper["table2"]["caption"], "epochs": paper["table2"]["epochs"],
+            "facts": facts[0].upper() + facts[1:] + ".", "on_papers_data": on_papers_data(res, paper)}
+    if data["on_papers_data"]:
+        data["table2"] = [{k: _finite(v) for k, v in row.items()} for row in table2_rows(res, paper)]
+    else:
+        data["findings"] = findings_rows(res, paper)
+    return data
+
+
+def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None, paper: str | None = None) -> dict:
     """Everything the page shows of one results document (one dataset and matrix), as JSON-able data."""
     meta = res.meta
-    conditions = [{"name": c, "category": cat, "codec": res.parsed[c].codec, "kbps": res.parsed[c].kbps}
-                  for cat, c in res.conditions()]
+    conditions = [{"name": c, "category": cat, "codec": res.parsed[c].codec, "kbps": res.parsed[c].kbps,
+                   "original": res.parsed[c].is_original} for cat, c in res.conditions()]
     facts = meta.get("model_facts", {})
     cells = {}
     for (model, cond), r in res.cells.items():
@@ -121,11 +140,15 @@ def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None) -> dic
             "matrix": meta.get("matrix", {}).get("name"), "run_id": meta.get("run_id"),
             "started": meta.get("started"), "composed_from": meta.get("composed_from", []),
             "git_commit": meta.get("git_commit"), "categories": res.categories, "conditions": conditions,
-            "models": models, "cells": cells, "paired": paired, "confusion": confusion, "class_names": names,
+            "models": models, "full_model": full_name(10) if full_name(10) in res.models else None,
+            "cells": cells, "paired": paired, "confusion": confusion, "class_names": names,
             "tables": tables, "sweeps": {codec: [{"kbps": k, "condition": c} for k, c in points]
                                          for codec, points in sweeps.find_sweeps(
                                              [res.parsed[c] for _, c in res.conditions()]).items()},
             "codec_facts": json.loads(codec_facts(res).to_json(orient="records")),
+            "styles": {"conditions": {c: st.as_dict() for c, st in styles_for(c for _, c in res.conditions()).items()},
+                       "models": {m: st.as_dict() for m, st in styles_for(res.models).items()}},
+            "paper": paper_data(res, paper) if paper else None,
             "provenance": {"libraries": meta.get("libraries", {}), "machine": meta.get("machine", {}),
                            "precision": meta.get("precision"), "thresholds": meta.get("thresholds"),
                            "baseline": meta.get("baseline")}}
@@ -158,11 +181,12 @@ def write_page(folder: Path, title: str, groups: list[dict], *, csv_files: Seque
 
 
 def render_html(res: ResultTable, folder: Path, *, csv_files: Sequence[Path] = (), sweep_rows=None,
-                alpha: float = ALPHA) -> Path:
-    """The HTML report of one results document."""
+                alpha: float = ALPHA, paper: str | None = None) -> Path:
+    """The HTML report of one results document (with the comparison against ``paper``'s numbers, if named)."""
     dataset = res.meta.get("dataset", {})
     title = f"codecbench report: {dataset.get('name', '?')} ({dataset.get('split', '?')} split)"
-    return write_page(folder, title, [group_data(res, sweep_rows=sweep_rows)], csv_files=csv_files, alpha=alpha)
+    return write_page(folder, title, [group_data(res, sweep_rows=sweep_rows, paper=paper)], csv_files=csv_files,
+                      alpha=alpha)
 
 
 def render_leaderboard(documents: list[dict], folder: Path, *, alpha: float = ALPHA) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codecs import Condition
+from .palette import SeriesStyle, styles_for
 
 BREAK_EVEN_MARGIN = 0.02
 #: models per panel of the static figure (the HTML report lets the reader pick them instead)
@@ -113,7 +114,6 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     sweeps = find_sweeps([res.parsed[c] for _, c in res.conditions()])
     if not sweeps:
         return []
@@ -124,18 +124,19 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
     groups = [[first, *rest[i:i + PANEL_MODELS - 1]] for i in range(0, max(1, len(rest)), PANEL_MODELS - 1)]
     fig, axes = plt.subplots(len(groups), len(sweeps), figsize=(5.2 * len(sweeps) + 2.5, 4.4 * len(groups)),
                              dpi=120, squeeze=False)
-    colours = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
+    styles = styles_for(models)
     for row, group in zip(axes, groups):
-        _panels(res, row, sweeps, group, [colours(models.index(m) % colours.N) for m in group])
+        _panels(res, row, sweeps, group, [styles[m] for m in group])
     from .figures import save_figure
     return save_figure(fig, out_base, formats)
 
 
-def _panels(res, axes, sweeps: dict, models: list[str], colours: list) -> None:
+def _panels(res, axes, sweeps: dict, models: list[str], styles: list[SeriesStyle]) -> None:
     from ..stats import wilson_interval
 
     for ax, (codec, points) in zip(axes, sweeps.items()):
-        for model, colour in zip(models, colours):
+        for model, style in zip(models, styles):
+            colour = style.colour
             cells = [(k, res.get(model, name)) for k, name in points]
             cells = [(k, c) for k, c in cells if c]
             if not cells:
@@ -143,7 +144,7 @@ def _panels(res, axes, sweeps: dict, models: list[str], colours: list) -> None:
             ks = [k for k, _ in cells]
             acc = [c["accuracy"] for _, c in cells]
             bands = [wilson_interval(int(c["correct"]), int(c["n"])) for _, c in cells]
-            ax.plot(ks, acc, marker="o", ms=3, lw=1.4, color=colour, label=model)
+            ax.plot(ks, acc, marker=style.mpl_marker, ms=4, lw=1.4, ls=style.mpl_linestyle, color=colour, label=model)
             ax.fill_between(ks, [b[0] for b in bands], [b[1] for b in bands], color=colour, alpha=0.12, lw=0)
             original = res.get(model, "wav")
             if original:

@@ -100,7 +100,8 @@ def format_cell(cell: dict | None, best: bool = False, ci: bool = True, run_id: 
     if not cell:
         return GAP
     low, high = wilson_interval(int(cell["correct"]), int(cell["n"]))
-    text = f"{cell['accuracy']:.3f}" + (f" ±{(high - low) / 2:.3f}" if ci else "")
+    # the Wilson interval is asymmetric near 0 and 1: both ends, never half its width
+    text = f"{cell['accuracy']:.3f}" + (f" [{low:.3f}, {high:.3f}]" if ci else "")
     older = OLDER if run_id and cell.get("run_id", run_id) != run_id else ""
     return (f"**{text}**" if best else text) + older
 

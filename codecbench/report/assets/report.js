@@ -2,8 +2,6 @@
 // No library and no network: everything the page needs is in this file and the JSON element #data.
 "use strict";
 const DATA = JSON.parse(document.getElementById("data").textContent);
-const COLOURS = ["#2459c2", "#d1495b", "#2a9d5c", "#e08e0b", "#7b4fc9", "#1b9aaa", "#8c564b", "#c2185b",
-                 "#5f7d1a", "#444e66", "#ef6c00", "#00838f", "#6d4c41", "#ad1457", "#3949ab", "#7cb342"];
 const SVG = "http://www.w3.org/2000/svg";
 
 function el(tag, attrs = {}, ...children) {
@@ -18,8 +16,9 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 const fmt = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v)) ? "—" : Number(v).toFixed(d);
-const half = (c) => (c && c.lo !== null) ? (c.hi - c.lo) / 2 : null;
-const cellText = (c) => c ? [fmt(c.acc), el("span", {class: "ci", text: ` ±${fmt(half(c), 3)}`})] : ["—"];
+// an accuracy with both ends of its 95 % Wilson interval (asymmetric near 0 and 1: never shown as a half-width)
+const interval = (c) => (c && c.lo !== null && c.lo !== undefined) ? ` [${fmt(c.lo)}, ${fmt(c.hi)}]` : "";
+const cellText = (c) => c ? [fmt(c.acc), el("span", {class: "ci", text: interval(c)})] : ["—"];
 const pText = (p) => p === null || p === undefined ? "—" : (p < 1e-3 ? p.toExponential(1) : p.toFixed(3));
 
 // ---------------------------------------------------------------------------- tooltip
@@ -35,12 +34,13 @@ function sortableTable(columns, rows, {id, onName} = {}) {
   // columns: [{key, label, value(row) -> number|string|null, render(row) -> nodes, text}]
   const tbody = el("tbody");
   const table = el("table", {id}, el("thead", {}, el("tr", {}, columns.map((c, i) =>
-    el("th", {class: "sortable" + (c.text ? " text" : ""), "data-key": c.key, scope: "col",
+    el("th", {class: "sortable" + (c.text ? " text" : "") + (c.fact ? " fact" : ""), "data-key": c.key, scope: "col",
               onclick: () => sortBy(i)}, c.label)))), tbody);
   let order = rows.slice();
   function draw() {
     tbody.replaceChildren(...order.map((r) => el("tr", {"data-model": r.name, hidden: r.hidden},
-      columns.map((c) => el("td", {class: c.text ? "text" : null, "data-value": c.value(r) ?? ""}, c.render(r))))));
+      columns.map((c) => el("td", {class: [c.text ? "text" : "", c.fact ? "fact" : ""].join(" ").trim() || null,
+                                    "data-value": c.value(r) ?? ""}, c.render(r))))));
   }
   function sortBy(i) {
     const th = table.tHead.rows[0].cells[i];
@@ -62,55 +62,120 @@ function sortableTable(columns, rows, {id, onName} = {}) {
 }
 
 // ---------------------------------------------------------------------------- charts
-function chart({width = 560, height = 300, xs, xLabel, yLabel, yRange, logX = false, series, id, xTicks}) {
-  // series: [{name, colour, points: [{x, y, lo, hi, tip}], band: bool, lines: [[i, j]] (pairs of point indices)}]
-  const m = {l: 48, r: 12, t: 10, b: 36};
+// Round ticks (1, 2, 2.5, 5 x 10^k), axes fitted to the data, a zero line, reference lines, and per series a colour,
+// a marker and a dash from the report's palette (codecbench/report/palette.py, shared with the PNG figures).
+function niceStep(span, count) {
+  const raw = span / Math.max(1, count), mag = 10 ** Math.floor(Math.log10(raw)), n = raw / mag;
+  const e = 1e-9;  // 0.2 / 0.1 is 2.0000000000000004
+  return (n <= 1 + e ? 1 : n <= 2 + e ? 2 : n <= 2.5 + e ? 2.5 : n <= 5 + e ? 5 : 10) * mag;
+}
+function decimals(step) {
+  for (let d = 0; d < 7; d++) if (Math.abs(Math.round(step * 10 ** d) - step * 10 ** d) < 1e-6) return d;
+  return 6;
+}
+function ticksOf(lo, hi, step) {
+  const ticks = [];
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) ticks.push(k * step);
+  return {ticks, digits: decimals(step)};
+}
+// the values' range, padded by 5 % and widened to round ticks, within clamp
+function fitRange(values, clamp = [-Infinity, Infinity]) {
+  const v = values.filter(Number.isFinite);
+  if (!v.length) return [0, 1];
+  let lo = Math.min(...v), hi = Math.max(...v);
+  if (hi - lo < 0.02) { lo -= 0.01; hi += 0.01; }
+  const pad = (hi - lo) * 0.05, step = niceStep(hi - lo + 2 * pad, 5);
+  return [Math.max(clamp[0], Math.floor((lo - pad) / step) * step), Math.min(clamp[1], Math.ceil((hi + pad) / step) * step)];
+}
+function markerShape(shape, x, y, r, colour, attrs = {}) {
+  const poly = (pts) => el("svg:polygon", {points: pts.map(([a, b]) => `${x + a * r},${y + b * r}`).join(" "), fill: colour, ...attrs});
+  const cross = (d) => el("svg:path", {d, stroke: colour, "stroke-width": 2.2, fill: "none", ...attrs});
+  switch (shape) {
+    case "square": return el("svg:rect", {x: x - r * 0.85, y: y - r * 0.85, width: 1.7 * r, height: 1.7 * r, fill: colour, ...attrs});
+    case "triangle": return poly([[0, -1.15], [1.05, 0.75], [-1.05, 0.75]]);
+    case "triangle-down": return poly([[0, 1.15], [1.05, -0.75], [-1.05, -0.75]]);
+    case "diamond": return poly([[0, -1.2], [1.0, 0], [0, 1.2], [-1.0, 0]]);
+    case "star": return poly(Array.from({length: 10}, (_, i) => {
+      const a = -Math.PI / 2 + i * Math.PI / 5, k = i % 2 ? 0.5 : 1.3; return [k * Math.cos(a), k * Math.sin(a)]; }));
+    case "plus": return cross(`M${x - r} ${y}H${x + r}M${x} ${y - r}V${y + r}`);
+    case "cross": return cross(`M${x - r} ${y - r}L${x + r} ${y + r}M${x - r} ${y + r}L${x + r} ${y - r}`);
+    default: return el("svg:circle", {cx: x, cy: y, r, fill: colour, ...attrs});
+  }
+}
+const DASH = {solid: null, dashed: "6 3", dotted: "1.5 2.5", dashdot: "6 2 1.5 2"};
+function swatch(style) {
+  return el("svg:svg", {width: 26, height: 12, viewBox: "0 0 26 12", class: "swatch", "aria-hidden": "true"},
+            el("svg:line", {x1: 1, x2: 25, y1: 6, y2: 6, stroke: style.colour, "stroke-width": 1.8, "stroke-dasharray": DASH[style.dash]}),
+            markerShape(style.marker, 13, 6, 3.6, style.colour));
+}
+// the width a chart gets: the page's, up to 560 px (a phone gets a narrower chart, not a page that scrolls sideways)
+const chartWidth = (most) => Math.max(260, Math.min(most, (document.documentElement.clientWidth || most) - 28));
+
+function chart({xs, xLabel, yLabel, yRange, logX = false, series, id, xTicks, xTickLabel = String, maxWidth = 560}) {
+  // series: [{name, style: {colour, marker, dash}, points: [{x, y, lo, hi, tip}], band: bool,
+  //           lines: [[i, j]] (pairs of point indices), refs: [{y, tip}] (horizontal reference lines)}]
+  const width = chartWidth(maxWidth), height = width < 420 ? 250 : (width > 600 ? 360 : 300);
+  const m = {l: 50, r: 12, t: 10, b: 40};
   const fx = logX ? Math.log : (v) => v;
   const [x0, x1] = [Math.min(...xs.map(fx)), Math.max(...xs.map(fx))];
-  const sx = (v) => m.l + (x1 === x0 ? 0.5 : (fx(v) - x0) / (x1 - x0)) * (width - m.l - m.r);
-  const [y0, y1] = yRange;
+  const xPad = x1 === x0 ? 1 : (x1 - x0) * 0.04;
+  const sx = (v) => m.l + (fx(v) - x0 + xPad) / (x1 - x0 + 2 * xPad) * (width - m.l - m.r);
+  // the axis starts and ends on a tick: the range widened to whole steps of this chart's tick spacing
+  const yStep = niceStep(yRange[1] - yRange[0], width < 420 ? 4 : 5);
+  const y0 = Math.floor(yRange[0] / yStep + 1e-9) * yStep, y1 = Math.ceil(yRange[1] / yStep - 1e-9) * yStep;
   const sy = (v) => height - m.b - (v - y0) / (y1 - y0) * (height - m.t - m.b);
-  const svg = el("svg:svg", {width, height, viewBox: `0 0 ${width} ${height}`, id, role: "img"});
-  for (let k = 0; k <= 4; k++) {
-    const v = y0 + (y1 - y0) * k / 4;
+  const svg = el("svg:svg", {width, height, viewBox: `0 0 ${width} ${height}`, id, role: "img", "aria-label": `${yLabel} against ${xLabel}`});
+  const {ticks, digits} = ticksOf(y0, y1, yStep);
+  for (const v of ticks) {
     svg.append(el("svg:line", {class: "grid", x1: m.l, x2: width - m.r, y1: sy(v), y2: sy(v)}),
-               el("svg:text", {x: m.l - 6, y: sy(v) + 4, "text-anchor": "end", text: v.toFixed(2)}));
+               el("svg:text", {class: "ytick", x: m.l - 6, y: sy(v) + 4, "text-anchor": "end", "data-value": v, text: v.toFixed(digits)}));
   }
-  for (const t of (xTicks || xs)) {
-    svg.append(el("svg:text", {x: sx(t), y: height - m.b + 14, "text-anchor": "middle", text: String(t)}));
+  if (y0 < 0 && y1 > 0) svg.append(el("svg:line", {class: "zero", x1: m.l, x2: width - m.r, y1: sy(0), y2: sy(0)}));
+  let lastLabel = -Infinity;
+  for (const t of (xTicks || xs)) {  // labels closer than 30 px are thinned out, never overprinted
+    if (sx(t) - lastLabel < 30) continue;
+    lastLabel = sx(t);
+    svg.append(el("svg:line", {class: "axis", x1: sx(t), x2: sx(t), y1: height - m.b, y2: height - m.b + 4}),
+               el("svg:text", {class: "xtick", x: sx(t), y: height - m.b + 15, "text-anchor": "middle", text: xTickLabel(t)}));
   }
   svg.append(el("svg:line", {class: "axis", x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b}),
-             el("svg:text", {x: (width + m.l) / 2, y: height - 4, "text-anchor": "middle", text: xLabel}),
-             el("svg:text", {x: 12, y: height / 2, transform: `rotate(-90 12 ${height / 2})`, "text-anchor": "middle",
+             el("svg:line", {class: "axis", x1: m.l, x2: m.l, y1: m.t, y2: height - m.b}),
+             el("svg:text", {x: (width + m.l) / 2, y: height - 6, "text-anchor": "middle", text: xLabel}),
+             el("svg:text", {x: 12, y: (height - m.b) / 2, transform: `rotate(-90 12 ${(height - m.b) / 2})`, "text-anchor": "middle",
                              text: yLabel}));
-  const legend = el("div", {class: "legend"});
+  const legend = el("div", {class: "legend", style: `max-width: ${width}px`});
   for (const s of series) {
+    const {colour, marker, dash} = s.style;
     const g = el("svg:g", {"data-series": s.name});
     const pts = s.points.filter((p) => p.y !== null && p.y !== undefined);
+    for (const r of (s.refs || [])) {
+      g.append(el("svg:line", {class: "reference", x1: m.l, x2: width - m.r, y1: sy(r.y), y2: sy(r.y), stroke: colour,
+                               "stroke-width": 1, "stroke-dasharray": "2 3", "stroke-opacity": 0.9,
+                               onmousemove: (e) => showTip(e, r.tip), onmouseleave: hideTip}));
+    }
     if (s.band && pts.length > 1) {
       const top = pts.map((p) => `${sx(p.x)},${sy(p.hi)}`), bottom = pts.slice().reverse().map((p) => `${sx(p.x)},${sy(p.lo)}`);
-      g.append(el("svg:polygon", {points: top.concat(bottom).join(" "), fill: s.colour, "fill-opacity": 0.12}));
+      g.append(el("svg:polygon", {points: top.concat(bottom).join(" "), fill: colour, "fill-opacity": 0.10}));
     }
     for (const [i, j] of (s.lines || [])) {
       const a = s.points[i], b = s.points[j];
       if (a && b && a.y !== null && b.y !== null) {
-        g.append(el("svg:line", {x1: sx(a.x), y1: sy(a.y), x2: sx(b.x), y2: sy(b.y), stroke: s.colour,
-                                 "stroke-width": 1.6, "stroke-dasharray": s.dashed ? "5 3" : null}));
+        g.append(el("svg:line", {x1: sx(a.x), y1: sy(a.y), x2: sx(b.x), y2: sy(b.y), stroke: colour,
+                                 "stroke-width": 1.7, "stroke-dasharray": DASH[dash]}));
       }
     }
     for (const p of pts) {
       if (p.lo !== null && p.lo !== undefined && !s.band) {
-        g.append(el("svg:line", {x1: sx(p.x), x2: sx(p.x), y1: sy(p.lo), y2: sy(p.hi), stroke: s.colour, "stroke-opacity": 0.5}));
+        g.append(el("svg:line", {x1: sx(p.x), x2: sx(p.x), y1: sy(p.lo), y2: sy(p.hi), stroke: colour, "stroke-opacity": 0.55}));
       }
-      g.append(el("svg:circle", {cx: sx(p.x), cy: sy(p.y), r: 3.5, fill: s.colour, class: "point",
-                                 onmousemove: (e) => showTip(e, p.tip), onmouseleave: hideTip}));
+      g.append(markerShape(marker, sx(p.x), sy(p.y), 3.6, colour, {class: "point", onmousemove: (e) => showTip(e, p.tip), onmouseleave: hideTip}));
     }
     svg.append(g);
     legend.append(el("button", {type: "button", "aria-pressed": "true", "data-series": s.name, onclick: (e) => {
       const on = e.currentTarget.getAttribute("aria-pressed") !== "true";
       e.currentTarget.setAttribute("aria-pressed", String(on));
       g.classList.toggle("hidden", !on);
-    }}, el("span", {class: "swatch", style: `background:${s.colour}`}), s.name));
+    }}, swatch(s.style), s.name));
   }
   return el("div", {class: "figure"}, svg, legend);
 }
@@ -121,7 +186,7 @@ function renderGroup(group, gi) {
   const modelNames = group.models.map((m) => m.name);
   const cell = (model, cond) => group.cells[`${model}|${cond}`];
   const paired = (ref, model, cond) => group.paired[`${ref}|${model}|${cond}`];
-  const colour = (name) => COLOURS[modelNames.indexOf(name) % COLOURS.length];
+  const modelStyle = (name) => group.styles.models[name], conditionStyle = (name) => group.styles.conditions[name];
   const cats = Object.keys(group.categories);
   root.append(el("h2", {text: `${group.dataset.name || "?"} · ${group.dataset.split || "?"} split · matrix ${group.matrix || "?"}`}),
               el("p", {class: "muted", text: `Run ${group.run_id || "?"} of ${group.started || "?"}` +
@@ -133,10 +198,10 @@ function renderGroup(group, gi) {
   const columns = [
     {key: "model", label: "model", text: true, value: (r) => r.name,
      render: (r) => el("button", {class: "link model", type: "button", "data-model": r.name, onclick: () => showDetail(r.name)}, r.name)},
-    {key: "kind", label: "kind", text: true, value: (r) => r.kind, render: (r) => r.kind},
-    {key: "frontend", label: "front-end", text: true, value: (r) => r.frontend, render: (r) => r.frontend},
-    {key: "params", label: "parameters", value: (r) => r.params, render: (r) => r.params ? Number(r.params).toLocaleString("en") : "—"},
-    {key: "origin", label: "where from", text: true, value: (r) => r.origin, render: (r) => r.origin},
+    {key: "kind", fact: true, label: "kind", text: true, value: (r) => r.kind, render: (r) => r.kind},
+    {key: "frontend", fact: true, label: "front-end", text: true, value: (r) => r.frontend, render: (r) => r.frontend},
+    {key: "params", fact: true, label: "parameters", value: (r) => r.params, render: (r) => r.params ? Number(r.params).toLocaleString("en") : "—"},
+    {key: "origin", fact: true, label: "where from", text: true, value: (r) => r.origin, render: (r) => r.origin},
     {key: "wav", label: "uncoded", value: (r) => r.wav && r.wav.acc, render: (r) => cellText(r.wav)},
     ...cats.map((cat) => ({key: `cat:${cat}`, label: `${cat} mean`, value: (r) => r[`cat:${cat}`] && r[`cat:${cat}`].acc,
                            render: (r) => cellText(r[`cat:${cat}`])})),
@@ -165,6 +230,33 @@ function renderGroup(group, gi) {
               el("p", {class: "muted", text: "Category means pool the category's conditions (their clips and correct answers, so the interval is a Wilson interval of the pooled proportion); retained accuracy and break-even bit rate (the lowest rate from which on accuracy stays within 0.02 of the original's) come with paired-bootstrap intervals."}),
               el("div", {class: "controls"}, filterName, filterKind), el("div", {class: "scroll"}, board));
 
+  // the paper against this run (report --paper NAME, or a reproduce run): cell by cell on the paper's own data, else the findings
+  if (group.paper) {
+    const P = group.paper;
+    root.append(el("h3", {text: `Paper vs this run: ${P.title}`}));
+    if (P.on_papers_data) {
+      const rows = new Map();
+      for (const r of P.table2) { if (!rows.has(r.condition)) rows.set(r.condition, {category: r.category, cells: {}}); rows.get(r.condition).cells[r.epoch] = r; }
+      const compared = P.table2.filter((r) => r.paper_inside_ci !== null), inside = compared.filter((r) => r.paper_inside_ci).length;
+      root.append(el("p", {class: "muted", text: `${P.caption}, on ${P.dataset}. Each cell: this run's accuracy [95 % Wilson interval], the paper's value below it, and ✓ when the paper's value lies inside the interval. ${P.facts}`}),
+        el("div", {class: "scroll"}, el("table", {id: `paper-${gi}`},
+          el("thead", {}, el("tr", {}, el("th", {class: "text", text: "category"}), el("th", {class: "text", text: "condition"}),
+            P.epochs.map((e) => el("th", {text: `epoch ${e}`})))),
+          el("tbody", {}, [...rows].map(([cond, row]) => el("tr", {}, el("td", {class: "text", text: row.category}), el("td", {class: "text", text: cond}),
+            P.epochs.map((e) => { const r = row.cells[e];
+              if (!r || r.paper_inside_ci === null) return el("td", {}, "—", el("div", {class: "ci", text: r ? `paper ${fmt(r.paper)}` : ""}));
+              return el("td", {class: r.paper_inside_ci ? "inside" : "outside"}, fmt(r.run), el("span", {class: "ci", text: ` [${fmt(r.ci_low)}, ${fmt(r.ci_high)}]`}),
+                        el("div", {class: "ci", text: `paper ${fmt(r.paper)} (${r.delta >= 0 ? "+" : ""}${fmt(r.delta)}) ${r.paper_inside_ci ? "✓" : "✗"}`}));
+            })))))),
+        el("p", {class: "muted", text: `The paper's value lies inside this run's interval in ${inside} of ${compared.length} cells.`}));
+    } else {
+      root.append(el("p", {class: "muted", text: `This run did not score the paper's data (${P.dataset}), so its accuracies are not comparable with the published ones; the comparison is of the findings. ${P.facts}`}),
+        el("div", {class: "scroll"}, el("table", {id: `paper-${gi}`},
+          el("thead", {}, el("tr", {}, ["finding", "the paper", "this run"].map((h) => el("th", {class: "text", text: h})))),
+          el("tbody", {}, P.findings.map((f) => el("tr", {}, [f.finding, f.paper, f.run].map((v) => el("td", {class: "text wrap", text: v}))))))));
+    }
+  }
+
   // the study's tables
   const reference = modelNames.includes("base") ? "base" : modelNames[0];
   const studyTable = (cols, id) => {
@@ -184,7 +276,7 @@ function renderGroup(group, gi) {
     });
     return el("div", {class: "scroll"}, el("table", {id}, el("thead", {}, head), el("tbody", {}, rows)));
   };
-  const marks = `Best of each row bold; * a significant change against ${reference} (exact McNemar, p < ${DATA.alpha}; green up, red down); † a cell from an earlier run.`;
+  const marks = `Best of each row bold; * a significant change against ${reference} (exact McNemar, p < ${DATA.alpha}; blue up, vermillion down); † a cell from an earlier run.`;
   if (group.tables.table2) root.append(el("h3", {text: "Table 2: full fine-tuning by epoch"}), el("p", {class: "muted", text: marks}), studyTable(group.tables.table2, `table2-${gi}`));
   if (group.tables.segments) root.append(el("h3", {text: "Segmental fine-tuning (Experiment B)"}), studyTable(group.tables.segments, `segments-${gi}`));
   const others = group.models.filter((m) => m.name !== reference);
@@ -200,30 +292,38 @@ function renderGroup(group, gi) {
                   })))))));
   }
 
-  // Figure 2: change against the base per fine-tuned segment, measured segments only
+  // Figure 2: change against the base per fine-tuned segment, measured segments only; a dotted line per condition
+  // at the full model's change (the study's comparison: can one segment match the whole model?)
   const segs = group.models.map((m) => [/^finetuned_seg(\d+)$/.exec(m.name), m.name]).filter(([r]) => r)
                  .map(([r, name]) => [Number(r[1]), name]).sort((a, b) => a[0] - b[0]);
   if (segs.length && modelNames.includes(reference)) {
+    const full = group.full_model && modelNames.includes(group.full_model) ? group.full_model : null;
+    const n = group.conditions.length;
     const series = group.conditions.map((cond, i) => {
       const base = cell(reference, cond.name);
+      const dx = n > 1 ? (i / (n - 1) - 0.5) * 0.4 : 0;  // side by side, so the intervals do not hide each other
       const points = segs.map(([k, name]) => {
         const c = cell(name, cond.name);
-        if (!c || !base) return {x: k, y: null};
-        return {x: k, y: c.acc - base.acc, lo: c.lo - base.acc, hi: c.hi - base.acc,
+        if (!c || !base) return {x: k + dx, y: null};
+        return {x: k + dx, y: c.acc - base.acc, lo: c.lo - base.acc, hi: c.hi - base.acc,
                 tip: `${name} on ${cond.name}\naccuracy ${fmt(c.acc)} [${fmt(c.lo)}, ${fmt(c.hi)}], n = ${c.n}\nchange vs ${reference}: ${fmt(c.acc - base.acc)}`};
       });
       // a line joins neighbouring segments only: a gap in the segments is not drawn over
-      const lines = points.slice(1).map((p, j) => [j, j + 1]).filter(([a, b]) => points[b].x - points[a].x === 1);
-      return {name: cond.name, colour: COLOURS[i % COLOURS.length], points, lines};
+      const lines = points.slice(1).map((p, j) => [j, j + 1]).filter(([a, b]) => Math.round(points[b].x - points[a].x) === 1);
+      const fc = full && cell(full, cond.name);
+      const refs = fc && base ? [{y: fc.acc - base.acc, tip: `${full} on ${cond.name}: change vs ${reference} ${fmt(fc.acc - base.acc)}`}] : [];
+      return {name: `${cond.name} (${cond.category})`, style: conditionStyle(cond.name), points, lines, refs};
     });
-    const ys = series.flatMap((s) => s.points.flatMap((p) => p.y === null ? [] : [p.lo, p.hi]));
+    const ys = series.flatMap((s) => [...s.points.flatMap((p) => p.y === null ? [] : [p.lo, p.hi]), ...s.refs.map((r) => r.y)]);
     root.append(el("h3", {text: "Figure 2: accuracy change against the base per fine-tuned segment"}),
+                el("p", {class: "muted", text: `Markers: one segment fine-tuned alone, with its 95 % interval; dotted lines: the full model (${full || "not in this run"}) on the same condition; the solid black line is no change.`}),
                 chart({xs: segs.map(([k]) => k), xLabel: "fine-tuned segment", yLabel: `accuracy − ${reference}`,
-                       yRange: [Math.min(0, ...ys) - 0.02, Math.max(0, ...ys) + 0.02], series, id: `figure2-${gi}`}));
+                       yRange: fitRange([0, ...ys], [-1, 1]), series, id: `figure2-${gi}`, maxWidth: 860}));
   }
 
   // accuracy against bit rate, per swept codec; the models to show are chosen (16 bands at once are unreadable)
   if (swept.length) {
+    const original = group.conditions.find((c) => c.original);
     const shown = new Set(modelNames.slice(0, Math.min(4, modelNames.length)));
     const holder = el("div");
     const pick = el("div", {class: "controls"}, el("span", {class: "muted", text: "models shown:"}),
@@ -231,26 +331,32 @@ function renderGroup(group, gi) {
         onchange: (e) => { e.target.checked ? shown.add(name) : shown.delete(name); drawSweeps(); }}), ` ${name}`)));
     const drawSweeps = () => holder.replaceChildren(...swept.map((codec) => {
       const pts = group.sweeps[codec];
-      const series = modelNames.filter((n) => shown.has(n)).map((name) => ({
-        name, colour: colour(name), band: true, lines: pts.slice(1).map((_, j) => [j, j + 1]),
-        points: pts.map((p) => { const c = cell(name, p.condition); return c ? {x: p.kbps, y: c.acc, lo: c.lo, hi: c.hi,
-          tip: `${name} on ${p.condition}\naccuracy ${fmt(c.acc)} [${fmt(c.lo)}, ${fmt(c.hi)}], n = ${c.n}`} : {x: p.kbps, y: null}; })}));
+      const series = modelNames.filter((n) => shown.has(n)).map((name) => {
+        const o = original && cell(name, original.name);
+        return {name, style: modelStyle(name), band: true, lines: pts.slice(1).map((_, j) => [j, j + 1]),
+          refs: o ? [{y: o.acc, tip: `${name} on ${original.name} (uncoded): ${fmt(o.acc)} [${fmt(o.lo)}, ${fmt(o.hi)}]`}] : [],
+          points: pts.map((p) => { const c = cell(name, p.condition); return c ? {x: p.kbps, y: c.acc, lo: c.lo, hi: c.hi,
+            tip: `${name} on ${p.condition}\naccuracy ${fmt(c.acc)} [${fmt(c.lo)}, ${fmt(c.hi)}], n = ${c.n}`} : {x: p.kbps, y: null}; })};
+      });
+      const ys = series.flatMap((s) => [...s.points.flatMap((p) => p.y === null ? [] : [p.lo, p.hi]), ...s.refs.map((r) => r.y)]);
       return el("div", {class: "figure"}, el("h3", {text: codec}),
-                chart({xs: pts.map((p) => p.kbps), xLabel: "bit rate (kbps, log)", yLabel: "accuracy", logX: true,
-                       yRange: [0, 1], series, id: `sweep-${gi}-${codec}`}));
+                chart({xs: pts.map((p) => p.kbps), xLabel: "bit rate (kbps, log scale)", yLabel: "accuracy", logX: true,
+                       xTickLabel: (k) => `${+k.toPrecision(3)}`, yRange: fitRange(ys, [0, 1]), series, id: `sweep-${gi}-${codec}`}));
     }));
     drawSweeps();
-    root.append(el("h2", {text: "Accuracy against bit rate"}), pick, holder);
+    root.append(el("h2", {text: "Accuracy against bit rate"}),
+                el("p", {class: "muted", text: "Lines: accuracy at each swept rate with its 95 % band; dotted: the same model on the uncoded audio."}),
+                pick, holder);
   }
 
   // codec facts, provenance, files
   if (group.codec_facts.length) {
     const khz = (v) => v === null || v === undefined ? "—" : String(v).split("/").map((x) => `${+(Number(x) / 1000).toFixed(2)} kHz`).join(" / ");
     root.append(el("h3", {text: "Codec facts (measured during the run on its own clips)"}),
-      el("table", {}, el("thead", {}, el("tr", {}, ["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate", "codec rate", "library"].map((h, i) => el("th", {class: i === 0 || i === 6 ? "text" : null, text: h})))),
+      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate", "codec rate", "library"].map((h, i) => el("th", {class: i === 0 || i === 6 ? "text" : null, text: h})))),
         el("tbody", {}, group.codec_facts.map((f) => el("tr", {}, el("td", {class: "text", text: f.condition}), el("td", {text: fmt(f.achieved_kbps, 1)}),
           el("td", {text: khz(f.bandwidth_hz)}), el("td", {text: khz(f.source_bandwidth_hz)}), el("td", {text: khz(f.source_sample_rate)}),
-          el("td", {text: khz(f.codec_sample_rate)}), el("td", {class: "text", text: f.library || "—"}))))));
+          el("td", {text: khz(f.codec_sample_rate)}), el("td", {class: "text", text: f.library || "—"})))))));
   }
   const prov = group.provenance;
   root.append(el("details", {}, el("summary", {text: "Provenance: dataset, libraries, machine"}),
@@ -270,7 +376,7 @@ function renderGroup(group, gi) {
       modelNames.filter((n) => n !== name).map((n) => el("option", {value: n, text: n, selected: n === reference})));
     const condSelect = el("select", {"aria-label": "condition", class: "condition"}, group.conditions.map((c) => el("option", {value: c.name, text: c.name})));
     const pairedBox = el("div"), confusionBox = el("div");
-    const drawPaired = () => pairedBox.replaceChildren(el("table", {class: "paired"},
+    const drawPaired = () => pairedBox.replaceChildren(el("div", {class: "scroll"}, el("table", {class: "paired"},
       el("thead", {}, el("tr", {}, ["condition", "this model", refSelect.value, "change", "p (McNemar)", "paired clips", "only reference right", "only this model right"].map((h, i) => el("th", {class: i === 0 ? "text" : null, text: h})))),
       el("tbody", {}, group.conditions.map((c) => {
         const p = paired(refSelect.value, name, c.name), mine = cell(name, c.name), theirs = cell(refSelect.value, c.name);
@@ -278,16 +384,17 @@ function renderGroup(group, gi) {
         return el("tr", {}, el("td", {class: "text", text: c.name}), el("td", {}, cellText(mine)), el("td", {}, cellText(theirs)),
                   el("td", {class: sig, text: p ? `${p.delta >= 0 ? "+" : ""}${fmt(p.delta)}` : "—"}), el("td", {text: p ? pText(p.p) : "—"}),
                   el("td", {text: p ? p.n : "—"}), el("td", {text: p ? p.ref_only : "—"}), el("td", {text: p ? p.cand_only : "—"}));
-      }))));
+      })))));
     const drawConfusion = () => {
       const m = group.confusion[`${name}|${condSelect.value}`];
       if (!m) { confusionBox.replaceChildren(el("p", {class: "muted", text: "no per-clip predictions stored for this cell"})); return; }
       const names = group.class_names.length ? group.class_names : m.map((_, i) => `class ${i}`);
       const max = Math.max(...m.flat(), 1);
-      confusionBox.replaceChildren(el("table", {class: "confusion"},
+      confusionBox.replaceChildren(el("div", {class: "scroll"}, el("table", {class: "confusion"},
         el("thead", {}, el("tr", {}, el("th", {class: "text", text: "true \\ predicted"}), names.map((n) => el("th", {text: n})))),
         el("tbody", {}, m.map((row, i) => el("tr", {}, el("td", {class: "text", text: names[i]}),
-          row.map((v, j) => el("td", {text: v, style: `background: rgba(${i === j ? "36,89,194" : "209,73,91"}, ${(v / max * 0.6).toFixed(2)})`})))))));
+          // blue on the diagonal, vermillion off it (Okabe–Ito: apart under colour-vision deficiencies too)
+          row.map((v, j) => el("td", {text: v, style: `background: rgba(${i === j ? "0,114,178" : "213,94,0"}, ${(v / max * 0.55).toFixed(2)})`}))))))));
     };
     refSelect.addEventListener("change", drawPaired);
     condSelect.addEventListener("change", drawConfusion);

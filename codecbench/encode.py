@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -25,6 +24,7 @@ from .codecs import Condition
 from .errors import CodecbenchError, UsageError
 from .fsutil import file_digest
 from .parallel import parallel_map
+from .progress import progress as progress_bar
 
 log = logging.getLogger("codecbench")
 
@@ -252,8 +252,8 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
     failures: list[tuple[str, str, str]] = []
     notes: list[tuple[str, str]] = []
     # the progress line names what is being coded and at which rate ("encoding mp3@32 at 22.05 kHz + features")
-    bar = _progress(len(tasks), f"encoding {_coding_what(conds, paths[0])}" + (" + features" if with_features else ""),
-                    progress)
+    what = f"encoding {_coding_what(conds, paths[0])}" + (" + features" if with_features else "")
+    bar = progress_bar(len(tasks), what, progress)
     try:
         for outcome in parallel_map(_process_clip, tasks, jobs=jobs, backend=backend, scheduler=scheduler):
             hits += outcome.hits
@@ -327,39 +327,3 @@ def coded_signal(path, cond: Condition, cache: Cache) -> tuple[np.ndarray, int]:
     if bitstream is None:
         raise EncodeError(f"{path} [{cond.name}]: the coded clip vanished from the cache right after coding")
     return codecs.decode(bitstream), bitstream.sample_rate
-
-
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
-class _LineProgress:
-    """Progress for logs without a terminal (CI): one line per ~10 % of the work."""
-
-    def __init__(self, total: int, desc: str):
-        self.total, self.desc, self.done, self.next_tenth = total, desc, 0, 1
-        self.start = time.perf_counter()
-
-    def update(self, n=1):
-        self.done += n
-        if self.done * 10 >= self.next_tenth * self.total:
-            self.next_tenth = self.done * 10 // self.total + 1
-            print(f"codecbench: {self.desc}: {self.done}/{self.total} ({100 * self.done // self.total}%, "
-                  f"{time.perf_counter() - self.start:.0f} s)", file=sys.stderr, flush=True)
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, desc: str, enabled: bool | None):
-    """A bar on a terminal, a line per ~10 % in a log; nothing if ``enabled`` is False."""
-    if enabled is False or total == 0:
-        return _NoBar()
-    if enabled is None and not sys.stderr.isatty():
-        return _LineProgress(total, desc)
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="clip", dynamic_ncols=True)

@@ -153,8 +153,9 @@ def entry_bytes(condition: Condition, seconds: float) -> tuple[int, int]:
 
 
 def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence[Condition], cache: Cache, *,
-              with_features: bool) -> Plan:
-    """Add the counts and bytes of coding (and featurising) ``clips`` under ``conditions`` to ``plan``."""
+              with_features: bool, absent_seconds: float = 10.0) -> Plan:
+    """Add the counts and bytes of coding (and featurising) ``clips`` under ``conditions`` to ``plan``; a clip whose
+    file is not there yet counts as ``absent_seconds`` long (a TAU clip, unless the recipe that makes it says)."""
     from .audio import source_rate
     from .encode import coded_key, feature_key
     from .fsutil import file_digest
@@ -167,7 +168,7 @@ def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence[Condition], cach
         digest = file_digest(path) if seconds is not None else None
         rate = source_rate(path) if seconds is not None else 0
         if seconds is None:
-            seconds = 10.0
+            seconds = absent_seconds
         for cond in conds:
             coded_b, feature_b = entry_bytes(cond, seconds)
             if rate and not cond.is_original and codecs.codec_rate(cond, rate) != rate:
@@ -360,16 +361,24 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
 
 
 def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache, *, models: dict, jobs: int,
-                    scheduler: str | None = None, rates: Rates | None = None) -> Plan:
-    """The plan of a benchmark run: the evaluation split's fill, then every model on every condition.
+                    scheduler: str | None = None, rates: Rates | None = None, dataset=None,
+                    split: str | None = None) -> Plan:
+    """The plan of a benchmark run: generating the default dataset's split if it is not there yet, the split's fill,
+    then every model on every condition.
 
     ``models`` maps names to their FCNN configs (None: not an FCNN; timed like the first one that is); ``rates``:
-    as in :func:`training_plan`.
+    as in :func:`training_plan`; ``dataset`` and ``split``: what the clips are (for the synthetic default, what is
+    still to generate).
     """
-    plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True)
+    generating = dataset is not None and split in dataset.to_generate
+    plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True,
+                     absent_seconds=dataset.longest_seconds(split) if generating else 10.0)
     if rates is not None:
         plan.machine = f"the machine of {rates.source}"
-    seconds = clip_seconds(clips)
+    if generating:
+        plan.stages.append(generation_stage(dataset, split, jobs))
+        plan.missing_files = 0  # not missing: generated first, and their length is the recipe's
+    seconds = dataset.longest_seconds(split) if generating else clip_seconds(clips)
     plan.stages += fill_stage(plan, seconds, jobs, scheduler, rates)
     frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
     timed: dict = {}
@@ -392,6 +401,24 @@ def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Ca
     plan.stages.append(Stage("evaluation", f"{len(models)} models x {len(clips):,} clips x {len(plan.conditions)} "
                                            f"conditions at {rate_text} clips/s", total, bound))
     return plan
+
+
+def generation_stage(dataset, split: str, jobs: int) -> Stage:
+    """Generating a synthetic split on first use, timed by generating one of its clips here."""
+    import os
+    import time
+
+    from .datasets import scene_wav_bytes
+
+    recipe = dataset.recipe
+    n = dataset.to_generate[split]
+    start = time.perf_counter()
+    scene_wav_bytes(0, 1, "a", float(recipe["duration"]), int(recipe["sample_rate"]))
+    per_clip = time.perf_counter() - start
+    workers = max(1, min(16, os.cpu_count() or 1, n, jobs if jobs and jobs > 0 else 16))
+    return Stage("generate dataset", f"{n:,} synthetic {split} clips of {recipe['duration']:g} s (first use only) "
+                                     f"at {per_clip:.2f} s per clip", per_clip * n / workers,
+                 _cores_text(workers))
 
 
 def json_key(config) -> str:

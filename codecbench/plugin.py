@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 SESSION = pytest.StashKey["BenchmarkSession | None"]()
 SPEC = pytest.StashKey[RunSpec]()
 RUN_ID = pytest.StashKey[str]()
+#: messages logged while tests run: kept for the summary, so pytest's progress line ("....") is never broken
+NOTES = pytest.StashKey[list]()
 PROPERTIES = ("accuracy", "ci_low", "ci_high", "threshold", "n", "p_value", "baseline_accuracy")
 
 
@@ -82,8 +84,12 @@ def _session(config):
     session = config.stash.get(SESSION, None)
     if session is None:
         try:
-            session = BenchmarkSession(_spec(config), run_id=_run_id(config), log=_logger(config),
-                                       force=config.getoption("codecbench_force"))
+            capman = config.pluginmanager.getplugin("capturemanager")
+            # set up during collection, when output is captured: the first run's dataset generation shows
+            with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+                session = BenchmarkSession(_spec(config), run_id=_run_id(config), log=_logger(config),
+                                           force=config.getoption("codecbench_force"),
+                                           plan_only=bool(config.getoption("codecbench_plan")))
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.stash[SESSION] = session
@@ -92,6 +98,9 @@ def _session(config):
 
 def _logger(config):
     def log(message: str) -> None:
+        if NOTES in config.stash:  # the tests are running: said in the summary instead
+            config.stash[NOTES].append(message)
+            return
         capman = config.pluginmanager.getplugin("capturemanager")
         reporter = config.pluginmanager.getplugin("terminalreporter")
         with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
@@ -102,11 +111,15 @@ def _logger(config):
     return log
 
 
+#: what the paper's categories mean, for ``pytest --markers`` (other matrices name their own categories)
+MARKER_TEXT = {"cat1": "codecs and bit rates seen in fine-tuning", "cat2": "seen codecs at unseen bit rates",
+               "cat3": "unseen codecs", "finetune": "a fine-tuned model (not the base model)"}
+
+
 def pytest_configure(config):
-    for name, text in (("cat1", "codecs and bit rates seen in fine-tuning"),
-                       ("cat2", "seen codecs at unseen bit rates"), ("cat3", "unseen codecs"),
-                       ("finetune", "a fine-tuned model (not the base model)")):
-        config.addinivalue_line("markers", f"{name}: codecbench {text}")
+    # no marker is registered here: the plugin loads in every pytest run of the environment, and a project that
+    # does not benchmark must not find "cat1" or "finetune" among its markers. They are registered when a
+    # benchmark is generated (pytest_generate_tests), before the first item carries them.
     config.stash[SESSION] = None
     # Options given on the command line are checked now, so a bad one is a usage error (exit 4);
     # otherwise the session is set up lazily, only when a benchmark test is collected.
@@ -124,11 +137,12 @@ def pytest_generate_tests(metafunc):
     params = []
     registered = set(metafunc.config.getini("markers"))
     for case in session.cases():
-        if case.category and not any(line.split(":")[0] == case.category for line in registered):
-            # registered before the mark is made: an unregistered one warns (PytestUnknownMarkWarning)
-            line = f"{case.category}: codecbench matrix category"
-            metafunc.config.addinivalue_line("markers", line)
-            registered.add(line)
+        for name in filter(None, (case.category, "finetune" if case.model.is_derived else None)):
+            if not any(line.split(":")[0] == name for line in registered):
+                # registered before the mark is made: an unregistered one warns (PytestUnknownMarkWarning)
+                line = f"{name}: codecbench {MARKER_TEXT.get(name, 'matrix category')}"
+                metafunc.config.addinivalue_line("markers", line)
+                registered.add(line)
         marks = [getattr(pytest.mark, case.category)] if case.category else []
         if case.model.is_derived:
             marks.append(pytest.mark.finetune)
@@ -148,8 +162,29 @@ def pytest_collection_modifyitems(session, config, items):
     state.needed_conditions = list(needed)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    """Code and featurise what the selected items need before the first of them runs, with its progress on its own
+    lines (not in the middle of pytest's progress line); from here on, messages wait for the summary."""
+    from .errors import CodecbenchError
+
+    state = session.config.stash.get(SESSION, None)
+    config = session.config
+    if state is not None and not config.option.collectonly and any(
+            "codecbench_case" in getattr(item, "fixturenames", ()) for item in session.items):
+        capman = config.pluginmanager.getplugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            try:
+                state.evaluator  # noqa: B018 -- the one shared fill
+            except CodecbenchError:
+                pass  # the first test that needs the fill tries again and fails with the error, naming it
+    config.stash[NOTES] = []
+
+
 @pytest.fixture(scope="session")
 def codecbench_session(request):
+    """The run's :class:`codecbench.session.BenchmarkSession`: its dataset, conditions, models, thresholds and
+    results folder, set up once from the ``--codecbench-*`` options (or the project's TOML)."""
     return _session(request.config)
 
 
@@ -181,6 +216,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from .matrix import load_matrix
     from .results import summary_table, write_run
 
+    notes = config.stash.get(NOTES, [])
+    if notes:
+        terminalreporter.write_sep("-", "codecbench notes")
+        for message in notes:
+            terminalreporter.write_line(message)
     if hasattr(config, "workerinput") or RUN_ID not in config.stash:
         return
     spec = _spec(config)

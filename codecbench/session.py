@@ -73,7 +73,7 @@ class BenchmarkSession:
     """Everything one benchmark run shares. Construction validates the selection; nothing is coded yet."""
 
     def __init__(self, spec: RunSpec, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
-                 force: bool = False):
+                 force: bool = False, plan_only: bool = False):
         from .datasets import DatasetError
         from .matrix import MatrixError
         from .thresholds import ThresholdError, load_thresholds
@@ -96,7 +96,8 @@ class BenchmarkSession:
                 raise UsageError(str(exc)) from None
         self.conditions = spec.selected_conditions()
         try:
-            self.dataset = spec.load_dataset(splits=(spec.split,))
+            # a plan reads the listing only: it counts what is still to generate or code, and does none of it
+            self.dataset = spec.load_dataset(splits=(spec.split,), listing_only=plan_only, log=self.log)
             self.dataset.clips(spec.split)
         except DatasetError as exc:
             raise UsageError(f"--dataset/--split: {exc}") from None
@@ -223,7 +224,7 @@ class BenchmarkSession:
         return evaluation_plan(f"benchmark {len(self.models)} models x {len(needed)} conditions on "
                                f"{self.dataset.name} {self.spec.split}", self.dataset.clips(self.spec.split), needed,
                                self.spec.cache, models=configs, jobs=self.spec.jobs, scheduler=self.spec.scheduler,
-                               rates=self.spec.rates)
+                               rates=self.spec.rates, dataset=self.dataset, split=self.spec.split)
 
     def meta(self) -> dict:
         if self._meta is None:

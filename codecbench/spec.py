@@ -355,10 +355,11 @@ class RunSpec:
         return Zoo(self.model_dir, trust_code=self.trust_code)
 
     def load_dataset(self, *, allow_partial: bool = False, listing_only: bool = False,
-                     splits: tuple[str, ...] | None = None):
+                     splits: tuple[str, ...] | None = None, log=None):
         from .datasets import load_dataset
         return load_dataset(self.dataset, cache_dir=self.cache.root, allow_partial=allow_partial,
-                            listing_only=listing_only, splits=splits, folds=dict(self.folds) if self.folds else None)
+                            listing_only=listing_only, splits=splits, folds=dict(self.folds) if self.folds else None,
+                            log=log)
 
     def selected_conditions(self) -> list:
         """The matrix's validation conditions narrowed by ``condition`` and ``category``; never empty."""

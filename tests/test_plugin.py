@@ -155,6 +155,9 @@ def test_a_project_that_does_not_use_codecbench_sees_only_prefixed_options(pytes
     short = {o.flag for o in OPTIONS.values()} | {"--plan", "--force"}
     offered = set(re.findall(r"(?m)^\s+(--[a-z][a-z-]*)", text))
     assert not offered & short, sorted(offered & short)
+    # nor a marker: cat1..cat3 and finetune are registered only where benchmarks are generated
+    markers = pytester.runpytest_subprocess("-p", "codecbench", "--markers", timeout=600).stdout.str()
+    assert not re.search(r"(?m)^@pytest\.mark\.(cat\d|finetune)\b", markers), markers
     result = pytester.runpytest_subprocess("-p", "codecbench", "--codecbench-model", "base", "--codecbench-jobs",
                                            "x", timeout=600)
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "--codecbench-jobs: expected a positive" in \
@@ -180,3 +183,38 @@ def test_the_gate_says_when_a_model_changed_since_the_baseline(tiny, tmp_path):
     assert any("model 'base' has changed since the baseline (sha256 000000000000 then" in m for m in said)
     _, verdict = second.run(second.cases()[0])
     assert verdict.passed
+
+
+def test_a_first_run_says_what_it_does_within_seconds(pytester, tiny, tmp_path):
+    """On a fresh cache the default dataset is generated first: the run says so, with an estimate, before anything
+    else (measured against a bare pytest start side by side, so a loaded machine does not fail it), and generates
+    only the split it evaluates."""
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile(test_suite=SUITE)
+    cache = tmp_path / "fresh-cache"
+    spec = "synthetic:train=3,evaluate=1,duration=1.0,seed=11"
+
+    def first_line(*args):
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=pytester.path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        line = proc.stdout.readline()
+        elapsed = time.perf_counter() - start
+        rest = proc.communicate(timeout=600)[0]
+        return line, elapsed, line + rest
+
+    _, bare, _ = first_line("-p", "no:cacheprovider", "--version")
+    line, elapsed, out = first_line(*PLUGIN_ARGS, "-p", "no:cacheprovider", "--dataset", spec, "--cache-dir",
+                                    str(cache), "--model-dir", str(tiny["zoo"].root), "--matrix",
+                                    str(tiny["matrix_path"]), "--model", "base", "--condition", "wav",
+                                    "--results", str(tmp_path / "reports"), "--jobs", "1")
+    assert line.startswith("codecbench: generating the embedded default's evaluate split: 10 synthetic clips"), out
+    assert "codecbench: about " in out and "1 passed" in out
+    assert elapsed < max(5.0, bare + 3.0), (elapsed, bare)
+    (root,) = [p for p in (cache / "datasets").glob("synthetic-*") if p.is_dir()]
+    generated = sorted(p.name for p in (root / "audio").iterdir())
+    assert len(generated) == 10 and all("-evaluate" in name for name in generated)  # no training clip
+    assert sorted(p.name for p in (root / "generated").iterdir()) == ["evaluate"]

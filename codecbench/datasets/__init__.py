@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from ..synth import DEVICES, SCENES
 from .base import AUDIO_SUFFIXES, Clip, Dataset, DatasetError, check_unique, device_of, make_clip
@@ -17,10 +18,12 @@ from .folder import load_folder
 from .folds import detect as folds_layout
 from .folds import load_folds, parse_folds
 from .synthetic import (
+    RECIPE_FILE,
     SYNTHETIC_DEFAULTS,
     SYNTHETIC_MANIFEST,
     SYNTHETIC_VERSION,
     _parse_synthetic,
+    pending_splits,
     read_synthetic_manifest,
     regenerate_and_compare,
     scene_wav_bytes,
@@ -40,7 +43,8 @@ __all__ = ["AUDIO_SUFFIXES", "DEVICES", "SCENES", "SPLIT_FILES", "SYNTHETIC_DEFA
 
 def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow_partial: bool = False,
                  listing_only: bool = False, splits: tuple[str, ...] | None = None,
-                 folds: dict[str, tuple[int, ...]] | None = None, **synthetic_params) -> Dataset:
+                 folds: dict[str, tuple[int, ...]] | None = None, log: Callable[[str], None] | None = None,
+                 **synthetic_params) -> Dataset:
     """A dataset by name or folder, in whichever layout it has.
 
     Parameters
@@ -53,9 +57,13 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
     cache_dir : path, optional
         Where the synthetic default is written (default: the cache folder).
     allow_partial, listing_only, splits
-        As :func:`load_tau`.
+        As :func:`load_tau`. For the synthetic default, ``splits`` are the splits whose audio is generated on first
+        use (default: all) and ``listing_only`` generates none (a plan counts what is still to generate:
+        :attr:`Dataset.to_generate`).
     folds : dict, optional
         For UrbanSound8K and ESC-50: split name -> folds (default: the dataset's usual train/evaluate folds).
+    log : callable, optional
+        Where the synthetic default says that it generates a split, and how long that takes (default: stderr).
 
     Returns
     -------
@@ -65,9 +73,16 @@ def load_dataset(spec: str | os.PathLike = "synthetic", *, cache_dir=None, allow
     text = str(spec)
     if text == "synthetic" or text.startswith("synthetic:"):
         params = {**_parse_synthetic(text), **synthetic_params}
-        root = synthesize(cache_dir=cache_dir, **params)
-        dataset = load_tau(root, name="synthetic")
-        dataset.recipe = json.loads((root / "synthetic.json").read_text())
+        recipe = {**SYNTHETIC_DEFAULTS, **params}
+        chosen = tuple(s for s in (splits or recipe["clips_per_class"]) if int(recipe["clips_per_class"].get(s, 0)))
+        root = synthesize(cache_dir=cache_dir, splits=() if listing_only else chosen, log=log, **params)
+        dataset = load_tau(root, name="synthetic", splits=chosen or tuple(recipe["clips_per_class"]),
+                           listing_only=listing_only)
+        dataset.recipe = json.loads((root / RECIPE_FILE).read_text())
+        for split in dataset.splits:  # known from the recipe, whether or not the audio is there yet
+            dataset._rates[split] = [int(dataset.recipe["sample_rate"])]
+            dataset._longest[split] = float(dataset.recipe["duration"])
+        dataset.to_generate = {s: len(dataset.splits[s]) for s in pending_splits(root, dataset.splits)}
         return dataset
     root = Path(spec).expanduser()
     if not root.exists():

@@ -57,6 +57,8 @@ class Dataset:
     recipe: dict | None = None
     #: For fold-based datasets (UrbanSound8K, ESC-50): the folds of each split.
     folds: dict[str, tuple[int, ...]] | None = None
+    #: For a generated dataset loaded as a listing: clips per split whose audio is still to be generated.
+    to_generate: dict[str, int] = dataclasses.field(default_factory=dict)
     _rates: dict[str, list[int]] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     _longest: dict[str, float] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 

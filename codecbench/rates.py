@@ -128,3 +128,63 @@ def local_rates(rates: Rates | None = None) -> Rates:
                                feed_clips_per_s_per_worker=per_worker)
 
 
+def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames: int, train: bool = True,
+                rates: Rates | None = None, train_config=None) -> dict:
+    """Training examples/s (at ``batch_size`` x ``crop_frames``) and inference clips/s (full length) of the FCNN
+    of ``config`` (an :class:`~codecbench.models.FCNNConfig`): from ``rates`` when they hold them (measured on
+    another machine with ``bench model``), else on the device Keras sees here, from a few steps on random input."""
+    if rates is not None and rates.inference_clips_per_s and (rates.train_examples_per_s or not train):
+        return {"backend": rates.device or "", "inference_clips_per_s": rates.inference_clips_per_s,
+                "train_examples_per_s": rates.train_examples_per_s, "device": rates.device or "another machine"}
+    from .backend import keras
+    from .devices import default_device
+    from .inputs import INPUT_BUDGET_BYTES
+    from .models import build_fcnn
+
+    model = build_fcnn(config)
+    channels = config.input_shape[-1]
+    rng = np.random.default_rng(0)
+    out = {"backend": keras.backend.backend(), "device": default_device()}
+    # the evaluator's batch: as many clips as fit its input budget (capped, to keep the calibration short)
+    eval_batch = max(1, min(64, INPUT_BUDGET_BYTES // (config.input_shape[0] * full_frames * channels * 4)))
+    x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
+    out["inference_clips_per_s"] = eval_batch / median_time(lambda: model.predict_on_batch(x_eval), 1)
+    if train:
+        from .training.schedule import TrainConfig
+
+        out.update(calibrate_training(model, train_config or TrainConfig(batch_size=batch_size,
+                                                                         crop_frames=crop_frames), full_frames))
+    return out
+
+
+def calibrate_training(model, train_config, full_frames: int, batches: int = 2) -> dict:
+    """Training examples/s through the real training loop, and the seconds one checkpoint save takes.
+
+    A short measured run: :func:`~codecbench.training.loop.fit` for two epochs of ``batches`` batches of random
+    features at the clips' length (augmentation, crops, mixup, the learning-rate schedule, the epoch callback), the
+    second epoch timed (the first compiles); then the model saved once as a checkpoint is. Timing
+    ``train_on_batch`` alone missed the loop's own work and the save after every epoch (``train --dry-run`` said
+    48 s per epoch where epochs took 79-133 s).
+    """
+    import dataclasses as _dc
+    import tempfile
+    import time
+
+    from .models.io import save_model
+    from .training.loop import fit
+
+    n_classes = int(model.output_shape[-1])
+    n = batches * train_config.batch_size
+    rng = np.random.default_rng(0)
+    x = rng.random((n, model.input_shape[1], full_frames, model.input_shape[-1]), dtype=np.float32)
+    labels = np.arange(n) % n_classes
+    marks: list[float] = []
+    config = _dc.replace(train_config, epochs=2, devices=None) if hasattr(train_config, "devices") else \
+        _dc.replace(train_config, epochs=2)
+    fit(model, lambda idx: x[np.sort(idx)], labels, config, verbose=0,
+        on_epoch=lambda epoch, row: marks.append(time.perf_counter()))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        save_model(model, Path(folder) / "calibration.keras", {"strategy": "calibration"})
+    save_seconds = time.perf_counter() - start
+    return {"train_examples_per_s": n / max(marks[1] - marks[0], 1e-9), "save_seconds": save_seconds}

@@ -66,3 +66,38 @@ def small_keras_model(folder):
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "codecbench", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "finetune" in out.stdout and "report" in out.stdout
+
+
+def _all_parsers(parser, prefix=("codecbench",)):
+    import argparse
+
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, (*prefix, name))
+
+
+def test_help_is_plain_text_with_a_description_and_examples_that_parse():
+    """Every --help is for people: no Sphinx markup, a description line per command, and examples that are real
+    command lines (each is parsed here, so an example cannot rot when an option is renamed)."""
+    import shlex
+
+    from codecbench.cli.parser import EXAMPLES, build_parser
+
+    parser = build_parser()
+    for path, sub in _all_parsers(parser):
+        text = sub.format_help()
+        for markup in ("``", ":mod:", ":class:", ":func:", ":meth:", ":attr:"):
+            assert markup not in text, (" ".join(path), markup)
+        if len(path) > 1:
+            assert sub.description, " ".join(path)
+    parsed = 0
+    for name, examples in EXAMPLES.items():
+        assert name is None or f"codecbench {name}" in examples
+        for line in examples.replace("\\\n", " ").splitlines():
+            words = shlex.split(line.split("   ")[0].strip()) if line.strip().startswith("codecbench ") else []
+            if words:
+                build_parser().parse_args(words[1:])
+                parsed += 1
+    assert parsed >= len(EXAMPLES)

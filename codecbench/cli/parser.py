@@ -8,12 +8,56 @@ from ..errors import UsageError
 from ..spec import OPTIONS, RunSpec
 from ..training.schedule import FINETUNE_DEFAULTS, TrainConfig
 
-DESCRIPTION = """The ``codecbench`` command: a thin layer of argument parsing over the library.
-
-Settings shared with the pytest plugin come from :mod:`codecbench.spec` (one table of options,
-validated once into a :class:`~codecbench.spec.RunSpec`); Keras is imported only by the
-commands that need a model.
+DESCRIPTION = """\
+How scene classifiers hold up under audio coding (AAC, HE-AAC, MP3, Opus, SBC and more): code a dataset,
+fine-tune models against the artifacts, compare runs and render the report. The benchmark itself is a pytest
+run (pytest benchmarks/); these commands prepare its data and models and read its results.
 """
+
+#: The examples under ``codecbench --help`` and each subcommand's ``--help``.
+EXAMPLES = {
+    None: """\
+examples:
+  codecbench conditions                          what this machine can code, and with which library
+  pytest benchmarks/ --model finetuned_seg7      the benchmark: models x codec conditions as tests
+  codecbench report                              reports/: Markdown, CSV, figures and html/index.html
+  codecbench dataset download tau2020-mobile --to ~/data
+  codecbench reproduce peters --data ~/data/TAU-urban-acoustic-scenes-2020-mobile-development \\
+      --checkpoint 10class-fcnn-model-0.7694.hdf5
+
+'codecbench COMMAND --help' shows each command's options; docs/ has the guides.""",
+    "conditions": "examples:\n  codecbench conditions\n  codecbench conditions --matrix sweeps --rate 22050",
+    "encode": "examples:\n  codecbench encode --dataset synthetic --split evaluate --features\n"
+              "  codecbench encode --dataset ~/data/TAU --condition mp3@32,aac@64 --jobs 8 --dry-run",
+    "export": "example:\n  codecbench export --dataset synthetic --split evaluate --condition wav,mp3@32 --to coded/",
+    "cache": "examples:\n  codecbench cache info\n  codecbench cache gc --older-than 30",
+    "segments": "example:\n  codecbench segments base",
+    "import-model": "examples:\n  codecbench import-model 10class-fcnn-model-0.7694.hdf5 --name base\n"
+                    "  codecbench import-model model.onnx --name mine --frontend waveform:16000 --classes classes.txt\n"
+                    "  codecbench import-model mypkg.models:build --name torchnet --trust-code",
+    "train": "examples:\n  codecbench train --dataset synthetic --name base --epochs 3 --dry-run\n"
+             "  codecbench train --dataset ~/data/TAU --preset paper --name base",
+    "finetune": "examples:\n  codecbench finetune --full --save-epochs 1,10,20,40\n"
+                "  codecbench finetune --segment 7 --epochs 10",
+    "postfilter": "example:\n  codecbench postfilter train --from base --epochs 5",
+    "zoo": "examples:\n  codecbench zoo list\n  codecbench zoo build --dry-run\n"
+           "  codecbench zoo compare --other rebuilt-zoo/",
+    "report": "examples:\n  codecbench report\n  codecbench report --html\n"
+              "  codecbench report --models base,finetuned_seg7 --baseline old/results.json --paper peters",
+    "reproduce": "examples:\n  codecbench reproduce peters --data synthetic --preset small\n"
+                 "  codecbench reproduce peters --data ~/data/TAU --checkpoint 10class-fcnn-model-0.7694.hdf5 "
+                 "--dry-run",
+    "dataset": "examples:\n  codecbench dataset list\n  codecbench dataset download urbansound8k --to ~/data\n"
+               "  codecbench dataset verify urbansound8k ~/data --deep",
+    "leaderboard": "examples:\n  codecbench leaderboard\n  codecbench leaderboard teamA/reports teamB/results.json "
+                   "--out site/",
+    "history": "example:\n  codecbench history check",
+    "compare": "examples:\n  codecbench compare reports/example/results.json reports/results.json\n"
+               "  codecbench compare old/ new/ --min-agreement 0.995",
+    "thresholds": "example:\n  codecbench thresholds --margin 0.05 --out benchmarks/thresholds.toml",
+    "devices": "example:\n  codecbench devices --json",
+    "bench": "examples:\n  codecbench bench codecs\n  codecbench bench feed --clips 64",
+}
 
 
 def _common(parser: argparse.ArgumentParser, *names: str) -> None:
@@ -25,9 +69,10 @@ def _common(parser: argparse.ArgumentParser, *names: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codecbench", description=DESCRIPTION)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="codecbench", description=DESCRIPTION, epilog=EXAMPLES[None],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="say more: debug messages of every stage")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     p = sub.add_parser("conditions", help="print the condition matrix and what is available here")
     _common(p, "matrix")
@@ -144,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="md,csv,png,svg,html",
                    help="comma-separated: md, csv, png, svg, html (the interactive page, html/index.html)")
     p.add_argument("--html", action="store_true", help="write only the HTML report (html/index.html) and say where")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the whole Markdown report (default: the files written and where)")
     p.add_argument("--models", dest="model", default=None,
                    help="comma-separated model names (default: all in the results)")
     p.add_argument("--run", dest="run_id", default=None,
@@ -229,7 +276,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=_positive_int, default=None,
                    help="clips measured: codecs (fill, default 24), memory (default 40; 3x that for the growth), "
                         "feed (default 32), augment (default 12)")
+    _describe(sub)
     return parser
+
+
+def _describe(sub) -> None:
+    """Each command's --help opens with its one-line summary (argparse shows it only in the list) and ends with
+    examples."""
+    summaries = {action.dest: action.help for action in sub._choices_actions}
+    for name, command in sub.choices.items():
+        command.description = command.description or _sentence(summaries.get(name))
+        command.epilog = EXAMPLES.get(name)
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _describe(action)
+
+
+def _sentence(text: str | None) -> str | None:
+    return f"{text[0].upper()}{text[1:]}." if text else None
 
 
 def _plan_options(parser: argparse.ArgumentParser, force_help: str) -> None:

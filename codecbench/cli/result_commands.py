@@ -20,13 +20,32 @@ def cmd_report(args, spec: RunSpec) -> int:
     markdown, written = render(results, out, formats, models=list(spec.model) if spec.model else None,
                                baseline=spec.baseline, alpha=spec.alpha, run_id=args.run_id,
                                baseline_max_changed=spec.baseline_max_changed, paper=args.paper)
-    if not args.html:
+    if args.markdown:  # for a pipe: the whole report
         print(markdown)
-    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
-    page = next((p for p in written if p.suffix == ".html"), None)
-    if page is not None:
-        print(f"open the HTML report: {page.resolve().as_uri()}", file=sys.stderr)
+    else:
+        print(report_summary(markdown, written))
     return 0
+
+
+def report_summary(markdown: str, written: list[Path]) -> str:
+    """What ``codecbench report`` prints: the report's title and run, then the files written by kind (the HTML page
+    as an address to open)."""
+    lines = markdown.splitlines()
+    title = lines[0].lstrip("# ") if lines else "codecbench report"
+    run = next((line.split(". ")[0] + "." for line in lines[1:] if line.startswith("Run ")), "")
+    kinds = {".md": "report", ".csv": "tables (CSV)", ".png": "figures", ".svg": "figures"}
+    groups: dict[str, list[str]] = {}
+    page = None
+    for path in written:
+        if path.suffix == ".html":
+            page = path
+        else:
+            groups.setdefault(kinds.get(path.suffix, "files"), []).append(str(path))
+    out = [title] + ([run] if run else [])
+    out += [f"  {kind:<13} {', '.join(paths)}" for kind, paths in groups.items()]
+    if page is not None:
+        out.append(f"  {'HTML':<13} {page.resolve().as_uri()}")
+    return "\n".join(out)
 
 
 def cmd_leaderboard(args, spec: RunSpec) -> int:

@@ -25,6 +25,7 @@ from .errors import CodecbenchError, UsageError
 from .fsutil import file_digest
 from .parallel import parallel_map
 from .progress import progress as progress_bar
+from .wording import counted
 
 log = logging.getLogger("codecbench")
 
@@ -111,8 +112,9 @@ class FillSummary:
         return dataclasses.asdict(self)
 
     def report(self) -> str:
-        lines = [f"{self.clips} clips x {len(self.conditions)} conditions: {self.hits} cache hits, "
-                 f"{self.misses} misses, {self.seconds:.1f} s"]
+        lines = [f"{counted(self.clips, 'clip')} x {counted(len(self.conditions), 'condition')}: "
+                 f"{counted(self.hits, 'cache hit')}, "
+                 f"{counted(self.misses, 'miss', 'misses')}, {self.seconds:.1f} s"]
         for cond, kbps in self.kbps.items():
             lines.append(f"  {cond:<12} achieved {kbps:7.1f} kbps")
         for path, note in self.notes[:20]:

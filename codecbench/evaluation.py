@@ -31,6 +31,7 @@ from .fsutil import file_lock
 from .inputs import KEEP_INPUTS_BYTES, Inputs, input_reader, predict_stream
 from .matrix import Matrix
 from .stats import wilson_interval
+from .wording import counted
 from .zoo import Zoo
 
 
@@ -149,7 +150,8 @@ class Evaluator:
             return
         with cache_lock(self.cache):
             start = time.perf_counter()
-            self.log(f"codecbench: encoding + featurising {len(self.clips)} clips x {len(conds)} conditions "
+            self.log(f"codecbench: encoding + featurising {counted(len(self.clips), 'clip')} x "
+                     f"{counted(len(conds), 'condition')} "
                      f"({', '.join(c.name for c in conds)})")
             # one condition's failure must not sink the others: the shared fill goes on past failures, and
             # each condition meets its own when its features are read (features(), under on_error)
@@ -160,7 +162,7 @@ class Evaluator:
         for path, cond_name, error in summary.failures:
             failed.setdefault(cond_name, []).append((path, error))
         for cond_name, items in failed.items():
-            self.log(f"codecbench: {cond_name}: {len(items)} clips could not be coded, e.g. {items[0][0]}: "
+            self.log(f"codecbench: {cond_name}: {counted(len(items), 'clip')} could not be coded, e.g. {items[0][0]}: "
                      f"{items[0][1]}")
         self._prepared.update(c.name for c in conds)
         from .audio import SCALED_NOTE
@@ -292,7 +294,7 @@ class Evaluator:
         if key not in self._results:
             x, kept = self.inputs(cond, scoring.frontend)
             scoring.check_input(x.first())
-            self.log(f"codecbench: evaluating {key[0]} on {cond.name} ({len(x)} clips)")
+            self.log(f"codecbench: evaluating {key[0]} on {cond.name} ({counted(len(x), 'clip')})")
             self._store(scoring, cond, predict_stream(scoring.predict, x, batch_size=x.batch_size), kept)
         return self._results[key]
 
@@ -313,7 +315,7 @@ class Evaluator:
                 group = [s for s in group if _fits(s, x.first(), self.dataset.class_names)]
                 if len(group) < 2:
                     continue  # nothing to share; evaluate() below runs each alone
-                self.log(f"codecbench: evaluating {len(group)} models on {cond.name} ({len(x)} clips), "
+                self.log(f"codecbench: evaluating {len(group)} models on {cond.name} ({counted(len(x), 'clip')}), "
                          "shared layers once")
                 outputs = predict_stream(self._predictor(group).predict_batch, x, batch_size=x.batch_size)
                 for s in group:

@@ -25,6 +25,7 @@ from .cache import Cache
 from .codecs import Condition
 from .errors import CodecbenchError
 from .rates import Rates, bottleneck, local_rates, median_time, model_rates
+from .wording import counted
 
 #: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
 ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
@@ -231,7 +232,7 @@ def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | 
     by_cond = {c: codec_seconds(c) for c in plan.conditions}
     coded_share = [by_cond[c] for c in plan.conditions if not c.is_original]
     per_coded = statistics.mean(coded_share) if coded_share else 0.0
-    workers = (f"{jobs} local worker{'s' if jobs != 1 else ''}" if not scheduler
+    workers = (f"{counted(jobs, 'local worker')}" if not scheduler
                else f"dask at {scheduler} (assumed {jobs} workers)")
     return [Stage("coding", f"{plan.coded_missing:,} pairs, {per_coded * scale:.2f} s each, {workers}",
                   plan.coded_missing * per_coded * scale / jobs, f"coding ({_cores_text(jobs)})"),
@@ -240,7 +241,7 @@ def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | 
 
 
 def _cores_text(n: int) -> str:
-    return f"{n} core{'s' if n != 1 else ''}"
+    return counted(n, 'core')
 
 
 def clip_seconds(clips: Sequence, sample: int = 32) -> float:
@@ -336,8 +337,9 @@ def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Ca
         plan.notes.append("no model of the selection is an FCNN with a recorded config: evaluation is not timed")
         return plan
     rate_text = ", ".join(f"{r['inference_clips_per_s']:.1f}" for r in timed.values())
-    plan.stages.append(Stage("evaluation", f"{len(models)} models x {len(clips):,} clips x {len(plan.conditions)} "
-                                           f"conditions at {rate_text} clips/s", total, bound))
+    plan.stages.append(Stage("evaluation", f"{counted(len(models), 'model')} x {counted(len(clips), 'clip')} x "
+                                           f"{counted(len(plan.conditions), 'condition')} at {rate_text} clips/s",
+                             total, bound))
     return plan
 
 

@@ -22,6 +22,7 @@ from . import codecs
 from .codecs import Condition
 from .errors import CodecbenchError, UsageError
 from .spec import RunSpec
+from .wording import counted
 from .zoo import ModelEntry
 
 if TYPE_CHECKING:
@@ -221,7 +222,8 @@ class BenchmarkSession:
         needed = self.available(self.needed_conditions)
         configs = {m: FCNNConfig.from_dict(self.zoo.metadata(m)["config"]) for m in self.models
                    if self.zoo.kind(m) == "keras" and "config" in self.zoo.metadata(m)}
-        return evaluation_plan(f"benchmark {len(self.models)} models x {len(needed)} conditions on "
+        return evaluation_plan(f"benchmark {counted(len(self.models), 'model')} x "
+                               f"{counted(len(needed), 'condition')} on "
                                f"{self.dataset.name} {self.spec.split}", self.dataset.clips(self.spec.split), needed,
                                self.spec.cache, models=configs, jobs=self.spec.jobs, scheduler=self.spec.scheduler,
                                rates=self.spec.rates, dataset=self.dataset, split=self.spec.split)

@@ -12,7 +12,7 @@ PACKAGE = Path(codecbench.__file__).parent
 #: The layers, lowest first, in the order data flows; a module may import its own layer and those below.
 LAYERS = [
     ("foundations", ["errors", "fsutil", "backend", "bitexact", "stats", "provenance", "trust", "config", "parallel",
-                     "dsp", "progress"]),
+                     "dsp", "progress", "wording"]),
     ("codecs and storage", ["codecs", "cache", "features", "audio"]),
     ("data", ["frontends", "synth", "datasets", "matrix", "judge"]),
     ("coding, models, training", ["devices", "encode", "inputs", "feed", "models", "frontend_layer", "training",

@@ -62,6 +62,13 @@ def test_the_benchmark_plan_prints_and_runs_nothing(tiny, pytester, tmp_path):
     result.stdout.fnmatch_lines(["plan: benchmark 4 models x 4 conditions on synthetic evaluate",
                                  "*coded pairs: 0 cached, 60 to code*", "*| evaluation *| 4 models x 20 clips*"])
     assert not (tmp_path / "out").exists() and not (tmp_path / "fresh-cache" / "coded").exists()
+    one = tiny["zoo"].names()[0]
+    result = pytester.runpytest_subprocess(
+        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
+        tiny["spec"], "--cache-dir", str(tmp_path / "fresh-cache"), "--matrix", str(tiny["matrix_path"]),
+        "--results", str(tmp_path / "out"), "--model", one, "--plan", timeout=600)
+    result.stdout.fnmatch_lines(["plan: benchmark 1 model x 4 conditions on synthetic evaluate",
+                                 "*| evaluation *| 1 model x 20 clips*"])
 
 
 pytest_plugins = ["pytester"]

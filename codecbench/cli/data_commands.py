@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..spec import RunSpec
+from ..wording import counted
 from .parser import _plan_options  # noqa: F401
 
 
@@ -83,7 +84,8 @@ def cmd_encode(args, spec: RunSpec) -> int:
         print(plan.report())
         return 0
     plan.check_disk(args.force)
-    print(f"{dataset.name}: {len(clips)} clips of split {spec.split!r}, {len(usable)} conditions -> "
+    print(f"{dataset.name}: {counted(len(clips), 'clip')} of split {spec.split!r}, "
+          f"{counted(len(usable), 'condition')} -> "
           f"{spec.cache.root}", file=sys.stderr)
     summary = fill(clips, usable, spec.cache, with_features=args.features, jobs=spec.jobs, backend=spec.backend,
                    scheduler=spec.scheduler, on_error=args.on_error, progress=False if args.quiet else None)

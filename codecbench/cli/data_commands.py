@@ -151,7 +151,7 @@ def cmd_dataset(args, spec: RunSpec) -> int:
     problems = verify.verify(args.name, args.folder, deep=args.deep)
     for problem in problems:
         print(problem)
-    print(f"{args.folder}: " + ("complete" if not problems else f"{len(problems)} problems"))
+    print(f"{args.folder}: " + ("complete" if not problems else counted(len(problems), "problem")))
     return 0 if not problems else 1
 
 

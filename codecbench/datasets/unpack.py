@@ -15,6 +15,7 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ..progress import progress
 from .records import DownloadError
 
 
@@ -30,21 +31,36 @@ def _check_path(archive: Path, member: str) -> None:
                             "nothing of this archive was unpacked")
 
 
-def _zip_members(archive: Path, z: zipfile.ZipFile) -> None:
-    for info in z.infolist():
+def _counted(members: list, desc: str):
+    """``members`` one by one, the progress advanced as each is taken (extractall writes them in this order)."""
+    bar = progress(len(members), desc, unit="file")
+    try:
+        for member in members:
+            yield member
+            bar.update()
+    finally:
+        bar.close()
+
+
+def _zip_members(archive: Path, z: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    infos = z.infolist()
+    for info in infos:
         _check_path(archive, info.filename)
         mode = info.external_attr >> 16
         if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no Unix type recorded (a plain file)
             raise DownloadError(f"{archive}: member {info.filename!r} is a link or special file, which a dataset "
                                 "archive does not hold; nothing of this archive was unpacked")
+    return infos
 
 
-def _tar_members(archive: Path, t: tarfile.TarFile) -> None:
-    for member in t.getmembers():
+def _tar_members(archive: Path, t: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    members = t.getmembers()
+    for member in members:
         _check_path(archive, member.name)
         if not (member.isfile() or member.isdir()):
             raise DownloadError(f"{archive}: member {member.name!r} is a link or special file, which a dataset "
                                 "archive does not hold; nothing of this archive was unpacked")
+    return members
 
 
 def unpack(archive: Path, to: Path, log) -> bool:
@@ -59,18 +75,17 @@ def unpack(archive: Path, to: Path, log) -> bool:
         if zipfile.is_zipfile(archive):
             try:
                 with zipfile.ZipFile(archive) as z:
-                    _zip_members(archive, z)
-                    z.extractall(staging)
+                    z.extractall(staging, _counted(_zip_members(archive, z), f"unpacking {archive.name}"))
             except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
                 raise DownloadError(f"{archive}: damaged zip archive ({exc}); delete it and download again") from None
         elif tarfile.is_tarfile(archive):
             try:
                 with tarfile.open(archive, "r:*") as t:
-                    _tar_members(archive, t)
+                    members = _counted(_tar_members(archive, t), f"unpacking {archive.name}")
                     if hasattr(tarfile, "data_filter"):
-                        t.extractall(staging, filter="data")
+                        t.extractall(staging, members, filter="data")
                     else:  # pragma: no cover - Python without PEP 706; the members were checked above
-                        t.extractall(staging)
+                        t.extractall(staging, members)
             except (tarfile.TarError, EOFError, OSError) as exc:
                 if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)) \
                         and exc.errno is not None and exc.errno == 28:

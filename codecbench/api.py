@@ -1,6 +1,6 @@
 """The Python API: ``codecbench.evaluate(models, ...) -> pandas.DataFrame``.
 
-The same machinery as the pytest plugin (an :class:`~codecbench.evaluate.Evaluator` over the same
+The same machinery as the pytest plugin (an :class:`~codecbench.evaluation.Evaluator` over the same
 cache), so the numbers are the plugin's. Models are zoo names, or any objects with ``sample_rate``,
 ``class_names`` and ``predict(batch)`` (see :mod:`codecbench.models.kinds`).
 """

@@ -371,7 +371,7 @@ def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: 
               verbose="auto", precision: str = "auto", devices: str = "auto",
               progress: Callable[[str], None] | None = None) -> list[str]:
     """Build whatever of base, Experiment A and Experiment B is missing from ``zoo`` (nothing is replaced).
-    ``precision`` and ``devices`` as in :class:`~codecbench.schedule.TrainConfig`; ``progress`` gets a line per
+    ``precision`` and ``devices`` as in :class:`~codecbench.training.schedule.TrainConfig`; ``progress`` gets a line per
     fine-tuning epoch."""
     if preset not in PRESETS:
         raise ModelMismatch(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")

@@ -137,3 +137,38 @@ def test_the_codec_dispatcher_has_no_per_codec_branches():
             if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "codec":
                 branches.append(f"codecs/{name}:{node.lineno}")
     assert not branches, branches
+
+
+def _resolves(target: str) -> bool:
+    import importlib
+
+    parts = target.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[i:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_every_cross_reference_in_a_docstring_or_the_docs_names_something_that_exists():
+    """A docstring pointing to ``codecbench.evaluate.Evaluator`` (which never existed) sent readers nowhere."""
+    import re
+
+    role = re.compile(r":(?:class|func|mod|meth|attr|data|exc):`~?(codecbench(?:\.\w+)+)`")
+    dotted = re.compile(r"`(codecbench(?:\.\w+)+)")
+    broken = [f"{rel}: {m.group(1)}" for _, (path, rel) in MODULES.items() for m in role.finditer(path.read_text())
+              if not _resolves(m.group(1))]
+    root = PACKAGE.parent
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        broken += [f"{doc.name}: {m.group(1)}" for m in dotted.finditer(text) if not _resolves(m.group(1))]
+        broken += [f"{doc.name}: {m.group(0)}" for m in re.finditer(r"codecbench/[\w/]+\.py", text)
+                   if not (root / m.group(0)).exists()]
+    assert not broken

@@ -25,4 +25,8 @@ status=0
   || status=$?
 # the report is published whether the gate passed or not
 "$PYTHON" -m codecbench report --out reports/report
+# on GitHub Actions the tables also go to the job's summary page
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f reports/report/report.md ]; then
+  cat reports/report/report.md >> "$GITHUB_STEP_SUMMARY"
+fi
 exit "$status"

@@ -128,9 +128,10 @@ def _spectrum_precision():
 
         if callable(getattr(jax, "enable_x64", None)):  # JAX >= 0.7: a context manager taking the setting
             return jax.enable_x64(True), "float64"
-        try:
-            from jax.experimental import enable_x64  # older JAX
-        except ImportError:  # a JAX without the switch: float32, within about 3e-4 of the range
+        import jax.experimental
+
+        enable_x64 = getattr(jax.experimental, "enable_x64", None)  # older JAX
+        if enable_x64 is None:  # a JAX without the switch: float32, within about 3e-4 of the range
             return contextlib.nullcontext(), "float32"
         return enable_x64(), "float64"
     return contextlib.nullcontext(), "float64"

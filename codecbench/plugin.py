@@ -154,7 +154,7 @@ def pytest_collection_modifyitems(session, config, items):
     state = config.stash.get(SESSION, None)
     if state is None:
         return
-    needed = {}
+    needed: dict = {}
     for item in items:
         case = getattr(item, "callspec", None) and item.callspec.params.get("codecbench_case")
         if case is not None:

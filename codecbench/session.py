@@ -26,6 +26,7 @@ from .wording import counted
 from .zoo import ModelEntry
 
 if TYPE_CHECKING:
+    from .evaluation import Evaluator
     from .results import DatasetMatch
 
 
@@ -133,7 +134,7 @@ class BenchmarkSession:
         self.baseline = self._load_baseline(spec.baseline) if spec.baseline else None
         self.availability = {c: codecs.availability(c) for c in self.conditions}  # asked once per run
         self.needed_conditions: list[Condition] = list(self.conditions)
-        self._evaluator = None
+        self._evaluator: Evaluator | None = None
         self._meta: dict | None = None
 
     def cases(self) -> list[Case]:

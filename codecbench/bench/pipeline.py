@@ -37,6 +37,7 @@ class _EpochSeconds:
             def on_epoch_end(self, epoch, logs=None):
                 outer.seconds.append(time.perf_counter() - outer.start)
 
+        self.start = time.perf_counter()
         self.seconds: list[float] = []
         self.callback = Timer()
 

@@ -12,7 +12,27 @@ import codecbench.codecs  # noqa: F401
 from codecbench.cache import Cache
 from codecbench.datasets import synth_scene
 
+from . import optional
+
 SR = 44100
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "codecbench_optional(component): the test needs an optional component "
+                                       "(tests/optional.py)")
+    config.addinivalue_line("markers", "codecbench_required_missing(reason): CODECBENCH_REQUIRE names a component "
+                                       "this machine lacks; the test fails at set-up")
+    optional.required()  # an unknown component name is a usage error before anything runs
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("codecbench_required_missing"):
+        pytest.fail(mark.args[0], pytrace=False)
+
+
+def pytest_report_header(config):
+    names = sorted(optional.required())
+    return f"optional components required ({optional.REQUIRE_VARIABLE}): {', '.join(names) or 'none'}"
 
 
 @pytest.fixture(autouse=True)

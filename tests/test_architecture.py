@@ -172,3 +172,15 @@ def test_every_cross_reference_in_a_docstring_or_the_docs_names_something_that_e
         broken += [f"{doc.name}: {m.group(0)}" for m in re.finditer(r"codecbench/[\w/]+\.py", text)
                    if not (root / m.group(0)).exists()]
     assert not broken
+
+
+def test_a_test_skips_only_through_the_optional_module():
+    """Every skip names its component (tests/optional.py), so ``CODECBENCH_REQUIRE`` can turn it into a failure;
+    a bare ``pytest.skip``, ``importorskip`` or ``skipif`` could skip forever where CI believes it tests."""
+    import re
+
+    tests = PACKAGE.parent / "tests"
+    bare = re.compile(r"pytest\.skip\(|importorskip\(|mark\.skipif\(|pytest\.mark\.skip\b")
+    found = [f"{path.name}:{n}: {line.strip()}" for path in sorted(tests.glob("*.py")) if path.name != "optional.py"
+             for n, line in enumerate(path.read_text().splitlines(), 1) if bare.search(line)]
+    assert not found

@@ -3,7 +3,6 @@ conventions), the epoch-level pool (each pair coded once across epochs, draws in
 framework adaptors, the export of coded sets, and parameters refused at construction."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from codecbench.augment import CodecAugment, CodecAugmentedDataset
 from codecbench.cache import Cache
 from codecbench.codecs import parse_condition as C
 from codecbench.datasets import load_dataset, synth_scene
+
+from . import optional
 
 SR = 44100
 #: one condition per family the transform is checked on (HE-AAC where libfdk-aac is installed)
@@ -37,8 +38,7 @@ def _lag(a: np.ndarray, b: np.ndarray, span: int = 40) -> int:
 @pytest.mark.parametrize("name", FAMILIES)
 def test_every_family_comes_back_aligned_with_the_same_length_and_rate(name):
     cond = C(name)
-    if not codecs.availability(cond)[0]:
-        pytest.skip(f"{name}: {codecs.availability(cond)[1]}")
+    optional.codec(name)
     x = _clip()
     augment = CodecAugment([name], p=1.0, seed=0)
     y = augment(x, SR)
@@ -173,8 +173,7 @@ def test_pool_serves_a_front_ends_features_and_a_keras_sequence(small_set):
 
 
 #: PyTorch runs in a process of its own, so its OpenMP threads never share a test worker with TensorFlow's
-TORCH_ALONE = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                                 reason="PyTorch is not installed (pip install torch)")
+TORCH_ALONE = optional.needs("torch", optional.has_module("torch"), "PyTorch is not installed (pip install torch)")
 
 
 def _python(code: str, tmp_path, timeout: int = 600) -> str:
@@ -211,8 +210,8 @@ print("same" if same else "DIFFERENT", len(alone))
     assert out.split()[-2:] == ["same", str(len(dataset.clips("train")))]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("audiomentations") is None,
-                    reason="audiomentations is not installed (pip install audiomentations)")
+@optional.needs("audiomentations", optional.has_module("audiomentations"),
+                "audiomentations is not installed (pip install audiomentations)")
 def test_it_drops_into_audiomentations_compose():
     from audiomentations import Compose, Gain
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
+from tests import optional
 from tests.test_augment import small_set, test_pool_serves_a_front_ends_features_and_a_keras_sequence  # noqa: F401
 from tests.test_distribute import (  # noqa: F401
     test_precision_is_recorded_in_sidecars_and_mixed_finetuning_saves_a_float32_model,
@@ -42,6 +41,6 @@ from tests.test_prefix import (  # noqa: F401
     zoo_like,
 )
 
-pytestmark = pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow",
-                                reason="under TensorFlow these tests run in their own modules; this file is CI's "
-                                       "backend matrix (KERAS_BACKEND=jax or torch)")
+pytestmark = optional.applies(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                              "under TensorFlow these tests run in their own modules; this file is CI's backend "
+                              "matrix (KERAS_BACKEND=jax or torch)")

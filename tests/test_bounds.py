@@ -12,6 +12,7 @@ from codecbench.errors import UsageError
 from codecbench.parallel import SchedulerError, check_scheduler, parallel_map
 from codecbench.spec import RunSpec
 
+from . import optional
 from .plugin_args import PLUGIN_ARGS
 
 pytest_plugins = ["pytester"]
@@ -68,7 +69,8 @@ def test_a_bit_rate_the_codec_cannot_code_at_the_dataset_rate_is_refused_at_vali
     from codecbench import codecs
 
     if not codecs.availability("he-aac@16")[0]:
-        pytest.skip("libfdk-aac is not installed (HE-AAC unavailable): its bit-rate ranges cannot be checked")
+        optional.missing("fdk", "libfdk-aac is not installed (HE-AAC unavailable): its bit-rate ranges cannot be "
+                                "checked")
     matrix = tmp_path / "m.toml"
     matrix.write_text('[categories.cat1]\nconditions = ["wav", "he-aac@8"]\n')
     result = pytester.runpytest_subprocess(

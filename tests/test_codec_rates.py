@@ -9,6 +9,8 @@ import pytest
 from codecbench import codecs
 from codecbench.codecs import ConditionError, codec_rate, parse_condition
 
+from . import optional
+
 SOURCES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 96000)
 #: the rate each codec codes each source rate at (codec_rate's rule: own, else nearest above, else its highest)
 EXPECTED = {
@@ -49,7 +51,7 @@ def test_mp3_at_mpeg2_rates_codes_the_same_bytes_through_the_system_lame_and_lib
     from codecbench.datasets import synth_scene
 
     if lame.library()[0] is None:
-        pytest.skip("no system libmp3lame (Debian: libmp3lame0): only libavcodec's route exists here")
+        optional.missing("lame", "no system libmp3lame (Debian: libmp3lame0): only libavcodec's route exists here")
     payloads = {}
     for route in ("", "off"):
         monkeypatch.setenv("CODECBENCH_LAME", route)

@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+from . import optional
+
 BACKENDS = ["tensorflow", "jax", "torch"]
 
 SCRIPT = textwrap.dedent("""
@@ -36,7 +38,7 @@ def _installed(backend: str) -> bool:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_device_choices_are_named_errors_on_every_backend(backend):
     if not _installed(backend):
-        pytest.skip(f"{backend} is not installed: the {backend} backend's devices cannot be checked")
+        optional.missing(backend, f"{backend} is not installed: the {backend} backend's devices cannot be checked")
     env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""}
     if backend == "jax":
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
@@ -133,7 +135,7 @@ def test_on_a_gpu_the_device_front_end_runs_there_and_matches_librosa():
     try:
         require_accelerator()
     except EnvironmentProblem as exc:
-        pytest.skip(str(exc))
+        optional.missing("gpu", str(exc))
     clips = np.stack([synth_scene(i, np.random.default_rng(i), 10.0, 44100).astype(np.float32) for i in range(4)])
     out = keras.ops.convert_to_numpy(LogMelLayer.from_frontend(BASELINE)(clips))
     reference = np.stack([features.extract(c) for c in clips])

@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+from . import optional
+
 #: Relative difference allowed between the epoch losses (dropout off, see the script). With synchronised batch
 #: normalisation the two runs compute the same sums in another order (per-replica partial sums, then an
 #: all-reduce), so they differ only by float32 rounding, amplified a little over 8 SGD steps.
@@ -71,7 +73,8 @@ def _check(result: dict) -> None:
 
 def test_two_virtual_cpu_devices_tensorflow_mirrored_strategy():
     if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("TensorFlow is not installed: tf.distribute.MirroredStrategy cannot be exercised")
+        optional.missing("tensorflow", "TensorFlow is not installed: tf.distribute.MirroredStrategy cannot be "
+                                       "exercised")
     result = _run("tensorflow", {})
     assert result["resolved_2"] == ["/device:CPU:0", "/device:CPU:1"]
     _check(result)
@@ -79,7 +82,8 @@ def test_two_virtual_cpu_devices_tensorflow_mirrored_strategy():
 
 def test_two_virtual_cpu_devices_jax_data_parallel():
     if importlib.util.find_spec("jax") is None:
-        pytest.skip("JAX is not installed (pip install jax): keras.distribution.DataParallel cannot be exercised")
+        optional.missing("jax", "JAX is not installed (pip install jax): keras.distribution.DataParallel cannot be "
+                                "exercised")
     _check(_run("jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}))
 
 

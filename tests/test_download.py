@@ -29,6 +29,8 @@ from codecbench.cli import main
 from codecbench.datasets import download, load_dataset, parse_folds
 from codecbench.datasets.verify import verify
 
+from . import optional
+
 ROOT = "TAU-urban-acoustic-scenes-2020-mobile-development"
 
 
@@ -207,7 +209,7 @@ def test_the_packaged_record_is_the_publishers():
     rec = download.record("tau2020-mobile") if "CODECBENCH_DATASET_MANIFESTS" not in __import__("os").environ \
         else None
     if rec is None:
-        pytest.skip("another manifest folder overrides the packaged record")
+        optional.not_applicable("another manifest folder overrides the packaged record")
     assert len(rec.files) == 18 and all(f.url.startswith("https://zenodo.org/records/3819968/") for f in rec.files)
     assert rec.clips.count == 16935 and rec.clips.seconds == 10.0
     assert round(rec.size / 1e9, 1) == 27.4
@@ -219,7 +221,7 @@ def test_the_packaged_record_is_the_publishers():
 
 def test_the_packaged_urbansound8k_and_esc50_records():
     if "CODECBENCH_DATASET_MANIFESTS" in os.environ:
-        pytest.skip("another manifest folder overrides the packaged records")
+        optional.not_applicable("another manifest folder overrides the packaged records")
     us8k, esc50 = download.record("urbansound8k"), download.record("esc50")
     (archive,) = us8k.files
     assert (archive.name, archive.size, archive.md5) == ("UrbanSound8K.tar.gz", 6023741708,

@@ -12,6 +12,8 @@ from codecbench.encode import EncodeError, fill, load_coded
 from codecbench.features import n_frames
 from codecbench.inputs import load_features
 
+from . import optional
+
 SR = 44100
 
 
@@ -41,7 +43,8 @@ def test_backends_give_identical_entries(tmp_path, wav_folder, backend):
 
 
 def test_dask_local_cluster_fills_the_same_cache(tmp_path, wav_folder):
-    pytest.importorskip("dask.distributed", reason="dask.distributed is not installed")
+    if not optional.has_module("dask.distributed"):
+        optional.missing("dask", "dask.distributed is not installed")
     ref, dask_cache = Cache(tmp_path / "ref"), Cache(tmp_path / "dask")
     fill(wav_folder, [C("aac@32")], ref, jobs=1, with_features=True, progress=False)
     summary = fill(wav_folder, [C("aac@32")], dask_cache, jobs=2, scheduler="local", with_features=True,
@@ -109,7 +112,7 @@ def test_a_codec_that_cannot_take_the_sources_rate_resamples_and_says_so(cache, 
 def test_unavailable_condition_is_refused_before_any_work(cache, wav_folder):
     from codecbench.codecs import availability
     if availability("he-aac@16")[0]:
-        pytest.skip("libfdk_aac is installed here, so HE-AAC is available")
+        optional.not_applicable("libfdk_aac is installed here, so HE-AAC is available")
     with pytest.raises(CodecUnavailable, match="libfdk_aac"):
         fill(wav_folder, [C("he-aac@16")], cache, progress=False)
 
@@ -133,10 +136,11 @@ def test_a_real_dask_scheduler_and_two_workers_fill_the_same_cache(tmp_path, wav
     import sys
     import time
 
-    pytest.importorskip("dask.distributed", reason="dask.distributed is not installed")
+    if not optional.has_module("dask.distributed"):
+        optional.missing("dask", "dask.distributed is not installed")
     dask = shutil.which("dask") or shutil.which("dask", path=str(Path(sys.executable).parent))
     if dask is None:
-        pytest.skip("the `dask` command (dask[distributed]) is not on PATH")
+        optional.missing("dask", "the `dask` command (dask[distributed]) is not on PATH")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],

@@ -10,10 +10,11 @@ from codecbench import codecs
 from codecbench.codecs import fdk
 from codecbench.datasets import synth_scene
 
+from . import optional
 from .test_codecs import lag_of
 
-needs_fdk = pytest.mark.skipif(fdk.library()[0] is None,
-                               reason=f"libfdk-aac is not installed here ({fdk.library()[1]}): {codecs.FDK_HINT}")
+needs_fdk = optional.needs("fdk", fdk.library()[0] is not None,
+                           f"libfdk-aac is not installed here ({fdk.library()[1]}): {codecs.FDK_HINT}")
 
 
 @pytest.fixture(scope="module")

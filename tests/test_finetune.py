@@ -7,6 +7,8 @@ from codecbench.finetune import ModelMismatch, check_fits, finetune, train_base
 from codecbench.models import build_fcnn, preset_config
 from codecbench.zoo import Zoo, ZooError, compare
 
+from . import optional
+
 
 def test_zoo_holds_the_named_models_with_provenance(tiny):
     zoo = tiny["zoo"]
@@ -72,7 +74,7 @@ def test_unavailable_finetuning_conditions_are_skipped_and_recorded(tiny, tmp_pa
     from codecbench.matrix import parse_matrix
 
     if availability("he-aac@32")[0]:
-        pytest.skip("libfdk_aac is installed, HE-AAC is available here")
+        optional.not_applicable("libfdk_aac is installed, HE-AAC is available here")
     matrix = parse_matrix({"finetune": {"conditions": ["he-aac@32"], "include_original": True},
                            "categories": {"a": {"conditions": ["wav"]}}}, "m.toml")
     zoo = Zoo(tmp_path / "zoo")
@@ -146,7 +148,7 @@ def test_model_code_runs_on_jax():
     import subprocess
     import sys
     if importlib.util.find_spec("jax") is None:
-        pytest.skip("JAX is not installed (pip install jax): the Keras JAX backend cannot be exercised")
+        optional.missing("jax", "JAX is not installed (pip install jax): the Keras JAX backend cannot be exercised")
     out = subprocess.run([sys.executable, "-c", JAX_SCRIPT], capture_output=True, text=True,
                          env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from . import optional
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
     if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("git, or the repository's .git folder, is not available: cannot clone")
+        optional.missing("git", "git, or the repository's .git folder, is not available: cannot clone")
     root = tmp_path_factory.mktemp("flow")
     subprocess.run(["git", "clone", "-q", str(REPO), str(root / "clone")], check=True)
     return root / "clone", root / "cache"

@@ -12,10 +12,12 @@ from codecbench.frontends import BASELINE, FrontEndError, parse_frontend
 from codecbench.models.kinds import ModelError, from_object
 from codecbench.zoo import Zoo
 
+from . import optional
 from .plugin_args import PLUGIN_ARGS
 
-onnx = pytest.importorskip("onnx", reason="the onnx package (pip install onnx) is needed to build the test model")
-pytest.importorskip("onnxruntime", reason="onnxruntime (pip install 'codecbench[onnx]') is not installed")
+onnx = optional.import_or_missing("onnx", "onnx", "the onnx package (pip install onnx) is needed to build the "
+                                                  "test model")
+optional.import_or_missing("onnx", "onnxruntime", "onnxruntime (pip install 'codecbench[onnx]') is not installed")
 pytest_plugins = ["pytester"]
 
 NUMPY_MODEL = '''

@@ -9,8 +9,10 @@ from codecbench.codecs import lame
 from codecbench.codecs import parse_condition as C
 from codecbench.datasets import synth_scene
 
-needs_lame = pytest.mark.skipif(lame.library()[0] is None,
-                                reason=f"libmp3lame is not installed here ({lame.library()[1]})")
+from . import optional
+
+needs_lame = optional.needs("lame", lame.library()[0] is not None,
+                            f"libmp3lame is not installed here ({lame.library()[1]})")
 
 
 def _reference(x, sr, name):
@@ -73,7 +75,7 @@ def test_mp3_is_labelled_by_the_route_that_codes_it_everywhere(tmp_path):
     from codecbench.encode import CODED_NS, clip_key, fill
 
     if not lame.matches_libavcodec():
-        pytest.skip("the system LAME (libmp3lame0) is not installed or does not match libavcodec's bytes")
+        optional.missing("lame", "the system LAME (libmp3lame0) is not installed or does not match libavcodec's bytes")
     assert codecs.codec_library("mp3@64").startswith("LAME ") and "system libmp3lame" in codecs.codec_library("mp3@64")
     path = tmp_path / "x.wav"
     sf.write(path, synth_scene(0, np.random.default_rng(0), 1.0, 44100), 44100)

@@ -15,6 +15,8 @@ from codecbench import codecs
 from codecbench.datasets import synth_scene
 from codecbench.matrix import expand_sweep, load_matrix, parse_matrix
 
+from . import optional
+
 #: condition -> expected achieved kbps (nominal, or what the stream carries: aptX codes two channels)
 NEW = {"aptx": 352.8, "aptx-hd": 529.2, "lc3@64": 64, "lc3@24": 24, "amr-nb@12.2": 12.2, "amr-nb@4.75": 4.75,
        "g711-mulaw": 64, "g711-alaw": 64, "g722@64": 64, "g726@32": 32, "g726@16": 16, "g723-1@6.3": 6.3,
@@ -40,9 +42,7 @@ def _lag(decoded, reference) -> int:
 
 
 def _available(name):
-    ok, why = codecs.availability(name)
-    if not ok:
-        pytest.skip(f"{name} unavailable here: {why}")
+    optional.codec(name)
 
 
 @pytest.mark.parametrize("name", list(NEW))

@@ -17,6 +17,8 @@ from codecbench.report import render
 from codecbench.report.html import render_leaderboard
 from codecbench.results import leaderboard_documents, record_result, record_run, write_item, write_run
 
+from . import optional
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example" / "results.json"
 
 
@@ -24,11 +26,12 @@ def _browser_or_skip():
     try:
         from selenium import webdriver
     except ImportError:
-        pytest.skip("selenium is not installed (pip install 'codecbench[test]'): no browser test")
+        optional.missing("browser", "selenium is not installed (pip install 'codecbench[test]'): no browser test")
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        pytest.skip("no Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+        optional.missing("browser", "no Chromium and chromedriver on PATH (Debian: apt-get install chromium "
+                         "chromium-driver)")
     return webdriver, browser, driver
 
 

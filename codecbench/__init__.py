@@ -1,16 +1,58 @@
-"""codecbench: a pytest-style robustness benchmark of acoustic scene classification under audio coding."""
+"""codecbench: a pytest-style robustness benchmark of acoustic scene classification under audio coding.
+
+The public API is what ``__all__`` lists (docs/api.md): :func:`evaluate`, the codecs, codec augmentation, the
+datasets, the model zoo, the paired statistics and the error families. Everything else is internal and may change.
+Names are imported on first use, so ``import codecbench`` stays light (no Keras, no codec library).
+"""
+import importlib
 import os
 
 # TensorFlow's C++ start-up chatter drowns the tool's own output; a user's own setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .errors import CodecbenchError  # noqa: E402  (the one error base class, for callers to catch)
+from .errors import (  # noqa: E402  (the error base and its families, for callers to catch)
+    CacheError,
+    CodecbenchError,
+    CodecError,
+    DataError,
+    EnvironmentProblem,
+    ModelError,
+    UsageError,
+)
 
 __version__ = "0.2.0"
-__all__ = ["CodecbenchError", "evaluate"]
+
+#: Public names imported on first use: name -> (module, attribute).
+_LAZY = {
+    "Condition": ("codecs", "Condition"),
+    "parse_condition": ("codecs", "parse_condition"),
+    "availability": ("codecs", "availability"),
+    "roundtrip": ("codecs", "roundtrip"),
+    "CodecAugment": ("augment", "CodecAugment"),
+    "CodecAugmentedDataset": ("augment", "CodecAugmentedDataset"),
+    "load_dataset": ("datasets", "load_dataset"),
+    "Zoo": ("zoo", "Zoo"),
+    "wilson_interval": ("stats", "wilson_interval"),
+    "mcnemar_exact": ("stats", "mcnemar_exact"),
+    "paired_comparison": ("stats", "paired_comparison"),
+}
+
+__all__ = ["CacheError", "CodecError", "CodecbenchError", "DataError", "EnvironmentProblem", "ModelError",
+           "UsageError", "evaluate", *_LAZY]
 
 
 def evaluate(models, **kwargs):
     """Accuracy of models under codec conditions as a DataFrame; see :func:`codecbench.api.evaluate`."""
     from .api import evaluate as _evaluate
     return _evaluate(models, **kwargs)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attribute)
+    raise AttributeError(f"module 'codecbench' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -13,13 +13,13 @@ import numpy as np
 import soundfile as sf
 
 from .dsp import resample
-from .errors import CodecbenchError
+from .errors import DataError
 
 #: The rate of the baseline's features, and what :func:`read_audio` resamples to unless told otherwise.
 TARGET_SR = 44100
 
 
-class AudioError(CodecbenchError, ValueError):
+class AudioError(DataError, ValueError):
     """Source audio that cannot be used; the message names the file."""
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from .errors import CodecbenchError
+from .errors import DataError
 
 #: The sample rates (Hz) any stage accepts.
 MIN_RATE, MAX_RATE = 8000, 384000
 
 
-class SignalError(CodecbenchError, ValueError):
+class SignalError(DataError, ValueError):
     """A signal or sample rate that no stage can take."""
 
 

@@ -21,7 +21,7 @@ from . import codecs
 from .audio import AudioError, read_source, source_rate
 from .cache import Cache, make_key
 from .codecs import Condition
-from .errors import CodecbenchError, UsageError
+from .errors import CodecbenchError, CodecError, UsageError
 from .fsutil import file_digest
 from .parallel import parallel_map
 from .progress import progress as progress_bar
@@ -35,7 +35,7 @@ CODED_NS = "coded"
 FEATURES_NS = "features"
 
 
-class EncodeError(CodecbenchError, RuntimeError):
+class EncodeError(CodecError):
     """A clip failed to code or featurise; the message names the file and condition."""
 
 

@@ -24,7 +24,7 @@ import soundfile as sf
 
 from .cache import Cache
 from .codecs import Condition
-from .errors import CodecbenchError
+from .errors import DataError
 from .fsutil import atomic_write, claim_folder, file_digest
 
 #: File formats: soundfile's format and subtype (24-bit, as TAU's recordings are).
@@ -35,7 +35,7 @@ MANIFEST = ".codecbench-export.json"
 SPLIT_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "test": "fold1_test.csv"}
 
 
-class ExportError(CodecbenchError, RuntimeError):
+class ExportError(DataError, RuntimeError):
     """An export that could not be written or checked; the message names the file."""
 
 

@@ -22,7 +22,7 @@ from .cache import Cache
 from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
 from .devices import choose_precision
-from .errors import CodecbenchError, UsageError
+from .errors import ModelError, UsageError
 from .features import RECIPE
 from .inputs import CachedFeatures
 from .matrix import Matrix
@@ -40,7 +40,7 @@ log = logging.getLogger("codecbench")
 CHECKPOINT = "finetuned_full"
 
 
-class ModelMismatch(CodecbenchError, ValueError):
+class ModelMismatch(ModelError):
     """A model that does not fit the dataset's features or classes."""
 
 
@@ -82,7 +82,7 @@ def training_set(dataset: Dataset, conditions: Sequence[Condition], cache: Cache
             continue
         used.append(cond)
     if not used:
-        raise ModelMismatch("no usable training condition: " + ", ".join(skipped))
+        raise UsageError("no usable training condition: " + ", ".join(skipped))
     pool = CodecAugmentedDataset(dataset, conditions=used, every=True, frontend=BASELINE, split=split, cache=cache,
                                  jobs=jobs, backend=backend, scheduler=scheduler)
     pool.prepare(progress=progress)
@@ -263,7 +263,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     if segments is None:
         save_at = sorted(set(save_epochs or [epochs]))
         if save_at[-1] > epochs or save_at[0] < 1:
-            raise ModelMismatch(f"--save-epochs {save_at} must lie within 1..{epochs}")
+            raise UsageError(f"--save-epochs {save_at} must lie within 1..{epochs}")
         zoo.check_writable([full_name(e) for e in save_at], overwrite)
     else:
         zoo.check_writable([segment_name(k) for k in segments], overwrite)
@@ -311,7 +311,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     n_segments = len(derive_segments(model))
     for k in segments:
         if not 1 <= k <= n_segments:
-            raise ModelMismatch(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
+            raise UsageError(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
     kinds = {s.index: s.kind for s in derive_segments(model)}
     for k in segments:
         seg_config = config if learning_rate is not None else dataclasses.replace(
@@ -374,7 +374,7 @@ def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: 
     ``precision`` and ``devices`` as in :class:`~codecbench.training.schedule.TrainConfig`; ``progress`` gets a line per
     fine-tuning epoch."""
     if preset not in PRESETS:
-        raise ModelMismatch(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")
+        raise UsageError(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")
     p = dict(PRESETS[preset])
     for recipe in ("base", "finetune"):
         p[recipe] = dataclasses.replace(p[recipe], precision=precision, devices=devices)

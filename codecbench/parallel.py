@@ -13,12 +13,12 @@ from typing import Callable, Iterable, Iterator
 
 import joblib
 
-from .errors import CodecbenchError, UsageError
+from .errors import EnvironmentProblem, UsageError
 
 BACKENDS = ("loky", "threading", "sequential")
 
 
-class SchedulerError(CodecbenchError, ConnectionError):
+class SchedulerError(EnvironmentProblem, ConnectionError):
     """A dask scheduler that cannot be reached; the message names its address."""
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from . import codecs, features
 from .cache import Cache
 from .codecs import Condition
-from .errors import CodecbenchError
+from .errors import EnvironmentProblem
 from .rates import Rates, bottleneck, local_rates, median_time, model_rates
 from .wording import counted
 
@@ -38,7 +38,7 @@ SEGMENT_TIMING_NOTE = ("segment fine-tuning is timed as full fine-tuning (an upp
                        "weight gradients)")
 
 
-class DiskSpaceError(CodecbenchError, RuntimeError):
+class DiskSpaceError(EnvironmentProblem):
     """A run would fill the disk; nothing was started."""
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .errors import UsageError
+from .errors import CodecbenchError
 from .spec import OPTIONS, RunSpec
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _spec(config) -> RunSpec:
             short = config.pluginmanager.hasplugin("codecbench.aliases")
             flags = None if short else {name: PREFIX + o.flag[2:] for name, o in OPTIONS.items()}
             config.stash[SPEC] = RunSpec.build(_given(config), start=config.rootpath, flags=flags)
-        except UsageError as exc:
+        except CodecbenchError as exc:  # every family: the run cannot start as asked, and the message says why
             raise pytest.UsageError(str(exc)) from None
     return config.stash[SPEC]
 
@@ -90,7 +90,7 @@ def _session(config):
                 session = BenchmarkSession(_spec(config), run_id=_run_id(config), log=_logger(config),
                                            force=config.getoption("codecbench_force"),
                                            plan_only=bool(config.getoption("codecbench_plan")))
-        except UsageError as exc:
+        except CodecbenchError as exc:  # every family: the run cannot start as asked, and the message says why
             raise pytest.UsageError(str(exc)) from None
         config.stash[SESSION] = session
     return session

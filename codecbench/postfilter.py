@@ -23,12 +23,12 @@ from .backend import keras
 from .cache import Cache
 from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
-from .errors import CodecbenchError
+from .errors import ModelError
 from .matrix import Matrix
 from .zoo import Zoo, check_name
 
 
-class PostFilterError(CodecbenchError, ValueError):
+class PostFilterError(ModelError):
     """A post-filter that cannot be trained for this parent or data; the message says why."""
 
 

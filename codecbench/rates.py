@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from . import features
-from .errors import CodecbenchError
+from .errors import DataError
 
 
 def median_time(func, repeats: int = 3, warmup: bool = True) -> float:
@@ -85,7 +85,7 @@ class Rates:
         return cls(**fields)
 
 
-class RatesError(CodecbenchError, ValueError):
+class RatesError(DataError, ValueError):
     """A rates file that cannot be used; the message names the file and the key."""
 
 

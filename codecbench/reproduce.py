@@ -93,14 +93,14 @@ def _check_work_folder(out: Path) -> None:
 def _check_zoo_files(zoo) -> None:
     """Every model of the work zoo is the file its sidecar describes and ``base`` the one imported: a model changed
     after this reproduction wrote it is refused, with what to do (not ``--force``, which here means the disk)."""
-    from .models.kinds import ModelError
+    from .zoo import ModelFileChanged
 
     state_path = zoo.root.parent / STATE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
     for name in zoo.names():
         try:
             zoo.check_file(name)
-        except ModelError:
+        except ModelFileChanged:
             raise UsageError(f"{zoo.path(name)}: changed after this reproduction wrote it (its sidecar's sha256 "
                              "differs); delete it and its .json, and the same command makes it again") from None
     if "base" in zoo.names() and state.get("base_sha256") and zoo.sha256("base") != state["base_sha256"]:

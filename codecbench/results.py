@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import CodecbenchError
+from .errors import DataError
 from .fsutil import atomic_write
 from .result_rows import facts_of_cells, row_problem
 
@@ -23,7 +23,7 @@ ACCURACY_COLUMNS = ["model", "condition", "category", "n", "correct", "accuracy"
                     "achieved_kbps", "threshold", "baseline_accuracy", "p_value", "outcome", "model_sha256"]
 
 
-class ResultsError(CodecbenchError, ValueError):
+class ResultsError(DataError, ValueError):
     """A results file or folder that cannot be used; the message names it."""
 
 

@@ -77,25 +77,18 @@ class BenchmarkSession:
     def __init__(self, spec: RunSpec, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
                  force: bool = False, plan_only: bool = False):
         from .datasets import DatasetError
-        from .matrix import MatrixError
-        from .thresholds import ThresholdError, load_thresholds
+        from .thresholds import load_thresholds
 
         self.spec = spec
         self._shared: set[Condition] = set()
         self.force = force
         self.run_id = run_id or spec.run_id or new_run_id()
         self.log = log or (lambda message: print(message, file=sys.stderr))
-        try:
-            self.matrix = spec.matrix_obj
-        except MatrixError as exc:
-            raise UsageError(f"--matrix: {exc}") from None
+        self.matrix = spec.matrix_obj
         self.zoo = spec.zoo
         self.models = spec.selected_models()
         for model in self.models:  # before anything is coded: a model that would run code must be allowed to
-            try:
-                self.zoo.check_trust(model)
-            except CodecbenchError as exc:
-                raise UsageError(str(exc)) from None
+            self.zoo.check_trust(model)
         self.conditions = spec.selected_conditions()
         try:
             # a plan reads the listing only: it counts what is still to generate or code, and does none of it
@@ -116,10 +109,7 @@ class BenchmarkSession:
         # the demo's thresholds belong to the demo's matrix (the paper's); other matrices run without them
         if thresholds is None and spec.is_demo and spec.matrix == "peters" and default_thresholds.is_file():
             thresholds = default_thresholds
-        try:
-            self.thresholds = load_thresholds(thresholds, self.matrix, self.zoo.names()) if thresholds else None
-        except ThresholdError as exc:
-            raise UsageError(str(exc)) from None
+        self.thresholds = load_thresholds(thresholds, self.matrix, self.zoo.names()) if thresholds else None
         self.results_dir = spec.results
         self.run_dir = self.results_dir / "runs" / self.run_id
         check_writable(self.results_dir, "--results")   # before any work, not after the whole evaluation

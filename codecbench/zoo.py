@@ -18,7 +18,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from .errors import CodecbenchError
+from .errors import CodecbenchError, ModelError
 from .fsutil import file_digest, remove_stale_temporaries
 
 ALIASES = {"finetuned_full": "finetuned_full@e10"}
@@ -27,8 +27,12 @@ _FULL_RE = re.compile(r"finetuned_full@e(\d+)")
 _SEGMENT_RE = re.compile(r"finetuned_seg(\d+)")
 
 
-class ZooError(CodecbenchError, ValueError):
+class ZooError(ModelError):
     """An unknown or unusable model name, or a model folder that cannot be written; the message says which."""
+
+
+class ModelFileChanged(ZooError):
+    """A model file that is not the one its sidecar describes: replaced under an existing name."""
 
 
 def full_name(epochs: int) -> str:
@@ -238,14 +242,12 @@ class Zoo:
 
     def check_file(self, name: str) -> None:
         """Refuse a model file that is not the one its sidecar describes (replaced under an existing name)."""
-        from .models.kinds import ModelError
-
         path = self.path(name)
         recorded = self.metadata(name).get("sha256")
         if path.suffix in (".keras", ".onnx") and recorded and file_digest(path) != recorded:
-            raise ModelError(f"{path}: model {self.resolve(name)!r} is not the file its sidecar describes (sidecar "
-                             f"sha256 {recorded[:12]}, file {file_digest(path)[:12]}); it was replaced under its "
-                             "name: re-import it with `codecbench import-model --force`")
+            raise ModelFileChanged(f"{path}: model {self.resolve(name)!r} is not the file its sidecar describes "
+                                   f"(sidecar sha256 {recorded[:12]}, file {file_digest(path)[:12]}); it was replaced "
+                                   "under its name: re-import it with `codecbench import-model --force`")
 
     def scoring(self, name: str):
         """The model as codecbench evaluates it (any kind): a :class:`codecbench.models.kinds.ScoringModel`."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from codecbench.cli import main
-from codecbench.errors import CheckpointError, UsageError
+from codecbench.errors import CheckpointError
 from codecbench.models.kinds import ModelError
 from codecbench.spec import RunSpec
 from codecbench.zoo import Zoo, ZooError
@@ -85,7 +85,7 @@ def test_python_models_run_when_imported_by_the_user_or_trusted(folder, tiny):
     # the session refuses before coding anything, naming the file
     spec = RunSpec.build({"model_dir": str(folder), "dataset": tiny["spec"], "model": ["tone"],
                           "cache_dir": str(tiny["cache"].root)}, use_pyproject=False)
-    with pytest.raises(UsageError, match="tone.json"):
+    with pytest.raises(ModelError, match="tone.json"):
         from codecbench.session import BenchmarkSession
         BenchmarkSession(spec)
     # imported by the user on the command line: usable without --trust-code, with exactly these arguments

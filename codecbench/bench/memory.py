@@ -22,11 +22,11 @@ import soundfile as sf
 
 from .. import codecs
 from ..datasets import synth_scene
-from ..errors import CodecbenchError
+from ..errors import EnvironmentProblem
 from .timing import PAPER_COUNTS
 
 
-class MeasurementError(CodecbenchError, RuntimeError):
+class MeasurementError(EnvironmentProblem):
     """A measurement process that failed; the message carries the end of its error output."""
 
 

@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import CodecbenchError, CodecError
+from ..errors import CodecError, EnvironmentProblem
 from .table import Condition, parse_condition
 
 
@@ -89,7 +89,7 @@ class DecodeError(CodecError):
     """A bitstream that does not decode to what it was coded from; the message names the condition."""
 
 
-class CodecUnavailable(CodecbenchError, RuntimeError):
+class CodecUnavailable(EnvironmentProblem):
     """The condition's codec does not exist on this machine."""
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CodecbenchError
+from ..errors import DataError
 from ..fsutil import file_digest
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
-class DatasetError(CodecbenchError, ValueError):
+class DatasetError(DataError, ValueError):
     """A dataset that cannot be used as asked; the message names the file or folder."""
 
 

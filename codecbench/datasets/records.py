@@ -17,13 +17,13 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from ..errors import CodecbenchError
+from ..errors import DataError
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
-class DownloadError(CodecbenchError, RuntimeError):
+class DownloadError(DataError, RuntimeError):
     """A download that cannot be done or finished; the message names the file, the URL or what is missing."""
 
 

@@ -87,77 +87,22 @@ def _class_map(text: str | None) -> dict:
     return data
 
 
-def _check_onnx_self_contained(name: str, source: Path, meta: dict) -> None:
-    """Refuse an ONNX model that keeps tensors in external data files: only the .onnx file is copied into the
-    zoo, so it must load on its own (it is tried from an empty folder)."""
-    import shutil
-    import tempfile
-
-    from ..models import kinds
-
-    with tempfile.TemporaryDirectory(prefix="codecbench-onnx-") as alone:
-        copy = Path(alone) / source.name
-        shutil.copyfile(source, copy)
-        try:
-            kinds.load_onnx(name, copy, meta)
-        except kinds.ModelError:
-            raise UsageError(f"{source}: the ONNX model keeps its weights in external data files beside it, which "
-                             "import-model does not copy; save it as one file (onnx.save_model(model, path, "
-                             "save_as_external_data=False)) and import that") from None
-
-
 def cmd_import_model(args, spec: RunSpec) -> int:
     from ..frontends import parse_frontend
-    from ..models import file_sha256, kinds, load_model
-    from ..provenance import now
-    from ..zoo import check_name
+    from ..zoo.importing import import_model
 
-    zoo = _write_zoo(spec)
-    zoo.check_writable([check_name(args.name)], args.force)
-    source = Path(args.path)
-    kind = args.kind or {".keras": "keras", ".hdf5": "keras", ".h5": "keras", ".onnx": "onnx"}.get(
-        source.suffix, "python" if ":" in args.path and not source.exists() else None)
-    if kind is None:
-        raise UsageError(f"{args.path}: cannot tell the model kind; pass --kind keras|onnx|python")
-    meta = {"kind": kind, "strategy": "imported", "imported_from": str(args.path), "created": now()}
-    if args.frontend:
-        meta["frontend"] = parse_frontend(args.frontend).to_dict()
-    if args.classes:
-        meta["class_names"] = _classes(args.classes)
-    if args.class_map:
-        meta["class_map"] = _class_map(args.class_map)
-    if args.outputs:
-        meta["outputs"] = args.outputs
-    if kind == "keras":
-        model, loaded = load_model(source, trust=bool(args.trust_code))
-        meta = {**loaded, **meta, "source_sha256": file_sha256(source)}
-        kinds.validate(kinds.from_keras(args.name, model, meta))
-        path = zoo.save(args.name, model, meta, overwrite=args.force)
-        print(f"imported {args.path} as {args.name!r} -> {path} ({model.count_params():,} parameters)")
-        return 0
-    if kind == "onnx":
-        if not source.is_file():
-            raise UsageError(f"{source}: ONNX file not found")
-        meta["source_sha256"] = file_sha256(source)
-        kinds.validate(kinds.load_onnx(args.name, source, meta))  # before anything is written
-        _check_onnx_self_contained(args.name, source, meta)
-        path = zoo.save_external(args.name, meta, source=source, overwrite=args.force)
-    else:
-        meta["entry_point"] = args.path
-        if args.kwargs:
-            try:
-                meta["kwargs"] = json.loads(args.kwargs)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"--kwargs: not a JSON object ({exc})") from None
-        model = kinds.load_python(args.name, meta)
-        meta.setdefault("class_names", model.class_names)
-        meta.setdefault("frontend", model.frontend.to_dict())
-        kinds.validate(model)
-        path = zoo.save_external(args.name, meta, overwrite=args.force)
-        from .. import trust
-        trust.remember(meta)  # imported by the user on the command line: its code may run in later runs
-    print(f"imported {args.path} as {args.name!r} ({kind}, front-end {parse_frontend(meta.get('frontend')).describe()})"
-          f" -> {path}")
+    kwargs = None
+    if args.kwargs:
+        try:
+            kwargs = json.loads(args.kwargs)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--kwargs: not a JSON object ({exc})") from None
+    imported = import_model(_write_zoo(spec), args.path, name=args.name, kind=args.kind,
+                            frontend=parse_frontend(args.frontend) if args.frontend else None,
+                            class_names=_classes(args.classes), class_map=_class_map(args.class_map),
+                            outputs=args.outputs, kwargs=kwargs, trust_code=bool(args.trust_code),
+                            overwrite=args.force)
+    print(imported.summary)
     return 0
 
 

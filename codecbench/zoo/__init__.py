@@ -18,8 +18,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from .errors import CodecbenchError, ModelError
-from .fsutil import file_digest, remove_stale_temporaries
+from ..errors import CodecbenchError, ModelError
+from ..fsutil import file_digest, remove_stale_temporaries
 
 ALIASES = {"finetuned_full": "finetuned_full@e10"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
@@ -120,7 +120,7 @@ class ModelEntry:
     @property
     def frontend(self):
         """The model's front-end (:class:`codecbench.frontends.FrontEnd`), from its sidecar."""
-        from .frontends import parse_frontend
+        from ..frontends import parse_frontend
         return parse_frontend(self.metadata.get("frontend"))
 
 
@@ -181,7 +181,7 @@ class Zoo:
         """
         if name in self._entries:
             return self._entries[name]
-        from .models.io import read_metadata
+        from ..models.io import read_metadata
 
         resolved = self.resolve(name)
         if resolved not in self._entries:
@@ -216,8 +216,7 @@ class Zoo:
 
     def load(self, name: str):
         """The Keras model and its metadata (fine-tuning and segments work on Keras models only)."""
-        from .models.io import load_model
-        from .models.kinds import ModelError
+        from ..models.io import load_model
 
         kind = self.kind(name)
         if kind != "keras":
@@ -227,8 +226,7 @@ class Zoo:
 
     def check_trust(self, name: str) -> None:
         """Refuse a model whose loading would run code the user has not allowed (a Python entry point)."""
-        from . import trust
-        from .models.kinds import ModelError
+        from .. import trust
 
         if self.kind(name) != "python" or self.trust_code:
             return
@@ -251,7 +249,7 @@ class Zoo:
 
     def scoring(self, name: str):
         """The model as codecbench evaluates it (any kind): a :class:`codecbench.models.kinds.ScoringModel`."""
-        from .models import kinds
+        from ..models import kinds
 
         resolved = self.resolve(name)
         kind = self.kind(resolved)
@@ -277,7 +275,7 @@ class Zoo:
                            "pass --force to replace, or choose another --name/--model-dir")
 
     def save(self, name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
-        from .models.io import save_model
+        from ..models.io import save_model
 
         check_name(name)
         self.check_writable([name], overwrite)
@@ -303,8 +301,8 @@ class Zoo:
         import json
         import shutil
 
-        from .fsutil import atomic_write
-        from .models.io import sidecar_path
+        from ..fsutil import atomic_write
+        from ..models.io import sidecar_path
 
         check_name(name)
         self.check_writable([name], overwrite)
@@ -331,7 +329,7 @@ class Zoo:
         reverse = {v: k for k, v in self.aliases().items()}
         for name in self.names():
             meta = self.entry(name).metadata
-            from .frontends import parse_frontend
+            from ..frontends import parse_frontend
             try:
                 frontend = parse_frontend(meta.get("frontend")).describe()
             except CodecbenchError:

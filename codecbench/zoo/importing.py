@@ -1,0 +1,125 @@
+"""Importing a model of one's own into a zoo: a Keras file, an ONNX file, or a Python entry point.
+
+The model is loaded and checked (input, classes, outputs) before anything is written; a Keras model is saved
+as a ``.keras`` file with its sidecar, an ONNX file is copied beside its sidecar, a Python entry point is recorded
+in a sidecar and remembered as trusted (the user named it, so its code may run in later runs).
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import ModelError, UsageError
+from . import Zoo, check_name
+
+#: File suffixes and the kind of model they hold.
+KIND_OF_SUFFIX = {".keras": "keras", ".hdf5": "keras", ".h5": "keras", ".onnx": "onnx"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Imported:
+    """What :func:`import_model` wrote: the model's name, kind, file and a line for people."""
+
+    name: str
+    kind: str
+    path: Path
+    summary: str
+
+
+def model_kind(source: str) -> str:
+    """The kind of model ``source`` names: by file suffix, or ``python`` for ``module:function`` that is no file."""
+    kind = KIND_OF_SUFFIX.get(Path(source).suffix)
+    if kind is None and ":" in source and not Path(source).exists():
+        kind = "python"
+    if kind is None:
+        raise UsageError(f"{source}: cannot tell the model kind; pass --kind keras|onnx|python")
+    return kind
+
+
+def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, frontend=None,
+                 class_names: list[str] | None = None, class_map: dict | None = None, outputs: str | None = None,
+                 kwargs: dict | None = None, trust_code: bool = False, overwrite: bool = False) -> Imported:
+    """Import the model at ``source`` into ``zoo`` as ``name``.
+
+    Parameters
+    ----------
+    zoo : Zoo
+        A writable zoo.
+    source : str
+        A ``.keras``/``.hdf5``/``.onnx`` file, or a Python entry point ``package.module:factory``.
+    name : str
+        The model's name in the zoo.
+    kind : {"keras", "onnx", "python"}, optional
+        The model's kind when its name does not say (see :func:`model_kind`).
+    frontend : FrontEnd, optional
+        The front-end its inputs come from; default: the model's own or the baseline log-mel.
+    class_names, class_map, outputs, kwargs
+        Its class names, a map of its classes to the dataset's, ``"logits"`` or ``"probabilities"``, and the
+        entry point's keyword arguments.
+    trust_code : bool
+        Let a Keras file with code (a ``Lambda`` layer) load.
+    overwrite : bool
+        Replace a model of the same name.
+    """
+    from ..models import file_sha256, kinds, load_model
+    from ..provenance import now
+
+    zoo.check_writable([check_name(name)], overwrite)
+    kind = kind or model_kind(source)
+    meta: dict = {"kind": kind, "strategy": "imported", "imported_from": str(source), "created": now()}
+    if frontend is not None:
+        meta["frontend"] = frontend.to_dict()
+    if class_names:
+        meta["class_names"] = list(class_names)
+    if class_map:
+        meta["class_map"] = dict(class_map)
+    if outputs:
+        meta["outputs"] = outputs
+    path = Path(source)
+    if kind == "keras":
+        model, loaded = load_model(path, trust=trust_code)
+        meta = {**loaded, **meta, "source_sha256": file_sha256(path)}
+        kinds.validate(kinds.from_keras(name, model, meta))
+        written = zoo.save(name, model, meta, overwrite=overwrite)
+        return Imported(name, kind, written, f"imported {source} as {name!r} -> {written} "
+                                             f"({model.count_params():,} parameters)")
+    if kind == "onnx":
+        if not path.is_file():
+            raise UsageError(f"{path}: ONNX file not found")
+        meta["source_sha256"] = file_sha256(path)
+        kinds.validate(kinds.load_onnx(name, path, meta))  # before anything is written
+        _check_onnx_self_contained(name, path, meta)
+        written = zoo.save_external(name, meta, source=path, overwrite=overwrite)
+    else:
+        meta["entry_point"] = source
+        if kwargs:
+            meta["kwargs"] = kwargs
+        model = kinds.load_python(name, meta)
+        meta.setdefault("class_names", model.class_names)
+        meta.setdefault("frontend", model.frontend.to_dict())
+        kinds.validate(model)
+        written = zoo.save_external(name, meta, overwrite=overwrite)
+        from .. import trust
+        trust.remember(meta)  # imported by the user: its code may run in later runs
+    from ..frontends import parse_frontend
+
+    return Imported(name, kind, written, f"imported {source} as {name!r} ({kind}, front-end "
+                                         f"{parse_frontend(meta.get('frontend')).describe()}) -> {written}")
+
+
+def _check_onnx_self_contained(name: str, source: Path, meta: dict) -> None:
+    """Refuse an ONNX model that keeps tensors in external data files: only the .onnx file is copied into the
+    zoo, so it must load on its own (it is tried from an empty folder)."""
+    from ..models import kinds
+
+    with tempfile.TemporaryDirectory(prefix="codecbench-onnx-") as alone:
+        copy = Path(alone) / source.name
+        shutil.copyfile(source, copy)
+        try:
+            kinds.load_onnx(name, copy, meta)
+        except ModelError:
+            raise UsageError(f"{source}: the ONNX model keeps its weights in external data files beside it, which "
+                             "import-model does not copy; save it as one file (onnx.save_model(model, path, "
+                             "save_as_external_data=False)) and import that") from None

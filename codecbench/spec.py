@@ -68,6 +68,27 @@ def _number(value, where: str) -> float:
         raise UsageError(f"{where}: expected a number, got {value!r}") from None
 
 
+def _bounded(kind: type, minimum: float, strict: bool, what: str) -> Callable[[Any, str], Any]:
+    """A validator: ``kind`` (int or float) above ``minimum`` (``strict``) or at least it."""
+    def convert(value, where: str):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = kind(value) if kind is float or isinstance(value, int) else int(str(value).strip())
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (number <= minimum if strict else number < minimum):
+            raise UsageError(f"{where}: expected {what}, got {value!r}")
+        return number
+    return convert
+
+
+to_positive_int = _bounded(int, 0, True, "a positive whole number")
+to_non_negative_int = _bounded(int, 0, False, "a whole number >= 0")
+to_positive_float = _bounded(float, 0.0, True, "a positive number")
+to_non_negative_float = _bounded(float, 0.0, False, "a number >= 0")
+
+
 def to_tolerance(value, where: str) -> float:
     x = _number(value, where)
     if not 0.0 <= x < 1.0:

@@ -193,3 +193,12 @@ def test_the_public_api_is_declared_importable_and_documented():
     undocumented = [name for name in codecbench.__all__ if f"codecbench.{name}" not in api and f"`{name}`" not in api]
     assert not undocumented
     assert all(getattr(codecbench, name) is not None for name in codecbench.__all__)
+
+
+def test_command_options_are_checked_by_the_run_specifications_validators():
+    """One family of validators (``codecbench/spec.py``'s ``to_*``): a bare ``type=float`` accepts -1 or nan."""
+    import re
+
+    bare = [f"{rel}:{n}" for _, (path, rel) in MODULES.items() if _top(rel) == "cli"
+            for n, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"type=(int|float)\b", line)]
+    assert not bare

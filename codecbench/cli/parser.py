@@ -5,7 +5,16 @@ import argparse
 
 from ..cache import NAMESPACES
 from ..errors import UsageError
-from ..spec import OPTIONS, RunSpec
+from ..spec import (
+    OPTIONS,
+    RunSpec,
+    to_fraction,
+    to_non_negative_float,
+    to_non_negative_int,
+    to_positive_float,
+    to_positive_int,
+    to_tolerance,
+)
 from ..training.schedule import FINETUNE_DEFAULTS, TrainConfig
 
 DESCRIPTION = """\
@@ -230,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mirror", default=None, help="another http(s) host with the same file names (or "
                    "$CODECBENCH_MIRROR); archives already on disk are copied into <to>/archives/ instead")
     d.add_argument("--no-unpack", dest="unpack", action="store_false", help="fetch and check only")
-    d.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default: 60)")
+    d.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds to wait for the server (default: 60)")
     v = actions.add_parser("verify", help="what is missing or wrong in a download folder: archives, unpacking, and "
                            "every listed clip's size")
     v.add_argument("name", help="the dataset the folder holds")
@@ -255,13 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pair clips by their path relative to the dataset root (default), or by file name (for "
                         "runs recorded before clips were keyed by path)")
     p.add_argument("--json", action="store_true", help="print one JSON object (cells and totals)")
-    p.add_argument("--min-agreement", type=float, default=None, metavar="SHARE",
+    p.add_argument("--min-agreement", type=_argument(to_fraction), default=None, metavar="SHARE",
                    help="exit 1 when a cell's share of identical predictions is below SHARE (e.g. 0.995) or its "
                         "accuracy lies outside the reference's Wilson interval")
 
     p = sub.add_parser("thresholds", help="write a thresholds TOML from a results run (accuracy - margin)")
     _common(p, "results")
-    p.add_argument("--margin", type=float, default=0.05)
+    p.add_argument("--margin", type=_argument(to_tolerance), default=0.05,
+                   help="accuracy below each recorded one that still passes, in [0, 1) (default: 0.05)")
     p.add_argument("--out", default=None, help="file to write (default: print)")
 
     p = sub.add_parser("devices", help="the Keras backend, its devices, the precision 'auto' picks, the feed workers, "
@@ -303,23 +313,21 @@ def _plan_options(parser: argparse.ArgumentParser, force_help: str) -> None:
     parser.add_argument("--force", action="store_true", help=force_help)
 
 
-def _number(kind: type, minimum: float, strict: bool, what: str):
-    """An argparse type: ``kind`` (int or float) above ``minimum`` (``strict``) or at least it."""
-    def convert(text: str):
+def _argument(convert):
+    """An argparse type from a validator of the run specification's family (one family of validators): its
+    message, without the option name argparse adds itself."""
+    def parse(text: str):
         try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or (value <= minimum if strict else value < minimum):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return convert
+            return convert(text, "")
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(": ")) from None
+    return parse
 
 
-_positive_int = _number(int, 0, True, "a positive whole number")
-_non_negative_int = _number(int, 0, False, "a whole number >= 0")
-_positive_float = _number(float, 0.0, True, "a positive number")
-_non_negative_float = _number(float, 0.0, False, "a number >= 0")
+_positive_int = _argument(to_positive_int)
+_non_negative_int = _argument(to_non_negative_int)
+_positive_float = _argument(to_positive_float)
+_non_negative_float = _argument(to_non_negative_float)
 
 
 def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segment_lr: bool = False) -> None:

@@ -95,8 +95,6 @@ def cmd_thresholds(args, spec: RunSpec) -> int:
     from ..results import load_results
     from ..thresholds import thresholds_from_results
 
-    if not 0 <= args.margin < 1:
-        raise UsageError(f"--margin: expected a number in [0, 1), got {args.margin}")
     text = thresholds_from_results(load_results(spec.results), args.margin)
     if args.out:
         try:

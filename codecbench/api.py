@@ -1,8 +1,9 @@
 """The Python API: ``codecbench.evaluate(models, ...) -> pandas.DataFrame``.
 
-The same machinery as the pytest plugin (an :class:`~codecbench.evaluation.Evaluator` over the same
-cache), so the numbers are the plugin's. Models are zoo names, or any objects with ``sample_rate``,
-``class_names`` and ``predict(batch)`` (see :mod:`codecbench.models.kinds`).
+The same machinery as the pytest plugin (a :class:`~codecbench.run.Run` resolved the same way, its
+:class:`~codecbench.evaluation.Evaluator` over the same cache), so the numbers are the plugin's. Models are zoo
+names, or any objects with ``sample_rate``, ``class_names`` and ``predict(batch)`` (see
+:mod:`codecbench.models.kinds`).
 """
 from __future__ import annotations
 
@@ -35,30 +36,22 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
     """
     import pandas as pd
 
-    from .evaluation import Evaluator
     from .models.kinds import ScoringModel, from_object, validate
+    from .run import Run
     from .spec import RunSpec
 
     spec = RunSpec.build({"dataset": dataset, "split": split, "matrix": matrix, "model_dir": model_dir,
                           "cache_dir": cache_dir, "jobs": jobs, "condition": list(conditions) if conditions else None,
                           "precision": precision, "share_prefix": share_prefix, "on_error": on_error},
                          use_pyproject=False)
-    data = spec.load_dataset()
-    scoring = []
-    for model in models:
-        if isinstance(model, str):
-            scoring.append(spec.zoo.scoring(spec.zoo.resolve(model)))
-        elif isinstance(model, ScoringModel):
-            scoring.append(model)
-        else:
-            scoring.append(from_object(model))
+    models = list(models)
+    run = Run.resolve(spec, model_names=[m for m in models if isinstance(m, str)])
+    scoring = [run.zoo.scoring(run.zoo.entry(m)) if isinstance(m, str) else m if isinstance(m, ScoringModel)
+               else from_object(m) for m in models]
     for model in scoring:
-        validate(model, data.class_names)
-    conds = spec.selected_conditions()
-    evaluator = Evaluator(data, spec.split, spec.matrix_obj, spec.zoo, spec.cache, jobs=spec.jobs,
-                          backend=spec.backend, progress=progress, log=lambda message: None,
-                          frontends=[m.frontend for m in scoring], share_prefix=spec.share_prefix,
-                          precision=spec.precision, on_error=spec.on_error)
+        validate(model, run.dataset.class_names)
+    conds = list(run.conditions)
+    evaluator = run.evaluator(log=lambda message: None, progress=progress, extra_models=scoring)
     evaluator.prepare(conds)
     rows, records = [], {}
     for cond in conds:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -223,8 +223,12 @@ def decode_cached(cache: Cache, key: str, bitstream: codecs.Bitstream) -> np.nda
 
 def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None = None, *, with_features=False,
          jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-         on_error: str = "raise", progress: bool | None = None) -> FillSummary:
+         on_error: str = "raise", progress: bool | None = None,
+         availability: Mapping[Condition, tuple[bool, str]] | None = None) -> FillSummary:
     """Code (and optionally featurise) every clip under every condition into ``cache``.
+
+    ``availability``: what a run already found per condition (:class:`codecbench.run.Run`); a condition it does
+    not hold is asked here, and one that cannot be coded here refuses the whole fill before any work.
 
     ``with_features``: True for the baseline's log-mel features, or a list of front-ends whose
     (log-mel) features to cache.
@@ -241,7 +245,7 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
     if not len(clips):
         raise EncodeError("no clips to code: the selection is empty")
     for cond in conds:
-        ok, reason = codecs.availability(cond)
+        ok, reason = (availability or {}).get(cond) or codecs.availability(cond)
         if not ok:
             raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {reason}")
     paths = [str(getattr(c, "path", c)) for c in clips]

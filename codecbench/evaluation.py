@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from .inputs import KEEP_INPUTS_BYTES, Inputs, input_reader, predict_stream
 from .matrix import Matrix
 from .stats import wilson_interval
 from .wording import counted
-from .zoo import Zoo
+from .zoo import ModelEntry, Zoo
 
 
 @dataclasses.dataclass
@@ -111,7 +111,8 @@ class Evaluator:
                  jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
                  progress: bool | None = None, log=None, frontends=None, share_prefix: bool = True,
                  precision: str = "auto", on_error: str = "raise", keep_inputs_bytes: int | None = None,
-                 frontend_on_device: bool = False):
+                 frontend_on_device: bool = False,
+                 availability: Mapping[Condition, tuple[bool, str]] | None = None):
         from .frontends import BASELINE
 
         self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
@@ -136,6 +137,9 @@ class Evaluator:
         #: per condition name: the sources' rates and the rates its codec ran at, over the split
         self.rates: dict[str, dict[str, list[int]]] = {}
         self.counts = {"encoded": 0, "featurised_conditions": 0, "model_loads": 0, "evaluations": 0}
+        #: what the run found per condition (:class:`codecbench.run.Run`); a caller without a run leaves it None
+        #: and each condition is asked here once
+        self.availability = dict(availability or {})
         if on_error not in ("raise", "skip"):
             raise UsageError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
         #: "raise": every clip of the split is scored or the evaluation fails naming the missing ones;
@@ -144,8 +148,7 @@ class Evaluator:
 
     def prepare(self, conditions: Iterable[Condition]) -> None:
         """Code and featurise every clip under every available condition in one parallel fill."""
-        conds = [c for c in dict.fromkeys(conditions)
-                 if codecs.availability(c)[0] and c.name not in self._prepared]
+        conds = [c for c in dict.fromkeys(conditions) if self._available(c)[0] and c.name not in self._prepared]
         if not conds:
             return
         with cache_lock(self.cache):
@@ -157,7 +160,7 @@ class Evaluator:
             # each condition meets its own when its features are read (features(), under on_error)
             summary = fill(self.clips, conds, self.cache, with_features=self.frontends, jobs=self.jobs,
                            backend=self.backend, scheduler=self.scheduler, progress=self.progress,
-                           on_error="skip")
+                           on_error="skip", availability=self.availability)
         failed: dict[str, list] = {}
         for path, cond_name, error in summary.failures:
             failed.setdefault(cond_name, []).append((path, error))
@@ -215,7 +218,7 @@ class Evaluator:
         frontend = frontend or BASELINE
         key = (frontend, cond.name)
         if key not in self._inputs:
-            ok, why = codecs.availability(cond)
+            ok, why = self._available(cond)
             if not ok:
                 raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {why}")
             self.prepare([cond])
@@ -240,17 +243,24 @@ class Evaluator:
             inputs.keep()
         return inputs, kept
 
+    def _available(self, cond: Condition) -> tuple[bool, str]:
+        """What the run found for ``cond``; asked here only for a condition no run resolved (a direct caller)."""
+        if cond not in self.availability:
+            self.availability[cond] = codecs.availability(cond)
+        return self.availability[cond]
+
     def model(self, model):
-        """A zoo model by name (loaded once), or a :class:`ScoringModel` as given."""
-        if not isinstance(model, str):
-            if model.name not in self._models:
-                self._models[model.name] = self._at_precision(model)
-            return self._models[model.name]
-        resolved = self.zoo.resolve(model)
-        if resolved not in self._models:
-            self._models[resolved] = self._at_precision(self.zoo.scoring(resolved))
-            self.counts["model_loads"] += 1
-        return self._models[resolved]
+        """A zoo model (its :class:`~codecbench.zoo.ModelEntry`, or a name; loaded once), or a
+        :class:`ScoringModel` as given."""
+        if isinstance(model, (str, ModelEntry)):
+            entry = model if isinstance(model, ModelEntry) else self.zoo.entry(model)
+            if entry.name not in self._models:
+                self._models[entry.name] = self._at_precision(self.zoo.scoring(entry))
+                self.counts["model_loads"] += 1
+            return self._models[entry.name]
+        if model.name not in self._models:
+            self._models[model.name] = self._at_precision(model)
+        return self._models[model.name]
 
     def _at_precision(self, scoring):
         """A Keras model at the run's precision, with its log-mel front-end on the device if the run asks."""

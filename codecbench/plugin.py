@@ -79,6 +79,7 @@ def _run_id(config) -> str:
 
 
 def _session(config):
+    from .run import Run
     from .session import BenchmarkSession
 
     session = config.stash.get(SESSION, None)
@@ -87,9 +88,11 @@ def _session(config):
             capman = config.pluginmanager.getplugin("capturemanager")
             # set up during collection, when output is captured: the first run's dataset generation shows
             with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
-                session = BenchmarkSession(_spec(config), run_id=_run_id(config), log=_logger(config),
+                run = Run.resolve(_spec(config), plan_only=bool(config.getoption("codecbench_plan")),
+                                  log=_logger(config))
+                session = BenchmarkSession(run, run_id=_run_id(config), log=_logger(config),
                                            force=config.getoption("codecbench_force"),
-                                           plan_only=bool(config.getoption("codecbench_plan")))
+                                           worker=hasattr(config, "workerinput"))
         except CodecbenchError as exc:  # every family: the run cannot start as asked, and the message says why
             raise pytest.UsageError(str(exc)) from None
         config.stash[SESSION] = session

@@ -291,13 +291,14 @@ def _benchmark_and_report(spec: RunSpec, options: ReproduceOptions, recipe: dict
     """Steps 7 and 8: every model on every validation condition (finished results skipped), then the report."""
     from .report import render
     from .results import read_items, write_run
+    from .run import Run
     from .session import BenchmarkSession
 
     bench_spec = dataclasses.replace(spec, model_dir=options.out / "zoo", results=options.out / "results",
                                      dataset=options.data, folds=options.folds, split="evaluate", run_id="reproduce",
                                      model=None,
                                      condition=None, category=None, thresholds=None, baseline=None)
-    session = BenchmarkSession(bench_spec, run_id="reproduce", log=lambda message: None)
+    session = BenchmarkSession(Run.resolve(bench_spec), run_id="reproduce", log=lambda message: None)
     done = {(r["model"], r["condition"]): r for r in read_items(session.run_dir)}
     skipped = ran = 0
     for case in session.cases():

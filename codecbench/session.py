@@ -9,16 +9,13 @@ are separate steps here.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import os
 import sys
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from . import codecs
 from .codecs import Condition
 from .errors import CodecbenchError, UsageError
 from .spec import RunSpec
@@ -28,6 +25,7 @@ from .zoo import ModelEntry
 if TYPE_CHECKING:
     from .evaluation import Evaluator
     from .results import DatasetMatch
+    from .run import Run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,42 +72,20 @@ def new_run_id() -> str:
 class BenchmarkSession:
     """Everything one benchmark run shares. Construction validates the selection; nothing is coded yet."""
 
-    def __init__(self, spec: RunSpec, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
-                 force: bool = False, plan_only: bool = False):
-        from .datasets import DatasetError
-        from .thresholds import load_thresholds
-
+    def __init__(self, run: Run, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
+                 force: bool = False, worker: bool = False):
+        spec = run.spec
+        self.resolved = run
         self.spec = spec
         self._shared: set[Condition] = set()
         self.force = force
+        #: an xdist worker runs only some of the cases: each is evaluated alone there (no shared prefix per condition)
+        self.worker = worker
         self.run_id = run_id or spec.run_id or new_run_id()
         self.log = log or (lambda message: print(message, file=sys.stderr))
-        self.matrix = spec.matrix_obj
-        self.zoo = spec.zoo
-        self.models = spec.selected_models()
-        for model in self.models:  # before anything is coded: a model that would run code must be allowed to
-            self.zoo.check_trust(model)
-        self.conditions = spec.selected_conditions()
-        try:
-            # a plan reads the listing only: it counts what is still to generate or code, and does none of it
-            self.dataset = spec.load_dataset(splits=(spec.split,), listing_only=plan_only, log=self.log)
-            self.dataset.clips(spec.split)
-        except DatasetError as exc:
-            raise UsageError(f"--dataset/--split: {exc}") from None
-        # a bit rate the codec cannot code at the rate it runs at for these sources (coded at their own rates):
-        # refused now, before anything is coded
-        for cond in self.conditions:
-            for rate in self.dataset.sample_rates(spec.split):
-                try:
-                    codecs.check_rate(cond, rate)
-                except CodecbenchError as exc:
-                    raise UsageError(f"--condition: {exc} (the dataset has sources at {rate} Hz)") from None
-        thresholds = spec.thresholds
-        default_thresholds = spec.project_root / "benchmarks" / "thresholds.toml"
-        # the demo's thresholds belong to the demo's matrix (the paper's); other matrices run without them
-        if thresholds is None and spec.is_demo and spec.matrix == "peters" and default_thresholds.is_file():
-            thresholds = default_thresholds
-        self.thresholds = load_thresholds(thresholds, self.matrix, self.zoo.names()) if thresholds else None
+        self.matrix, self.zoo, self.dataset, self.thresholds = run.matrix, run.zoo, run.dataset, run.thresholds
+        self.models: tuple[ModelEntry, ...] = run.models
+        self.conditions = list(run.conditions)
         self.results_dir = spec.results
         self.run_dir = self.results_dir / "runs" / self.run_id
         check_writable(self.results_dir, "--results")   # before any work, not after the whole evaluation
@@ -122,19 +98,25 @@ class BenchmarkSession:
         self.baseline_match: DatasetMatch | None = None
         self._history_warned = False
         self.baseline = self._load_baseline(spec.baseline) if spec.baseline else None
-        self.availability = {c: codecs.availability(c) for c in self.conditions}  # asked once per run
         self.needed_conditions: list[Condition] = list(self.conditions)
         self._evaluator: Evaluator | None = None
         self._meta: dict | None = None
 
+    @classmethod
+    def from_spec(cls, spec: RunSpec, *, plan_only: bool = False, log: Callable[[str], None] | None = None,
+                  **options) -> BenchmarkSession:
+        """Resolve ``spec`` into its :class:`~codecbench.run.Run` and open a session on it."""
+        from .run import Run
+
+        return cls(Run.resolve(spec, plan_only=plan_only, log=log), log=log, **options)
+
     def cases(self) -> list[Case]:
-        return [Case(self.zoo.entry(m), c, self.matrix.category_of(c),
-                     None if self.availability[c][0] else self.availability[c][1])
+        return [Case(m, c, self.matrix.category_of(c), self.resolved.unavailable(c))
                 for m in self.models for c in self.conditions]
 
     def available(self, conditions) -> list[Condition]:
-        """Those of ``conditions`` that can be coded here."""
-        return [c for c in conditions if self.availability.get(c, (True,))[0]]
+        """Those of ``conditions`` that can be coded here (as the run found)."""
+        return self.resolved.available(conditions)
 
     def _load_baseline(self, path: Path) -> dict:
         from .results import ResultsError, compare_datasets, load_results, restrict_record
@@ -154,9 +136,9 @@ class BenchmarkSession:
             raise UsageError(f"--baseline {path}: recorded with matrix {meta.get('matrix', {}).get('name')!r}, "
                              f"which differs from this run's {self.matrix.name!r}")
         for model in self.models:
-            before, now = meta.get("models", {}).get(model), self.zoo.sha256(model)
+            before, now = meta.get("models", {}).get(model.name), model.sha256
             if before and before != now:
-                self.log(f"codecbench: --baseline {path}: model {model!r} has changed since the baseline "
+                self.log(f"codecbench: --baseline {path}: model {model.name!r} has changed since the baseline "
                          f"(sha256 {before[:12]} then, {now[:12]} now)")
         records = {}
         for r in doc["results"]:
@@ -181,29 +163,20 @@ class BenchmarkSession:
     def evaluator(self):
         """Created on first use; the first use codes and featurises every needed condition in one fill."""
         if self._evaluator is None:
-            from .evaluation import Evaluator
             from .plan import new_plan, plan_fill
 
             needed = self.available(self.needed_conditions)
             clips = self.dataset.clips(self.spec.split)
             plan_fill(new_plan("benchmark", clips, needed, self.spec.cache), clips, needed, self.spec.cache,
                       with_features=True).check_disk(self.force)
-            self._evaluator = Evaluator(self.dataset, self.spec.split, self.matrix, self.zoo, self.spec.cache,
-                                        jobs=self.spec.jobs, backend=self.spec.backend,
-                                        scheduler=self.spec.scheduler, log=self.log, progress=None,
-                                        frontends=self.frontends(), share_prefix=self.spec.share_prefix,
-                                        precision=self.precision.policy, on_error=self.spec.on_error,
-                                        frontend_on_device=self.spec.frontend_on_device)
+            self._evaluator = self.resolved.evaluator(log=self.log)
             self._evaluator.prepare(needed)
             self.record_meta()
         return self._evaluator
 
     def frontends(self) -> list:
-        """The front-ends of the selected models, from their sidecars (so one fill caches what all need)."""
-        from .evaluation import on_device_if
-        from .frontends import parse_frontend
-        return list(dict.fromkeys(on_device_if(parse_frontend(self.zoo.metadata(m).get("frontend")),
-                                               self.spec.frontend_on_device) for m in self.models))
+        """The front-ends of the selected models, from their entries (so one fill caches what all need)."""
+        return self.resolved.frontends()
 
     def plan(self):
         """What this run would do (:class:`codecbench.plan.Plan`): pairs, bytes, free disk and time here."""
@@ -211,8 +184,8 @@ class BenchmarkSession:
         from .plan import evaluation_plan
 
         needed = self.available(self.needed_conditions)
-        configs = {m: FCNNConfig.from_dict(self.zoo.metadata(m)["config"]) for m in self.models
-                   if self.zoo.kind(m) == "keras" and "config" in self.zoo.metadata(m)}
+        configs = {m.name: FCNNConfig.from_dict(m.metadata["config"]) for m in self.models
+                   if m.kind == "keras" and "config" in m.metadata}
         return evaluation_plan(f"benchmark {counted(len(self.models), 'model')} x "
                                f"{counted(len(needed), 'condition')} on "
                                f"{self.dataset.name} {self.spec.split}", self.dataset.clips(self.spec.split), needed,
@@ -229,8 +202,8 @@ class BenchmarkSession:
                           "dataset": self.dataset_meta(),
                           "matrix": {"name": self.matrix.name, "source": self.matrix.source,
                                      "fingerprint": self.matrix.fingerprint()},
-                          "models": {m: self.zoo.sha256(m) for m in self.models},
-                          "model_facts": {m: self.model_facts(m) for m in self.models},
+                          "models": {m.name: m.sha256 for m in self.models},
+                          "model_facts": {m.name: self.model_facts(m) for m in self.models},
                           "model_dir": str(self.zoo.root),
                           "thresholds": self.thresholds.source if self.thresholds else None,
                           "baseline": str(self.spec.baseline) if self.spec.baseline else None,
@@ -249,10 +222,9 @@ class BenchmarkSession:
                           "accelerators": [d for d in device_details() if d["kind"] != "CPU"]}
         return self._meta
 
-    def model_facts(self, name: str) -> dict:
+    def model_facts(self, entry: ModelEntry) -> dict:
         """What a report shows beside a model's accuracies: how it was made and what it costs (the post-filter's
         parameters and added inference time, from its sidecar)."""
-        entry = self.zoo.entry(name)
         meta = entry.metadata
         facts = {k: meta.get(k) for k in ("strategy", "parent", "epochs", "segments", "precision", "params")
                  if k in meta}
@@ -263,13 +235,10 @@ class BenchmarkSession:
             facts["postfilter"] = meta["postfilter"]
         return facts
 
-    @functools.cached_property
+    @property
     def precision(self):
-        """The dtype policy of this run's Keras models and why (see
-        :func:`~codecbench.devices.choose_precision`: ``auto`` stays float32 on a generated dataset, so
-        the embedded default gives the same results everywhere)."""
-        from .devices import choose_precision
-        return choose_precision(self.spec.precision, reproducible=self.dataset.recipe is not None)
+        """The dtype policy of this run's Keras models and why (:attr:`codecbench.run.Run.precision`)."""
+        return self.resolved.precision
 
     def record_meta(self) -> None:
         from .fsutil import atomic_write
@@ -278,7 +247,7 @@ class BenchmarkSession:
         meta_path = self.run_dir / "meta.json"
         if not meta_path.exists():
             atomic_write(meta_path, json.dumps(self.meta(), indent=1), fsync=False)
-            for model, flag in flagged_models(self.zoo, self.models).items():
+            for model, flag in flagged_models(self.models).items():
                 self.log(f"codecbench: WARNING: model {model}: {flag}")
         self._to_history(record_run, self.history, self.run_id, self.meta())
 
@@ -297,7 +266,7 @@ class BenchmarkSession:
         """Evaluate, judge and record one case; return ``(record, verdict)``."""
         from .judge import judge
 
-        if self.spec.share_prefix and case.condition not in self._shared and not os.environ.get("PYTEST_XDIST_WORKER"):
+        if self.spec.share_prefix and case.condition not in self._shared and not self.worker:
             # every selected model on this condition at once, shared layers computed once, on the condition's
             # first case (an xdist worker runs only some of the cases, so there each case is evaluated alone)
             self._shared.add(case.condition)
@@ -305,7 +274,7 @@ class BenchmarkSession:
                 self.evaluator.evaluate_many(self.models, case.condition)
             except CodecbenchError:
                 pass  # e.g. the condition is unavailable: each case meets that error below, alone
-        result = self.evaluator.evaluate(case.model.name, case.condition)
+        result = self.evaluator.evaluate(case.model, case.condition)
         record = result.as_record()
         if record.get("skipped"):
             self.log(f"codecbench: {case.id}: {len(record['skipped'])} clips skipped (--on-error skip), "
@@ -326,12 +295,12 @@ class BenchmarkSession:
         self._to_history(record_result, self.history, self.run_id, record, now())
 
 
-def flagged_models(zoo, names) -> dict[str, str]:
+def flagged_models(models: Iterable[ModelEntry]) -> dict[str, str]:
     """Models whose sidecar flags them (stale batch-normalisation statistics, :mod:`codecbench.training.batchnorm`),
     with the flag's text, so a run names them before anyone trusts their numbers."""
     out = {}
-    for name in names:
-        flag = ((zoo.metadata(name) or {}).get("batchnorm") or {}).get("check", {}).get("flag")
+    for entry in models:
+        flag = ((entry.metadata or {}).get("batchnorm") or {}).get("check", {}).get("flag")
         if flag:
-            out[name] = flag
+            out[entry.name] = flag
     return out

@@ -382,27 +382,6 @@ class RunSpec:
                             listing_only=listing_only, splits=splits, folds=dict(self.folds) if self.folds else None,
                             log=log)
 
-    def selected_conditions(self) -> list:
-        """The matrix's validation conditions narrowed by ``condition`` and ``category``; never empty."""
-        chosen = self.matrix_obj.select(list(self.condition or ()), list(self.category or ()))
-        if not chosen:
-            raise UsageError(f"--condition/--category select no condition of matrix {self.matrix_obj.name!r} "
-                             f"(categories: {', '.join(self.matrix_obj.categories)})")
-        return chosen
-
-    def selected_models(self) -> list[str]:
-        """The requested models resolved in the zoo (aliases too), or every model; never empty."""
-        from .zoo import ZooError
-
-        available = self.zoo.names()
-        if not available:
-            raise UsageError(f"no models in {self.zoo.root}; build some with `codecbench zoo build` or point "
-                             "--model-dir at a model folder")
-        try:
-            return list(dict.fromkeys(self.zoo.resolve(m) for m in (self.model or available)))
-        except ZooError as exc:
-            raise UsageError(f"--model: {exc}") from None
-
     @property
     def is_demo(self) -> bool:
         """The embedded default: packaged zoo on the synthetic dataset."""

@@ -92,7 +92,7 @@ def test_a_flagged_model_is_named_at_benchmark_time(tiny, tmp_path, flagged):
     if flagged:
         meta["batchnorm"]["check"]["flag"] = "inference-mode accuracy on its own training clips is 0.290"
     sidecar.write_text(json.dumps(meta))
-    found = flagged_models(Zoo(folder), ["base", "finetuned_seg9"])
+    found = flagged_models([Zoo(folder).entry(n) for n in ("base", "finetuned_seg9")])
     assert (found == {"base": "inference-mode accuracy on its own training clips is 0.290"}) is flagged
     assert flagged or found == {}
 

@@ -125,6 +125,6 @@ def test_an_evaluation_only_tau_folder_is_benchmarked(tiny, tmp_path):
     spec = RunSpec.build({"dataset": str(root), "model_dir": str(tiny["zoo"].root), "model": ["base"],
                           "condition": ["wav"], "cache_dir": str(tiny["cache"].root), "jobs": "1",
                           "results": str(tmp_path / "out")}, use_pyproject=False)
-    session = BenchmarkSession(spec, log=lambda m: None)
+    session = BenchmarkSession.from_spec(spec, log=lambda m: None)
     record, verdict = session.run(session.cases()[0])
     assert record["n"] == len(rows) and verdict.passed

@@ -64,7 +64,7 @@ def test_the_run_metadata_records_the_level_policy_and_the_scaled_clips(tmp_path
     spec = RunSpec.build({"dataset": str(tmp_path / "loud"), "cache_dir": str(tmp_path / "cache"),
                           "model": "base", "condition": "mp3@32", "jobs": 1, "results": str(tmp_path / "res")},
                          use_pyproject=False)
-    session = BenchmarkSession(spec, log=lambda message: None)
+    session = BenchmarkSession.from_spec(spec, log=lambda message: None)
     session.evaluator  # noqa: B018  (prepares the clips: codes them)
     level = session.meta()["source_level"]
     assert "scaled to peak 1.0" in level["policy"]

@@ -171,13 +171,13 @@ def test_the_gate_says_when_a_model_changed_since_the_baseline(tiny, tmp_path):
 
     common = {"dataset": tiny["spec"], "model_dir": str(tiny["zoo"].root), "model": ["base"], "condition": ["wav"],
               "cache_dir": str(tiny["cache"].root), "jobs": "1", "matrix": str(tiny["matrix_path"])}
-    first = BenchmarkSession(RunSpec.build({**common, "results": str(tmp_path / "a")}, use_pyproject=False),
+    first = BenchmarkSession.from_spec(RunSpec.build({**common, "results": str(tmp_path / "a")}, use_pyproject=False),
                              log=lambda m: None)
     record, _ = first.run(first.cases()[0])
     doc = {"format": 1, "meta": {**first.meta(), "models": {"base": "0" * 64}}, "results": [record]}
     (tmp_path / "base.json").write_text(json.dumps(doc))
     said = []
-    second = BenchmarkSession(RunSpec.build({**common, "results": str(tmp_path / "b"),
+    second = BenchmarkSession.from_spec(RunSpec.build({**common, "results": str(tmp_path / "b"),
                                              "baseline": str(tmp_path / "base.json")}, use_pyproject=False),
                               log=said.append)
     assert any("model 'base' has changed since the baseline (sha256 000000000000 then" in m for m in said)

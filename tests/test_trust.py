@@ -87,7 +87,7 @@ def test_python_models_run_when_imported_by_the_user_or_trusted(folder, tiny):
                           "cache_dir": str(tiny["cache"].root)}, use_pyproject=False)
     with pytest.raises(ModelError, match="tone.json"):
         from codecbench.session import BenchmarkSession
-        BenchmarkSession(spec)
+        BenchmarkSession.from_spec(spec)
     # imported by the user on the command line: usable without --trust-code, with exactly these arguments
     assert main(["import-model", "tone_model:make", "--name", "mine", "--kwargs", '{"seed": 1}',
                  "--model-dir", str(folder)]) == 0

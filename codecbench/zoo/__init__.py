@@ -12,6 +12,7 @@ asked to (``--force``).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
@@ -191,9 +192,13 @@ class Zoo:
         self._entries[name] = self._entries[resolved]
         return self._entries[name]
 
-    def path(self, name: str) -> Path:
+    def _entry(self, model: ModelEntry | str) -> ModelEntry:
+        """``model`` itself when it is an entry of this zoo's (resolved before), else the entry of that name."""
+        return model if isinstance(model, ModelEntry) else self.entry(model)
+
+    def path(self, model: ModelEntry | str) -> Path:
         """The model's file: ``.keras``, ``.onnx``, or the sidecar of a Python model."""
-        return self.entry(name).path
+        return self._entry(model).path
 
     def _file(self, resolved: str) -> Path:
         found = [self.root / f"{resolved}{suffix}" for suffix in (".keras", ".onnx")
@@ -206,62 +211,62 @@ class Zoo:
                            "with import-model --force, which removes the others)")
         return found[0] if found else side
 
-    def kind(self, name: str) -> str:
-        return self.entry(name).kind
+    def kind(self, model: ModelEntry | str) -> str:
+        return self._entry(model).kind
 
-    def metadata(self, name: str) -> dict:
+    def metadata(self, model: ModelEntry | str) -> dict:
         """The model's sidecar facts (a copy: the resolved entry stays as read)."""
-        import copy
-        return copy.deepcopy(self.entry(name).metadata)
+        return copy.deepcopy(self._entry(model).metadata)
 
-    def load(self, name: str):
+    def load(self, model: ModelEntry | str):
         """The Keras model and its metadata (fine-tuning and segments work on Keras models only)."""
         from ..models.io import load_model
 
-        kind = self.kind(name)
-        if kind != "keras":
-            raise ModelError(f"model {name!r} is a {kind} model; fine-tuning and segments are Keras-only")
-        self.check_file(name)
-        return load_model(self.path(name), trust=self.trust_code)
+        entry = self._entry(model)
+        if entry.kind != "keras":
+            raise ModelError(f"model {entry.name!r} is a {entry.kind} model; fine-tuning and segments are Keras-only")
+        self.check_file(entry)
+        return load_model(entry.path, trust=self.trust_code)
 
-    def check_trust(self, name: str) -> None:
+    def check_trust(self, model: ModelEntry | str) -> None:
         """Refuse a model whose loading would run code the user has not allowed (a Python entry point)."""
         from .. import trust
 
-        if self.kind(name) != "python" or self.trust_code:
+        entry = self._entry(model)
+        if entry.kind != "python" or self.trust_code:
             return
-        meta = self.metadata(name)
+        meta = entry.metadata
         if not trust.is_trusted(meta):
-            raise ModelError(f"{self.path(name)}: model {self.resolve(name)!r} would run Python code (entry point "
+            raise ModelError(f"{entry.path}: model {entry.name!r} would run Python code (entry point "
                              f"{meta.get('entry_point')!r} with arguments {meta.get('kwargs') or {}}); codecbench "
                              "runs code from a model folder only when you allow it: pass --trust-code (or set "
                              "trust_code = true in [tool.codecbench]) if you trust this folder, or import the model "
                              "yourself with `codecbench import-model`")
 
-    def check_file(self, name: str) -> None:
+    def check_file(self, model: ModelEntry | str) -> None:
         """Refuse a model file that is not the one its sidecar describes (replaced under an existing name)."""
-        path = self.path(name)
-        recorded = self.metadata(name).get("sha256")
+        entry = self._entry(model)
+        path = entry.path
+        recorded = entry.metadata.get("sha256")
         if path.suffix in (".keras", ".onnx") and recorded and file_digest(path) != recorded:
-            raise ModelFileChanged(f"{path}: model {self.resolve(name)!r} is not the file its sidecar describes "
+            raise ModelFileChanged(f"{path}: model {entry.name!r} is not the file its sidecar describes "
                                    f"(sidecar sha256 {recorded[:12]}, file {file_digest(path)[:12]}); it was replaced "
                                    "under its name: re-import it with `codecbench import-model --force`")
 
-    def scoring(self, name: str):
+    def scoring(self, model: ModelEntry | str):
         """The model as codecbench evaluates it (any kind): a :class:`codecbench.models.kinds.ScoringModel`."""
         from ..models import kinds
 
-        resolved = self.resolve(name)
-        kind = self.kind(resolved)
-        if kind == "keras":
-            model, meta = self.load(resolved)
-            return kinds.from_keras(resolved, model, meta, self.sha256(resolved))
-        meta = self.metadata(resolved)
-        if kind == "onnx":
-            self.check_file(resolved)
-            return kinds.load_onnx(resolved, self.path(resolved), meta, self.sha256(resolved))
-        self.check_trust(resolved)
-        return kinds.load_python(resolved, meta, self.sha256(resolved))
+        entry = self._entry(model)
+        if entry.kind == "keras":
+            keras_model, meta = self.load(entry)
+            return kinds.from_keras(entry.name, keras_model, meta, entry.sha256)
+        meta = copy.deepcopy(entry.metadata)
+        if entry.kind == "onnx":
+            self.check_file(entry)
+            return kinds.load_onnx(entry.name, entry.path, meta, entry.sha256)
+        self.check_trust(entry)
+        return kinds.load_python(entry.name, meta, entry.sha256)
 
     def check_writable(self, names: list[str], overwrite: bool = False) -> None:
         """Refuse, before any work, to write into the packaged zoo or over existing models."""
@@ -292,8 +297,8 @@ class Zoo:
             if other != keep:
                 other.unlink(missing_ok=True)
 
-    def sha256(self, name: str) -> str:
-        return self.entry(name).sha256
+    def sha256(self, model: ModelEntry | str) -> str:
+        return self._entry(model).sha256
 
     def save_external(self, name: str, metadata: dict, *, source: Path | None = None,
                       overwrite: bool = False) -> Path:

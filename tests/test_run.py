@@ -1,0 +1,47 @@
+"""A run is resolved once (codecbench/run.py): below it, no model name is looked up in the zoo again and no
+condition's availability is asked again, across a whole benchmark session."""
+from collections import Counter
+
+from codecbench import codecs
+from codecbench.codecs import parse_condition
+from codecbench.run import Run
+from codecbench.session import BenchmarkSession
+from codecbench.spec import RunSpec
+from codecbench.zoo import Zoo
+
+CONDITIONS = ["wav", "mp3@64", "opus@64"]
+
+
+def test_availability_is_asked_once_per_condition_and_models_travel_as_entries(tiny, tmp_path, monkeypatch):
+    asked: Counter = Counter()
+    looked_up: Counter = Counter()
+    availability, entry, resolve = codecs.availability, Zoo.entry, Zoo.resolve
+
+    def counting_availability(condition):
+        asked[parse_condition(condition).name] += 1
+        return availability(condition)
+
+    def counting_entry(self, name):
+        looked_up[f"entry {name}"] += 1
+        return entry(self, name)
+
+    def counting_resolve(self, name):
+        looked_up[f"resolve {name}"] += 1
+        return resolve(self, name)
+
+    monkeypatch.setattr(codecs, "availability", counting_availability)
+    monkeypatch.setattr(Zoo, "entry", counting_entry)
+    monkeypatch.setattr(Zoo, "resolve", counting_resolve)
+    spec = RunSpec.build({"dataset": tiny["spec"], "model_dir": str(tiny["zoo"].root), "condition": CONDITIONS,
+                          "cache_dir": str(tmp_path / "cache"), "jobs": "1", "results": str(tmp_path / "out")},
+                         use_pyproject=False)
+    run = Run.resolve(spec)
+    assert dict(asked) == {c: 1 for c in CONDITIONS}
+    assert [m.name for m in run.models] == tiny["zoo"].names() and len(run.models) == 4
+    asked.clear()
+    looked_up.clear()
+    session = BenchmarkSession(run, log=lambda message: None)
+    results = [session.run(case)[0] for case in session.cases()]
+    assert len(results) == 4 * len(CONDITIONS) and all(r["n"] > 0 for r in results)
+    assert not asked, f"availability asked again below the run: {dict(asked)}"
+    assert not looked_up, f"model names looked up again below the run: {dict(looked_up)}"

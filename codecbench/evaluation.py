@@ -35,8 +35,11 @@ from .wording import counted
 from .zoo import ModelEntry, Zoo
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class Result:
+    """One model on one condition: per-clip labels and predictions (clips named), the accuracy and the achieved
+    bit rate."""
+
     model: str
     model_sha256: str
     condition: str
@@ -349,9 +352,10 @@ class Evaluator:
         labels = self.labels[kept]
         skipped = [self.clips[i].name for i in sorted(set(range(len(self.clips))) - set(kept))]
         self._results[(scoring.name, cond.name)] = Result(
-            scoring.name, scoring.sha256, cond.name, self.matrix.category_of(cond), len(kept),
-            int(np.sum(predictions == labels)), [self.clips[i].name for i in kept], labels.tolist(),
-            predictions.tolist(), self.achieved_kbps(cond), skipped)
+            model=scoring.name, model_sha256=scoring.sha256, condition=cond.name,
+            category=self.matrix.category_of(cond), n=len(kept), correct=int(np.sum(predictions == labels)),
+            clips=[self.clips[i].name for i in kept], labels=labels.tolist(), predictions=predictions.tolist(),
+            achieved_kbps=self.achieved_kbps(cond), skipped=skipped)
         self.counts["evaluations"] += 1
 
 

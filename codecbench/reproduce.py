@@ -29,6 +29,7 @@ from . import codecs
 from .codecs import ORIGINAL, Condition
 from .errors import UsageError
 from .fsutil import atomic_write, file_digest
+from .run import Workspace
 from .spec import RunSpec
 
 #: ``--preset``: which zoo recipe of :data:`codecbench.finetune.PRESETS` the experiments follow.
@@ -164,6 +165,7 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     from .finetune import PRESETS as ZOO_PRESETS
     from .zoo import Zoo
 
+    where = Workspace(spec)
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
     if options.checkpoint is None and not (options.preset == "small" and options.data.startswith("synthetic")):
         raise UsageError(f"--checkpoint: needed for --preset {options.preset} on {options.data}; {CHECKPOINT_HINT}")
@@ -172,7 +174,7 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     recipe = options.recipe(file_digest(options.checkpoint) if options.checkpoint else None)
     _check_work_folder(options.out)  # before the data: a wrong --out is named at once
     # 1. the data
-    dataset = load_dataset(options.data, cache_dir=spec.cache.root, listing_only=options.dry_run,
+    dataset = load_dataset(options.data, cache_dir=where.cache.root, listing_only=options.dry_run,
                            folds=dict(options.folds) if options.folds else None)
     for split in ("train", "evaluate"):
         dataset.clips(split)  # a named error for a missing or empty split, before any work
@@ -181,7 +183,7 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     if options.preset == "paper" and dataset.name != TAU2020_MOBILE:
         say(f"      note: not the study's data ({TAU2020_MOBILE}: {TAU2020_SPLIT_SIZES['train']:,} + "
             f"{TAU2020_SPLIT_SIZES['evaluate']:,} clips); the report compares the paper's findings, not its numbers")
-    matrix = spec.matrix_obj
+    matrix = where.matrix
     train_conds = ([ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
     available = [c for c in train_conds if codecs.availability(c)[0]]
     for cond in sorted(set(train_conds) - set(available)):
@@ -203,11 +205,12 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
 def _resume(spec: RunSpec, options: ReproduceOptions, dataset, available, recipe: dict, zoo, zoo_preset: dict,
             say) -> Path:
     """Steps 3-8 in a claimed work folder whose base is imported."""
+    where = Workspace(spec)
     _plan(spec, options, dataset, available, recipe, say, check=True)
     # 4. the fine-tuning set
     from .encode import fill
 
-    summary = fill(dataset.clips("train"), available, spec.cache, with_features=True, jobs=spec.jobs,
+    summary = fill(dataset.clips("train"), available, where.cache, with_features=True, jobs=spec.jobs,
                    backend=spec.backend, scheduler=spec.scheduler)
     say(f"[4/8] fine-tuning set: {summary.hits:,} (clip, condition) pairs cached before (skipped), "
         f"{summary.misses:,} coded now")
@@ -226,17 +229,18 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
     from .plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
     from .zoo import Zoo
 
+    where = Workspace(spec)
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
     names = Zoo(options.out / "zoo").names() if (options.out / "zoo").is_dir() else []
     runs = remaining_runs(names, save_epochs=recipe["full_epochs"], full_epochs=max(recipe["full_epochs"]),
                           segments=recipe["segments"], segment_epochs=recipe["segment_epochs"])
     model = preset_config(zoo_preset["model_preset"], (128, 423, 3), len(dataset.class_names))
     plan = training_plan(f"reproduce {options.paper} --preset {options.preset} on {dataset.name}", dataset,
-                         conditions, spec.cache, config=model, train_config=zoo_preset["finetune"], runs=runs,
+                         conditions, where.cache, config=model, train_config=zoo_preset["finetune"], runs=runs,
                          jobs=spec.jobs, scheduler=spec.scheduler, rates=spec.rates)
     n_models = 1 + len(recipe["full_epochs"]) + len(recipe["segments"])
-    validation = [c for c in spec.matrix_obj.validation if codecs.availability(c)[0]]
-    evaluation = evaluation_plan("evaluation", dataset.clips("evaluate"), validation, spec.cache,
+    validation = [c for c in where.matrix.validation if codecs.availability(c)[0]]
+    evaluation = evaluation_plan("evaluation", dataset.clips("evaluate"), validation, where.cache,
                                  models={f"m{i}": model for i in range(n_models)}, jobs=spec.jobs,
                                  scheduler=spec.scheduler, rates=spec.rates)
     plan.stages += evaluation.stages
@@ -255,6 +259,7 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
     from .training.schedule import crops_for
     from .zoo import full_name, segment_name
 
+    where = Workspace(spec)
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
     frames = n_frames(round(dataset.longest_seconds("train") * RECIPE["sample_rate"]))
     scaled = crops_for(config, zoo_preset["frames"], frames)
@@ -264,7 +269,7 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
             f"{zoo_preset['frames']} frames, scaled to this data")
     config = scaled
     work = dict(jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler, verbose=0, progress=say)
-    validate = epoch_validation(dataset, list(options.validate), spec.cache, jobs=spec.jobs) \
+    validate = epoch_validation(dataset, list(options.validate), where.cache, jobs=spec.jobs) \
         if options.validate else None
     epochs = recipe["full_epochs"]
     missing = [e for e in epochs if full_name(e) not in zoo.names()]
@@ -274,7 +279,7 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
     if missing:
         say(f"[5/8] Experiment A: full fine-tuning to epoch {max(epochs)}, saving {', '.join(map(full_name, missing))}")
         # the schedule always runs to the last epoch of the recipe, so a resumed run follows the same schedule
-        finetune(zoo, "base", dataset, spec.matrix_obj, spec.cache, epochs=max(epochs), save_epochs=missing,
+        finetune(zoo, "base", dataset, where.matrix, where.cache, epochs=max(epochs), save_epochs=missing,
                  config=config, resume=True, validate=validate, **work)
     segments = [k for k in recipe["segments"] if segment_name(k) not in zoo.names()]
     finished = [segment_name(k) for k in recipe["segments"] if k not in segments]
@@ -283,7 +288,7 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
     if segments:
         epochs_each = f"{recipe['segment_epochs']} epoch{'s' * (recipe['segment_epochs'] != 1)} each"
         say(f"[6/8] Experiment B: segments {', '.join(map(str, segments))}, {epochs_each}")
-        finetune(zoo, "base", dataset, spec.matrix_obj, spec.cache, segments=segments,
+        finetune(zoo, "base", dataset, where.matrix, where.cache, segments=segments,
                  epochs=recipe["segment_epochs"], config=config, validate=validate, **work)
 
 

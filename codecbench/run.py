@@ -20,10 +20,43 @@ from .spec import RunSpec
 from .zoo import ModelEntry, Zoo, ZooError
 
 if TYPE_CHECKING:
+    from .cache import Cache
     from .datasets import Dataset
     from .evaluation import Evaluator
     from .matrix import Matrix
     from .thresholds import Thresholds
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Workspace:
+    """The places a :class:`~codecbench.spec.RunSpec` names, opened: its condition matrix, its cache, its zoo, and
+    its dataset loaded on request. Commands that do not evaluate (encode, train, export, ...) use one directly; a
+    :class:`Run` is built on one."""
+
+    spec: RunSpec
+
+    @functools.cached_property
+    def matrix(self) -> Matrix:
+        from .matrix import load_matrix
+        return load_matrix(self.spec.matrix)
+
+    @functools.cached_property
+    def cache(self) -> Cache:
+        from .cache import Cache
+        return Cache(self.spec.cache_dir)
+
+    @functools.cached_property
+    def zoo(self) -> Zoo:
+        return Zoo(self.spec.model_dir, trust_code=self.spec.trust_code)
+
+    def dataset(self, *, allow_partial: bool = False, listing_only: bool = False,
+                splits: tuple[str, ...] | None = None, log: Callable[[str], None] | None = None) -> Dataset:
+        """The spec's dataset (its folds), with generated clips and downloads kept in the cache."""
+        from .datasets import load_dataset
+        spec = self.spec
+        return load_dataset(spec.dataset, cache_dir=self.cache.root, allow_partial=allow_partial,
+                            listing_only=listing_only, splits=splits, folds=dict(spec.folds) if spec.folds else None,
+                            log=log)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -33,6 +66,7 @@ class Run:
     spec: RunSpec
     matrix: Matrix
     zoo: Zoo
+    cache: Cache
     #: the selected models of the zoo, in the zoo's order
     models: tuple[ModelEntry, ...]
     #: the selected conditions, in the matrix's order
@@ -50,15 +84,15 @@ class Run:
         from .datasets import DatasetError
         from .thresholds import load_thresholds
 
-        matrix = spec.matrix_obj
-        zoo = spec.zoo
+        where = Workspace(spec)
+        matrix, zoo = where.matrix, where.zoo
         models = tuple(zoo.entry(name) for name in _selected_models(spec, zoo, model_names))
         for entry in models:  # before anything is coded: a model that would run code must be allowed to
             zoo.check_trust(entry)
         conditions = tuple(_selected_conditions(spec, matrix))
         try:
             # a plan reads the listing only: it counts what is still to generate or code, and does none of it
-            dataset = spec.load_dataset(splits=(spec.split,), listing_only=plan_only, log=log)
+            dataset = where.dataset(splits=(spec.split,), listing_only=plan_only, log=log)
             dataset.clips(spec.split)
         except DatasetError as exc:
             raise UsageError(f"--dataset/--split: {exc}") from None
@@ -75,15 +109,11 @@ class Run:
             thresholds_path = default_thresholds
         thresholds = load_thresholds(thresholds_path, matrix, zoo.names()) if thresholds_path else None
         availability = {c: codecs.availability(c) for c in conditions}  # the one place a run asks
-        return cls(spec, matrix, zoo, models, conditions, availability, dataset, thresholds)
+        return cls(spec, matrix, zoo, where.cache, models, conditions, availability, dataset, thresholds)
 
     @property
     def split(self) -> str:
         return self.spec.split
-
-    @property
-    def cache(self):
-        return self.spec.cache
 
     def available(self, conditions: Sequence[Condition] | None = None) -> list[Condition]:
         """Those of ``conditions`` (default: the run's) that can be coded here."""
@@ -116,7 +146,7 @@ class Run:
         from .evaluation import Evaluator
 
         spec = self.spec
-        return Evaluator(self.dataset, spec.split, self.matrix, self.zoo, spec.cache, jobs=spec.jobs,
+        return Evaluator(self.dataset, spec.split, self.matrix, self.zoo, self.cache, jobs=spec.jobs,
                          backend=spec.backend, scheduler=spec.scheduler, log=log, progress=progress,
                          frontends=self.frontends(extra_models), share_prefix=spec.share_prefix,
                          precision=self.precision.policy, on_error=spec.on_error,

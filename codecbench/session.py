@@ -167,7 +167,7 @@ class BenchmarkSession:
 
             needed = self.available(self.needed_conditions)
             clips = self.dataset.clips(self.spec.split)
-            plan_fill(new_plan("benchmark", clips, needed, self.spec.cache), clips, needed, self.spec.cache,
+            plan_fill(new_plan("benchmark", clips, needed, self.resolved.cache), clips, needed, self.resolved.cache,
                       with_features=True).check_disk(self.force)
             self._evaluator = self.resolved.evaluator(log=self.log)
             self._evaluator.prepare(needed)
@@ -189,7 +189,7 @@ class BenchmarkSession:
         return evaluation_plan(f"benchmark {counted(len(self.models), 'model')} x "
                                f"{counted(len(needed), 'condition')} on "
                                f"{self.dataset.name} {self.spec.split}", self.dataset.clips(self.spec.split), needed,
-                               self.spec.cache, models=configs, jobs=self.spec.jobs, scheduler=self.spec.scheduler,
+                               self.resolved.cache, models=configs, jobs=self.spec.jobs, scheduler=self.spec.scheduler,
                                rates=self.spec.rates, dataset=self.dataset, split=self.spec.split)
 
     def meta(self) -> dict:

@@ -11,7 +11,6 @@ as a :class:`~codecbench.matrix.Matrix`. The command line and the pytest plugin 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import re
 from pathlib import Path
@@ -290,7 +289,8 @@ TABLE_KEYS = frozenset(OPTIONS) - {"run_id"}
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """Every setting of a run, validated and typed. Build it with :meth:`build`."""
+    """Every setting of a run, validated and typed; a plain value. Build it with :meth:`build`; the places it names
+    are opened by :class:`~codecbench.run.Workspace` and a run is resolved by :meth:`~codecbench.run.Run.resolve`."""
 
     model: tuple[str, ...] | None = None
     condition: tuple | None = None
@@ -358,29 +358,6 @@ class RunSpec:
             results = (root / results) if sources.get("results") != "option" else Path.cwd() / results
         values["results"] = results
         return cls(**values, project_root=root, sources=sources)
-
-    # -- objects built from the settings -------------------------------------------------------
-    @functools.cached_property
-    def matrix_obj(self):
-        from .matrix import load_matrix
-        return load_matrix(self.matrix)
-
-    @functools.cached_property
-    def cache(self):
-        from .cache import Cache
-        return Cache(self.cache_dir)
-
-    @functools.cached_property
-    def zoo(self):
-        from .zoo import Zoo
-        return Zoo(self.model_dir, trust_code=self.trust_code)
-
-    def load_dataset(self, *, allow_partial: bool = False, listing_only: bool = False,
-                     splits: tuple[str, ...] | None = None, log=None):
-        from .datasets import load_dataset
-        return load_dataset(self.dataset, cache_dir=self.cache.root, allow_partial=allow_partial,
-                            listing_only=listing_only, splits=splits, folds=dict(self.folds) if self.folds else None,
-                            log=log)
 
     @property
     def is_demo(self) -> bool:

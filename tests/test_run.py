@@ -45,3 +45,23 @@ def test_availability_is_asked_once_per_condition_and_models_travel_as_entries(t
     assert len(results) == 4 * len(CONDITIONS) and all(r["n"] > 0 for r in results)
     assert not asked, f"availability asked again below the run: {dict(asked)}"
     assert not looked_up, f"model names looked up again below the run: {dict(looked_up)}"
+
+
+def test_a_run_spec_is_a_plain_value_and_the_workspace_opens_what_it_names(tmp_path):
+    """A RunSpec holds settings only (no cached objects, nothing opened); the places it names are opened by a
+    Workspace, whose cache, matrix and zoo are the spec's."""
+    import dataclasses
+    import functools
+
+    from codecbench.run import Workspace
+
+    built = {name for name, value in vars(RunSpec).items()
+             if isinstance(value, (functools.cached_property, classmethod, staticmethod))
+             or (callable(value) and not name.startswith("__"))}
+    assert built == {"build"}, f"RunSpec builds objects: {sorted(built - {'build'})}"
+    spec = RunSpec.build({"cache_dir": str(tmp_path / "c"), "model_dir": str(tmp_path / "m"), "matrix": "peters"},
+                         use_pyproject=False)
+    assert spec == dataclasses.replace(spec)  # a value: equal to a copy of itself
+    where = Workspace(spec)
+    assert where.cache.root == tmp_path / "c" and where.zoo.root == tmp_path / "m"
+    assert where.matrix.name == "peters" and where.cache is where.cache

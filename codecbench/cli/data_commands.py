@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..run import Workspace
 from ..spec import RunSpec
 from ..wording import counted
 from .parser import _plan_options  # noqa: F401
@@ -13,7 +14,8 @@ from .parser import _plan_options  # noqa: F401
 
 def load_data(spec: RunSpec, **how):
     """The run's dataset, its splits (and folds) printed to stderr with their sizes before any work."""
-    dataset = spec.load_dataset(**how)
+    where = Workspace(spec)
+    dataset = where.dataset(**how)
     print(f"data: {dataset.describe()}", file=sys.stderr)
     return dataset
 
@@ -23,7 +25,8 @@ def cmd_conditions(args, spec: RunSpec) -> int:
 
     from .. import codecs
 
-    matrix = spec.matrix_obj
+    where = Workspace(spec)
+    matrix = where.matrix
     roles: dict = {}
     for cat, conds in matrix.categories.items():
         for c in conds:
@@ -59,8 +62,9 @@ def cmd_encode(args, spec: RunSpec) -> int:
     from .. import codecs
     from ..encode import fill
 
+    where = Workspace(spec)
     # the fine-tuning conditions are coded for the training split only; an evaluation scores the validation ones
-    matrix = spec.matrix_obj
+    matrix = where.matrix
     conds = list(spec.condition) if spec.condition else (
         matrix.all_conditions() if spec.split == "train" else matrix.validation)
     usable = []
@@ -76,8 +80,8 @@ def cmd_encode(args, spec: RunSpec) -> int:
 
     dataset = load_data(spec, allow_partial=args.allow_partial, listing_only=args.dry_run)
     clips = dataset.clips(spec.split)
-    plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, spec.cache), clips, usable,
-                     spec.cache, with_features=args.features)
+    plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, where.cache), clips, usable,
+                     where.cache, with_features=args.features)
     if args.dry_run:
         from ..plan import clip_seconds
         plan.stages += fill_stage(plan, clip_seconds(clips), spec.jobs, spec.scheduler)
@@ -86,8 +90,8 @@ def cmd_encode(args, spec: RunSpec) -> int:
     plan.check_disk(args.force)
     print(f"{dataset.name}: {counted(len(clips), 'clip')} of split {spec.split!r}, "
           f"{counted(len(usable), 'condition')} -> "
-          f"{spec.cache.root}", file=sys.stderr)
-    summary = fill(clips, usable, spec.cache, with_features=args.features, jobs=spec.jobs, backend=spec.backend,
+          f"{where.cache.root}", file=sys.stderr)
+    summary = fill(clips, usable, where.cache, with_features=args.features, jobs=spec.jobs, backend=spec.backend,
                    scheduler=spec.scheduler, on_error=args.on_error, progress=False if args.quiet else None)
     print(summary.report())
     return 1 if summary.failures and args.on_error == "raise" else 0
@@ -96,10 +100,11 @@ def cmd_encode(args, spec: RunSpec) -> int:
 def cmd_export(args, spec: RunSpec) -> int:
     from ..export import ExportError, export
 
+    where = Workspace(spec)
     if Path(args.to).exists() and not Path(args.to).is_dir():  # before the data is loaded (or generated)
         raise ExportError(f"--to {args.to}: is a file, not a folder; give a folder for the exported audio")
     dataset = load_data(spec, splits=(spec.split,))
-    summary = export(dataset, spec.split, list(spec.condition or ()), Path(args.to), spec.cache,
+    summary = export(dataset, spec.split, list(spec.condition or ()), Path(args.to), where.cache,
                      file_format=args.file_format, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
                      log=lambda message: print(message, file=sys.stderr))
     print(f"{args.to}: {summary.report()}")
@@ -109,7 +114,8 @@ def cmd_export(args, spec: RunSpec) -> int:
 def cmd_cache(args, spec: RunSpec) -> int:
     from tabulate import tabulate
 
-    cache = spec.cache
+    where = Workspace(spec)
+    cache = where.cache
     if args.action == "gc":
         counts = cache.gc(args.older_than)
         line = f"removed {counts['old_format']} entries of older formats"
@@ -189,8 +195,9 @@ def _check_disk(dataset, conditions, spec: RunSpec, force: bool, split: str = "t
     """Stop before a run whose cache growth would not fit the free disk (unless ``force``)."""
     from ..plan import new_plan, plan_fill
 
+    where = Workspace(spec)
     clips = dataset.clips(split)
-    plan_fill(new_plan(f"{dataset.name} {split}", clips, conditions, spec.cache), clips, conditions, spec.cache,
+    plan_fill(new_plan(f"{dataset.name} {split}", clips, conditions, where.cache), clips, conditions, where.cache,
               with_features=True).check_disk(force)
 
 

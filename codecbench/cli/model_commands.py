@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import codecs
 from ..errors import UsageError
+from ..run import Workspace
 from ..spec import RunSpec
 from .data_commands import _check_disk, _finetune_conditions, load_data
 from .parser import _train_config, validation_conditions
@@ -108,10 +109,11 @@ def cmd_import_model(args, spec: RunSpec) -> int:
 
 def _epoch_validator(args, dataset, spec: RunSpec):
     """The per-epoch validation of ``--validate`` on the dataset's evaluation split, or None (said why)."""
+    where = Workspace(spec)
     conds = validation_conditions(args.validate)
     if conds and "evaluate" in dataset.splits and dataset.splits["evaluate"]:
         from ..finetune import epoch_validation
-        return epoch_validation(dataset, [c for c in conds if codecs.availability(c)[0]], spec.cache,
+        return epoch_validation(dataset, [c for c in conds if codecs.availability(c)[0]], where.cache,
                                 jobs=spec.jobs)
     if conds:
         print(f"note: {dataset.name} has no evaluation split here: no validation per epoch", file=sys.stderr)
@@ -123,6 +125,7 @@ def cmd_train(args, spec: RunSpec) -> int:
     from ..models import preset_config
     from ..plan import training_plan
 
+    where = Workspace(spec)
     zoo = _write_zoo(spec)
     dataset = load_data(spec, listing_only=args.dry_run)
     config = _train_config(args, spec)
@@ -133,12 +136,12 @@ def cmd_train(args, spec: RunSpec) -> int:
         model = preset_config(args.preset, (128, 423, 3), len(dataset.class_names))
         validating = [c for c in validation_conditions(args.validate) if codecs.availability(c)[0]]
         evaluate = len(dataset.splits.get("evaluate") or ())
-        print(training_plan(f"train {args.name} ({args.preset}) on {dataset.name}", dataset, conditions, spec.cache,
+        print(training_plan(f"train {args.name} ({args.preset}) on {dataset.name}", dataset, conditions, where.cache,
                             config=model, train_config=config, runs=[("training", config.epochs)], jobs=spec.jobs,
                             scheduler=spec.scheduler, validations_per_epoch=evaluate * len(validating)).report())
         return 0
     _check_disk(dataset, conditions, spec, args.force)
-    name = train_base(zoo, dataset, spec.cache, name=args.name, preset=args.preset,
+    name = train_base(zoo, dataset, where.cache, name=args.name, preset=args.preset,
                       config=config, conditions=conditions, jobs=spec.jobs,
                       backend=spec.backend, scheduler=spec.scheduler, resume=args.resume, overwrite=args.force,
                       validate=_epoch_validator(args, dataset, spec), schedule_change=args.allow_schedule_change,
@@ -151,6 +154,7 @@ def cmd_finetune(args, spec: RunSpec) -> int:
     from ..finetune import finetune
     from ..models import derive_segments, parse_segments
 
+    where = Workspace(spec)
     source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
     segments = None
     if args.segment:
@@ -167,7 +171,7 @@ def cmd_finetune(args, spec: RunSpec) -> int:
             raise UsageError(f"--save-epochs: expected comma-separated epochs such as 1,10,20,40, got "
                              f"{args.save_epochs!r}") from None
     dataset = load_data(spec, listing_only=args.dry_run)
-    conditions = _finetune_conditions(spec.matrix_obj)
+    conditions = _finetune_conditions(where.matrix)
     if args.dry_run:
         from ..models import FCNNConfig
         from ..plan import training_plan
@@ -176,13 +180,13 @@ def cmd_finetune(args, spec: RunSpec) -> int:
         model = FCNNConfig.from_dict(source.metadata(args.parent)["config"])
         runs = [("full fine-tuning", args.epochs)] if segments is None else \
             [(f"segment {k} fine-tuning", args.epochs) for k in segments]
-        print(training_plan(f"finetune {args.parent} on {dataset.name}", dataset, conditions, spec.cache,
+        print(training_plan(f"finetune {args.parent} on {dataset.name}", dataset, conditions, where.cache,
                             config=model, train_config=config, runs=runs, jobs=spec.jobs,
                             scheduler=spec.scheduler).report())
         return 0
     _check_disk(dataset, conditions, spec, args.force)
     validate = _epoch_validator(args, dataset, spec)
-    saved = finetune(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, segments=segments,
+    saved = finetune(zoo, args.parent, dataset, where.matrix, where.cache, segments=segments,
                      epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args, spec), jobs=spec.jobs,
                      backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force,
                      learning_rate=args.lr, validate=validate,
@@ -194,15 +198,16 @@ def cmd_finetune(args, spec: RunSpec) -> int:
 def cmd_postfilter(args, spec: RunSpec) -> int:
     from ..postfilter import PostFilterConfig, train_postfilter
 
+    where = Workspace(spec)
     if args.layers < 2:
         raise UsageError("--layers: at least 2 (hidden convolutions, then the correction)")
     source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
     config = PostFilterConfig(filters=args.filters, layers=args.layers, epochs=args.epochs, learning_rate=args.lr,
                               crop_frames=args.crop or None, seed=args.seed)
     dataset = load_data(spec)
-    conditions = _finetune_conditions(spec.matrix_obj)
+    conditions = _finetune_conditions(where.matrix)
     _check_disk(dataset, conditions, spec, args.force)
-    saved = train_postfilter(zoo, args.parent, dataset, spec.matrix_obj, spec.cache, config=config, name=args.name,
+    saved = train_postfilter(zoo, args.parent, dataset, where.matrix, where.cache, config=config, name=args.name,
                              source=source, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
                              overwrite=args.force)
     meta = zoo.metadata(saved)["postfilter"]
@@ -217,22 +222,23 @@ def cmd_zoo(args, spec: RunSpec) -> int:
 
     from ..zoo import Zoo, compare
 
+    where = Workspace(spec)
     if args.action == "compare":
         if not args.other:
             raise UsageError("zoo compare needs --other DIR")
-        for flag, folder in (("--other", Path(args.other)), ("--model-dir", spec.zoo.root)):
+        for flag, folder in (("--other", Path(args.other)), ("--model-dir", where.zoo.root)):
             if not folder.is_dir():
                 raise UsageError(f"{flag} {folder}: not a model folder")
-        rows = compare(spec.zoo, Zoo(args.other))
+        rows = compare(where.zoo, Zoo(args.other))
         if not rows:
-            raise UsageError(f"{spec.zoo.root} and {args.other} have no model names in common; nothing to compare")
+            raise UsageError(f"{where.zoo.root} and {args.other} have no model names in common; nothing to compare")
         print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".3g"))
         same = sum(r["max_abs_diff"] == 0 for r in rows)
         print(f"{same} of {len(rows)} models have bit-identical weights")
         return 0
     if args.action == "list":
-        rows = spec.zoo.rows()
-        print(f"model dir: {spec.zoo.root}")
+        rows = where.zoo.rows()
+        print(f"model dir: {where.zoo.root}")
         print(tabulate(rows, headers="keys", tablefmt="github") if rows else "(no models)")
         return 0
     from ..finetune import PRESETS, build_zoo
@@ -242,7 +248,7 @@ def cmd_zoo(args, spec: RunSpec) -> int:
     zoo = _write_zoo(spec)
     preset = PRESETS[args.preset]
     dataset = load_data(spec, listing_only=args.dry_run)
-    conditions = _finetune_conditions(spec.matrix_obj)
+    conditions = _finetune_conditions(where.matrix)
     if args.dry_run:
         from ..finetune import remaining_runs
         from ..models import preset_config
@@ -254,13 +260,13 @@ def cmd_zoo(args, spec: RunSpec) -> int:
                                segments=preset["segments"], segment_epochs=preset["segment_epochs"])
         model = preset_config(preset["model_preset"], (128, 423, 3), len(dataset.class_names))
         plan = training_plan(f"zoo build --preset {args.preset} on {dataset.name} into {zoo.root}", dataset,
-                             conditions, spec.cache, config=model, train_config=preset["finetune"], runs=runs,
+                             conditions, where.cache, config=model, train_config=preset["finetune"], runs=runs,
                              jobs=spec.jobs, scheduler=spec.scheduler)
         plan.notes.append(SEGMENT_TIMING_NOTE)
         print(plan.report())
         return 0
     _check_disk(dataset, conditions, spec, args.force)
-    built = build_zoo(zoo, dataset, spec.matrix_obj, spec.cache, args.preset, jobs=spec.jobs,
+    built = build_zoo(zoo, dataset, where.matrix, where.cache, args.preset, jobs=spec.jobs,
                       backend=spec.backend, scheduler=spec.scheduler, precision=spec.precision, devices=spec.devices,
                       progress=lambda line: print(line, file=sys.stderr, flush=True))
     _saved(built, zoo)

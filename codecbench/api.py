@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from .spec import RunSpec
+
 
 def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterable[str] | None = None,
              split: str = "evaluate", matrix: str = "peters", model_dir: str | None = None,
@@ -38,7 +40,6 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
 
     from .models.kinds import ScoringModel, from_object, validate
     from .run import Run
-    from .spec import RunSpec
 
     spec = RunSpec.build({"dataset": dataset, "split": split, "matrix": matrix, "model_dir": model_dir,
                           "cache_dir": cache_dir, "jobs": jobs, "condition": list(conditions) if conditions else None,

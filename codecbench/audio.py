@@ -8,6 +8,7 @@ treated (an unreadable or empty file, NaN/Inf samples) raises :class:`AudioError
 from __future__ import annotations
 
 import os
+import stat
 
 import numpy as np
 import soundfile as sf
@@ -60,7 +61,6 @@ MAX_SOURCE_BYTES = 4 << 30
 def check_source_file(path: str | os.PathLike) -> None:
     """A clip is a regular file (after resolving links) of bounded size; a device, FIFO or folder would hang or
     exhaust a reader. Raises :class:`AudioError` naming the file."""
-    import stat
 
     try:
         st = os.stat(path)

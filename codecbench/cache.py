@@ -21,6 +21,7 @@ import os
 import shutil
 import stat
 import struct
+import time
 import warnings
 from pathlib import Path
 
@@ -181,7 +182,6 @@ class Cache:
         if not self.is_marked:
             raise CacheError(f"{self.root} carries no codecbench cache marker ({MARKER}); refusing to delete "
                              "anything there")
-        import time
 
         counts = {"old_format": 0, "unused": 0, "damaged": 0, "bytes": 0}
         cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
@@ -264,7 +264,6 @@ USE_RESOLUTION_S = 600
 def _note_use(path: Path) -> None:
     """Mark an entry as read (its mtime, at most every ten minutes), so ``cache gc --older-than`` keeps what is
     used."""
-    import time
 
     try:
         if time.time() - path.stat().st_mtime > USE_RESOLUTION_S:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .results import ResultsError
+from .zoo import sort_key
 
 
 def compare_runs(reference: dict, candidate: dict, *, match_by: str = "key") -> dict:
@@ -14,7 +15,6 @@ def compare_runs(reference: dict, candidate: dict, *, match_by: str = "key") -> 
     the candidate's accuracy lies inside the reference's Wilson interval; and the totals. ``match_by="name"`` pairs
     clips by file name (runs recorded before clips were keyed by path)."""
     from .stats import paired_comparison, wilson_interval
-    from .zoo import sort_key
 
     def cells(document: dict) -> dict:
         out = {}

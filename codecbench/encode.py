@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import codecs
-from .audio import AudioError, read_source, source_rate
+from .audio import AudioError, check_source_file, read_source, source_rate
 from .cache import Cache, make_key
 from .codecs import Condition
 from .errors import CodecbenchError, CodecError, UsageError
@@ -62,7 +62,6 @@ def clip_key(path, condition: Condition) -> str:
 
 def clip_identity(path) -> tuple[str, int]:
     """``(content digest, sample rate)`` of a source file: what its cache keys are made of."""
-    from .audio import check_source_file
 
     check_source_file(path)  # before hashing: a link to /dev/zero would be hashed forever
     return file_digest(path), source_rate(path)
@@ -288,7 +287,6 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
 def _coding_what(conds: Sequence[Condition], first_path: str) -> str:
     """``mp3@32 at 22.05 kHz``, or ``3 conditions (sbc@64 at 32 kHz, ...)``: the rate each condition codes at, for
     the first clip's rate (a dataset's clips share one as a rule; every clip's own is recorded with it)."""
-    from .audio import AudioError, source_rate
 
     try:
         rate = source_rate(first_path)

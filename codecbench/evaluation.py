@@ -21,15 +21,18 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from . import codecs
+from .audio import SCALED_NOTE
 from .cache import Cache
 from .codecs import Condition
 from .datasets import Dataset
+from .dsp import measure_bandwidth
 from .encode import EncodeError, fill
 from .errors import CodecbenchError, UsageError
 from .feed import feeding
 from .fsutil import file_lock
 from .inputs import KEEP_INPUTS_BYTES, Inputs, input_reader, predict_stream
 from .matrix import Matrix
+from .prefix import SharedPrefixPredictor
 from .stats import wilson_interval
 from .wording import counted
 from .zoo import ModelEntry, Zoo
@@ -171,7 +174,6 @@ class Evaluator:
             self.log(f"codecbench: {cond_name}: {counted(len(items), 'clip')} could not be coded, e.g. {items[0][0]}: "
                      f"{items[0][1]}")
         self._prepared.update(c.name for c in conds)
-        from .audio import SCALED_NOTE
 
         scaled = sorted({path for path, note in summary.notes if SCALED_NOTE in note})
         if scaled:
@@ -191,7 +193,6 @@ class Evaluator:
     def _measure_codecs(self, conds: list[Condition], clips: int = 8) -> None:
         """What each condition did to this run's own clips (bandwidth kept, the codec's rate and library), from a
         few clips spread over the split; stored in the run's metadata for the report's codec facts."""
-        from .dsp import measure_bandwidth
         from .encode import coded_signal
 
         if not conds:
@@ -339,7 +340,6 @@ class Evaluator:
         return [self.evaluate(s, cond) for s in scorings]
 
     def _predictor(self, group):
-        from .prefix import SharedPrefixPredictor
 
         key = tuple(s.name for s in group)
         if key not in self._predictors:

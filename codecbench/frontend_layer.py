@@ -13,6 +13,7 @@ A model whose sidecar front-end has ``on_device = true`` (``import-model --front
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -121,7 +122,6 @@ def _spectrum_precision():
     JAX with x64 enabled while the layer is traced, not for the rest of the model). A float32 FFT leaks about 1e-7 of
     a frame's energy into every bin, and after the log a band 100 dB below the loudest (the top band of a coded
     clip) is off by up to 3e-4 of the feature range; in float64 the layer matches librosa within 1e-4."""
-    import contextlib
 
     if keras.backend.backend() == "jax":
         import jax

@@ -16,6 +16,7 @@ import json
 import numpy as np
 
 from . import features
+from .dsp import resample
 from .errors import UsageError
 
 KINDS = ("logmel", "waveform")
@@ -124,7 +125,6 @@ BASELINE = FrontEnd()
 
 
 def _at_rate(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
-    from .dsp import resample
     return np.ascontiguousarray(resample(np.asarray(signal, dtype=np.float32), rate, target), dtype=np.float32)
 
 

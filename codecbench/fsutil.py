@@ -8,11 +8,17 @@ leaves at most a ``.*.tmp`` file, never a partial file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import os
+import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+from .errors import FolderBusy, NotARegularFile
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[Path], None], *,
@@ -74,12 +80,9 @@ def _alive(pid: int) -> bool:
 def file_digest(path: str | os.PathLike, _memo: dict = {}) -> str:
     """SHA-256 of a file's bytes, remembered per (path, size, mtime) within the process. Only regular files are
     hashed (a device or FIFO has no end): anything else is an ``OSError`` naming it."""
-    import errno
-    import stat
 
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
-        from .errors import NotARegularFile
 
         raise NotARegularFile(errno.EINVAL, "not a regular file (a device, FIFO or folder?)", os.fspath(path))
     memo_key = (os.fspath(path), st.st_size, st.st_mtime_ns)
@@ -95,7 +98,6 @@ def file_digest(path: str | os.PathLike, _memo: dict = {}) -> str:
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike):
     """An exclusive advisory lock (flock) on ``path``, held for the ``with`` block."""
-    import fcntl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,10 +119,7 @@ def claim_folder(folder: str | os.PathLike, what: str):
     ``flock`` on ``<folder>/.codecbench.lock`` (released by the kernel when the process dies, so a killed run leaves
     no stale claim); the file keeps the holder's pid and command for the message.
     """
-    import fcntl
-    import sys
 
-    from .errors import FolderBusy
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

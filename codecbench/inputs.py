@@ -8,9 +8,11 @@ and so its prediction, does not depend on which clips share its batch.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
+import soundfile as sf
 
 from .cache import Cache
 from .codecs import Condition
@@ -152,7 +154,6 @@ class CodedWaveforms:
     def longest(self) -> tuple[int, ...] | None:
         """The input shape of the longest clip, from the sources' headers (a coded clip keeps its source's length,
         and the front-end's resampling maps a length to one length); None when all have one shape."""
-        import soundfile as sf
 
         lengths: dict[tuple[int, int], int] = {}
         shapes = set()
@@ -289,7 +290,6 @@ def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threa
     :func:`~codecbench.devices.reader_threads`; ``prefetch``: batches read ahead per thread). Returns the
     stacked outputs, (N, ...), or ``{key: (N, ...)}`` when ``predict`` returns a dict per batch.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     from .devices import reader_threads
 

@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
 import shutil
 import statistics
+import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import soundfile as sf
+from tabulate import tabulate
 
 from . import codecs, features
+from .audio import source_rate
 from .cache import Cache
 from .codecs import Condition
 from .errors import EnvironmentProblem
+from .fsutil import file_digest
 from .rates import Rates, bottleneck, local_rates, median_time, model_rates
 from .wording import counted
 
@@ -90,7 +97,6 @@ class Plan:
                                  "was started. Free space, point --cache-dir elsewhere, or pass --force")
 
     def report(self) -> str:
-        from tabulate import tabulate
 
         lines = [f"plan: {self.title}",
                  f"  clips: {self.clips:,}" + (f" ({self.missing_files:,} listed files not present: estimated at "
@@ -137,7 +143,6 @@ def free_bytes(folder: Path) -> int:
 
 
 def _duration_of(path: Path) -> float | None:
-    import soundfile as sf
 
     try:
         return float(sf.info(str(path)).duration)
@@ -157,9 +162,7 @@ def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence[Condition], cach
               with_features: bool, absent_seconds: float = 10.0) -> Plan:
     """Add the counts and bytes of coding (and featurising) ``clips`` under ``conditions`` to ``plan``; a clip whose
     file is not there yet counts as ``absent_seconds`` long (a TAU clip, unless the recipe that makes it says)."""
-    from .audio import source_rate
     from .encode import coded_key, feature_key
-    from .fsutil import file_digest
 
     conds = list(conditions)
     resampled: dict[str, set] = {}
@@ -345,8 +348,6 @@ def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Ca
 
 def generation_stage(dataset, split: str, jobs: int) -> Stage:
     """Generating a synthetic split on first use, timed by generating one of its clips here."""
-    import os
-    import time
 
     from .datasets import scene_wav_bytes
 
@@ -362,5 +363,4 @@ def generation_stage(dataset, split: str, jobs: int) -> Stage:
 
 
 def json_key(config) -> str:
-    import json
     return json.dumps(config.to_dict(), sort_keys=True)

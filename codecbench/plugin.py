@@ -169,7 +169,6 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_runtestloop(session):
     """Code and featurise what the selected items need before the first of them runs, with its progress on its own
     lines (not in the middle of pytest's progress line); from here on, messages wait for the summary."""
-    from .errors import CodecbenchError
 
     state = session.config.stash.get(SESSION, None)
     config = session.config

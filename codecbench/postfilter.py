@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+import sys
 import time
 from typing import Sequence
 
@@ -25,6 +26,7 @@ from .codecs import ORIGINAL, Condition
 from .datasets import Dataset
 from .errors import ModelError
 from .matrix import Matrix
+from .training.schedule import TrainConfig
 from .zoo import Zoo, check_name
 
 
@@ -131,10 +133,8 @@ def train_postfilter(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, ca
                      overwrite: bool = False, verbose="auto") -> str:
     """Train a post-filter for ``parent`` (read from ``source``, default ``zoo``) on the matrix's fine-tuning set
     and save ``<parent>+postfilter`` (or ``name``) into ``zoo``. Returns the name saved."""
-    import sys
 
     from .finetune import _metadata, check_fits, training_set
-    from .training.schedule import TrainConfig
 
     config = config or PostFilterConfig()
     source = source or zoo

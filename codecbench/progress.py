@@ -10,6 +10,8 @@ import shutil
 import sys
 import time
 
+from tqdm.auto import tqdm
+
 
 class NoProgress:
     def update(self, n: int = 1) -> None:
@@ -68,5 +70,4 @@ def progress(total: int, desc: str, enabled: bool | None = None, *, unit: str = 
     columns = terminal_columns()
     if columns < 40:  # a log, or a terminal too narrow (or reporting 0 columns) for a bar: lines
         return LineProgress(total, desc)
-    from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr)

@@ -8,8 +8,11 @@
 from __future__ import annotations
 
 import dataclasses
+import dataclasses as _dc
 import functools
+import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +20,10 @@ from typing import Sequence
 import numpy as np
 
 from . import features
+from .cache import decode_entry, encode_entry
 from .errors import DataError
+from .models.io import save_model
+from .training.schedule import TrainConfig
 
 
 def median_time(func, repeats: int = 3, warmup: bool = True) -> float:
@@ -57,7 +63,6 @@ class Rates:
     @classmethod
     def from_files(cls, paths: Sequence[str | Path]) -> "Rates":
         """Rates from the JSON files of ``bench model --json`` and ``bench feed --json`` (either or both)."""
-        import json
 
         fields: dict = {"source": ", ".join(str(p) for p in paths)}
         for path in paths:
@@ -109,7 +114,6 @@ def bottleneck(model_per_s: float, feed_per_s: float | None, workers: int | None
 @functools.lru_cache(maxsize=None)
 def feed_seconds(clip_seconds: float = 10.0) -> float:
     """Seconds one core takes to read one cached feature entry and finish it (checksum, deltas): the feed's work."""
-    from .cache import decode_entry, encode_entry
 
     frames = 1 + int(clip_seconds * features.RECIPE["sample_rate"]) // features.RECIPE["hop_length"]
     blob = encode_entry(np.random.default_rng(0).random((features.RECIPE["n_mels"], frames), dtype=np.float32), {})
@@ -150,7 +154,6 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
     x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
     out["inference_clips_per_s"] = eval_batch / median_time(lambda: model.predict_on_batch(x_eval), 1)
     if train:
-        from .training.schedule import TrainConfig
 
         out.update(calibrate_training(model, train_config or TrainConfig(batch_size=batch_size,
                                                                          crop_frames=crop_frames), full_frames))
@@ -166,11 +169,7 @@ def calibrate_training(model, train_config, full_frames: int, batches: int = 2) 
     ``train_on_batch`` alone missed the loop's own work and the save after every epoch (``train --dry-run`` said
     48 s per epoch where epochs took 79-133 s).
     """
-    import dataclasses as _dc
-    import tempfile
-    import time
 
-    from .models.io import save_model
     from .training.loop import fit
 
     n_classes = int(model.output_shape[-1])

@@ -28,9 +28,12 @@ from typing import Callable
 from . import codecs
 from .codecs import ORIGINAL, Condition
 from .errors import UsageError
-from .fsutil import atomic_write, file_digest
+from .fsutil import atomic_write, claim_folder, file_digest
+from .provenance import now
 from .run import Workspace
 from .spec import RunSpec
+from .training.schedule import crops_for
+from .zoo import ModelFileChanged, Zoo, full_name, packaged_model_dir, segment_name
 
 #: ``--preset``: which zoo recipe of :data:`codecbench.finetune.PRESETS` the experiments follow.
 PRESETS = {"paper": "paper", "small": "demo"}
@@ -94,7 +97,6 @@ def _check_work_folder(out: Path) -> None:
 def _check_zoo_files(zoo) -> None:
     """Every model of the work zoo is the file its sidecar describes and ``base`` the one imported: a model changed
     after this reproduction wrote it is refused, with what to do (not ``--force``, which here means the disk)."""
-    from .zoo import ModelFileChanged
 
     state_path = zoo.root.parent / STATE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
@@ -128,8 +130,6 @@ def _base_model(zoo, options: ReproduceOptions, dataset, say: Callable[[str], No
     """Step 2: ``base`` in the work zoo, from ``--checkpoint`` or (synthetic data, small preset) the packaged
     demo zoo's base."""
     from .models import file_sha256, kinds, load_model
-    from .provenance import now
-    from .zoo import Zoo, packaged_model_dir
 
     state_path = zoo.root.parent / STATE
     if "base" in zoo.names():
@@ -163,7 +163,6 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     scheduler, precision, devices); returns the report's Markdown file (None for ``dry_run``)."""
     from .datasets import load_dataset
     from .finetune import PRESETS as ZOO_PRESETS
-    from .zoo import Zoo
 
     where = Workspace(spec)
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
@@ -192,7 +191,6 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     if options.dry_run:
         _plan(spec, options, dataset, available, recipe, say, check=False)
         return None
-    from .fsutil import claim_folder
 
     with claim_folder(options.out, "reproduce"):
         _check_recipe(options.out, recipe)
@@ -227,7 +225,6 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
     from .finetune import remaining_runs
     from .models import preset_config
     from .plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
-    from .zoo import Zoo
 
     where = Workspace(spec)
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
@@ -256,8 +253,6 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
     """Steps 5 and 6: Experiments A and B, whatever of them is missing."""
     from .features import RECIPE, n_frames
     from .finetune import epoch_validation, finetune
-    from .training.schedule import crops_for
-    from .zoo import full_name, segment_name
 
     where = Workspace(spec)
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)

@@ -2,11 +2,15 @@
 per-model and per-condition facts of a table composed of several runs' rows."""
 from __future__ import annotations
 
+import math
+import numbers
+
+from .errors import CodecbenchError
+from .zoo import check_name
+
 
 def row_problem(row) -> str | None:
     """What is wrong with one result row as a report reads it, or None."""
-    import math
-    import numbers
 
     if not isinstance(row, dict):
         return "not an object"
@@ -14,8 +18,6 @@ def row_problem(row) -> str | None:
         if not isinstance(row.get(key), str) or not row[key]:
             return f"{key!r} is missing or not a name"
     from .codecs import parse_condition
-    from .errors import CodecbenchError
-    from .zoo import check_name
 
     try:  # names are the zoo's and the codec table's: nothing else (markup, formulas) reaches a report from here
         check_name(row["model"])

@@ -10,13 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pandas as pd
+from tabulate import tabulate
 
 from .errors import DataError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, file_lock
 from .result_rows import facts_of_cells, row_problem
+from .zoo import sort_key
 
 FORMAT_VERSION = 1
 ACCURACY_COLUMNS = ["model", "condition", "category", "n", "correct", "accuracy", "ci_low", "ci_high",
@@ -41,7 +44,6 @@ def read_items(run_dir: Path) -> list[dict]:
 
 def write_run(results_dir: Path, run_dir: Path, meta: dict) -> dict:
     """Merge a run's items into the results files of ``results_dir`` (and keep a copy in ``run_dir``)."""
-    from .fsutil import file_lock
 
     items = read_items(run_dir)
     doc = {"format": FORMAT_VERSION, "meta": meta, "results": items}
@@ -188,7 +190,6 @@ def check_history(path: Path) -> list[str]:
 def rebuild_history(results_dir: Path) -> tuple[Path | None, int, int]:
     """Set a history aside (renamed ``history.sqlite.broken-<time>``) and record every run folder's meta and
     items anew; return (where the old one went, runs, results)."""
-    import time
 
     results_dir = Path(results_dir)
     path = results_dir / "history.sqlite"
@@ -316,9 +317,7 @@ def leaderboard_documents(sources: list[Path]) -> list[dict]:
 
 def summary_table(rows: list[dict], matrix) -> str:
     """Accuracy per model (rows) and condition (columns), in matrix order."""
-    from tabulate import tabulate
 
-    from .zoo import sort_key
 
     order = [c.name for c in matrix.validation]
     conditions = [c for c in order if any(r["condition"] == c for r in rows)]

@@ -14,6 +14,7 @@ import functools
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from . import codecs
+from .cache import Cache
 from .codecs import Condition
 from .errors import CodecbenchError, UsageError
 from .spec import RunSpec
@@ -42,7 +43,6 @@ class Workspace:
 
     @functools.cached_property
     def cache(self) -> Cache:
-        from .cache import Cache
         return Cache(self.spec.cache_dir)
 
     @functools.cached_property

@@ -11,13 +11,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from .audio import LEVEL_POLICY
 from .codecs import Condition
 from .errors import CodecbenchError, UsageError
+from .fsutil import atomic_write
+from .provenance import git_commit, library_versions, machine, now
 from .spec import RunSpec
 from .wording import counted
 from .zoo import ModelEntry
@@ -46,7 +50,6 @@ class Case:
 def check_writable(folder: Path, option: str) -> None:
     """Refuse, with a usage error naming it, a folder that cannot be written or created: a temporary file is
     made and removed in it, or in its nearest existing parent (nothing is left behind, no folder created)."""
-    import tempfile
 
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -194,9 +197,7 @@ class BenchmarkSession:
 
     def meta(self) -> dict:
         if self._meta is None:
-            from .audio import LEVEL_POLICY
             from .devices import device_details
-            from .provenance import git_commit, library_versions, machine, now
 
             self._meta = {"run_id": self.run_id, "started": now(), "git_commit": git_commit(self.spec.project_root),
                           "dataset": self.dataset_meta(),
@@ -241,7 +242,6 @@ class BenchmarkSession:
         return self.resolved.precision
 
     def record_meta(self) -> None:
-        from .fsutil import atomic_write
         from .results import record_run
 
         meta_path = self.run_dir / "meta.json"
@@ -288,7 +288,6 @@ class BenchmarkSession:
         return record, verdict
 
     def record(self, record: dict) -> None:
-        from .provenance import now
         from .results import record_result, write_item
 
         write_item(self.run_dir, record)   # the run folder first: it is what results.json is merged from

@@ -16,7 +16,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .config import find_pyproject, load_config
 from .errors import UsageError
+from .training.schedule import PRECISIONS
 
 # --------------------------------------------------------------------------- converters
 # Each takes the raw value and a label saying where it came from, and returns the typed value.
@@ -177,7 +179,6 @@ def to_scheduler(value, where: str) -> str:
 
 
 def to_precision(value, where: str) -> str:
-    from .training.schedule import PRECISIONS
 
     text = str(value).strip()
     if text not in PRECISIONS:
@@ -329,7 +330,6 @@ class RunSpec:
               flags: Mapping[str, str] | None = None) -> "RunSpec":
         """Merge ``explicit`` (option values; None = not given) over ``[tool.codecbench]`` over defaults.
         ``flags``: the option names a command spells differently (``{"run_id": "--run"}``), for messages."""
-        from .config import find_pyproject, load_config
 
         explicit = {k: v for k, v in (explicit or {}).items() if v is not None and k in OPTIONS}
         env = os.environ if env is None else env

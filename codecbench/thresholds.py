@@ -12,12 +12,15 @@ default+category, default default; no entry means no threshold.
 """
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 from .codecs import parse_condition
 from .config import read_toml
 from .errors import UsageError
 from .matrix import Matrix
+from .zoo import sort_key
 
 
 class ThresholdError(UsageError):
@@ -75,9 +78,7 @@ def load_thresholds(path: str | Path, matrix: Matrix, known_models: list[str]) -
 
 def thresholds_from_results(doc: dict, margin: float = 0.05) -> str:
     """A thresholds TOML with each measured accuracy minus ``margin`` (floored to 0.01), per model."""
-    import math
 
-    from .zoo import sort_key
 
     if not 0 <= margin < 1:
         raise ThresholdError(f"margin must be in [0, 1), got {margin}")
@@ -100,5 +101,4 @@ def thresholds_from_results(doc: dict, margin: float = 0.05) -> str:
 
 def json_key(name: str) -> str:
     """A TOML key for a model name: bare if it can be, quoted otherwise."""
-    import re
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'

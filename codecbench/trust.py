@@ -16,13 +16,14 @@ import json
 import os
 from pathlib import Path
 
+import platformdirs
+
 from .fsutil import atomic_write, file_lock
 
 
 def trust_file() -> Path:
     if os.environ.get("CODECBENCH_TRUST_FILE"):
         return Path(os.environ["CODECBENCH_TRUST_FILE"]).expanduser()
-    import platformdirs
     return Path(platformdirs.user_config_dir("codecbench")) / "trusted-code.json"
 
 

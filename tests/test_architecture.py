@@ -203,3 +203,91 @@ def test_command_options_are_checked_by_the_run_specifications_validators():
     bare = [f"{rel}:{n}" for _, (path, rel) in MODULES.items() if _top(rel) == "cli"
             for n, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"type=(int|float)\b", line)]
     assert not bare
+
+
+#: Libraries whose import is slow (about 0.05 s or more: Keras 4 s, JAX 1 s, SciPy's signal and stats 0.6 s, pandas,
+#: matplotlib, dask, PyAV, ...) or optional: a function may import them (or a module that imports them) when it
+#: needs them, so `codecbench --help`, the pytest plugin in unrelated runs and reading a zoo stay fast.
+SLOW_OR_OPTIONAL = {"keras", "tensorflow", "jax", "jaxlib", "torch", "matplotlib", "pandas", "dask", "distributed",
+                    "scipy", "joblib", "onnxruntime", "onnx", "numba", "sklearn", "librosa", "audiomentations", "lc3",
+                    "av", "h5py", "pytest", "_pytest", "xdist", "selenium", "psutil", "pytest_benchmark",
+                    # imports Keras when it is imported (quietly, with the chosen backend)
+                    "codecbench.backend"}
+
+
+def _lazy_exports() -> dict[str, dict[str, str]]:
+    """Packages that import their attributes on first use (``_EXPORTS``): attribute -> the module it comes from."""
+    lazy = {}
+    for name, (path, _) in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_EXPORTS" for t in node.targets):
+                lazy[name] = {k: f"{name}.{v}" for k, v in ast.literal_eval(node.value).items()}
+    return lazy
+
+
+LAZY = _lazy_exports()
+
+
+def _targets(name: str, path: Path, node) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    module = node.module or ""
+    if node.level:
+        module = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([module] if module else []))
+    found = []
+    for alias in node.names:
+        full = LAZY.get(module, {}).get(alias.name, f"{module}.{alias.name}")
+        found.append(full if full in MODULES else module)
+    return found
+
+
+def _module_level_imports(tree) -> list:
+    """The imports that run when a module is imported (not those of functions, nor of ``if TYPE_CHECKING``)."""
+    found = []
+
+    def walk(statements):
+        for node in statements:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                found.append(node)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+                walk(node.body + node.orelse)
+            elif isinstance(node, ast.Try):
+                walk(node.body + [s for h in node.handlers for s in h.body] + node.orelse + node.finalbody)
+    walk(tree.body)
+    return found
+
+
+TREES = {name: ast.parse(path.read_text()) for name, (path, _) in MODULES.items()}
+LOADS = {name: {t for node in _module_level_imports(TREES[name]) for t in _targets(name, MODULES[name][0], node)}
+         for name in MODULES}
+
+
+def _slow(module: str, seen: frozenset = frozenset()) -> bool:
+    """Whether importing ``module`` imports a slow or optional library (through the modules it imports)."""
+    if module in SLOW_OR_OPTIONAL or module.split(".")[0] in SLOW_OR_OPTIONAL:
+        return True
+    if module not in MODULES or module in seen:
+        return False
+    parents = [".".join(module.split(".")[:i]) for i in range(2, len(module.split(".")))]
+    return any(_slow(t, seen | {module}) for t in list(LOADS[module]) + parents)
+
+
+def test_a_function_imports_only_what_is_slow_or_optional_to_import():
+    """Everything else is imported at the top of the module, where a reader looks for a module's dependencies
+    (``codecbench/__init__.py`` is lazy by design; an import inside ``try`` is an optional one)."""
+    light = []
+    for name, (path, rel) in MODULES.items():
+        if name == "codecbench":
+            continue
+        tree = TREES[name]
+        inside_try = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for n in ast.walk(t)}
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in inside_try \
+                        and not any(_slow(t) for t in _targets(name, path, node)):
+                    light.append(f"{rel}:{node.lineno} {ast.unparse(node)}")
+    assert not light, "imports inside functions of modules quick to import (move them to the top): " + \
+        "; ".join(sorted(set(light)))

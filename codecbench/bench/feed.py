@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from ..cache import Cache
+from ..errors import EnvironmentProblem
 
 #: clips/s per core with every core working that keeps a fast accelerator busy (see the module docstring)
 TARGET_PER_CORE = 200.0
@@ -32,7 +36,6 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     and all cores), on ``clips`` synthetic clips of ``seconds`` coded under ``condition``; each measurement reads
     every clip ``rounds`` times in batches of 32 (the best of two passes is kept). ``condition``: a
     :class:`~codecbench.codecs.Condition` (default mp3@64)."""
-    from ..cache import Cache
     from ..codecs import Condition, availability
     from ..devices import _cores
     from ..encode import fill
@@ -44,7 +47,6 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     cond = condition or Condition("mp3", 64)
     ok, why = availability(cond)
     if not ok:
-        from ..errors import EnvironmentProblem
         raise EnvironmentProblem(f"bench feed: {cond.name} is unavailable here: {why}")
     cores = _cores()
     counts = sorted({n for n in (workers or [1, 2, cores]) if 1 <= n <= max(cores, 1)})
@@ -104,7 +106,6 @@ def _rate(reader, batches) -> float:
 
 def _rate_parallel(feed, batches, workers: int) -> float:
     """Clips/s with ``workers`` batches in flight (as the evaluator's and the trainer's reader threads keep them)."""
-    from concurrent.futures import ThreadPoolExecutor
 
     best = float("inf")
     with ThreadPoolExecutor(max_workers=max(2, min(8, workers))) as threads:

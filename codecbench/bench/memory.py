@@ -21,8 +21,10 @@ import numpy as np
 import soundfile as sf
 
 from .. import codecs
+from ..cache import Cache
 from ..datasets import synth_scene
 from ..errors import EnvironmentProblem
+from ..zoo import Zoo
 from .timing import PAPER_COUNTS
 
 
@@ -96,12 +98,10 @@ def bench_memory(clips: int = 40, more_clips: int = 120, seconds: float = 10.0) 
     """Peak RSS of evaluation at TAU's clip shape: the paper-size 15-model zoo on ``clips`` clips and one condition,
     and base alone on ``clips`` clips x 1 and x all 8 conditions and on ``more_clips`` clips; the growth per
     condition and per clip, and the paper's evaluation extrapolated from them."""
-    from ..cache import Cache
     from ..encode import fill
     from ..matrix import load_matrix
     from ..models import preset_config
     from ..synth import SCENES
-    from ..zoo import Zoo
     from .timing import paper_like_zoo
 
     conds = [c for c in load_matrix().validation if codecs.availability(c)[0]]

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from ..datasets import synth_scene
+from ..dsp import resample
 from .timing import PAPER_GFLOP_PER_CLIP, devices, matmul_gflops, median_time
 
 
@@ -63,7 +64,6 @@ def _device_frontend(batch: int, repeats: int) -> dict:
     from the librosa features over 8 clips recorded at 22.05, 44.1 and 48 kHz (each resampled to 44.1 kHz first)."""
     from .. import features
     from ..backend import keras
-    from ..dsp import resample
     from ..frontend_layer import LogMelLayer
     from ..frontends import BASELINE
 

@@ -14,6 +14,7 @@ from .. import codecs
 from ..cache import Cache
 from ..datasets import synth_scene
 from ..devices import local_accelerators
+from ..training.schedule import TrainConfig
 from .timing import devices, median_time
 
 PIPELINE_SETUPS: dict[str, dict[str, Any]] = {
@@ -53,7 +54,6 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
     from ..inputs import INPUT_BUDGET_BYTES, cached_features, predict_stream
     from ..models import build_fcnn, preset_config
     from ..training.loop import AugmentedBatches
-    from ..training.schedule import TrainConfig
 
     result: dict = {"backend": keras.backend.backend(), "devices": devices(), "setups": {}}
     sr = 44100

@@ -6,6 +6,7 @@ import statistics
 
 import numpy as np
 
+from ..api import evaluate
 from ..devices import choose_precision, cpu_flags
 from .timing import devices, median_time
 
@@ -45,7 +46,6 @@ def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
         rows["mixed_vs_float32"] = {k: rows["mixed_bfloat16"][k] / rows["float32"][k] for k in rows["float32"]}
         result["speed"][preset] = rows
     if accuracy:
-        from ..api import evaluate
 
         frames = {p: evaluate(["base", "finetuned_full@e10"], conditions=["wav", "mp3@32"], precision=p)
                   for p in ("float32", "mixed_bfloat16")}

@@ -5,6 +5,8 @@ import statistics
 
 import numpy as np
 
+from ..prefix import SharedPrefixPredictor
+from ..zoo import Zoo, packaged_model_dir
 from .timing import devices, median_time, paper_like_zoo
 
 
@@ -13,8 +15,6 @@ def bench_prefix(setups=("demo", "paper"), repeats: int = 2) -> dict:
     clips/s, FLOPs per clip from the layer shapes, and whether every prediction is identical."""
     from ..backend import keras, quiet_retracing
     from ..inputs import INPUT_BUDGET_BYTES
-    from ..prefix import SharedPrefixPredictor
-    from ..zoo import Zoo, packaged_model_dir
 
     result: dict = {"backend": keras.backend.backend(), "devices": devices(), "setups": {}}
     for name in setups:

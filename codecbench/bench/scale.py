@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from tabulate import tabulate
 
 from .. import codecs
 from ..cache import Cache
@@ -83,7 +84,6 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
 
 
 def format_scale_bench(result: dict) -> str:
-    from tabulate import tabulate
 
     c, e, f, v = result["cache"], result["encoding"], result["finetuning"], result["evaluation"]
     gb = 1e9

@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from tabulate import tabulate
+
 from ..errors import UsageError
 from ..run import Workspace
 from ..spec import RunSpec
@@ -21,7 +23,6 @@ def load_data(spec: RunSpec, **how):
 
 
 def cmd_conditions(args, spec: RunSpec) -> int:
-    from tabulate import tabulate
 
     from .. import codecs
 
@@ -112,7 +113,6 @@ def cmd_export(args, spec: RunSpec) -> int:
 
 
 def cmd_cache(args, spec: RunSpec) -> int:
-    from tabulate import tabulate
 
     where = Workspace(spec)
     cache = where.cache
@@ -138,7 +138,6 @@ def cmd_cache(args, spec: RunSpec) -> int:
 
 
 def cmd_dataset(args, spec: RunSpec) -> int:
-    from tabulate import tabulate
 
     from ..datasets import download, verify
 

@@ -5,24 +5,27 @@ import json
 import sys
 from pathlib import Path
 
+from tabulate import tabulate
+
 from .. import codecs
+from ..config import read_toml
 from ..errors import UsageError
 from ..run import Workspace
 from ..spec import RunSpec
+from ..zoo import ALIASES, Zoo, compare, user_model_dir
+from ..zoo.importing import import_model
 from .data_commands import _check_disk, _finetune_conditions, load_data
 from .parser import _train_config, validation_conditions
 
 
 def _write_zoo(spec: RunSpec):
     """Where new models go: --model-dir, else the user model folder (never the packaged zoo)."""
-    from ..zoo import Zoo, user_model_dir
 
     return Zoo(spec.model_dir or user_model_dir(), trust_code=spec.trust_code)
 
 
 def _source_zoo(spec: RunSpec, name: str):
     """Where a parent model is read: --model-dir, else the user model folder if it has it, else the packaged zoo."""
-    from ..zoo import ALIASES, Zoo
 
     if spec.model_dir:
         zoo = Zoo(spec.model_dir, trust_code=spec.trust_code)
@@ -34,7 +37,6 @@ def _source_zoo(spec: RunSpec, name: str):
 
 
 def _saved(names: list[str], zoo) -> None:
-    from ..zoo import user_model_dir
 
     print(f"saved {', '.join(names) if names else 'nothing (complete)'} in {zoo.root}")
     if names and zoo.root == user_model_dir():
@@ -43,7 +45,6 @@ def _saved(names: list[str], zoo) -> None:
 
 
 def cmd_segments(args, spec: RunSpec) -> int:
-    from tabulate import tabulate
 
     from ..models import derive_segments, load_model
 
@@ -71,7 +72,6 @@ def _classes(text: str | None) -> list[str] | None:
 def _class_map(text: str | None) -> dict:
     if not text:
         return {}
-    from ..config import read_toml
 
     path = Path(text)
     if not path.is_file():
@@ -90,7 +90,6 @@ def _class_map(text: str | None) -> dict:
 
 def cmd_import_model(args, spec: RunSpec) -> int:
     from ..frontends import parse_frontend
-    from ..zoo.importing import import_model
 
     kwargs = None
     if args.kwargs:
@@ -218,9 +217,7 @@ def cmd_postfilter(args, spec: RunSpec) -> int:
 
 
 def cmd_zoo(args, spec: RunSpec) -> int:
-    from tabulate import tabulate
 
-    from ..zoo import Zoo, compare
 
     where = Workspace(spec)
     if args.action == "compare":

@@ -15,7 +15,7 @@ from ..spec import (
     to_positive_int,
     to_tolerance,
 )
-from ..training.schedule import FINETUNE_DEFAULTS, TrainConfig
+from ..training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
 
 DESCRIPTION = """\
 How scene classifiers hold up under audio coding (AAC, HE-AAC, MP3, Opus, SBC and more): code a dataset,
@@ -331,7 +331,6 @@ _non_negative_float = _argument(to_non_negative_float)
 
 
 def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segment_lr: bool = False) -> None:
-    from ..training.schedule import SEGMENT_LEARNING_RATES
 
     group = parser.add_argument_group("training schedule")
     group.add_argument("--epochs", type=_positive_int, default=defaults.epochs)

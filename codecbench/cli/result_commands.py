@@ -1,10 +1,14 @@
 """Commands over results: ``report``, ``compare``, ``thresholds``, ``history``."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+from tabulate import tabulate
+
 from ..errors import UsageError
+from ..fsutil import atomic_write
 from ..spec import RunSpec
 
 
@@ -62,9 +66,7 @@ def cmd_leaderboard(args, spec: RunSpec) -> int:
 
 
 def cmd_compare(args, spec: RunSpec) -> int:
-    import json
 
-    from tabulate import tabulate
 
     from ..compare import compare_runs
     from ..results import load_results
@@ -91,7 +93,6 @@ def cmd_compare(args, spec: RunSpec) -> int:
 
 
 def cmd_thresholds(args, spec: RunSpec) -> int:
-    from ..fsutil import atomic_write
     from ..results import load_results
     from ..thresholds import thresholds_from_results
 

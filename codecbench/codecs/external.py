@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 
 import numpy as np
+import soundfile as sf
 
 from ..errors import CodecError
 from .backend import Backend, register
@@ -58,7 +59,6 @@ class ExternalBackend(Backend):
                 "-o", dst, src]
 
     def encode(self, x: np.ndarray, codec_sr: int, cond: Condition, sample_rate: int, n: int) -> Bitstream:
-        import soundfile as sf
 
         with tempfile.TemporaryDirectory(prefix="codecbench-") as tmp:
             src, dst = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.m4a")

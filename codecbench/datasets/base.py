@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from ..errors import DataError
 from ..fsutil import file_digest
@@ -103,7 +104,6 @@ class Dataset:
         return self._longest[split]
 
     def _read_headers(self, split: str) -> None:
-        import soundfile as sf
 
         rates, longest = set(), 0.0
         for clip in self.clips(split):

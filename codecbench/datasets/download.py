@@ -22,6 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+import urllib3
+
 from ..fsutil import claim_folder
 from .records import Archive, DatasetRecord, DownloadError, http_url, record, records
 from .unpack import marker, unpack
@@ -38,8 +41,6 @@ def _fetch(archive: Archive, url: str, part: Path, *, timeout: float, retries: i
            stall_seconds: float, log) -> None:
     """Bring ``part`` to the archive's size (or the end of the body, where no size is published) from ``url``,
     resuming from what it holds and retrying with backoff."""
-    import requests
-    import urllib3
 
     ceiling = archive.size if archive.size is not None else archive.max_size
     session = requests.Session()

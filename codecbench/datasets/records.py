@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
+import pooch
+
 from ..errors import DataError
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
@@ -103,7 +105,6 @@ def http_url(url: str, where: str) -> str:
 
 
 def md5(path: Path) -> str:
-    import pooch
 
     return pooch.file_hash(str(path), alg="md5")
 

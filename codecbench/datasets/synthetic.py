@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -13,8 +15,9 @@ import pandas as pd
 import soundfile as sf
 
 from ..bitexact import quantize_pcm
-from ..cache import default_cache_dir
+from ..cache import Cache, default_cache_dir
 from ..fsutil import atomic_write, file_digest, file_lock
+from ..progress import duration_text, progress
 from ..synth import DEVICES, SCENES
 from .base import DatasetError, device_of
 from .tau import SPLIT_FILES
@@ -80,7 +83,6 @@ def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = Non
     if (root / RECIPE_FILE).is_file() and not pending_splits(root, wanted):
         return root
     if not out_dir:
-        from ..cache import Cache
         Cache(default_cache_dir(cache_dir)).mark()
     root.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(root.parent / f"{root.name}.lock"):
@@ -131,10 +133,8 @@ def _write_listing(root: Path, clips: list[tuple[str, str, int, int, str]]) -> N
 
 def _generate_split(root: Path, split: str, clips: list, duration: float, sample_rate: int,
                     log: Callable[[str], None] | None) -> None:
-    import time
 
     from ..parallel import parallel_map
-    from ..progress import duration_text, progress
 
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     tasks = [(str(root / fname), ci, clip_seed, device, duration, sample_rate)
@@ -160,7 +160,6 @@ def _generate_split(root: Path, split: str, clips: list, duration: float, sample
 
 def scene_wav_bytes(class_index: int, clip_seed: int, device: str, duration: float, sample_rate: int) -> bytes:
     """One synthetic clip as the bytes of its WAV file: what :func:`synthesize` writes and the manifest hashes."""
-    import io
 
     from ..synth import scene
 

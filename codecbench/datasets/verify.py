@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import soundfile as sf
+
 from ..errors import CodecbenchError
 from .records import record
 from .unpack import marker
@@ -29,7 +31,6 @@ def _clip_problem(path: Path, rule, deep: bool) -> str | None:
         return f"{st.st_size:,} bytes, fewer than the {rule.min_bytes:,} its format needs (truncated?)"
     if not deep:
         return None
-    import soundfile as sf
 
     try:
         info = sf.info(str(path))

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from tabulate import tabulate
 
 from ..codecs import Condition
 from .palette import SeriesStyle, styles_for
@@ -94,7 +95,6 @@ def _kbps(value: float) -> str:
 
 
 def markdown(rows: list[dict], margin: float = BREAK_EVEN_MARGIN) -> str:
-    from tabulate import tabulate
 
     table = [[r["model"], r["codec"], f"{r['rates'][0]:g}-{r['rates'][-1]:g} ({len(r['rates'])})",
               f"{r['original_accuracy']:.3f}",

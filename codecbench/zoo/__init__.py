@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import re
+import shutil
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+import platformdirs
+
+from .. import trust
 from ..errors import CodecbenchError, ModelError
-from ..fsutil import file_digest, remove_stale_temporaries
+from ..fsutil import atomic_write, file_digest, remove_stale_temporaries
+from ..models.io import load_model, read_metadata, save_model, sidecar_path
 
 ALIASES = {"finetuned_full": "finetuned_full@e10"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
@@ -69,7 +76,6 @@ def user_model_dir() -> Path:
     """Where models go when no ``--model-dir`` is given: ``$CODECBENCH_MODELS``, else the user data folder."""
     if os.environ.get("CODECBENCH_MODELS"):
         return Path(os.environ["CODECBENCH_MODELS"]).expanduser()
-    import platformdirs
     return Path(platformdirs.user_data_dir("codecbench")) / "models"
 
 
@@ -182,7 +188,6 @@ class Zoo:
         """
         if name in self._entries:
             return self._entries[name]
-        from ..models.io import read_metadata
 
         resolved = self.resolve(name)
         if resolved not in self._entries:
@@ -220,7 +225,6 @@ class Zoo:
 
     def load(self, model: ModelEntry | str):
         """The Keras model and its metadata (fine-tuning and segments work on Keras models only)."""
-        from ..models.io import load_model
 
         entry = self._entry(model)
         if entry.kind != "keras":
@@ -230,7 +234,6 @@ class Zoo:
 
     def check_trust(self, model: ModelEntry | str) -> None:
         """Refuse a model whose loading would run code the user has not allowed (a Python entry point)."""
-        from .. import trust
 
         entry = self._entry(model)
         if entry.kind != "python" or self.trust_code:
@@ -280,7 +283,6 @@ class Zoo:
                            "pass --force to replace, or choose another --name/--model-dir")
 
     def save(self, name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
-        from ..models.io import save_model
 
         check_name(name)
         self.check_writable([name], overwrite)
@@ -303,11 +305,7 @@ class Zoo:
     def save_external(self, name: str, metadata: dict, *, source: Path | None = None,
                       overwrite: bool = False) -> Path:
         """Put an ONNX file (``source``) or a Python model (sidecar only) into the zoo, atomically."""
-        import json
-        import shutil
 
-        from ..fsutil import atomic_write
-        from ..models.io import sidecar_path
 
         check_name(name)
         self.check_writable([name], overwrite)
@@ -349,7 +347,6 @@ class Zoo:
 
 
 def _sidecar_kind(path: Path) -> str | None:
-    import json
     try:
         return json.loads(path.read_text()).get("kind")
     except (OSError, ValueError, AttributeError):
@@ -358,7 +355,6 @@ def _sidecar_kind(path: Path) -> str | None:
 
 def compare(zoo: Zoo, other: Zoo) -> list[dict]:
     """Per model in both zoos: largest absolute weight difference (0.0 = bit-identical weights)."""
-    import numpy as np
 
     rows: list[dict] = []
     for name in zoo.names():

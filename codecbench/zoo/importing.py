@@ -11,7 +11,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .. import trust
 from ..errors import ModelError, UsageError
+from ..provenance import now
 from . import Zoo, check_name
 
 #: File suffixes and the kind of model they hold.
@@ -64,7 +66,6 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
         Replace a model of the same name.
     """
     from ..models import file_sha256, kinds, load_model
-    from ..provenance import now
 
     zoo.check_writable([check_name(name)], overwrite)
     kind = kind or model_kind(source)
@@ -101,7 +102,6 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
         meta.setdefault("frontend", model.frontend.to_dict())
         kinds.validate(model)
         written = zoo.save_external(name, meta, overwrite=overwrite)
-        from .. import trust
         trust.remember(meta)  # imported by the user: its code may run in later runs
     from ..frontends import parse_frontend
 

@@ -6,10 +6,11 @@ reads and validates it; every error names the file and the key that is wrong.
 from __future__ import annotations
 
 import dataclasses
+import re
 from importlib import resources
 from pathlib import Path
 
-from .codecs import Condition, parse_condition
+from .codecs import CODECS, Condition, parse_condition
 from .config import parse_toml
 from .errors import UsageError
 
@@ -69,11 +70,18 @@ class Matrix:
 SWEEP_LADDER = (6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 
 
+#: The loss rates (percent) a loss sweep ``opus@24+loss0..20`` visits: from a good link to a bad one.
+LOSS_LADDER = (0, 1, 2, 3, 5, 10, 15, 20, 30, 40)
+_LOSS_SWEEP_RE = re.compile(r"^(?P<head>.+\+loss)(?P<rates>[0-9.]+(?:\.\.[0-9.]+|(?:,[0-9.]+)+))(?P<tail>(?:\+.*)?)$")
+
+
 def expand_sweep(text: str) -> list[str]:
     """``"mp3@32..320"`` -> every rate of the codec's ladder (its own rates, else :data:`SWEEP_LADDER`) within the
-    bounds; ``"opus@12,24,48"`` -> those rates; anything else -> ``[text]``."""
-    from .codecs import CODECS
-
+    bounds; ``"opus@12,24,48"`` -> those rates; ``"opus@24+loss0..20"`` -> the loss rates of :data:`LOSS_LADDER`
+    within the bounds (``"opus@24+loss0,5,10"``: those); anything else -> ``[text]``."""
+    loss = _LOSS_SWEEP_RE.match(str(text).strip().lower())
+    if loss:
+        return [f"{loss['head']}{rate:g}{loss['tail']}" for rate in _loss_rates(text, loss["rates"])]
     codec, at, rates = str(text).strip().lower().partition("@")
     if not at or (".." not in rates and "," not in rates):
         return [text]
@@ -103,6 +111,21 @@ def expand_sweep(text: str) -> list[str]:
         except ValueError:
             raise MatrixError(f"sweep {text!r}: expected '<codec>@<kbps>,<kbps>,...', e.g. 'opus@12,24,48'") from None
     return [f"{codec}@{r:g}" for r in chosen]
+
+
+def _loss_rates(text: str, rates: str) -> list[float]:
+    try:
+        if ".." in rates:
+            low, _, high = rates.partition("..")
+            lo, hi = float(low), float(high)
+            chosen = [float(r) for r in LOSS_LADDER if lo <= r <= hi]
+        else:
+            chosen = [float(r) for r in rates.split(",")]
+    except ValueError:
+        raise MatrixError(f"sweep {text!r}: expected '+loss<low>..<high>' or '+loss<a>,<b>,...' in percent") from None
+    if not chosen:
+        raise MatrixError(f"sweep {text!r}: no loss rate of {', '.join(map(str, LOSS_LADDER))} % lies in {rates}")
+    return chosen
 
 
 def _conditions(raw, source: str, key: str) -> tuple[Condition, ...]:

@@ -103,9 +103,12 @@ class Run:
                 except CodecbenchError as exc:
                     raise UsageError(f"--condition: {exc} (the dataset has sources at {rate} Hz)") from None
         thresholds_path = spec.thresholds
-        default_thresholds = spec.project_root / "benchmarks" / "thresholds.toml"
-        # the demo's thresholds belong to the demo's matrix (the paper's); other matrices run without them
-        if thresholds_path is None and spec.is_demo and spec.matrix == "peters" and default_thresholds.is_file():
+        # the demo's thresholds belong to a packaged matrix: benchmarks/thresholds.toml to the paper's,
+        # benchmarks/thresholds-<name>.toml to another (transmission); a matrix without its file runs without them
+        default_thresholds = spec.project_root / "benchmarks" / (
+            "thresholds.toml" if spec.matrix == "peters" else f"thresholds-{spec.matrix}.toml")
+        if thresholds_path is None and spec.is_demo and default_thresholds.is_file() and \
+                not spec.matrix.endswith(".toml"):
             thresholds_path = default_thresholds
         thresholds = load_thresholds(thresholds_path, matrix, zoo.names()) if thresholds_path else None
         availability = {c: codecs.availability(c) for c in conditions}  # the one place a run asks

@@ -17,7 +17,8 @@ class ConditionDraw:
     Parameters
     ----------
     conditions : sequence of str or Condition, or mapping of them to weights, optional
-        Fixed conditions such as ``["mp3@32", "aac@64"]`` (equally likely), or ``{"mp3@32": 2, "opus@16": 1}``.
+        Fixed conditions such as ``["mp3@32", "aac@64"]`` (equally likely), or ``{"mp3@32": 2, "opus@16": 1}``;
+        transcoding chains and packet loss too (``"aac@128>mp3@32"``, ``"opus@24+loss5+burst3"``).
     codecs : sequence of str, or mapping of codec to weight, optional
         Codec families (``"mp3"``, ``"he-aac"``, ...) instead of fixed conditions; with ``bitrates``.
     bitrates : mapping of codec to (low, high) kbps, optional
@@ -52,9 +53,11 @@ class ConditionDraw:
             self.choices = [(Condition(codec, 0), _rates(codec, (bitrates or {}).get(codec))) for codec in weighted]
         self.weights = np.array(list(weighted.values()), dtype=float) / sum(weighted.values())
         for cond, rates in self.choices:
-            ok, why = availability(Condition(cond.codec, rates[0]) if not cond.is_original else cond)
+            # a fixed condition as it is (a chain's every codec, a loss's concealment), a family at one of its rates
+            ok, why = availability(cond if cond.kbps or cond.is_original else Condition(cond.codec, rates[0]))
             if not ok:
-                raise CodecUnavailable(f"{cond.codec} cannot be coded on this machine: {why}")
+                raise CodecUnavailable(f"{cond.name if cond.kbps else cond.codec} cannot be coded on this machine: "
+                                       f"{why}")
 
     def draw(self, rng: np.random.Generator) -> Condition:
         """One condition, from ``rng``."""

@@ -15,15 +15,18 @@ import numpy as np
 import soxr
 
 from ..dsp import SignalError, check_signal, fit_length, resample
-from . import external, fdk, lame, liblc3, pyav  # noqa: F401  (each registers its backends)
+from ..errors import CodecError
+from . import conceal, external, fdk, lame, liblc3, pyav  # noqa: F401  (each registers its backends)
 from .backend import BACKENDS, Backend, for_decoder
 from .bitstream import Bitstream, CodecUnavailable, DecodeError, RoundTrip
 from .fdk import FDK_HINT
+from .loss import Loss, lost_packets
 from .table import CODECS, ORIGINAL, CodecSpec, Condition, ConditionError, codec_rate, parse_condition
 
 __all__ = [
     "BACKENDS", "CODECS", "FDK_HINT", "ORIGINAL", "ROUNDTRIP_VERSION", "Backend", "Bitstream", "CodecSpec",
-    "CodecUnavailable", "Condition", "ConditionError", "DecodeError", "RoundTrip", "SignalError", "availability",
+    "CodecUnavailable", "Condition", "ConditionError", "DecodeError", "Loss", "RoundTrip", "SignalError",
+    "availability",
     "check_rate", "check_signal", "codec_library", "codec_rate", "decode", "encode", "encode_decode",
     "forget_availability", "library_versions", "parse_condition", "resample", "roundtrip",
 ]
@@ -53,7 +56,7 @@ def forget_availability() -> None:
 
 
 def availability(condition: str | Condition) -> tuple[bool, str]:
-    """Whether a condition can be coded here.
+    """Whether a condition can be coded here (every codec of a chain, and the concealment of a loss).
 
     Parameters
     ----------
@@ -68,8 +71,23 @@ def availability(condition: str | Condition) -> tuple[bool, str]:
     cond = parse_condition(condition)
     if cond.is_original:
         return True, "uncoded"
-    backend, what = _route(cond)
-    return backend is not None, what
+    routes = []
+    for stage in cond.stages:
+        backend, what = _route(stage)
+        if backend is None:
+            return False, what if cond.is_plain else f"{stage.name}: {what}"
+        routes.append(what)
+    if cond.loss is not None:
+        if cond.loss.conceal == "codec":
+            why = conceal.unavailable(cond.spec.concealment)
+            if why:
+                return False, why
+        elif routes[-1] not in conceal.RULE_BACKENDS:
+            return False, (f"{cond.name}: +{cond.loss.conceal} conceals frames of a libavcodec decoder; {cond.codec} "
+                           f"is decoded by the {routes[-1]} backend here")
+    if cond.loss is not None:
+        routes[-1] += f"+{cond.spec.concealment if cond.loss.conceal == 'codec' else cond.loss.conceal}"
+    return True, ">".join(routes)
 
 
 def codec_library(condition: str | Condition) -> str:
@@ -77,10 +95,16 @@ def codec_library(condition: str | Condition) -> str:
     cond = parse_condition(condition)
     if cond.is_original:
         return "-"
-    backend, _ = _route(cond)
-    if backend is None:
-        return {"fdk": "libfdk-aac (missing)", "lc3": "liblc3 (missing)"}.get(cond.spec.backends[0], "missing")
-    return backend.library(cond.spec)
+    libraries = []
+    for stage in cond.stages:
+        backend, _ = _route(stage)
+        libraries.append(backend.library(stage.spec) if backend is not None else
+                         {"fdk": "libfdk-aac (missing)", "lc3": "liblc3 (missing)"}.get(stage.spec.backends[0],
+                                                                                         "missing"))
+    if cond.loss is not None:
+        libraries.append(conceal.library(cond.spec.concealment if cond.loss.conceal == "codec" else
+                                         cond.loss.conceal))
+    return " > ".join(libraries)
 
 
 def library_versions() -> dict[str, str]:
@@ -101,6 +125,10 @@ def check_rate(condition: str | Condition, sample_rate: int) -> None:
     """
     cond = parse_condition(condition)
     if cond.is_original:
+        return
+    if not cond.is_plain:  # each codec of a chain is fed the signal at its source rate
+        for stage in cond.stages:
+            check_rate(stage, sample_rate)
         return
     codec_sr = codec_rate(cond, sample_rate)
     if cond.spec.max_kbps_by_rate and cond.kbps > cond.spec.max_kbps_at(codec_sr):
@@ -170,13 +198,24 @@ def encode(signal: np.ndarray, sample_rate: int, condition: str | Condition) -> 
     cond = parse_condition(condition)
     if cond.is_original:
         raise ConditionError("the original ('wav') is not coded; there is no bitstream")
-    x = check_signal(signal, sample_rate)
-    backend, why = _route(cond)
-    if backend is None:
+    source = check_signal(signal, sample_rate)
+    ok, why = availability(cond)
+    if not ok:
         raise CodecUnavailable(f"{cond.name} is unavailable on this machine: {why}")
     check_rate(cond, sample_rate)
+    x = source
+    for stage in cond.before:  # a chain: each earlier codec coded and decoded, aligned, at the source rate
+        x = decode(encode(x, sample_rate, stage))
+    backend, _ = _route(cond.stages[-1])
+    assert backend is not None  # availability said so
     codec_sr = codec_rate(cond, sample_rate)
-    return backend.encode(resample(x, sample_rate, codec_sr), codec_sr, cond, sample_rate, len(x))
+    bitstream = backend.encode(resample(x, sample_rate, codec_sr), codec_sr, cond, sample_rate, len(x))
+    if cond.loss is not None:
+        if bitstream.decoder == "container":
+            raise CodecError(f"{cond.name}: packet loss is modelled on packet bitstreams; the {bitstream.backend} "
+                             "backend produced a coded file")
+        bitstream.lost = lost_packets(cond.loss, len(bitstream.sizes), source.tobytes())
+    return bitstream
 
 
 def decode(bitstream: Bitstream) -> np.ndarray:
@@ -188,7 +227,7 @@ def decode(bitstream: Bitstream) -> np.ndarray:
         When the bitstream decodes to clearly fewer samples than it was coded from (truncated or damaged).
     """
     b = bitstream
-    decoded = for_decoder(b.decoder).decode(b)
+    decoded = conceal.decode_with_loss(b) if b.lost else for_decoder(b.decoder).decode(b)
     shortfall = b.coded_samples - (len(decoded) - b.skip)
     # decoders legitimately end up to ~5 ms short (MP2 4.8 ms, SBC 4.6 ms at 16 kHz, measured); 10 ms is less
     # than one lost frame of the frame-based codecs: more is a truncated bitstream, never padded silently

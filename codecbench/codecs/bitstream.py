@@ -35,6 +35,8 @@ class Bitstream:
     #: samples to drop from the decoder's output: encoder priming, filterbank and codec delay
     skip: int
     encoded_bytes: int
+    #: indices of the packets the condition's loss drops (decoded with concealment); empty without a loss
+    lost: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def duration_s(self) -> float:

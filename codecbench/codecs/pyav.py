@@ -81,6 +81,8 @@ def encode(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bi
         encoder.profile = spec.profile
     if encoder.codec.experimental:  # (FFmpeg's native Vorbis) opens only when asked for explicitly
         encoder.options = {"strict": "experimental"}
+    if cond.loss is not None and cond.loss.fec:  # Opus's in-band FEC, tuned to the expected loss
+        encoder.options = {"fec": "1", "packet_loss": str(max(1, min(100, round(cond.loss.rate))))}
     encoder.open()
     frame_size = encoder.frame_size or 1024
     lead_in = -spec.delay if spec.delay is not None and spec.delay < 0 else 0

@@ -8,10 +8,12 @@ Per-codec behaviour (rates, delays, channels, decoder options, which backends co
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Callable
 
 from ..errors import CodecError, UsageError
+from .loss import Loss, LossError, parse_loss
 
 
 def _sbc_filter_delay(first_packet: bytes) -> int:
@@ -71,6 +73,9 @@ class CodecSpec:
     #: The highest bit rate at a codec rate, where it is below :attr:`max_kbps`: ``((lowest rate, kbps), ...)``,
     #: highest rate first (MP3: MPEG-2 Layer III at 16-24 kHz codes at most 160 kbps, MPEG-2.5 at 8-12 kHz 64).
     max_kbps_by_rate: tuple[tuple[int, float], ...] = ()
+    #: The decoder that conceals lost packets (:mod:`codecbench.codecs.conceal`): ``"libopus"`` (PLC, and in-band
+    #: FEC), ``"liblc3"`` (PLC); empty: the codec has none, and a loss condition must name a concealment.
+    concealment: str = ""
 
     def max_kbps_at(self, codec_sr: int) -> float:
         """The highest bit rate this codec codes at ``codec_sr`` Hz."""
@@ -108,7 +113,8 @@ CODECS: dict[str, CodecSpec] = {
                   backends=("lame", "pyav"), max_kbps_by_rate=((32000, 320), (16000, 160), (8000, 64))),
         CodecSpec("opus", "Opus (libopus, VBR)", "libopus", "opus", 6, 256, "flt",
                   (48000,), False,
-                  "always coded at 48 kHz and resampled back", header_carries_priming=True),
+                  "always coded at 48 kHz and resampled back", header_carries_priming=True,
+                  concealment="libopus"),
         CodecSpec("sbc", "SBC (Bluetooth A2DP, FFmpeg encoder)", "sbc", "sbc", 32, 320, "s16",
                   (44100, 48000, 32000, 16000), True, family="bluetooth",
                   delay_from_first_packet=_sbc_filter_delay),
@@ -124,7 +130,7 @@ CODECS: dict[str, CodecSpec] = {
         CodecSpec("lc3", "LC3 (Bluetooth LE Audio, Google liblc3 via lc3py, 10-ms frames)", "lc3", "lc3", 16, 320,
                   "flt", (48000, 32000, 24000, 16000, 8000), True,
                   "coded at 48 kHz (44.1 kHz input is resampled to it and back); pip install 'codecbench[lc3]'",
-                  family="bluetooth", backends=("lc3",)),
+                  family="bluetooth", backends=("lc3",), concealment="liblc3"),
         CodecSpec("amr-nb", "AMR-NB (3GPP narrow-band speech, opencore-amr)", "libopencore_amrnb",
                   "libopencore_amrnb", 4.75, 12.2, "s16", (8000,), True,
                   "8 kHz speech codec: the clip is resampled to 8 kHz and back; 40-sample delay (measured; FFmpeg "
@@ -172,24 +178,42 @@ CODECS: dict[str, CodecSpec] = {
 _CONDITION_RE = re.compile(r"^(?P<codec>[a-z0-9-]+)@(?P<kbps>\d+(\.\d+)?)$")
 
 
-@dataclasses.dataclass(frozen=True, order=True)
+@functools.total_ordering
+@dataclasses.dataclass(frozen=True)
 class Condition:
-    """A codec at a nominal bit rate, or the uncoded original (``codec == "wav"``)."""
+    """A codec at a nominal bit rate, or the uncoded original (``codec == "wav"``); optionally after other codecs
+    (a transcoding chain, ``aac@128>mp3@32``) and with packets lost on the way (``opus@24+loss5``).
+
+    ``codec`` and ``kbps`` are the last codec of a chain, the one whose bitstream is stored and decoded; ``before``
+    the codecs the signal went through first, in order (each coded and decoded); ``loss`` the packets of the last
+    codec's bitstream that are dropped and concealed (:mod:`codecbench.codecs.loss`).
+    """
 
     codec: str
     kbps: float = 0
+    before: tuple[Condition, ...] = ()
+    loss: Loss | None = None
 
     @property
     def name(self) -> str:
         if self.is_original:
             return "wav"
-        if self.spec.fixed_kbps is not None:
-            return self.codec
-        return f"{self.codec}@{self.kbps:g}"
+        own = self.codec if self.spec.fixed_kbps is not None else f"{self.codec}@{self.kbps:g}"
+        return ">".join([c.name for c in self.before] + [own]) + (self.loss.suffix if self.loss else "")
+
+    @property
+    def stages(self) -> tuple[Condition, ...]:
+        """The codecs of the chain in order, each a plain condition (no chain, no loss)."""
+        return (*self.before, Condition(self.codec, self.kbps)) if not self.is_original else ()
+
+    @property
+    def is_plain(self) -> bool:
+        """One codec, no loss: what the paper's conditions are."""
+        return not self.before and self.loss is None
 
     @property
     def bit_rate(self) -> int:
-        """The nominal bit rate in bit/s."""
+        """The nominal bit rate in bit/s (of the last codec of a chain)."""
         return int(round(self.kbps * 1000))
 
     @property
@@ -198,7 +222,17 @@ class Condition:
 
     @property
     def spec(self) -> CodecSpec:
+        """The table row of the (last) codec."""
         return CODECS[self.codec]
+
+    def _key(self) -> tuple:
+        return (self.codec, self.kbps, tuple(c._key() for c in self.before),
+                () if self.loss is None else dataclasses.astuple(self.loss))
+
+    def __lt__(self, other: Condition) -> bool:
+        if not isinstance(other, Condition):
+            return NotImplemented
+        return self._key() < other._key()
 
     def __str__(self) -> str:
         return self.name
@@ -211,11 +245,46 @@ class ConditionError(UsageError):
     """A condition name that does not parse or lies outside its codec's valid range."""
 
 
+#: The most codecs a chain may have: a phone's recording, a server's re-encode, a player's (more is a typo).
+MAX_CHAIN = 4
+
+
 def parse_condition(name: str | Condition) -> Condition:
-    """Parse ``"<codec>@<kbps>"`` or ``"wav"``; raise :class:`ConditionError` naming what was expected."""
+    """Parse ``"<codec>@<kbps>"``, ``"wav"``, a chain ``"aac@128>mp3@32"`` and a loss ``"opus@24+loss5+burst3"``;
+    raise :class:`ConditionError` naming what was expected."""
     if isinstance(name, Condition):
         return name
     text = str(name).strip().lower()
+    head, *loss_parts = [p.strip() for p in text.split("+")]
+    stages = [p.strip() for p in head.split(">")]
+    if len(stages) > MAX_CHAIN:
+        raise ConditionError(f"condition {name!r}: a chain of at most {MAX_CHAIN} codecs")
+    parsed = [_parse_single(stage, name) for stage in stages]
+    if len(parsed) > 1 and any(c.is_original for c in parsed):
+        raise ConditionError(f"condition {name!r}: 'wav' is not a codec of a chain; name the codecs only")
+    last = parsed[-1]
+    try:
+        loss = parse_loss(loss_parts, str(name))
+    except LossError as exc:
+        raise ConditionError(str(exc)) from None
+    if loss is not None:
+        if last.is_original:
+            raise ConditionError(f"condition {name!r}: the original is not coded, so it has no packets to lose")
+        if loss.rate == 0:
+            loss = None  # nothing is dropped: the plain condition, bit for bit
+        elif loss.fec and last.spec.concealment != "libopus":
+            raise ConditionError(f"condition {name!r}: +fec is Opus's in-band forward error correction; "
+                                 f"{last.codec} has none")
+        elif loss.conceal == "codec" and not last.spec.concealment:
+            raise ConditionError(
+                f"condition {name!r}: {last.spec.description} has no packet-loss concealment of its own; name one: "
+                f"{last.name}{loss.suffix}+zerofill (silence for a lost frame) or {last.name}{loss.suffix}+repeat "
+                "(the last good frame again)")
+    return Condition(last.codec, last.kbps, tuple(parsed[:-1]), loss)
+
+
+def _parse_single(text: str, name) -> Condition:
+    """One codec at one rate (or the original)."""
     if text in ("wav", "original", "uncoded"):
         return ORIGINAL
     fixed = CODECS[text].fixed_kbps if text in CODECS else None
@@ -224,8 +293,8 @@ def parse_condition(name: str | Condition) -> Condition:
     match = _CONDITION_RE.match(text)
     if not match:
         raise ConditionError(
-            f"condition {name!r} is not of the form '<codec>@<kbps>' (e.g. 'mp3@32') or 'wav'; "
-            f"codecs: {', '.join(CODECS)}")
+            f"condition {name!r} is not of the form '<codec>@<kbps>' (e.g. 'mp3@32'), a chain "
+            f"('aac@128>mp3@32'), a loss ('opus@24+loss5') or 'wav'; codecs: {', '.join(CODECS)}")
     codec, kbps = match["codec"], float(match["kbps"])
     kbps = int(kbps) if kbps.is_integer() else kbps
     if codec in ("he-aac-v2", "heaac-v2", "he-aacv2"):

@@ -27,10 +27,11 @@ PANEL_MODELS = 6
 
 
 def find_sweeps(conditions: list[Condition], min_rates: int = 3) -> dict[str, list[tuple[float, str]]]:
-    """``{codec: [(kbps, condition name), ...]}`` (ascending) for codecs present at ``min_rates`` or more rates."""
+    """``{codec: [(kbps, condition name), ...]}`` (ascending) for codecs present at ``min_rates`` or more rates
+    (plain conditions only: a chain or a loss is not a point of its last codec's bit-rate sweep)."""
     by_codec: dict[str, list[tuple[float, str]]] = {}
     for cond in conditions:
-        if not cond.is_original:
+        if not cond.is_original and cond.is_plain:
             by_codec.setdefault(cond.codec, []).append((float(cond.kbps), cond.name))
     return {c: sorted(set(v)) for c, v in by_codec.items() if len(set(v)) >= min_rates}
 

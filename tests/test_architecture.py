@@ -21,7 +21,7 @@ LAYERS = [
     ("zoo and evaluation", ["zoo", "rates", "plan", "finetune", "postfilter", "evaluation", "results",
                             "result_rows", "compare",
                             "thresholds"]),
-    ("runs and reports", ["spec", "run", "session", "report", "api", "reproduce"]),
+    ("runs and reports", ["spec", "run", "session", "report", "api", "reproduce", "diagnose"]),
     ("front doors", ["plugin", "bench", "cli", "aliases", "__init__", "__main__"]),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}

@@ -65,6 +65,8 @@ examples:
                "  codecbench compare old/ new/ --min-agreement 0.995",
     "thresholds": "example:\n  codecbench thresholds --margin 0.05 --out benchmarks/thresholds.toml",
     "devices": "example:\n  codecbench devices --json",
+    "diagnose": "examples:\n  codecbench diagnose --model base --condition sbc@64\n"
+                "  codecbench diagnose --model finetuned_seg7 --condition opus@24+loss10 --clips 100 --bands 16",
     "bench": "examples:\n  codecbench bench codecs\n  codecbench bench feed --clips 64",
 }
 
@@ -273,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=_argument(to_tolerance), default=0.05,
                    help="accuracy below each recorded one that still passes, in [0, 1) (default: 0.05)")
     p.add_argument("--out", default=None, help="file to write (default: print)")
+
+    p = sub.add_parser("diagnose", help="why a model fails under a codec: the change per mel band, what the "
+                                        "front-end's normalisation makes of it, and which bands cost accuracy")
+    _common(p, "model", "condition", "dataset", "split", "folds", "model_dir", "cache_dir", "results", "trust_code")
+    p.add_argument("--bands", type=_argument(to_positive_int), default=8,
+                   help="groups of neighbouring mel bins (default: 8)")
+    p.add_argument("--clips", type=_argument(to_positive_int), default=None,
+                   help="at most this many clips, spread over the split (default: all)")
 
     p = sub.add_parser("devices", help="the Keras backend, its devices, the precision 'auto' picks, the feed workers, "
                                        "and a warning when a GPU is present that the backend cannot use")

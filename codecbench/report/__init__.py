@@ -12,12 +12,14 @@ Modules: :mod:`.table` (the results as cells, and the tables), :mod:`.figures`, 
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from ..diagnose import read_diagnoses, safe_name
 from ..results import ResultsError, compare_datasets, latest_document, load_results
 from ..zoo import model_kind
 from . import sweeps
@@ -186,6 +188,9 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
         if sweep_paths:
             sections.append("![Accuracy against bit rate](sweeps.png)")
         written += sweep_paths
+    diagnosis_md, diagnosis_paths = _diagnoses(Path(results), out)
+    sections += diagnosis_md
+    written += diagnosis_paths
     markdown = "\n\n".join(sections) + "\n"
     if "md" in formats:
         (out / "report.md").write_text(markdown)
@@ -207,3 +212,29 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
         written.append(render_html(res, out / "html", csv_files=csv_files, sweep_rows=sweep_rows, alpha=alpha,
                                    paper=paper))
     return markdown, written
+
+
+def _diagnoses(results: Path, out: Path) -> tuple[list[str], list[Path]]:
+    """The section of the diagnoses ``codecbench diagnose`` wrote into the results folder, their figures copied
+    next to the report."""
+    folder = results if results.is_dir() else results.parent
+    found = read_diagnoses(folder)
+    if not found:
+        return [], []
+    sections = ["## Why models fail: diagnoses",
+                "Per band of the model's log-mel: the change the codec makes (coded - uncoded, dB, mean ± spread "
+                "over clips), the change of the model's input after its front-end's normalisation, and the "
+                "accuracy lost when that band alone is coded (renormalised as the front-end does, and with the "
+                "clip's scale kept). Written by `codecbench diagnose`."]
+    written = []
+    for diagnosis in found:
+        stem = f"diagnosis-{safe_name(diagnosis.model)}-{safe_name(diagnosis.condition)}"
+        figure = folder / f"{stem}.png"
+        sections.append(f"### {markdown_text(diagnosis.model)} under {markdown_text(diagnosis.condition)}\n\n"
+                        + diagnosis.markdown())
+        if figure.is_file():
+            if folder.resolve() != out.resolve():
+                shutil.copyfile(figure, out / figure.name)
+            sections.append(f"![diagnosis of {markdown_text(diagnosis.model)}]({figure.name})")
+            written.append(out / figure.name)
+    return sections, written

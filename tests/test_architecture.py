@@ -18,7 +18,7 @@ LAYERS = [
     # the store: coded clips and features in the cache, read back as model inputs, fed to the devices
     ("store", ["devices", "encode", "inputs", "feed"]),
     ("models and training", ["models", "frontend_layer", "training", "prefix", "augment", "export"]),
-    ("zoo and evaluation", ["zoo", "rates", "plan", "finetune", "postfilter", "evaluation", "results",
+    ("zoo and evaluation", ["zoo", "rates", "plan", "finetune", "postfilter", "consistency", "evaluation", "results",
                             "result_rows", "compare",
                             "thresholds"]),
     ("runs and reports", ["spec", "run", "session", "report", "api", "reproduce", "diagnose"]),

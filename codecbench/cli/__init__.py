@@ -13,7 +13,15 @@ from ..errors import CodecbenchError
 from ..spec import OPTIONS, RunSpec
 from .data_commands import cmd_bench, cmd_cache, cmd_conditions, cmd_dataset, cmd_devices, cmd_encode, cmd_export
 from .diagnose_command import cmd_diagnose
-from .model_commands import cmd_finetune, cmd_import_model, cmd_postfilter, cmd_segments, cmd_train, cmd_zoo
+from .model_commands import (
+    cmd_consistency,
+    cmd_finetune,
+    cmd_import_model,
+    cmd_postfilter,
+    cmd_segments,
+    cmd_train,
+    cmd_zoo,
+)
 from .parser import build_parser
 from .reproduce_command import cmd_reproduce
 from .result_commands import cmd_compare, cmd_history, cmd_leaderboard, cmd_report, cmd_thresholds
@@ -31,7 +39,8 @@ COMMANDS = {"report": cmd_report, "history": cmd_history, "compare": cmd_compare
             "cache": cmd_cache, "bench": cmd_bench, "segments": cmd_segments, "import-model": cmd_import_model,
             "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo, "postfilter": cmd_postfilter,
             "leaderboard": cmd_leaderboard, "dataset": cmd_dataset, "reproduce": cmd_reproduce,
-            "export": cmd_export, "devices": cmd_devices, "diagnose": cmd_diagnose}
+            "export": cmd_export, "devices": cmd_devices, "diagnose": cmd_diagnose,
+            "consistency": cmd_consistency}
 
 
 def main(argv=None) -> int:

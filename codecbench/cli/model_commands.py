@@ -216,6 +216,25 @@ def cmd_postfilter(args, spec: RunSpec) -> int:
     return 0
 
 
+def cmd_consistency(args, spec: RunSpec) -> int:
+    from ..consistency import finetune_consistency
+
+    where = Workspace(spec)
+    source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
+    dataset = load_data(spec)
+    _check_disk(dataset, _finetune_conditions(where.matrix), spec, args.force)
+    saved = finetune_consistency(zoo, args.parent, dataset, where.matrix, where.cache, name=args.name,
+                                 epochs=args.epochs, weight=args.weight, temperature=args.temperature,
+                                 learning_rate=args.lr, source=source, overwrite=args.force, jobs=spec.jobs,
+                                 backend=spec.backend, scheduler=spec.scheduler,
+                                 progress=lambda line: print(line, file=sys.stderr))
+    meta = zoo.metadata(saved)["consistency"]
+    print(f"{saved}: coded training clips predicted unlike their uncoded version: {meta['disagreement_before']:.3f} "
+          f"before, {meta['disagreement_after']:.3f} after")
+    _saved([saved], zoo)
+    return 0
+
+
 def cmd_zoo(args, spec: RunSpec) -> int:
 
 

@@ -49,6 +49,8 @@ examples:
     "finetune": "examples:\n  codecbench finetune --full --save-epochs 1,10,20,40\n"
                 "  codecbench finetune --segment 7 --epochs 10",
     "postfilter": "example:\n  codecbench postfilter train --from base --epochs 5",
+    "consistency": "examples:\n  codecbench consistency --from base --epochs 10\n"
+                   "  codecbench consistency --from base --weight 2 --temperature 4 --name finetuned_consistency_w2",
     "zoo": "examples:\n  codecbench zoo list\n  codecbench zoo build --dry-run\n"
            "  codecbench zoo compare --other rebuilt-zoo/",
     "report": "examples:\n  codecbench report\n  codecbench report --html\n"
@@ -181,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
     p.add_argument("--crop", type=_non_negative_int, default=64, help="random crop in frames (0: off)")
     p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--force", action="store_true", help="replace a model of that name")
+
+    p = sub.add_parser("consistency", help="fine-tune a zoo model to predict the same on a clip's uncoded and coded "
+                                           "versions (codec-invariant training; saved as finetuned_consistency)")
+    _common(p, "cache_dir", "dataset", "folds", "matrix", "jobs", "backend", "scheduler", "model_dir")
+    p.add_argument("--from", dest="parent", default="base", help="the model to fine-tune (default: base)")
+    p.add_argument("--name", default="finetuned_consistency", help="zoo name (default: finetuned_consistency)")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--weight", type=_argument(to_non_negative_float), default=1.0,
+                   help="weight of the consistency term against the cross-entropies (default: 1)")
+    p.add_argument("--temperature", type=_positive_float, default=2.0,
+                   help="temperature that softens both predictions in the consistency term (default: 2)")
+    p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: fine-tuning's)")
     p.add_argument("--force", action="store_true", help="replace a model of that name")
 
     p = sub.add_parser("zoo", help="list the model zoo, build what is missing, or compare it with another")

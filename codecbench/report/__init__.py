@@ -22,7 +22,7 @@ from tabulate import tabulate
 from ..diagnose import read_diagnoses, safe_name
 from ..results import ResultsError, compare_datasets, latest_document, load_results
 from ..zoo import model_kind
-from . import sweeps
+from . import remedies, sweeps
 from .codec_facts import codec_facts, facts_markdown
 from .figures import figure2
 from .table import (
@@ -188,6 +188,13 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
         if sweep_paths:
             sections.append("![Accuracy against bit rate](sweeps.png)")
         written += sweep_paths
+    remedy_pairs, remedy_conditions = remedies.compare_remedies(res)
+    if remedy_pairs:
+        sections += ["## The remedies compared",
+                     "Each remedy by one model: full fine-tuning (10 epochs), segment fine-tuning (segment 7), the "
+                     "post-filter, consistency fine-tuning; pooled over every coded condition both ran, paired by "
+                     "clip and condition (exact McNemar).",
+                     remedies.markdown(remedy_pairs, remedy_conditions, alpha)]
     diagnosis_md, diagnosis_paths = _diagnoses(Path(results), out)
     sections += diagnosis_md
     written += diagnosis_paths
@@ -201,7 +208,8 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
                             ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long),
                             *((("sweeps", pd.DataFrame(sweep_rows)),) if sweep_rows else ()),
                             *((("paper_vs_run", pd.DataFrame(paper_rows)),) if paper_rows else ()),
-                            *((("postfilter", pd.DataFrame(pf_rows)),) if pf_rows else ())):
+                            *((("postfilter", pd.DataFrame(pf_rows)),) if pf_rows else ()),
+                            *((("remedies", pd.DataFrame(remedy_pairs)),) if remedy_pairs else ())):
             # six significant digits: accuracies keep theirs, small p-values keep their magnitude (1.26e-29)
             csv_frame(frame).to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
             written.append(out / f"{name}.csv")

@@ -52,20 +52,22 @@ def segment_name(segment: int) -> str:
 
 
 def model_kind(name: str) -> tuple[str, int]:
-    """``("base", 0)``, ``("full", epochs)``, ``("segment", k)`` or ``("other", 0)``."""
+    """``("base", 0)``, ``("full", epochs)``, ``("segment", k)``, ``("consistency", 0)`` or ``("other", 0)``."""
     if name == "base":
         return "base", 0
     if m := _FULL_RE.fullmatch(name):
         return "full", int(m[1])
     if m := _SEGMENT_RE.fullmatch(name):
         return "segment", int(m[1])
+    if name.startswith("finetuned_consistency"):
+        return "consistency", 0
     return "other", 0
 
 
 def sort_key(name: str):
-    """Canonical order: base, full fine-tuning by epoch, segments by number, then the rest."""
+    """Canonical order: base, full fine-tuning by epoch, segments by number, consistency, then the rest."""
     kind, number = model_kind(name)
-    return ({"base": 0, "full": 1, "segment": 2, "other": 3}[kind], number, name)
+    return ({"base": 0, "full": 1, "segment": 2, "consistency": 3, "other": 4}[kind], number, name)
 
 
 def packaged_model_dir() -> Path:

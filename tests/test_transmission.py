@@ -237,3 +237,31 @@ def test_chains_and_losses_run_in_the_suite(tiny, pytester, tmp_path):
     result.assert_outcomes(passed=2)
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {r["condition"] for r in doc["results"]} == {"aac@128>mp3@64", "opus@24+loss10"}
+
+
+def test_loss_sweeps_are_found_and_reported_with_intervals(tmp_path):
+    import copy
+    import json
+    from pathlib import Path
+
+    from codecbench.report import render
+    from codecbench.report.sweeps import find_loss_sweeps
+
+    names = ["opus@24", "opus@24+loss5", "opus@24+loss10", "opus@24+loss10+burst3", "opus@24+loss20+burst3",
+             "aac@128>opus@24+loss5", "sbc@64+loss5+repeat"]
+    found = find_loss_sweeps([codecs.parse_condition(n) for n in names], min_points=3)
+    # one sweep per loss model, each with the lossless codec as its 0 % point; a chain and a lone point are none
+    assert found == {"opus@24+loss%": [(0.0, "opus@24"), (5.0, "opus@24+loss5"), (10.0, "opus@24+loss10")],
+                     "opus@24+burst3+loss%": [(0.0, "opus@24"), (10.0, "opus@24+loss10+burst3"),
+                                              (20.0, "opus@24+loss20+burst3")]}
+    # a results document with opus@64 lossless, 5 % and 10 % lost (the rows copied): a section, a figure, the page
+    doc = json.loads((Path(__file__).parent.parent / "reports" / "example" / "results.json").read_text())
+    doc["results"] += [{**copy.deepcopy(r), "condition": f"opus@64+loss{rate}"} for r in doc["results"]
+                       if r["condition"] == "opus@64" for rate in (5, 10)]
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    markdown, written = render(tmp_path / "results.json", tmp_path / "out", formats=("md", "png", "html"))
+    assert "## Accuracy against packet loss" in markdown and "**opus@64+loss%**" in markdown
+    assert "| base " in markdown.split("## Accuracy against packet loss")[1]
+    assert tmp_path / "out" / "losses.png" in written
+    page = (tmp_path / "out" / "html" / "index.html").read_text()
+    assert '"loss_sweeps":{"opus@64+loss%":[{"loss":0.0,"condition":"opus@64"}' in page

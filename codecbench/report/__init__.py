@@ -188,6 +188,15 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
         if sweep_paths:
             sections.append("![Accuracy against bit rate](sweeps.png)")
         written += sweep_paths
+    loss_sweeps = sweeps.find_loss_sweeps([res.parsed[c] for _, c in res.conditions()])
+    if loss_sweeps:
+        loss_paths = sweeps.figure(res, out / "losses", [f for f in formats if f in ("png", "svg")], loss=True)
+        sections += ["## Accuracy against packet loss",
+                     "Accuracy at each share of packets lost, with its 95 % Wilson interval; 0 %: the codec without "
+                     "loss.", sweeps.loss_markdown(res, loss_sweeps)]
+        if loss_paths:
+            sections.append("![Accuracy against packet loss](losses.png)")
+        written += loss_paths
     remedy_pairs, remedy_conditions = remedies.compare_remedies(res)
     if remedy_pairs:
         sections += ["## The remedies compared",

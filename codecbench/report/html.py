@@ -145,6 +145,9 @@ def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None, paper:
             "tables": tables, "sweeps": {codec: [{"kbps": k, "condition": c} for k, c in points]
                                          for codec, points in sweeps.find_sweeps(
                                              [res.parsed[c] for _, c in res.conditions()]).items()},
+            "loss_sweeps": {name: [{"loss": r, "condition": c} for r, c in points]
+                            for name, points in sweeps.find_loss_sweeps(
+                                [res.parsed[c] for _, c in res.conditions()]).items()},
             "codec_facts": json.loads(codec_facts(res).to_json(orient="records")),
             "styles": {"conditions": {c: st.as_dict() for c, st in styles_for(c for _, c in res.conditions()).items()},
                        "models": {m: st.as_dict() for m, st in styles_for(res.models).items()}},

@@ -12,6 +12,7 @@ rate), so they carry the uncertainty of the clip sample, as the Wilson intervals
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -34,6 +35,47 @@ def find_sweeps(conditions: list[Condition], min_rates: int = 3) -> dict[str, li
         if not cond.is_original and cond.is_plain:
             by_codec.setdefault(cond.codec, []).append((float(cond.kbps), cond.name))
     return {c: sorted(set(v)) for c, v in by_codec.items() if len(set(v)) >= min_rates}
+
+
+def find_loss_sweeps(conditions: list[Condition], min_points: int = 3) -> dict[str, list[tuple[float, str]]]:
+    """``{sweep: [(percent lost, condition name), ...]}`` (ascending) for a codec (or chain) at one bit rate with
+    the same loss model (burst, seed, FEC, concealment) at ``min_points`` or more loss rates; the plain condition is
+    its 0 % point."""
+    plain = {c.stages: c.name for c in conditions if not c.is_original and c.loss is None}
+    groups: dict[tuple, list[tuple[float, str]]] = {}
+    for cond in conditions:
+        if cond.loss is not None:
+            key = (cond.stages, *dataclasses.astuple(dataclasses.replace(cond.loss, rate=0)))
+            groups.setdefault(key, []).append((float(cond.loss.rate), cond.name))
+    out = {}
+    for (stages, *_), points in groups.items():
+        if stages in plain:
+            points.append((0.0, plain[stages]))
+        if len(set(points)) >= min_points:
+            loss_name = points[-1][1] if points[-1][0] else points[0][1]
+            label = ">".join(s.name for s in stages) + "".join(
+                f"+{part}" for part in loss_name.split("+")[1:] if not part.startswith("loss"))
+            out[f"{label}+loss%"] = sorted(set(points))
+    return out
+
+
+def loss_markdown(res, sweeps: dict[str, list[tuple[float, str]]]) -> str:
+    """Per loss sweep: one row per model, its accuracy at each loss rate with the Wilson interval."""
+    from ..stats import wilson_interval
+
+    parts = []
+    for label, points in sweeps.items():
+        rows = []
+        for model in res.models:
+            cells = [res.get(model, name) for _, name in points]
+            if not any(cells):
+                continue
+            rows.append([model] + [f"{c['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]" if c else "-"
+                                   for c, (lo, hi) in ((c, wilson_interval(int(c["correct"]), int(c["n"])) if c
+                                                        else (0, 0)) for c in cells)])
+        parts.append(f"**{label}**\n\n" + tabulate(rows, headers=["model", *(f"{r:g} % lost" for r, _ in points)],
+                                                    tablefmt="github", disable_numparse=True))
+    return "\n\n".join(parts)
 
 
 def _correct(cell: dict, order: list[str]) -> np.ndarray:
@@ -108,14 +150,16 @@ def markdown(rows: list[dict], margin: float = BREAK_EVEN_MARGIN) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
-def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None = None) -> list[Path]:
-    """Accuracy against bit rate (log x), one panel per swept codec, one line per model with its Wilson band; the
-    model's accuracy on the original as a dotted line of the same colour."""
+def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None = None, *,
+           loss: bool = False) -> list[Path]:
+    """Accuracy against bit rate (log x; ``loss``: against the share of packets lost), one panel per sweep, one line
+    per model with its Wilson band; the model's accuracy on the original as a dotted line of the same colour."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sweeps = find_sweeps([res.parsed[c] for _, c in res.conditions()])
+    conditions = [res.parsed[c] for _, c in res.conditions()]
+    sweeps = find_loss_sweeps(conditions) if loss else find_sweeps(conditions)
     if not sweeps:
         return []
     models = models or res.models
@@ -127,12 +171,13 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
                              dpi=120, squeeze=False)
     styles = styles_for(models)
     for row, group in zip(axes, groups):
-        _panels(res, row, sweeps, group, [styles[m] for m in group])
+        _panels(res, row, sweeps, group, [styles[m] for m in group], loss=loss)
     from .figures import save_figure
     return save_figure(fig, out_base, formats)
 
 
-def _panels(res, axes, sweeps: dict, models: list[str], styles: list[SeriesStyle]) -> None:
+def _panels(res, axes, sweeps: dict, models: list[str], styles: list[SeriesStyle], *, loss: bool = False) -> None:
+    """One panel per sweep: bit rate on a log axis, or (``loss``) the share of packets lost on a linear one."""
     from ..stats import wilson_interval
 
     for ax, (codec, points) in zip(axes, sweeps.items()):
@@ -150,12 +195,13 @@ def _panels(res, axes, sweeps: dict, models: list[str], styles: list[SeriesStyle
             original = res.get(model, "wav")
             if original:
                 ax.axhline(original["accuracy"], color=colour, ls=":", lw=0.9)
-        ax.set_xscale("log")
+        if not loss:
+            ax.set_xscale("log")
         ticks = [k for k, _ in points]
         ax.set_xticks(ticks)
         ax.set_xticklabels([f"{k:g}" for k in ticks], rotation=60, fontsize=7)
         ax.minorticks_off()
-        ax.set_xlabel(f"{codec} bit rate (kbps, log scale)")
+        ax.set_xlabel(f"{codec}: packets lost (%)" if loss else f"{codec} bit rate (kbps, log scale)")
         ax.set_ylabel("accuracy")
         ax.set_title(f"{codec}: dotted = the model on the original", fontsize=9)
         ax.grid(alpha=0.3)

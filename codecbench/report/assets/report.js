@@ -322,32 +322,39 @@ function renderGroup(group, gi) {
   }
 
   // accuracy against bit rate, per swept codec; the models to show are chosen (16 bands at once are unreadable)
-  if (swept.length) {
+  // accuracy against bit rate (log x) and against the share of packets lost (linear x): one chart per sweep
+  const sweepSection = (sweeps, title, note, xLabel, logX, prefix) => {
+    const names = Object.keys(sweeps);
+    if (!names.length) return;
     const original = group.conditions.find((c) => c.original);
     const shown = new Set(modelNames.slice(0, Math.min(4, modelNames.length)));
     const holder = el("div");
     const pick = el("div", {class: "controls"}, el("span", {class: "muted", text: "models shown:"}),
       modelNames.map((name) => el("label", {}, el("input", {type: "checkbox", checked: shown.has(name), "data-model": name,
-        onchange: (e) => { e.target.checked ? shown.add(name) : shown.delete(name); drawSweeps(); }}), ` ${name}`)));
-    const drawSweeps = () => holder.replaceChildren(...swept.map((codec) => {
-      const pts = group.sweeps[codec];
+        onchange: (e) => { e.target.checked ? shown.add(name) : shown.delete(name); draw(); }}), ` ${name}`)));
+    const draw = () => holder.replaceChildren(...names.map((sweep) => {
+      const pts = sweeps[sweep];
       const series = modelNames.filter((n) => shown.has(n)).map((name) => {
         const o = original && cell(name, original.name);
         return {name, style: modelStyle(name), band: true, lines: pts.slice(1).map((_, j) => [j, j + 1]),
           refs: o ? [{y: o.acc, tip: `${name} on ${original.name} (uncoded): ${fmt(o.acc)} [${fmt(o.lo)}, ${fmt(o.hi)}]`}] : [],
-          points: pts.map((p) => { const c = cell(name, p.condition); return c ? {x: p.kbps, y: c.acc, lo: c.lo, hi: c.hi,
-            tip: `${name} on ${p.condition}\naccuracy ${fmt(c.acc)} [${fmt(c.lo)}, ${fmt(c.hi)}], n = ${c.n}`} : {x: p.kbps, y: null}; })};
+          points: pts.map((p) => { const c = cell(name, p.condition); return c ? {x: p.x, y: c.acc, lo: c.lo, hi: c.hi,
+            tip: `${name} on ${p.condition}\naccuracy ${fmt(c.acc)} [${fmt(c.lo)}, ${fmt(c.hi)}], n = ${c.n}`} : {x: p.x, y: null}; })};
       });
       const ys = series.flatMap((s) => [...s.points.flatMap((p) => p.y === null ? [] : [p.lo, p.hi]), ...s.refs.map((r) => r.y)]);
-      return el("div", {class: "figure"}, el("h3", {text: codec}),
-                chart({xs: pts.map((p) => p.kbps), xLabel: "bit rate (kbps, log scale)", yLabel: "accuracy", logX: true,
-                       xTickLabel: (k) => `${+k.toPrecision(3)}`, yRange: fitRange(ys, [0, 1]), series, id: `sweep-${gi}-${codec}`}));
+      return el("div", {class: "figure"}, el("h3", {text: sweep}),
+                chart({xs: pts.map((p) => p.x), xLabel, yLabel: "accuracy", logX,
+                       xTickLabel: (k) => `${+k.toPrecision(3)}`, yRange: fitRange(ys, [0, 1]), series, id: `${prefix}-${gi}-${sweep}`}));
     }));
-    drawSweeps();
-    root.append(el("h2", {text: "Accuracy against bit rate"}),
-                el("p", {class: "muted", text: "Lines: accuracy at each swept rate with its 95 % band; dotted: the same model on the uncoded audio."}),
-                pick, holder);
-  }
+    draw();
+    root.append(el("h2", {text: title}), el("p", {class: "muted", text: note}), pick, holder);
+  };
+  sweepSection(Object.fromEntries(swept.map((codec) => [codec, group.sweeps[codec].map((p) => ({x: p.kbps, condition: p.condition}))])),
+               "Accuracy against bit rate", "Lines: accuracy at each swept rate with its 95 % band; dotted: the same model on the uncoded audio.",
+               "bit rate (kbps, log scale)", true, "sweep");
+  sweepSection(Object.fromEntries(Object.entries(group.loss_sweeps || {}).map(([name, pts]) => [name, pts.map((p) => ({x: p.loss, condition: p.condition}))])),
+               "Accuracy against packet loss", "Lines: accuracy at each share of packets lost with its 95 % band (0 %: the codec without loss); dotted: the same model on the uncoded audio.",
+               "packets lost (%)", false, "loss");
 
   // codec facts, provenance, files
   if (group.codec_facts.length) {

@@ -1,38 +1,25 @@
-"""Evaluation done once: code and featurise each needed (clip, condition), run each model once per condition.
+"""Scoring done once: each model once per condition, on model inputs the store serves.
 
-An :class:`Evaluator` is what the benchmark suite's session runs on. It fills the
-cache for every condition it will be asked about in one parallel pass (under a lock on the
-cache, so concurrent pytest-xdist workers never encode the same thing twice), loads each model
-once, and memoises results per (model, condition).
-
-Memory: conditions' model inputs are kept in memory for the models that follow while together they fit
-``keep_inputs_bytes`` (the demo's eight: 290 MB), the least recently used dropped first; a condition larger
-than that (the paper's 2,970 10-s clips: 1.9 GB) is read from the cache batch by batch while the models run.
-Peak memory is then the models plus a batch, whatever the numbers of clips and conditions
-(``codecbench bench memory``).
+An :class:`Evaluator` is what the benchmark suite's session runs on. It asks its
+:class:`~codecbench.split_inputs.SplitInputs` for the split's model inputs under a condition (coded and featurised
+in one parallel fill, held in memory or streamed from the cache), loads each model once, scores it (several Keras
+models sharing leading layers compute them once, :mod:`codecbench.prefix`), and memoises results per
+(model, condition). Peak memory is the models plus what the store holds (``codecbench bench memory``).
 """
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 from typing import Iterable, Mapping
 
 import numpy as np
 
-from . import codecs
-from .audio import SCALED_NOTE
 from .cache import Cache
 from .codecs import Condition
 from .datasets import Dataset
-from .dsp import measure_bandwidth
-from .encode import EncodeError, fill
-from .errors import CodecbenchError, UsageError
-from .feed import feeding
-from .fsutil import file_lock
-from .inputs import KEEP_INPUTS_BYTES, Inputs, input_reader, predict_stream
+from .inputs import Inputs, predict_stream
 from .matrix import Matrix
 from .prefix import SharedPrefixPredictor
+from .split_inputs import SplitInputs
 from .stats import wilson_interval
 from .wording import counted
 from .zoo import ModelEntry, Zoo
@@ -67,12 +54,6 @@ class Result:
     def as_record(self) -> dict:
         low, high = self.ci
         return {**dataclasses.asdict(self), "accuracy": self.accuracy, "ci_low": low, "ci_high": high}
-
-
-def cache_lock(cache: Cache, name: str = "fill"):
-    """An exclusive advisory lock in the cache folder: one process fills, the others then find hits."""
-    cache.mark()
-    return file_lock(cache.root / f".{name}.lock")
 
 
 class Evaluator:
@@ -119,140 +100,51 @@ class Evaluator:
                  precision: str = "auto", on_error: str = "raise", keep_inputs_bytes: int | None = None,
                  frontend_on_device: bool = False,
                  availability: Mapping[Condition, tuple[bool, str]] | None = None):
-        from .frontends import BASELINE
-
+        #: the split's model inputs, filled once per condition (the store side)
+        self.store = SplitInputs(dataset, split, cache, jobs=jobs, backend=backend, scheduler=scheduler,
+                                 progress=progress, log=log, frontends=frontends, on_error=on_error,
+                                 keep_inputs_bytes=keep_inputs_bytes, availability=availability)
         self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
-        self.jobs, self.backend, self.scheduler, self.progress = jobs, backend, scheduler, progress
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
-        self.clips = dataset.clips(split)
-        self.labels = dataset.labels(split)
-        self.frontends = list(dict.fromkeys(frontends or [BASELINE]))
-        self.keep_inputs_bytes = KEEP_INPUTS_BYTES if keep_inputs_bytes is None else keep_inputs_bytes
-        self._inputs: dict[tuple, tuple[Inputs, list[int]]] = {}
+        self.log = self.store.log
+        self.clips, self.labels = self.store.clips, self.store.labels
         self._models: dict[str, object] = {}
         self._results: dict[tuple[str, str], Result] = {}
         self.share_prefix, self.precision = share_prefix, precision
         self.frontend_on_device = frontend_on_device
         self._predictors: dict[tuple, object] = {}
-        self._prepared: set[str] = set()
-        self._kbps: dict[str, float] = {}
-        #: clips above full scale coded in this run (path -> note), scaled by :data:`codecbench.audio.LEVEL_POLICY`
-        self.scaled_sources: dict[str, str] = {}
-        #: per condition name: what it did to this run's clips (see :mod:`codecbench.report.codec_facts`)
-        self.codec_facts: dict[str, dict] = {}
-        #: per condition name: the sources' rates and the rates its codec ran at, over the split
-        self.rates: dict[str, dict[str, list[int]]] = {}
-        self.counts = {"encoded": 0, "featurised_conditions": 0, "model_loads": 0, "evaluations": 0}
-        #: what the run found per condition (:class:`codecbench.run.Run`); a caller without a run leaves it None
-        #: and each condition is asked here once
-        self.availability = dict(availability or {})
-        if on_error not in ("raise", "skip"):
-            raise UsageError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
-        #: "raise": every clip of the split is scored or the evaluation fails naming the missing ones;
-        #: "skip": clips whose coding failed are left out and listed in each result's ``skipped``
-        self.on_error = on_error
+        #: the store's counts (encoded, featurised_conditions) and the scoring's (model_loads, evaluations)
+        self.counts = self.store.counts
+        self.counts.update({"model_loads": 0, "evaluations": 0})
 
+    # -- the store's, for the run's metadata and for callers of the evaluator ----------------------------------
     def prepare(self, conditions: Iterable[Condition]) -> None:
         """Code and featurise every clip under every available condition in one parallel fill."""
-        conds = [c for c in dict.fromkeys(conditions) if self._available(c)[0] and c.name not in self._prepared]
-        if not conds:
-            return
-        with cache_lock(self.cache):
-            start = time.perf_counter()
-            self.log(f"codecbench: encoding + featurising {counted(len(self.clips), 'clip')} x "
-                     f"{counted(len(conds), 'condition')} "
-                     f"({', '.join(c.name for c in conds)})")
-            # one condition's failure must not sink the others: the shared fill goes on past failures, and
-            # each condition meets its own when its features are read (features(), under on_error)
-            summary = fill(self.clips, conds, self.cache, with_features=self.frontends, jobs=self.jobs,
-                           backend=self.backend, scheduler=self.scheduler, progress=self.progress,
-                           on_error="skip", availability=self.availability)
-        failed: dict[str, list] = {}
-        for path, cond_name, error in summary.failures:
-            failed.setdefault(cond_name, []).append((path, error))
-        for cond_name, items in failed.items():
-            self.log(f"codecbench: {cond_name}: {counted(len(items), 'clip')} could not be coded, e.g. {items[0][0]}: "
-                     f"{items[0][1]}")
-        self._prepared.update(c.name for c in conds)
-
-        scaled = sorted({path for path, note in summary.notes if SCALED_NOTE in note})
-        if scaled:
-            self.scaled_sources.update({path: note for path, note in summary.notes if SCALED_NOTE in note})
-            self.log(f"codecbench: {len(scaled)} sources above full scale, scaled to peak 1.0 before coding, e.g. "
-                     f"{scaled[0]}")
-        self._kbps.update(summary.kbps)
-        self.rates.update(summary.rates)
-        for cond_name, rates in summary.resampled().items():
-            self.log(f"codecbench: {cond_name}: coded at {_hz(rates['codec'])} for sources at {_hz(rates['source'])} "
-                     "(the codec does not take the sources' rate: resampled there and back)")
-        self._measure_codecs([c for c in conds if not c.is_original and c.name not in failed])
-        self.counts["encoded"] += summary.misses
-        self.log(f"codecbench: cache {summary.hits} hits, {summary.misses} misses in "
-                 f"{time.perf_counter() - start:.1f} s")
-
-    def _measure_codecs(self, conds: list[Condition], clips: int = 8) -> None:
-        """What each condition did to this run's own clips (bandwidth kept, the codec's rate and library), from a
-        few clips spread over the split; stored in the run's metadata for the report's codec facts."""
-        from .encode import coded_signal
-
-        if not conds:
-            return
-        picked = [self.clips[i].path for i in np.linspace(0, len(self.clips) - 1, min(clips, len(self.clips)),
-                                                          dtype=int)]
-        sources = [coded_signal(p, codecs.ORIGINAL, self.cache) for p in picked]  # each at its own rate
-        for cond in conds:
-            try:
-                coded = [coded_signal(p, cond, self.cache)[0] for p in picked]
-            except CodecbenchError:
-                continue  # its own evaluation says why
-            rates = self.rates.get(cond.name, {})
-            self.codec_facts[cond.name] = {
-                **measure_bandwidth([s for s, _ in sources], coded, [r for _, r in sources]),
-                # the rates met and used over the whole split (one each, or the list when they vary)
-                "source_sample_rate": _one_or_all(rates.get("source", [])),
-                "codec_sample_rate": _one_or_all(rates.get("codec", [])),
-                "library": codecs.codec_library(cond)}
+        self.store.prepare(conditions)
 
     def inputs(self, cond: Condition, frontend=None) -> tuple[Inputs, list[int]]:
-        """The model inputs of the split under ``cond`` for ``frontend`` (default: the baseline's) as a batch reader
-        (:class:`Inputs`), and the indices of the clips it serves. Made once per (front-end, condition); held in
-        memory while it fits ``keep_inputs_bytes`` with the other conditions held, else read from the cache."""
-        from .frontends import BASELINE
+        """The model inputs of the split under ``cond`` for ``frontend`` (:meth:`SplitInputs.inputs`)."""
+        return self.store.inputs(cond, frontend)
 
-        frontend = frontend or BASELINE
-        key = (frontend, cond.name)
-        if key not in self._inputs:
-            ok, why = self._available(cond)
-            if not ok:
-                raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {why}")
-            self.prepare([cond])
-            reader, kept = input_reader(self.clips, cond, self.cache, frontend=frontend, jobs=self.jobs,
-                                        progress=False, on_error=self.on_error)
-            if self.on_error == "raise" and len(kept) != len(self.clips):
-                missing = sorted(set(range(len(self.clips))) - set(kept))
-                raise EncodeError(f"{cond.name}: {len(missing)} of {len(self.clips)} clips could not be scored: "
-                                  + ", ".join(self.clips[i].name for i in missing[:5]))
-            if not kept:
-                raise EncodeError(f"{cond.name}: no clip of the split could be coded and featurised")
-            # read by worker processes where an accelerator waits (codecbench.feed), in this process on a CPU
-            self._inputs[key] = (Inputs(feeding(reader), [self.clips[i].name for i in kept], cond.name, frontend),
-                                 kept)
-            self.counts["featurised_conditions"] += 1
-        inputs, kept = self._inputs[key]
-        self._inputs[key] = self._inputs.pop(key)  # most recently used last
-        if inputs.nbytes <= self.keep_inputs_bytes and not inputs.in_memory:
-            held = [x for x, _ in self._inputs.values() if x.in_memory]
-            while held and sum(x.nbytes for x in held) + inputs.nbytes > self.keep_inputs_bytes:
-                held.pop(0).release()  # the least recently used goes first
-            inputs.keep()
-        return inputs, kept
+    def achieved_kbps(self, cond: Condition) -> float | None:
+        return self.store.achieved_kbps(cond)
 
-    def _available(self, cond: Condition) -> tuple[bool, str]:
-        """What the run found for ``cond``; asked here only for a condition no run resolved (a direct caller)."""
-        if cond not in self.availability:
-            self.availability[cond] = codecs.availability(cond)
-        return self.availability[cond]
+    @property
+    def codec_facts(self) -> dict[str, dict]:
+        return self.store.codec_facts
 
+    @property
+    def rates(self) -> dict[str, dict[str, list[int]]]:
+        return self.store.rates
+
+    @property
+    def scaled_sources(self) -> dict[str, str]:
+        return self.store.scaled_sources
+
+    @property
+    def availability(self) -> dict:
+        return self.store.availability
+
+    # -- scoring ---------------------------------------------------------------------------------------------
     def model(self, model):
         """A zoo model (its :class:`~codecbench.zoo.ModelEntry`, or a name; loaded once), or a
         :class:`ScoringModel` as given."""
@@ -280,13 +172,6 @@ class Evaluator:
             return scoring
         return dataclasses.replace(from_keras(scoring.name, model, {**scoring.meta, "frontend": frontend.to_dict()},
                                               scoring.sha256), class_map=scoring.class_map)
-
-    def achieved_kbps(self, cond: Condition) -> float | None:
-        """Mean achieved bit rate over the split, as the fill that prepared the condition saw it."""
-        if cond.is_original:
-            return None
-        self.prepare([cond])
-        return self._kbps.get(cond.name)
 
     def evaluate(self, model, cond: Condition) -> Result:
         """One model on one condition, memoised per (model, condition).
@@ -364,14 +249,6 @@ def on_device_if(frontend, wanted: bool):
     if wanted and frontend.kind == "logmel" and not frontend.on_device:
         return dataclasses.replace(frontend, on_device=True)
     return frontend
-
-
-def _one_or_all(values: list[int]):
-    return values[0] if len(values) == 1 else (values or None)
-
-
-def _hz(rates: list[int]) -> str:
-    return ", ".join(f"{r / 1000:g} kHz" for r in rates)
 
 
 def _fits(scoring, sample: np.ndarray, class_names) -> bool:

@@ -16,7 +16,7 @@ LAYERS = [
     ("codecs and storage", ["codecs", "cache", "features", "audio"]),
     ("data", ["frontends", "synth", "datasets", "matrix", "judge"]),
     # the store: coded clips and features in the cache, read back as model inputs, fed to the devices
-    ("store", ["devices", "encode", "inputs", "feed"]),
+    ("store", ["devices", "encode", "inputs", "feed", "split_inputs"]),
     ("models and training", ["models", "frontend_layer", "training", "prefix", "augment", "export"]),
     ("zoo and evaluation", ["zoo", "rates", "plan", "finetune", "postfilter", "consistency", "evaluation", "results",
                             "result_rows", "compare",

@@ -68,7 +68,12 @@ def availability(condition: str | Condition) -> tuple[bool, str]:
     (bool, str)
         ``(True, backend name)`` if it can, else ``(False, reason with an install hint)``.
     """
-    cond = parse_condition(condition)
+    return _can_code(parse_condition(condition))
+
+
+def _can_code(cond: Condition) -> tuple[bool, str]:
+    """:func:`availability` of a parsed condition: the routes of its codecs (found once per process) and the
+    concealment of its loss."""
     if cond.is_original:
         return True, "uncoded"
     routes = []
@@ -199,7 +204,7 @@ def encode(signal: np.ndarray, sample_rate: int, condition: str | Condition) -> 
     if cond.is_original:
         raise ConditionError("the original ('wav') is not coded; there is no bitstream")
     source = check_signal(signal, sample_rate)
-    ok, why = availability(cond)
+    ok, why = _can_code(cond)
     if not ok:
         raise CodecUnavailable(f"{cond.name} is unavailable on this machine: {why}")
     check_rate(cond, sample_rate)

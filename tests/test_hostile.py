@@ -279,6 +279,9 @@ def _malformed(tmp_path) -> dict[str, list[str]]:
         "thresholds": ["thresholds", "--results", str(nan_results)],
         "devices": ["devices", "--json", "--unknown-flag"],
         "bench": ["bench", "codecs", "--clips", "-3"],
+        "diagnose": ["diagnose", "--model", "nosuch", "--condition", "mp3@32", "--model-dir", str(tmp_path / "nozoo"),
+                     *cache],
+        "consistency": ["consistency", "--from", "nosuch", "--model-dir", str(tmp_path / "nozoo"), *cache],
     }
 
 

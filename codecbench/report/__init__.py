@@ -200,9 +200,12 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
     remedy_pairs, remedy_conditions = remedies.compare_remedies(res)
     if remedy_pairs:
         sections += ["## The remedies compared",
-                     "Each remedy by one model: full fine-tuning (10 epochs), segment fine-tuning (segment 7), the "
-                     "post-filter, consistency fine-tuning; pooled over every coded condition both ran, paired by "
-                     "clip and condition (exact McNemar).",
+                     "Each remedy by one model ("
+                     + ", ".join(f"{remedy}: {markdown_text(model)}"
+                                 for remedy, model in remedies.representatives(res.models).items())
+                     + "), compared pairwise over every coded condition both ran, paired by clip and condition "
+                       "(exact McNemar); consistency fine-tuning joins when the results hold a "
+                       "`finetuned_consistency` model (docs/remedies.md).",
                      remedies.markdown(remedy_pairs, remedy_conditions, alpha)]
     diagnosis_md, diagnosis_paths = _diagnoses(Path(results), out)
     sections += diagnosis_md

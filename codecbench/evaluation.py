@@ -70,17 +70,9 @@ class Evaluator:
         Gives each condition its category.
     zoo : Zoo
         Where model names are resolved.
-    cache : Cache
-        Where coded clips and features are kept.
-    jobs, backend, scheduler
-        Parallel coding: local workers, the joblib backend, or a dask scheduler's address.
-    progress : bool, optional
-        Show progress bars (default: when attached to a terminal).
-    log : callable, optional
-        Receives one line per step (default: standard error).
-    frontends : list of FrontEnd, optional
-        The (log-mel) front-ends whose features the first fill caches, so one parallel pass serves every model
-        (default: the baseline's).
+    cache, jobs, backend, scheduler, progress, log, frontends, keep_inputs_bytes, availability
+        The store's (:class:`~codecbench.split_inputs.SplitInputs`): where and how the split is coded and
+        featurised, and which front-ends' features one parallel pass caches for every model.
     share_prefix : bool
         Let :meth:`evaluate_many` compute layers several Keras models share once (:mod:`codecbench.prefix`).
     precision : str
@@ -89,9 +81,8 @@ class Evaluator:
     on_error : str
         "raise": every clip is scored or the evaluation fails naming the missing ones; "skip": clips whose coding
         failed are left out and listed in each result.
-    keep_inputs_bytes : int
-        Model inputs kept in memory between models, all conditions together (default
-        :data:`KEEP_INPUTS_BYTES`); a condition larger than that streams from the cache.
+    frontend_on_device : bool
+        Compute Keras models' log-mel on their device from waveforms.
     """
 
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecbench import encode, evaluation, inputs
+from codecbench import encode, inputs, split_inputs
 from codecbench.audio import source_rate
 from codecbench.cache import Cache
 from codecbench.codecs import parse_condition as C
@@ -104,7 +104,7 @@ def _losing_fill(monkeypatch, cache, times):
 
     monkeypatch.setattr(encode, "fill", fill)
     monkeypatch.setattr(inputs, "fill", fill)
-    monkeypatch.setattr(evaluation, "fill", fill)
+    monkeypatch.setattr(split_inputs, "fill", fill)
 
 
 def test_entries_lost_mid_run_are_recomputed_or_the_run_fails_naming_them(tiny, tmp_path, monkeypatch):
@@ -172,13 +172,13 @@ def test_streamed_evaluation_equals_the_in_memory_one_and_keeps_one_condition(ti
     for cond in (C("wav"), C("mp3@32")):
         assert ([r.predictions for r in kept.evaluate_many(models, cond)]
                 == [r.predictions for r in streamed.evaluate_many(models, cond)])
-    assert [key[1] for key, (x, _) in kept._inputs.items() if x.in_memory] == ["wav", "mp3@32"]
-    assert not any(x.in_memory for x, _ in streamed._inputs.values())
+    assert [key[1] for key, (x, _) in kept.store._inputs.items() if x.in_memory] == ["wav", "mp3@32"]
+    assert not any(x.in_memory for x, _ in streamed.store._inputs.values())
     # room for one condition only: the least recently used is dropped, the latest stays
     one = _evaluator(tiny, keep_inputs_bytes=kept.inputs(C("wav"))[0].nbytes)
     for cond in (C("wav"), C("mp3@32")):
         one.evaluate_many(models, cond)
-    assert [key[1] for key, (x, _) in one._inputs.items() if x.in_memory] == ["mp3@32"]
+    assert [key[1] for key, (x, _) in one.store._inputs.items() if x.in_memory] == ["mp3@32"]
 
 
 def test_streamed_batches_pad_to_the_longest_clip_of_the_split(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from .cache import Cache
 from .codecs import Condition
 from .datasets import Dataset
 from .dsp import measure_bandwidth
-from .encode import EncodeError, coded_signal, fill
+from .encode import EncodeError, clip_key, coded_signal, fill, load_bitstream
 from .errors import CodecbenchError, UsageError
 from .feed import feeding
 from .frontends import BASELINE
@@ -151,6 +151,12 @@ class SplitInputs:
                 "source_sample_rate": _one_or_all(rates.get("source", [])),
                 "codec_sample_rate": _one_or_all(rates.get("codec", [])),
                 "library": codecs.codec_library(cond)}
+            if cond.loss is not None:  # the share of packets the loss model dropped from these clips
+                streams = [load_bitstream(self.cache, clip_key(p, cond), cond) for p in picked]
+                sent = sum(len(b.sizes) for b in streams if b is not None)
+                if sent:
+                    self.codec_facts[cond.name]["packets_lost"] = \
+                        sum(len(b.lost) for b in streams if b is not None) / sent
 
     def inputs(self, cond: Condition, frontend=None) -> tuple[Inputs, list[int]]:
         """The model inputs of the split under ``cond`` for ``frontend`` (default: the baseline's) as a batch reader

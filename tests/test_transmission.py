@@ -237,6 +237,9 @@ def test_chains_and_losses_run_in_the_suite(tiny, pytester, tmp_path):
     result.assert_outcomes(passed=2)
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {r["condition"] for r in doc["results"]} == {"aac@128>mp3@64", "opus@24+loss10"}
+    # the codec facts measure the share of packets the loss dropped from the run's clips, and nothing for a chain
+    facts = doc["meta"]["codec_facts"]
+    assert 0.03 < facts["opus@24+loss10"]["packets_lost"] < 0.2 and "packets_lost" not in facts["aac@128>mp3@64"]
 
 
 def test_loss_sweeps_are_found_and_reported_with_intervals(tmp_path):

@@ -26,9 +26,13 @@ def codec_facts(res: ResultTable) -> pd.DataFrame:
         rows.append({"condition": cond, "achieved_kbps": float(np.mean(kbps)) if kbps else None,
                      "bandwidth_hz": fact.get("bandwidth_hz"), "source_bandwidth_hz": fact.get("source_bandwidth_hz"),
                      "source_sample_rate": _rates(fact.get("source_sample_rate")),
-                     "codec_sample_rate": _rates(fact.get("codec_sample_rate")), "library": fact.get("library", "")})
-    return pd.DataFrame(rows, columns=["condition", "achieved_kbps", "bandwidth_hz", "source_bandwidth_hz",
-                                       "source_sample_rate", "codec_sample_rate", "library"])
+                     "codec_sample_rate": _rates(fact.get("codec_sample_rate")), "library": fact.get("library", ""),
+                     "packets_lost": fact.get("packets_lost")})
+    columns = ["condition", "achieved_kbps", "bandwidth_hz", "source_bandwidth_hz", "source_sample_rate",
+               "codec_sample_rate", "library", "packets_lost"]
+    if not any(r["packets_lost"] is not None for r in rows):  # a run without packet loss: no such column
+        columns.remove("packets_lost")
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _rates(value) -> str | None:
@@ -44,9 +48,15 @@ def facts_markdown(frame: pd.DataFrame) -> str:
             return GAP
         return " / ".join(f"{float(x) / 1000:g} kHz" for x in str(v).split("/")) if isinstance(v, str) else \
             f"{v / 1000:.1f} kHz"
+    lossy = "packets_lost" in frame.columns
+
+    def lost(v):
+        return GAP if v is None or pd.isna(v) else f"{100 * v:.1f} %"
+
     return tabulate([[r.condition, GAP if pd.isna(r.achieved_kbps) else f"{r.achieved_kbps:.1f}", khz(r.bandwidth_hz),
                       khz(r.source_bandwidth_hz), khz(r.source_sample_rate), khz(r.codec_sample_rate),
-                      markdown_text(r.library) if r.library else GAP]
+                      markdown_text(r.library) if r.library else GAP, *([lost(r.packets_lost)] if lossy else [])]
                      for r in frame.itertuples()],
                     headers=["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate",
-                             "codec rate", "library"], tablefmt="github", disable_numparse=True)
+                             "codec rate", "library", *(["packets lost (measured)"] if lossy else [])],
+                    tablefmt="github", disable_numparse=True)

@@ -9,6 +9,7 @@ import pytest
 
 from codecbench.cli import main
 from codecbench.consistency import finetune_consistency
+from codecbench.report import render
 from codecbench.report.remedies import compare_remedies, markdown, representatives
 from codecbench.report.table import ResultTable
 from codecbench.stats import mcnemar_exact
@@ -56,7 +57,7 @@ def test_the_command_saves_a_consistency_model_with_its_sidecar(tiny, tmp_path, 
     assert "--weight" in capsys.readouterr().err
 
 
-def test_the_report_compares_the_four_remedies_on_paired_predictions():
+def test_the_report_compares_the_four_remedies_on_paired_predictions(tmp_path):
     doc = json.loads(EXAMPLE.read_text())
     # a fourth remedy for the comparison: base's own predictions under the consistency model's name
     doc["results"] += [{**copy.deepcopy(r), "model": "finetuned_consistency"} for r in doc["results"]
@@ -82,3 +83,9 @@ def test_the_report_compares_the_four_remedies_on_paired_predictions():
     assert abs(row["p_value"] - p) < 1e-12
     table = markdown(pairs, per_condition)
     assert "segment fine-tuning (finetuned" in table and "Accuracy per coded condition" in table
+    # in the rendered report: the Markdown section, the CSV and the HTML page's table
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    report, written = render(tmp_path / "results.json", tmp_path / "out", formats=("md", "csv", "html"))
+    assert "## The remedies compared" in report and tmp_path / "out" / "remedies.csv" in written
+    assert '"remedies":{"pairs":[{"remedy_a":"full fine-tuning","model_a":"finetuned_full@e10"' in \
+        (tmp_path / "out" / "html" / "index.html").read_text()

@@ -122,6 +122,8 @@ def test_the_command_diagnoses_a_zoo_model_and_the_report_shows_it(tiny, tmp_pat
     from pathlib import Path
 
     shutil.copyfile(Path(__file__).parent.parent / "reports" / "example" / "results.json", results / "results.json")
-    markdown, written = render(results, tmp_path / "out", formats=("md",))
+    markdown, written = render(results, tmp_path / "out", formats=("md", "html"))
     assert "## Why models fail: diagnoses" in markdown and "Verdict:" in markdown
     assert (tmp_path / "out" / "diagnosis-base-mp3@32.png") in written
+    page = (tmp_path / "out" / "html" / "index.html").read_text()  # on the page too, its figure inlined
+    assert '"diagnoses":[{"model":"base","condition":"mp3@32","verdict":' in page and "data:image/png;base64," in page

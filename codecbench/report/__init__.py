@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from ..diagnose import read_diagnoses, safe_name
+from ..diagnose import Diagnosis, read_diagnoses, safe_name
 from ..results import ResultsError, compare_datasets, latest_document, load_results
 from ..zoo import model_kind
 from . import remedies, sweeps
@@ -207,7 +207,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
                        "(exact McNemar); consistency fine-tuning joins when the results hold a "
                        "`finetuned_consistency` model (docs/remedies.md).",
                      remedies.markdown(remedy_pairs, remedy_conditions, alpha)]
-    diagnosis_md, diagnosis_paths = _diagnoses(Path(results), out)
+    diagnosis_md, diagnosis_paths, diagnosed = _diagnoses(Path(results), out)
     sections += diagnosis_md
     written += diagnosis_paths
     markdown = "\n\n".join(sections) + "\n"
@@ -230,26 +230,28 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
 
         csv_files = [p for p in written if p.suffix == ".csv"]
         written.append(render_html(res, out / "html", csv_files=csv_files, sweep_rows=sweep_rows, alpha=alpha,
-                                   paper=paper))
+                                   paper=paper, diagnoses=diagnosed))
     return markdown, written
 
 
-def _diagnoses(results: Path, out: Path) -> tuple[list[str], list[Path]]:
+def _diagnoses(results: Path, out: Path) -> tuple[list[str], list[Path], list[tuple[Diagnosis, Path | None]]]:
     """The section of the diagnoses ``codecbench diagnose`` wrote into the results folder, their figures copied
-    next to the report."""
+    next to the report, and each diagnosis with its figure (for the HTML page)."""
     folder = results if results.is_dir() else results.parent
     found = read_diagnoses(folder)
     if not found:
-        return [], []
+        return [], [], []
     sections = ["## Why models fail: diagnoses",
                 "Per band of the model's log-mel: the change the codec makes (coded - uncoded, dB, mean ± spread "
                 "over clips), the change of the model's input after its front-end's normalisation, and the "
                 "accuracy lost when that band alone is coded (renormalised as the front-end does, and with the "
                 "clip's scale kept). Written by `codecbench diagnose`."]
-    written = []
+    written: list[Path] = []
+    diagnosed: list[tuple[Diagnosis, Path | None]] = []
     for diagnosis in found:
         stem = f"diagnosis-{safe_name(diagnosis.model)}-{safe_name(diagnosis.condition)}"
         figure = folder / f"{stem}.png"
+        diagnosed.append((diagnosis, figure if figure.is_file() else None))
         sections.append(f"### {markdown_text(diagnosis.model)} under {markdown_text(diagnosis.condition)}\n\n"
                         + diagnosis.markdown())
         if figure.is_file():
@@ -257,4 +259,4 @@ def _diagnoses(results: Path, out: Path) -> tuple[list[str], list[Path]]:
                 shutil.copyfile(figure, out / figure.name)
             sections.append(f"![diagnosis of {markdown_text(diagnosis.model)}]({figure.name})")
             written.append(out / figure.name)
-    return sections, written
+    return sections, written, diagnosed

@@ -16,6 +16,7 @@ reference lines, axes fitted to the data, a colour-blind-safe palette with a mar
 """
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -29,7 +30,7 @@ import numpy as np
 
 from ..stats import paired_comparison, wilson_interval
 from ..zoo import full_name, model_kind
-from . import sweeps
+from . import remedies, sweeps
 from .codec_facts import codec_facts
 from .palette import styles_for
 from .paper import findings_rows, load_paper, on_papers_data, run_facts, table2_rows
@@ -152,9 +153,24 @@ def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None, paper:
             "styles": {"conditions": {c: st.as_dict() for c, st in styles_for(c for _, c in res.conditions()).items()},
                        "models": {m: st.as_dict() for m, st in styles_for(res.models).items()}},
             "paper": paper_data(res, paper) if paper else None,
+            "remedies": _remedies(res),
             "provenance": {"libraries": meta.get("libraries", {}), "machine": meta.get("machine", {}),
                            "precision": meta.get("precision"), "thresholds": meta.get("thresholds"),
                            "baseline": meta.get("baseline")}}
+
+
+def _remedies(res: ResultTable) -> dict | None:
+    """The remedies compared (:mod:`.remedies`), pairwise with Wilson intervals, or None with fewer than two."""
+    pairs, per_condition = remedies.compare_remedies(res)
+    if not pairs:
+        return None
+    rows = []
+    for r in pairs:
+        a = _interval(round(r["accuracy_a"] * r["pairs"]), r["pairs"])
+        b = _interval(round(r["accuracy_b"] * r["pairs"]), r["pairs"])
+        rows.append({**{k: r[k] for k in ("remedy_a", "model_a", "remedy_b", "model_b", "pairs", "a_only", "b_only")},
+                     "a": a, "b": b, "p": _finite(r["p_value"])})
+    return {"pairs": rows, "per_condition": per_condition}
 
 
 def _asset(name: str) -> str:
@@ -184,12 +200,16 @@ def write_page(folder: Path, title: str, groups: list[dict], *, csv_files: Seque
 
 
 def render_html(res: ResultTable, folder: Path, *, csv_files: Sequence[Path] = (), sweep_rows=None,
-                alpha: float = ALPHA, paper: str | None = None) -> Path:
-    """The HTML report of one results document (with the comparison against ``paper``'s numbers, if named)."""
+                alpha: float = ALPHA, paper: str | None = None, diagnoses: Sequence = ()) -> Path:
+    """The HTML report of one results document (with the comparison against ``paper``'s numbers, if named, and the
+    ``(Diagnosis, figure path or None)`` pairs of ``codecbench diagnose``, their figures inlined)."""
     dataset = res.meta.get("dataset", {})
     title = f"codecbench report: {dataset.get('name', '?')} ({dataset.get('split', '?')} split)"
-    return write_page(folder, title, [group_data(res, sweep_rows=sweep_rows, paper=paper)], csv_files=csv_files,
-                      alpha=alpha)
+    group = group_data(res, sweep_rows=sweep_rows, paper=paper)
+    group["diagnoses"] = [{"model": d.model, "condition": d.condition, "verdict": d.verdict,
+                           "figure": "data:image/png;base64," + base64.b64encode(figure.read_bytes()).decode()
+                           if figure is not None else None} for d, figure in diagnoses]
+    return write_page(folder, title, [group], csv_files=csv_files, alpha=alpha)
 
 
 def render_leaderboard(documents: list[dict], folder: Path, *, alpha: float = ALPHA) -> Path:

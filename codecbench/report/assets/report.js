@@ -356,14 +356,39 @@ function renderGroup(group, gi) {
                "Accuracy against packet loss", "Lines: accuracy at each share of packets lost with its 95 % band (0 %: the codec without loss); dotted: the same model on the uncoded audio.",
                "packets lost (%)", false, "loss");
 
+  // the remedies compared: one model each, pairwise exact McNemar on (clip, condition) pairs
+  if (group.remedies) {
+    const interval = (x) => [fmt(x.acc), el("span", {class: "ci", text: ` [${fmt(x.lo)}, ${fmt(x.hi)}]`})];
+    const better = (r) => r.p === null || r.p >= DATA.alpha ? "—" : (r.a_only > r.b_only ? r.remedy_a : r.remedy_b);
+    const remedyNames = Object.keys(group.remedies.per_condition[0] || {}).filter((k) => k !== "condition");
+    root.append(el("h2", {text: "The remedies compared"}),
+      el("p", {class: "muted", text: "One model per remedy, compared pairwise over every coded condition both ran, paired by clip and condition (exact McNemar)."}),
+      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["remedy A", "remedy B", "pairs", "accuracy A", "accuracy B", "only A / only B right", "McNemar p", `better (p < ${DATA.alpha})`].map((h, i) => el("th", {class: i < 2 || i === 7 ? "text" : null, text: h})))),
+        el("tbody", {}, group.remedies.pairs.map((r) => el("tr", {}, el("td", {class: "text", text: `${r.remedy_a} (${r.model_a})`}), el("td", {class: "text", text: `${r.remedy_b} (${r.model_b})`}),
+          el("td", {text: String(r.pairs)}), el("td", {}, interval(r.a)), el("td", {}, interval(r.b)), el("td", {text: `${r.a_only} / ${r.b_only}`}),
+          el("td", {text: r.p === null ? "—" : r.p.toPrecision(2)}), el("td", {class: "text", text: better(r)})))))),
+      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["condition", ...remedyNames].map((h, i) => el("th", {class: i === 0 ? "text" : null, text: h})))),
+        el("tbody", {}, group.remedies.per_condition.map((r) => el("tr", {}, el("td", {class: "text", text: r.condition}), remedyNames.map((k) => el("td", {text: fmt(r[k])}))))))));
+  }
+
+  // why models fail: the diagnoses of `codecbench diagnose`
+  if ((group.diagnoses || []).length) {
+    root.append(el("h2", {text: "Why models fail: diagnoses"}),
+      ...group.diagnoses.map((d) => el("div", {class: "figure"}, el("h3", {text: `${d.model} under ${d.condition}`}), el("p", {text: d.verdict}),
+        d.figure ? el("img", {src: d.figure, alt: `diagnosis of ${d.model} under ${d.condition}`, style: "max-width: 100%; height: auto"}) : [])));
+  }
+
   // codec facts, provenance, files
   if (group.codec_facts.length) {
     const khz = (v) => v === null || v === undefined ? "—" : String(v).split("/").map((x) => `${+(Number(x) / 1000).toFixed(2)} kHz`).join(" / ");
+    const lossy = group.codec_facts.some((f) => f.packets_lost !== undefined && f.packets_lost !== null);
+    const heads = ["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate", "codec rate", "library", ...(lossy ? ["packets lost"] : [])];
     root.append(el("h3", {text: "Codec facts (measured during the run on its own clips)"}),
-      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, ["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate", "codec rate", "library"].map((h, i) => el("th", {class: i === 0 || i === 6 ? "text" : null, text: h})))),
+      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, heads.map((h, i) => el("th", {class: i === 0 || i === 6 ? "text" : null, text: h})))),
         el("tbody", {}, group.codec_facts.map((f) => el("tr", {}, el("td", {class: "text", text: f.condition}), el("td", {text: fmt(f.achieved_kbps, 1)}),
           el("td", {text: khz(f.bandwidth_hz)}), el("td", {text: khz(f.source_bandwidth_hz)}), el("td", {text: khz(f.source_sample_rate)}),
-          el("td", {text: khz(f.codec_sample_rate)}), el("td", {class: "text", text: f.library || "—"})))))));
+          el("td", {text: khz(f.codec_sample_rate)}), el("td", {class: "text", text: f.library || "—"}),
+          lossy ? el("td", {text: f.packets_lost === null || f.packets_lost === undefined ? "—" : `${(100 * f.packets_lost).toFixed(1)} %`}) : []))))));
   }
   const prov = group.provenance;
   root.append(el("details", {}, el("summary", {text: "Provenance: dataset, libraries, machine"}),

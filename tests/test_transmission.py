@@ -153,6 +153,7 @@ def test_concealed_output_has_the_right_length_no_nan_and_is_aligned(scene, name
 
 
 def test_zerofill_silences_and_repeat_repeats_the_lost_frames(scene):
+    optional.codec("sbc@128+loss5+repeat")
     zero = codecs.encode(scene, SR, "sbc@128+loss5+zerofill")
     repeat = codecs.encode(scene, SR, "sbc@128+loss5+repeat")
     assert zero.lost == repeat.lost  # the same pattern: the seed and the clip decide it
@@ -162,6 +163,7 @@ def test_zerofill_silences_and_repeat_repeats_the_lost_frames(scene):
 
 
 def test_no_loss_is_the_plain_condition_bit_for_bit(scene):
+    optional.codec("opus@24+loss5")
     assert np.array_equal(codecs.roundtrip(scene, SR, "opus@24+loss0"), codecs.roundtrip(scene, SR, "opus@24"))
     bitstream = codecs.encode(scene, SR, "opus@24+loss5")
     assert np.array_equal(codecs.decode(dataclasses.replace(bitstream, lost=[])),
@@ -169,6 +171,7 @@ def test_no_loss_is_the_plain_condition_bit_for_bit(scene):
 
 
 def test_opus_in_band_fec_recovers_lost_packets_better_than_concealment():
+    optional.codec("opus@24+loss10+fec")
     x = _voiced()
     bitstream = codecs.encode(x, 48000, "opus@24+loss10+fec")
     clean = conceal.decode_with_loss(dataclasses.replace(bitstream, lost=[0]))  # one loss at the very start
@@ -211,6 +214,7 @@ def test_the_transmission_matrix_has_its_scenarios_and_its_thresholds():
 
 
 def test_codec_augment_draws_chains_and_losses():
+    optional.codec("opus@24+loss10")
     from codecbench.augment import CodecAugment
 
     augment = CodecAugment(conditions=["aac@128>mp3@32", "opus@24+loss10"], p=1.0, seed=0)
@@ -225,6 +229,7 @@ def test_codec_augment_draws_chains_and_losses():
 
 def test_chains_and_losses_run_in_the_suite(tiny, pytester, tmp_path):
     """Two transmission conditions on the tiny zoo, through the plugin: cases, coding, the results file."""
+    optional.codec("opus@24+loss10")
     import json
 
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"

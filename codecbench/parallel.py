@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import warnings
 from typing import Callable, Iterable, Iterator
 
 import joblib
+from joblib.externals.loky import get_reusable_executor
 
 from .errors import EnvironmentProblem, UsageError
 
@@ -92,3 +94,7 @@ def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, ba
         return
     yield from joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")(
         joblib.delayed(func)(item) for item in items)
+    if backend == "loky" and multiprocessing.parent_process() is not None:
+        # inside a multiprocessing child, exit joins every child process, loky's idle workers too: they would keep
+        # this process alive for loky's idle timeout (300 s) after its work is done
+        get_reusable_executor().shutdown(wait=True)

@@ -204,20 +204,27 @@ def new_plan(title: str, clips: Sequence, conditions: Sequence[Condition], cache
 # --------------------------------------------------------------------------- calibration
 
 @functools.lru_cache(maxsize=None)
-def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
-    """Seconds to code one clip of ``clip_seconds`` under ``cond`` on one core."""
+def calibration_clip(clip_seconds: float = 10.0) -> np.ndarray:
+    """The synthetic scene every calibration codes and featurises (made once: it takes about as long as coding)."""
     from .datasets import synth_scene
 
-    x = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
-    coding = 0.0 if cond.is_original else median_time(lambda: codecs.encode(x, 44100, cond), 1)
-    return coding
+    clip = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
+    clip.setflags(write=False)  # shared by every calibration
+    return clip
+
+
+@functools.lru_cache(maxsize=None)
+def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
+    """Seconds to code one clip of ``clip_seconds`` under ``cond`` on one core."""
+    if cond.is_original:
+        return 0.0
+    x = calibration_clip(clip_seconds)
+    return median_time(lambda: codecs.encode(x, 44100, cond), 1)
 
 
 @functools.lru_cache(maxsize=None)
 def feature_seconds(clip_seconds: float = 10.0) -> float:
-    from .datasets import synth_scene
-
-    x = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
+    x = calibration_clip(clip_seconds)
     return median_time(lambda: features.static(x), 2)
 
 
@@ -232,15 +239,19 @@ def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | 
         pairs = max(plan.coded_missing, plan.features_missing)
         return [Stage("coding + features", f"{pairs:,} pairs, {per_pair:.2f} core-s each, {cores} cores",
                       pairs * per_pair / cores, f"coding ({_cores_text(cores)})")]
-    by_cond = {c: codec_seconds(c) for c in plan.conditions}
-    coded_share = [by_cond[c] for c in plan.conditions if not c.is_original]
+    # timed only when there is work to time: a warm cache plans in a second
+    coded_share = [codec_seconds(c) for c in plan.conditions if not c.is_original] if plan.coded_missing else []
     per_coded = statistics.mean(coded_share) if coded_share else 0.0
+    per_features = feature_seconds() if plan.features_missing else 0.0
     workers = (f"{counted(jobs, 'local worker')}" if not scheduler
                else f"dask at {scheduler} (assumed {jobs} workers)")
-    return [Stage("coding", f"{plan.coded_missing:,} pairs, {per_coded * scale:.2f} s each, {workers}",
-                  plan.coded_missing * per_coded * scale / jobs, f"coding ({_cores_text(jobs)})"),
-            Stage("features", f"{plan.features_missing:,} pairs, {feature_seconds() * scale * 1000:.0f} ms each",
-                  plan.features_missing * feature_seconds() * scale / jobs, f"coding ({_cores_text(jobs)})")]
+    coding = f"{plan.coded_missing:,} pairs, {per_coded * scale:.2f} s each, {workers}" if plan.coded_missing \
+        else "0 pairs (all cached)"
+    featurising = f"{plan.features_missing:,} pairs, {per_features * scale * 1000:.0f} ms each" \
+        if plan.features_missing else "0 pairs (all cached)"
+    return [Stage("coding", coding, plan.coded_missing * per_coded * scale / jobs, f"coding ({_cores_text(jobs)})"),
+            Stage("features", featurising,
+                  plan.features_missing * per_features * scale / jobs, f"coding ({_cores_text(jobs)})")]
 
 
 def _cores_text(n: int) -> str:

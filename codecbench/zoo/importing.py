@@ -30,7 +30,7 @@ class Imported:
     summary: str
 
 
-def model_kind(source: str) -> str:
+def source_kind(source: str) -> str:
     """The kind of model ``source`` names: by file suffix, or ``python`` for ``module:function`` that is no file."""
     kind = KIND_OF_SUFFIX.get(Path(source).suffix)
     if kind is None and ":" in source and not Path(source).exists():
@@ -54,7 +54,7 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
     name : str
         The model's name in the zoo.
     kind : {"keras", "onnx", "python"}, optional
-        The model's kind when its name does not say (see :func:`model_kind`).
+        The model's kind when its name does not say (see :func:`source_kind`).
     frontend : FrontEnd, optional
         The front-end its inputs come from; default: the model's own or the baseline log-mel.
     class_names, class_map, outputs, kwargs
@@ -68,7 +68,7 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
     from ..models import file_sha256, kinds, load_model
 
     zoo.check_writable([check_name(name)], overwrite)
-    kind = kind or model_kind(source)
+    kind = kind or source_kind(source)
     meta: dict = {"kind": kind, "strategy": "imported", "imported_from": str(source), "created": now()}
     if frontend is not None:
         meta["frontend"] = frontend.to_dict()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
@@ -55,13 +56,25 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+#: What XLA prints when a device never reached a collective and it aborted the process (after 40 s)
+WEDGED_RENDEZVOUS = "threads to join the rendezvous"
+
+
 def _run(backend: str, extra_env: dict) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, **extra_env}
-    try:
-        out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
-    except subprocess.TimeoutExpired as exc:  # say where it stopped, not only that it did
-        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        pytest.fail(f"{backend}: no result in 600 s; its last messages:\n{stderr[-3000:]}")
+    for attempt in (1, 2):
+        try:
+            out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
+                                 timeout=600)
+        except subprocess.TimeoutExpired as exc:  # say where it stopped, not only that it did
+            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+            pytest.fail(f"{backend}: no result in 600 s; its last messages:\n{stderr[-3000:]}")
+        if out.returncode != 0 and WEDGED_RENDEZVOUS in out.stderr and attempt == 1:
+            # XLA's CPU runtime, not the code under test (see _virtual_devices_flags): once more, and say so
+            warnings.warn(f"{backend}: XLA's CPU all-reduce wedged and aborted; running the script again",
+                          stacklevel=2)
+            continue
+        break
     assert out.returncode == 0, out.stderr[-3000:]
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])

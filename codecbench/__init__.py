@@ -10,7 +10,7 @@ import os
 # TensorFlow's C++ start-up chatter drowns the tool's own output; a user's own setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .errors import (  # noqa: E402  (the error base and its families, for callers to catch)
+from codecbench.errors import (  # noqa: E402  (the error base and its families, for callers to catch)
     CacheError,
     CodecbenchError,
     CodecError,
@@ -32,9 +32,9 @@ _LAZY = {
     "CodecAugmentedDataset": ("augment", "CodecAugmentedDataset"),
     "load_dataset": ("datasets", "load_dataset"),
     "Zoo": ("zoo", "Zoo"),
-    "wilson_interval": ("stats", "wilson_interval"),
-    "mcnemar_exact": ("stats", "mcnemar_exact"),
-    "paired_comparison": ("stats", "paired_comparison"),
+    "wilson_interval": ("results.stats", "wilson_interval"),
+    "mcnemar_exact": ("results.stats", "mcnemar_exact"),
+    "paired_comparison": ("results.stats", "paired_comparison"),
 }
 
 __all__ = ["CacheError", "CodecError", "CodecbenchError", "DataError", "EnvironmentProblem", "ModelError",
@@ -43,7 +43,7 @@ __all__ = ["CacheError", "CodecError", "CodecbenchError", "DataError", "Environm
 
 def evaluate(models, **kwargs):
     """Accuracy of models under codec conditions as a DataFrame; see :func:`codecbench.api.evaluate`."""
-    from .api import evaluate as _evaluate
+    from codecbench.api import evaluate as _evaluate
     return _evaluate(models, **kwargs)
 
 

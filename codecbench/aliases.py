@@ -8,6 +8,6 @@ from __future__ import annotations
 
 
 def pytest_addoption(parser):
-    from .plugin import add_options
+    from codecbench.plugin import add_options
 
     add_options(parser, lambda name: f"--{name}")

@@ -1,7 +1,7 @@
 """The Python API: ``codecbench.evaluate(models, ...) -> pandas.DataFrame``.
 
-The same machinery as the pytest plugin (a :class:`~codecbench.run.Run` resolved the same way, its
-:class:`~codecbench.evaluation.Evaluator` over the same cache), so the numbers are the plugin's. Models are zoo
+The same machinery as the pytest plugin (a :class:`~codecbench.run.resolve.Run` resolved the same way, its
+:class:`~codecbench.run.evaluation.Evaluator` over the same cache), so the numbers are the plugin's. Models are zoo
 names, or any objects with ``sample_rate``, ``class_names`` and ``predict(batch)`` (see
 :mod:`codecbench.models.kinds`).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .spec import RunSpec
+from codecbench.run.spec import RunSpec
 
 
 def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterable[str] | None = None,
@@ -34,12 +34,12 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
     pandas.DataFrame
         Columns ``model, condition, category, n, correct, accuracy, ci_low, ci_high, achieved_kbps,
         model_sha256``. Per-clip predictions are in ``frame.attrs["records"][(model, condition)]`` (clips,
-        labels, predictions), the input of :func:`codecbench.stats.paired_comparison`.
+        labels, predictions), the input of :func:`codecbench.results.stats.paired_comparison`.
     """
     import pandas as pd
 
-    from .models.kinds import ScoringModel, from_object, validate
-    from .run import Run
+    from codecbench.models.kinds import ScoringModel, from_object, validate
+    from codecbench.run.resolve import Run
 
     spec = RunSpec.build({"dataset": dataset, "split": split, "matrix": matrix, "model_dir": model_dir,
                           "cache_dir": cache_dir, "jobs": jobs, "condition": list(conditions) if conditions else None,

@@ -1,9 +1,9 @@
 """The codecbench pytest plugin: hooks and fixtures only.
 
 Registered by the repository's ``conftest.py`` and as the ``pytest11`` entry point ``codecbench``
-(``pytest -p codecbench``). Options are those of :mod:`codecbench.spec`, as ``--codecbench-<name>`` (also
+(``pytest -p codecbench``). Options are those of :mod:`codecbench.run.spec`, as ``--codecbench-<name>`` (also
 settable in ``[tool.codecbench]``; :mod:`codecbench.aliases` adds the short names for a project that wants
-them); the work lives in :class:`codecbench.session.BenchmarkSession`. A test
+them); the work lives in :class:`codecbench.run.session.BenchmarkSession`. A test
 that asks for the ``codecbench_case`` fixture is parametrized over the selected models and
 conditions (ids like ``finetuned_seg7-mp3@32``, markers per category and ``finetune``); the
 ``codecbench_check`` fixture runs a case and fails it on a threshold or a regression.
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .errors import CodecbenchError
-from .spec import OPTIONS, RunSpec
+from codecbench.errors import CodecbenchError
+from codecbench.run.spec import OPTIONS, RunSpec
 
 if TYPE_CHECKING:
-    from .session import BenchmarkSession  # noqa: F401  (named in SESSION's type)
+    from codecbench.run.session import BenchmarkSession  # noqa: F401  (named in SESSION's type)
 
 SESSION = pytest.StashKey["BenchmarkSession | None"]()
 SPEC = pytest.StashKey[RunSpec]()
@@ -70,7 +70,7 @@ def _spec(config) -> RunSpec:
 
 def _run_id(config) -> str:
     """One id per run, shared by an xdist controller and its workers."""
-    from .session import new_run_id
+    from codecbench.run.session import new_run_id
 
     if RUN_ID not in config.stash:
         given = config.workerinput.get("codecbench_run_id") if hasattr(config, "workerinput") else None
@@ -79,8 +79,8 @@ def _run_id(config) -> str:
 
 
 def _session(config):
-    from .run import Run
-    from .session import BenchmarkSession
+    from codecbench.run.resolve import Run
+    from codecbench.run.session import BenchmarkSession
 
     session = config.stash.get(SESSION, None)
     if session is None:
@@ -185,7 +185,7 @@ def pytest_runtestloop(session):
 
 @pytest.fixture(scope="session")
 def codecbench_session(request):
-    """The run's :class:`codecbench.session.BenchmarkSession`: its dataset, conditions, models, thresholds and
+    """The run's :class:`codecbench.run.session.BenchmarkSession`: its dataset, conditions, models, thresholds and
     results folder, set up once from the ``--codecbench-*`` options (or the project's TOML)."""
     return _session(request.config)
 
@@ -215,8 +215,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     Works from the run folder alone, so an xdist controller, which evaluates nothing itself,
     and an interrupted run both end with complete results files of what was finished.
     """
-    from .matrix import load_matrix
-    from .results import summary_table, write_run
+    from codecbench.codecs.matrix import load_matrix
+    from codecbench.results.files import summary_table, write_run
 
     notes = config.stash.get(NOTES, [])
     if notes:

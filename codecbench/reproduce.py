@@ -25,17 +25,17 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from . import codecs
-from .codecs import ORIGINAL, Condition
-from .errors import UsageError
-from .fsutil import atomic_write, claim_folder, file_digest
-from .provenance import now
-from .run import Workspace
-from .spec import RunSpec
-from .training.schedule import crops_for
-from .zoo import ModelFileChanged, Zoo, full_name, packaged_model_dir, segment_name
+from codecbench import codecs
+from codecbench.codecs import ORIGINAL, Condition
+from codecbench.core.fsutil import atomic_write, claim_folder, file_digest
+from codecbench.core.provenance import now
+from codecbench.errors import UsageError
+from codecbench.run.resolve import Workspace
+from codecbench.run.spec import RunSpec
+from codecbench.training.schedule import crops_for
+from codecbench.zoo import ModelFileChanged, Zoo, full_name, packaged_model_dir, segment_name
 
-#: ``--preset``: which zoo recipe of :data:`codecbench.finetune.PRESETS` the experiments follow.
+#: ``--preset``: which zoo recipe of :data:`codecbench.remedies.finetune.PRESETS` the experiments follow.
 PRESETS = {"paper": "paper", "small": "demo"}
 
 #: Where the paper's baseline comes from (no stable download with a published checksum could be confirmed, so the
@@ -67,7 +67,7 @@ class ReproduceOptions:
     force: bool = False
 
     def recipe(self, checkpoint_sha256: str | None) -> dict:
-        from .finetune import PRESETS as ZOO_PRESETS
+        from codecbench.remedies.finetune import PRESETS as ZOO_PRESETS
 
         zoo = ZOO_PRESETS[PRESETS[self.preset]]
         return {"paper": self.paper, "data": self.data, "checkpoint_sha256": checkpoint_sha256,
@@ -129,7 +129,7 @@ def _check_recipe(out: Path, recipe: dict) -> None:
 def _base_model(zoo, options: ReproduceOptions, dataset, say: Callable[[str], None]) -> None:
     """Step 2: ``base`` in the work zoo, from ``--checkpoint`` or (synthetic data, small preset) the packaged
     demo zoo's base."""
-    from .models import file_sha256, kinds, load_model
+    from codecbench.models import file_sha256, kinds, load_model
 
     state_path = zoo.root.parent / STATE
     if "base" in zoo.names():
@@ -161,8 +161,8 @@ def _base_model(zoo, options: ReproduceOptions, dataset, say: Callable[[str], No
 def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], None] = print) -> Path | None:
     """Run (or resume) the reproduction described by ``options`` with the run settings of ``spec`` (cache, jobs,
     scheduler, precision, devices); returns the report's Markdown file (None for ``dry_run``)."""
-    from .datasets import load_dataset
-    from .finetune import PRESETS as ZOO_PRESETS
+    from codecbench.datasets import load_dataset
+    from codecbench.remedies.finetune import PRESETS as ZOO_PRESETS
 
     where = Workspace(spec)
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
@@ -178,7 +178,7 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     for split in ("train", "evaluate"):
         dataset.clips(split)  # a named error for a missing or empty split, before any work
     say(f"[1/8] data: {dataset.describe()}")
-    from .datasets.tau import TAU2020_MOBILE, TAU2020_SPLIT_SIZES
+    from codecbench.datasets.tau import TAU2020_MOBILE, TAU2020_SPLIT_SIZES
     if options.preset == "paper" and dataset.name != TAU2020_MOBILE:
         say(f"      note: not the study's data ({TAU2020_MOBILE}: {TAU2020_SPLIT_SIZES['train']:,} + "
             f"{TAU2020_SPLIT_SIZES['evaluate']:,} clips); the report compares the paper's findings, not its numbers")
@@ -206,7 +206,7 @@ def _resume(spec: RunSpec, options: ReproduceOptions, dataset, available, recipe
     where = Workspace(spec)
     _plan(spec, options, dataset, available, recipe, say, check=True)
     # 4. the fine-tuning set
-    from .encode import fill
+    from codecbench.store.fill import fill
 
     summary = fill(dataset.clips("train"), available, where.cache, with_features=True, jobs=spec.jobs,
                    backend=spec.backend, scheduler=spec.scheduler)
@@ -221,10 +221,10 @@ def _resume(spec: RunSpec, options: ReproduceOptions, dataset, available, recipe
 
 def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe: dict, say, *, check: bool) -> None:
     """Step 3: the plan (what is left), refused if it cannot fit on the disk."""
-    from .finetune import PRESETS as ZOO_PRESETS
-    from .finetune import remaining_runs
-    from .models import preset_config
-    from .plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
+    from codecbench.models import preset_config
+    from codecbench.remedies.finetune import PRESETS as ZOO_PRESETS
+    from codecbench.remedies.finetune import remaining_runs
+    from codecbench.run.plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
 
     where = Workspace(spec)
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
@@ -251,8 +251,8 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
 def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe: dict, zoo_preset: dict,
                  say) -> None:
     """Steps 5 and 6: Experiments A and B, whatever of them is missing."""
-    from .features import RECIPE, n_frames
-    from .finetune import epoch_validation, finetune
+    from codecbench.remedies.finetune import epoch_validation, finetune
+    from codecbench.signal.features import RECIPE, n_frames
 
     where = Workspace(spec)
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
@@ -289,10 +289,10 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
 
 def _benchmark_and_report(spec: RunSpec, options: ReproduceOptions, recipe: dict, say) -> Path:
     """Steps 7 and 8: every model on every validation condition (finished results skipped), then the report."""
-    from .report import render
-    from .results import read_items, write_run
-    from .run import Run
-    from .session import BenchmarkSession
+    from codecbench.report import render
+    from codecbench.results.files import read_items, write_run
+    from codecbench.run.resolve import Run
+    from codecbench.run.session import BenchmarkSession
 
     bench_spec = dataclasses.replace(spec, model_dir=options.out / "zoo", results=options.out / "results",
                                      dataset=options.data, folds=options.folds, split="evaluate", run_id="reproduce",

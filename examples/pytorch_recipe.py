@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
     from codecbench.augment import CodecAugmentedDataset
     from codecbench.codecs import availability
     from codecbench.datasets import load_dataset
-    from codecbench.stats import paired_comparison
+    from codecbench.results.stats import paired_comparison
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="synthetic", help="a codecbench dataset (default: the embedded one)")

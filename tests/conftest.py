@@ -9,7 +9,7 @@ import soundfile as sf
 # inside such a test is dropped afterwards, and importing it again re-registers soxr's nanobind extension, which
 # aborts the process
 import codecbench.codecs  # noqa: F401
-from codecbench.cache import Cache
+from codecbench.core.cache import Cache
 from codecbench.datasets import synth_scene
 
 from . import optional
@@ -74,7 +74,7 @@ def _built_once(tmp_path_factory, name: str, build):
     import os
     import shutil
 
-    from codecbench.fsutil import file_lock
+    from codecbench.core.fsutil import file_lock
 
     base = tmp_path_factory.getbasetemp()
     shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / \
@@ -96,9 +96,9 @@ def tiny(tmp_path_factory):
 
     Built for real (training included) but with few clips, small models and one epoch each.
     """
+    from codecbench.codecs.matrix import parse_matrix
     from codecbench.datasets import load_dataset
-    from codecbench.finetune import finetune, train_base
-    from codecbench.matrix import parse_matrix
+    from codecbench.remedies.finetune import finetune, train_base
     from codecbench.training.schedule import TrainConfig
     from codecbench.zoo import Zoo
 

@@ -12,8 +12,8 @@ import soundfile as sf
 
 from codecbench import codecs
 from codecbench.augment import CodecAugment, CodecAugmentedDataset
-from codecbench.cache import Cache
 from codecbench.codecs import parse_condition as C
+from codecbench.core.cache import Cache
 from codecbench.datasets import load_dataset, synth_scene
 
 from . import optional
@@ -156,7 +156,7 @@ def test_pool_draws_do_not_depend_on_order_or_worker_processes(small_set):
 
 
 def test_pool_serves_a_front_ends_features_and_a_keras_sequence(small_set):
-    from codecbench.frontends import BASELINE
+    from codecbench.signal.frontends import BASELINE
 
     dataset, cache = small_set
     pool = CodecAugmentedDataset(dataset, conditions=["mp3@32", "wav"], seed=1, cache=cache, frontend="hu2020",
@@ -224,7 +224,7 @@ def test_it_drops_into_audiomentations_compose():
 
 
 def test_export_writes_a_coded_set_that_load_dataset_reads_back(small_set, tmp_path):
-    from codecbench.export import export
+    from codecbench.store.export import export
 
     dataset, cache = small_set
     conds = [C("wav"), C("mp3@32")]
@@ -263,7 +263,7 @@ print(json.dumps({{"models": sorted(set(frame["model"])), "conditions": sorted(s
 def test_the_fixed_mode_is_the_fine_tuning_set_codecbench_trains_on(small_set):
     """every=True: each clip under each condition, condition by condition, the same every epoch; its reader is what
     codecbench's own Keras fine-tuning reads (one implementation)."""
-    from codecbench.finetune import training_set
+    from codecbench.remedies.finetune import training_set
 
     dataset, cache = small_set
     conds = [C("wav"), C("mp3@64")]

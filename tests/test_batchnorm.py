@@ -8,7 +8,7 @@ import pytest
 
 
 def _numpy(variable) -> np.ndarray:
-    from codecbench.backend import keras
+    from codecbench.core.backend import keras
 
     return keras.ops.convert_to_numpy(variable)
 
@@ -16,7 +16,7 @@ def _numpy(variable) -> np.ndarray:
 def _learnable(seed: int = 0):
     """A small conv net with batch normalisation that learns separable inputs (offset 3, scale 5: the statistics
     matter) to near 100 % in a few epochs."""
-    from codecbench.backend import keras
+    from codecbench.core.backend import keras
 
     rng = np.random.default_rng(seed)
     labels = np.arange(160) % 4
@@ -82,7 +82,7 @@ def test_a_flagged_model_is_named_at_benchmark_time(tiny, tmp_path, flagged):
     import json
     import shutil
 
-    from codecbench.session import flagged_models
+    from codecbench.run.session import flagged_models
     from codecbench.zoo import Zoo
 
     folder = tmp_path / "zoo"
@@ -101,7 +101,7 @@ def test_resume_refuses_a_changed_schedule_unless_asked_and_then_records_both(ti
     import dataclasses
 
     from codecbench.errors import UsageError
-    from codecbench.finetune import train_base
+    from codecbench.remedies.finetune import train_base
     from codecbench.zoo import Zoo
 
     zoo = Zoo(tmp_path / "zoo")

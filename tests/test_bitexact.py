@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 
-from codecbench import bitexact as bx
+from codecbench.core import bitexact as bx
 
 
 def _ulps(got, want):

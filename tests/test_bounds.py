@@ -7,10 +7,10 @@ import warnings
 import pytest
 
 from codecbench.codecs import parse_condition as C
-from codecbench.devices import resolve_devices
+from codecbench.core.parallel import SchedulerError, check_scheduler, parallel_map
 from codecbench.errors import UsageError
-from codecbench.parallel import SchedulerError, check_scheduler, parallel_map
-from codecbench.spec import RunSpec
+from codecbench.run.spec import RunSpec
+from codecbench.store.devices import resolve_devices
 
 from . import optional
 from .plugin_args import PLUGIN_ARGS
@@ -85,9 +85,9 @@ def test_one_conditions_coding_failure_fails_only_its_own_evaluation(tiny, tmp_p
     """mp3@64 fails to code (a fault injected into the in-process encoder); wav, filled in the same pass, is
     still scored, and mp3@64 fails naming the error."""
     from codecbench import codecs
-    from codecbench.cache import Cache
-    from codecbench.encode import EncodeError
-    from codecbench.evaluation import Evaluator
+    from codecbench.core.cache import Cache
+    from codecbench.run.evaluation import Evaluator
+    from codecbench.store.fill import EncodeError
 
     real_encode = codecs.encode
 
@@ -110,7 +110,7 @@ def test_an_evaluation_only_tau_folder_is_benchmarked(tiny, tmp_path):
     split it scores."""
     import shutil
 
-    from codecbench.session import BenchmarkSession
+    from codecbench.run.session import BenchmarkSession
 
     root = tmp_path / "tau"
     (root / "evaluation_setup").mkdir(parents=True)

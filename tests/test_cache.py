@@ -3,10 +3,10 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from codecbench.cache import Cache, CacheCorruptionWarning, make_key
 from codecbench.codecs import parse_condition
 from codecbench.codecs import parse_condition as C
-from codecbench.encode import CODED_NS, clip_key, fill
+from codecbench.core.cache import Cache, CacheCorruptionWarning, make_key
+from codecbench.store.fill import CODED_NS, clip_key, fill
 
 
 def test_store_and_load_roundtrip(cache):

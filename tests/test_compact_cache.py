@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecbench import codecs, features
-from codecbench.cache import MAGIC, Cache
+from codecbench import codecs
 from codecbench.cli import main
 from codecbench.codecs import parse_condition as C
 from codecbench.codecs import pyav
+from codecbench.core.cache import MAGIC, Cache
+from codecbench.core.dsp import fit_length
 from codecbench.datasets import synth_scene
-from codecbench.dsp import fit_length
-from codecbench.encode import CODED_NS, FEATURES_NS, clip_key, fill, load_bitstream, load_coded
+from codecbench.signal import features
+from codecbench.store.fill import CODED_NS, FEATURES_NS, clip_key, fill, load_bitstream, load_coded
 
 from .test_features import reference_features
 
@@ -71,7 +72,7 @@ def test_bitstream_entries_are_what_the_encoder_produced(cache, wav_folder):
 
 def test_cached_features_equal_the_float64_recipe_within_1e_6(cache, wav_folder):
     fill(wav_folder[:2], [C("wav"), C("mp3@32")], cache, with_features=True, jobs=1, progress=False)
-    from codecbench.inputs import load_features
+    from codecbench.store.inputs import load_features
     x, _ = load_features(wav_folder[:2], C("mp3@32"), cache, jobs=1, progress=False)
     for i, path in enumerate(wav_folder[:2]):
         signal = load_coded(path, C("mp3@32"), cache)
@@ -126,7 +127,7 @@ def _coded_path(cache, path, condition):
 
 @pytest.mark.parametrize("other", ["another clip", "another condition"])
 def test_a_valid_entry_moved_over_another_key_is_removed_and_recomputed(cache, wav_folder, other):
-    from codecbench.cache import CacheCorruptionWarning
+    from codecbench.core.cache import CacheCorruptionWarning
 
     fill(wav_folder[:2], [C("mp3@64"), C("aac@32")], cache, jobs=1, progress=False)
     target = _coded_path(cache, wav_folder[0], "aac@32")
@@ -142,8 +143,8 @@ def test_a_valid_entry_moved_over_another_key_is_removed_and_recomputed(cache, w
 def test_a_truncated_or_undecodable_bitstream_is_damage_never_padding(cache, wav_folder):
     import dataclasses
 
-    from codecbench.cache import CacheCorruptionWarning
-    from codecbench.encode import store_bitstream
+    from codecbench.core.cache import CacheCorruptionWarning
+    from codecbench.store.fill import store_bitstream
 
     fill(wav_folder[:1], [C("mp3@64")], cache, jobs=1, progress=False)
     key = clip_key(wav_folder[0], codecs.parse_condition("mp3@64"))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from codecbench.cli import main
-from codecbench.consistency import finetune_consistency
+from codecbench.remedies.consistency import finetune_consistency
 from codecbench.report import render
 from codecbench.report.remedies import compare_remedies, markdown, representatives
 from codecbench.report.table import ResultTable
-from codecbench.stats import mcnemar_exact
-from codecbench.training.consistency import consistency_loss
+from codecbench.results.stats import mcnemar_exact
+from codecbench.training.paired import consistency_loss
 from codecbench.training.schedule import TrainConfig
 from codecbench.zoo import Zoo, sort_key
 

@@ -117,7 +117,7 @@ def _sample_of_every_class_and_device(per_class: bool = False) -> list[str]:
 
 
 def _drift_message(differ: dict) -> str:
-    from codecbench.provenance import library_versions, machine
+    from codecbench.core.provenance import library_versions, machine
 
     return (f"{len(differ)} regenerated clips differ from codecbench/manifests/synthetic-default.sha256: "
             + ", ".join(sorted(differ)[:10]) + f"\nlibraries: {library_versions()}\nmachine: {machine()}")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from codecbench.datasets import synth_scene
-from codecbench.stats import paired_comparison
+from codecbench.results.stats import paired_comparison
 from codecbench.zoo import Zoo
 
 EXAMPLE = Path(os.environ.get("CODECBENCH_DEMO_RESULTS")
@@ -68,7 +68,7 @@ def test_d_full_finetuning_improves_mp3_at_32_significantly(example):
 def test_the_generator_has_a_natural_spectral_tilt_and_device_responses():
     """Energy falls with frequency (no class hides its evidence at the top of the band); phones cut the low end
     and the top octave that the reference device keeps, consumer devices the top octave."""
-    from codecbench.synth import device_response
+    from codecbench.datasets.synth import device_response
 
     sr = 44100
 
@@ -93,5 +93,5 @@ def test_the_generator_has_a_natural_spectral_tilt_and_device_responses():
             assert energy(y, 16000, 22050) < top_ratio * energy(ref, 16000, 22050), (device, seed)
             assert energy(y, 50, 120) < low_ratio * energy(ref, 50, 120), (device, seed)
     # the condition the criteria single out is the paper's matrix's unseen-rate MP3
-    from codecbench.matrix import load_matrix
+    from codecbench.codecs.matrix import load_matrix
     assert "mp3@32" in [c.name for c in load_matrix("peters").select([], ["cat2"])]

@@ -65,8 +65,8 @@ def test_device_choices_are_named_errors_on_every_backend(backend):
 
 
 def test_torch_refuses_data_parallel_training_by_name(monkeypatch):
-    from codecbench import devices
     from codecbench.errors import UsageError
+    from codecbench.store import devices
 
     monkeypatch.setattr(devices, "backend", lambda: "torch")
     monkeypatch.setattr(devices, "_devices", lambda: [("cpu:0", "CPU"), ("cuda:0", "GPU"), ("cuda:1", "GPU")])
@@ -77,7 +77,7 @@ def test_torch_refuses_data_parallel_training_by_name(monkeypatch):
 
 
 def test_a_gpu_the_backend_cannot_use_is_warned_about_with_the_install_line(monkeypatch):
-    from codecbench import devices
+    from codecbench.store import devices
 
     monkeypatch.setattr(devices, "nvidia_gpu_present", lambda: ["GPU 0: NVIDIA H200"])
     monkeypatch.setattr(devices, "local_accelerators", lambda: [])
@@ -88,15 +88,15 @@ def test_a_gpu_the_backend_cannot_use_is_warned_about_with_the_install_line(monk
 
 
 def test_two_tensorflow_distributions_are_warned_about(monkeypatch):
-    from codecbench import devices
+    from codecbench.store import devices
 
     monkeypatch.setattr(devices, "tensorflow_distributions", lambda: ["tensorflow 2.21.0", "tensorflow-cpu 2.21.0"])
     assert any("2 TensorFlow distributions" in w for w in devices.report().warnings)
 
 
 def test_feed_workers_follow_the_accelerator_and_the_override(monkeypatch):
-    from codecbench import devices
     from codecbench.errors import UsageError
+    from codecbench.store import devices
 
     monkeypatch.delenv("CODECBENCH_FEED_WORKERS", raising=False)
     monkeypatch.setattr(devices, "_cores", lambda: 16)
@@ -124,13 +124,13 @@ def test_on_a_gpu_the_device_front_end_runs_there_and_matches_librosa():
     """Needs an accelerator the Keras backend can use; skipped, naming what is missing, elsewhere."""
     import numpy as np
 
-    from codecbench import features
-    from codecbench.backend import keras
+    from codecbench.core.backend import keras
     from codecbench.datasets import synth_scene
-    from codecbench.devices import require_accelerator
     from codecbench.errors import EnvironmentProblem
-    from codecbench.frontend_layer import LogMelLayer
-    from codecbench.frontends import BASELINE
+    from codecbench.models.frontend_layer import LogMelLayer
+    from codecbench.signal import features
+    from codecbench.signal.frontends import BASELINE
+    from codecbench.store.devices import require_accelerator
 
     try:
         require_accelerator()

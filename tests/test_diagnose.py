@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from codecbench.cli import main
-from codecbench.diagnose import Diagnosis, DiagnosisError, diagnose, read_diagnoses
-from codecbench.frontends import FrontEnd
 from codecbench.models.kinds import ScoringModel
 from codecbench.report import render
+from codecbench.results.diagnoses import Diagnosis, read_diagnoses
+from codecbench.run.diagnose import DiagnosisError, diagnose
+from codecbench.signal.frontends import FrontEnd
 
 SR = 16000
 CLASSES = ["quiet", "loud"]

@@ -115,7 +115,7 @@ def _virtual_devices_flags() -> str:
 @pytest.mark.parametrize("value", ["gpu 0", "0", ""])
 def test_bad_devices_values_are_usage_errors(value):
     from codecbench.errors import UsageError
-    from codecbench.spec import RunSpec
+    from codecbench.run.spec import RunSpec
 
     with pytest.raises(UsageError, match="--devices"):
         RunSpec.build({"devices": value}, use_pyproject=False)
@@ -123,7 +123,7 @@ def test_bad_devices_values_are_usage_errors(value):
 
 def test_bad_precision_and_share_prefix_values_are_usage_errors():
     from codecbench.errors import UsageError
-    from codecbench.spec import RunSpec
+    from codecbench.run.spec import RunSpec
 
     with pytest.raises(UsageError, match="--precision.*float32, mixed_bfloat16"):
         RunSpec.build({"precision": "fp16"}, use_pyproject=False)
@@ -136,7 +136,7 @@ def test_bad_precision_and_share_prefix_values_are_usage_errors():
 def test_precision_is_recorded_in_sidecars_and_mixed_finetuning_saves_a_float32_model(tiny, tmp_path):
     import dataclasses
 
-    from codecbench.finetune import finetune
+    from codecbench.remedies.finetune import finetune
     from codecbench.zoo import Zoo
 
     assert tiny["zoo"].metadata("base")["precision"] == "float32"
@@ -159,14 +159,14 @@ def test_precision_is_recorded_in_sidecars_and_mixed_finetuning_saves_a_float32_
     ({"avx2", "avx512f", "avx512vl"}, "float32", "no native bfloat16"),
     (set(), "float32", "no native bfloat16")])
 def test_auto_precision_follows_the_cpus_bfloat16_flags(flags, policy, named):
-    from codecbench.devices import choose_precision
+    from codecbench.store.devices import choose_precision
 
     choice = choose_precision("auto", flags=flags, accelerators=[])
     assert choice.policy == policy and named in choice.reason
 
 
 def test_auto_precision_on_accelerators_generated_data_and_explicit_choices():
-    from codecbench.devices import choose_precision, cpu_flags
+    from codecbench.store.devices import choose_precision, cpu_flags
 
     assert choose_precision("auto", flags=set(), accelerators=["/gpu:0"]).policy == "mixed_bfloat16"
     # a generated dataset's numbers must not depend on the machine: float32 even where bfloat16 is native
@@ -181,7 +181,7 @@ def test_auto_precision_on_accelerators_generated_data_and_explicit_choices():
 def test_auto_precision_is_recorded_with_its_reason_in_sidecars(tiny, tmp_path):
     import dataclasses
 
-    from codecbench.finetune import finetune
+    from codecbench.remedies.finetune import finetune
     from codecbench.zoo import Zoo
 
     out = Zoo(tmp_path / "zoo")

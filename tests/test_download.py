@@ -421,8 +421,8 @@ def test_an_archive_with_a_link_or_escaping_member_is_refused_whole(tmp_path, mo
 
 
 def test_two_downloads_into_one_folder_and_a_file_as_folder(server, tmp_path, capsys):
+    from codecbench.core.fsutil import claim_folder
     from codecbench.errors import FolderBusy
-    from codecbench.fsutil import claim_folder
 
     with claim_folder(tmp_path / "d", "download"):
         with pytest.raises(FolderBusy, match=rf"{tmp_path / 'd'}: another codecbench process is using this folder "

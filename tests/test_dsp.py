@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from codecbench import codecs
-from codecbench.dsp import SignalError, check_signal, measure_bandwidth, resample
+from codecbench.core.dsp import SignalError, check_signal, measure_bandwidth, resample
 
 SR = 44100
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecbench.audio import read_audio
-from codecbench.cache import Cache
 from codecbench.codecs import CodecUnavailable, roundtrip
 from codecbench.codecs import parse_condition as C
-from codecbench.encode import EncodeError, fill, load_coded
-from codecbench.features import n_frames
-from codecbench.inputs import load_features
+from codecbench.core.cache import Cache
+from codecbench.signal.audio import read_audio
+from codecbench.signal.features import n_frames
+from codecbench.store.fill import EncodeError, fill, load_coded
+from codecbench.store.inputs import load_features
 
 from . import optional
 
@@ -175,7 +175,7 @@ def test_a_real_dask_scheduler_and_two_workers_fill_the_same_cache(tmp_path, wav
 
 
 def test_inputs_of_clips_of_different_lengths_are_padded_to_the_longest():
-    from codecbench.inputs import stack_to_longest
+    from codecbench.store.inputs import stack_to_longest
 
     waves = stack_to_longest([np.ones(3, np.float32), np.ones(5, np.float32)])
     assert waves.shape == (2, 5) and waves[0].tolist() == [1, 1, 1, 0, 0]  # silence after the shorter clip

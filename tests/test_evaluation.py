@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecbench import encode, inputs, split_inputs
-from codecbench.audio import source_rate
-from codecbench.cache import Cache
 from codecbench.codecs import parse_condition as C
+from codecbench.core.cache import Cache
 from codecbench.datasets import load_dataset
-from codecbench.encode import EncodeError
-from codecbench.evaluation import Evaluator
 from codecbench.models.kinds import from_object
+from codecbench.run.evaluation import Evaluator
+from codecbench.signal.audio import source_rate
+from codecbench.store import fill as encode
+from codecbench.store import inputs, split_inputs
+from codecbench.store.fill import EncodeError
 
 
 class MeanEnergy:
@@ -68,7 +69,7 @@ def test_non_finite_features_are_refused_naming_the_clip_and_front_end(tmp_path)
                 signal[:22050] = 0.0  # digital silence for half a second: log(0) beside finite values
             sf.write(root / label / f"{label}{i}.wav", signal, 44100, subtype="PCM_16")
     dataset = load_dataset(root)
-    from codecbench.matrix import parse_matrix
+    from codecbench.codecs.matrix import parse_matrix
 
     matrix = parse_matrix({"categories": {"cat1": {"conditions": ["wav"]}}}, "m.toml")
 
@@ -88,7 +89,7 @@ def _losing_fill(monkeypatch, cache, times):
     """After each of the first ``times`` fills, a concurrent `cache gc` removes the features of the first clip
     it filled (a real entry of the real cache, removed from disk)."""
     from codecbench.codecs import parse_condition
-    from codecbench.fsutil import file_digest
+    from codecbench.core.fsutil import file_digest
 
     real_fill = encode.fill
     state = {"left": times}
@@ -124,7 +125,7 @@ def test_entries_lost_mid_run_are_recomputed_or_the_run_fails_naming_them(tiny, 
 
 def test_skip_mode_scores_the_rest_and_records_what_it_left_out(tiny, tmp_path, monkeypatch):
     from codecbench.report import render
-    from codecbench.results import write_item, write_run
+    from codecbench.results.files import write_item, write_run
 
     cache = Cache(tmp_path / "cache")
     _losing_fill(monkeypatch, cache, times=99)
@@ -189,7 +190,7 @@ def test_streamed_batches_pad_to_the_longest_clip_of_the_split(tmp_path, monkeyp
     cache = Cache(tmp_path / "cache")
     dataset = load_dataset(str(urbansound8k(tmp_path / "us8k")), cache_dir=cache.root,
                            folds={"train": (1, 2), "evaluate": (10,)})
-    from codecbench.matrix import load_matrix
+    from codecbench.codecs.matrix import load_matrix
 
     def run(**kwargs):
         ev = Evaluator(dataset, "evaluate", load_matrix(), None, cache, jobs=1, log=lambda m: None, **kwargs)

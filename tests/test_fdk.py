@@ -81,7 +81,7 @@ def test_he_aac_v2_is_refused_with_the_reason():
 
 @needs_fdk
 def test_library_version_is_reported_and_keys_the_cache():
-    from codecbench.encode import coded_key
+    from codecbench.store.fill import coded_key
     assert fdk.version().startswith("libfdk-aac AACENC ")
     assert codecs.codec_library("he-aac@16").endswith("(in-process)")
     assert coded_key("0" * 64, codecs.parse_condition("he-aac@16"), 44100) != coded_key(

@@ -2,7 +2,7 @@ import librosa
 import numpy as np
 import pytest
 
-from codecbench import features
+from codecbench.signal import features
 
 
 def reference_features(y, sr=44100):

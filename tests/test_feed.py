@@ -14,12 +14,12 @@ FRONTEND_TOLERANCE = 1e-4
 
 @pytest.mark.parametrize("source_rate", [22050, 44100, 48000])
 def test_the_device_front_end_matches_the_librosa_features(source_rate):
-    from codecbench import features
-    from codecbench.backend import keras
+    from codecbench.core.backend import keras
+    from codecbench.core.dsp import resample
     from codecbench.datasets import synth_scene
-    from codecbench.dsp import resample
-    from codecbench.frontend_layer import LogMelLayer
-    from codecbench.frontends import BASELINE
+    from codecbench.models.frontend_layer import LogMelLayer
+    from codecbench.signal import features
+    from codecbench.signal.frontends import BASELINE
 
     n = 2 * 44100
     clips = []
@@ -34,9 +34,9 @@ def test_the_device_front_end_matches_the_librosa_features(source_rate):
 
 
 def test_the_layer_computes_in_float32_under_a_bfloat16_model_and_round_trips_its_config():
-    from codecbench.backend import keras
-    from codecbench.frontend_layer import LogMelLayer
-    from codecbench.frontends import parse_frontend
+    from codecbench.core.backend import keras
+    from codecbench.models.frontend_layer import LogMelLayer
+    from codecbench.signal.frontends import parse_frontend
 
     frontend = parse_frontend("logmel:n_mels=64,deltas=false,normalise=none")
     layer = LogMelLayer.from_frontend(frontend, dtype="mixed_bfloat16")
@@ -49,7 +49,7 @@ def test_the_layer_computes_in_float32_under_a_bfloat16_model_and_round_trips_it
 def test_models_with_the_front_end_on_the_device_predict_as_with_cached_features(tiny):
     """The same network, fed cached features or decoded waveforms with the log-mel computed in Keras ops."""
     from codecbench.codecs import parse_condition
-    from codecbench.evaluation import Evaluator
+    from codecbench.run.evaluation import Evaluator
 
     runs = {}
     for on_device in (False, True):
@@ -64,7 +64,7 @@ def test_models_with_the_front_end_on_the_device_predict_as_with_cached_features
 
 
 def test_an_on_device_front_end_is_declared_in_sidecars_and_caches_no_features():
-    from codecbench.frontends import BASELINE, FrontEndError, parse_frontend
+    from codecbench.signal.frontends import BASELINE, FrontEndError, parse_frontend
 
     fe = parse_frontend("hu2020:on_device")
     assert fe.on_device and not fe.cached and fe.on_host == BASELINE
@@ -77,9 +77,9 @@ def test_an_on_device_front_end_is_declared_in_sidecars_and_caches_no_features()
 
 def test_worker_processes_read_exactly_what_the_reader_reads(tiny):
     from codecbench.codecs import parse_condition
-    from codecbench.feed import ProcessFeed, feeding
-    from codecbench.frontends import FrontEnd
-    from codecbench.inputs import input_reader
+    from codecbench.signal.frontends import FrontEnd
+    from codecbench.store.feed import ProcessFeed, feeding
+    from codecbench.store.inputs import input_reader
 
     clips = tiny["dataset"].clips("evaluate")
     for frontend in (None, FrontEnd("waveform", 16000)):
@@ -112,7 +112,7 @@ def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=
     feed_file = tmp_path / "feed.json"
     feed_file.write_text(json.dumps({"modes": {}, "cores": cores, "fill_clips_per_s_per_core": 1.0 / fill,
                                      "feed_clips_per_s_per_worker": {"features": feed, "waveforms": feed / 3}}))
-    from codecbench.rates import Rates
+    from codecbench.run.rates import Rates
     return Rates.from_files([model, feed_file])
 
 
@@ -125,10 +125,10 @@ def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=
     ("coding-bound", dict(train=3000.0, feed=400.0, fill=500.0, cores=2), "coding + features", "coding (2 cores)"),
 ])
 def test_the_plan_names_the_bottleneck_from_given_rates(tiny, tmp_path, case, rates, stage, bound):
-    from codecbench.cache import Cache
     from codecbench.codecs import parse_condition
+    from codecbench.core.cache import Cache
     from codecbench.models import preset_config
-    from codecbench.plan import training_plan
+    from codecbench.run.plan import training_plan
 
     given = _rates(tmp_path, **rates)
     empty = Cache(tmp_path / "cache")  # everything still to code
@@ -142,7 +142,7 @@ def test_the_plan_names_the_bottleneck_from_given_rates(tiny, tmp_path, case, ra
 
 def test_rates_files_that_cannot_be_used_are_named(tmp_path):
     from codecbench.errors import UsageError
-    from codecbench.spec import RunSpec
+    from codecbench.run.spec import RunSpec
 
     (tmp_path / "other.json").write_text('{"batches": {}}')
     (tmp_path / "broken.json").write_text("{")
@@ -156,7 +156,7 @@ def test_rates_files_that_cannot_be_used_are_named(tmp_path):
 
 def test_compare_fails_below_the_agreement_asked_for(tmp_path, capsys):
     from codecbench.cli import main
-    from codecbench.results import load_results
+    from codecbench.results.files import load_results
 
     doc = load_results("reports/example/results.json")
     changed = json.loads(json.dumps(doc))
@@ -174,10 +174,10 @@ def test_compare_fails_below_the_agreement_asked_for(tmp_path, capsys):
 
 def test_training_read_by_worker_processes_gives_the_same_weights(tiny, monkeypatch):
     """A batch is a function of (seed, epoch, index) alone, so who reads it cannot change what is trained."""
-    from codecbench.backend import keras
     from codecbench.codecs import parse_condition
-    from codecbench.inputs import input_reader
+    from codecbench.core.backend import keras
     from codecbench.models import build_fcnn, preset_config
+    from codecbench.store.inputs import input_reader
     from codecbench.training.loop import fit
 
     reader, _ = input_reader(tiny["dataset"].clips("train"), parse_condition("mp3@64"), tiny["cache"], jobs=1,

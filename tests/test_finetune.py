@@ -3,8 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from codecbench.finetune import ModelMismatch, check_fits, finetune, train_base
 from codecbench.models import build_fcnn, preset_config
+from codecbench.remedies.finetune import ModelMismatch, check_fits, finetune, train_base
 from codecbench.zoo import Zoo, ZooError, compare
 
 from . import optional
@@ -71,7 +71,7 @@ def test_a_model_that_does_not_fit_is_refused(tiny, tmp_path):
 
 def test_unavailable_finetuning_conditions_are_skipped_and_recorded(tiny, tmp_path):
     from codecbench.codecs import availability
-    from codecbench.matrix import parse_matrix
+    from codecbench.codecs.matrix import parse_matrix
 
     if availability("he-aac@32")[0]:
         optional.not_applicable("libfdk_aac is installed, HE-AAC is available here")

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from codecbench.cli import main
-from codecbench.results import HistoryError, latest_document, record_result
+from codecbench.results.files import HistoryError, latest_document, record_result
 
 from .plugin_args import PLUGIN_ARGS
 

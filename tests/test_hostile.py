@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecbench.cache import Cache, CacheCorruptionWarning
 from codecbench.cli import COMMANDS, main
 from codecbench.codecs import parse_condition as C
+from codecbench.core.cache import Cache, CacheCorruptionWarning
 from codecbench.datasets import load_dataset, synth_scene
 from codecbench.errors import ArgumentError
 
@@ -40,8 +40,8 @@ def _loud_folder(tmp_path, peak=40.0):
 # --- wrong results without a word ---------------------------------------------------------------------------------
 
 def test_a_source_above_full_scale_is_scaled_once_for_every_condition(tmp_path, cache):
-    from codecbench.audio import LEVEL_POLICY, read_source
-    from codecbench.encode import coded_signal, fill
+    from codecbench.signal.audio import LEVEL_POLICY, read_source
+    from codecbench.store.fill import coded_signal, fill
 
     path = _loud_folder(tmp_path)
     signal, _, notes = read_source(path)
@@ -57,8 +57,8 @@ def test_a_source_above_full_scale_is_scaled_once_for_every_condition(tmp_path, 
 
 
 def test_the_run_metadata_records_the_level_policy_and_the_scaled_clips(tmp_path):
-    from codecbench.session import BenchmarkSession
-    from codecbench.spec import RunSpec
+    from codecbench.run.session import BenchmarkSession
+    from codecbench.run.spec import RunSpec
 
     _loud_folder(tmp_path)
     spec = RunSpec.build({"dataset": str(tmp_path / "loud"), "cache_dir": str(tmp_path / "cache"),
@@ -137,8 +137,8 @@ def test_gc_keeps_entries_read_minutes_ago_though_written_long_before(cache):
 
 
 def test_non_finite_cached_features_are_named_as_cache_damage_and_recomputed(tmp_path, cache):
-    from codecbench.frontends import BASELINE
-    from codecbench.inputs import input_reader
+    from codecbench.signal.frontends import BASELINE
+    from codecbench.store.inputs import input_reader
 
     dataset = load_dataset("synthetic:train=1,evaluate=1,duration=1.0,seed=4", cache_dir=tmp_path / "data")
     clips = dataset.clips("evaluate")[:2]
@@ -154,7 +154,7 @@ def test_non_finite_cached_features_are_named_as_cache_damage_and_recomputed(tmp
 # --- hangs ----------------------------------------------------------------------------------------------------------
 
 def test_a_clip_that_is_a_link_to_a_device_is_refused_at_once(tmp_path, cache):
-    from codecbench.encode import EncodeError, fill
+    from codecbench.store.fill import EncodeError, fill
 
     (tmp_path / "d" / "a").mkdir(parents=True)
     os.symlink("/dev/zero", tmp_path / "d" / "a" / "endless.wav")
@@ -201,7 +201,7 @@ def test_a_relative_cache_folder_is_absolute_before_it_travels(tmp_path, monkeyp
     ({"model": "base", "condition": "=HYPERLINK(\"x\")", "n": 1, "accuracy": 1.0}, r"condition"),
 ])
 def test_a_malformed_results_row_is_named_with_its_file_and_index(tmp_path, capsys, row, message):
-    from codecbench.results import FORMAT_VERSION
+    from codecbench.results.files import FORMAT_VERSION
 
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"format": FORMAT_VERSION, "meta": {}, "results": [row]}))
@@ -249,7 +249,7 @@ def _malformed(tmp_path) -> dict[str, list[str]]:
     garbage.write_bytes(b"not a model")
     nan_results = tmp_path / "nan" / "results.json"
     nan_results.parent.mkdir()
-    from codecbench.results import FORMAT_VERSION
+    from codecbench.results.files import FORMAT_VERSION
     nan_results.write_text(json.dumps({"format": FORMAT_VERSION, "meta": {}, "results": [
         {"model": "base", "condition": "wav", "n": 3, "accuracy": float("nan")}]}))
     (tmp_path / "file").write_text("a file")

@@ -8,8 +8,8 @@ import codecbench
 from codecbench.cli import main
 from codecbench.codecs import parse_condition as C
 from codecbench.datasets import SCENES
-from codecbench.frontends import BASELINE, FrontEndError, parse_frontend
 from codecbench.models.kinds import ModelError, from_object
+from codecbench.signal.frontends import BASELINE, FrontEndError, parse_frontend
 from codecbench.zoo import Zoo
 
 from . import optional
@@ -181,7 +181,7 @@ def test_an_onnx_model_whose_input_does_not_match_its_front_end_is_refused(tmp_p
 
 
 def test_classes_are_matched_by_name_or_an_explicit_map(tiny):
-    from codecbench.evaluation import Evaluator
+    from codecbench.run.evaluation import Evaluator
 
     class Shuffled:
         sample_rate = 16000
@@ -210,7 +210,7 @@ def test_front_ends_parse_and_share_the_baseline_cache_keys():
     assert parse_frontend("waveform:16000").to_dict() == {"kind": "waveform", "sample_rate": 16000}
     fe = parse_frontend("logmel:sample_rate=32000,n_mels=64,deltas=false")
     assert fe.n_mels == 64 and not fe.deltas and fe != BASELINE
-    from codecbench import features
+    from codecbench.signal import features
     assert BASELINE.cache_key() == features.RECIPE  # the packaged models' cached features stay valid
     x = np.random.default_rng(0).standard_normal(44100).astype(np.float32) * 0.1
     assert np.array_equal(BASELINE(x, 44100), features.extract(x))

@@ -71,8 +71,8 @@ def test_mp3_is_labelled_by_the_route_that_codes_it_everywhere(tmp_path):
     """The library named in cache entries, cache keys, sidecars and run metadata is the one that coded it."""
     import soundfile as sf
 
-    from codecbench.cache import Cache
-    from codecbench.encode import CODED_NS, clip_key, fill
+    from codecbench.core.cache import Cache
+    from codecbench.store.fill import CODED_NS, clip_key, fill
 
     if not lame.matches_libavcodec():
         optional.missing("lame", "the system LAME (libmp3lame0) is not installed or does not match libavcodec's bytes")

@@ -1,6 +1,6 @@
 import pytest
 
-from codecbench.matrix import MatrixError, load_matrix
+from codecbench.codecs.matrix import MatrixError, load_matrix
 
 
 def test_packaged_matrix_is_the_papers_table_1():

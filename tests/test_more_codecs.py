@@ -12,8 +12,8 @@ import pytest
 import scipy.signal
 
 from codecbench import codecs
+from codecbench.codecs.matrix import expand_sweep, load_matrix, parse_matrix
 from codecbench.datasets import synth_scene
-from codecbench.matrix import expand_sweep, load_matrix, parse_matrix
 
 from . import optional
 
@@ -129,7 +129,7 @@ def test_sweeps_expand_to_the_codec_ladder_and_are_checked():
     assert expand_sweep("opus@12,24,48") == ["opus@12", "opus@24", "opus@48"]
     matrix = parse_matrix({"categories": {"ref": {"conditions": ["wav"]}, "s": {"conditions": ["g726@16..40"]}}})
     assert [c.name for c in matrix.categories["s"]] == ["g726@16", "g726@24", "g726@32", "g726@40"]
-    from codecbench.matrix import MatrixError
+    from codecbench.codecs.matrix import MatrixError
     with pytest.raises(MatrixError, match=r"categories.s.conditions\[0\]: sweep 'mp3@400..500': no rate of mp3"):
         parse_matrix({"categories": {"s": {"conditions": ["mp3@400..500"]}}}, "m.toml")
     with pytest.raises(MatrixError, match="unknown codec 'mp9'"):

@@ -5,11 +5,11 @@ import threading
 import numpy as np
 import pytest
 
-from codecbench.cache import Cache
 from codecbench.cli import main
-from codecbench.frontends import FrontEndError, parse_frontend
-from codecbench.matrix import expand_sweep
+from codecbench.codecs.matrix import expand_sweep
+from codecbench.core.cache import Cache
 from codecbench.models.kinds import ModelError, from_object
+from codecbench.signal.frontends import FrontEndError, parse_frontend
 from codecbench.zoo import ZooError, check_name
 
 from .plugin_args import PLUGIN_ARGS
@@ -67,7 +67,7 @@ def test_unwritable_outputs_and_path_like_run_ids_are_usage_errors(capsys):
 
 
 def test_a_postfilter_name_is_checked_before_training(tiny):
-    from codecbench.postfilter import train_postfilter
+    from codecbench.remedies.postfilter import train_postfilter
     from codecbench.zoo import Zoo
 
     with pytest.raises(ZooError, match=r"model name '\.\./evil'"):

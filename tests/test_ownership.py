@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codecbench.cache import Cache
 from codecbench.cli import main
 from codecbench.codecs import parse_condition as C
+from codecbench.core.cache import Cache
 from codecbench.datasets import load_dataset
 
 DATA = "synthetic:train=1,evaluate=2,duration=1.0,seed=9"
@@ -30,7 +30,7 @@ def tau_copy(tmp_path):
 
 
 def test_export_refuses_the_datasets_own_folder_and_foreign_files(tau_copy, tmp_path):
-    from codecbench.export import ExportError, export
+    from codecbench.store.export import ExportError, export
 
     dataset, cache = tau_copy
     listing = dataset.root / "evaluation_setup" / "fold1_evaluate.csv"
@@ -56,7 +56,7 @@ def test_export_refuses_the_datasets_own_folder_and_foreign_files(tau_copy, tmp_
 
 
 def test_export_rewrites_a_file_whose_source_changed(tau_copy, tmp_path):
-    from codecbench.export import export
+    from codecbench.store.export import export
 
     dataset, cache = tau_copy
     target = tmp_path / "coded"
@@ -115,8 +115,8 @@ def test_reproduce_neither_adopts_nor_overwrites_foreign_content(tmp_path, capsy
 
 
 def test_two_processes_on_one_work_folder(tmp_path):
+    from codecbench.core.fsutil import claim_folder
     from codecbench.errors import FolderBusy
-    from codecbench.fsutil import claim_folder
 
     with claim_folder(tmp_path / "w", "reproduce"):
         pid = os.fork()

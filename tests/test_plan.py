@@ -1,8 +1,8 @@
 """A plan before every long run: counts, bytes, free disk and time; a run that would not fit stops first."""
 import re
 
-from codecbench import plan as plan_module
 from codecbench.cli import main
+from codecbench.run import plan as plan_module
 
 from .plugin_args import PLUGIN_ARGS
 
@@ -96,7 +96,7 @@ def test_training_is_planned_at_the_clips_own_length(tmp_path, capsys, monkeypat
     assert plan_module.clip_seconds(sorted((tmp_path / "d").rglob("*.wav"))) == 4.0
     assert main(["train", "--dataset", str(tmp_path / "d"), "--cache-dir", str(tmp_path / "c"), "--model-dir",
                  str(tmp_path / "zoo"), "--dry-run", "--jobs", "1"]) == 0
-    from codecbench.features import n_frames
+    from codecbench.signal.features import n_frames
 
     frames = n_frames(4 * 44100)
     assert frames < 400 and seen["full_frames"] == frames and seen["crop_frames"] == frames

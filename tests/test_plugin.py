@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from codecbench.codecs import parse_condition as C
-from codecbench.evaluation import Evaluator
+from codecbench.run.evaluation import Evaluator
 
 from .plugin_args import PLUGIN_ARGS
 
@@ -146,7 +146,7 @@ def test_a_project_that_does_not_use_codecbench_sees_only_prefixed_options(pytes
     """Installed, the plugin loads in every pytest run of the environment: it may claim no common name."""
     import re
 
-    from codecbench.spec import OPTIONS
+    from codecbench.run.spec import OPTIONS
 
     pytester.makepyfile(test_other="def test_nothing():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "codecbench", "--help", timeout=600)
@@ -166,8 +166,8 @@ def test_a_project_that_does_not_use_codecbench_sees_only_prefixed_options(pytes
 
 def test_the_gate_says_when_a_model_changed_since_the_baseline(tiny, tmp_path):
     """A different hash behind a name is worth a line even when nothing fails."""
-    from codecbench.session import BenchmarkSession
-    from codecbench.spec import RunSpec
+    from codecbench.run.session import BenchmarkSession
+    from codecbench.run.spec import RunSpec
 
     common = {"dataset": tiny["spec"], "model_dir": str(tiny["zoo"].root), "model": ["base"], "condition": ["wav"],
               "cache_dir": str(tiny["cache"].root), "jobs": "1", "matrix": str(tiny["matrix_path"])}

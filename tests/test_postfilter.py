@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from codecbench.codecs import parse_condition as C
-from codecbench.postfilter import PostFilterConfig, PostFilterError, build_postfilter, pair_indices, train_postfilter
+from codecbench.remedies.postfilter import (
+    PostFilterConfig,
+    PostFilterError,
+    build_postfilter,
+    pair_indices,
+    train_postfilter,
+)
 from codecbench.zoo import Zoo
 
 from .plugin_args import PLUGIN_ARGS

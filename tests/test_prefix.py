@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codecbench.backend import keras
 from codecbench.codecs import parse_condition as C
+from codecbench.core.backend import keras
 from codecbench.models import build_fcnn, derive_segments, preset_config
-from codecbench.prefix import SharedPrefixPredictor, _topological_nodes, cuts
+from codecbench.models.prefix import SharedPrefixPredictor, _topological_nodes, cuts
 
 SHAPE = (128, 20, 3)
 
@@ -119,7 +119,7 @@ def test_a_subclassed_model_runs_whole():
 
 
 def test_evaluate_many_matches_evaluate_on_a_zoo(tiny):
-    from codecbench.evaluation import Evaluator
+    from codecbench.run.evaluation import Evaluator
 
     names = ["base", "finetuned_full@e1", "finetuned_seg9", "finetuned_seg10"]
     args = (tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"])
@@ -134,7 +134,7 @@ def test_evaluate_many_matches_evaluate_on_a_zoo(tiny):
 
 
 def test_mixed_precision_evaluation_runs_and_is_recorded_as_such(tiny):
-    from codecbench.evaluation import Evaluator
+    from codecbench.run.evaluation import Evaluator
 
     args = (tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"])
     mixed = Evaluator(*args, jobs=1, log=lambda m: None, precision="mixed_bfloat16")

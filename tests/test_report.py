@@ -4,9 +4,9 @@ import re
 import pytest
 
 from codecbench.codecs import parse_condition as C
-from codecbench.evaluation import Evaluator
 from codecbench.report import GAP, render
-from codecbench.results import ResultsError, write_item, write_run
+from codecbench.results.files import ResultsError, write_item, write_run
+from codecbench.run.evaluation import Evaluator
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_the_palette_stays_apart_under_deuteranopia_and_never_relies_on_colour_a
 
     import numpy as np
 
-    from codecbench.report.palette import OKABE_ITO, style_at
+    from codecbench.core.palette import OKABE_ITO, style_at
 
     def closest(colours):
         return min(float(np.linalg.norm(_deuteranope_lab(a) - _deuteranope_lab(b)))
@@ -173,9 +173,9 @@ def test_the_palette_stays_apart_under_deuteranopia_and_never_relies_on_colour_a
 
 def test_png_and_page_draw_a_condition_in_the_same_style(results_dir, tmp_path):
     """The PNG's Figure 2 and the page take a condition's colour and marker from one palette."""
+    from codecbench.core.palette import styles_for
     from codecbench.report import load_document
     from codecbench.report.html import group_data
-    from codecbench.report.palette import styles_for
     from codecbench.report.table import ResultTable
 
     res = ResultTable(load_document(results_dir, None))
@@ -188,7 +188,7 @@ def test_png_and_page_draw_a_condition_in_the_same_style(results_dir, tmp_path):
     fig = draw_figure2(res)
     drawn = {bars.get_label(): (to_hex(bars.lines[0].get_color()), bars.lines[0].get_marker())
              for bars in fig.axes[0].containers}
-    from codecbench.report.palette import MARKERS
+    from codecbench.core.palette import MARKERS
     for cond, style in page.items():
         label = next(k for k in drawn if k.startswith(f"{cond} ("))
         assert drawn[label] == (style["colour"].lower(), MARKERS[style["marker"]]), cond

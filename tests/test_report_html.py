@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from codecbench.codecs import parse_condition as C
-from codecbench.evaluation import Evaluator
 from codecbench.report import render
 from codecbench.report.html import render_leaderboard
-from codecbench.results import leaderboard_documents, record_result, record_run, write_item, write_run
+from codecbench.results.files import leaderboard_documents, record_result, record_run, write_item, write_run
+from codecbench.run.evaluation import Evaluator
 
 from . import optional
 
@@ -282,7 +282,7 @@ def test_leaderboard_command_from_folders(tiny, tmp_path, capsys):
 def test_model_facts_survive_incremental_runs_in_the_report_and_the_leaderboard(tiny, tmp_path):
     """The docs' incremental workflow: every model, then one model again; each model keeps the facts of the run that
     scored it (the newest run's metadata alone knows one model)."""
-    from codecbench.results import latest_document
+    from codecbench.results.files import latest_document
 
     results = tmp_path / "results"
     _history_run(tiny, results, "r1", tiny["dataset"], "2026-01-01T00:00:00",

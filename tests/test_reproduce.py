@@ -77,7 +77,7 @@ def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp
 def test_reproduce_refuses_another_recipe_in_the_same_folder_and_needs_a_checkpoint(tmp_path):
     from codecbench.errors import UsageError
     from codecbench.reproduce import ReproduceOptions, _check_recipe, reproduce
-    from codecbench.spec import RunSpec
+    from codecbench.run.spec import RunSpec
 
     options = ReproduceOptions(paper="peters", data=DATA, out=tmp_path / "work", preset="small")
     _check_recipe(options.out, options.recipe(None))
@@ -94,7 +94,7 @@ def test_reproduce_refuses_another_recipe_in_the_same_folder_and_needs_a_checkpo
 
 def _cell(model, condition, correct, n=2970):
     """A result cell of ``correct`` of ``n`` clips, with its Wilson interval."""
-    from codecbench.stats import wilson_interval
+    from codecbench.results.stats import wilson_interval
 
     low, high = wilson_interval(correct, n)
     return {"model": model, "condition": condition, "n": n, "accuracy": correct / n, "ci_low": low, "ci_high": high}
@@ -159,8 +159,8 @@ def test_bad_reproduce_numbers_are_usage_errors_naming_the_option(text, option):
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys, monkeypatch):
-    from codecbench import plan as plan_module
     from codecbench.cli import main
+    from codecbench.run import plan as plan_module
 
     # the plan's model timing is measured for real elsewhere (test_plan); here a fixed rate keeps it short
     monkeypatch.setattr(plan_module, "model_rates", lambda config, **kw: {
@@ -169,7 +169,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys, monkeypatc
     out = capsys.readouterr().out
     assert "[1/8] data:" in out and "[3/8] plan: reproduce peters --preset small" in out
     from codecbench import codecs
-    from codecbench.matrix import load_matrix
+    from codecbench.codecs.matrix import load_matrix
 
     matrix = load_matrix("peters")
     usable = [c for c in [codecs.ORIGINAL, *matrix.finetune] if codecs.availability(c)[0]]  # HE-AAC needs libfdk-aac
@@ -179,8 +179,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys, monkeypatc
 
 
 def test_reproduce_takes_folds_prints_them_with_the_split_sizes_and_records_them(tmp_path, capsys, monkeypatch):
-    from codecbench import plan as plan_module
     from codecbench.cli import main
+    from codecbench.run import plan as plan_module
 
     from .test_folds import urbansound8k
 
@@ -197,7 +197,7 @@ def test_reproduce_takes_folds_prints_them_with_the_split_sizes_and_records_them
     assert main(argv[:-5] + ["--cache-dir", str(tmp_path / "cache"), "--dry-run"]) == 0  # the usual split
     assert "train 12 clips (folds 1-2), evaluate 6 clips (fold 10)" in capsys.readouterr().out
     from codecbench.reproduce import ReproduceOptions
-    from codecbench.spec import to_folds
+    from codecbench.run.spec import to_folds
 
     options = ReproduceOptions("peters", str(root), tmp_path / "w", folds=to_folds("train=1,evaluate=10", "--folds"))
     assert options.recipe(None)["folds"] == {"train": [1], "evaluate": [10]}  # another split is another recipe
@@ -205,7 +205,7 @@ def test_reproduce_takes_folds_prints_them_with_the_split_sizes_and_records_them
 
 
 def test_a_presets_crops_scale_to_the_datas_clip_length():
-    from codecbench.finetune import PRESETS
+    from codecbench.remedies.finetune import PRESETS
     from codecbench.training.schedule import crops_for
 
     demo = PRESETS["demo"]["finetune"]

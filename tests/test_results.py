@@ -1,5 +1,5 @@
 """Comparing two runs' datasets by content and recipe (what the regression gate and report --baseline use)."""
-from codecbench.results import compare_datasets, restrict_record
+from codecbench.results.files import compare_datasets, restrict_record
 
 
 def _meta(digests: dict, fingerprint: str, recipe=None) -> dict:

@@ -4,9 +4,9 @@ from collections import Counter
 
 from codecbench import codecs
 from codecbench.codecs import parse_condition
-from codecbench.run import Run
-from codecbench.session import BenchmarkSession
-from codecbench.spec import RunSpec
+from codecbench.run.resolve import Run
+from codecbench.run.session import BenchmarkSession
+from codecbench.run.spec import RunSpec
 from codecbench.zoo import Zoo
 
 CONDITIONS = ["wav", "mp3@64", "opus@64"]
@@ -53,7 +53,7 @@ def test_a_run_spec_is_a_plain_value_and_the_workspace_opens_what_it_names(tmp_p
     import dataclasses
     import functools
 
-    from codecbench.run import Workspace
+    from codecbench.run.resolve import Workspace
 
     built = {name for name, value in vars(RunSpec).items()
              if isinstance(value, (functools.cached_property, classmethod, staticmethod))

@@ -10,17 +10,17 @@ import pytest
 import soundfile as sf
 
 from codecbench import codecs
-from codecbench.cache import MARKER, CacheCorruptionWarning
 from codecbench.cli import main
 from codecbench.codecs import parse_condition
 from codecbench.codecs import parse_condition as C
+from codecbench.core.cache import MARKER, CacheCorruptionWarning
+from codecbench.core.fsutil import file_digest
 from codecbench.datasets import DatasetError, load_folder, load_tau, synthesize
-from codecbench.encode import CODED_NS, EncodeError, achieved_kbps, clip_key, fill
 from codecbench.errors import CodecbenchError, UsageError
-from codecbench.fsutil import file_digest
-from codecbench.judge import judge
-from codecbench.spec import RunSpec
-from codecbench.stats import paired_comparison
+from codecbench.results.judge import judge
+from codecbench.results.stats import paired_comparison
+from codecbench.run.spec import RunSpec
+from codecbench.store.fill import CODED_NS, EncodeError, achieved_kbps, clip_key, fill
 from codecbench.zoo import Zoo, ZooError, packaged_model_dir
 
 from .plugin_args import PLUGIN_ARGS
@@ -181,7 +181,7 @@ def test_nothing_is_written_into_the_packaged_zoo(tmp_path, monkeypatch, capsys)
 
 
 def test_finetune_refuses_existing_models_before_any_work(tiny, tmp_path):
-    from codecbench.finetune import finetune
+    from codecbench.remedies.finetune import finetune
 
     with pytest.raises(ZooError, match="finetuned_seg9 already exists"):
         finetune(tiny["zoo"], "base", tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[9], epochs=1,
@@ -288,11 +288,11 @@ def test_commands_that_need_no_model_do_not_import_tensorflow(tmp_path):
 
 
 def test_every_deliberate_error_shares_one_base_class():
-    from codecbench.config import ConfigError
-    from codecbench.matrix import MatrixError
+    from codecbench.codecs.matrix import MatrixError
+    from codecbench.core.config import ConfigError
     from codecbench.models import CheckpointError
-    from codecbench.results import ResultsError
-    from codecbench.thresholds import ThresholdError
+    from codecbench.results.files import ResultsError
+    from codecbench.results.thresholds import ThresholdError
     for error in (ConfigError, MatrixError, CheckpointError, ResultsError, ThresholdError, DatasetError, ZooError,
                   EncodeError, codecs.CodecUnavailable, codecs.ConditionError, codecs.SignalError):
         assert issubclass(error, CodecbenchError), error

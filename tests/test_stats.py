@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from codecbench.stats import mcnemar_exact, wilson_interval
+from codecbench.results.stats import mcnemar_exact, wilson_interval
 
 
 def test_wilson_interval_known_values():

@@ -6,10 +6,10 @@ import math
 import numpy as np
 
 from codecbench.codecs import parse_condition
-from codecbench.evaluation import Evaluator
-from codecbench.matrix import parse_matrix
+from codecbench.codecs.matrix import parse_matrix
 from codecbench.report import ResultTable, render, sweeps
-from codecbench.results import write_item, write_run
+from codecbench.results.files import write_item, write_run
+from codecbench.run.evaluation import Evaluator
 
 
 def _cell(model, condition, correct_mask):

@@ -11,9 +11,9 @@ import scipy.signal
 from codecbench import codecs
 from codecbench.codecs import conceal
 from codecbench.codecs.loss import Loss, lost_packets
-from codecbench.encode import coded_key
-from codecbench.matrix import expand_sweep, load_matrix
+from codecbench.codecs.matrix import expand_sweep, load_matrix
 from codecbench.report.sweeps import find_sweeps
+from codecbench.store.fill import coded_key
 
 from . import optional
 from .plugin_args import PLUGIN_ARGS
@@ -198,7 +198,7 @@ def test_loss_sweeps_expand_and_bit_rate_sweeps_keep_to_plain_conditions():
 def test_the_transmission_matrix_has_its_scenarios_and_its_thresholds():
     from pathlib import Path
 
-    from codecbench.thresholds import load_thresholds
+    from codecbench.results.thresholds import load_thresholds
     from codecbench.zoo import Zoo
 
     matrix = load_matrix("transmission")

@@ -8,7 +8,7 @@ import pytest
 from codecbench.cli import main
 from codecbench.errors import CheckpointError
 from codecbench.models.kinds import ModelError
-from codecbench.spec import RunSpec
+from codecbench.run.spec import RunSpec
 from codecbench.zoo import Zoo, ZooError
 
 from .plugin_args import PLUGIN_ARGS
@@ -86,7 +86,7 @@ def test_python_models_run_when_imported_by_the_user_or_trusted(folder, tiny):
     spec = RunSpec.build({"model_dir": str(folder), "dataset": tiny["spec"], "model": ["tone"],
                           "cache_dir": str(tiny["cache"].root)}, use_pyproject=False)
     with pytest.raises(ModelError, match="tone.json"):
-        from codecbench.session import BenchmarkSession
+        from codecbench.run.session import BenchmarkSession
         BenchmarkSession.from_spec(spec)
     # imported by the user on the command line: usable without --trust-code, with exactly these arguments
     assert main(["import-model", "tone_model:make", "--name", "mine", "--kwargs", '{"seed": 1}',
@@ -98,7 +98,7 @@ def test_python_models_run_when_imported_by_the_user_or_trusted(folder, tiny):
 
 
 def test_keras_lambda_layers_load_only_when_trusted(folder):
-    from codecbench.backend import keras
+    from codecbench.core.backend import keras
 
     inputs = keras.Input((4,))
     outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Lambda(lambda x: x * 2.0)(inputs))

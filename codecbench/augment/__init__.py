@@ -6,8 +6,8 @@
   served from the cache (coded once per pair across epochs), with PyTorch, tf.data and Keras adaptors.
 - :class:`ConditionDraw` (:mod:`.draw`): what both draw from, validated at construction.
 """
-from .draw import ConditionDraw
-from .pool import CodecAugmentedDataset
-from .transform import CodecAugment
+from codecbench.augment.draw import ConditionDraw
+from codecbench.augment.pool import CodecAugmentedDataset
+from codecbench.augment.transform import CodecAugment
 
 __all__ = ["CodecAugment", "CodecAugmentedDataset", "ConditionDraw"]

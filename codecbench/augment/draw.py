@@ -7,8 +7,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..codecs import CODECS, CodecUnavailable, Condition, ConditionError, availability, parse_condition
-from ..errors import ArgumentError
+from codecbench.codecs import CODECS, CodecUnavailable, Condition, ConditionError, availability, parse_condition
+from codecbench.errors import ArgumentError
 
 
 class ConditionDraw:

@@ -2,7 +2,7 @@
 
 Every clip gets a condition per epoch, drawn from ``(seed, epoch, clip index)`` alone, so the draw does not depend
 on the order clips are asked for, on the number of data-loader workers or on the machine. What an epoch needs is
-coded in one parallel fill (:func:`codecbench.encode.fill`), and only what the cache lacks: a (clip, condition)
+coded in one parallel fill (:func:`codecbench.store.fill.fill`), and only what the cache lacks: a (clip, condition)
 met again in a later epoch is read back, never coded twice. Items are the decoded audio or a front-end's inputs
 (log-mel features come from the feature cache). Adaptors hand the pool to PyTorch (``torch_dataset``), tf.data
 (``tf_dataset``) and Keras (``keras_sequence``); the frameworks are imported only when asked for.
@@ -13,10 +13,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..cache import Cache
-from ..codecs import ORIGINAL, Condition
-from ..errors import ArgumentError
-from .draw import ConditionDraw
+from codecbench.augment.draw import ConditionDraw
+from codecbench.codecs import ORIGINAL, Condition
+from codecbench.core.cache import Cache
+from codecbench.errors import ArgumentError
 
 
 class CodecAugmentedDataset:
@@ -42,7 +42,7 @@ class CodecAugmentedDataset:
     labels : sequence, optional
         Labels of plain paths (a dataset has its own).
     jobs, backend, scheduler
-        Workers for coding an epoch's missing pairs (as :func:`codecbench.encode.fill`).
+        Workers for coding an epoch's missing pairs (as :func:`codecbench.store.fill.fill`).
     every : bool
         Serve every clip under every one of ``conditions``, the same each epoch (item ``k * clips + i`` is clip
         ``i`` under condition ``k``): the paper's fixed fine-tuning set, which codecbench's own Keras training reads
@@ -54,7 +54,7 @@ class CodecAugmentedDataset:
                  seed: int = 0, cache: Cache | None = None, frontend=None, split: str = "train",
                  labels: Sequence | None = None, jobs: int | None = None, backend: str = "loky",
                  scheduler: str | None = None, every: bool = False):
-        from ..frontends import parse_frontend
+        from codecbench.signal.frontends import parse_frontend
 
         if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
             raise ArgumentError(f"p: a probability in [0, 1], got {p!r}")
@@ -107,7 +107,7 @@ class CodecAugmentedDataset:
 
     def prepare(self, epoch: int | None = None, *, progress: bool | None = False) -> dict:
         """Code (and featurise) what ``epoch`` needs and the cache lacks, in parallel; returns the counts."""
-        from ..encode import fill
+        from codecbench.store.fill import fill
 
         groups: dict[Condition, list[str]] = {}
         for index, cond in enumerate(self.conditions(epoch)):
@@ -125,9 +125,9 @@ class CodecAugmentedDataset:
 
     def reader(self, epoch: int | None = None):
         """The cached model inputs of ``epoch`` (default: the current one) as a
-        :class:`~codecbench.inputs.CachedFeatures` (lazy, batch by batch; a missing entry is recomputed), for a
+        :class:`~codecbench.store.inputs.CachedFeatures` (lazy, batch by batch; a missing entry is recomputed), for a
         cached (log-mel) front-end. What codecbench's own Keras training reads."""
-        from ..inputs import CachedFeatures
+        from codecbench.store.inputs import CachedFeatures
 
         if self.frontend is None or not self.frontend.cached:
             raise ArgumentError("reader() serves cached (log-mel) features: give the pool such a frontend")
@@ -137,8 +137,8 @@ class CodecAugmentedDataset:
 
     def item(self, index: int) -> np.ndarray:
         """Item ``index`` of the current epoch: decoded audio (float32, mono, its own rate) or model inputs."""
-        from ..encode import coded_signal
-        from ..inputs import CachedFeatures
+        from codecbench.store.fill import coded_signal
+        from codecbench.store.inputs import CachedFeatures
 
         cond, path = self.condition(index), self.path(index)
         if self.frontend is not None and self.frontend.cached:
@@ -153,7 +153,7 @@ class CodecAugmentedDataset:
 
     def _key(self, clip: int, condition: Condition) -> str:
         """The feature cache key of one clip under one condition (its digest and rate read once)."""
-        from ..encode import clip_identity, feature_key
+        from codecbench.store.fill import clip_identity, feature_key
 
         if clip not in self._digests:
             self._digests[clip] = clip_identity(self.paths[clip])
@@ -203,8 +203,8 @@ class CodecAugmentedDataset:
     def keras_sequence(self, batch_size: int = 32, *, shuffle: bool = True, **kwargs):
         """This pool as a Keras ``PyDataset`` of (inputs, one-hot labels); each epoch it moves to the next
         epoch's conditions, coding them first."""
-        from ..backend import keras
-        from ..inputs import stack_to_longest
+        from codecbench.core.backend import keras
+        from codecbench.store.inputs import stack_to_longest
 
         pool = self
         if pool.labels is None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .augment import bench_augment, format_augment_bench
-from .codec_speed import bench_codecs, format_codec_bench
-from .feed import bench_feed, format_feed_bench
-from .memory import bench_memory, format_memory_bench
-from .model_speed import bench_finetune, bench_model, format_finetune_bench, format_model_bench
-from .pipeline import bench_pipeline, format_pipeline_bench
-from .precision import bench_precision, format_precision_bench
-from .prefix import bench_prefix, format_prefix_bench
-from .scale import bench_scale, format_scale_bench
+from codecbench.bench.augment import bench_augment, format_augment_bench
+from codecbench.bench.codec_speed import bench_codecs, format_codec_bench
+from codecbench.bench.feed import bench_feed, format_feed_bench
+from codecbench.bench.memory import bench_memory, format_memory_bench
+from codecbench.bench.model_speed import bench_finetune, bench_model, format_finetune_bench, format_model_bench
+from codecbench.bench.pipeline import bench_pipeline, format_pipeline_bench
+from codecbench.bench.precision import bench_precision, format_precision_bench
+from codecbench.bench.prefix import bench_prefix, format_prefix_bench
+from codecbench.bench.scale import bench_scale, format_scale_bench
 
 #: ``codecbench bench <what>``: the measurement and its text form
 BENCHMARKS: dict[str, tuple[Callable[..., dict], Callable[[dict], str]]] = {

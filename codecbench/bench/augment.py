@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..cache import Cache
-from ..datasets import synth_scene
+from codecbench.core.cache import Cache
+from codecbench.datasets import synth_scene
 
 
 def _rate(func, items, repeats: int) -> list[float]:
@@ -32,7 +32,7 @@ def _rate(func, items, repeats: int) -> list[float]:
 
 def bench_augment(clips: int = 12, seconds: float = 10.0, kbps: int = 64, repeats: int = 3) -> dict:
     """Clips/s of cold coding, the peer, and the warm pool (see the module)."""
-    from ..augment import CodecAugment, CodecAugmentedDataset
+    from codecbench.augment import CodecAugment, CodecAugmentedDataset
 
     sr = 44100
     signals = [synth_scene(i % 10, np.random.default_rng(i), seconds, sr).astype(np.float32) for i in range(clips)]
@@ -42,7 +42,7 @@ def bench_augment(clips: int = 12, seconds: float = 10.0, kbps: int = 64, repeat
     try:
         from audiomentations import Mp3Compression
 
-        from ..codecs.lame import QUALITY
+        from codecbench.codecs.lame import QUALITY
 
         # at codecbench's LAME quality (3; audiomentations' default is 7, faster and worse), so both make the same MP3
         peer = Mp3Compression(min_bitrate=kbps, max_bitrate=kbps, backend="fast-mp3-augment", quality=QUALITY, p=1.0)

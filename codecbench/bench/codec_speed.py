@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from .. import codecs
-from ..cache import Cache
-from ..datasets import synth_scene
-from .timing import median_time
+from codecbench import codecs
+from codecbench.bench.timing import median_time
+from codecbench.core.cache import Cache
+from codecbench.datasets import synth_scene
 
 
 def _cli_pair(src: str, cond: codecs.Condition, tmp: str) -> None:
@@ -40,7 +40,7 @@ def _mp3_peers(signal: np.ndarray, sr: int, cond: codecs.Condition, repeats: int
     """MP3 round trip through libavcodec's own libmp3lame (the route before the in-process LAME one), and through
     audiomentations' fast-mp3-augment backend at LAME quality 3 (the quality libavcodec leaves LAME at) when
     installed; interleaved with ours."""
-    from ..codecs import BACKENDS, codec_rate, decode, lame, resample
+    from codecbench.codecs import BACKENDS, codec_rate, decode, lame, resample
 
     def libavcodec_route():
         rate = codec_rate(cond, sr)
@@ -79,8 +79,8 @@ def bench_codecs(conditions: list[codecs.Condition] | None = None, *, clips: int
                  duration: float = 10.0, repeats: int = 7) -> dict:
     """Round-trip time per condition (in-process vs a CLI encoder + ffmpeg decoder pair), fill scaling and
     warm-cache speed-up."""
-    from ..encode import fill
-    from ..matrix import load_matrix
+    from codecbench.codecs.matrix import load_matrix
+    from codecbench.store.fill import fill
 
     conds = list(conditions) if conditions else list(dict.fromkeys(
         [c for c in load_matrix().all_conditions() if not c.is_original] +

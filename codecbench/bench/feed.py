@@ -6,12 +6,12 @@ then read back as the model would get them:
 - ``features``: the cached static log-mel entry read, checked and finished with the deltas (what a host-side
   front-end model is fed, (128, 423, 3) float32);
 - ``waveforms``: the cached bitstream decoded to 44.1-kHz float32 (what a model with its front-end on the device is
-  fed; :mod:`codecbench.frontend_layer`).
+  fed; :mod:`codecbench.models.frontend_layer`).
 
-Each is read in this process (one thread, as on a CPU-only machine) and through :class:`codecbench.feed.ProcessFeed`
-with 1, 2 and all cores' worker processes, the batches stacked in this process as the evaluator stacks them. The
-figure that carries over is clips/s per core with every core working; the target is 200 (16 cores: about 3,200
-clips/s, what an H200-class GPU infers with the paper FCNN).
+Each is read in this process (one thread, as on a CPU-only machine) and through
+:class:`codecbench.store.feed.ProcessFeed` with 1, 2 and all cores' worker processes, the batches stacked in this
+process as the evaluator stacks them. The figure that carries over is clips/s per core with every core working; the
+target is 200 (16 cores: about 3,200 clips/s, what an H200-class GPU infers with the paper FCNN).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..cache import Cache
-from ..errors import EnvironmentProblem
+from codecbench.core.cache import Cache
+from codecbench.errors import EnvironmentProblem
 
 #: clips/s per core with every core working that keeps a fast accelerator busy (see the module docstring)
 TARGET_PER_CORE = 200.0
@@ -36,13 +36,13 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     and all cores), on ``clips`` synthetic clips of ``seconds`` coded under ``condition``; each measurement reads
     every clip ``rounds`` times in batches of 32 (the best of two passes is kept). ``condition``: a
     :class:`~codecbench.codecs.Condition` (default mp3@64)."""
-    from ..codecs import Condition, availability
-    from ..devices import _cores
-    from ..encode import fill
-    from ..feed import ProcessFeed
-    from ..frontends import BASELINE, FrontEnd
-    from ..inputs import input_reader
-    from ..parallel import parallel_map
+    from codecbench.codecs import Condition, availability
+    from codecbench.core.parallel import parallel_map
+    from codecbench.signal.frontends import BASELINE, FrontEnd
+    from codecbench.store.devices import _cores
+    from codecbench.store.feed import ProcessFeed
+    from codecbench.store.fill import fill
+    from codecbench.store.inputs import input_reader
 
     cond = condition or Condition("mp3", 64)
     ok, why = availability(cond)
@@ -87,7 +87,7 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
 
 
 def _write_clip(task) -> None:
-    from ..datasets import synth_scene
+    from codecbench.datasets import synth_scene
 
     path, i, seconds, sr = task
     sf.write(path, synth_scene(i % 10, np.random.default_rng(i), seconds, sr), sr, subtype="PCM_16")

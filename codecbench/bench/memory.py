@@ -1,7 +1,7 @@
 """``codecbench bench memory`` (and part of ``bench scale``): the evaluator's peak memory at the paper's clip shape,
 measured in fresh processes, and what it means for the paper's evaluation (2,970 clips x 8 conditions x 15 models).
 
-Each measurement runs :class:`~codecbench.evaluation.Evaluator` in a process of its own on a warm cache (coding
+Each measurement runs :class:`~codecbench.run.evaluation.Evaluator` in a process of its own on a warm cache (coding
 runs before, in this process, so only evaluation is measured) and reports that process's peak resident set. The
 runs vary one thing at a time (models, conditions, clips), so the growth per condition and per clip is measured,
 not assumed; a run at the paper's full size takes about a day on a 2-core CPU, so the paper's figure is the
@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .. import codecs
-from ..cache import Cache
-from ..datasets import synth_scene
-from ..errors import EnvironmentProblem
-from ..zoo import Zoo
-from .timing import PAPER_COUNTS
+from codecbench import codecs
+from codecbench.bench.timing import PAPER_COUNTS
+from codecbench.core.cache import Cache
+from codecbench.datasets import synth_scene
+from codecbench.errors import EnvironmentProblem
+from codecbench.zoo import Zoo
 
 
 class MeasurementError(EnvironmentProblem):
@@ -66,7 +66,7 @@ print(json.dumps({"peak_bytes": peak * scale, "after_loading_bytes": loaded * sc
 def _write_dataset(root: Path, n_clips: int, n_small: int, seconds: float) -> list[Path]:
     """A TAU-layout folder of synthetic 10-s, 44.1 kHz, 24-bit clips: ``evaluate`` lists all, ``train`` the first
     ``n_small`` (the two clip counts measured)."""
-    from ..synth import SCENES
+    from codecbench.datasets.synth import SCENES
 
     rows = []
     for i in range(n_clips):
@@ -98,11 +98,11 @@ def bench_memory(clips: int = 40, more_clips: int = 120, seconds: float = 10.0) 
     """Peak RSS of evaluation at TAU's clip shape: the paper-size 15-model zoo on ``clips`` clips and one condition,
     and base alone on ``clips`` clips x 1 and x all 8 conditions and on ``more_clips`` clips; the growth per
     condition and per clip, and the paper's evaluation extrapolated from them."""
-    from ..encode import fill
-    from ..matrix import load_matrix
-    from ..models import preset_config
-    from ..synth import SCENES
-    from .timing import paper_like_zoo
+    from codecbench.bench.timing import paper_like_zoo
+    from codecbench.codecs.matrix import load_matrix
+    from codecbench.datasets.synth import SCENES
+    from codecbench.models import preset_config
+    from codecbench.store.fill import fill
 
     conds = [c for c in load_matrix().validation if codecs.availability(c)[0]]
     with tempfile.TemporaryDirectory(prefix="codecbench-memory-") as tmp:

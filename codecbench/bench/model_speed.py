@@ -5,9 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import synth_scene
-from ..dsp import resample
-from .timing import PAPER_GFLOP_PER_CLIP, devices, matmul_gflops, median_time
+from codecbench.bench.timing import PAPER_GFLOP_PER_CLIP, devices, matmul_gflops, median_time
+from codecbench.core.dsp import resample
+from codecbench.datasets import synth_scene
 
 
 def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = None, precision: str = "auto") -> dict:
@@ -15,11 +15,11 @@ def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = No
     16/64/128 on an accelerator), training examples/s at ``train_batch`` x 400 frames under ``precision`` (what a plan
     prices a run with: ``rates``), GFLOP/s against a plain Keras matmul, the host's feature cost, and the log-mel
     front-end as Keras ops on the device (clips/s, and its largest difference from the librosa features)."""
-    from .. import features
-    from ..backend import keras
-    from ..devices import choose_precision, local_accelerators
-    from ..models import build_fcnn, preset_config
-    from ..training.precision import with_precision
+    from codecbench.core.backend import keras
+    from codecbench.models import build_fcnn, preset_config
+    from codecbench.signal import features
+    from codecbench.store.devices import choose_precision, local_accelerators
+    from codecbench.training.precision import with_precision
 
     accelerated = bool(local_accelerators())
     batch_sizes = batch_sizes or ((16, 64, 128) if accelerated else (1, 4, 16))
@@ -62,10 +62,10 @@ def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = No
 def _device_frontend(batch: int, repeats: int) -> dict:
     """The baseline log-mel as Keras ops on the device: clips/s for a batch of 10-s clips, and the largest difference
     from the librosa features over 8 clips recorded at 22.05, 44.1 and 48 kHz (each resampled to 44.1 kHz first)."""
-    from .. import features
-    from ..backend import keras
-    from ..frontend_layer import LogMelLayer
-    from ..frontends import BASELINE
+    from codecbench.core.backend import keras
+    from codecbench.models.frontend_layer import LogMelLayer
+    from codecbench.signal import features
+    from codecbench.signal.frontends import BASELINE
 
     layer = LogMelLayer.from_frontend(BASELINE)
     n = 441000
@@ -108,8 +108,8 @@ def format_model_bench(result: dict) -> str:
 
 def bench_finetune(steps: int = 2) -> dict:
     """Training-step time of full vs segment-1/7/10 fine-tuning, for the demo and the paper preset."""
-    from ..backend import keras
-    from ..models import build_fcnn, freeze_except, preset_config
+    from codecbench.core.backend import keras
+    from codecbench.models import build_fcnn, freeze_except, preset_config
 
     setups: dict[str, dict[str, Any]] = {
         "demo": {"preset": "small", "shape": (128, 79, 3), "crop": 64, "batch": 32, "epoch_samples": 1800},

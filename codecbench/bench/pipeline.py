@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from .. import codecs
-from ..cache import Cache
-from ..datasets import synth_scene
-from ..devices import local_accelerators
-from ..training.schedule import TrainConfig
-from .timing import devices, median_time
+from codecbench import codecs
+from codecbench.bench.timing import devices, median_time
+from codecbench.core.cache import Cache
+from codecbench.datasets import synth_scene
+from codecbench.store.devices import local_accelerators
+from codecbench.training.schedule import TrainConfig
 
 PIPELINE_SETUPS: dict[str, dict[str, Any]] = {
     # the demo: small FCNN on 2-s clips (79 frames, 64-frame crops) - the fastest model, so the hardest to feed
@@ -27,7 +27,7 @@ PIPELINE_SETUPS: dict[str, dict[str, Any]] = {
 
 class _EpochSeconds:
     def __init__(self):
-        from ..backend import keras
+        from codecbench.core.backend import keras
 
         outer = self
 
@@ -50,10 +50,10 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
     Both sides run interleaved in one process, so a burst of load on a shared machine hits both alike; the
     ratio (cache-fed / in-memory) is the figure that carries over (target: >= 0.9 on a CPU, >= 0.8 on a GPU).
     """
-    from ..backend import keras
-    from ..inputs import INPUT_BUDGET_BYTES, cached_features, predict_stream
-    from ..models import build_fcnn, preset_config
-    from ..training.loop import AugmentedBatches
+    from codecbench.core.backend import keras
+    from codecbench.models import build_fcnn, preset_config
+    from codecbench.store.inputs import INPUT_BUDGET_BYTES, cached_features, predict_stream
+    from codecbench.training.loop import AugmentedBatches
 
     result: dict = {"backend": keras.backend.backend(), "devices": devices(), "setups": {}}
     sr = 44100

@@ -6,24 +6,24 @@ import statistics
 
 import numpy as np
 
-from ..api import evaluate
-from ..devices import choose_precision, cpu_flags
-from .timing import devices, median_time
+from codecbench.api import evaluate
+from codecbench.bench.timing import devices, median_time
+from codecbench.store.devices import choose_precision, cpu_flags
 
 
 def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
     """float32 against mixed_bfloat16, side by side: inference clips/s and training examples/s of the small and the
     paper FCNN on the device Keras sees, and (``accuracy``) the demo zoo's base and finetuned_full@e10 on the
     embedded default under wav and mp3@32 with both policies, with Wilson intervals and paired agreement."""
-    from ..backend import keras
-    from ..models import build_fcnn, preset_config
-    from ..training.precision import with_precision
+    from codecbench.core.backend import keras
+    from codecbench.models import build_fcnn, preset_config
+    from codecbench.training.precision import with_precision
 
     flags = cpu_flags()
     result: dict = {"backend": keras.backend.backend(), "devices": devices(),
                     "cpu_bf16": sorted(f for f in flags if "bf16" in f), "speed": {},
                     "auto": dataclasses.asdict(choose_precision("auto"))}
-    from ..devices import local_accelerators
+    from codecbench.store.devices import local_accelerators
 
     paper_batch = 32 if local_accelerators() else 4  # the recipe's batch where it is affordable
     for preset, shape, batch, crop in (("small", (128, 79, 3), 32, 64), ("paper", (128, 423, 3), paper_batch, 400)):

@@ -5,16 +5,16 @@ import statistics
 
 import numpy as np
 
-from ..prefix import SharedPrefixPredictor
-from ..zoo import Zoo, packaged_model_dir
-from .timing import devices, median_time, paper_like_zoo
+from codecbench.bench.timing import devices, median_time, paper_like_zoo
+from codecbench.models.prefix import SharedPrefixPredictor
+from codecbench.zoo import Zoo, packaged_model_dir
 
 
 def bench_prefix(setups=("demo", "paper"), repeats: int = 2) -> dict:
-    """Evaluation of a whole zoo with and without prefix sharing (:mod:`codecbench.prefix`), side by side:
+    """Evaluation of a whole zoo with and without prefix sharing (:mod:`codecbench.models.prefix`), side by side:
     clips/s, FLOPs per clip from the layer shapes, and whether every prediction is identical."""
-    from ..backend import keras, quiet_retracing
-    from ..inputs import INPUT_BUDGET_BYTES
+    from codecbench.core.backend import keras, quiet_retracing
+    from codecbench.store.inputs import INPUT_BUDGET_BYTES
 
     result: dict = {"backend": keras.backend.backend(), "devices": devices(), "setups": {}}
     for name in setups:

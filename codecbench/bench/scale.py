@@ -10,10 +10,10 @@ import numpy as np
 import soundfile as sf
 from tabulate import tabulate
 
-from .. import codecs
-from ..cache import Cache
-from ..datasets import synth_scene
-from .timing import PAPER_COUNTS, devices
+from codecbench import codecs
+from codecbench.bench.timing import PAPER_COUNTS, devices
+from codecbench.core.cache import Cache
+from codecbench.datasets import synth_scene
 
 
 def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3, memory: bool = True) -> dict:
@@ -22,13 +22,13 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
     ``memory``: also the evaluation's peak memory (:func:`~codecbench.bench.memory.bench_memory`, a few minutes).
 
     Cache bytes come from a real fill of ``clips`` clips under the paper's conditions; coding and feature times
-    from one round trip per condition and one extraction (:mod:`codecbench.plan` calibration); fine-tuning and
+    from one round trip per condition and one extraction (:mod:`codecbench.run.plan` calibration); fine-tuning and
     evaluation from training and inference steps of the paper FCNN on the device Keras sees.
     """
-    from ..encode import fill
-    from ..matrix import load_matrix
-    from ..models import preset_config
-    from ..plan import PCM_CACHE_BYTES_PER_PAIR, codec_seconds, feature_seconds, model_rates
+    from codecbench.codecs.matrix import load_matrix
+    from codecbench.models import preset_config
+    from codecbench.run.plan import PCM_CACHE_BYTES_PER_PAIR, codec_seconds, feature_seconds, model_rates
+    from codecbench.store.fill import fill
 
     matrix = load_matrix()
     train_conds = ([codecs.ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
@@ -47,7 +47,7 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
         fill(paths, sorted(available), cache, with_features=True, jobs=1, progress=False)
         coded: dict[str, list[int]] = {}
         for entry in cache.entries("coded"):
-            from ..encode import load_bitstream
+            from codecbench.store.fill import load_bitstream
             bitstream = load_bitstream(cache, entry.stem)
             if bitstream is not None:
                 coded.setdefault(bitstream.condition.name, []).append(entry.stat().st_size)
@@ -78,7 +78,7 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
     result["evaluation"] = {"clip_evaluations": evaluations,
                             "hours": evaluations / rates["inference_clips_per_s"] / 3600}
     if memory:
-        from .memory import bench_memory
+        from codecbench.bench.memory import bench_memory
         result["memory"] = bench_memory(seconds=clip_seconds)
     return result
 
@@ -104,7 +104,7 @@ def format_scale_bench(result: dict) -> str:
     if result["unavailable"]:
         out += f"\n(unavailable here, left out: {', '.join(result['unavailable'])})"
     if result.get("memory"):
-        from .memory import format_memory_bench
+        from codecbench.bench.memory import format_memory_bench
         out += "\n" + format_memory_bench(result["memory"])
     return out
 

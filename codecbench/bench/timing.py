@@ -5,13 +5,13 @@ import numpy as np
 
 
 def median_time(func, repeats: int) -> float:
-    from ..rates import median_time
+    from codecbench.run.rates import median_time
     return median_time(func, repeats, warmup=False)
 
 
 def devices() -> list[str]:
     """The devices the Keras backend computes on, with their model where known (``cuda:0 NVIDIA H200``)."""
-    from ..devices import device_details, local_accelerators
+    from codecbench.store.devices import device_details, local_accelerators
 
     accelerators = bool(local_accelerators())
     return [" ".join(str(v) for v in (d["name"], d.get("model")) if v) for d in device_details()
@@ -19,7 +19,7 @@ def devices() -> list[str]:
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    from ..backend import keras
+    from codecbench.core.backend import keras
     a = keras.ops.convert_to_tensor(np.random.default_rng(0).random((n, n), dtype=np.float32))
     keras.ops.matmul(a, a)
     seconds = median_time(lambda: np.asarray(keras.ops.matmul(a, a)), repeats)
@@ -35,8 +35,8 @@ PAPER_COUNTS = {"train_clips": 13965, "evaluate_clips": 2970, "models": 15}
 def paper_like_zoo(shape=(128, 423, 3)) -> dict:
     """The paper zoo's structure at the paper's size: base, four independently trained full fine-tunings, and ten
     segment-k models that differ from base in segment k only (random weights: the cost does not depend on them)."""
-    from ..backend import keras
-    from ..models import build_fcnn, derive_segments, preset_config
+    from codecbench.core.backend import keras
+    from codecbench.models import build_fcnn, derive_segments, preset_config
 
     config = preset_config("paper", shape, 10)
     keras.utils.set_random_seed(0)

@@ -1,7 +1,7 @@
 """The ``codecbench`` command: a thin layer of argument parsing over the library.
 
-Settings shared with the pytest plugin come from :mod:`codecbench.spec` (one table of options,
-validated once into a :class:`~codecbench.spec.RunSpec`); Keras is imported only by the
+Settings shared with the pytest plugin come from :mod:`codecbench.run.spec` (one table of options,
+validated once into a :class:`~codecbench.run.spec.RunSpec`); Keras is imported only by the
 commands that need a model.
 """
 from __future__ import annotations
@@ -9,11 +9,17 @@ from __future__ import annotations
 import logging
 import sys
 
-from ..errors import CodecbenchError
-from ..spec import OPTIONS, RunSpec
-from .data_commands import cmd_bench, cmd_cache, cmd_conditions, cmd_dataset, cmd_devices, cmd_encode, cmd_export
-from .diagnose_command import cmd_diagnose
-from .model_commands import (
+from codecbench.cli.data_commands import (
+    cmd_bench,
+    cmd_cache,
+    cmd_conditions,
+    cmd_dataset,
+    cmd_devices,
+    cmd_encode,
+    cmd_export,
+)
+from codecbench.cli.diagnose_command import cmd_diagnose
+from codecbench.cli.model_commands import (
     cmd_consistency,
     cmd_finetune,
     cmd_import_model,
@@ -22,9 +28,11 @@ from .model_commands import (
     cmd_train,
     cmd_zoo,
 )
-from .parser import build_parser
-from .reproduce_command import cmd_reproduce
-from .result_commands import cmd_compare, cmd_history, cmd_leaderboard, cmd_report, cmd_thresholds
+from codecbench.cli.parser import build_parser
+from codecbench.cli.reproduce_command import cmd_reproduce
+from codecbench.cli.result_commands import cmd_compare, cmd_history, cmd_leaderboard, cmd_report, cmd_thresholds
+from codecbench.errors import CodecbenchError
+from codecbench.run.spec import OPTIONS, RunSpec
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from ..errors import UsageError
-from ..run import Workspace
-from ..spec import RunSpec
-from ..wording import counted
-from .parser import _plan_options  # noqa: F401
+from codecbench.cli.parser import _plan_options  # noqa: F401
+from codecbench.core.wording import counted
+from codecbench.errors import UsageError
+from codecbench.run.resolve import Workspace
+from codecbench.run.spec import RunSpec
 
 
 def load_data(spec: RunSpec, **how):
@@ -24,7 +24,7 @@ def load_data(spec: RunSpec, **how):
 
 def cmd_conditions(args, spec: RunSpec) -> int:
 
-    from .. import codecs
+    from codecbench import codecs
 
     where = Workspace(spec)
     matrix = where.matrix
@@ -60,8 +60,8 @@ def cmd_conditions(args, spec: RunSpec) -> int:
 
 
 def cmd_encode(args, spec: RunSpec) -> int:
-    from .. import codecs
-    from ..encode import fill
+    from codecbench import codecs
+    from codecbench.store.fill import fill
 
     where = Workspace(spec)
     # the fine-tuning conditions are coded for the training split only; an evaluation scores the validation ones
@@ -77,14 +77,14 @@ def cmd_encode(args, spec: RunSpec) -> int:
             print(f"warning: skipping {cond.name}: {why}", file=sys.stderr)
     if not usable:
         raise UsageError("no condition to code: every selected condition is unavailable here (see above)")
-    from ..plan import fill_stage, new_plan, plan_fill
+    from codecbench.run.plan import fill_stage, new_plan, plan_fill
 
     dataset = load_data(spec, allow_partial=args.allow_partial, listing_only=args.dry_run)
     clips = dataset.clips(spec.split)
     plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, where.cache), clips, usable,
                      where.cache, with_features=args.features)
     if args.dry_run:
-        from ..plan import clip_seconds
+        from codecbench.run.plan import clip_seconds
         plan.stages += fill_stage(plan, clip_seconds(clips), spec.jobs, spec.scheduler)
         print(plan.report())
         return 0
@@ -99,7 +99,7 @@ def cmd_encode(args, spec: RunSpec) -> int:
 
 
 def cmd_export(args, spec: RunSpec) -> int:
-    from ..export import ExportError, export
+    from codecbench.store.export import ExportError, export
 
     where = Workspace(spec)
     if Path(args.to).exists() and not Path(args.to).is_dir():  # before the data is loaded (or generated)
@@ -139,7 +139,7 @@ def cmd_cache(args, spec: RunSpec) -> int:
 
 def cmd_dataset(args, spec: RunSpec) -> int:
 
-    from ..datasets import download, verify
+    from codecbench.datasets import download, verify
 
     if args.action == "list":
         rows = [[r.name, f"{r.size / 1e9:.1f} GB" if r.size_known else f"up to {r.size / 1e9:.1f} GB",
@@ -161,7 +161,7 @@ def cmd_dataset(args, spec: RunSpec) -> int:
 
 
 def cmd_bench(args, spec: RunSpec) -> int:
-    from .. import bench
+    from codecbench import bench
 
     run, show = bench.BENCHMARKS[args.what]
     sized = {"codecs": lambda n: {"clips": n}, "augment": lambda n: {"clips": n}, "feed": lambda n: {"clips": n},
@@ -173,7 +173,7 @@ def cmd_bench(args, spec: RunSpec) -> int:
 
 def coded_at(cond, source_rate: int) -> str:
     """``22.05 kHz (its own)``, ``32 kHz (resampled up)``: the rate ``cond`` codes ``source_rate`` audio at."""
-    from ..codecs import codec_rate
+    from codecbench.codecs import codec_rate
 
     if cond.is_original:
         return "-"
@@ -183,7 +183,7 @@ def coded_at(cond, source_rate: int) -> str:
 
 
 def cmd_devices(args, spec: RunSpec) -> int:
-    from ..devices import report
+    from codecbench.store.devices import report
 
     found = report()
     print(json.dumps(found.as_dict(), indent=2) if args.json else found.text())
@@ -192,7 +192,7 @@ def cmd_devices(args, spec: RunSpec) -> int:
 
 def _check_disk(dataset, conditions, spec: RunSpec, force: bool, split: str = "train") -> None:
     """Stop before a run whose cache growth would not fit the free disk (unless ``force``)."""
-    from ..plan import new_plan, plan_fill
+    from codecbench.run.plan import new_plan, plan_fill
 
     where = Workspace(spec)
     clips = dataset.clips(split)
@@ -201,7 +201,7 @@ def _check_disk(dataset, conditions, spec: RunSpec, force: bool, split: str = "t
 
 
 def _finetune_conditions(matrix) -> list:
-    from .. import codecs
+    from codecbench import codecs
 
     wanted = ([codecs.ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
     return [c for c in wanted if codecs.availability(c)[0]]

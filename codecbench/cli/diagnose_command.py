@@ -1,12 +1,12 @@
-"""``codecbench diagnose``: why a model fails under a codec (:mod:`codecbench.diagnose`)."""
+"""``codecbench diagnose``: why a model fails under a codec (:mod:`codecbench.run.diagnose`)."""
 from __future__ import annotations
 
 import sys
 
-from ..diagnose import diagnose_split
-from ..errors import UsageError
-from ..run import Workspace
-from ..spec import RunSpec
+from codecbench.errors import UsageError
+from codecbench.run.diagnose import diagnose_split
+from codecbench.run.resolve import Workspace
+from codecbench.run.spec import RunSpec
 
 
 def cmd_diagnose(args, spec: RunSpec) -> int:

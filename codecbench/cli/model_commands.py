@@ -7,15 +7,15 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .. import codecs
-from ..config import read_toml
-from ..errors import UsageError
-from ..run import Workspace
-from ..spec import RunSpec
-from ..zoo import ALIASES, Zoo, compare, user_model_dir
-from ..zoo.importing import import_model
-from .data_commands import _check_disk, _finetune_conditions, load_data
-from .parser import _train_config, validation_conditions
+from codecbench import codecs
+from codecbench.cli.data_commands import _check_disk, _finetune_conditions, load_data
+from codecbench.cli.parser import _train_config, validation_conditions
+from codecbench.core.config import read_toml
+from codecbench.errors import UsageError
+from codecbench.run.resolve import Workspace
+from codecbench.run.spec import RunSpec
+from codecbench.zoo import ALIASES, Zoo, compare, user_model_dir
+from codecbench.zoo.importing import import_model
 
 
 def _write_zoo(spec: RunSpec):
@@ -46,7 +46,7 @@ def _saved(names: list[str], zoo) -> None:
 
 def cmd_segments(args, spec: RunSpec) -> int:
 
-    from ..models import derive_segments, load_model
+    from codecbench.models import derive_segments, load_model
 
     if Path(args.model_name).suffix in (".keras", ".hdf5", ".h5"):
         model, _ = load_model(args.model_name, trust=bool(args.trust_code))
@@ -89,7 +89,7 @@ def _class_map(text: str | None) -> dict:
 
 
 def cmd_import_model(args, spec: RunSpec) -> int:
-    from ..frontends import parse_frontend
+    from codecbench.signal.frontends import parse_frontend
 
     kwargs = None
     if args.kwargs:
@@ -111,7 +111,7 @@ def _epoch_validator(args, dataset, spec: RunSpec):
     where = Workspace(spec)
     conds = validation_conditions(args.validate)
     if conds and "evaluate" in dataset.splits and dataset.splits["evaluate"]:
-        from ..finetune import epoch_validation
+        from codecbench.remedies.finetune import epoch_validation
         return epoch_validation(dataset, [c for c in conds if codecs.availability(c)[0]], where.cache,
                                 jobs=spec.jobs)
     if conds:
@@ -120,15 +120,15 @@ def _epoch_validator(args, dataset, spec: RunSpec):
 
 
 def cmd_train(args, spec: RunSpec) -> int:
-    from ..finetune import train_base
-    from ..models import preset_config
-    from ..plan import training_plan
+    from codecbench.models import preset_config
+    from codecbench.remedies.finetune import train_base
+    from codecbench.run.plan import training_plan
 
     where = Workspace(spec)
     zoo = _write_zoo(spec)
     dataset = load_data(spec, listing_only=args.dry_run)
     config = _train_config(args, spec)
-    from ..codecs import ORIGINAL
+    from codecbench.codecs import ORIGINAL
 
     conditions = list(spec.condition or (ORIGINAL,))
     if args.dry_run:
@@ -150,8 +150,8 @@ def cmd_train(args, spec: RunSpec) -> int:
 
 
 def cmd_finetune(args, spec: RunSpec) -> int:
-    from ..finetune import finetune
-    from ..models import derive_segments, parse_segments
+    from codecbench.models import derive_segments, parse_segments
+    from codecbench.remedies.finetune import finetune
 
     where = Workspace(spec)
     source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
@@ -172,8 +172,8 @@ def cmd_finetune(args, spec: RunSpec) -> int:
     dataset = load_data(spec, listing_only=args.dry_run)
     conditions = _finetune_conditions(where.matrix)
     if args.dry_run:
-        from ..models import FCNNConfig
-        from ..plan import training_plan
+        from codecbench.models import FCNNConfig
+        from codecbench.run.plan import training_plan
 
         config = _train_config(args, spec)
         model = FCNNConfig.from_dict(source.metadata(args.parent)["config"])
@@ -195,7 +195,7 @@ def cmd_finetune(args, spec: RunSpec) -> int:
 
 
 def cmd_postfilter(args, spec: RunSpec) -> int:
-    from ..postfilter import PostFilterConfig, train_postfilter
+    from codecbench.remedies.postfilter import PostFilterConfig, train_postfilter
 
     where = Workspace(spec)
     if args.layers < 2:
@@ -217,7 +217,7 @@ def cmd_postfilter(args, spec: RunSpec) -> int:
 
 
 def cmd_consistency(args, spec: RunSpec) -> int:
-    from ..consistency import finetune_consistency
+    from codecbench.remedies.consistency import finetune_consistency
 
     where = Workspace(spec)
     source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
@@ -257,7 +257,7 @@ def cmd_zoo(args, spec: RunSpec) -> int:
         print(f"model dir: {where.zoo.root}")
         print(tabulate(rows, headers="keys", tablefmt="github") if rows else "(no models)")
         return 0
-    from ..finetune import PRESETS, build_zoo
+    from codecbench.remedies.finetune import PRESETS, build_zoo
 
     if spec.sources.get("dataset") == "default" and not PRESETS[args.preset]["dataset"]:
         raise UsageError(f"zoo preset {args.preset!r} needs --dataset (the TAU 2020 Mobile root)")
@@ -266,9 +266,9 @@ def cmd_zoo(args, spec: RunSpec) -> int:
     dataset = load_data(spec, listing_only=args.dry_run)
     conditions = _finetune_conditions(where.matrix)
     if args.dry_run:
-        from ..finetune import remaining_runs
-        from ..models import preset_config
-        from ..plan import SEGMENT_TIMING_NOTE, training_plan
+        from codecbench.models import preset_config
+        from codecbench.remedies.finetune import remaining_runs
+        from codecbench.run.plan import SEGMENT_TIMING_NOTE, training_plan
 
         names = zoo.names()
         runs: list[tuple] = [] if "base" in names else [("base training (original audio)", preset["base"].epochs, 1)]

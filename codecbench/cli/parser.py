@@ -1,11 +1,11 @@
-"""The command line's parser: every subcommand and option, values checked by :class:`~codecbench.spec.RunSpec`."""
+"""The command line's parser: every subcommand and option, values checked by :class:`~codecbench.run.spec.RunSpec`."""
 from __future__ import annotations
 
 import argparse
 
-from ..cache import NAMESPACES
-from ..errors import UsageError
-from ..spec import (
+from codecbench.core.cache import NAMESPACES
+from codecbench.errors import UsageError
+from codecbench.run.spec import (
     OPTIONS,
     RunSpec,
     to_fraction,
@@ -15,7 +15,7 @@ from ..spec import (
     to_positive_int,
     to_tolerance,
 )
-from ..training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
+from codecbench.training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
 
 DESCRIPTION = """\
 How scene classifiers hold up under audio coding (AAC, HE-AAC, MP3, Opus, SBC and more): code a dataset,
@@ -379,7 +379,7 @@ def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segme
 
 def validation_conditions(text: str | None, option: str = "--validate") -> tuple:
     """``"wav,mp3@32"`` -> conditions (empty: none), the option named on a bad one."""
-    from ..codecs import ConditionError, parse_condition
+    from codecbench.codecs import ConditionError, parse_condition
 
     try:
         return tuple(parse_condition(c.strip()) for c in (text or "").split(",") if c.strip())

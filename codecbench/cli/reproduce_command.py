@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
-from ..spec import RunSpec
+from codecbench.errors import UsageError
+from codecbench.run.spec import RunSpec
 
 
 def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -24,8 +24,8 @@ def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
 
 
 def cmd_reproduce(args, spec: RunSpec) -> int:
-    from ..reproduce import ReproduceOptions, reproduce
-    from .parser import validation_conditions
+    from codecbench.cli.parser import validation_conditions
+    from codecbench.reproduce import ReproduceOptions, reproduce
 
     validate = validation_conditions(args.validate)
     segment_epochs = _numbers(args.segment_epochs, "--segment-epochs")

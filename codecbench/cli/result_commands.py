@@ -7,13 +7,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from ..errors import UsageError
-from ..fsutil import atomic_write
-from ..spec import RunSpec
+from codecbench.core.fsutil import atomic_write
+from codecbench.errors import UsageError
+from codecbench.run.spec import RunSpec
 
 
 def cmd_report(args, spec: RunSpec) -> int:
-    from ..report import FORMATS, render
+    from codecbench.report import FORMATS, render
 
     formats = ["html"] if args.html else [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -53,8 +53,8 @@ def report_summary(markdown: str, written: list[Path]) -> str:
 
 
 def cmd_leaderboard(args, spec: RunSpec) -> int:
-    from ..report.html import render_leaderboard
-    from ..results import leaderboard_documents
+    from codecbench.report.html import render_leaderboard
+    from codecbench.results.files import leaderboard_documents
 
     sources = [Path(s) for s in args.sources] or [spec.results]
     documents = leaderboard_documents(sources)
@@ -68,8 +68,8 @@ def cmd_leaderboard(args, spec: RunSpec) -> int:
 def cmd_compare(args, spec: RunSpec) -> int:
 
 
-    from ..compare import compare_runs
-    from ..results import load_results
+    from codecbench.results.compare import compare_runs
+    from codecbench.results.files import load_results
 
     found = compare_runs(load_results(args.reference), load_results(args.candidate), match_by=args.match_by)
     if args.json:
@@ -93,8 +93,8 @@ def cmd_compare(args, spec: RunSpec) -> int:
 
 
 def cmd_thresholds(args, spec: RunSpec) -> int:
-    from ..results import load_results
-    from ..thresholds import thresholds_from_results
+    from codecbench.results.files import load_results
+    from codecbench.results.thresholds import thresholds_from_results
 
     text = thresholds_from_results(load_results(spec.results), args.margin)
     if args.out:
@@ -109,7 +109,7 @@ def cmd_thresholds(args, spec: RunSpec) -> int:
 
 
 def cmd_history(args, spec: RunSpec) -> int:
-    from ..results import check_history, rebuild_history
+    from codecbench.results.files import check_history, rebuild_history
 
     results = spec.results if spec.results.suffix != ".json" else spec.results.parent
     path = results / "history.sqlite"

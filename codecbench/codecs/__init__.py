@@ -14,14 +14,14 @@ import av
 import numpy as np
 import soxr
 
-from ..dsp import SignalError, check_signal, fit_length, resample
-from ..errors import CodecError
-from . import conceal, external, fdk, lame, liblc3, pyav  # noqa: F401  (each registers its backends)
-from .backend import BACKENDS, Backend, for_decoder
-from .bitstream import Bitstream, CodecUnavailable, DecodeError, RoundTrip
-from .fdk import FDK_HINT
-from .loss import Loss, lost_packets
-from .table import CODECS, ORIGINAL, CodecSpec, Condition, ConditionError, codec_rate, parse_condition
+from codecbench.codecs import conceal, external, fdk, lame, liblc3, pyav  # noqa: F401  (each registers its backends)
+from codecbench.codecs.backend import BACKENDS, Backend, for_decoder
+from codecbench.codecs.bitstream import Bitstream, CodecUnavailable, DecodeError, RoundTrip
+from codecbench.codecs.fdk import FDK_HINT
+from codecbench.codecs.loss import Loss, lost_packets
+from codecbench.codecs.table import CODECS, ORIGINAL, CodecSpec, Condition, ConditionError, codec_rate, parse_condition
+from codecbench.core.dsp import SignalError, check_signal, fit_length, resample
+from codecbench.errors import CodecError
 
 __all__ = [
     "BACKENDS", "CODECS", "FDK_HINT", "ORIGINAL", "ROUNDTRIP_VERSION", "Backend", "Bitstream", "CodecSpec",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CodecError
-from .bitstream import Bitstream
-from .table import CodecSpec, Condition
+from codecbench.codecs.bitstream import Bitstream
+from codecbench.codecs.table import CodecSpec, Condition
+from codecbench.errors import CodecError
 
 
 class Backend:

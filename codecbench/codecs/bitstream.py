@@ -5,8 +5,8 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import CodecError, EnvironmentProblem
-from .table import Condition, parse_condition
+from codecbench.codecs.table import Condition, parse_condition
+from codecbench.errors import CodecError, EnvironmentProblem
 
 
 @dataclasses.dataclass

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CodecError
-from .bitstream import Bitstream, CodecUnavailable
+from codecbench.codecs.bitstream import Bitstream, CodecUnavailable
+from codecbench.errors import CodecError
 
 #: The backends whose bitstreams a named concealment (``+zerofill``, ``+repeat``) decodes: libavcodec's packets.
 RULE_BACKENDS = ("pyav", "lame")
@@ -137,7 +137,7 @@ def _libopus(b: Bitstream, *, fec: bool) -> np.ndarray:
 def _liblc3(b: Bitstream) -> np.ndarray:
     import lc3  # optional: the LC3 extra
 
-    from .liblc3 import FRAME_US
+    from codecbench.codecs.liblc3 import FRAME_US
 
     decoder = lc3.Decoder(FRAME_US, b.codec_sample_rate)
     lost = set(b.lost)
@@ -162,7 +162,7 @@ def _by_rule(b: Bitstream, rule: str) -> np.ndarray:
     silence (``zerofill``) or the last good frame (``repeat``)."""
     import av  # PyAV: loaded with the codecs that need it
 
-    from .pyav import channel0, decoded_to_float
+    from codecbench.codecs.pyav import channel0, decoded_to_float
 
     if not b.decoder.startswith("pyav:"):
         raise CodecError(f"{b.condition}: packet loss is modelled on packet bitstreams; {b.decoder} decodes a file")

@@ -14,11 +14,11 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-from ..errors import CodecError
-from .backend import Backend, register
-from .bitstream import Bitstream, pack
-from .pyav import decode_container
-from .table import CodecSpec, Condition
+from codecbench.codecs.backend import Backend, register
+from codecbench.codecs.bitstream import Bitstream, pack
+from codecbench.codecs.pyav import decode_container
+from codecbench.codecs.table import CodecSpec, Condition
+from codecbench.errors import CodecError
 
 
 @functools.lru_cache(maxsize=None)

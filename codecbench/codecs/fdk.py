@@ -20,10 +20,10 @@ import os
 
 import numpy as np
 
-from ..errors import CodecError
-from .backend import Backend, register
-from .bitstream import Bitstream, pack
-from .table import CodecSpec, Condition
+from codecbench.codecs.backend import Backend, register
+from codecbench.codecs.bitstream import Bitstream, pack
+from codecbench.codecs.table import CodecSpec, Condition
+from codecbench.errors import CodecError
 
 #: Audio object types (MPEG-4) of the conditions this backend codes.
 AOT = {"he-aac": 5, "aac-ld": 23, "aac-eld": 39}

@@ -5,9 +5,9 @@ import importlib.metadata
 
 import numpy as np
 
-from .backend import Backend, register
-from .bitstream import Bitstream, pack
-from .table import CodecSpec, Condition
+from codecbench.codecs.backend import Backend, register
+from codecbench.codecs.bitstream import Bitstream, pack
+from codecbench.codecs.table import CodecSpec, Condition
 
 #: LC3's frame duration here, in microseconds
 FRAME_US = 10000

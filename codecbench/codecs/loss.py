@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from ..errors import UsageError
+from codecbench.errors import UsageError
 
 #: How a lost packet is concealed: by the codec's decoder, or by a rule the condition names.
 CONCEALMENTS = ("codec", "zerofill", "repeat")

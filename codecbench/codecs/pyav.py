@@ -14,10 +14,10 @@ from typing import Any
 import av
 import numpy as np
 
-from ..errors import CodecError
-from .backend import Backend, register
-from .bitstream import Bitstream, pack
-from .table import CodecSpec, Condition
+from codecbench.codecs.backend import Backend, register
+from codecbench.codecs.bitstream import Bitstream, pack
+from codecbench.codecs.table import CodecSpec, Condition
+from codecbench.errors import CodecError
 
 
 def to_frame_array(chunk: np.ndarray, sample_format: str, channels: int = 1) -> np.ndarray:

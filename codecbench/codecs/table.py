@@ -12,8 +12,8 @@ import functools
 import re
 from typing import Callable
 
-from ..errors import CodecError, UsageError
-from .loss import Loss, LossError, parse_loss
+from codecbench.codecs.loss import Loss, LossError, parse_loss
+from codecbench.errors import CodecError, UsageError
 
 
 def _sbc_filter_delay(first_packet: bytes) -> int:

@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..synth import DEVICES, SCENES
-from .base import AUDIO_SUFFIXES, Clip, Dataset, DatasetError, check_unique, device_of, make_clip
-from .folder import load_folder
-from .folds import detect as folds_layout
-from .folds import load_folds, parse_folds
-from .synthetic import (
+from codecbench.datasets.base import AUDIO_SUFFIXES, Clip, Dataset, DatasetError, check_unique, device_of, make_clip
+from codecbench.datasets.folder import load_folder
+from codecbench.datasets.folds import detect as folds_layout
+from codecbench.datasets.folds import load_folds, parse_folds
+from codecbench.datasets.synth import DEVICES, SCENES
+from codecbench.datasets.synthetic import (
     RECIPE_FILE,
     SYNTHETIC_DEFAULTS,
     SYNTHETIC_MANIFEST,
@@ -32,7 +32,7 @@ from .synthetic import (
     synthetic_clips,
     synthetic_manifest_text,
 )
-from .tau import SPLIT_FILES, load_tau, read_split_file
+from codecbench.datasets.tau import SPLIT_FILES, load_tau, read_split_file
 
 __all__ = ["AUDIO_SUFFIXES", "DEVICES", "SCENES", "SPLIT_FILES", "SYNTHETIC_DEFAULTS", "SYNTHETIC_MANIFEST",
            "SYNTHETIC_VERSION", "Clip", "Dataset", "DatasetError", "check_unique", "device_of", "load_dataset",

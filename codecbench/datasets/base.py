@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..errors import DataError
-from ..fsutil import file_digest
+from codecbench.core.fsutil import file_digest
+from codecbench.errors import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import requests
 import urllib3
 
-from ..fsutil import claim_folder
-from .records import Archive, DatasetRecord, DownloadError, http_url, record, records
-from .unpack import marker, unpack
+from codecbench.core.fsutil import claim_folder
+from codecbench.datasets.records import Archive, DatasetRecord, DownloadError, http_url, record, records
+from codecbench.datasets.unpack import marker, unpack
 
 __all__ = ["DownloadError", "download", "record", "records"]
 

@@ -5,7 +5,7 @@ import os
 import random
 from pathlib import Path
 
-from .base import AUDIO_SUFFIXES, Dataset, DatasetError, make_clip
+from codecbench.datasets.base import AUDIO_SUFFIXES, Dataset, DatasetError, make_clip
 
 
 def load_folder(root: str | os.PathLike, *, evaluate_fraction: float = 0.3, seed: int = 0) -> Dataset:

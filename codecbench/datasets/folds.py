@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .base import Clip, Dataset, DatasetError, check_unique, make_clip
+from codecbench.datasets.base import Clip, Dataset, DatasetError, check_unique, make_clip
 
 #: (metadata file, file-name column, fold column, class column, audio folder of a row, default folds)
 LAYOUTS = {

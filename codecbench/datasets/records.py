@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import pooch
 
-from ..errors import DataError
+from codecbench.errors import DataError
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")

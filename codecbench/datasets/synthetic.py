@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from ..bitexact import quantize_pcm
-from ..cache import Cache, default_cache_dir
-from ..fsutil import atomic_write, file_digest, file_lock
-from ..progress import duration_text, progress
-from ..synth import DEVICES, SCENES
-from .base import DatasetError, device_of
-from .tau import SPLIT_FILES
+from codecbench.core.bitexact import quantize_pcm
+from codecbench.core.cache import Cache, default_cache_dir
+from codecbench.core.fsutil import atomic_write, file_digest, file_lock
+from codecbench.core.progress import duration_text, progress
+from codecbench.datasets.base import DatasetError, device_of
+from codecbench.datasets.synth import DEVICES, SCENES
+from codecbench.datasets.tau import SPLIT_FILES
 
 
 # --------------------------------------------------------------------------- synthetic scenes
@@ -134,7 +134,7 @@ def _write_listing(root: Path, clips: list[tuple[str, str, int, int, str]]) -> N
 def _generate_split(root: Path, split: str, clips: list, duration: float, sample_rate: int,
                     log: Callable[[str], None] | None) -> None:
 
-    from ..parallel import parallel_map
+    from codecbench.core.parallel import parallel_map
 
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     tasks = [(str(root / fname), ci, clip_seed, device, duration, sample_rate)
@@ -161,7 +161,7 @@ def _generate_split(root: Path, split: str, clips: list, duration: float, sample
 def scene_wav_bytes(class_index: int, clip_seed: int, device: str, duration: float, sample_rate: int) -> bytes:
     """One synthetic clip as the bytes of its WAV file: what :func:`synthesize` writes and the manifest hashes."""
 
-    from ..synth import scene
+    from codecbench.datasets.synth import scene
 
     rng = np.random.default_rng([clip_seed, 1])
     signal = scene(class_index, rng, duration, sample_rate, device)   # float64, quantised once below
@@ -246,7 +246,7 @@ def regenerate_and_compare(keys, manifest: str | os.PathLike = SYNTHETIC_MANIFES
 
 
 def synth_scene(class_index: int, rng: np.random.Generator, duration: float, sr: int, device: str = "a") -> np.ndarray:
-    """One synthetic scene of class ``class_index`` recorded on ``device`` (see :mod:`codecbench.synth`), as
+    """One synthetic scene of class ``class_index`` recorded on ``device`` (see :mod:`codecbench.datasets.synth`), as
     float32 samples like audio read from a file."""
-    from ..synth import scene
+    from codecbench.datasets.synth import scene
     return scene(class_index, rng, duration, sr, device).astype(np.float32)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..synth import SCENES
-from .base import Clip, Dataset, DatasetError, check_unique, device_of, make_clip
+from codecbench.datasets.base import Clip, Dataset, DatasetError, check_unique, device_of, make_clip
+from codecbench.datasets.synth import SCENES
 
 SPLIT_FILES = {"train": "fold1_train.csv", "evaluate": "fold1_evaluate.csv", "test": "fold1_test.csv"}
 

@@ -15,8 +15,8 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from ..progress import progress
-from .records import DownloadError
+from codecbench.core.progress import progress
+from codecbench.datasets.records import DownloadError
 
 
 def marker(to: Path, name: str) -> Path:

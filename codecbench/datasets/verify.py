@@ -12,9 +12,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from ..errors import CodecbenchError
-from .records import record
-from .unpack import marker
+from codecbench.datasets.records import record
+from codecbench.datasets.unpack import marker
+from codecbench.errors import CodecbenchError
 
 #: Seconds a clip's length may differ from the published one (a few samples of encoder padding).
 LENGTH_TOLERANCE = 0.01
@@ -65,7 +65,7 @@ def verify(name: str, to: str | os.PathLike, *, deep: bool = False) -> list[str]
     list of str
         One line per problem, naming the file.
     """
-    from . import load_dataset
+    from codecbench.datasets import load_dataset
 
     rec = record(name)
     to = Path(to)

@@ -4,7 +4,7 @@ Attributes are imported on first use, so reading a zoo's names or a sidecar does
 """
 import importlib
 
-from ..errors import CheckpointError
+from codecbench.errors import CheckpointError
 
 _EXPORTS = {
     "ConvSpec": "fcnn", "FCNNConfig": "fcnn", "build_fcnn": "fcnn", "preset_config": "fcnn",

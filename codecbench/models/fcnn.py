@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..backend import keras
-from ..errors import UsageError
+from codecbench.core.backend import keras
+from codecbench.errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)

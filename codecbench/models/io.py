@@ -11,8 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import CheckpointError
-from ..fsutil import atomic_write, file_digest
+from codecbench.core.fsutil import atomic_write, file_digest
+from codecbench.errors import CheckpointError
 
 #: One hash function for files: the model's hash is the file's SHA-256.
 file_sha256 = file_digest
@@ -70,8 +70,8 @@ def read_metadata(path: str | Path) -> dict:
 
 def load_model(path: str | Path, trust: bool = False):
     """Load a ``.keras`` model (safe mode unless ``trust``) or a legacy ``.hdf5``; return ``(model, metadata)``."""
-    from ..backend import keras
-    from .legacy import load_legacy_hdf5
+    from codecbench.core.backend import keras
+    from codecbench.models.legacy import load_legacy_hdf5
 
     path = Path(path)
     if not path.is_file():

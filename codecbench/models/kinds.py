@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ModelError
-from ..frontends import FrontEnd, parse_frontend
+from codecbench.errors import ModelError
+from codecbench.signal.frontends import FrontEnd, parse_frontend
 
 KINDS = ("keras", "onnx", "python")
 OUTPUTS = ("probabilities", "logits")
@@ -94,7 +94,7 @@ class ScoringModel:
             return
         shape = tuple(self.keras_model.input_shape[1:])
         if self.frontend.on_device:  # a waveform: what the device front-end makes of it must fit the network
-            from ..frontend_layer import LogMelLayer
+            from codecbench.models.frontend_layer import LogMelLayer
 
             if sample.ndim != 1:
                 raise ModelError(f"model {self.name!r}: its front-end ({self.frontend.describe()}) takes waveforms, "
@@ -106,7 +106,7 @@ class ScoringModel:
 
 
 def from_keras(name: str, model, meta: dict, sha256: str = "") -> ScoringModel:
-    from .predict import predict_proba
+    from codecbench.models.predict import predict_proba
 
     classes = meta.get("class_names") or [str(i) for i in range(int(model.output_shape[-1]))]
     frontend = parse_frontend(meta.get("frontend"))
@@ -118,8 +118,8 @@ def from_keras(name: str, model, meta: dict, sha256: str = "") -> ScoringModel:
 def _on_device_scorer(model, frontend: FrontEnd) -> Callable[[np.ndarray], Any]:
     """Scores of waveform batches by ``waveform -> LogMelLayer -> model`` (one wrapper per padded length, so the
     layer always sees a fixed number of samples)."""
-    from ..frontend_layer import with_frontend_layer
-    from .predict import predict_proba
+    from codecbench.models.frontend_layer import with_frontend_layer
+    from codecbench.models.predict import predict_proba
 
     wrapped: dict[int, Any] = {}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import CheckpointError
-from .fcnn import ConvSpec, FCNNConfig, build_fcnn
+from codecbench.errors import CheckpointError
+from codecbench.models.fcnn import ConvSpec, FCNNConfig, build_fcnn
 
 _STRUCTURAL = {"InputLayer", "ZeroPadding2D", "Activation", "MaxPooling2D", "Dropout", "GlobalAveragePooling2D",
                "GlobalMaxPooling2D", "Reshape", "Add", "Multiply"}
@@ -110,7 +110,7 @@ def load_legacy_hdf5(path: str | Path, trust: bool = False):
     config = infer_config(path, trust=trust)
     layers, _ = read_architecture(path)
     if any(l["class_name"] == "Lambda" for l in layers):  # trusted, and beyond our definition
-        from ..backend import keras
+        from codecbench.core.backend import keras
         return keras.models.load_model(path, compile=False, safe_mode=False), config
     model = build_fcnn(config, name=path.stem)
     ours = [l for l in model.layers if l.weights]

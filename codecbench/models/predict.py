@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import keras
-from ..inputs import INPUT_BUDGET_BYTES
+from codecbench.core.backend import keras
+from codecbench.store.inputs import INPUT_BUDGET_BYTES
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int | None = None,

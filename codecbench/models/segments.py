@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..backend import keras
-from ..errors import ModelError, UsageError
+from codecbench.core.backend import keras
+from codecbench.errors import ModelError, UsageError
 
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv2D,
          keras.layers.SeparableConv2D)

@@ -19,13 +19,10 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from ..diagnose import Diagnosis, read_diagnoses, safe_name
-from ..results import ResultsError, compare_datasets, latest_document, load_results
-from ..zoo import model_kind
-from . import remedies, sweeps
-from .codec_facts import codec_facts, facts_markdown
-from .figures import figure2
-from .table import (
+from codecbench.report import remedies, sweeps
+from codecbench.report.codec_facts import codec_facts, facts_markdown
+from codecbench.report.figures import figure2
+from codecbench.report.table import (
     GAP,
     OLDER,
     ResultTable,
@@ -41,6 +38,9 @@ from .table import (
     significance_rows,
     subset_accuracy,
 )
+from codecbench.results.diagnoses import Diagnosis, read_diagnoses, safe_name
+from codecbench.results.files import ResultsError, compare_datasets, latest_document, load_results
+from codecbench.zoo import model_kind
 
 FORMATS = ("md", "csv", "png", "svg", "html")
 
@@ -114,7 +114,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
     paper = paper or meta.get("reproduces")
     paper_rows: list[dict] = []
     if paper:
-        from .paper import load_paper, paper_sections
+        from codecbench.report.paper import load_paper, paper_sections
 
         paper_md, paper_rows = paper_sections(res, load_paper(paper))
         sections += paper_md
@@ -226,7 +226,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
             csv_frame(frame).to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
             written.append(out / f"{name}.csv")
     if "html" in formats:
-        from .html import render_html
+        from codecbench.report.html import render_html
 
         csv_files = [p for p in written if p.suffix == ".csv"]
         written.append(render_html(res, out / "html", csv_files=csv_files, sweep_rows=sweep_rows, alpha=alpha,

@@ -1,6 +1,6 @@
 """Codec facts: what each condition did to the run's own clips (achieved bit rate, surviving bandwidth).
 
-Measured during the run (:func:`codecbench.dsp.measure_bandwidth`, called by the evaluator after coding) and
+Measured during the run (:func:`codecbench.core.dsp.measure_bandwidth`, called by the evaluator after coding) and
 stored in the run's metadata, so a report shows what was measured on the data it scores, not what a codec does
 to a test signal at render time.
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .table import GAP, ResultTable, markdown_text
+from codecbench.report.table import GAP, ResultTable, markdown_text
 
 
 def codec_facts(res: ResultTable) -> pd.DataFrame:

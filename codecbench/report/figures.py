@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stats import wilson_interval
-from ..zoo import full_name, model_kind
-from .palette import styles_for
-from .table import ResultTable
+from codecbench.core.palette import styles_for
+from codecbench.report.table import ResultTable
+from codecbench.results.stats import wilson_interval
+from codecbench.zoo import full_name, model_kind
 
 
 def figure2(res: ResultTable, out_base: Path, formats=("png", "svg")) -> list[Path]:

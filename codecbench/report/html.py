@@ -28,13 +28,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..stats import paired_comparison, wilson_interval
-from ..zoo import full_name, model_kind
-from . import remedies, sweeps
-from .codec_facts import codec_facts
-from .palette import styles_for
-from .paper import findings_rows, load_paper, on_papers_data, run_facts, table2_rows
-from .table import ResultTable, full_epoch_models, segment_models
+from codecbench.core.palette import styles_for
+from codecbench.report import remedies, sweeps
+from codecbench.report.codec_facts import codec_facts
+from codecbench.report.paper import findings_rows, load_paper, on_papers_data, run_facts, table2_rows
+from codecbench.report.table import ResultTable, full_epoch_models, segment_models
+from codecbench.results.stats import paired_comparison, wilson_interval
+from codecbench.zoo import full_name, model_kind
 
 #: significance level of the marks in tables and details (as the Markdown report's)
 ALPHA = 0.05

@@ -13,9 +13,9 @@ from importlib import resources
 
 from tabulate import tabulate
 
-from ..results import ResultsError
-from ..zoo import full_name, segment_name
-from .table import GAP, ResultTable, markdown_text
+from codecbench.report.table import GAP, ResultTable, markdown_text
+from codecbench.results.files import ResultsError
+from codecbench.zoo import full_name, segment_name
 
 
 def known_papers() -> list[str]:

@@ -8,9 +8,9 @@ import itertools
 import numpy as np
 from tabulate import tabulate
 
-from ..stats import mcnemar_exact, wilson_interval
-from ..zoo import model_kind
-from .table import ResultTable, markdown_text
+from codecbench.report.table import ResultTable, markdown_text
+from codecbench.results.stats import mcnemar_exact, wilson_interval
+from codecbench.zoo import model_kind
 
 
 def representatives(models: list[str]) -> dict[str, str]:

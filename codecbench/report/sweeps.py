@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from ..codecs import Condition
-from .palette import SeriesStyle, styles_for
+from codecbench.codecs import Condition
+from codecbench.core.palette import SeriesStyle, styles_for
 
 BREAK_EVEN_MARGIN = 0.02
 #: models per panel of the static figure (the HTML report lets the reader pick them instead)
@@ -61,7 +61,7 @@ def find_loss_sweeps(conditions: list[Condition], min_points: int = 3) -> dict[s
 
 def loss_markdown(res, sweeps: dict[str, list[tuple[float, str]]]) -> str:
     """Per loss sweep: one row per model, its accuracy at each loss rate with the Wilson interval."""
-    from ..stats import wilson_interval
+    from codecbench.results.stats import wilson_interval
 
     parts = []
     for label, points in sweeps.items():
@@ -172,13 +172,13 @@ def figure(res, out_base: Path, formats=("png", "svg"), models: list[str] | None
     styles = styles_for(models)
     for row, group in zip(axes, groups):
         _panels(res, row, sweeps, group, [styles[m] for m in group], loss=loss)
-    from .figures import save_figure
+    from codecbench.report.figures import save_figure
     return save_figure(fig, out_base, formats)
 
 
 def _panels(res, axes, sweeps: dict, models: list[str], styles: list[SeriesStyle], *, loss: bool = False) -> None:
     """One panel per sweep: bit rate on a log axis, or (``loss``) the share of packets lost on a linear one."""
-    from ..stats import wilson_interval
+    from codecbench.results.stats import wilson_interval
 
     for ax, (codec, points) in zip(axes, sweeps.items()):
         for model, style in zip(models, styles):

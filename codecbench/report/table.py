@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from ..codecs import Condition, parse_condition
-from ..results import ResultsError, restrict_record
-from ..stats import paired_comparison, wilson_interval
-from ..zoo import full_name, model_kind, sort_key
+from codecbench.codecs import Condition, parse_condition
+from codecbench.results.files import ResultsError, restrict_record
+from codecbench.results.stats import paired_comparison, wilson_interval
+from codecbench.zoo import full_name, model_kind, sort_key
 
 GAP = "—"
 OLDER = "†"

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..backend import keras
+from codecbench.core.backend import keras
 
 #: training-mode minus inference-mode accuracy on training clips above which a model is flagged
 GAP_FLAG = 0.15

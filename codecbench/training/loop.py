@@ -17,11 +17,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backend import keras
-from ..errors import UsageError
-from ..models.segments import freeze_except
-from .precision import resolve_precision, with_precision
-from .schedule import FINETUNE_DEFAULTS, TrainConfig  # noqa: F401  (re-exported)
+from codecbench.core.backend import keras
+from codecbench.errors import UsageError
+from codecbench.models.segments import freeze_except
+from codecbench.training.precision import resolve_precision, with_precision
+from codecbench.training.schedule import FINETUNE_DEFAULTS, TrainConfig  # noqa: F401  (re-exported)
 
 
 class AugmentedBatches(keras.utils.PyDataset):
@@ -31,7 +31,7 @@ class AugmentedBatches(keras.utils.PyDataset):
                  config: TrainConfig, augment: bool = True, workers: int | None = None):
         # threads that build batches ahead of the model (a batch is a pure function of (seed, epoch, index), so
         # their order cannot change what is trained): one on a CPU, more to keep an accelerator fed
-        from ..devices import reader_threads
+        from codecbench.store.devices import reader_threads
         super().__init__(workers=workers or reader_threads(), use_multiprocessing=False)
         self.get, self.labels, self.n_classes, self.config, self.augment = get, labels, n_classes, config, augment
         self.epoch = 0
@@ -115,7 +115,7 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     data-parallel over these (default: as ``config.devices`` says; :func:`training_twin`; the global
     batch is ``config.batch_size``).
     """
-    from ..devices import default_device, resolve_devices
+    from codecbench.store.devices import default_device, resolve_devices
 
     keras.utils.set_random_seed(config.seed)
     freeze_except(model, list(segments) if segments is not None else None)
@@ -126,7 +126,7 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     model, scope = training_twin(target, precision=config.precision, devices=devices or None)
     n_classes = int(model.output_shape[-1])
     if callable(getattr(get, "take", None)):  # a cache reader: read by worker processes where an accelerator waits
-        from ..feed import feeding
+        from codecbench.store.feed import feeding
         reader: Any = get  # a reader of codecbench.inputs: it has take and __len__
         get = feeding(reader)
     batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
@@ -164,7 +164,7 @@ def training_twin(model, *, precision: str = "float32", devices: list[str] | Non
     compile and fit must run in.
 
     Data-parallel training over ``devices`` (``--devices``; ``auto``: every local accelerator when there is more
-    than one; :func:`codecbench.devices.resolve_devices`):
+    than one; :func:`codecbench.store.devices.resolve_devices`):
 
     - TensorFlow backend: ``tf.distribute.MirroredStrategy``; batch normalisation is made ``synchronized``, so its
       batch statistics are those of the whole global batch, as on one device.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ..errors import CodecbenchError, UsageError
+from codecbench.errors import CodecbenchError, UsageError
 
 
 def load_checkpoint(checkpoint, name: str, restart: str):

@@ -1,14 +1,14 @@
 """Numeric precision of Keras models: a model switched to the dtype policy a run uses (``float32``,
 ``mixed_bfloat16``); what ``auto`` resolves to on this machine, and why, is
-:func:`codecbench.devices.choose_precision`."""
+:func:`codecbench.store.devices.choose_precision`."""
 from __future__ import annotations
 
-from ..backend import keras
+from codecbench.core.backend import keras
 
 
 def resolve_precision(precision: str, *, reproducible: bool = False) -> str:
-    """The policy of :func:`codecbench.devices.choose_precision`, without the reason."""
-    from ..devices import choose_precision
+    """The policy of :func:`codecbench.store.devices.choose_precision`, without the reason."""
+    from codecbench.store.devices import choose_precision
 
     return choose_precision(precision, reproducible=reproducible).policy
 
@@ -22,7 +22,7 @@ def with_precision(model, precision: str, *, synchronized_batchnorm: bool = Fals
     distribution strategy (always a clone). Returns ``model`` itself when nothing changes.
     """
     if precision == "float32":
-        from ..devices import exact_float32
+        from codecbench.store.devices import exact_float32
         exact_float32()
     outputs = {t._keras_history[0].name for t in model.outputs}
     if not synchronized_batchnorm and all(

@@ -30,7 +30,7 @@ class TrainConfig:
 
     def schedule(self, steps_per_epoch: int):
         """The learning-rate schedule (Keras ``CosineDecayRestarts``) for ``steps_per_epoch``."""
-        from ..backend import keras
+        from codecbench.core.backend import keras
 
         return keras.optimizers.schedules.CosineDecayRestarts(
             self.learning_rate, first_decay_steps=max(1, int(round(self.first_restart_epochs * steps_per_epoch))),
@@ -54,7 +54,7 @@ SEGMENT_LEARNING_RATES = {"conv": 0.01, "dense": 0.1}
 #: generated dataset (its results must not depend on the machine): on the demo, bf16 gives the float32 accuracies
 #: (99.7-100 % identical predictions, every accuracy inside the float32 interval; ``codecbench bench precision``),
 #: but a CPU without bf16 instructions trains 4-10x slower with it and infers no faster
-#: (:func:`codecbench.devices.choose_precision`).
+#: (:func:`codecbench.store.devices.choose_precision`).
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from .. import trust
-from ..errors import CodecbenchError, ModelError
-from ..fsutil import atomic_write, file_digest, remove_stale_temporaries
-from ..models.io import load_model, read_metadata, save_model, sidecar_path
+from codecbench.core.fsutil import atomic_write, file_digest, remove_stale_temporaries
+from codecbench.errors import CodecbenchError, ModelError
+from codecbench.models.io import load_model, read_metadata, save_model, sidecar_path
+from codecbench.zoo import trust
 
 ALIASES = {"finetuned_full": "finetuned_full@e10"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
@@ -128,14 +128,14 @@ class ModelEntry:
 
     @property
     def frontend(self):
-        """The model's front-end (:class:`codecbench.frontends.FrontEnd`), from its sidecar."""
-        from ..frontends import parse_frontend
+        """The model's front-end (:class:`codecbench.signal.frontends.FrontEnd`), from its sidecar."""
+        from codecbench.signal.frontends import parse_frontend
         return parse_frontend(self.metadata.get("frontend"))
 
 
 class Zoo:
     """The models of one folder. ``trust_code`` lets its models run code (Python entry points, Keras Lambda
-    layers) without an import by this user (see :mod:`codecbench.trust`)."""
+    layers) without an import by this user (see :mod:`codecbench.zoo.trust`)."""
 
     def __init__(self, root: str | Path | None = None, *, trust_code: bool = False):
         self.root = resolve_model_dir(root)
@@ -260,7 +260,7 @@ class Zoo:
 
     def scoring(self, model: ModelEntry | str):
         """The model as codecbench evaluates it (any kind): a :class:`codecbench.models.kinds.ScoringModel`."""
-        from ..models import kinds
+        from codecbench.models import kinds
 
         entry = self._entry(model)
         if entry.kind == "keras":
@@ -334,7 +334,7 @@ class Zoo:
         reverse = {v: k for k, v in self.aliases().items()}
         for name in self.names():
             meta = self.entry(name).metadata
-            from ..frontends import parse_frontend
+            from codecbench.signal.frontends import parse_frontend
             try:
                 frontend = parse_frontend(meta.get("frontend")).describe()
             except CodecbenchError:

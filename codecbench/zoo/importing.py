@@ -11,10 +11,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import trust
-from ..errors import ModelError, UsageError
-from ..provenance import now
-from . import Zoo, check_name
+from codecbench.core.provenance import now
+from codecbench.errors import ModelError, UsageError
+from codecbench.zoo import Zoo, check_name, trust
 
 #: File suffixes and the kind of model they hold.
 KIND_OF_SUFFIX = {".keras": "keras", ".hdf5": "keras", ".h5": "keras", ".onnx": "onnx"}
@@ -65,7 +64,7 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
     overwrite : bool
         Replace a model of the same name.
     """
-    from ..models import file_sha256, kinds, load_model
+    from codecbench.models import file_sha256, kinds, load_model
 
     zoo.check_writable([check_name(name)], overwrite)
     kind = kind or source_kind(source)
@@ -103,7 +102,7 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
         kinds.validate(model)
         written = zoo.save_external(name, meta, overwrite=overwrite)
         trust.remember(meta)  # imported by the user: its code may run in later runs
-    from ..frontends import parse_frontend
+    from codecbench.signal.frontends import parse_frontend
 
     return Imported(name, kind, written, f"imported {source} as {name!r} ({kind}, front-end "
                                          f"{parse_frontend(meta.get('frontend')).describe()}) -> {written}")
@@ -112,7 +111,7 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
 def _check_onnx_self_contained(name: str, source: Path, meta: dict) -> None:
     """Refuse an ONNX model that keeps tensors in external data files: only the .onnx file is copied into the
     zoo, so it must load on its own (it is tried from an empty folder)."""
-    from ..models import kinds
+    from codecbench.models import kinds
 
     with tempfile.TemporaryDirectory(prefix="codecbench-onnx-") as alone:
         copy = Path(alone) / source.name

@@ -42,7 +42,7 @@ bench_job() { python3 -m pytest benchmarks/ -p no:cacheprovider -q --codecbench-
 
 step devices "$work/devices.json" cb devices --json
 step libraries "$work/libraries.json" python3 -c \
-  "import json; from codecbench.provenance import library_versions; print(json.dumps(library_versions()))"
+  "import json; from codecbench.core.provenance import library_versions; print(json.dumps(library_versions()))"
 step main_job "$work/main_job.txt" bench_job "$work/run"
 step compare "$work/compare.json" cb compare reports/example/results.json "$work/run" --json --min-agreement 0.995
 step main_job_frontend_on_device "$work/on_device.txt" bench_job "$work/run-on-device" \

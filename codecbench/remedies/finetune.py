@@ -1,0 +1,394 @@
+"""Jobs that put models into the zoo: base training (from scratch) and fine-tuning for coding artifacts.
+
+Experiment A fine-tunes every parameter of a parent model on the training split plus its coded
+versions under the matrix's fine-tuning conditions, saving ``finetuned_full@eN`` at chosen epochs.
+Experiment B fine-tunes one segment at a time (``finetuned_segK``) with the rest frozen. The
+training data come from the feature cache, so no clip is coded or featurised twice across runs;
+a fine-tuning condition that cannot be coded here is skipped with a warning and recorded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from codecbench import codecs
+from codecbench.codecs import ORIGINAL, Condition
+from codecbench.codecs.matrix import Matrix
+from codecbench.core.backend import keras
+from codecbench.core.cache import Cache
+from codecbench.core.provenance import library_versions, now
+from codecbench.datasets import Dataset
+from codecbench.errors import ModelError, UsageError
+from codecbench.models import build_fcnn, derive_segments, preset_config
+from codecbench.signal.features import RECIPE
+from codecbench.store.devices import choose_precision
+from codecbench.store.inputs import CachedFeatures
+from codecbench.training.loop import fit
+from codecbench.training.persist import load_checkpoint as _load_checkpoint
+from codecbench.training.persist import save_announced as _save
+from codecbench.training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
+from codecbench.zoo import Zoo, full_name, segment_name
+
+log = logging.getLogger("codecbench")
+
+#: The name of full fine-tuning's per-epoch checkpoint in ``<zoo>/checkpoints``.
+CHECKPOINT = "finetuned_full"
+
+
+class ModelMismatch(ModelError):
+    """A model that does not fit the dataset's features or classes."""
+
+
+@dataclasses.dataclass
+class TrainingSet:
+    features: CachedFeatures
+    labels: np.ndarray
+    used: list[Condition]
+    skipped: list[str]
+    dataset: dict
+    #: why the run trains at ``config.precision`` (:func:`resolved_config`)
+    precision_reason: str = "asked for"
+
+
+def resolved_config(config: TrainConfig, data: TrainingSet, dataset: Dataset) -> TrainConfig:
+    """``config`` with its precision resolved for this machine and ``dataset`` (``auto``: float32 on a generated
+    dataset, mixed bfloat16 where the hardware computes it natively); the reason is kept on ``data``."""
+    choice = choose_precision(config.precision, reproducible=dataset.recipe is not None)
+    data.precision_reason = choice.reason
+    return dataclasses.replace(config, precision=choice.policy)
+
+
+def training_set(dataset: Dataset, conditions: Sequence[Condition], cache: Cache, split: str = "train", *,
+                 jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+                 progress: bool | None = None) -> TrainingSet:
+    """The split under each usable condition, stacked (condition by condition); unavailable conditions are skipped
+    with a warning. It is the codec-augmentation pool (:class:`~codecbench.augment.CodecAugmentedDataset`) in its
+    fixed mode, every clip under every condition, read as cached features."""
+    from codecbench.augment import CodecAugmentedDataset
+    from codecbench.signal.frontends import BASELINE
+
+    clips = dataset.clips(split)
+    used, skipped = [], []
+    for cond in conditions:
+        ok, why = codecs.availability(cond)
+        if not ok:
+            warnings.warn(f"fine-tuning condition {cond.name} skipped: {why}", stacklevel=2)
+            skipped.append(cond.name)
+            continue
+        used.append(cond)
+    if not used:
+        raise UsageError("no usable training condition: " + ", ".join(skipped))
+    pool = CodecAugmentedDataset(dataset, conditions=used, every=True, frontend=BASELINE, split=split, cache=cache,
+                                 jobs=jobs, backend=backend, scheduler=scheduler)
+    pool.prepare(progress=progress)
+    return TrainingSet(pool.reader(), np.tile(dataset.labels(split), len(used)), used, skipped,
+                       {"name": dataset.name, "split": split, "fingerprint": dataset.fingerprint(split),
+                        "clips": len(clips), "class_names": dataset.class_names})
+
+
+def check_fits(model, dataset: Dataset, sample: np.ndarray, model_name: str, metadata: dict | None = None) -> None:
+    """Refuse a model whose input or classes do not fit the dataset, naming both sides."""
+    shape = tuple(model.input_shape[1:])
+    if shape[0] != sample.shape[0] or shape[-1] != sample.shape[-1]:
+        raise ModelMismatch(f"model {model_name!r} takes input {shape} (bins, frames, channels), but the features "
+                            f"of {dataset.name} are {sample.shape}")
+    n_out = int(model.output_shape[-1])
+    if n_out != len(dataset.class_names):
+        raise ModelMismatch(f"model {model_name!r} predicts {n_out} classes, dataset {dataset.name} has "
+                            f"{len(dataset.class_names)} ({', '.join(dataset.class_names)})")
+    names = (metadata or {}).get("class_names")
+    if names and list(names) != list(dataset.class_names):
+        raise ModelMismatch(f"model {model_name!r} was trained on classes {names}, dataset {dataset.name} has "
+                            f"{dataset.class_names}")
+
+
+def settle_batchnorm(model, data: TrainingSet, name: str, progress: Callable[[str], None] | None = None) -> dict:
+    """Before a save: the trainable batch-normalisation layers' statistics re-estimated from the training set, then
+    inference-mode against training-mode accuracy on training clips (:mod:`codecbench.training.batchnorm`); a gap
+    is warned about, naming the model. Returns the sidecar's ``batchnorm`` entry. Both passes read training clips
+    (a minute for the paper FCNN on a CPU), so each is announced on ``progress``."""
+    from codecbench.training import batchnorm
+
+    say = progress or (lambda line: None)
+    say(f"{name}: saving: re-estimating batch-norm statistics from the training set")
+    done = batchnorm.reestimate(model, data.features, len(data.labels))
+    say(f"{name}: saving: checking inference mode against training mode on training clips")
+    checked = batchnorm.check(model, data.features, data.labels)
+    if "flag" in checked:
+        log.warning("model %s: %s", name, checked["flag"])
+    return {"reestimated": done, "check": checked}
+
+
+def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int, seconds: float, rows: list[dict],
+              model_config: dict, parent: str | None = None, parent_sha: str | None = None,
+              segments: list[int] | None = None) -> dict:
+    return {"strategy": strategy, "parent": parent, "parent_sha256": parent_sha, "segments": segments,
+            "epochs": epochs, "schedule": dataclasses.asdict(config), "seed": config.seed,
+            "finetune_conditions": [c.name for c in data.used], "finetune_conditions_skipped": data.skipped,
+            "codec_libraries": {c.name: codecs.codec_library(c) for c in data.used if not c.is_original},
+            "dataset": data.dataset, "class_names": data.dataset["class_names"], "feature_recipe": RECIPE,
+            "config": model_config, "training_seconds": seconds, "epoch_log": rows,
+            "precision": config.precision, "precision_reason": data.precision_reason,
+            "libraries": library_versions(), "created": now()}
+
+
+def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", preset: str = "small",
+               config: TrainConfig | None = None, conditions: Sequence[Condition] = (ORIGINAL,), split: str = "train",
+               jobs: int | None = None, backend: str = "loky", scheduler: str | None = None, verbose="auto",
+               resume: bool = False, overwrite: bool = False,
+               validate: Callable[[Any], dict[str, float]] | None = None,
+               progress: Callable[[str], None] | None = None, schedule_change: bool = False) -> str:
+    """Train the FCNN from scratch on ``split`` (coded conditions included: the paper's retraining).
+
+    After every epoch the model is saved atomically as the checkpoint ``checkpoints/<name>.keras``
+    in the zoo folder, so Ctrl-C leaves the last finished epoch usable; ``resume=True`` continues
+    from it (same seed and schedule position).
+    """
+    config = config or TrainConfig()
+    zoo.check_writable([name], overwrite)
+    data = training_set(dataset, conditions, cache, split, jobs=jobs, backend=backend, scheduler=scheduler)
+    config = resolved_config(config, data, dataset)
+    sample = data.features.get(0)
+    fcnn = preset_config(preset, sample.shape, len(dataset.class_names))
+    checkpoint = Zoo(zoo.root / "checkpoints")
+    initial_epoch, rows, history = 0, [], []
+    if resume and name in checkpoint.names():
+        model, meta = _load_checkpoint(checkpoint, name, f"without --resume, {name!r} is trained again from epoch 0")
+        check_fits(model, dataset, sample, f"checkpoints/{name}", meta)
+        recorded, asked = meta.get("schedule") or {}, dataclasses.asdict(config)
+        # more epochs is what resuming is for (warm restarts: the rate of the epochs done does not depend on it)
+        changed = sorted(k for k in set(recorded) | set(asked) if k != "epochs" and recorded.get(k) != asked.get(k))
+        if changed and not schedule_change:
+            raise UsageError(f"--resume: the checkpoint of {name!r} was trained with another schedule ("
+                                + ", ".join(f"{k} {recorded.get(k)!r} -> {asked.get(k)!r}" for k in changed)
+                                + "); resume with the same options, or pass --allow-schedule-change to continue "
+                                  "under the new one (both are then recorded)")
+        history = list(meta.get("schedule_history", []))
+        if changed:
+            history.append({"until_epoch": int(meta["epochs"]), "schedule": recorded})
+        initial_epoch, rows = int(meta["epochs"]), list(meta.get("epoch_log", []))
+        log.warning("resuming %s from its checkpoint after epoch %d", name, initial_epoch)
+    else:
+        keras.utils.set_random_seed(config.seed)  # the initial weights and dropout seeds come from here
+        model = build_fcnn(fcnn, name=name)
+    start = time.perf_counter()
+
+    def on_epoch(epoch: int, row: dict) -> None:
+        if validate is not None:  # inference mode on the evaluation split, as fine-tuning reports it
+            row["validation_accuracy"] = validate(model)
+        rows.append(row)
+        if progress is not None:
+            progress(_epoch_line("training", epoch, config.epochs, row))
+        epoch_meta = _metadata(config, data, "base", epoch, time.perf_counter() - start, list(rows), fcnn.to_dict())
+        if history:  # the schedules earlier epochs ran under (--allow-schedule-change)
+            epoch_meta["schedule_history"] = history
+        checkpoint.save(name, model, epoch_meta, overwrite=True)
+
+    fit(model, data.features, data.labels, config, verbose=verbose, on_epoch=on_epoch, initial_epoch=initial_epoch)
+    meta = _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows, fcnn.to_dict())
+    if history:
+        meta["schedule_history"] = history
+    meta["batchnorm"] = settle_batchnorm(model, data, name, progress)
+    _save(zoo, name, model, meta, overwrite, progress)
+    for leftover in (checkpoint.root / f"{name}.keras", checkpoint.root / f"{name}.json"):
+        leftover.unlink(missing_ok=True)  # the finished model supersedes its checkpoint
+    return name
+
+
+def epoch_validation(dataset: Dataset, conditions: Sequence[Condition], cache: Cache, split: str = "evaluate", *,
+                     jobs: int | None = None) -> Callable[[Any], dict[str, float]]:
+    """``measure(model) -> {condition: accuracy}`` on ``split`` under ``conditions`` (coded now, once), for
+    :func:`finetune`'s per-epoch validation; inputs stream from the cache, so it costs inference only."""
+    from codecbench.models.predict import predict_proba
+    from codecbench.signal.frontends import BASELINE
+    from codecbench.store.inputs import Inputs, input_reader, predict_stream
+
+    clips, labels = dataset.clips(split), dataset.labels(split)
+    inputs = {}
+    for cond in conditions:  # the evaluator's reader: batches within the input budget, checked for NaN/Inf
+        reader, kept = input_reader(clips, cond, cache, jobs=jobs, progress=False)
+        inputs[cond.name] = (Inputs(reader, [clips[i].name for i in kept], cond.name, BASELINE), labels[kept])
+
+    def measure(model) -> dict[str, float]:
+        out = {}
+        for name, (x, truth) in inputs.items():
+            probs = predict_stream(lambda batch: predict_proba(model, batch), x, batch_size=x.batch_size)
+            out[name] = float(np.mean(np.asarray(probs).argmax(axis=1) == truth))
+        return out
+
+    return measure
+
+
+def _epoch_line(what: str, epoch: int, epochs: int, row: dict) -> str:
+    figures = [f"loss {row['loss']:.3f}" if "loss" in row else "",
+               f"training accuracy {row['accuracy']:.3f}" if "accuracy" in row else "",
+               ", ".join(f"{c} {a:.3f}" for c, a in (row.get("validation_accuracy") or {}).items())]
+    if row.get("validation_accuracy"):
+        figures[-1] = "validation accuracy " + figures[-1]
+    return f"{what}: epoch {epoch}/{epochs} ({row['seconds']:.0f} s): " + "; ".join(f for f in figures if f)
+
+
+def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
+             segments: Sequence[int] | None = None, epochs: int = 10, save_epochs: Sequence[int] | None = None,
+             config: TrainConfig | None = None, jobs: int | None = None, backend: str = "loky",
+             scheduler: str | None = None, verbose="auto", source: Zoo | None = None,
+             overwrite: bool = False, learning_rate: float | None = None, resume: bool = False,
+             validate: Callable[[Any], dict[str, float]] | None = None,
+             progress: Callable[[str], None] | None = None) -> list[str]:
+    """Experiment A (``segments=None``: every parameter) or B (one model per listed segment).
+
+    The parent is read from ``source`` (default: ``zoo``), the results are written to ``zoo``;
+    existing models there are refused before any work unless ``overwrite``. Returns the names
+    saved. Every save is atomic, so an interrupted run leaves only complete models (those of the
+    epochs it finished). Full fine-tuning also saves a checkpoint after every epoch
+    (``checkpoints/finetuned_full.keras``); ``resume=True`` continues from it when it was made from the same parent
+    with the same schedule (the weights and the schedule's position; SGD's momentum starts again from zero),
+    else the run starts again from ``parent``.
+
+    ``validate``: a :func:`epoch_validation`, run after every epoch (accuracies in the epoch log); ``progress``
+    receives one line per epoch (default: the ``codecbench`` logger).
+    """
+    progress = progress or log.info
+    config = dataclasses.replace(config or TrainConfig(**FINETUNE_DEFAULTS), epochs=epochs)
+    if learning_rate is not None:
+        config = dataclasses.replace(config, learning_rate=learning_rate)
+    source = source or zoo
+    parent_name = source.resolve(parent)
+    parent_sha = source.sha256(parent_name)
+    if segments is None:
+        save_at = sorted(set(save_epochs or [epochs]))
+        if save_at[-1] > epochs or save_at[0] < 1:
+            raise UsageError(f"--save-epochs {save_at} must lie within 1..{epochs}")
+        zoo.check_writable([full_name(e) for e in save_at], overwrite)
+    else:
+        zoo.check_writable([segment_name(k) for k in segments], overwrite)
+    conditions = ([ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
+    data = training_set(dataset, conditions, cache, jobs=jobs, backend=backend, scheduler=scheduler)
+    config = resolved_config(config, data, dataset)
+    keras.utils.set_random_seed(config.seed)  # loading creates the dropout seeds: make them history-free
+    model, parent_meta = source.load(parent_name)
+    check_fits(model, dataset, data.features.get(0), parent_name, parent_meta)
+    model_config = parent_meta.get("config", {})
+    saved: list[str] = []
+    if segments is None:
+        start = time.perf_counter()
+        rows: list[dict] = []
+        checkpoint, initial_epoch = Zoo(zoo.root / "checkpoints"), 0
+        if resume and CHECKPOINT in checkpoint.names():
+            resumed, meta = _load_checkpoint(checkpoint, CHECKPOINT, f"the same command then starts again from the "
+                                             f"parent {parent_name!r} at epoch 0")
+            if meta.get("parent_sha256") == parent_sha and meta.get("schedule") == dataclasses.asdict(config):
+                model, initial_epoch, rows = resumed, int(meta["epochs"]), list(meta.get("epoch_log", []))
+                progress(f"full fine-tuning: resuming from the checkpoint after epoch {initial_epoch} of {epochs} "
+                         f"(epochs 1-{initial_epoch} skipped)")
+
+        def on_epoch(epoch: int, row: dict) -> None:
+            # statistics only inference reads: re-estimating them before a save does not change the training
+            settled = settle_batchnorm(model, data, full_name(epoch), progress) if epoch in save_at else None
+            if validate is not None:
+                row["validation_accuracy"] = validate(model)
+            rows.append(row)
+            progress(_epoch_line("full fine-tuning", epoch, epochs, row))
+            meta = _metadata(config, data, "full", epoch, time.perf_counter() - start, list(rows), model_config,
+                             parent_name, parent_sha)
+            if settled is not None:
+                meta["batchnorm"] = settled
+                _save(zoo, full_name(epoch), model, meta, overwrite, progress)
+                saved.append(full_name(epoch))
+            if epoch < epochs:
+                checkpoint.save(CHECKPOINT, model, meta, overwrite=True)
+
+        fit(model, data.features, data.labels, config, on_epoch=on_epoch, verbose=verbose,
+            initial_epoch=initial_epoch)
+        for leftover in (checkpoint.root / f"{CHECKPOINT}.keras", checkpoint.root / f"{CHECKPOINT}.json"):
+            leftover.unlink(missing_ok=True)  # the finished models supersede the checkpoint
+        return saved
+    n_segments = len(derive_segments(model))
+    for k in segments:
+        if not 1 <= k <= n_segments:
+            raise UsageError(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
+    kinds = {s.index: s.kind for s in derive_segments(model)}
+    for k in segments:
+        seg_config = config if learning_rate is not None else dataclasses.replace(
+            config, learning_rate=SEGMENT_LEARNING_RATES[kinds[k]])
+        keras.utils.set_random_seed(config.seed)
+        model, _ = source.load(parent_name)  # every segment starts from the parent, with the same seeds
+        start = time.perf_counter()
+
+        def on_segment_epoch(epoch: int, row: dict, k=k, model=model) -> None:
+            if validate is not None:
+                row["validation_accuracy"] = validate(model)
+            progress(_epoch_line(f"segment {k} fine-tuning", epoch, epochs, row))
+
+        rows = fit(model, data.features, data.labels, seg_config, segments=[k], verbose=verbose,
+                   on_epoch=on_segment_epoch)
+        name = segment_name(k)
+        meta = _metadata(seg_config, data, f"segment {k}", epochs, time.perf_counter() - start, rows, model_config,
+                         parent_name, parent_sha, [k])
+        meta["learning_rate_choice"] = "explicit" if learning_rate is not None else \
+            f"default for {kinds[k]} segments (SEGMENT_LEARNING_RATES)"
+        meta["batchnorm"] = settle_batchnorm(model, data, name, progress)  # the trained segment's layers only
+        _save(zoo, name, model, meta, overwrite, progress)
+        saved.append(name)
+    return saved
+
+
+# --------------------------------------------------------------------------- zoo build presets
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The packaged demo zoo: small FCNN on the synthetic scenes (2-s clips, 79 feature frames, 64-frame crops).
+    "demo": {"dataset": "synthetic", "model_preset": "small", "frames": 79,
+             "base": TrainConfig(epochs=40, learning_rate=0.05, crop_frames=64, time_mask_frames=10, seed=0),
+             "finetune": TrainConfig(**{**FINETUNE_DEFAULTS, "crop_frames": 64, "time_mask_frames": 10, "seed": 0}),
+             "full_epochs": 40, "save_epochs": (1, 10, 20, 40), "segment_epochs": 10, "segments": range(1, 11)},
+    # The paper's setting: the 11.8M-parameter FCNN on TAU 2020 Mobile (bring the data; GPU advised).
+    "paper": {"dataset": None, "model_preset": "paper", "frames": 423,
+              "base": TrainConfig(epochs=126, seed=0),
+              "finetune": TrainConfig(**{**FINETUNE_DEFAULTS, "seed": 0}),
+              "full_epochs": 40, "save_epochs": (1, 10, 20, 40), "segment_epochs": 10, "segments": range(1, 11)},
+}
+
+
+def remaining_runs(names, *, save_epochs, full_epochs: int, segments, segment_epochs: int) -> list[tuple]:
+    """The fine-tuning runs a zoo holding ``names`` still lacks, as ``(what, epochs)`` for a plan: full fine-tuning
+    (to ``full_epochs``) unless every saved epoch is there, and the missing segments."""
+    runs: list[tuple] = []
+    if any(full_name(e) not in names for e in save_epochs):
+        runs.append(("Experiment A: full fine-tuning", full_epochs))
+    missing = [k for k in segments if segment_name(k) not in names]
+    if missing:
+        runs.append((f"Experiment B: {len(missing)} segment fine-tunings", len(missing) * segment_epochs))
+    return runs
+
+
+def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: str = "demo", *,
+              jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+              verbose="auto", precision: str = "auto", devices: str = "auto",
+              progress: Callable[[str], None] | None = None) -> list[str]:
+    """Build whatever of base, Experiment A and Experiment B is missing from ``zoo`` (nothing is replaced).
+    ``precision`` and ``devices`` as in :class:`~codecbench.training.schedule.TrainConfig`; ``progress`` gets a line per
+    fine-tuning epoch."""
+    if preset not in PRESETS:
+        raise UsageError(f"unknown zoo preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    p = dict(PRESETS[preset])
+    for recipe in ("base", "finetune"):
+        p[recipe] = dataclasses.replace(p[recipe], precision=precision, devices=devices)
+    work = dict(jobs=jobs, backend=backend, scheduler=scheduler, verbose=verbose)
+    built: list[str] = []
+    if "base" not in zoo.names():
+        built.append(train_base(zoo, dataset, cache, preset=p["model_preset"], config=p["base"], **work))
+    if any(full_name(e) not in zoo.names() for e in p["save_epochs"]):
+        # the epochs already there are kept: the run saves only the missing ones
+        missing = [e for e in p["save_epochs"] if full_name(e) not in zoo.names()]
+        built += finetune(zoo, "base", dataset, matrix, cache, epochs=max(missing), save_epochs=missing,
+                          config=p["finetune"], progress=progress, resume=True, **work)
+    missing_segments = [k for k in p["segments"] if segment_name(k) not in zoo.names()]
+    if missing_segments:
+        built += finetune(zoo, "base", dataset, matrix, cache, segments=missing_segments,
+                          epochs=p["segment_epochs"], config=p["finetune"], progress=progress, **work)
+    return built

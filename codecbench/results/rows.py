@@ -1,0 +1,70 @@
+"""The rows of a results document: checked where a results file is read (an edge: names are parsed here), and the
+per-model and per-condition facts of a table composed of several runs' rows."""
+from __future__ import annotations
+
+import math
+import numbers
+
+from codecbench.errors import CodecbenchError
+from codecbench.zoo import check_name
+
+
+def row_problem(row) -> str | None:
+    """What is wrong with one result row as a report reads it, or None."""
+
+    if not isinstance(row, dict):
+        return "not an object"
+    for key in ("model", "condition"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            return f"{key!r} is missing or not a name"
+    from codecbench.codecs import parse_condition
+
+    try:  # names are the zoo's and the codec table's: nothing else (markup, formulas) reaches a report from here
+        check_name(row["model"])
+        parse_condition(row["condition"])
+    except CodecbenchError as exc:
+        return str(exc)
+    n = row.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        return f"'n' must be a whole number of clips >= 0, got {n!r}"
+    for key in ("accuracy", "ci_low", "ci_high"):
+        if key not in row and key != "accuracy":
+            continue
+        value = row.get(key)
+        if value is None and n == 0:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+                or not 0.0 <= float(value) <= 1.0:
+            return f"{key!r} must be a number in [0, 1], got {value!r}"
+    return None
+
+
+def facts_of_cells(cells: dict, by_id: dict) -> dict:
+    """The per-model and per-condition facts of a composed table, each from the run its cells came from.
+
+    A run's metadata describes its own models and conditions only (``pytest benchmarks/ --model finetuned_seg7``
+    records one model's facts); taking the newest run's metadata for the whole table labelled every other model
+    "unrecorded". Here a model's sha256 and facts come from the newest run that scored it, a condition's codec facts
+    from the newest run that coded it.
+    """
+    order = {rid: (by_id[rid][1] or "", rid) for rid in by_id}
+    newest_model: dict[str, str] = {}
+    newest_condition: dict[str, str] = {}
+    for (model, condition), cell in cells.items():
+        rid = cell["run_id"]
+        if model not in newest_model or order[rid] > order[newest_model[model]]:
+            newest_model[model] = rid
+        if condition not in newest_condition or order[rid] > order[newest_condition[condition]]:
+            newest_condition[condition] = rid
+    out: dict = {"models": {}, "model_facts": {}, "codec_facts": {}}
+    for model, rid in newest_model.items():
+        run_meta = by_id[rid][3]
+        if model in (run_meta.get("models") or {}):
+            out["models"][model] = run_meta["models"][model]
+        if model in (run_meta.get("model_facts") or {}):
+            out["model_facts"][model] = run_meta["model_facts"][model]
+    for condition, rid in newest_condition.items():
+        facts = (by_id[rid][3].get("codec_facts") or {}).get(condition)
+        if facts is not None:
+            out["codec_facts"][condition] = facts
+    return out

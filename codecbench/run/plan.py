@@ -1,0 +1,378 @@
+"""A plan before every long run: what is cached, what is missing, bytes, free disk, and hours.
+
+:func:`plan_fill` counts the (clip, condition) pairs to code and featurise against the cache
+(by content, as the fill would), estimates the bytes the cache will grow by from the codecs' bit
+rates and the feature layout, and reads the free disk of the cache's file system. Time comes
+from :func:`calibrate`, a short measurement on this machine: one round trip per codec and one
+feature extraction on a 10-s clip, and a few inference and training steps of the model at its
+batch size on whatever device Keras sees. ``--dry-run`` prints a :class:`Plan` and stops; a real
+run that would not fit the free disk stops before it starts (:meth:`Plan.check_disk`), unless
+``--force``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+from tabulate import tabulate
+
+from codecbench import codecs
+from codecbench.codecs import Condition
+from codecbench.core.cache import Cache
+from codecbench.core.fsutil import file_digest
+from codecbench.core.wording import counted
+from codecbench.errors import EnvironmentProblem
+from codecbench.run.rates import Rates, bottleneck, local_rates, median_time, model_rates
+from codecbench.signal import features
+from codecbench.signal.audio import source_rate
+
+#: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
+ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
+#: Bytes per (clip, condition) of the former cache (decoded float32 PCM + 3-channel float32 features), 10 s.
+PCM_CACHE_BYTES_PER_PAIR = 441_000 * 4 + 128 * 423 * 3 * 4
+
+
+#: What a plan says of its segment fine-tuning times.
+SEGMENT_TIMING_NOTE = ("segment fine-tuning is timed as full fine-tuning (an upper bound: frozen segments need no "
+                       "weight gradients)")
+
+
+class DiskSpaceError(EnvironmentProblem):
+    """A run would fill the disk; nothing was started."""
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    work: str
+    seconds: float
+    #: what bounds the stage: "coding (N cores)", "the model (device)" or "the feed (N workers)"
+    bound_by: str = ""
+
+
+@dataclasses.dataclass
+class Plan:
+    title: str
+    cache_root: Path
+    clips: int
+    missing_files: int
+    conditions: list[Condition]
+    coded_cached: int = 0
+    coded_missing: int = 0
+    features_cached: int = 0
+    features_missing: int = 0
+    bytes_needed: int = 0
+    free_bytes: int = 0
+    stages: list[Stage] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    #: the machine the times are for: "this machine", or the source of ``--rates``
+    machine: str = "this machine"
+
+    @property
+    def bottleneck(self) -> Stage | None:
+        """The stage that takes longest (what to speed up first)."""
+        return max(self.stages, key=lambda s: s.seconds) if self.stages else None
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    @property
+    def fits(self) -> bool:
+        return self.bytes_needed <= self.free_bytes
+
+    def check_disk(self, force: bool = False) -> None:
+        """Raise :class:`DiskSpaceError` with the numbers if the cache would outgrow the free disk."""
+        if not self.fits and not force:
+            raise DiskSpaceError(f"{self.title}: the cache at {self.cache_root} would grow by "
+                                 f"{_size(self.bytes_needed)} but only {_size(self.free_bytes)} are free; nothing "
+                                 "was started. Free space, point --cache-dir elsewhere, or pass --force")
+
+    def report(self) -> str:
+
+        lines = [f"plan: {self.title}",
+                 f"  clips: {self.clips:,}" + (f" ({self.missing_files:,} listed files not present: estimated at "
+                                                f"10 s each)" if self.missing_files else ""),
+                 f"  conditions: {', '.join(c.name for c in self.conditions)}",
+                 f"  coded pairs: {self.coded_cached:,} cached, {self.coded_missing:,} to code",
+                 f"  feature pairs: {self.features_cached:,} cached, {self.features_missing:,} to featurise",
+                 f"  cache growth: {_size(self.bytes_needed)} at {self.cache_root} "
+                 f"(free: {_size(self.free_bytes)}{'' if self.fits else ' -- DOES NOT FIT'})"]
+        if self.stages:
+            rows = [[s.name, s.work, _duration(s.seconds), s.bound_by] for s in self.stages]
+            rows.append(["total", "", _duration(self.seconds), ""])
+            lines.append(tabulate(rows, headers=["stage", "work", f"time on {self.machine}", "bound by"],
+                                  tablefmt="github"))
+            worst = self.bottleneck
+            if worst is not None and self.seconds > 0:
+                lines.append(f"  bottleneck: {worst.name} ({worst.seconds / self.seconds:.0%} of the time), bound by "
+                             f"{worst.bound_by or 'its own work'}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the file system that holds ``folder`` (or its nearest existing parent)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def _duration_of(path: Path) -> float | None:
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except Exception:  # unreadable: the fill reports it; the plan assumes a TAU clip
+        return None
+
+
+def entry_bytes(condition: Condition, seconds: float) -> tuple[int, int]:
+    """Estimated cache bytes of one clip under ``condition``: (coded entry, features entry)."""
+    frames = 1 + int(seconds * features.RECIPE["sample_rate"]) // features.RECIPE["hop_length"]
+    feature = features.RECIPE["n_mels"] * frames * 4 + ENTRY_OVERHEAD["features"]
+    coded = 0 if condition.is_original else int(condition.kbps * 1000 / 8 * seconds * 1.05) + ENTRY_OVERHEAD["coded"]
+    return coded, feature
+
+
+def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence[Condition], cache: Cache, *,
+              with_features: bool, absent_seconds: float = 10.0) -> Plan:
+    """Add the counts and bytes of coding (and featurising) ``clips`` under ``conditions`` to ``plan``; a clip whose
+    file is not there yet counts as ``absent_seconds`` long (a TAU clip, unless the recipe that makes it says)."""
+    from codecbench.store.fill import coded_key, feature_key
+
+    conds = list(conditions)
+    resampled: dict[str, set] = {}
+    for clip in clips:
+        path = Path(getattr(clip, "path", clip))
+        seconds = _duration_of(path) if path.is_file() else None
+        digest = file_digest(path) if seconds is not None else None
+        rate = source_rate(path) if seconds is not None else 0
+        if seconds is None:
+            seconds = absent_seconds
+        for cond in conds:
+            coded_b, feature_b = entry_bytes(cond, seconds)
+            if rate and not cond.is_original and codecs.codec_rate(cond, rate) != rate:
+                resampled.setdefault(cond.name, set()).add((rate, codecs.codec_rate(cond, rate)))
+            if not cond.is_original:
+                if digest and cache.contains("coded", coded_key(digest, cond, rate)):
+                    plan.coded_cached += 1
+                else:
+                    plan.coded_missing += 1
+                    plan.bytes_needed += coded_b
+            if with_features:
+                if digest and cache.contains("features", feature_key(digest, cond, rate)):
+                    plan.features_cached += 1
+                else:
+                    plan.features_missing += 1
+                    plan.bytes_needed += feature_b
+    for name, pairs in resampled.items():  # said before anything is coded (codecs.codec_rate decides)
+        plan.notes.append(f"{name} codes " + ", ".join(f"{src / 1000:g}-kHz clips at {dst / 1000:g} kHz"
+                                                       for src, dst in sorted(pairs)) + " (its nearest rate above)")
+    return plan
+
+
+def new_plan(title: str, clips: Sequence, conditions: Sequence[Condition], cache: Cache) -> Plan:
+    missing = sum(1 for c in clips if not Path(getattr(c, "path", c)).is_file())
+    return Plan(title, cache.root, len(clips), missing, list(dict.fromkeys(conditions)),
+                free_bytes=free_bytes(cache.root))
+
+
+# --------------------------------------------------------------------------- calibration
+
+@functools.lru_cache(maxsize=None)
+def calibration_clip(clip_seconds: float = 10.0) -> np.ndarray:
+    """The synthetic scene every calibration codes and featurises (made once: it takes about as long as coding)."""
+    from codecbench.datasets import synth_scene
+
+    clip = synth_scene(0, np.random.default_rng(0), clip_seconds, 44100)
+    clip.setflags(write=False)  # shared by every calibration
+    return clip
+
+
+@functools.lru_cache(maxsize=None)
+def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
+    """Seconds to code one clip of ``clip_seconds`` under ``cond`` on one core."""
+    if cond.is_original:
+        return 0.0
+    x = calibration_clip(clip_seconds)
+    return median_time(lambda: codecs.encode(x, 44100, cond), 1)
+
+
+@functools.lru_cache(maxsize=None)
+def feature_seconds(clip_seconds: float = 10.0) -> float:
+    x = calibration_clip(clip_seconds)
+    return median_time(lambda: features.static(x), 2)
+
+
+def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | None,
+               rates: Rates | None = None) -> list[Stage]:
+    """Stages of coding and featurising what ``plan`` counts as missing, on ``jobs`` local workers (or, with
+    ``rates`` from another machine, on its cores)."""
+    scale = seconds_per_clip / 10.0
+    if rates is not None and rates.fill_seconds_per_pair is not None:
+        cores = rates.cores or jobs
+        per_pair = rates.fill_seconds_per_pair * scale
+        pairs = max(plan.coded_missing, plan.features_missing)
+        return [Stage("coding + features", f"{pairs:,} pairs, {per_pair:.2f} core-s each, {cores} cores",
+                      pairs * per_pair / cores, f"coding ({_cores_text(cores)})")]
+    # timed only when there is work to time: a warm cache plans in a second
+    coded_share = [codec_seconds(c) for c in plan.conditions if not c.is_original] if plan.coded_missing else []
+    per_coded = statistics.mean(coded_share) if coded_share else 0.0
+    per_features = feature_seconds() if plan.features_missing else 0.0
+    workers = (f"{counted(jobs, 'local worker')}" if not scheduler
+               else f"dask at {scheduler} (assumed {jobs} workers)")
+    coding = f"{plan.coded_missing:,} pairs, {per_coded * scale:.2f} s each, {workers}" if plan.coded_missing \
+        else "0 pairs (all cached)"
+    featurising = f"{plan.features_missing:,} pairs, {per_features * scale * 1000:.0f} ms each" \
+        if plan.features_missing else "0 pairs (all cached)"
+    return [Stage("coding", coding, plan.coded_missing * per_coded * scale / jobs, f"coding ({_cores_text(jobs)})"),
+            Stage("features", featurising,
+                  plan.features_missing * per_features * scale / jobs, f"coding ({_cores_text(jobs)})")]
+
+
+def _cores_text(n: int) -> str:
+    return counted(n, 'core')
+
+
+def clip_seconds(clips: Sequence, sample: int = 32) -> float:
+    """Typical clip duration of a selection: the median over up to ``sample`` present files spread over it (read
+    from their headers); TAU's 10 s if none is present."""
+    picked = [clips[int(i)] for i in np.linspace(0, len(clips) - 1, min(sample, len(clips)))] if len(clips) else []
+    durations = [d for d in (_duration_of(Path(getattr(c, "path", c))) for c in picked) if d]
+    return float(statistics.median(durations)) if durations else 10.0
+
+
+def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, config, train_config, runs: list[
+                  tuple], jobs: int, scheduler: str | None = None, rates: Rates | None = None,
+                  validations_per_epoch: int = 0) -> Plan:
+    """The plan of fine-tuning or training runs: the training set's fill, then ``runs`` of ``config``'s FCNN at
+    ``train_config``'s batch size and crop. A run is ``(name, epochs)`` over the split under every condition, or
+    ``(name, epochs, conditions)`` over the split under that many conditions (base training: 1). ``rates``: price
+    every stage with rates measured on another machine (:class:`Rates`); each stage names what bounds it.
+    ``validations_per_epoch``: clips (times conditions) scored after every epoch (``--validate``)."""
+    clips = dataset.clips("train")
+    plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True)
+    if rates is not None:
+        plan.machine = f"the machine of {rates.source}"
+    seconds = clip_seconds(clips)
+    plan.stages += fill_stage(plan, seconds, jobs, scheduler, rates)
+    frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
+    # a crop longer than the clips is no crop: training runs on the clips' own frames (4-s clips: 173, not 400)
+    crop = min(train_config.crop_frames, frames) if train_config.crop_frames else None
+    rates_model = model_rates(config, batch_size=train_config.batch_size, crop_frames=crop, full_frames=frames,
+                              rates=rates, train_config=dataclasses.replace(train_config, crop_frames=crop))
+    save = rates_model.get("save_seconds", 0.0)
+    # what runs after every epoch besides training: the checkpoint save, and the validation (inference)
+    per_epoch = save + validations_per_epoch / rates_model["inference_clips_per_s"]
+    feed = local_rates(rates)
+    feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
+    device = rates_model.get("device") or rates_model.get("backend", "")
+    rate, bound = bottleneck(rates_model["train_examples_per_s"], feed_rate, feed.feed_workers, device)
+    for name, epochs, *n_conditions in runs:
+        examples = len(clips) * (n_conditions[0] if n_conditions else len(plan.conditions))
+        plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s"
+                                 + (f" + {per_epoch:.1f} s per epoch to save"
+                                    + (f" and validate {validations_per_epoch:,} clips"
+                                       if validations_per_epoch else "")
+                                    if per_epoch else ""),
+                                 epochs * (examples / rate + per_epoch), bound))
+    examples = len(clips) * len(plan.conditions)
+    plan.notes.append(f"one training epoch of {examples:,} examples: {_duration(examples / rate + per_epoch)} at batch "
+                      f"{train_config.batch_size} x {crop or frames} frames (clips of {seconds:g} s); the model trains "
+                      f"{rates_model['train_examples_per_s']:.1f} examples/s"
+                      + (" (measured through the training loop, two short epochs)" if "save_seconds" in rates_model
+                         else "") + " and infers "
+                      f"{rates_model['inference_clips_per_s']:.1f} clips/s on {device}"
+                      + (f"; the feed reads {feed_rate * feed.feed_workers:.0f} clips/s with {feed.feed_workers} "
+                         f"worker{'s' if feed.feed_workers > 1 else ''}" if feed.feed_workers and feed_rate
+                         else "; the feed reads in the model's process"))
+    return plan
+
+
+def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache, *, models: dict, jobs: int,
+                    scheduler: str | None = None, rates: Rates | None = None, dataset=None,
+                    split: str = "evaluate") -> Plan:
+    """The plan of a benchmark run: generating the default dataset's split if it is not there yet, the split's fill,
+    then every model on every condition.
+
+    ``models`` maps names to their FCNN configs (None: not an FCNN; timed like the first one that is); ``rates``:
+    as in :func:`training_plan`; ``dataset`` and ``split``: what the clips are (for the synthetic default, what is
+    still to generate).
+    """
+    generating = dataset is not None and split in dataset.to_generate
+    plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True,
+                     absent_seconds=dataset.longest_seconds(split) if generating else 10.0)
+    if rates is not None:
+        plan.machine = f"the machine of {rates.source}"
+    if generating:
+        plan.stages.append(generation_stage(dataset, split, jobs))
+        plan.missing_files = 0  # not missing: generated first, and their length is the recipe's
+    seconds = dataset.longest_seconds(split) if generating else clip_seconds(clips)
+    plan.stages += fill_stage(plan, seconds, jobs, scheduler, rates)
+    frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
+    timed: dict = {}
+    total = 0.0
+    feed = local_rates(rates)
+    feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
+    bound = ""
+    for name, config in models.items():
+        key = json_key(config)
+        if key not in timed:
+            timed[key] = model_rates(config, batch_size=1, crop_frames=None, full_frames=frames, train=False,
+                                     rates=rates)
+        rate, bound = bottleneck(timed[key]["inference_clips_per_s"], feed_rate, feed.feed_workers,
+                                 timed[key].get("device") or timed[key].get("backend", ""))
+        total += len(clips) * len(plan.conditions) / rate
+    if not timed:
+        plan.notes.append("no model of the selection is an FCNN with a recorded config: evaluation is not timed")
+        return plan
+    rate_text = ", ".join(f"{r['inference_clips_per_s']:.1f}" for r in timed.values())
+    plan.stages.append(Stage("evaluation", f"{counted(len(models), 'model')} x {counted(len(clips), 'clip')} x "
+                                           f"{counted(len(plan.conditions), 'condition')} at {rate_text} clips/s",
+                             total, bound))
+    return plan
+
+
+def generation_stage(dataset, split: str, jobs: int) -> Stage:
+    """Generating a synthetic split on first use, timed by generating one of its clips here."""
+
+    from codecbench.datasets import scene_wav_bytes
+
+    recipe = dataset.recipe
+    n = dataset.to_generate[split]
+    start = time.perf_counter()
+    scene_wav_bytes(0, 1, "a", float(recipe["duration"]), int(recipe["sample_rate"]))
+    per_clip = time.perf_counter() - start
+    workers = max(1, min(16, os.cpu_count() or 1, n, jobs if jobs and jobs > 0 else 16))
+    return Stage("generate dataset", f"{n:,} synthetic {split} clips of {recipe['duration']:g} s (first use only) "
+                                     f"at {per_clip:.2f} s per clip", per_clip * n / workers,
+                 _cores_text(workers))
+
+
+def json_key(config) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True)

@@ -1,0 +1,189 @@
+"""Measured rates a plan prices a run with, and which stage bounds it.
+
+:class:`Rates` holds the rates of one machine: the model's (training examples/s, inference clips/s, from
+``codecbench bench model --json``), the feed's (clips/s per worker process, from ``bench feed --json``) and coding's
+(core-seconds per pair). They come from files written on another machine (``--rates``) or are measured here
+(:func:`local_rates`). :func:`bottleneck` says whether the model or the feed bounds a stage that needs both.
+"""
+from __future__ import annotations
+
+import dataclasses
+import dataclasses as _dc
+import functools
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from codecbench.core.cache import decode_entry, encode_entry
+from codecbench.errors import DataError
+from codecbench.models.io import save_model
+from codecbench.signal import features
+from codecbench.training.schedule import TrainConfig
+
+
+def median_time(func, repeats: int = 3, warmup: bool = True) -> float:
+    """Median seconds of ``repeats`` calls, after one warm-up call (first-call imports, codec init, tracing)."""
+    if warmup:
+        func()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """The measured rates a plan prices a run with, on this machine or another one.
+
+    ``codecbench bench model --json`` (the paper FCNN: training examples/s at batch x 400 frames, inference
+    clips/s of 10-s clips, at the precision ``auto`` picked there) and ``codecbench bench feed --json`` (cached
+    features read and finished per feed worker, and coding + features per core) written on a machine give its rates:
+    :meth:`from_files` (``--rates FILE[,FILE]``). A field left None is measured here (:func:`local_rates`).
+    """
+
+    source: str
+    cores: int | None = None
+    device: str | None = None
+    precision: str | None = None
+    train_examples_per_s: float | None = None
+    inference_clips_per_s: float | None = None
+    #: paper-size clips/s one feed worker reads and finishes (features), and the workers that feed the model
+    feed_clips_per_s_per_worker: float | None = None
+    feed_workers: int | None = None
+    #: seconds of one core to code and featurise one 10-s clip under one condition
+    fill_seconds_per_pair: float | None = None
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path]) -> "Rates":
+        """Rates from the JSON files of ``bench model --json`` and ``bench feed --json`` (either or both)."""
+
+        fields: dict = {"source": ", ".join(str(p) for p in paths)}
+        for path in paths:
+            path = Path(path)
+            try:
+                doc = json.loads(path.read_text())
+            except OSError as exc:
+                raise RatesError(f"--rates {path}: cannot read it ({exc.strerror or exc})") from None
+            except ValueError as exc:
+                raise RatesError(f"--rates {path}: not JSON ({exc})") from None
+            if isinstance(doc, dict) and isinstance(doc.get("rates"), dict):  # bench model --json
+                r = doc["rates"]
+                fields.update(train_examples_per_s=_positive(r, "train_examples_per_s", path),
+                              inference_clips_per_s=_positive(r, "inference_clips_per_s", path),
+                              precision=str(r.get("precision", "")), device=str(r.get("device", "")))
+            elif isinstance(doc, dict) and isinstance(doc.get("modes"), dict):  # bench feed --json
+                per_worker = doc.get("feed_clips_per_s_per_worker") or {}
+                fields.update(feed_clips_per_s_per_worker=_positive(per_worker, "features", path),
+                              cores=int(_positive(doc, "cores", path)),
+                              fill_seconds_per_pair=1.0 / _positive(doc, "fill_clips_per_s_per_core", path))
+                fields["feed_workers"] = max(1, fields["cores"] - 1)
+            else:
+                raise RatesError(f"--rates {path}: neither `codecbench bench model --json` nor `bench feed --json` "
+                                 "output (no 'rates' or 'modes' key)")
+        return cls(**fields)
+
+
+class RatesError(DataError, ValueError):
+    """A rates file that cannot be used; the message names the file and the key."""
+
+
+def _positive(doc: dict, key: str, path: Path) -> float:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise RatesError(f"--rates {path}: {key} is {value!r}, expected a positive number")
+    return float(value)
+
+
+def bottleneck(model_per_s: float, feed_per_s: float | None, workers: int | None, device: str) -> tuple[float, str]:
+    """The rate of a stage that needs the model and the feed at once (they overlap), and which of them bounds it."""
+    if feed_per_s is None or not workers:
+        return model_per_s, f"the model ({device})"
+    feed = feed_per_s * workers
+    return (model_per_s, f"the model ({device})") if model_per_s <= feed else \
+        (feed, f"the feed ({workers} worker{'s' if workers > 1 else ''})")
+
+
+
+@functools.lru_cache(maxsize=None)
+def feed_seconds(clip_seconds: float = 10.0) -> float:
+    """Seconds one core takes to read one cached feature entry and finish it (checksum, deltas): the feed's work."""
+
+    frames = 1 + int(clip_seconds * features.RECIPE["sample_rate"]) // features.RECIPE["hop_length"]
+    blob = encode_entry(np.random.default_rng(0).random((features.RECIPE["n_mels"], frames), dtype=np.float32), {})
+    return median_time(lambda: features.with_deltas(decode_entry(blob)[0]), 3)
+
+
+def local_rates(rates: Rates | None = None) -> Rates:
+    """``rates`` with what it leaves out (or everything) filled in for this machine: its cores, its feed workers
+    (:func:`codecbench.store.devices.feed_workers`) and the feed's per-core rate; the model's are timed per config."""
+    from codecbench.store.devices import _cores, feed_workers
+
+    rates = rates or Rates("this machine")
+    workers = rates.feed_workers if rates.feed_workers is not None else feed_workers()
+    per_worker = rates.feed_clips_per_s_per_worker or 1.0 / feed_seconds()
+    return dataclasses.replace(rates, cores=rates.cores or _cores(), feed_workers=workers,
+                               feed_clips_per_s_per_worker=per_worker)
+
+
+def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames: int, train: bool = True,
+                rates: Rates | None = None, train_config=None) -> dict:
+    """Training examples/s (at ``batch_size`` x ``crop_frames``) and inference clips/s (full length) of the FCNN
+    of ``config`` (an :class:`~codecbench.models.FCNNConfig`): from ``rates`` when they hold them (measured on
+    another machine with ``bench model``), else on the device Keras sees here, from a few steps on random input."""
+    if rates is not None and rates.inference_clips_per_s and (rates.train_examples_per_s or not train):
+        return {"backend": rates.device or "", "inference_clips_per_s": rates.inference_clips_per_s,
+                "train_examples_per_s": rates.train_examples_per_s, "device": rates.device or "another machine"}
+    from codecbench.core.backend import keras
+    from codecbench.models import build_fcnn
+    from codecbench.store.devices import default_device
+    from codecbench.store.inputs import INPUT_BUDGET_BYTES
+
+    model = build_fcnn(config)
+    channels = config.input_shape[-1]
+    rng = np.random.default_rng(0)
+    out = {"backend": keras.backend.backend(), "device": default_device()}
+    # the evaluator's batch: as many clips as fit its input budget (capped, to keep the calibration short)
+    eval_batch = max(1, min(64, INPUT_BUDGET_BYTES // (config.input_shape[0] * full_frames * channels * 4)))
+    x_eval = rng.random((eval_batch, config.input_shape[0], full_frames, channels), dtype=np.float32)
+    out["inference_clips_per_s"] = eval_batch / median_time(lambda: model.predict_on_batch(x_eval), 1)
+    if train:
+
+        out.update(calibrate_training(model, train_config or TrainConfig(batch_size=batch_size,
+                                                                         crop_frames=crop_frames), full_frames))
+    return out
+
+
+def calibrate_training(model, train_config, full_frames: int, batches: int = 2) -> dict:
+    """Training examples/s through the real training loop, and the seconds one checkpoint save takes.
+
+    A short measured run: :func:`~codecbench.training.loop.fit` for two epochs of ``batches`` batches of random
+    features at the clips' length (augmentation, crops, mixup, the learning-rate schedule, the epoch callback), the
+    second epoch timed (the first compiles); then the model saved once as a checkpoint is. Timing
+    ``train_on_batch`` alone missed the loop's own work and the save after every epoch (``train --dry-run`` said
+    48 s per epoch where epochs took 79-133 s).
+    """
+
+    from codecbench.training.loop import fit
+
+    n_classes = int(model.output_shape[-1])
+    n = batches * train_config.batch_size
+    rng = np.random.default_rng(0)
+    x = rng.random((n, model.input_shape[1], full_frames, model.input_shape[-1]), dtype=np.float32)
+    labels = np.arange(n) % n_classes
+    marks: list[float] = []
+    config = _dc.replace(train_config, epochs=2, devices=None) if hasattr(train_config, "devices") else \
+        _dc.replace(train_config, epochs=2)
+    fit(model, lambda idx: x[np.sort(idx)], labels, config, verbose=0,
+        on_epoch=lambda epoch, row: marks.append(time.perf_counter()))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        save_model(model, Path(folder) / "calibration.keras", {"strategy": "calibration"})
+    save_seconds = time.perf_counter() - start
+    return {"train_examples_per_s": n / max(marks[1] - marks[0], 1e-9), "save_seconds": save_seconds}

@@ -1,0 +1,156 @@
+"""Model inputs read by worker processes, so a host keeps an accelerator fed.
+
+Reading a cached feature entry (a file read, a checksum, the deltas) or decoding a cached bitstream holds the GIL for
+much of its time, so threads in the model's process do not scale with cores. A :class:`ProcessFeed` wraps any batch
+reader of :mod:`codecbench.store.inputs` and serves each batch from ``workers`` processes: the batch is split into
+one chunk per worker, each chunk travels as a small reader of its own clips (``reader.take``), is read there, and is
+stacked here.
+Workers are started with ``forkserver`` (``spawn`` where that is missing), never forked from a process that already
+runs a Keras backend's threads, and import codecbench's store modules only (no Keras).
+
+:func:`feeding` is how the evaluator and the training loop use it: a process feed when
+:func:`codecbench.store.devices.feed_workers` asks for workers (an accelerator is present, or
+``CODECBENCH_FEED_WORKERS``), else the reader itself.
+"""
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any, Protocol
+
+import numpy as np
+
+from codecbench.errors import ArgumentError
+from codecbench.store.fill import EncodeError
+
+
+class BatchReader(Protocol):
+    """What :class:`ProcessFeed` serves: a batch reader of :mod:`codecbench.store.inputs`."""
+
+    def __len__(self) -> int: ...
+
+    def __call__(self, indices) -> np.ndarray: ...
+
+    def take(self, indices) -> Any: ...
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+_LOCK = threading.Lock()
+
+
+def _read_into(task) -> None:
+    """In a worker: read a chunk's clips and write them into the batch's shared block at their offset."""
+    sub_reader, block, shape, dtype, offset = task
+    chunk = np.asarray(sub_reader(range(len(sub_reader))), dtype=dtype)
+    if chunk.shape[1:] != tuple(shape):
+        raise EncodeError(f"feed worker: a clip's input has shape {chunk.shape[1:]}, the batch {tuple(shape)} (a "
+                          "reader must pad every clip to one shape)")
+    memory = SharedMemory(name=block)
+    try:
+        out = np.ndarray((chunk.shape[0], *shape), dtype=dtype, buffer=memory.buf, offset=offset)
+        out[:] = chunk
+        del out
+    finally:
+        memory.close()
+
+
+def _context():
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def shared_pool(workers: int) -> ProcessPoolExecutor:
+    """The process's pool of ``workers`` feed processes, made once and shared by every reader (one pool, however
+    many conditions and models a run reads)."""
+    with _LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+        return _POOLS[workers]
+
+
+@atexit.register
+def shutdown() -> None:
+    """Stop every feed process (at exit, or when a caller is done with the feed)."""
+    with _LOCK:
+        for pool in _POOLS.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+        _POOLS.clear()
+
+
+class ProcessFeed:
+    """``reader`` served by ``workers`` processes: ``feed(indices)`` equals ``reader(indices)``.
+
+    Parameters
+    ----------
+    reader : callable
+        A batch reader with ``take(indices)`` (a picklable reader of just those clips, same padding), e.g.
+        :class:`codecbench.store.inputs.CachedFeatures` or :class:`~codecbench.store.inputs.CodedWaveforms`.
+    workers : int
+        Worker processes (at least 1), from the shared pool of that size.
+    min_chunk : int
+        Clips per worker below which a batch is read by fewer workers (a process hop costs about a millisecond).
+    """
+
+    def __init__(self, reader: BatchReader, *, workers: int, min_chunk: int = 2):
+        if workers < 1:
+            raise ArgumentError(f"ProcessFeed: workers must be >= 1, got {workers}")
+        if not callable(getattr(reader, "take", None)):
+            raise ArgumentError(f"ProcessFeed: {type(reader).__name__} has no take(indices), so it cannot be read in "
+                                "worker processes")
+        self.reader, self.workers, self.min_chunk = reader, int(workers), max(1, int(min_chunk))
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getattr__(self, name: str):  # pad_to, longest, get, ...: the reader's own
+        if name in ("reader", "_sample"):
+            raise AttributeError(name)
+        return getattr(self.reader, name)
+
+    def __call__(self, indices) -> np.ndarray:
+        indices = [int(i) for i in indices]
+        if len(indices) < 2:
+            return self.reader(indices)
+        first = self._first()
+        shape, dtype = first.shape, first.dtype
+        per_clip = int(np.prod(shape)) * dtype.itemsize
+        parts = max(1, min(self.workers, len(indices) // self.min_chunk))
+        # the workers write straight into one shared block (pickling arrays back through pipes costs more than
+        # reading them); the block is made and removed here, so no segment outlives the batch
+        block = SharedMemory(create=True, size=max(1, per_clip * len(indices)))
+        try:
+            tasks, offset = [], 0
+            for chunk in np.array_split(np.asarray(indices), parts):
+                tasks.append((self.reader.take([int(i) for i in chunk]), block.name, shape, dtype, offset))
+                offset += per_clip * len(chunk)
+            list(shared_pool(self.workers).map(_read_into, tasks))
+            view = np.ndarray((len(indices), *shape), dtype=dtype, buffer=block.buf)
+            batch = view.copy()
+            del view
+        finally:
+            block.close()
+            block.unlink()
+        return batch
+
+    def _first(self) -> np.ndarray:
+        """One clip's input (the shape and dtype of every clip: the reader pads all to one)."""
+        if not hasattr(self, "_sample"):
+            self._sample = np.asarray(self.reader([0]))[0]
+        return self._sample
+
+    def warm_up(self) -> None:
+        """Start every worker now (imports take a second or two per process), not at the first batch."""
+        if len(self.reader) > 1:  # one small chunk per worker, not the whole set per worker
+            self([i % len(self.reader) for i in range(self.workers * self.min_chunk)])
+
+
+def feeding(reader: BatchReader, workers: int | None = None):
+    """``reader`` behind a :class:`ProcessFeed` when there are feed workers (default:
+    :func:`codecbench.store.devices.feed_workers`), else ``reader`` itself."""
+    if workers is None:
+        from codecbench.store.devices import feed_workers
+        workers = feed_workers()
+    return ProcessFeed(reader, workers=workers) if workers and len(reader) > 1 else reader

@@ -96,6 +96,7 @@ def main(argv=None) -> dict:
     import codecbench
     from codecbench.augment import CodecAugmentedDataset
     from codecbench.codecs import availability
+    from codecbench.core.cache import Cache
     from codecbench.datasets import load_dataset
     from codecbench.results.stats import paired_comparison
 
@@ -108,7 +109,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     dataset = load_dataset(args.dataset, cache_dir=args.cache_dir)
-    cache = codecbench.cache.Cache(args.cache_dir)
+    cache = Cache(args.cache_dir)
     families = {"mp3": 2, "aac": 1, "opus": 1}
     bitrates = {"mp3": (32, 96), "aac": (24, 64), "opus": (12, 48)}
     if availability("he-aac@24")[0]:

@@ -187,7 +187,8 @@ def test_every_cross_reference_in_a_docstring_or_the_docs_names_something_that_e
     broken = [f"{rel}: {m.group(1)}" for _, (path, rel) in MODULES.items() for m in role.finditer(path.read_text())
               if not _resolves(m.group(1))]
     root = PACKAGE.parent
-    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+    # (the changelog names old paths on purpose)
+    for doc in [root / "README.md", *sorted(d for d in (root / "docs").glob("*.md") if d.name != "changelog.md")]:
         text = doc.read_text()
         broken += [f"{doc.name}: {m.group(1)}" for m in dotted.finditer(text) if not _resolves(m.group(1))]
         broken += [f"{doc.name}: {m.group(0)}" for m in re.finditer(r"codecbench/[\w/]+\.py", text)

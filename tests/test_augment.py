@@ -194,7 +194,7 @@ def test_a_torch_dataloader_with_two_workers_serves_what_one_process_serves(smal
     out = _python(f"""
 import torch
 from codecbench.augment import CodecAugmentedDataset
-from codecbench.cache import Cache
+from codecbench.core.cache import Cache
 from codecbench.datasets import load_dataset
 cache = Cache({str(cache.root)!r})
 dataset = load_dataset({str(dataset.root)!r}, cache_dir=cache.root)

@@ -1,5 +1,6 @@
-"""Devices on every Keras backend (codecbench.devices): unknown, absent and duplicated devices are named errors, a GPU
-the backend cannot use is warned about, feed workers follow the accelerator; and one check that needs a real GPU."""
+"""Devices on every Keras backend (codecbench.store.devices): unknown, absent and duplicated devices are named errors,
+a GPU the backend cannot use is warned about, feed workers follow the accelerator; and one check that needs a real
+GPU."""
 from __future__ import annotations
 
 import importlib.util
@@ -17,7 +18,7 @@ BACKENDS = ["tensorflow", "jax", "torch"]
 
 SCRIPT = textwrap.dedent("""
     import json
-    from codecbench.devices import all_devices, report, resolve_devices
+    from codecbench.store.devices import all_devices, report, resolve_devices
     from codecbench.errors import UsageError
 
     out = {"all": all_devices(), "auto": resolve_devices("auto"), "one": resolve_devices("1")}

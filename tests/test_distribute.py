@@ -31,11 +31,11 @@ SCRIPT = textwrap.dedent("""
         import jax
         names = [str(d) for d in jax.devices()][:2]
     import numpy as np
-    from codecbench.backend import keras
+    from codecbench.core.backend import keras
     from codecbench.models import build_fcnn, preset_config
     from codecbench.training.loop import fit
     from codecbench.training.schedule import TrainConfig
-    from codecbench.devices import resolve_devices
+    from codecbench.store.devices import resolve_devices
 
     rng = np.random.default_rng(0)
     x = rng.random((64, 128, 30, 3), dtype=np.float32)

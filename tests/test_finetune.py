@@ -115,7 +115,7 @@ import json, numpy as np, keras
 from codecbench.models import build_fcnn, derive_segments, preset_config
 from codecbench.training.loop import array_getter, fit
 from codecbench.training.schedule import TrainConfig
-from codecbench.prefix import SharedPrefixPredictor
+from codecbench.models.prefix import SharedPrefixPredictor
 from codecbench.training.precision import with_precision
 base = build_fcnn(preset_config('small', (128, 36, 3), 10))
 x = np.random.default_rng(0).random((16, 128, 36, 3), dtype=np.float32)

@@ -178,7 +178,7 @@ def test_damaged_cache_folders_and_concurrent_gc_and_clear(tmp_path):
     assert main(["cache", "clear", "--cache-dir", str(cache.root)]) == 0
     for i in range(400):
         cache.store("features", f"{i:064x}", rng.random(8).astype(np.float32))
-    script = ("import sys; from codecbench.cache import Cache; c = Cache(sys.argv[1]); "
+    script = ("import sys; from codecbench.core.cache import Cache; c = Cache(sys.argv[1]); "
               "[c.gc(older_than_days=0.0001) if sys.argv[2] == 'gc' else c.clear() for _ in range(3)]")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(cache.root), what], stderr=subprocess.PIPE)
              for what in ("gc", "clear", "gc", "clear")]

@@ -79,7 +79,7 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
             row["per_core_all_cores"] = best / counts[-1]
             row["per_worker"] = {n: r / n for n, r in row["workers"].items()}
             result["modes"][mode] = row
-    # what a plan prices the feed with (codecbench.plan.Rates)
+    # what a plan prices the feed with (codecbench.run.rates.Rates)
     result["feed_clips_per_s_per_worker"] = {mode: row["per_core_all_cores"] for mode, row in result["modes"].items()}
     result["targets"] = {f"{mode}_per_core>={TARGET_PER_CORE:g}": row["per_core_all_cores"] >= TARGET_PER_CORE
                          for mode, row in result["modes"].items()}

@@ -37,11 +37,11 @@ BOUND_BYTES = 4 << 30
 
 _CHILD = """
 import json, resource, sys
-from codecbench.cache import Cache
+from codecbench.core.cache import Cache
 from codecbench.codecs import parse_condition
 from codecbench.datasets import load_dataset
-from codecbench.evaluation import Evaluator
-from codecbench.matrix import load_matrix
+from codecbench.run.evaluation import Evaluator
+from codecbench.codecs.matrix import load_matrix
 from codecbench.zoo import Zoo
 args = json.loads(sys.argv[1])
 cache = Cache(args["cache"])

@@ -50,7 +50,7 @@ def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = No
     features.extract(clip)
     result["features_ms_per_clip"] = median_time(lambda: features.extract(clip), 5) * 1000
     result["frontend_on_device"] = _device_frontend(batch_sizes[-1], repeats)
-    # what a plan prices a run with (codecbench.plan.Rates)
+    # what a plan prices a run with (codecbench.run.rates.Rates)
     result["rates"] = {"inference_clips_per_s": max(r["clips_per_s"] for r in result["batches"].values()),
                        "train_examples_per_s": result["train"]["examples_per_s"], "precision": choice.policy,
                        "backend": result["backend"], "device": (result["devices"] or ["cpu"])[0]}

@@ -180,8 +180,8 @@ def parse_matrix(data: dict, source: str = "<matrix>") -> Matrix:
 def load_matrix(path: str | Path | None = None) -> Matrix:
     """Load a matrix file, or the packaged one by name (default: the paper's Table 1)."""
     if path is None or str(path) == DEFAULT_MATRIX or (
-            not Path(str(path)).exists() and (resources.files(__package__) / "matrices" / f"{path}.toml").is_file()):
-        ref = resources.files(__package__) / "matrices" / f"{path or DEFAULT_MATRIX}.toml"
+            not Path(str(path)).exists() and (resources.files("codecbench") / "matrices" / f"{path}.toml").is_file()):
+        ref = resources.files("codecbench") / "matrices" / f"{path or DEFAULT_MATRIX}.toml"
         text, source = ref.read_text(), f"{path or DEFAULT_MATRIX}.toml (packaged)"
     else:
         file = Path(path)

@@ -53,7 +53,7 @@ SYNTHETIC_DEFAULTS: dict[str, Any] = {"seed": 0, "clips_per_class": {"train": 60
                       "sample_rate": 44100}
 
 
-#: Bumped whenever a clip's bytes change. 6: the same bytes on every CPU (see codecbench.bitexact).
+#: Bumped whenever a clip's bytes change. 6: the same bytes on every CPU (see codecbench.core.bitexact).
 SYNTHETIC_VERSION = 6
 
 

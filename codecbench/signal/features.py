@@ -73,7 +73,7 @@ def static(signal: np.ndarray, sample_rate: int = 44100) -> np.ndarray:
         raise ArgumentError(f"expected a mono signal of shape (n,), got {x.shape}")
     if sample_rate != RECIPE["sample_rate"]:
         raise ArgumentError(f"the feature recipe expects {RECIPE['sample_rate']} Hz audio, got {sample_rate} Hz; "
-                         "resample first (codecbench.audio.read_audio does)")
+                         "resample first (codecbench.signal.audio.read_audio does)")
     frames = 1 + len(x) // RECIPE["hop_length"]
     if frames < 9:
         raise ArgumentError(f"a clip of {len(x)} samples gives {frames} frames; the deltas need at least 9 "

@@ -179,7 +179,7 @@ class SplitInputs:
                                   + ", ".join(self.clips[i].name for i in missing[:5]))
             if not kept:
                 raise EncodeError(f"{cond.name}: no clip of the split could be coded and featurised")
-            # read by worker processes where an accelerator waits (codecbench.feed), in this process on a CPU
+            # read by worker processes where an accelerator waits (codecbench.store.feed), in this process on a CPU
             self._inputs[key] = (Inputs(feeding(reader), [self.clips[i].name for i in kept], cond.name, frontend),
                                  kept)
             self.counts["featurised_conditions"] += 1

@@ -127,7 +127,7 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     n_classes = int(model.output_shape[-1])
     if callable(getattr(get, "take", None)):  # a cache reader: read by worker processes where an accelerator waits
         from codecbench.store.feed import feeding
-        reader: Any = get  # a reader of codecbench.inputs: it has take and __len__
+        reader: Any = get  # a reader of codecbench.store.inputs: it has take and __len__
         get = feeding(reader)
     batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
     batches.set_epoch(initial_epoch)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from codecbench.results.ranking import rank_models
+from codecbench.results.rows import METRIC_COLUMNS
 from codecbench.run.spec import RunSpec
 
 
@@ -32,9 +34,12 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
     Returns
     -------
     pandas.DataFrame
-        Columns ``model, condition, category, n, correct, accuracy, ci_low, ci_high, achieved_kbps,
-        model_sha256``. Per-clip predictions are in ``frame.attrs["records"][(model, condition)]`` (clips,
-        labels, predictions), the input of :func:`codecbench.results.stats.paired_comparison`.
+        Columns ``model, condition, category, n, correct, accuracy, ci_low, ci_high``, the ranking metrics
+        with their bootstrap intervals (``log_loss, macro_accuracy, ece, brier`` and each ``_low``/``_high``,
+        :mod:`codecbench.results.metrics`), ``achieved_kbps, model_sha256``. Per-clip predictions are in
+        ``frame.attrs["records"][(model, condition)]`` (clips, labels, predictions, probabilities packed as
+        float16), the input of :func:`codecbench.results.stats.paired_comparison`; each model's headline scores,
+        ranked, are in ``frame.attrs["ranking"]`` (a DataFrame, :func:`codecbench.results.ranking.rank_models`).
     """
     import pandas as pd
 
@@ -62,7 +67,9 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
             record = evaluator.evaluate(model, cond).as_record()
             records[(record["model"], record["condition"])] = record
             rows.append({k: record[k] for k in ("model", "condition", "category", "n", "correct", "accuracy",
-                                                "ci_low", "ci_high", "achieved_kbps", "model_sha256")})
+                                                "ci_low", "ci_high", *METRIC_COLUMNS, "achieved_kbps",
+                                                "model_sha256")})
     frame = pd.DataFrame(rows)
     frame.attrs["records"] = records
+    frame.attrs["ranking"] = pd.DataFrame([s.as_row() for s in rank_models(records)])
     return frame

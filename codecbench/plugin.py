@@ -217,6 +217,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """
     from codecbench.codecs.matrix import load_matrix
     from codecbench.results.files import summary_table, write_run
+    from codecbench.results.judge import gate_summary
+    from codecbench.results.ranking import rank_models
 
     notes = config.stash.get(NOTES, [])
     if notes:
@@ -235,6 +237,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     dataset = meta.get("dataset", {}).get("name", "?")
     terminalreporter.write_sep("=", f"codecbench results ({len(rows)} model x condition, {dataset})")
     terminalreporter.write_line(summary_table(rows, load_matrix(spec.matrix)))
+    scores = rank_models({(r["model"], r["condition"]): r for r in rows})
+    if len(scores) > 1:
+        terminalreporter.write_line("ranking by coded accuracy: " + ", ".join(
+            f"{s.rank}. {s.model} {s.coded_accuracy:.3f}" for s in scores[:5] if s.coded_accuracy is not None)
+            + (f" (+{len(scores) - 5} more: codecbench report)" if len(scores) > 5 else ""))
+    gate = gate_summary(rows, metric=spec.baseline_metric, tolerance=spec.tolerance, alpha=spec.alpha)
+    if gate:
+        terminalreporter.write_line(gate)
     terminalreporter.write_line(f"results: {spec.results / 'results.json'} "
                                 f"(history: {spec.results / 'history.sqlite'})")
 

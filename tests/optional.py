@@ -28,6 +28,7 @@ COMPONENTS = {
     "onnx": "onnx and onnxruntime (pip install 'codecbench[onnx]')",
     "audiomentations": "audiomentations (pip install audiomentations)",
     "git": "git and the repository's .git folder",
+    "sklearn": "scikit-learn, the metrics' reference implementation (pip install scikit-learn)",
     "gpu": "an accelerator the Keras backend can use",
 }
 

@@ -1,4 +1,4 @@
-"""Results of benchmark runs: per-clip predictions and accuracies as CSV and JSON, and a SQLite history.
+"""Results of benchmark runs: per-clip predictions, probabilities and metrics as CSV and JSON, and a SQLite history.
 
 A run folder holds one JSON file per (model, condition) as soon as it is evaluated, so an
 interrupted run keeps what it finished; :func:`write_run` merges them into ``results.json``,
@@ -18,12 +18,13 @@ from tabulate import tabulate
 
 from codecbench.core.fsutil import atomic_write, file_lock
 from codecbench.errors import DataError
-from codecbench.results.rows import facts_of_cells, row_problem
+from codecbench.results.rows import METRIC_COLUMNS, facts_of_cells, row_problem
 from codecbench.zoo import sort_key
 
 FORMAT_VERSION = 1
 ACCURACY_COLUMNS = ["model", "condition", "category", "n", "correct", "accuracy", "ci_low", "ci_high",
-                    "achieved_kbps", "threshold", "baseline_accuracy", "p_value", "outcome", "model_sha256"]
+                    *METRIC_COLUMNS, "achieved_kbps", "threshold", "baseline_accuracy", "p_value", "outcome",
+                    "model_sha256"]
 
 
 class ResultsError(DataError, ValueError):

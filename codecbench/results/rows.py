@@ -6,7 +6,30 @@ import math
 import numbers
 
 from codecbench.errors import CodecbenchError
+from codecbench.results.metrics import METRICS, cell_metrics, unpack_probabilities
 from codecbench.zoo import check_name
+
+#: The columns the ranking metrics add to a record (the accuracy's own interval is Wilson's ``ci_low``/``ci_high``).
+METRIC_COLUMNS = [f"{name}{suffix}" for name in METRICS if name != "accuracy" for suffix in ("", "_low", "_high")]
+
+
+def record_probabilities(record: dict):
+    """A record's probabilities as a ``(n, classes)`` array, or None when it has none (an older results file)."""
+    packed = record.get("probabilities")
+    if packed is None:
+        return None
+    return unpack_probabilities(packed, len(record.get("predictions") or []))
+
+
+def record_metrics(record: dict) -> dict:
+    """The ranking metrics of a record, recomputed from its per-clip labels, predictions and probabilities
+    (never taken from the record itself): ``{metric: value, metric_low: ..., metric_high: ...}``, None where the
+    record has no probabilities."""
+    probabilities = record_probabilities(record)
+    labels, predictions = record.get("labels") or [], record.get("predictions") or []
+    n_classes = probabilities.shape[1] if probabilities is not None else max([*labels, *predictions, 0]) + 1
+    found = cell_metrics(labels, predictions, probabilities, n_classes=n_classes)
+    return {key: found[key] for key in METRIC_COLUMNS}
 
 
 def row_problem(row) -> str | None:
@@ -36,6 +59,40 @@ def row_problem(row) -> str | None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
                 or not 0.0 <= float(value) <= 1.0:
             return f"{key!r} must be a number in [0, 1], got {value!r}"
+    return _consistency_problem(row, n)
+
+
+def _consistency_problem(row: dict, n: int) -> str | None:
+    """What in a row contradicts the rest of it (per-clip lists of another length, a count or accuracy that is not
+    theirs, probabilities of another shape, a metric that is not a number), or None."""
+    lists = {key: row[key] for key in ("clips", "labels", "predictions") if key in row}
+    for key, value in lists.items():
+        if not isinstance(value, list) or len(value) != n:
+            got = len(value) if isinstance(value, list) else repr(value)
+            return f"{key!r} must list {n} entries (one per clip), got {got}"
+    for key in ("labels", "predictions"):
+        if key in lists and any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in lists[key]):
+            return f"{key!r} must hold class indices (whole numbers >= 0)"
+    correct = row.get("correct")
+    if correct is not None:
+        if isinstance(correct, bool) or not isinstance(correct, int) or not 0 <= correct <= n:
+            return f"'correct' must be a whole number from 0 to n={n}, got {correct!r}"
+        if "labels" in lists and "predictions" in lists and \
+                correct != sum(a == b for a, b in zip(lists["labels"], lists["predictions"])):
+            return f"'correct' is {correct}, but the predictions match the labels on " \
+                   f"{sum(a == b for a, b in zip(lists['labels'], lists['predictions']))} clips"
+        if n and row.get("accuracy") is not None and abs(float(row["accuracy"]) - correct / n) > 1e-9:
+            return f"'accuracy' is {row['accuracy']!r}, but correct/n is {correct}/{n}"
+    if row.get("probabilities") is not None:
+        try:
+            record_probabilities(row)
+        except CodecbenchError as exc:
+            return str(exc)
+    for key in METRIC_COLUMNS:
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not math.isfinite(float(value))):
+            return f"{key!r} must be a number or null, got {value!r}"
     return None
 
 

@@ -19,6 +19,8 @@ from codecbench.core.cache import Cache
 from codecbench.core.wording import counted
 from codecbench.datasets import Dataset
 from codecbench.models.prefix import SharedPrefixPredictor
+from codecbench.results.metrics import pack_probabilities
+from codecbench.results.rows import record_metrics
 from codecbench.results.stats import wilson_interval
 from codecbench.store.inputs import Inputs, predict_stream
 from codecbench.store.split_inputs import SplitInputs
@@ -27,8 +29,8 @@ from codecbench.zoo import ModelEntry, Zoo
 
 @dataclasses.dataclass(kw_only=True)
 class Result:
-    """One model on one condition: per-clip labels and predictions (clips named), the accuracy and the achieved
-    bit rate."""
+    """One model on one condition: per-clip labels, predictions and probabilities (clips named, probabilities in the
+    dataset's class order as float16), the accuracy and the achieved bit rate."""
 
     model: str
     model_sha256: str
@@ -42,6 +44,8 @@ class Result:
     achieved_kbps: float | None
     #: Clips of the split left out because their coding failed (only with ``on_error="skip"``).
     skipped: list[str] = dataclasses.field(default_factory=list)
+    #: ``(n, classes)`` float16: what the model gave each clip, the metrics' input (kept as results files keep it)
+    probabilities: np.ndarray | None = None
 
     @property
     def accuracy(self) -> float:
@@ -52,8 +56,14 @@ class Result:
         return wilson_interval(self.correct, self.n)
 
     def as_record(self) -> dict:
+        """The results file's record: every field, the accuracy with its Wilson interval, and the ranking metrics
+        with their bootstrap intervals (:mod:`codecbench.results.metrics`)."""
         low, high = self.ci
-        return {**dataclasses.asdict(self), "accuracy": self.accuracy, "ci_low": low, "ci_high": high}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "probabilities"}
+        record = {**fields, "accuracy": self.accuracy, "ci_low": low, "ci_high": high}
+        if self.probabilities is not None:
+            record["probabilities"] = pack_probabilities(self.probabilities)
+        return {**record, **record_metrics(record)}
 
 
 class Evaluator:
@@ -224,14 +234,15 @@ class Evaluator:
 
     def _store(self, scoring, cond, probabilities: np.ndarray, kept: list[int]) -> None:
         order = scoring.dataset_order(self.dataset.class_names)
-        predictions = probabilities[:, order].argmax(axis=1)
+        probabilities = probabilities[:, order]
+        predictions = probabilities.argmax(axis=1)
         labels = self.labels[kept]
         skipped = [self.clips[i].name for i in sorted(set(range(len(self.clips))) - set(kept))]
         self._results[(scoring.name, cond.name)] = Result(
             model=scoring.name, model_sha256=scoring.sha256, condition=cond.name,
             category=self.matrix.category_of(cond), n=len(kept), correct=int(np.sum(predictions == labels)),
             clips=[self.clips[i].name for i in kept], labels=labels.tolist(), predictions=predictions.tolist(),
-            achieved_kbps=self.achieved_kbps(cond), skipped=skipped)
+            achieved_kbps=self.achieved_kbps(cond), skipped=skipped, probabilities=probabilities.astype(np.float16))
         self.counts["evaluations"] += 1
 
 

@@ -209,6 +209,7 @@ class BenchmarkSession:
                           "thresholds": self.thresholds.source if self.thresholds else None,
                           "baseline": str(self.spec.baseline) if self.spec.baseline else None,
                           "tolerance": self.spec.tolerance, "alpha": self.spec.alpha,
+                          "baseline_metric": self.spec.baseline_metric,
                           "baseline_match": (dataclasses.asdict(self.baseline_match) | {"clips": None}
                                              if self.baseline_match else None),
                           "codec_facts": self._evaluator.codec_facts if self._evaluator else {},
@@ -279,10 +280,11 @@ class BenchmarkSession:
         if record.get("skipped"):
             self.log(f"codecbench: {case.id}: {len(record['skipped'])} clips skipped (--on-error skip), "
                      f"scored on {record['n']} of {record['n'] + len(record['skipped'])}")
-        threshold = (self.thresholds.lookup(case.model.name, case.condition.name, case.category)
-                     if self.thresholds else None)
+        bounds = (self.thresholds.bounds(case.model.name, case.condition.name, case.category)
+                  if self.thresholds else None)
         baseline = self.baseline.get((result.model, result.condition)) if self.baseline else None
-        verdict = judge(record, threshold, baseline, tolerance=self.spec.tolerance, alpha=self.spec.alpha)
+        verdict = judge(record, bounds or None, baseline, tolerance=self.spec.tolerance, alpha=self.spec.alpha,
+                        metric=self.spec.baseline_metric)
         record.update(verdict.facts, outcome=verdict.outcome)
         self.record(record)
         return record, verdict

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 from codecbench.core.config import find_pyproject, load_config
 from codecbench.errors import UsageError
+from codecbench.results.metrics import METRICS
 from codecbench.training.schedule import PRECISIONS
 
 # --------------------------------------------------------------------------- converters
@@ -108,6 +109,14 @@ def to_on_error(value, where: str) -> str:
     text = str(value).strip()
     if text not in ("raise", "skip"):
         raise UsageError(f"{where}: expected raise or skip; got {value!r}")
+    return text
+
+
+def to_metric(value, where: str) -> str:
+    """A ranking metric's name (:mod:`codecbench.results.metrics`)."""
+    text = str(value).strip().replace("-", "_")
+    if text not in METRICS:
+        raise UsageError(f"{where}: unknown metric {value!r}; expected one of {', '.join(METRICS)}")
     return text
 
 
@@ -262,7 +271,11 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("baseline", to_path, None, "results.json of an earlier run: fail on significant accuracy drops"),
     Option("baseline_max_changed", to_fraction, 0.02, "largest share of clips whose content may differ from the "
            "baseline's (same keys and recipe) before the comparison is refused (default: 0.02)"),
-    Option("tolerance", to_tolerance, 0.01, "accuracy drop tolerated by the regression gate (default: 0.01)"),
+    Option("baseline_metric", to_metric, "accuracy", "what the regression gate compares with the baseline: "
+           "accuracy (default; exact McNemar on paired clips) or log_loss, macro_accuracy, ece, brier (paired "
+           "bootstrap over clips; lower or higher is better as the metric says)"),
+    Option("tolerance", to_tolerance, 0.01, "worsening of the gated metric tolerated by the regression gate "
+           "(default: 0.01)"),
     Option("alpha", to_alpha, 0.05, "significance level of the regression gate's McNemar test (default: 0.05)"),
     Option("results", to_path, None, "results folder (default: reports/ in the project folder)"),
     Option("precision", to_precision, "auto",
@@ -309,6 +322,7 @@ class RunSpec:
     thresholds: Path | None = None
     baseline: Path | None = None
     baseline_max_changed: float = 0.02
+    baseline_metric: str = "accuracy"
     tolerance: float = 0.01
     alpha: float = 0.05
     results: Path = Path("reports")

@@ -38,6 +38,11 @@ def test_ci_example_then_partial_run_then_report_with_a_clean_tree(clone):
     assert "regression gate: comparing with reports/example/results.json" in first.stdout
     assert "10 passed" in first.stdout
     assert (folder / "reports" / "junit.xml").is_file() and (folder / "reports" / "report" / "report.md").is_file()
+    # the gate says what it did, on the console and in the pull-request comment with the ranking
+    assert "baseline gate on accuracy: 10 cells compared, 0 regressions" in first.stdout
+    comment = (folder / "reports" / "pr-comment.md").read_text()
+    assert "## Regression gate against reports/example/results.json" in comment and "## Ranking" in comment
+    assert "| 1 " in comment and "finetuned\\_full@e10" in comment
 
     # 2. a later run of one model, 3. the report of the results folder
     second = run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--model",

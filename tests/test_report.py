@@ -192,3 +192,20 @@ def test_png_and_page_draw_a_condition_in_the_same_style(results_dir, tmp_path):
     for cond, style in page.items():
         label = next(k for k in drawn if k.startswith(f"{cond} ("))
         assert drawn[label] == (style["colour"].lower(), MARKERS[style["marker"]]), cond
+
+
+def test_a_report_removes_the_files_an_earlier_report_left_and_keeps_everything_else(tmp_path):
+    """A report of the paper's matrix after one of the transmission matrix left losses.png and paper_vs_run.csv,
+    which read as this run's; they go, a file of the user's stays, and a format not rendered now is not touched."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "reports" / "example" / "results.json"
+    for name in ("losses.png", "losses.svg", "paper_vs_run.csv", "notes.txt", "diagnosis-base-mp3_32.png"):
+        (tmp_path / name).write_text("from before")
+    _, written = render(example, tmp_path, ["md", "csv", "png"])
+    assert not (tmp_path / "losses.png").exists() and not (tmp_path / "paper_vs_run.csv").exists()
+    assert (tmp_path / "losses.svg").exists()  # svg was not rendered this time
+    assert (tmp_path / "notes.txt").exists() and (tmp_path / "diagnosis-base-mp3_32.png").exists()
+    assert (tmp_path / "ranking.csv").exists() and (tmp_path / "ranking.csv") in written
+    render(example, tmp_path, ["html"])  # an HTML-only report keeps the Markdown and CSVs of the last full one
+    assert (tmp_path / "report.md").exists() and (tmp_path / "table2.csv").exists()

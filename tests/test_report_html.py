@@ -305,3 +305,81 @@ def test_model_facts_survive_incremental_runs_in_the_report_and_the_leaderboard(
     data = json.loads(page.read_text().split('<script type="application/json" id="data">')[1].split("</script>")[0])
     models = {m["name"]: m for m in data["groups"][0]["models"]}
     assert all(models[name]["sha256"] and models[name]["facts"]["recorded_in"] for name in ("base", "finetuned_seg9"))
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_leaderboard_is_ranked_with_the_model_column_sticky_and_key_columns_in_view(browser, example_report,
+                                                                                        width):
+    """Like RobustBench's board: ranked by the headline (rank column, default sort), the model column stays in view
+    while the table scrolls, and at 1,400 px the key columns (uncoded, coded accuracy, log-loss, worst) are visible
+    without scrolling; facts identical for every model are folded into one line."""
+    from selenium.webdriver.common.by import By
+
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+    try:
+        _open(browser, example_report)
+        keys = [th.get_attribute("data-key") for th in browser.find_elements(By.CSS_SELECTOR, "#leaderboard-0 th")]
+        assert keys[:6] == ["rank", "model", "wav", "coded", "log_loss", "worst"]
+        assert "kind" not in keys and "frontend" not in keys  # keras and hu2020 for every packaged model
+        assert "kind keras" in browser.find_element(By.ID, "same-0").text
+        rows = browser.find_elements(By.CSS_SELECTOR, "#leaderboard-0 tbody tr")
+        ranks = [int(r.find_elements(By.TAG_NAME, "td")[0].get_attribute("data-value")) for r in rows]
+        coded = [float(r.find_elements(By.TAG_NAME, "td")[3].get_attribute("data-value")) for r in rows]
+        assert ranks == list(range(1, 17)) and coded == sorted(coded, reverse=True)
+        assert browser.find_element(By.CSS_SELECTOR, '#leaderboard-0 th[data-key="rank"]').get_attribute(
+            "aria-sort") == "ascending"
+        model_cell = rows[0].find_elements(By.TAG_NAME, "td")[1]
+        assert browser.execute_script("return getComputedStyle(arguments[0]).position", model_cell) == "sticky"
+        box = browser.find_element(By.CSS_SELECTOR, "#group-0 .scroll")
+        before = model_cell.rect["x"]
+        browser.execute_script("arguments[0].scrollLeft = 400", box)
+        assert browser.execute_script("return arguments[0].scrollLeft", box) > 0  # the table is wider than its box
+        assert abs(model_cell.rect["x"] - before) < 1
+        browser.execute_script("arguments[0].scrollLeft = 0", box)
+        if width == 1400:
+            right = box.rect["x"] + box.rect["width"]
+            for key in ("wav", "coded", "log_loss", "worst"):
+                th = browser.find_element(By.CSS_SELECTOR, f'#leaderboard-0 th[data-key="{key}"]')
+                assert th.rect["x"] + th.rect["width"] <= right + 1, key
+        table = browser.find_element(By.ID, "conditions-0")  # accuracy per condition, every matrix
+        assert [r.get_attribute("data-model") for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")][:3] == \
+            [r.get_attribute("data-model") for r in rows[:3]]
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_significance_and_earlier_run_marks_are_text_and_survive_an_incremental_run(browser, tmp_path):
+    """A cell from an earlier run that is also a significant change shows both marks, as text (both were CSS
+    ::after rules on one element, so the second hid the first)."""
+    from selenium.webdriver.common.by import By
+
+    from codecbench.report.html import render_html
+    from codecbench.report.table import ResultTable
+
+    n = 60
+    labels = [i % 10 for i in range(n)]
+
+    def row(model, condition, wrong, run_id):
+        predictions = [(y + 1) % 10 if i < wrong else y for i, y in enumerate(labels)]
+        correct = n - wrong
+        return {"model": model, "condition": condition, "n": n, "correct": correct, "accuracy": correct / n,
+                "ci_low": 0.0, "ci_high": 1.0, "clips": [f"c{i}.wav" for i in range(n)], "labels": labels,
+                "predictions": predictions, "run_id": run_id}
+
+    # an incremental run: r2 re-scored base on wav only; finetuned_full@e10's cells (much better on mp3@32: a
+    # significant change against base) come from the earlier run r1
+    doc = {"meta": {"run_id": "r2", "composed_from": ["r1", "r2"],
+                    "matrix": {"fingerprint": {"categories": {"cat1": ["wav"], "cat2": ["mp3@32"]}}}},
+           "results": [row("base", "wav", 5, "r2"), row("base", "mp3@32", 40, "r1"),
+                       row("finetuned_full@e10", "wav", 5, "r1"), row("finetuned_full@e10", "mp3@32", 5, "r1")]}
+    page = render_html(ResultTable(doc), tmp_path / "html")
+    _open(browser, page)
+    cells = browser.find_elements(By.CSS_SELECTOR, "#table2-0 td")
+    both = [c for c in cells if "sig-up" in c.get_attribute("class") and "older" in c.get_attribute("class")]
+    assert len(both) == 1  # finetuned_full@e10 on mp3@32
+    assert [m.text.strip() for m in both[0].find_elements(By.CSS_SELECTOR, ".mark")] == ["*", "†"]
+    assert "*" in both[0].text and "†" in both[0].text  # real text: copied with the number, read by a screen reader
+    assert browser.execute_script(
+        "return [...document.querySelectorAll('td')].every(td => ['none', 'normal'].includes("
+        "getComputedStyle(td, '::after').content))")

@@ -64,8 +64,10 @@ def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp
     assert "## Findings: paper vs this run (on synthetic, not the paper's data)" in report
     assert "| the base model's worst condition" in report and "mp3@32 (0.256)" in report
     assert "## Table 2: paper vs this run" not in report
+    # ... and so does the CSV, naming both datasets (no TAU number set beside the synthetic one as if comparable)
     table = (work / "report" / "paper_vs_run.csv").read_text()
-    assert "0.7692" in table and "paper_inside_ci" in table
+    assert table.splitlines()[0] == "dataset,paper_dataset,finding,paper,run"
+    assert "synthetic" in table and "0.7692" not in table and "paper_inside_ci" not in table
 
     # a third run finds everything finished and recomputes nothing
     mtimes = {p: p.stat().st_mtime_ns for p in items}

@@ -30,7 +30,14 @@ from codecbench.cli.model_commands import (
 )
 from codecbench.cli.parser import build_parser
 from codecbench.cli.reproduce_command import cmd_reproduce
-from codecbench.cli.result_commands import cmd_compare, cmd_history, cmd_leaderboard, cmd_report, cmd_thresholds
+from codecbench.cli.result_commands import (
+    cmd_compare,
+    cmd_history,
+    cmd_leaderboard,
+    cmd_report,
+    cmd_submit,
+    cmd_thresholds,
+)
 from codecbench.errors import CodecbenchError
 from codecbench.run.spec import OPTIONS, RunSpec
 
@@ -46,7 +53,7 @@ COMMANDS = {"report": cmd_report, "history": cmd_history, "compare": cmd_compare
             "conditions": cmd_conditions, "encode": cmd_encode,
             "cache": cmd_cache, "bench": cmd_bench, "segments": cmd_segments, "import-model": cmd_import_model,
             "train": cmd_train, "finetune": cmd_finetune, "zoo": cmd_zoo, "postfilter": cmd_postfilter,
-            "leaderboard": cmd_leaderboard, "dataset": cmd_dataset, "reproduce": cmd_reproduce,
+            "leaderboard": cmd_leaderboard, "submit": cmd_submit, "dataset": cmd_dataset, "reproduce": cmd_reproduce,
             "export": cmd_export, "devices": cmd_devices, "diagnose": cmd_diagnose,
             "consistency": cmd_consistency}
 

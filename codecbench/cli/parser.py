@@ -60,7 +60,10 @@ examples:
                  "--dry-run",
     "dataset": "examples:\n  codecbench dataset list\n  codecbench dataset download urbansound8k --to ~/data\n"
                "  codecbench dataset verify urbansound8k ~/data --deep",
-    "leaderboard": "examples:\n  codecbench leaderboard\n  codecbench leaderboard teamA/reports teamB/results.json "
+    "submit": "examples:\n  codecbench submit --results reports/ --model finetuned_seg7 --licence MIT "
+              "--training-data 'TAU 2020 Mobile development, fold 1 train'",
+    "leaderboard": "examples:\n  codecbench leaderboard\n  codecbench leaderboard --add a.submission.json "
+                   "b.submission.json --board board/\n  codecbench leaderboard teamA/reports teamB/results.json "
                    "--out site/",
     "history": "example:\n  codecbench history check",
     "compare": "examples:\n  codecbench compare reports/example/results.json reports/results.json\n"
@@ -223,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render exactly this run (default: the latest result of every model and condition)")
     p.add_argument("--paper", default=None, choices=["peters"],
                    help="add the paper's published numbers beside this run's (default: for `reproduce` runs)")
+    p.add_argument("--comment", default=None, metavar="FILE",
+                   help="also write the report's short summary (title, regression gate, ranking) as Markdown for a "
+                        "pull-request comment")
+    p.add_argument("--reference", default="base",
+                   help="the model the relative coding error is measured against (default: base; 100 = as robust)")
 
     p = sub.add_parser("reproduce", help="a study end to end, resumable: data, checkpoint, fine-tuning, benchmark, "
                                          "report with the paper's numbers beside this run's")
@@ -268,7 +276,23 @@ def build_parser() -> argparse.ArgumentParser:
                        "and matrix, from the results history or several results folders")
     p.add_argument("sources", nargs="*", help="results folders or results.json files (default: --results)")
     _common(p, "results")
-    p.add_argument("--out", default=None, help="output folder (default: <results>/leaderboard)")
+    p.add_argument("--out", default=None, help="output folder (default: <results>/leaderboard; with --add: "
+                                                "<board>/site)")
+    p.add_argument("--add", nargs="+", default=None, metavar="FILE",
+                   help="add submission files (codecbench submit) to the board --board, each checked against the "
+                        "board's dataset and conditions by content, and render the board's site")
+    p.add_argument("--board", default="board", help="the board folder of --add (default: ./board)")
+    p.add_argument("--replace", action="store_true", help="--add: replace a model of the same name whose file "
+                                                          "differs")
+
+    p = sub.add_parser("submit", help="one model's results as one file another lab can add to a shared board "
+                                      "(codecbench leaderboard --add)")
+    _common(p, "results")
+    p.add_argument("--model", required=True, help="the model to submit (a model of the results)")
+    p.add_argument("--out", default=None, help="the submission file (default: <model>.submission.json)")
+    p.add_argument("--training-data", default=None, help="the model's training data, as you declare it")
+    p.add_argument("--licence", "--license", dest="licence", default=None, help="the model's licence, as you "
+                                                                                "declare it")
 
     p = sub.add_parser("history", help="check the results history, or rebuild it from the run folders")
     p.add_argument("action", choices=["check", "rebuild"])

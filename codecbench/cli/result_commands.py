@@ -10,6 +10,7 @@ from tabulate import tabulate
 from codecbench.core.fsutil import atomic_write
 from codecbench.errors import UsageError
 from codecbench.run.spec import RunSpec
+from codecbench.zoo import check_name
 
 
 def cmd_report(args, spec: RunSpec) -> int:
@@ -23,7 +24,13 @@ def cmd_report(args, spec: RunSpec) -> int:
     out = Path(args.out) if args.out else (results if results.suffix != ".json" else results.parent)
     markdown, written = render(results, out, formats, models=list(spec.model) if spec.model else None,
                                baseline=spec.baseline, alpha=spec.alpha, run_id=args.run_id,
-                               baseline_max_changed=spec.baseline_max_changed, paper=args.paper)
+                               baseline_max_changed=spec.baseline_max_changed, paper=args.paper,
+                               reference=check_name(args.reference))
+    if args.comment:
+        from codecbench.report.ranking import comment_markdown
+
+        atomic_write(Path(args.comment), comment_markdown(markdown))
+        written.append(Path(args.comment))
     if args.markdown:  # for a pipe: the whole report
         print(markdown)
     else:
@@ -52,7 +59,25 @@ def report_summary(markdown: str, written: list[Path]) -> str:
     return "\n".join(out)
 
 
+def cmd_submit(args, spec: RunSpec) -> int:
+    from codecbench.results.files import load_results
+    from codecbench.results.submission import make_submission, write_submission
+
+    model = check_name(args.model)
+    out = Path(args.out) if args.out else Path(f"{model}.submission.json")
+    submission = make_submission(load_results(spec.results), model, training_data=args.training_data,
+                                 licence=args.licence, source=str(spec.results))
+    write_submission(out, submission)
+    conditions = len(submission["results"])
+    print(f"{out}: {model} on {conditions} conditions, {len(submission['dataset']['clip_digests'])} clips of "
+          f"{submission['dataset']['name']} ({submission['dataset']['split']} split); add it to a board with "
+          f"codecbench leaderboard --add {out} --board BOARD")
+    return 0
+
+
 def cmd_leaderboard(args, spec: RunSpec) -> int:
+    if args.add:
+        return _add_to_board(args)
     from codecbench.report.html import render_leaderboard
     from codecbench.results.files import leaderboard_documents
 
@@ -120,4 +145,19 @@ def cmd_history(args, spec: RunSpec) -> int:
     aside, runs, count = rebuild_history(results)
     print(f"{path}: rebuilt from {runs} run folders ({count} results)"
           + (f"; the old file is {aside}" if aside else ""))
+    return 0
+
+
+def _add_to_board(args) -> int:
+    from codecbench.report.board import render_board
+    from codecbench.results.submission import Board
+
+    if args.sources:
+        raise UsageError("leaderboard --add takes submission files, not results folders: "
+                         f"{', '.join(args.sources)}")
+    board = Board(args.board)
+    added = board.add(args.add, replace=args.replace)
+    site = render_board(board, Path(args.out) if args.out else board.root / "site")
+    print(f"board {board.root}: added {', '.join(added)}; {len(board.submissions())} models", file=sys.stderr)
+    print(f"open the board: {site.resolve().as_uri()}", file=sys.stderr)
     return 0

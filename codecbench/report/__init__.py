@@ -1,6 +1,7 @@
 """``codecbench report``: the paper's tables and figures from a results folder.
 
-Renders Table 2 (conditions by category x base and full fine-tuning by epoch), the segments
+Renders the ranking by the headline robustness score (:mod:`.ranking`), the ranking metrics per cell,
+Table 2 (conditions by category x base and full fine-tuning by epoch), the segments
 table (base, full, segments 1-10, with per-category means), the significance of each model
 against the base model (exact McNemar on paired predictions), codec facts (achieved bit rate and
 surviving bandwidth, measured during the run on its own clips) and Figure 2 (accuracy change per
@@ -22,6 +23,7 @@ from tabulate import tabulate
 from codecbench.report import remedies, sweeps
 from codecbench.report.codec_facts import codec_facts, facts_markdown
 from codecbench.report.figures import figure2
+from codecbench.report.ranking import gate_sections, metric_sections, ranking_sections
 from codecbench.report.table import (
     GAP,
     OLDER,
@@ -40,6 +42,8 @@ from codecbench.report.table import (
 )
 from codecbench.results.diagnoses import Diagnosis, read_diagnoses, safe_name
 from codecbench.results.files import ResultsError, compare_datasets, latest_document, load_results
+from codecbench.results.ranking import REFERENCE
+from codecbench.results.rows import METRIC_COLUMNS
 from codecbench.zoo import model_kind
 
 FORMATS = ("md", "csv", "png", "svg", "html")
@@ -59,7 +63,8 @@ def load_document(results: str | Path, run_id: str | None = None) -> dict:
 
 def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models: list[str] | None = None,
            baseline: str | Path | None = None, alpha: float = 0.05, run_id: str | None = None,
-           baseline_max_changed: float = 0.02, paper: str | None = None) -> tuple[str, list[Path]]:
+           baseline_max_changed: float = 0.02, paper: str | None = None,
+           reference: str | None = REFERENCE) -> tuple[str, list[Path]]:
     """Write the report of a results folder or file.
 
     Parameters
@@ -81,6 +86,8 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
         Exactly this run of the history.
     baseline_max_changed : float
         The largest share of changed clips a baseline may have and still be compared.
+    reference : str, optional
+        The model the relative coding error is measured against (default ``base``; :mod:`codecbench.results.ranking`).
     paper : str, optional
         Compare with this paper's published numbers (:mod:`.paper`; default: the paper a ``reproduce`` run names
         in its metadata, if any).
@@ -109,6 +116,9 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
     if older:
         sections[-1] += (f" Cells marked `{OLDER}` come from earlier runs on the same dataset and matrix "
                          f"({', '.join(text(r) for r in older)}): the latest result of each model and condition.")
+    sections += gate_sections(res)
+    ranking_md, ranking_rows = ranking_sections(res, reference)
+    sections += ranking_md
     full_cols = full_epoch_models(res)
     seg_cols = segment_models(res)
     paper = paper or meta.get("reproduces")
@@ -134,6 +144,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
     sig = significance_rows(res)
     sections += ["## Change vs base model (exact McNemar on paired clips; * p < %.2g)" % alpha,
                  significance_markdown(sig, res, alpha)]
+    sections += metric_sections(res)
     skipped = [(m, c, len(r.get("skipped") or [])) for (m, c), r in sorted(res.cells.items()) if r.get("skipped")]
     if skipped:
         sections += ["## Clips left out (--on-error skip)",
@@ -150,6 +161,7 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
     long = pd.DataFrame([{"model": m, "condition": c, "category": next((k for k, v in res.categories.items()
                                                                         if c in v), None),
                           "n": r["n"], "accuracy": r["accuracy"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                          **{k: r.get(k) for k in METRIC_COLUMNS},
                           "achieved_kbps": r.get("achieved_kbps")} for (m, c), r in sorted(res.cells.items())])
     if baseline:
         base_doc = load_results(baseline)
@@ -215,7 +227,8 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
         (out / "report.md").write_text(markdown)
         written.append(out / "report.md")
     if "csv" in formats:
-        for name, frame in (("table2", accuracy_table(res, full_cols)),
+        for name, frame in (*((("ranking", pd.DataFrame(ranking_rows)),) if ranking_rows else ()),
+                            ("table2", accuracy_table(res, full_cols)),
                             ("segments", accuracy_table(res, seg_cols, category_means=True)),
                             ("significance", pd.DataFrame(sig)), ("codec_facts", facts), ("accuracy_long", long),
                             *((("sweeps", pd.DataFrame(sweep_rows)),) if sweep_rows else ()),
@@ -230,8 +243,34 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
 
         csv_files = [p for p in written if p.suffix == ".csv"]
         written.append(render_html(res, out / "html", csv_files=csv_files, sweep_rows=sweep_rows, alpha=alpha,
-                                   paper=paper, diagnoses=diagnosed))
+                                   paper=paper, diagnoses=diagnosed, reference=reference))
+    _remove_stale(out, written, formats)
     return markdown, written
+
+
+#: What ``render`` writes into its folder, by name: a file of these names that this render did not write is left
+#: from an earlier report (another matrix, a model since dropped) and would be read as this run's.
+REPORT_FILES = ("report.md", "figure2.png", "figure2.svg", "sweeps.png", "sweeps.svg", "losses.png", "losses.svg",
+                *(f"{name}.csv" for name in ("ranking", "table2", "segments", "significance", "codec_facts",
+                                             "accuracy_long", "sweeps", "paper_vs_run", "postfilter", "remedies")))
+
+
+def _remove_stale(out: Path, written: list[Path], formats) -> list[Path]:
+    """Remove the report files in ``out`` of the formats rendered now that this render did not write (never other
+    files, never diagnoses: ``codecbench diagnose`` writes those into the results folder, which may be ``out``)."""
+    kept = {p.resolve() for p in written}
+    stale = [out / name for name in REPORT_FILES if (out / name).suffix.lstrip(".") in formats
+             and (out / name).is_file() and (out / name).resolve() not in kept]
+    for path in stale:
+        path.unlink()
+    csv_folder = out / "html" / "csv"
+    if (out / "html" / "index.html").resolve() in kept and csv_folder.is_dir():
+        shown = {p.name for p in written if p.suffix == ".csv"}
+        for path in csv_folder.glob("*.csv"):
+            if path.name not in shown:
+                path.unlink()
+                stale.append(path)
+    return stale
 
 
 def _diagnoses(results: Path, out: Path) -> tuple[list[str], list[Path], list[tuple[Diagnosis, Path | None]]]:

@@ -1,9 +1,10 @@
 """The HTML report: one self-contained folder (``index.html`` with its data, script and styles inlined, and the
 CSV files beside it) that opens from disk or any static host and makes no network request.
 
-The page holds the leaderboard (one row per model: uncoded accuracy, mean accuracy per category, worst
-condition, retained accuracy and break-even bit rate where swept, each with its interval; sortable and
-filterable), the study's tables with the Markdown report's intervals and significance marks, interactive
+The page holds the leaderboard (one row per model, ranked by the headline robustness score: coded accuracy,
+relative coding error, coded log-loss, uncoded accuracy, mean accuracy per category, worst condition, retained
+accuracy and break-even bit rate where swept, each with its interval; sortable and filterable), the accuracy per
+condition, the study's tables with the Markdown report's intervals and significance marks, interactive
 figures (hover for the numbers, click a legend entry to hide a model, pick the models to show) and a detail
 view per model (accuracy per condition, the paired comparison with any reference model, confusion matrices,
 sidecar facts). The same page serves a leaderboard across runs: one section per (dataset, matrix), never mixed.
@@ -32,7 +33,10 @@ from codecbench.core.palette import styles_for
 from codecbench.report import remedies, sweeps
 from codecbench.report.codec_facts import codec_facts
 from codecbench.report.paper import findings_rows, load_paper, on_papers_data, run_facts, table2_rows
+from codecbench.report.ranking import ranking
 from codecbench.report.table import ResultTable, full_epoch_models, segment_models
+from codecbench.results.ranking import REFERENCE
+from codecbench.results.rows import METRIC_COLUMNS
 from codecbench.results.stats import paired_comparison, wilson_interval
 from codecbench.zoo import full_name, model_kind
 
@@ -75,7 +79,8 @@ def paper_data(res: ResultTable, paper_name: str) -> dict:
     return data
 
 
-def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None, paper: str | None = None) -> dict:
+def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None, paper: str | None = None,
+               reference: str | None = REFERENCE) -> dict:
     """Everything the page shows of one results document (one dataset and matrix), as JSON-able data."""
     meta = res.meta
     conditions = [{"name": c, "category": cat, "codec": res.parsed[c].codec, "kbps": res.parsed[c].kbps,
@@ -84,10 +89,13 @@ def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None, paper:
     cells = {}
     for (model, cond), r in res.cells.items():
         cells[f"{model}|{cond}"] = {**_interval(r["correct"], r["n"]), "kbps": _finite(r.get("achieved_kbps")),
-                                    "run_id": r.get("run_id", meta.get("run_id"))}
+                                    "run_id": r.get("run_id", meta.get("run_id")),
+                                    **{k: _finite(r.get(k)) for k in METRIC_COLUMNS}}
     sweep_rows = sweeps.summarise(res, n_boot=200) if sweep_rows is None else sweep_rows
+    scores = {s.model: s for s in ranking(res, reference)}
     models = []
-    for model in res.models:
+    # ranked: the leaderboard's default order is the headline's
+    for model in sorted(res.models, key=lambda m: scores[m].rank if m in scores else len(scores) + 1):
         f = facts.get(model, {})
         # results of an older codecbench did not record kind and front-end: shown as such, never guessed
         row: dict = {"name": model, "kind": f.get("kind", "unrecorded"), "frontend": f.get("frontend", "unrecorded"),
@@ -110,6 +118,17 @@ def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None, paper:
                                       "break_even_lo": _finite(s["break_even_low"]),
                                       "break_even_hi": _finite(s["break_even_high"])}
                          for s in sweep_rows if s["model"] == model}
+        score = scores.get(model)
+        if score is not None:
+            row.update(rank=score.rank, complete=score.complete,
+                       coded={"acc": _finite(score.coded_accuracy), "lo": _finite(score.coded_accuracy_low),
+                              "hi": _finite(score.coded_accuracy_high)},
+                       rce={"v": _finite(score.relative_coding_error), "lo": _finite(score.relative_coding_error_low),
+                            "hi": _finite(score.relative_coding_error_high)},
+                       retained={"v": _finite(score.retained_accuracy), "lo": _finite(score.retained_accuracy_low),
+                                 "hi": _finite(score.retained_accuracy_high)},
+                       log_loss={"v": _finite(score.coded_log_loss), "lo": _finite(score.coded_log_loss_low),
+                                 "hi": _finite(score.coded_log_loss_high)})
         models.append(row)
     paired, confusion = {}, {}
     names = meta.get("dataset", {}).get("class_names") or []
@@ -153,6 +172,7 @@ def group_data(res: ResultTable, *, sweep_rows: list[dict] | None = None, paper:
             "styles": {"conditions": {c: st.as_dict() for c, st in styles_for(c for _, c in res.conditions()).items()},
                        "models": {m: st.as_dict() for m, st in styles_for(res.models).items()}},
             "paper": paper_data(res, paper) if paper else None,
+            "reference": next((sc.reference for sc in scores.values() if sc.reference), None),
             "remedies": _remedies(res),
             "provenance": {"libraries": meta.get("libraries", {}), "machine": meta.get("machine", {}),
                            "precision": meta.get("precision"), "thresholds": meta.get("thresholds"),
@@ -200,12 +220,13 @@ def write_page(folder: Path, title: str, groups: list[dict], *, csv_files: Seque
 
 
 def render_html(res: ResultTable, folder: Path, *, csv_files: Sequence[Path] = (), sweep_rows=None,
-                alpha: float = ALPHA, paper: str | None = None, diagnoses: Sequence = ()) -> Path:
+                alpha: float = ALPHA, paper: str | None = None, diagnoses: Sequence = (),
+                reference: str | None = REFERENCE) -> Path:
     """The HTML report of one results document (with the comparison against ``paper``'s numbers, if named, and the
     ``(Diagnosis, figure path or None)`` pairs of ``codecbench diagnose``, their figures inlined)."""
     dataset = res.meta.get("dataset", {})
     title = f"codecbench report: {dataset.get('name', '?')} ({dataset.get('split', '?')} split)"
-    group = group_data(res, sweep_rows=sweep_rows, paper=paper)
+    group = group_data(res, sweep_rows=sweep_rows, paper=paper, reference=reference)
     group["diagnoses"] = [{"model": d.model, "condition": d.condition, "verdict": d.verdict,
                            "figure": "data:image/png;base64," + base64.b64encode(figure.read_bytes()).decode()
                            if figure is not None else None} for d, figure in diagnoses]

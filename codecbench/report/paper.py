@@ -43,10 +43,12 @@ def table2_rows(res: ResultTable, paper: dict) -> list[dict]:
             cell = res.get(_model_at(epoch), row["condition"])
             run = float(cell["accuracy"]) if cell else math.nan
             low, high = (float(cell["ci_low"]), float(cell["ci_high"])) if cell else (math.nan, math.nan)
-            rows.append({"category": row["category"], "condition": row["condition"], "epoch": epoch,
-                         "model": _model_at(epoch), "paper": published, "run": run, "ci_low": low, "ci_high": high,
-                         "n": cell["n"] if cell else 0, "delta": run - published,
-                         "paper_inside_ci": bool(low <= published <= high) if cell else None})
+            inside = bool(low <= published <= high) if cell else None
+            rows.append({"dataset": (res.meta.get("dataset") or {}).get("name"), "category": row["category"],
+                         "condition": row["condition"], "epoch": epoch, "model": _model_at(epoch),
+                         "paper": published, "run": run, "ci_low": low, "ci_high": high,
+                         "n": cell["n"] if cell else 0, "delta": run - published, "paper_inside_ci": inside,
+                         "agrees": None if inside is None else ("yes" if inside else "no")})
     return rows
 
 
@@ -207,10 +209,13 @@ def paper_sections(res: ResultTable, paper: dict) -> tuple[list[str], list[dict]
         body = tabulate([[f["finding"], f["paper"], f["run"]] for f in found],
                         headers=["finding", "the paper", "this run"], tablefmt="github",
                         disable_numparse=True)
+        # the CSV too compares findings, naming the data: TAU's numbers beside another dataset's would read as a
+        # comparison that is not one
+        name = (res.meta.get("dataset") or {}).get("name")
         return ([f"## Findings: paper vs this run (on {dataset}, not the paper's data)",
                 f"This run did not score the paper's data ({paper['dataset']}), so its accuracies are not comparable "
                 f"with the published ones; the comparison is of the findings. {facts[0].upper()}{facts[1:]}.", body],
-                rows)
+                [{"dataset": name, "paper_dataset": paper["dataset"], **f} for f in found])
     sections = ["## Table 2: paper vs this run", table2_markdown(rows, paper) + f"\n\n{facts[0].upper()}{facts[1:]}."]
     extra = extra_epochs_markdown(res, paper)
     if extra:

@@ -23,8 +23,9 @@ status=0
 # shellcheck disable=SC2086  # CODECBENCH_ARGS is a list of options on purpose
 "$PYTHON" -m pytest benchmarks/ -p no:cacheprovider "${gate[@]}" --junitxml reports/junit.xml ${CODECBENCH_ARGS:-} \
   || status=$?
-# the report is published whether the gate passed or not
-"$PYTHON" -m codecbench report --out reports/report
+# the report is published whether the gate passed or not; its short summary (the gate's line, the ranking) is
+# written for a pull-request comment (examples/ci/github-actions.yml posts it where it has a token)
+"$PYTHON" -m codecbench report --out reports/report --comment reports/pr-comment.md
 # on GitHub Actions the tables also go to the job's summary page
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f reports/report/report.md ]; then
   cat reports/report/report.md >> "$GITHUB_STEP_SUMMARY"

@@ -34,12 +34,12 @@ function sortableTable(columns, rows, {id, onName} = {}) {
   // columns: [{key, label, value(row) -> number|string|null, render(row) -> nodes, text}]
   const tbody = el("tbody");
   const table = el("table", {id}, el("thead", {}, el("tr", {}, columns.map((c, i) =>
-    el("th", {class: "sortable" + (c.text ? " text" : "") + (c.fact ? " fact" : ""), "data-key": c.key, scope: "col",
-              onclick: () => sortBy(i)}, c.label)))), tbody);
+    el("th", {class: "sortable" + (c.text ? " text" : "") + (c.fact ? " fact" : "") + (c.cls ? ` ${c.cls}` : ""), "data-key": c.key, scope: "col",
+              "aria-sort": c.key === "rank" ? "ascending" : null, onclick: () => sortBy(i)}, c.label)))), tbody);
   let order = rows.slice();
   function draw() {
     tbody.replaceChildren(...order.map((r) => el("tr", {"data-model": r.name, hidden: r.hidden},
-      columns.map((c) => el("td", {class: [c.text ? "text" : "", c.fact ? "fact" : ""].join(" ").trim() || null,
+      columns.map((c) => el("td", {class: [c.text ? "text" : "", c.fact ? "fact" : "", c.cls || ""].join(" ").trim() || null,
                                     "data-value": c.value(r) ?? ""}, c.render(r))))));
   }
   function sortBy(i) {
@@ -193,25 +193,37 @@ function renderGroup(group, gi) {
                  (group.composed_from.length > 1 ? `, composed from runs ${group.composed_from.join(", ")} (the latest result of each cell)` : "") +
                  `, git ${(group.git_commit || "?").slice(0, 10)}; dataset fingerprint ${(group.dataset.fingerprint || "?").slice(0, 12)}.`}));
 
-  // leaderboard
+  // leaderboard: ranked by the headline score (coded accuracy), the key columns first, the model column sticky
   const swept = Object.keys(group.sweeps);
-  const columns = [
-    {key: "model", label: "model", text: true, value: (r) => r.name,
-     render: (r) => el("button", {class: "link model", type: "button", "data-model": r.name, onclick: () => showDetail(r.name)}, r.name)},
+  const valueText = (x, d = 3) => x && x.v !== null && x.v !== undefined ? [fmt(x.v, d), el("span", {class: "ci", text: x.lo !== null && x.lo !== undefined ? ` [${fmt(x.lo, d)}, ${fmt(x.hi, d)}]` : ""})] : "—";
+  const rceReference = group.reference;
+  const facts = [
     {key: "kind", fact: true, label: "kind", text: true, value: (r) => r.kind, render: (r) => r.kind},
     {key: "frontend", fact: true, label: "front-end", text: true, value: (r) => r.frontend, render: (r) => r.frontend},
     {key: "params", fact: true, label: "parameters", value: (r) => r.params, render: (r) => r.params ? Number(r.params).toLocaleString("en") : "—"},
     {key: "origin", fact: true, label: "where from", text: true, value: (r) => r.origin, render: (r) => r.origin},
+  ];
+  // a fact that is the same for every model says nothing about the ranking: folded into one line under the table
+  const same = group.models.length > 1 ? facts.filter((c) => new Set(group.models.map((r) => String(c.value(r)))).size === 1) : [];
+  const columns = [
+    {key: "rank", label: "rank", cls: "rank", value: (r) => r.rank ?? null, render: (r) => r.rank ? `${r.rank}` + (r.complete === false ? " (incomplete)" : "") : "—"},
+    {key: "model", label: "model", text: true, cls: "model-col", value: (r) => r.name,
+     render: (r) => el("button", {class: "link model", type: "button", "data-model": r.name, onclick: () => showDetail(r.name)}, r.name)},
     {key: "wav", label: "uncoded", value: (r) => r.wav && r.wav.acc, render: (r) => cellText(r.wav)},
-    ...cats.map((cat) => ({key: `cat:${cat}`, label: `${cat} mean`, value: (r) => r[`cat:${cat}`] && r[`cat:${cat}`].acc,
-                           render: (r) => cellText(r[`cat:${cat}`])})),
+    {key: "coded", label: "coded accuracy", value: (r) => r.coded && r.coded.acc, render: (r) => cellText(r.coded)},
+    {key: "log_loss", label: "coded log-loss", lowerBetter: true, value: (r) => r.log_loss && r.log_loss.v, render: (r) => valueText(r.log_loss)},
     {key: "worst", label: "worst condition", value: (r) => r.worst && r.worst.acc,
      render: (r) => r.worst ? [cellText(r.worst), el("span", {class: "ci", text: ` ${r.worst.condition}`})] : "—"},
+    {key: "rce", label: `relative coding error${rceReference ? ` (vs ${rceReference})` : ""}`, lowerBetter: true, value: (r) => r.rce && r.rce.v, render: (r) => valueText(r.rce, 1)},
+    {key: "retained", label: "retained", value: (r) => r.retained && r.retained.v, render: (r) => valueText(r.retained)},
+    ...cats.map((cat) => ({key: `cat:${cat}`, label: `${cat} mean`, value: (r) => r[`cat:${cat}`] && r[`cat:${cat}`].acc,
+                           render: (r) => cellText(r[`cat:${cat}`])})),
     ...swept.flatMap((codec) => [
       {key: `retained:${codec}`, label: `${codec} retained`, value: (r) => r.sweeps[codec] && r.sweeps[codec].retained,
        render: (r) => r.sweeps[codec] ? [fmt(r.sweeps[codec].retained), el("span", {class: "ci", text: ` [${fmt(r.sweeps[codec].retained_lo)}, ${fmt(r.sweeps[codec].retained_hi)}]`})] : "—"},
       {key: `breakeven:${codec}`, label: `${codec} break-even kbps`, value: (r) => r.sweeps[codec] ? (r.sweeps[codec].break_even ?? Infinity) : null,
        render: (r) => r.sweeps[codec] ? `${r.sweeps[codec].break_even ?? "never"} [${r.sweeps[codec].break_even_lo ?? "never"}, ${r.sweeps[codec].break_even_hi ?? "never"}]` : "—"}]),
+    ...facts.filter((c) => !same.includes(c)),
   ];
   const board = sortableTable(columns, group.models, {id: `leaderboard-${gi}`});
   const kinds = [...new Set(group.models.map((m) => m.kind))];
@@ -227,8 +239,20 @@ function renderGroup(group, gi) {
   filterName.addEventListener("input", applyFilter);
   filterKind.addEventListener("change", applyFilter);
   root.append(el("h3", {text: "Leaderboard"}),
-              el("p", {class: "muted", text: "Category means pool the category's conditions (their clips and correct answers, so the interval is a Wilson interval of the pooled proportion); retained accuracy and break-even bit rate (the lowest rate from which on accuracy stays within 0.02 of the original's) come with paired-bootstrap intervals."}),
-              el("div", {class: "controls"}, filterName, filterKind), el("div", {class: "scroll"}, board));
+              el("p", {class: "muted", text: `Ranked by coded accuracy: the accuracy pooled over every coded condition (each clip under each codec counts once); higher is better. Coded log-loss: DCASE's log-loss pooled the same way, lower is better. Relative coding error: per codec family, the model's errors over ${rceReference || "the reference model"}'s, averaged over families, × 100 (100 = as robust as ${rceReference || "the reference"}; lower is better). Retained: coded / uncoded accuracy. Intervals of the headline figures: 95 % bootstrap over clips, the same resamples for every model; category means pool the category's conditions (Wilson intervals); retained accuracy and break-even bit rate per swept codec come with paired-bootstrap intervals. Click a heading to sort.`}),
+              el("div", {class: "controls"}, filterName, filterKind), el("div", {class: "scroll"}, board),
+              same.length ? el("p", {class: "muted", id: `same-${gi}`, text: "The same for every model: " + same.map((c) => `${c.label} ${c.value(group.models[0]) ?? "—"}`).join("; ") + "."}) : null);
+
+  // accuracy per condition, every matrix: models in rank order, the best of each column bold
+  root.append(el("h3", {text: "Accuracy per condition"}),
+              el("div", {class: "scroll"}, el("table", {id: `conditions-${gi}`, class: "ranked"},
+                el("thead", {}, el("tr", {}, el("th", {class: "text model-col", text: "model"}), group.conditions.map((c) => el("th", {text: c.name})))),
+                el("tbody", {}, group.models.map((m) => el("tr", {"data-model": m.name}, el("td", {class: "text model-col", text: m.name}),
+                  group.conditions.map((c) => {
+                    const x = cell(m.name, c.name);
+                    const best = x && Math.max(...group.models.map((o) => (cell(o.name, c.name) || {}).acc ?? -1)) === x.acc;
+                    return el("td", {class: best ? "best" : null, title: x && x.log_loss !== null && x.log_loss !== undefined ? `log-loss ${fmt(x.log_loss)} [${fmt(x.log_loss_low)}, ${fmt(x.log_loss_high)}]` : null}, cellText(x));
+                  })))))));
 
   // the paper against this run (report --paper NAME, or a reproduce run): cell by cell on the paper's own data, else the findings
   if (group.paper) {
@@ -271,7 +295,8 @@ function renderGroup(group, gi) {
                   const sig = p && p.p !== null && p.p < DATA.alpha ? (p.delta > 0 ? "sig-up" : "sig-down") : "";
                   const older = x && group.run_id && x.run_id !== group.run_id ? "older" : "";
                   return el("td", {class: [accs[i] === best && x ? "best" : "", sig, older].join(" ").trim() || null,
-                                   title: p ? `vs ${reference}: ${p.delta >= 0 ? "+" : ""}${fmt(p.delta)}, p = ${pText(p.p)}` : null}, cellText(x));
+                                   title: p ? `vs ${reference}: ${p.delta >= 0 ? "+" : ""}${fmt(p.delta)}, p = ${pText(p.p)}` : null},
+                            cellText(x), sig ? el("span", {class: "mark", text: " *"}) : null, older ? el("span", {class: "mark older-mark", text: " †"}) : null);
                 }));
     });
     return el("div", {class: "scroll"}, el("table", {id}, el("thead", {}, head), el("tbody", {}, rows)));
@@ -288,7 +313,7 @@ function renderGroup(group, gi) {
                     const p = paired(reference, m.name, c.name);
                     if (!p) return el("td", {text: "—"});
                     const sig = p.p !== null && p.p < DATA.alpha ? (p.delta > 0 ? "sig-up" : "sig-down") : null;
-                    return el("td", {class: sig, title: `p = ${pText(p.p)}, n = ${p.n}`, text: `${p.delta >= 0 ? "+" : ""}${fmt(p.delta)}`});
+                    return el("td", {class: sig, title: `p = ${pText(p.p)}, n = ${p.n}`}, `${p.delta >= 0 ? "+" : ""}${fmt(p.delta)}`, sig ? el("span", {class: "mark", text: " *"}) : null);
                   })))))));
   }
 
@@ -327,7 +352,8 @@ function renderGroup(group, gi) {
     const names = Object.keys(sweeps);
     if (!names.length) return;
     const original = group.conditions.find((c) => c.original);
-    const shown = new Set(modelNames.slice(0, Math.min(4, modelNames.length)));
+    // the reference model (base) and the best ranked: the comparison a reader wants first
+    const shown = new Set([...new Set([...(modelNames.includes(reference) ? [reference] : []), ...modelNames])].slice(0, 4));
     const holder = el("div");
     const pick = el("div", {class: "controls"}, el("span", {class: "muted", text: "models shown:"}),
       modelNames.map((name) => el("label", {}, el("input", {type: "checkbox", checked: shown.has(name), "data-model": name,

@@ -9,8 +9,6 @@ import pytest
 from codecbench.errors import DataError
 from codecbench.results.metrics import (
     cell_metrics,
-    clip_brier,
-    clip_log_loss,
     pack_probabilities,
     paired_difference,
     resamples,
@@ -174,7 +172,8 @@ def test_relative_coding_error_on_a_hand_made_table():
 def test_an_incomplete_model_ranks_after_the_complete_ones():
     labels, p = _cell(n=30)
     good = np.eye(10)[labels] * 0.9 + 0.01
-    cells = {("base", "wav"): _record("base", "wav", labels, p), ("base", "mp3@32"): _record("base", "mp3@32", labels, p),
+    cells = {("base", "wav"): _record("base", "wav", labels, p),
+             ("base", "mp3@32"): _record("base", "mp3@32", labels, p),
              ("perfect", "wav"): _record("perfect", "wav", labels, good)}
     cells[("base", "opus@64")] = _record("base", "opus@64", labels, p)
     cells[("perfect", "mp3@32")] = _record("perfect", "mp3@32", labels, good)

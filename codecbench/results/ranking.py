@@ -133,14 +133,14 @@ def rank_models(cells: dict[tuple[str, str], dict], *, reference: str | None = R
     for model in models:
         m = per_model[model]
         scored = bool(m.conditions)
-        accuracy = _pooled(m.correct, whole)[0] if scored else None
+        accuracy = float(_pooled(m.correct, whole)[0]) if scored else None
         boot = _pooled(m.correct, index) if scored else np.array([])
         low, high = _interval(boot)
         u = uncoded.get(model)
         retained = retained_low = retained_high = None
         uncoded_accuracy = float(_pooled(u.correct, whole)[0]) if u is not None else None
-        if u is not None and scored and uncoded_accuracy:
-            retained = float(accuracy) / uncoded_accuracy
+        if u is not None and accuracy is not None and uncoded_accuracy:
+            retained = accuracy / uncoded_accuracy
             with np.errstate(invalid="ignore", divide="ignore"):
                 retained_low, retained_high = _interval(boot / _pooled(u.correct, index))
         loss = loss_low = loss_high = None
@@ -156,7 +156,7 @@ def rank_models(cells: dict[tuple[str, str], dict], *, reference: str | None = R
         worst = min(accuracies, key=lambda c: (accuracies[c], c)) if accuracies else None
         scores.append(ModelScore(
             model=model, rank=0, complete=len(m.conditions) == len(coded), coded_conditions=len(m.conditions),
-            uncoded_accuracy=uncoded_accuracy, coded_accuracy=None if accuracy is None else float(accuracy),
+            uncoded_accuracy=uncoded_accuracy, coded_accuracy=accuracy,
             coded_accuracy_low=low, coded_accuracy_high=high, relative_coding_error=rce,
             relative_coding_error_low=rce_low, relative_coding_error_high=rce_high, retained_accuracy=retained,
             retained_accuracy_low=retained_low, retained_accuracy_high=retained_high, coded_log_loss=loss,

@@ -57,8 +57,9 @@ def make_submission(doc: dict, model: str, *, training_data: str | None = None, 
     codec_facts = meta.get("codec_facts", {})
     conditions = {}
     for r in records:
+        library: str | None = "none (uncoded)"
         if r["condition"] == "wav":
-            library = "none (uncoded)"
+            pass
         else:
             library = (codec_facts.get(r["condition"]) or {}).get("library")
             if not library:

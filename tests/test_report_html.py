@@ -342,9 +342,21 @@ def test_the_leaderboard_is_ranked_with_the_model_column_sticky_and_key_columns_
             for key in ("wav", "coded", "log_loss", "worst"):
                 th = browser.find_element(By.CSS_SELECTOR, f'#leaderboard-0 th[data-key="{key}"]')
                 assert th.rect["x"] + th.rect["width"] <= right + 1, key
-        table = browser.find_element(By.ID, "conditions-0")  # accuracy per condition, every matrix
+        table = browser.find_element(By.ID, "conditions-0")  # every metric per condition, every matrix
         assert [r.get_attribute("data-model") for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")][:3] == \
             [r.get_attribute("data-model") for r in rows[:3]]
+        if width == 1400:  # log-loss per condition: lower is better, so the column's smallest is the bold one
+            from selenium.webdriver.support.ui import Select
+
+            Select(browser.find_element(By.ID, "metric-0")).select_by_visible_text("log-loss")
+            heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+            column = heads.index("mp3@32")
+            cells = [r.find_elements(By.TAG_NAME, "td")[column] for r in table.find_elements(By.CSS_SELECTOR,
+                                                                                             "tbody tr")]
+            values = [float(c.get_attribute("data-value")) for c in cells]
+            assert len(values) == 16 and all(v > 0 for v in values)
+            bold = [float(c.get_attribute("data-value")) for c in cells if "best" in (c.get_attribute("class") or "")]
+            assert bold == [min(values)]
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 

@@ -53,27 +53,23 @@ def table2_rows(res: ResultTable, paper: dict) -> list[dict]:
 
 
 def table2_markdown(rows: list[dict], paper: dict) -> str:
-    epochs = paper["table2"]["epochs"]
-    by_condition: dict[tuple, dict] = {}
-    for r in rows:
-        by_condition.setdefault((r["category"], r["condition"]), {})[r["epoch"]] = r
+    """The paper's Table 2 beside this run's, one row per (condition, epoch): the published accuracy, this run's with
+    its 95 % interval, the difference, and whether they agree (the published value inside the run's interval)."""
+    def agrees(r: dict) -> str:
+        return GAP if r["paper_inside_ci"] is None else ("yes" if r["paper_inside_ci"] else "no")
 
-    def cell(r: dict) -> str:
-        if r["paper_inside_ci"] is None:
-            return f"{r['paper']:.3f} / {GAP}"
-        mark = "✓" if r["paper_inside_ci"] else "✗"
-        return f"{r['paper']:.3f} / {r['run']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['delta']:+.3f} {mark}"
-
-    body = [[cat, cond, *(cell(cells[e]) for e in epochs)] for (cat, cond), cells in by_condition.items()]
-    headers = ["cat", "condition", *(f"epoch {e} ({_model_at(e)})" for e in epochs)]
+    body = [[r["category"], r["condition"], f"{r['epoch']} ({_model_at(r['epoch'])})", f"{r['paper']:.3f}",
+             GAP if r["paper_inside_ci"] is None else f"{r['run']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+             GAP if r["paper_inside_ci"] is None else f"{r['delta']:+.3f}", agrees(r)] for r in rows]
+    headers = ["cat", "condition", "epoch (model)", "paper", "this run [95 % CI]", "run - paper", "agrees?"]
     compared = [r for r in rows if r["paper_inside_ci"] is not None]
     inside = sum(r["paper_inside_ci"] for r in compared)
     summary = (f"The paper's value lies inside this run's 95 % interval in {inside} of {len(compared)} cells"
                + (f"; {len(rows) - len(compared)} cells have no result in this run" if len(compared) < len(rows)
                   else "") + ".")
-    return "\n\n".join([f"{paper['title']}: {paper['table2']['caption']}, on {paper['dataset']}. Each "
-                        "cell: the paper's accuracy / this run's [95 % Wilson interval], the difference (run - "
-                        "paper), and ✓ when the paper's value lies inside the interval.",
+    return "\n\n".join([f"{paper['title']}: {paper['table2']['caption']}, on {paper['dataset']}. Each row: the "
+                        "paper's accuracy, this run's with its 95 % Wilson interval, the difference (run - paper), "
+                        "and whether they agree (the paper's value inside the interval).",
                         tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), summary])
 
 

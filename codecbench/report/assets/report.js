@@ -243,16 +243,37 @@ function renderGroup(group, gi) {
               el("div", {class: "controls"}, filterName, filterKind), el("div", {class: "scroll"}, board),
               same.length ? el("p", {class: "muted", id: `same-${gi}`, text: "The same for every model: " + same.map((c) => `${c.label} ${c.value(group.models[0]) ?? "—"}`).join("; ") + "."}) : null);
 
-  // accuracy per condition, every matrix: models in rank order, the best of each column bold
-  root.append(el("h3", {text: "Accuracy per condition"}),
+  // every metric per condition, every matrix: models in rank order, the best of each column bold
+  const metrics = [
+    {key: "acc", label: "accuracy", higher: true, lo: "lo", hi: "hi"},
+    {key: "log_loss", label: "log-loss", higher: false, lo: "log_loss_low", hi: "log_loss_high"},
+    {key: "macro_accuracy", label: "class-wise accuracy", higher: true, lo: "macro_accuracy_low", hi: "macro_accuracy_high"},
+    {key: "ece", label: "expected calibration error", higher: false, lo: "ece_low", hi: "ece_high"},
+    {key: "brier", label: "Brier score", higher: false, lo: "brier_low", hi: "brier_high"},
+  ];
+  const metricPick = el("select", {"aria-label": "metric per condition", id: `metric-${gi}`},
+                        metrics.map((m, i) => el("option", {value: String(i), text: m.label})));
+  const conditionBody = el("tbody");
+  const drawConditions = () => {
+    const m = metrics[Number(metricPick.value)];
+    const value = (model, cond) => { const x = cell(model, cond); return x && x[m.key] !== null && x[m.key] !== undefined ? x[m.key] : null; };
+    conditionBody.replaceChildren(...group.models.map((row) => el("tr", {"data-model": row.name}, el("td", {class: "text model-col", text: row.name}),
+      group.conditions.map((c) => {
+        const v = value(row.name, c.name), x = cell(row.name, c.name);
+        const all = group.models.map((o) => value(o.name, c.name)).filter((y) => y !== null);
+        const best = v !== null && v === (m.higher ? Math.max(...all) : Math.min(...all));
+        return el("td", {class: best ? "best" : null, "data-value": v ?? ""}, v === null ? "—" :
+                  [fmt(v), el("span", {class: "ci", text: x[m.lo] !== null && x[m.lo] !== undefined ? ` [${fmt(x[m.lo])}, ${fmt(x[m.hi])}]` : ""})]);
+      }))));
+  };
+  metricPick.addEventListener("change", drawConditions);
+  drawConditions();
+  root.append(el("h3", {text: "Every condition"}),
+              el("p", {class: "muted", text: "Per cell, with its 95 % interval (Wilson for accuracy, bootstrap over clips for the others): DCASE's log-loss (lower is better), class-wise average accuracy, the expected calibration error (15 bins; lower is better) and the multi-class Brier score (lower is better). A cell without probabilities (an older results file) shows —."}),
+              el("div", {class: "controls"}, el("label", {}, "metric ", metricPick)),
               el("div", {class: "scroll"}, el("table", {id: `conditions-${gi}`, class: "ranked"},
                 el("thead", {}, el("tr", {}, el("th", {class: "text model-col", text: "model"}), group.conditions.map((c) => el("th", {text: c.name})))),
-                el("tbody", {}, group.models.map((m) => el("tr", {"data-model": m.name}, el("td", {class: "text model-col", text: m.name}),
-                  group.conditions.map((c) => {
-                    const x = cell(m.name, c.name);
-                    const best = x && Math.max(...group.models.map((o) => (cell(o.name, c.name) || {}).acc ?? -1)) === x.acc;
-                    return el("td", {class: best ? "best" : null, title: x && x.log_loss !== null && x.log_loss !== undefined ? `log-loss ${fmt(x.log_loss)} [${fmt(x.log_loss_low)}, ${fmt(x.log_loss_high)}]` : null}, cellText(x));
-                  })))))));
+                conditionBody)));
 
   // the paper against this run (report --paper NAME, or a reproduce run): cell by cell on the paper's own data, else the findings
   if (group.paper) {

@@ -15,6 +15,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -106,6 +107,37 @@ def file_lock(path: str | os.PathLike):
         try:
             yield
         finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def waiting_lock(path: str | os.PathLike, what: str, say=None):
+    """:func:`file_lock`, saying so when another process holds it: ``say`` (a logger) is told which process (its pid
+    and command, kept in the lock file by whoever holds it) and that this one waits for it to finish ``what``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            if say is not None:
+                say(f"codecbench: waiting for {holder} to finish {what} ({path})")
+            started = time.monotonic()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if say is not None:
+                say(f"codecbench: {path.name} free after {time.monotonic() - started:.0f} s")
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"process {os.getpid()} ({' '.join(sys.argv)[:200]})")
+            fh.flush()
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fh.flush()
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 

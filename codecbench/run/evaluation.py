@@ -16,6 +16,7 @@ import numpy as np
 from codecbench.codecs import Condition
 from codecbench.codecs.matrix import Matrix
 from codecbench.core.cache import Cache
+from codecbench.core.progress import NoProgress, progress
 from codecbench.core.wording import counted
 from codecbench.datasets import Dataset
 from codecbench.models.prefix import SharedPrefixPredictor
@@ -195,7 +196,8 @@ class Evaluator:
             x, kept = self.inputs(cond, scoring.frontend)
             scoring.check_input(x.first())
             self.log(f"codecbench: evaluating {key[0]} on {cond.name} ({counted(len(x), 'clip')})")
-            self._store(scoring, cond, predict_stream(scoring.predict, x, batch_size=x.batch_size), kept)
+            predict = self._counted(scoring.predict, len(x), f"scoring {key[0]} on {cond.name}")
+            self._store(scoring, cond, predict_stream(predict, x, batch_size=x.batch_size), kept)
         return self._results[key]
 
     def evaluate_many(self, models, cond: Condition) -> list[Result]:
@@ -217,13 +219,34 @@ class Evaluator:
                     continue  # nothing to share; evaluate() below runs each alone
                 self.log(f"codecbench: evaluating {len(group)} models on {cond.name} ({counted(len(x), 'clip')}), "
                          "shared layers once")
-                outputs = predict_stream(self._predictor(group).predict_batch, x, batch_size=x.batch_size)
+                predict = self._counted(self._predictor(group).predict_batch, len(x),
+                                        f"scoring {len(group)} models on {cond.name}")
+                outputs = predict_stream(predict, x, batch_size=x.batch_size)
                 for s in group:
                     try:
                         self._store(s, cond, s.probabilities(outputs[s.name], len(x)), kept)
                     except ModelError:
                         pass  # a model with bad outputs fails in its own case (evaluate() below), no other
         return [self.evaluate(s, cond) for s in scorings]
+
+    def _counted(self, predict, total: int, what: str):
+        """``predict`` with a progress bar over the clips it scores (where the store shows progress), so a long
+        evaluation is not silent."""
+        bar = progress(total, what, self.store.progress)
+        if isinstance(bar, NoProgress):
+            return predict
+
+        done = 0
+
+        def counted_predict(batch):
+            nonlocal done
+            out = predict(batch)
+            bar.update(len(batch))
+            done += len(batch)
+            if done >= total:
+                bar.close()
+            return out
+        return counted_predict
 
     def _predictor(self, group):
 

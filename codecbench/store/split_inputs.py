@@ -23,7 +23,7 @@ from codecbench import codecs
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.dsp import measure_bandwidth
-from codecbench.core.fsutil import file_lock
+from codecbench.core.fsutil import waiting_lock
 from codecbench.core.wording import counted
 from codecbench.datasets import Dataset
 from codecbench.errors import CodecbenchError, UsageError
@@ -34,10 +34,11 @@ from codecbench.store.fill import EncodeError, clip_key, coded_signal, fill, loa
 from codecbench.store.inputs import KEEP_INPUTS_BYTES, Inputs, input_reader
 
 
-def cache_lock(cache: Cache, name: str = "fill"):
-    """An exclusive advisory lock in the cache folder: one process fills, the others then find hits."""
+def cache_lock(cache: Cache, name: str = "fill", say=None):
+    """An exclusive advisory lock in the cache folder: one process fills, the others then find hits (a process that
+    waits for it says for whom, through ``say``)."""
     cache.mark()
-    return file_lock(cache.root / f".{name}.lock")
+    return waiting_lock(cache.root / f".{name}.lock", "filling the cache", say)
 
 
 class SplitInputs:
@@ -100,16 +101,23 @@ class SplitInputs:
         conds = [c for c in dict.fromkeys(conditions) if self.available(c)[0] and c.name not in self._prepared]
         if not conds:
             return
-        with cache_lock(self.cache):
-            start = time.perf_counter()
-            self.log(f"codecbench: encoding + featurising {counted(len(self.clips), 'clip')} x "
-                     f"{counted(len(conds), 'condition')} "
-                     f"({', '.join(c.name for c in conds)})")
-            # one condition's failure must not sink the others: the shared fill goes on past failures, and
-            # each condition meets its own when its features are read (features(), under on_error)
-            summary = fill(self.clips, conds, self.cache, with_features=self.frontends, jobs=self.jobs,
-                           backend=self.backend, scheduler=self.scheduler, progress=self.progress,
-                           on_error="skip", availability=self.availability)
+        start = time.perf_counter()
+        work = {"with_features": self.frontends, "jobs": self.jobs, "backend": self.backend,
+                "scheduler": self.scheduler, "on_error": "skip", "availability": self.availability}
+        # a reader of what is cached needs no lock: a first pass that codes nothing finds whether everything is
+        # there (another run filling the same cache writes each entry atomically, so a reader never sees half one)
+        summary = fill(self.clips, conds, self.cache, progress=False, read_only=True, **work)
+        if summary.misses:
+            # waiting is said on stderr whatever the run's logger (the Python API's is silent): a process that
+            # blocks for minutes behind another must say why
+            with cache_lock(self.cache, say=lambda message: print(message, file=sys.stderr, flush=True)):
+                start = time.perf_counter()
+                self.log(f"codecbench: encoding + featurising {counted(len(self.clips), 'clip')} x "
+                         f"{counted(len(conds), 'condition')} "
+                         f"({', '.join(c.name for c in conds)})")
+                # one condition's failure must not sink the others: the shared fill goes on past failures, and
+                # each condition meets its own when its features are read (features(), under on_error)
+                summary = fill(self.clips, conds, self.cache, progress=self.progress, **work)
         failed: dict[str, list] = {}
         for path, cond_name, error in summary.failures:
             failed.setdefault(cond_name, []).append((path, error))

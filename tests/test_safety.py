@@ -203,6 +203,9 @@ def test_a_killed_save_leaves_no_temporary_behind_the_next_save(tmp_path):
 
 @pytest.mark.parametrize("given, message", [
     ({"tolerance": "abc"}, "--tolerance: expected a number, got 'abc'"),
+    ({"tolerance": "nan"}, "--tolerance: expected a finite number, got 'nan'"),
+    ({"baseline_max_changed": "inf"}, "--baseline-max-changed: expected a finite number, got 'inf'"),
+    ({"baseline_metric": "f1"}, "--baseline-metric: unknown metric 'f1'"),
     ({"tolerance": "-0.1"}, "--tolerance: an accuracy drop tolerance lies in [0, 1)"),
     ({"alpha": "2"}, "--alpha: a significance level lies strictly between 0 and 1"),
     ({"jobs": "abc"}, "--jobs: expected a positive whole number"),

@@ -26,6 +26,7 @@ from codecbench.core.backend import keras
 from codecbench.core.cache import Cache
 from codecbench.datasets import Dataset
 from codecbench.errors import ModelError
+from codecbench.training.loop import FiniteLossGuard
 from codecbench.training.schedule import TrainConfig
 from codecbench.zoo import Zoo, check_name
 
@@ -159,7 +160,8 @@ def train_postfilter(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, ca
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
-    postfilter.fit(pairs, epochs=config.epochs, callbacks=[log], verbose=verbose, shuffle=False)
+    postfilter.fit(pairs, epochs=config.epochs, callbacks=[log, FiniteLossGuard("post-filter training")],
+                   verbose=verbose, shuffle=False)
     seconds = time.perf_counter() - start
     classifier.trainable = False
     inputs = keras.Input(shape=classifier.input_shape[1:], name="logmel")

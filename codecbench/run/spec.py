@@ -11,6 +11,7 @@ as a :class:`~codecbench.codecs.matrix.Matrix`. The command line and the pytest 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from pathlib import Path
@@ -62,12 +63,17 @@ def to_jobs(value, where: str) -> int:
 
 
 def _number(value, where: str) -> float:
+    """A finite number: NaN and infinity are refused with the rest (``float('nan') < 0`` is False, so a range check
+    alone lets NaN through into a saved model or a timeout)."""
     try:
         if isinstance(value, bool):
             raise ValueError
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise UsageError(f"{where}: expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise UsageError(f"{where}: expected a finite number, got {value!r}")
+    return number
 
 
 def _bounded(kind: type, minimum: float, strict: bool, what: str) -> Callable[[Any, str], Any]:
@@ -77,9 +83,9 @@ def _bounded(kind: type, minimum: float, strict: bool, what: str) -> Callable[[A
             if isinstance(value, bool):
                 raise ValueError
             number = kind(value) if kind is float or isinstance(value, int) else int(str(value).strip())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = None
-        if number is None or (number <= minimum if strict else number < minimum):
+        if number is None or not math.isfinite(number) or (number <= minimum if strict else number < minimum):
             raise UsageError(f"{where}: expected {what}, got {value!r}")
         return number
     return convert

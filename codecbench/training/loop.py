@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from codecbench.core.backend import keras
-from codecbench.errors import UsageError
+from codecbench.errors import ModelError, UsageError
 from codecbench.models.segments import freeze_except
 from codecbench.training.precision import resolve_precision, with_precision
 from codecbench.training.schedule import FINETUNE_DEFAULTS, TrainConfig  # noqa: F401  (re-exported)
@@ -80,6 +80,26 @@ class AugmentedBatches(keras.utils.PyDataset):
             x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[perm]
             y = lam[:, None] * y + (1 - lam[:, None]) * y[perm]
         return x, y
+
+
+class NonFiniteLoss(ModelError):
+    """Training made the loss NaN or infinite (a learning rate too high, or inputs that are not numbers): stopped,
+    and nothing of it is saved."""
+
+
+class FiniteLossGuard(keras.callbacks.Callback):
+    """Stops training with :class:`NonFiniteLoss` at the end of the first epoch whose loss is not finite (checked per
+    epoch, not per batch, so an accelerator is not made to wait on the host every batch)."""
+
+    def __init__(self, what: str = "training"):
+        super().__init__()
+        self.what = what
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            if "loss" in key and not math.isfinite(float(value)):
+                raise NonFiniteLoss(f"{self.what} stopped at epoch {epoch + 1}: {key} is {float(value)} (a learning "
+                                    "rate too high, or inputs that are not finite); nothing was saved")
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -147,8 +167,8 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
             optimizer.iterations.assign(initial_epoch * len(batches))
         # shuffle=False: the batches are already shuffled per epoch, from the seed; Keras would reorder them with
         # Python's global random state, which depends on how many iterators the backend and strategy create
-        model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=[log], verbose=verbose,
-                  shuffle=False)
+        model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=[log, FiniteLossGuard()],
+                  verbose=verbose, shuffle=False)
     if model is not target:
         target.set_weights(model.get_weights())
     return log.rows

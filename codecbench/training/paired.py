@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from codecbench.core.backend import keras
-from codecbench.training.loop import _EpochLog
+from codecbench.training.loop import FiniteLossGuard, _EpochLog
 from codecbench.training.schedule import TrainConfig
 
 ops = keras.ops
@@ -134,7 +134,8 @@ def fit_consistency(model: keras.Model, get: Callable[[np.ndarray], np.ndarray],
         verbose = 1 if sys.stdout.isatty() else 2
     optimizer = keras.optimizers.SGD(learning_rate=config.schedule(len(batches)), momentum=config.momentum)
     trainer.compile(optimizer=optimizer, jit_compile=False)
-    trainer.fit(batches, epochs=config.epochs, callbacks=[log], verbose=verbose, shuffle=False)
+    trainer.fit(batches, epochs=config.epochs, callbacks=[log, FiniteLossGuard("consistency fine-tuning")],
+                verbose=verbose, shuffle=False)
     return log.rows
 
 

@@ -288,6 +288,9 @@ class Zoo:
 
         check_name(name)
         self.check_writable([name], overwrite)
+        bad = [w.name for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
+        if bad:  # the last guard: a model that scores NaN would be benchmarked silently at chance
+            raise ZooError(f"model {name!r} has weights that are not finite ({', '.join(bad[:3])}); it is not saved")
         self.forget()
         remove_stale_temporaries(self.root) if self.root.is_dir() else None
         path = save_model(model, self.root / f"{name}.keras", {**metadata, "name": name})

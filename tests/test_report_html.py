@@ -395,3 +395,37 @@ def test_significance_and_earlier_run_marks_are_text_and_survive_an_incremental_
     assert browser.execute_script(
         "return [...document.querySelectorAll('td')].every(td => ['none', 'normal'].includes("
         "getComputedStyle(td, '::after').content))")
+
+
+def test_hostile_strings_in_every_field_stay_text(browser, tmp_path):
+    """A dataset folder or name, a split or class names holding markup ("<!--<script>" blanked the page: the JSON
+    inside <script> must escape <, > and &) reach the page as text, and the page still renders every row."""
+    from selenium.webdriver.common.by import By
+
+    from codecbench.report.html import render_html
+    from codecbench.report.table import ResultTable
+
+    hostile = "<!--<script>window.__pwned=1</script>&amp;<img src=x onerror=window.__pwned=2>"
+    n = 20
+    labels = [i % 2 for i in range(n)]
+
+    def row(model, condition):
+        return {"model": model, "condition": condition, "n": n, "correct": n, "accuracy": 1.0, "ci_low": 0.8,
+                "ci_high": 1.0, "clips": [f"{hostile}{i}.wav" for i in range(n)], "labels": labels,
+                "predictions": labels}
+
+    doc = {"meta": {"run_id": hostile, "started": hostile, "git_commit": hostile,
+                    "dataset": {"name": hostile, "split": hostile, "root": hostile, "fingerprint": hostile,
+                                "class_names": [hostile, "b"]},
+                    "matrix": {"name": hostile, "fingerprint": {"categories": {"cat1": ["wav", "mp3@32"]}}},
+                    "model_facts": {"base": {"kind": hostile, "frontend": hostile, "strategy": hostile}}},
+           "results": [row("base", "wav"), row("base", "mp3@32"), row("finetuned_seg7", "wav"),
+                       row("finetuned_seg7", "mp3@32")]}
+    page = render_html(ResultTable(doc), tmp_path / "html")
+    assert "<!--<script>" not in page.read_text().split('id="data">')[1].split("</script>")[0]
+    _open(browser, page)
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#leaderboard-0 tbody tr")) == 2
+    assert hostile in browser.find_element(By.CSS_SELECTOR, "#group-0 h2").text
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe

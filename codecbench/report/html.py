@@ -197,6 +197,10 @@ def _asset(name: str) -> str:
     return (resources.files(__package__) / "assets" / name).read_text(encoding="utf-8")
 
 
+#: Characters that mean something to the HTML parser inside a <script> element, as JSON string escapes.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def write_page(folder: Path, title: str, groups: list[dict], *, csv_files: Sequence[Path] = (), alpha: float = ALPHA,
                screenshot_note: str = "") -> Path:
     """Write ``folder/index.html`` (everything inlined) and copy ``csv_files`` into ``folder/csv/``."""
@@ -208,8 +212,9 @@ def write_page(folder: Path, title: str, groups: list[dict], *, csv_files: Seque
             shutil.copyfile(path, folder / "csv" / Path(path).name)
             links.append(f"csv/{Path(path).name}")
     data = {"title": title, "alpha": alpha, "groups": groups, "csv": links, "note": screenshot_note}
-    # the data sits in a JSON script element: "</" is escaped so no value can close it
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # the data sits in a JSON script element: <, > and & are written as JSON escapes, so no value (a dataset folder
+    # named "<!--<script>", a class name with "</script>") can close the element or open a comment in it
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).translate(_SCRIPT_SAFE)
     parts = {"title": html.escape(title, quote=False), "style": _asset("report.css"), "data": payload,
              "script": _asset("report.js")}
     # one pass: a value that happens to contain "{{...}}" is never substituted again

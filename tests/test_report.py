@@ -132,6 +132,11 @@ def test_compare_two_runs_clip_by_clip(results_dir, tmp_path, capsys):
     (tmp_path / "old.json").write_text(json.dumps(old))
     assert main(["compare", str(tmp_path / "old.json"), str(results_dir / "results.json"), "--match-by", "name"]) == 0
     assert f"{n} of {n} paired clips with identical predictions" in capsys.readouterr().out
+    # two runs that share cells but no clip compared nothing: an error, never "0 of 0 paired clips" and exit 0
+    assert main(["compare", str(tmp_path / "old.json"), str(results_dir / "results.json")]) == 2
+    err = capsys.readouterr().err
+    assert "share" in err and "but no clip" in err and "comparing nothing is not agreement" in err
+    assert "--match-by name" in err
 
 
 def _deuteranope_lab(hex_colour: str):

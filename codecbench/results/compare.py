@@ -40,6 +40,12 @@ def compare_runs(reference: dict, candidate: dict, *, match_by: str = "key") -> 
                      "agreement": identical / len(common) if common else 0.0,
                      "inside_reference_ci": low <= b["accuracy"] <= high,
                      "p_value": paired_comparison(a, b)["p_value"]})
+    if not any(r["paired"] for r in rows):
+        hint = "" if match_by == "name" else "; runs recorded before clips were keyed by path pair with --match-by name"
+        raise ResultsError(f"the two runs share {len(rows)} (model, condition) cells but no clip: they scored other "
+                           f"data (datasets {reference.get('meta', {}).get('dataset', {}).get('name')!r} and "
+                           f"{candidate.get('meta', {}).get('dataset', {}).get('name')!r}); comparing nothing is not "
+                           f"agreement{hint}")
     return {"cells": rows, "same_accuracy": sum(r["reference"] == r["candidate"] for r in rows),
             "identical": sum(r["identical"] for r in rows), "paired": sum(r["paired"] for r in rows),
             "min_agreement": min(r["agreement"] for r in rows),

@@ -12,6 +12,7 @@ the same packets of the same clip on every machine, and different clips lose dif
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import hashlib
 import re
 
@@ -24,6 +25,14 @@ CONCEALMENTS = ("codec", "zerofill", "repeat")
 
 _PART_RE = re.compile(r"^(?:loss(?P<loss>\d+(?:\.\d+)?)|burst(?P<burst>\d+(?:\.\d+)?)|seed(?P<seed>\d+)|"
                       r"(?P<flag>fec|zerofill|repeat))$")
+
+
+def canonical_number(value: float) -> str:
+    """``value`` as a condition name writes it: the shortest decimal that reads back as the same float, never in
+    exponent form and without a trailing ``.0`` (``5``, ``0.5``, ``1000000``, ``1.0000001``). ``:g`` wrote 1e6 as
+    ``1e+06``, which the grammar does not read, and 1.0000001 as ``1``, another condition."""
+    text = format(decimal.Decimal(repr(float(value))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class LossError(UsageError):
@@ -53,9 +62,9 @@ class Loss:
     @property
     def suffix(self) -> str:
         """The condition-name suffix, canonical: ``+loss5+burst3+seed7+fec``."""
-        parts = [f"loss{self.rate:g}"]
+        parts = [f"loss{canonical_number(self.rate)}"]
         if self.burst != 1:
-            parts.append(f"burst{self.burst:g}")
+            parts.append(f"burst{canonical_number(self.burst)}")
         if self.seed:
             parts.append(f"seed{self.seed}")
         if self.fec:

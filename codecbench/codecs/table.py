@@ -12,7 +12,7 @@ import functools
 import re
 from typing import Callable
 
-from codecbench.codecs.loss import Loss, LossError, parse_loss
+from codecbench.codecs.loss import Loss, LossError, canonical_number, parse_loss
 from codecbench.errors import CodecError, UsageError
 
 
@@ -198,7 +198,7 @@ class Condition:
     def name(self) -> str:
         if self.is_original:
             return "wav"
-        own = self.codec if self.spec.fixed_kbps is not None else f"{self.codec}@{self.kbps:g}"
+        own = self.codec if self.spec.fixed_kbps is not None else f"{self.codec}@{canonical_number(self.kbps)}"
         return ">".join([c.name for c in self.before] + [own]) + (self.loss.suffix if self.loss else "")
 
     @property

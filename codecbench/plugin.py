@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from codecbench.errors import CodecbenchError
+from codecbench.results.ranking import rank_models
 from codecbench.run.spec import OPTIONS, RunSpec
 
 if TYPE_CHECKING:
@@ -218,7 +219,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from codecbench.codecs.matrix import load_matrix
     from codecbench.results.files import summary_table, write_run
     from codecbench.results.judge import gate_summary
-    from codecbench.results.ranking import rank_models
 
     notes = config.stash.get(NOTES, [])
     if notes:

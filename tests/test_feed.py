@@ -163,6 +163,9 @@ def test_compare_fails_below_the_agreement_asked_for(tmp_path, capsys):
     cell = changed["results"][0]
     flipped = [(p + 1) % 10 for p in cell["predictions"][:3]] + cell["predictions"][3:]
     cell["predictions"] = flipped
+    # a consistent row (results that contradict themselves are refused on reading): its count and accuracy follow
+    cell["correct"] = sum(int(a == b) for a, b in zip(cell["labels"], flipped))
+    cell["accuracy"] = cell["correct"] / cell["n"]
     (tmp_path / "results.json").write_text(json.dumps(changed))
     assert main(["compare", "reports/example/results.json", str(tmp_path / "results.json"), "--json",
                  "--min-agreement", "0.995"]) == 1

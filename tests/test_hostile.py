@@ -282,6 +282,7 @@ def _malformed(tmp_path) -> dict[str, list[str]]:
         "diagnose": ["diagnose", "--model", "nosuch", "--condition", "mp3@32", "--model-dir", str(tmp_path / "nozoo"),
                      *cache],
         "consistency": ["consistency", "--from", "nosuch", "--model-dir", str(tmp_path / "nozoo"), *cache],
+        "submit": ["submit", "--results", str(nan_results), "--model", "base", "--out", str(tmp_path / "s.json")],
     }
 
 

@@ -96,7 +96,7 @@ def test_regression_gate_fails_only_on_significant_drops(suite, pytester):
 
     better = json.loads(json.dumps(doc))  # an earlier run that got every clip right
     for r in better["results"]:
-        r["predictions"], r["accuracy"] = list(r["labels"]), 1.0
+        r["predictions"], r["accuracy"], r["correct"] = list(r["labels"]), 1.0, r["n"]
     (pytester.path / "better.json").write_text(json.dumps(better))
     result = suite("--model", "base", "--condition", "wav", "--condition", "sbc@64", "--baseline", "better.json")
     failed = [r for r in doc["results"] if r["accuracy"] < 0.75]

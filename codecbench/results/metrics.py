@@ -77,9 +77,10 @@ def pack_probabilities(probabilities: np.ndarray) -> dict:
 
 def unpack_probabilities(value, n: int, n_classes: int | None = None) -> np.ndarray:
     """The ``(n, classes)`` float64 array :func:`pack_probabilities` wrote; anything else is a DataError."""
+    if not isinstance(value, dict) or value.get("dtype") != "float16":
+        dtype = value.get("dtype") if isinstance(value, dict) else type(value).__name__
+        raise DataError(f"probabilities are not a packed float16 array (dtype {dtype!r})")
     try:
-        if value.get("dtype") != "float16":
-            raise ValueError(f"dtype {value.get('dtype')!r}")
         shape = tuple(int(s) for s in value["shape"])
         array = np.frombuffer(base64.b64decode(value["base64"], validate=True), dtype="<f2").reshape(shape)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:

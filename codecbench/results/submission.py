@@ -17,9 +17,9 @@ data; a number a submission states is never read.
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from pathlib import Path
 
-from codecbench import __version__
 from codecbench.core.fsutil import atomic_write
 from codecbench.errors import DataError, UsageError
 from codecbench.results.rows import record_metrics, row_problem
@@ -31,6 +31,13 @@ VERSION = 1
 #: What a record of a submission carries: the per-clip data, nothing computed from it.
 PER_CLIP = ("model", "condition", "category", "n", "clips", "labels", "predictions", "probabilities",
             "achieved_kbps", "skipped")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("codecbench")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 class SubmissionError(DataError):
@@ -67,7 +74,7 @@ def make_submission(doc: dict, model: str, *, training_data: str | None = None, 
                                       "of an older codecbench); re-run the benchmark before submitting")
         conditions[r["condition"]] = {"category": r.get("category"), "library": library}
     return {
-        "format": FORMAT, "version": VERSION, "codecbench": __version__,
+        "format": FORMAT, "version": VERSION, "codecbench": _version(),
         "model": {"name": model, "sha256": meta.get("models", {}).get(model), "params": facts.get("params"),
                   "kind": facts.get("kind"), "frontend": facts.get("frontend"), "strategy": facts.get("strategy"),
                   "parent": facts.get("parent"), "training_data": training_data or "undeclared",

@@ -78,7 +78,10 @@ def save_figure(fig, out_base: Path, formats) -> list[Path]:
     paths = []
     for fmt in formats:
         path = out_base.with_suffix(f".{fmt}")
-        fig.savefig(path)
+        # the same figure gives the same file: no creation date, element ids from a fixed salt (a re-rendered
+        # report otherwise differed in every SVG line that names an id)
+        with plt.rc_context({"svg.hashsalt": "codecbench"}):
+            fig.savefig(path, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
         paths.append(path)
     plt.close(fig)
     return paths

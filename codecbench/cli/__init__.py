@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from codecbench.cli.data_commands import (
     cmd_bench,
@@ -38,8 +39,11 @@ from codecbench.cli.result_commands import (
     cmd_submit,
     cmd_thresholds,
 )
+from codecbench.core.cache import default_cache_dir
+from codecbench.core.fsutil import check_writable
 from codecbench.errors import CodecbenchError
 from codecbench.run.spec import OPTIONS, RunSpec
+from codecbench.zoo import user_model_dir
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -58,11 +62,54 @@ COMMANDS = {"report": cmd_report, "history": cmd_history, "compare": cmd_compare
             "consistency": cmd_consistency}
 
 
+def _results_folder(spec: RunSpec) -> Path:
+    return spec.results if spec.results.suffix != ".json" else spec.results.parent
+
+
+def written_folders(args, spec: RunSpec) -> list[tuple[str, Path]]:
+    """The folders a command will write, as ``(option, folder)``: checked before any work (:func:`main`)."""
+    command, get = args.command, (lambda name: getattr(args, name, None))
+    cache = ("--cache-dir", spec.cache_dir or default_cache_dir())
+    models = ("--model-dir", spec.model_dir or user_model_dir())
+    out = get("out")
+    if command == "encode" and not get("dry_run"):
+        return [cache]
+    if command == "export":
+        return [("--to", Path(args.to)), cache]
+    if command == "dataset" and get("action") == "download":
+        return [("--to", Path(args.to))]
+    if command == "report":
+        return [("--out", Path(out) if out else _results_folder(spec))] + \
+            ([("--comment", Path(args.comment).parent)] if get("comment") else [])
+    if command == "leaderboard":
+        if get("add"):
+            return [("--board", Path(args.board)), ("--out", Path(out) if out else Path(args.board) / "site")]
+        return [("--out", Path(out) if out else _results_folder(spec) / "leaderboard")]
+    if command == "submit":
+        return [("--out", (Path(out) if out else Path(f"{args.model}.submission.json")).parent)]
+    if command == "history" and get("action") == "rebuild":
+        return [("--results", _results_folder(spec))]
+    if command == "diagnose":
+        return [("--results", spec.results), cache]
+    if command == "import-model":
+        return [models]
+    if command in ("train", "finetune", "consistency") or (command == "postfilter" and get("action") == "train"):
+        return [] if get("dry_run") else [models, cache]
+    if command == "reproduce" and not get("dry_run"):
+        return [("--out", Path(out or f"reproduce-{args.paper}")), cache]
+    return []
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        return COMMANDS[args.command](args, _spec(args))
+        spec = _spec(args)
+        # one writability check for every command that writes, before any work (a read-only target ended in an
+        # OSError traceback, for reproduce after loading the data)
+        for option, folder in written_folders(args, spec):
+            check_writable(folder, option)
+        return COMMANDS[args.command](args, spec)
     except CodecbenchError as exc:
         if args.verbose:
             raise

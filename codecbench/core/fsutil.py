@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from codecbench.errors import FolderBusy, NotARegularFile
+from codecbench.errors import FolderBusy, NotARegularFile, UsageError
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[Path], None], *,
@@ -108,6 +108,29 @@ def file_lock(path: str | os.PathLike):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_writable(folder: str | os.PathLike, option: str, consequence: str = "") -> None:
+    """Refuse, with a usage error naming the option and the folder, a folder that cannot be written or created: a
+    temporary file is made and removed in it, or in its nearest existing parent (nothing is left behind, no folder
+    created). Every command that writes asks this before any work (a read-only target ended in an OSError
+    traceback after minutes of work)."""
+    folder = Path(folder).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    why = None
+    if not existing.is_dir():
+        why = f"{existing} is a file, not a folder"
+    else:
+        try:
+            with tempfile.NamedTemporaryFile(dir=existing, prefix=".codecbench-write-check-"):
+                pass
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+    if why:
+        raise UsageError(f"{option} {folder}: cannot write there ({why})" + (f"; {consequence}" if consequence
+                                                                            else "; choose a writable folder"))
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from codecbench.codecs import Condition
 from codecbench.core.fsutil import atomic_write
+from codecbench.core.fsutil import check_writable as fs_check_writable
 from codecbench.core.provenance import git_commit, library_versions, machine, now
 from codecbench.core.wording import counted
 from codecbench.errors import CodecbenchError, UsageError
@@ -48,24 +48,8 @@ class Case:
 
 
 def check_writable(folder: Path, option: str) -> None:
-    """Refuse, with a usage error naming it, a folder that cannot be written or created: a temporary file is
-    made and removed in it, or in its nearest existing parent (nothing is left behind, no folder created)."""
-
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    why = None
-    if not existing.is_dir():
-        why = f"{existing} is a file, not a folder"
-    else:
-        try:
-            with tempfile.NamedTemporaryFile(dir=existing, prefix=".codecbench-write-check-"):
-                pass
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-    if why:
-        raise UsageError(f"{option} {folder}: cannot write there ({why}); results would be lost after the "
-                         "evaluation: choose a writable folder")
+    """The results folder's check (:func:`codecbench.core.fsutil.check_writable`), saying what would be lost."""
+    fs_check_writable(folder, option, "results would be lost after the evaluation: choose a writable folder")
 
 
 def new_run_id() -> str:

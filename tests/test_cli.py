@@ -107,7 +107,8 @@ def test_help_is_plain_text_with_a_description_and_examples_that_parse():
     (["finetune", "--epochs", "0"], "--epochs: expected a positive whole number, got '0'"),
     (["train", "--mixup", "-1"], "--mixup: expected a number >= 0, got '-1'"),
     (["thresholds", "--margin", "1.5"], "--margin: an accuracy drop tolerance lies in [0, 1), got '1.5'"),
-    (["compare", "a.json", "b.json", "--min-agreement", "nan"], "--min-agreement: a fraction lies in [0, 1]"),
+    (["compare", "a.json", "b.json", "--min-agreement", "nan"], "--min-agreement: expected a finite number"),
+    (["compare", "a.json", "b.json", "--min-agreement", "2"], "--min-agreement: a fraction lies in [0, 1]"),
     (["dataset", "download", "tau2020-mobile", "--timeout", "0"], "--timeout: expected a positive number"),
 ])
 def test_command_options_are_refused_by_name_before_any_work(argv, message, capsys):

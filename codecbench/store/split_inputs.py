@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -102,7 +102,7 @@ class SplitInputs:
         if not conds:
             return
         start = time.perf_counter()
-        work = {"with_features": self.frontends, "jobs": self.jobs, "backend": self.backend,
+        work: dict[str, Any] = {"with_features": self.frontends, "jobs": self.jobs, "backend": self.backend,
                 "scheduler": self.scheduler, "on_error": "skip", "availability": self.availability}
         # a reader of what is cached needs no lock: a first pass that codes nothing finds whether everything is
         # there (another run filling the same cache writes each entry atomically, so a reader never sees half one)

@@ -288,7 +288,8 @@ class Zoo:
 
         check_name(name)
         self.check_writable([name], overwrite)
-        bad = [w.name for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
+        # get_weights: NumPy copies on every backend (a PyTorch variable that requires grad has no __array__)
+        bad = [w.name for w, value in zip(model.weights, model.get_weights()) if not np.all(np.isfinite(value))]
         if bad:  # the last guard: a model that scores NaN would be benchmarked silently at chance
             raise ZooError(f"model {name!r} has weights that are not finite ({', '.join(bad[:3])}); it is not saved")
         self.forget()

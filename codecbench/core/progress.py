@@ -44,12 +44,12 @@ class LineProgress:
 
 
 def duration_text(seconds: float) -> str:
-    """``42 s``, ``3.5 min``, ``1.2 h``."""
+    """``0.4 s``, ``42 s``, ``3.5 min``, ``1.2 h``: the one way codecbench writes a duration (progress lines, plans)."""
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     if seconds >= 90:
         return f"{seconds / 60:.1f} min"
-    return f"{seconds:.0f} s"
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def terminal_columns() -> int:

@@ -29,6 +29,7 @@ from codecbench import codecs
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.fsutil import file_digest
+from codecbench.core.progress import duration_text
 from codecbench.core.wording import counted
 from codecbench.errors import EnvironmentProblem
 from codecbench.run.rates import Rates, bottleneck, local_rates, median_time, model_rates
@@ -108,8 +109,8 @@ class Plan:
                  f"  cache growth: {_size(self.bytes_needed)} at {self.cache_root} "
                  f"(free: {_size(self.free_bytes)}{'' if self.fits else ' -- DOES NOT FIT'})"]
         if self.stages:
-            rows = [[s.name, s.work, _duration(s.seconds), s.bound_by] for s in self.stages]
-            rows.append(["total", "", _duration(self.seconds), ""])
+            rows = [[s.name, s.work, duration_text(s.seconds), s.bound_by] for s in self.stages]
+            rows.append(["total", "", duration_text(self.seconds), ""])
             lines.append(tabulate(rows, headers=["stage", "work", f"time on {self.machine}", "bound by"],
                                   tablefmt="github"))
             worst = self.bottleneck
@@ -125,14 +126,6 @@ def _size(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{int(n)} B"
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
 
 
 def free_bytes(folder: Path) -> int:
@@ -302,7 +295,8 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                     if per_epoch else ""),
                                  epochs * (examples / rate + per_epoch), bound))
     examples = len(clips) * len(plan.conditions)
-    plan.notes.append(f"one training epoch of {examples:,} examples: {_duration(examples / rate + per_epoch)} at batch "
+    epoch = duration_text(examples / rate + per_epoch)
+    plan.notes.append(f"one training epoch of {examples:,} examples: {epoch} at batch "
                       f"{train_config.batch_size} x {crop or frames} frames (clips of {seconds:g} s); the model trains "
                       f"{rates_model['train_examples_per_s']:.1f} examples/s"
                       + (" (measured through the training loop, two short epochs)" if "save_seconds" in rates_model

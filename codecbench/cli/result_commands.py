@@ -158,6 +158,7 @@ def _add_to_board(args) -> int:
     board = Board(args.board)
     added = board.add(args.add, replace=args.replace)
     site = render_board(board, Path(args.out) if args.out else board.root / "site")
-    print(f"board {board.root}: added {', '.join(added)}; {len(board.submissions())} models", file=sys.stderr)
+    held = len(list(board.folder.glob("*.json")))
+    print(f"board {board.root}: added {', '.join(added)}; {held} models", file=sys.stderr)
     print(f"open the board: {site.resolve().as_uri()}", file=sys.stderr)
     return 0

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import math
 from typing import Sequence
 
 import numpy as np
@@ -158,9 +157,10 @@ def resamples(n: int, count: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """``count`` bootstrap resamples of ``n`` clip indices, ``(count, n)``: the same on every machine and numpy
     version (PCG64's raw 64-bit stream, reduced modulo ``n``; the bias is below 1e-15 for any real ``n``)."""
     if n == 0:
-        return np.zeros((count, 0), dtype=np.int64)
+        return np.zeros((count, 0), dtype=np.int32)
     raw = np.random.PCG64(seed).random_raw(count * n)
-    return (np.asarray(raw, dtype=np.uint64) % np.uint64(n)).astype(np.int64).reshape(count, n)
+    # int32: 1000 resamples of the paper's 16,935 clips take 68 MB instead of 135
+    return (np.asarray(raw, dtype=np.uint64) % np.uint64(n)).astype(np.int32).reshape(count, n)
 
 
 def _check(labels, predictions, probabilities, n_classes):
@@ -233,12 +233,3 @@ def paired_difference(a: dict, b: dict, name: str, *, n_classes: int, count: int
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(boot, [tail, 100 - tail])
     return {"metric": name, "n": len(labels), "difference": float(diff), "low": float(low), "high": float(high)}
-
-
-def better(name: str, value: float | None, other: float | None) -> bool:
-    """Whether ``value`` is better than ``other`` for metric ``name`` (None is never better)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    if other is None or (isinstance(other, float) and math.isnan(other)):
-        return True
-    return value > other if metric(name).higher_is_better else value < other

@@ -92,9 +92,10 @@ class _Clips:
 
 
 def _pooled(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """The mean of ``values`` (clips x conditions, NaN where not scored) on each resample of clips."""
-    picked = values[index]  # (resamples, clips, conditions)
-    return np.nansum(picked, axis=(1, 2)) / np.maximum(np.sum(~np.isnan(picked), axis=(1, 2)), 1)
+    """The mean of ``values`` (clips x conditions, NaN where not scored) on each resample of clips: each clip's sum
+    and count over its conditions first, so a resample costs (resamples x clips), not x conditions as well."""
+    sums, counts = np.nansum(values, axis=1), np.sum(~np.isnan(values), axis=1)
+    return sums[index].sum(axis=1) / np.maximum(counts[index].sum(axis=1), 1)
 
 
 def _interval(samples: np.ndarray) -> tuple[float | None, float | None]:

@@ -64,14 +64,11 @@ def make_submission(doc: dict, model: str, *, training_data: str | None = None, 
     codec_facts = meta.get("codec_facts", {})
     conditions = {}
     for r in records:
-        library: str | None = "none (uncoded)"
-        if r["condition"] == "wav":
-            pass
-        else:
-            library = (codec_facts.get(r["condition"]) or {}).get("library")
-            if not library:
-                raise SubmissionError(f"{source}: the run recorded no codec library for {r['condition']} (codec facts "
-                                      "of an older codecbench); re-run the benchmark before submitting")
+        library = "none (uncoded)" if r["condition"] == "wav" else \
+            (codec_facts.get(r["condition"]) or {}).get("library")
+        if not library:
+            raise SubmissionError(f"{source}: the run recorded no codec library for {r['condition']} (codec facts "
+                                  "of an older codecbench); re-run the benchmark before submitting")
         conditions[r["condition"]] = {"category": r.get("category"), "library": library}
     return {
         "format": FORMAT, "version": VERSION, "codecbench": _version(),
@@ -119,20 +116,25 @@ def read_submission(path: str | Path) -> dict:
     for i, record in enumerate(doc["results"]):
         if not isinstance(record, dict) or record.get("model") != name:
             raise SubmissionError(f"{path}: results[{i}] is not a result of model {name!r}")
-        problem = row_problem({**record, **_recomputed(record)})
+        # only the per-clip data are read: whatever numbers the record states are never looked at
+        problem = row_problem({**{k: record.get(k) for k in PER_CLIP if k in record}, **_counts(record)})
         if problem or record.get("probabilities") is None:
             raise SubmissionError(f"{path}: results[{i}] ({record.get('condition')!r}): "
                                   f"{problem or 'no per-clip probabilities'}")
     return doc
 
 
-def _recomputed(record: dict) -> dict:
-    """Every number of a record, from its per-clip data."""
+def _counts(record: dict) -> dict:
+    """A record's count and accuracy with its interval, from its per-clip data (whatever numbers it states)."""
     correct = sum(int(a == b) for a, b in zip(record.get("labels") or [], record.get("predictions") or []))
     n = len(record.get("clips") or [])
     low, high = wilson_interval(correct, n)
-    out = {"n": n, "correct": correct, "accuracy": correct / n if n else None, "ci_low": low, "ci_high": high}
-    return {**out, **record_metrics(record)}
+    return {"n": n, "correct": correct, "accuracy": correct / n if n else None, "ci_low": low, "ci_high": high}
+
+
+def _recomputed(record: dict) -> dict:
+    """Every number of a record, from its per-clip data: the counts and the bootstrapped metrics."""
+    return {**_counts(record), **record_metrics(record)}
 
 
 def _difference(what: str, ours: set, theirs: set, show: int = 3) -> str:

@@ -125,7 +125,7 @@ class FillSummary:
 
 
 def _process_clip(task) -> ClipOutcome:
-    path, conditions, cache_root, frontend_dicts, read_only = task
+    path, conditions, cache_root, frontend_dicts, count_missing = task
     frontends = _frontends(frontend_dicts)
     cache = Cache(cache_root)
     out = ClipOutcome(str(path))
@@ -139,6 +139,11 @@ def _process_clip(task) -> ClipOutcome:
         try:
             ckey = coded_key(digest, cond, rate)
             fkeys = {feature_key(digest, cond, rate, fe): fe for fe in frontends}
+            if count_missing:  # presence only: a file check per entry, nothing read or written
+                present = (cond.is_original or cache.contains(CODED_NS, ckey)) and \
+                    all(cache.contains(FEATURES_NS, k) for k in fkeys)
+                out.hits, out.misses = out.hits + present, out.misses + (not present)
+                continue
             coded = None if cond.is_original else load_bitstream(cache, ckey, cond)
             # features are only checked for presence here; a damaged one is found (and redone) when read
             todo = {k: fe for k, fe in fkeys.items() if not cache.contains(FEATURES_NS, k)}
@@ -149,8 +154,6 @@ def _process_clip(task) -> ClipOutcome:
                     out.rates[cond.name] = (coded.sample_rate, coded.codec_sample_rate)
                 continue
             out.misses += 1
-            if read_only:
-                continue
             if cond.is_original or coded is None:
                 if source is None:
                     try:
@@ -225,7 +228,8 @@ def decode_cached(cache: Cache, key: str, bitstream: codecs.Bitstream) -> np.nda
 def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None = None, *, with_features=False,
          jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
          on_error: str = "raise", progress: bool | None = None,
-         availability: Mapping[Condition, tuple[bool, str]] | None = None, read_only: bool = False) -> FillSummary:
+         availability: Mapping[Condition, tuple[bool, str]] | None = None,
+         count_missing: bool = False) -> FillSummary:
     """Code (and optionally featurise) every clip under every condition into ``cache``.
 
     ``availability``: what a run already found per condition (:class:`codecbench.run.resolve.Run`); a condition it does
@@ -237,8 +241,8 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
     ``clips`` are :class:`~codecbench.datasets.Clip` objects or paths. ``on_error`` is ``"raise"``
     (stop at the first failure, naming the file) or ``"skip"`` (record it and go on).
 
-    ``read_only``: code nothing and write nothing; what is cached is read as usual and what is missing is counted in
-    ``misses`` (a reader checks whether it can do without the fill's lock this way).
+    ``count_missing``: only count the entries that are not in the cache (``misses``; a file check per entry, nothing
+    read, coded or written): how a reader finds whether it can do without the fill's lock.
     """
     if on_error not in ("raise", "skip"):
         raise UsageError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -254,7 +258,7 @@ def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None =
             raise codecs.CodecUnavailable(f"{cond.name} is unavailable on this machine: {reason}")
     paths = [str(getattr(c, "path", c)) for c in clips]
     frontend_dicts = [fe.to_dict() for fe in _frontends(with_features)]
-    tasks = [(p, conds, str(cache.root), frontend_dicts, read_only) for p in paths]
+    tasks = [(p, conds, str(cache.root), frontend_dicts, count_missing) for p in paths]
     start = time.perf_counter()
     hits = misses = 0
     coded: dict[str, list[tuple[int, float]]] = defaultdict(list)

@@ -13,6 +13,7 @@ than that (the paper's 2,970 10-s clips: 1.9 GB) is read from the cache batch by
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Any, Iterable, Mapping
@@ -101,23 +102,24 @@ class SplitInputs:
         conds = [c for c in dict.fromkeys(conditions) if self.available(c)[0] and c.name not in self._prepared]
         if not conds:
             return
-        start = time.perf_counter()
         work: dict[str, Any] = {"with_features": self.frontends, "jobs": self.jobs, "backend": self.backend,
-                "scheduler": self.scheduler, "on_error": "skip", "availability": self.availability}
-        # a reader of what is cached needs no lock: a first pass that codes nothing finds whether everything is
-        # there (another run filling the same cache writes each entry atomically, so a reader never sees half one)
-        summary = fill(self.clips, conds, self.cache, progress=False, read_only=True, **work)
-        if summary.misses:
-            # waiting is said on stderr whatever the run's logger (the Python API's is silent): a process that
-            # blocks for minutes behind another must say why
-            with cache_lock(self.cache, say=lambda message: print(message, file=sys.stderr, flush=True)):
-                start = time.perf_counter()
+                                "scheduler": self.scheduler, "on_error": "skip", "availability": self.availability}
+        # a reader of what is cached needs no lock: a presence check finds whether anything is missing, and only a
+        # fill with something to code takes the lock (entries are written atomically and named by their content, so
+        # a reader never sees half of one, and two processes writing the same entry write the same bytes)
+        missing = fill(self.clips, conds, self.cache, progress=False, count_missing=True, **work).misses
+        lock = cache_lock(self.cache, say=lambda message: print(message, file=sys.stderr, flush=True)) if missing \
+            else contextlib.nullcontext()
+        # (waiting is said on stderr whatever the run's logger, the Python API's being silent: a process that blocks
+        # for minutes behind another must say why)
+        with lock:
+            start = time.perf_counter()
+            if missing:
                 self.log(f"codecbench: encoding + featurising {counted(len(self.clips), 'clip')} x "
-                         f"{counted(len(conds), 'condition')} "
-                         f"({', '.join(c.name for c in conds)})")
-                # one condition's failure must not sink the others: the shared fill goes on past failures, and
-                # each condition meets its own when its features are read (features(), under on_error)
-                summary = fill(self.clips, conds, self.cache, progress=self.progress, **work)
+                         f"{counted(len(conds), 'condition')} ({', '.join(c.name for c in conds)})")
+            # one condition's failure must not sink the others: the shared fill goes on past failures, and
+            # each condition meets its own when its features are read (features(), under on_error)
+            summary = fill(self.clips, conds, self.cache, progress=self.progress if missing else False, **work)
         failed: dict[str, list] = {}
         for path, cond_name, error in summary.failures:
             failed.setdefault(cond_name, []).append((path, error))

@@ -29,6 +29,7 @@ COMPONENTS = {
     "audiomentations": "audiomentations (pip install audiomentations)",
     "git": "git and the repository's .git folder",
     "sklearn": "scikit-learn, the metrics' reference implementation (pip install scikit-learn)",
+    "transformers": "PyTorch and Hugging Face transformers (pip install 'codecbench[neural]')",
     "gpu": "an accelerator the Keras backend can use",
 }
 

@@ -231,6 +231,7 @@ def test_command_options_are_checked_by_the_run_specifications_validators():
 SLOW_OR_OPTIONAL = {"keras", "tensorflow", "jax", "jaxlib", "torch", "matplotlib", "pandas", "dask", "distributed",
                     "scipy", "joblib", "onnxruntime", "onnx", "numba", "sklearn", "librosa", "audiomentations", "lc3",
                     "av", "h5py", "pytest", "_pytest", "xdist", "selenium", "psutil", "pytest_benchmark",
+                    "transformers", "huggingface_hub",
                     # imports Keras when it is imported (quietly, with the chosen backend)
                     "codecbench.core.backend"}
 

@@ -2,9 +2,10 @@
 
 This package owns the condition vocabulary and the codec table (:mod:`.table`), what a coded clip is
 (:mod:`.bitstream`), and the backends that code (:mod:`.backend`, one file each: :mod:`.pyav`
-for libavcodec, :mod:`.fdk` for Fraunhofer libfdk-aac, :mod:`.lame`, :mod:`.liblc3`, :mod:`.external`
-for command-line encoders). The functions here are its public face; they accept a condition's name
-or a :class:`Condition`. A codec no backend can code here is *unavailable*, never silently replaced.
+for libavcodec, :mod:`.fdk` for Fraunhofer libfdk-aac, :mod:`.lame`, :mod:`.liblc3`, :mod:`.neural` for
+EnCodec and DAC, :mod:`.external` for command-line encoders). The functions here are its public face; they
+accept a condition's name or a :class:`Condition`. A codec no backend can code here is *unavailable*, never
+silently replaced.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import av
 import numpy as np
 import soxr
 
-from codecbench.codecs import conceal, external, fdk, lame, liblc3, pyav  # noqa: F401  (each registers its backends)
+from codecbench.codecs import conceal, external, fdk, lame, liblc3, neural, pyav  # noqa: F401  (each registers its backends)
 from codecbench.codecs.backend import BACKENDS, Backend, for_decoder
 from codecbench.codecs.bitstream import Bitstream, CodecUnavailable, DecodeError, RoundTrip
 from codecbench.codecs.fdk import FDK_HINT
@@ -53,6 +54,7 @@ def forget_availability() -> None:
     for probe in (_route, fdk.library, fdk.version, lame.library, lame.matches_libavcodec,
                   external.ffmpeg_has_encoder):
         probe.cache_clear()
+    neural.forget()
 
 
 def availability(condition: str | Condition) -> tuple[bool, str]:
@@ -103,6 +105,8 @@ def codec_library(condition: str | Condition) -> str:
     libraries = []
     for stage in cond.stages:
         backend, _ = _route(stage)
+        if backend is None and stage.spec.backends[0] == "neural":  # names the weights it misses
+            backend = BACKENDS["neural"]
         libraries.append(backend.library(stage.spec) if backend is not None else
                          {"fdk": "libfdk-aac (missing)", "lc3": "liblc3 (missing)"}.get(stage.spec.backends[0],
                                                                                          "missing"))

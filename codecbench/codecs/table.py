@@ -172,10 +172,31 @@ CODECS: dict[str, CodecSpec] = {
                   delay=-2048, family="streaming",
                   decoder_setup=lambda cond, first: {"options": {"block_align": str(len(first))},
                                                      "bit_rate": cond.bit_rate}),
+        # ---- neural codecs (codecbench.codecs.neural): codebook indices are the bitstream; the user names the weights
+        CodecSpec("encodec", "EnCodec 24 kHz (Meta, neural: convolutional autoencoder + residual VQ)",
+                  "facebook/encodec_24khz", "encodec", 1.5, 24, "flt", (24000,), True,
+                  "coded at 24 kHz and resampled back; 75 frames/s, 2-32 codebooks of 10 bits; "
+                  "pip install 'codecbench[neural]' and the weights (docs/conditions.md)",
+                  rates=(1.5, 3, 6, 12, 24), family="neural", backends=("neural",)),
+        CodecSpec("encodec-48k", "EnCodec 48 kHz (Meta, neural, stereo model, 1-s chunks)", "facebook/encodec_48khz",
+                  "encodec", 3, 24, "flt", (48000,), True,
+                  "the mono clip goes on both channels; coded at 48 kHz and resampled back; 150 frames/s",
+                  rates=(3, 6, 12, 24), channels=2, family="neural", backends=("neural",)),
+        CodecSpec("dac", "DAC 44.1 kHz (Descript Audio Codec, neural, residual VQ)", "descript/dac_44khz", "dac",
+                  0.5, 8, "flt", (44100,), True,
+                  "86 frames/s, up to 9 codebooks of 10 bits (7.75 kbps): the nominal rate picks the number of "
+                  "codebooks whose rate is nearest (the achieved rate is recorded)",
+                  family="neural", backends=("neural",)),
+        CodecSpec("dac-24k", "DAC 24 kHz (Descript Audio Codec, neural)", "descript/dac_24khz", "dac", 0.5, 24,
+                  "flt", (24000,), True, "75 frames/s, up to 32 codebooks of 10 bits (24 kbps)",
+                  family="neural", backends=("neural",)),
+        CodecSpec("dac-16k", "DAC 16 kHz (Descript Audio Codec, neural)", "descript/dac_16khz", "dac", 0.5, 6,
+                  "flt", (16000,), True, "50 frames/s, up to 12 codebooks of 10 bits (6 kbps)",
+                  family="neural", backends=("neural",)),
     )
 }
 
-_CONDITION_RE = re.compile(r"^(?P<codec>[a-z0-9-]+)@(?P<kbps>\d+(\.\d+)?)$")
+_CONDITION_RE = re.compile(r"^(?P<codec>[a-z0-9-]+)@(?P<kbps>\d+(\.\d+)?)(kbps)?$")
 
 
 @functools.total_ordering
@@ -272,6 +293,9 @@ def parse_condition(name: str | Condition) -> Condition:
             raise ConditionError(f"condition {name!r}: the original is not coded, so it has no packets to lose")
         if loss.rate == 0:
             loss = None  # nothing is dropped: the plain condition, bit for bit
+        elif last.spec.family == "neural":
+            raise ConditionError(f"condition {name!r}: packet loss is modelled on a codec's packets; {last.codec} is "
+                                 "a neural codec, whose codes codecbench does not packetise")
         elif loss.fec and last.spec.concealment != "libopus":
             raise ConditionError(f"condition {name!r}: +fec is Opus's in-band forward error correction; "
                                  f"{last.codec} has none")

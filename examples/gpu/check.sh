@@ -9,6 +9,7 @@
 #    every accuracy inside the example's Wilson interval;
 # 3. the same for three models with the log-mel front-end on the device (--codecbench-frontend-on-device);
 # 4. `bench model`, `bench precision`, `bench feed` on this machine;
+# 4b. a neural codec's decode on the device against the CPU's, for the same codes (examples/gpu/neural_device.py);
 # 5. the paper's plan (TAU 2020 Mobile's fold-1 listing, 13,965 + 2,970 clips) priced with the rates of step 4,
 #    naming its bottleneck.
 # CODECBENCH_CHECK_ALSO="torch" adds the main job on 2 models x 2 conditions under each backend named there.
@@ -55,6 +56,7 @@ for other in ${CODECBENCH_CHECK_ALSO:-}; do
   step "compare_$other" "$work/compare_$other.json" \
     cb compare reports/example/results.json "$work/run-$other" --json --min-agreement 0.995
 done
+step neural_device "$work/neural_device.json" python3 examples/gpu/neural_device.py
 step bench_model "$work/model.json" cb bench model --json
 step bench_precision "$work/precision.json" cb bench precision --json
 step bench_feed "$work/feed.json" cb bench feed --json --clips 64

@@ -10,7 +10,7 @@ from codecbench.cli import main
 from codecbench.models.kinds import ScoringModel
 from codecbench.report import render
 from codecbench.results.diagnoses import Diagnosis, read_diagnoses
-from codecbench.run.diagnose import DiagnosisError, diagnose
+from codecbench.run.diagnose import diagnose
 from codecbench.signal.frontends import FrontEnd
 
 SR = 16000
@@ -100,11 +100,31 @@ def test_a_diagnosis_is_written_read_back_and_reported(emptied_top_band, tmp_pat
     assert table.index("3.") < table.index("0.0-")  # bands ranked by cost: the top band first
 
 
-def test_models_without_mel_bands_are_refused(emptied_top_band):
+def test_a_waveform_model_is_diagnosed_in_stft_bands(emptied_top_band):
+    """A model fed waveforms (a Hugging Face checkpoint's kind) that compares the low band with the top band: the
+    codec's emptied top band costs it all of the loss, found by coding STFT bands alone; the signal facts see it."""
     clips, labels = emptied_top_band
-    waveform = ScoringModel("w", "python", FrontEnd("waveform", SR), CLASSES, lambda b: np.zeros((len(b), 2)))
-    with pytest.raises(DiagnosisError, match="no mel bands"):
-        diagnose(waveform, clips, labels, CLASSES, condition="lowpass")
+
+    def ratio(batch):
+        spectrum = np.abs(np.fft.rfft(batch, axis=1)) ** 2
+        freqs = np.fft.rfftfreq(batch.shape[1], 1 / SR)
+        return np.log(spectrum[:, freqs < 1500].sum(axis=1) / (spectrum[:, freqs > 6500].sum(axis=1) + 1e-9))
+
+    values = ratio(np.stack([u for u, _, _ in clips]))
+    cut = (values[np.array(labels) == 0].mean() + values[np.array(labels) == 1].mean()) / 2
+
+    def scorer(batch):
+        loud = (ratio(batch) > cut).astype(float)
+        return np.stack([1 - loud, loud], axis=1)
+
+    model = ScoringModel("w", "python", FrontEnd("waveform", SR), CLASSES, scorer)
+    found = diagnose(model, clips, labels, CLASSES, condition="lowpass", n_bands=4)
+    assert found.normalise == "none" and found.accuracy_uncoded == 1.0 and found.accuracy_coded == 0.5
+    top = found.ranked[0]
+    assert top.index == 3 and found.cost(top) == 0.5 and all(found.cost(b) == 0 for b in found.bands[:3])
+    assert top.change_db < -2 and abs(found.bands[0].change_db) < 0.1  # 6-8 kHz emptied of 3.7-8 kHz
+    assert found.signal["snr_db"] < 40 and found.signal["mel_distance_db"] > 1
+    assert "top band" in found.verdict
 
 
 def test_the_command_diagnoses_a_zoo_model_and_the_report_shows_it(tiny, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Codec facts: what each condition did to the run's own clips (achieved bit rate, surviving bandwidth).
+"""Codec facts: what each condition did to the run's own clips (achieved bit rate, surviving bandwidth, and how far
+the decode is from the source: mel distance, SNR, SI-SDR).
 
 Measured during the run (:func:`codecbench.core.dsp.measure_bandwidth`, called by the evaluator after coding) and
 stored in the run's metadata, so a report shows what was measured on the data it scores, not what a codec does
@@ -11,6 +12,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from codecbench.report.table import GAP, ResultTable, markdown_text
+
+#: The signal measures of :func:`codecbench.core.dsp.signal_change` (runs of codecbench before 0.3 have none).
+SIGNAL_COLUMNS = ("mel_distance_db", "snr_db", "si_sdr_db")
 
 
 def codec_facts(res: ResultTable) -> pd.DataFrame:
@@ -27,9 +31,10 @@ def codec_facts(res: ResultTable) -> pd.DataFrame:
                      "bandwidth_hz": fact.get("bandwidth_hz"), "source_bandwidth_hz": fact.get("source_bandwidth_hz"),
                      "source_sample_rate": _rates(fact.get("source_sample_rate")),
                      "codec_sample_rate": _rates(fact.get("codec_sample_rate")), "library": fact.get("library", ""),
-                     "packets_lost": fact.get("packets_lost")})
+                     "packets_lost": fact.get("packets_lost"),
+                     **{k: fact.get(k) for k in SIGNAL_COLUMNS}})
     columns = ["condition", "achieved_kbps", "bandwidth_hz", "source_bandwidth_hz", "source_sample_rate",
-               "codec_sample_rate", "library", "packets_lost"]
+               "codec_sample_rate", *SIGNAL_COLUMNS, "library", "packets_lost"]
     if not any(r["packets_lost"] is not None for r in rows):  # a run without packet loss: no such column
         columns.remove("packets_lost")
     return pd.DataFrame(rows, columns=columns)
@@ -53,10 +58,15 @@ def facts_markdown(frame: pd.DataFrame) -> str:
     def lost(v):
         return GAP if v is None or pd.isna(v) else f"{100 * v:.1f} %"
 
+    def db(v):
+        return GAP if v is None or pd.isna(v) else f"{v:.1f}"
+
     return tabulate([[r.condition, GAP if pd.isna(r.achieved_kbps) else f"{r.achieved_kbps:.1f}", khz(r.bandwidth_hz),
                       khz(r.source_bandwidth_hz), khz(r.source_sample_rate), khz(r.codec_sample_rate),
+                      db(r.mel_distance_db), db(r.snr_db), db(r.si_sdr_db),
                       markdown_text(r.library) if r.library else GAP, *([lost(r.packets_lost)] if lossy else [])]
                      for r in frame.itertuples()],
                     headers=["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate",
-                             "codec rate", "library", *(["packets lost (measured)"] if lossy else [])],
+                             "codec rate", "mel distance (dB)", "SNR (dB)", "SI-SDR (dB)", "library",
+                             *(["packets lost (measured)"] if lossy else [])],
                     tablefmt="github", disable_numparse=True)

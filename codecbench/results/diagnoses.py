@@ -54,6 +54,9 @@ class Diagnosis:
     accuracy_uncoded: float
     accuracy_coded: float
     bands: tuple[Band, ...]
+    #: how far the coded clips are from the uncoded ones (:func:`codecbench.core.dsp.signal_change`: mel distance,
+    #: SNR, SI-SDR in dB), the measures the codec facts report; empty in diagnoses of codecbench before 0.3
+    signal: dict = dataclasses.field(default_factory=dict, hash=False)
 
     def cost(self, band: Band) -> float:
         return self.accuracy_uncoded - band.accuracy
@@ -93,7 +96,8 @@ class Diagnosis:
 
     @classmethod
     def from_dict(cls, data: dict) -> Diagnosis:
-        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name != "bands"}
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name not in ("bands", "signal")}
+        values["signal"] = dict(data.get("signal") or {})
         return cls(**values, bands=tuple(Band(**b) for b in data["bands"]))
 
     def markdown(self) -> str:
@@ -104,7 +108,10 @@ class Diagnosis:
                  f"{self.direct_cost(b):+.3f}"] for b in self.ranked]
         return (f"**{self.model} under {self.condition}** ({self.frontend}, {counted(self.n_clips, 'clip')}): "
                 f"accuracy {self.accuracy_uncoded:.3f} uncoded, {self.accuracy_coded:.3f} [{low:.3f}, {high:.3f}] "
-                f"coded.\n\n"
+                f"coded."
+                + (f" The coded clips: mel distance {self.signal['mel_distance_db']:.1f} dB, SNR "
+                   f"{self.signal['snr_db']:.1f} dB, SI-SDR {self.signal['si_sdr_db']:.1f} dB." if self.signal else "")
+                + "\n\n"
                 + tabulate(rows, headers=["band", "codec change (dB)", "input change", "cost (band alone)",
                                           "direct cost (scale kept)"], tablefmt="github")
                 + f"\n\nVerdict: {self.verdict}.\n")

@@ -23,6 +23,7 @@ import numpy as np
 
 from codecbench import codecs
 from codecbench.codecs import Condition
+from codecbench.core.dsp import signal_change
 from codecbench.core.wording import counted
 from codecbench.errors import UsageError
 from codecbench.results.diagnoses import Band, Diagnosis
@@ -35,7 +36,8 @@ NEPER_TO_DB = 10 / np.log(10)
 
 
 class DiagnosisError(UsageError):
-    """A diagnosis that cannot run: a front-end without log-mel bands, no clips, or mismatched inputs."""
+    """A diagnosis that cannot run: a front-end with neither log-mel bands nor waveforms, no clips, or mismatched
+    inputs."""
 
 
 def band_edges(frontend: FrontEnd, n_bands: int) -> list[tuple[int, int, float, float]]:
@@ -54,9 +56,12 @@ def diagnose(model, clips: Sequence[tuple[np.ndarray, np.ndarray, int]], labels:
     ``(uncoded, coded, sample rate)`` each, labelled ``labels`` (indices into ``class_names``, the dataset's
     classes). ``condition`` names what coded them."""
     frontend: FrontEnd = model.frontend
+    if frontend.kind == "waveform":  # a model of its own front-end (a Hugging Face checkpoint, a PyTorch factory)
+        return diagnose_waveform(model, clips, labels, class_names, condition=condition, n_bands=n_bands,
+                                 batch_size=batch_size)
     if frontend.kind != "logmel":
         raise DiagnosisError(f"model {model.name!r}: its front-end ({frontend.describe()}) has no mel bands to "
-                             "diagnose; diagnose works on log-mel front-ends")
+                             "diagnose; diagnose works on log-mel and waveform front-ends")
     if frontend.on_device:
         raise DiagnosisError(f"model {model.name!r} computes its log-mel on its device from waveforms; diagnose "
                              "replaces bands of the log-mel, so it needs a model that takes log-mel input")
@@ -122,7 +127,72 @@ def diagnose(model, clips: Sequence[tuple[np.ndarray, np.ndarray, int]], labels:
                        accuracy(f"band{b}"), accuracy(f"direct{b}"))
                   for b, (_, _, low, high) in enumerate(edges))
     return Diagnosis(model.name, condition, frontend.describe(), host.normalise, len(clips),
-                     accuracy("uncoded"), accuracy("coded"), bands)
+                     accuracy("uncoded"), accuracy("coded"), bands,
+                     signal_change([u for u, _, _ in clips], [c for _, c, _ in clips], [r for _, _, r in clips]))
+
+
+#: The STFT of a waveform diagnosis: 64-ms Hann frames, a quarter of a frame apart (perfect reconstruction).
+STFT_FRAME_S = 0.064
+
+
+def diagnose_waveform(model, clips: Sequence[tuple[np.ndarray, np.ndarray, int]], labels: Sequence[int],
+                      class_names: Sequence[str], *, condition: str, n_bands: int = 8,
+                      batch_size: int = 32) -> Diagnosis:
+    """:func:`diagnose` for a model fed waveforms: the bands are mel-spaced ranges of an STFT at the model's rate, a
+    band is coded alone by taking its STFT bins from the coded clip and resynthesising, and the model's own
+    front-end does the rest. With no normalisation of codecbench's between the band and the model, the direct
+    cost is the cost."""
+    import librosa
+
+    if not clips or len(clips) != len(labels):
+        raise DiagnosisError(f"diagnose needs clips and one label each, got {len(clips)} clips and {len(labels)} "
+                             "labels")
+    rate = int(model.frontend.sample_rate)
+    if not 1 <= n_bands <= 64:
+        raise DiagnosisError(f"--bands {n_bands}: between 1 and 64 for a waveform model")
+    n_fft = int(2 ** np.ceil(np.log2(STFT_FRAME_S * rate)))
+    hop = n_fft // 4
+    freqs = np.fft.rfftfreq(n_fft, 1 / rate)
+    edges_hz = librosa.mel_frequencies(n_bands + 1, fmin=0.0, fmax=rate / 2)
+    bins = [(freqs >= lo) & ((freqs < hi) if b < n_bands - 1 else (freqs <= hi))
+            for b, (lo, hi) in enumerate(zip(edges_hz[:-1], edges_hz[1:]))]
+    order = model.dataset_order(list(class_names))
+    truths = np.asarray(labels)
+    names = ["uncoded", "coded", *(f"band{b}" for b in range(n_bands))]
+    correct = {name: 0 for name in names}
+    change = np.zeros((len(clips), n_bands))
+    for start in range(0, len(clips), batch_size):
+        variants: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for i in range(start, min(start + batch_size, len(clips))):
+            uncoded, coded, source_rate = clips[i]
+            u, c = model.frontend(uncoded, source_rate), model.frontend(coded, source_rate)
+            n = min(len(u), len(c))
+            u, c = u[:n], c[:n]
+            spec_u, spec_c = (librosa.stft(x.astype(np.float64), n_fft=n_fft, hop_length=hop) for x in (u, c))
+            variants["uncoded"].append(u)
+            variants["coded"].append(c)
+            for b, mask in enumerate(bins):
+                power_u = float(np.mean(np.abs(spec_u[mask]) ** 2)) + 1e-20
+                power_c = float(np.mean(np.abs(spec_c[mask]) ** 2)) + 1e-20
+                change[i, b] = 10 * np.log10(power_c / power_u)
+                mixed = spec_u.copy()
+                mixed[mask] = spec_c[mask]
+                variants[f"band{b}"].append(librosa.istft(mixed, hop_length=hop, length=n).astype(np.float32))
+        truth = truths[start:start + batch_size]
+        for name, inputs in variants.items():
+            predicted = np.argmax(model.predict(np.stack(inputs))[:, order], axis=1)
+            correct[name] += int(np.sum(predicted == truth))
+
+    def accuracy(name: str) -> float:
+        return correct[name] / len(clips)
+
+    bands = tuple(Band(b, float(lo), float(hi), float(change[:, b].mean()), float(change[:, b].std()),
+                       float(change[:, b].mean()), float(change[:, b].std()), accuracy(f"band{b}"),
+                       accuracy(f"band{b}"))
+                  for b, (lo, hi) in enumerate(zip(edges_hz[:-1], edges_hz[1:])))
+    return Diagnosis(model.name, condition, model.frontend.describe(), "none", len(clips), accuracy("uncoded"),
+                     accuracy("coded"), bands,
+                     signal_change([u for u, _, _ in clips], [c for _, c, _ in clips], [r for _, _, r in clips]))
 
 
 def diagnose_split(where, model: str, condition: Condition, *, max_clips: int | None = None, n_bands: int = 8,

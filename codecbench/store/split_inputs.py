@@ -23,7 +23,7 @@ import numpy as np
 from codecbench import codecs
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
-from codecbench.core.dsp import measure_bandwidth
+from codecbench.core.dsp import measure_bandwidth, signal_change
 from codecbench.core.fsutil import waiting_lock
 from codecbench.core.wording import counted
 from codecbench.datasets import Dataset
@@ -159,6 +159,8 @@ class SplitInputs:
             rates = self.rates.get(cond.name, {})
             self.codec_facts[cond.name] = {
                 **measure_bandwidth([s for s, _ in sources], coded, [r for _, r in sources]),
+                # how far the decode is from the source (mel distance, SNR, SI-SDR), as codec benchmarks report
+                **signal_change([s for s, _ in sources], coded, [r for _, r in sources]),
                 # the rates met and used over the whole split (one each, or the list when they vary)
                 "source_sample_rate": _one_or_all(rates.get("source", [])),
                 "codec_sample_rate": _one_or_all(rates.get("codec", [])),

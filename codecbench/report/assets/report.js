@@ -429,12 +429,13 @@ function renderGroup(group, gi) {
   if (group.codec_facts.length) {
     const khz = (v) => v === null || v === undefined ? "—" : String(v).split("/").map((x) => `${+(Number(x) / 1000).toFixed(2)} kHz`).join(" / ");
     const lossy = group.codec_facts.some((f) => f.packets_lost !== undefined && f.packets_lost !== null);
-    const heads = ["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate", "codec rate", "library", ...(lossy ? ["packets lost"] : [])];
+    const heads = ["condition", "achieved kbps", "bandwidth kept", "source bandwidth", "source rate", "codec rate", "mel distance (dB)", "SNR (dB)", "SI-SDR (dB)", "library", ...(lossy ? ["packets lost"] : [])];
     root.append(el("h3", {text: "Codec facts (measured during the run on its own clips)"}),
-      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, heads.map((h, i) => el("th", {class: i === 0 || i === 6 ? "text" : null, text: h})))),
+      el("div", {class: "scroll"}, el("table", {}, el("thead", {}, el("tr", {}, heads.map((h, i) => el("th", {class: i === 0 || i === 9 ? "text" : null, text: h})))),
         el("tbody", {}, group.codec_facts.map((f) => el("tr", {}, el("td", {class: "text", text: f.condition}), el("td", {text: fmt(f.achieved_kbps, 1)}),
           el("td", {text: khz(f.bandwidth_hz)}), el("td", {text: khz(f.source_bandwidth_hz)}), el("td", {text: khz(f.source_sample_rate)}),
-          el("td", {text: khz(f.codec_sample_rate)}), el("td", {class: "text", text: f.library || "—"}),
+          el("td", {text: khz(f.codec_sample_rate)}), el("td", {text: fmt(f.mel_distance_db, 1)}), el("td", {text: fmt(f.snr_db, 1)}),
+          el("td", {text: fmt(f.si_sdr_db, 1)}), el("td", {class: "text", text: f.library || "—"}),
           lossy ? el("td", {text: f.packets_lost === null || f.packets_lost === undefined ? "—" : `${(100 * f.packets_lost).toFixed(1)} %`}) : []))))));
   }
   const prov = group.provenance;

@@ -69,22 +69,22 @@ def _classes(text: str | None) -> list[str] | None:
     return names
 
 
-def _class_map(text: str | None) -> dict:
+def _class_map(text: str | None, *, option: str = "--class-map", what: str = "model class = dataset class") -> dict:
     if not text:
         return {}
 
     path = Path(text)
     if not path.is_file():
-        raise UsageError(f"--class-map {text}: file not found")
+        raise UsageError(f"{option} {text}: file not found")
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageError(f"--class-map {text}: not a readable JSON object ({exc})") from None
+            raise UsageError(f"{option} {text}: not a readable JSON object ({exc})") from None
     else:
-        data = read_toml(path, UsageError, "class map")
+        data = read_toml(path, UsageError, option[2:].replace("-", " "))
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise UsageError(f"--class-map {text}: expected a table of model class = dataset class")
+        raise UsageError(f"{option} {text}: expected a table of {what}")
     return data
 
 
@@ -97,6 +97,8 @@ def cmd_import_model(args, spec: RunSpec) -> int:
             kwargs = json.loads(args.kwargs)
         except json.JSONDecodeError as exc:
             raise UsageError(f"--kwargs: not a JSON object ({exc})") from None
+    if getattr(args, "prompts", None):
+        kwargs = _class_map(args.prompts, option="--prompts", what="class = prompt")
     imported = import_model(_write_zoo(spec), args.path, name=args.name, kind=args.kind,
                             frontend=parse_frontend(args.frontend) if args.frontend else None,
                             class_names=_classes(args.classes), class_map=_class_map(args.class_map),

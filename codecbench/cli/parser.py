@@ -43,7 +43,10 @@ examples:
     "segments": "example:\n  codecbench segments base",
     "import-model": "examples:\n  codecbench import-model 10class-fcnn-model-0.7694.hdf5 --name base\n"
                     "  codecbench import-model model.onnx --name mine --frontend waveform:16000 --classes classes.txt\n"
-                    "  codecbench import-model mypkg.models:build --name torchnet --trust-code",
+                    "  codecbench import-model mypkg.models:build --name torchnet --trust-code\n"
+                    "  codecbench import-model hf:MIT/ast-finetuned-audioset-10-10-0.4593 --name ast "
+                    "--label-map audioset-to-scenes.json\n"
+                    "  codecbench import-model clap:laion/clap-htsat-unfused --name clap --classes airport,bus,...",
     "train": "examples:\n  codecbench train --dataset synthetic --name base --epochs 3 --dry-run\n"
              "  codecbench train --dataset ~/data/TAU --preset paper --name base",
     "finetune": "examples:\n  codecbench finetune --full --save-epochs 1,10,20,40\n"
@@ -127,18 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-code", action="store_true", default=None,
                    help="allow executable code: Lambda layers in the file, a Python entry point")
 
-    p = sub.add_parser("import-model", help="put a model (.keras, legacy .hdf5, .onnx, or a Python factory) into the "
-                                            "model directory")
-    p.add_argument("path", help="a .keras/.hdf5/.h5 or .onnx file, or a Python entry point package.module:factory")
+    p = sub.add_parser("import-model", help="put a model (.keras, legacy .hdf5, .onnx, a Python factory, a Hugging "
+                                            "Face checkpoint) into the model directory")
+    p.add_argument("path", help="a .keras/.hdf5/.h5 or .onnx file, a Python entry point package.module:factory, "
+                                "hf:<folder or hub id> (an audio classifier) or clap:<folder or hub id> (zero-shot)")
     p.add_argument("--name", required=True)
     _common(p, "model_dir")
-    p.add_argument("--kind", choices=["keras", "onnx", "python"], help="default: from the file suffix or the ':'")
+    p.add_argument("--kind", choices=["keras", "onnx", "python", "hf", "clap"],
+                   help="default: from the file suffix, the 'hf:'/'clap:' prefix, or the ':'")
     p.add_argument("--frontend", help="hu2020 (default for Keras), waveform:RATE, or logmel:key=value,... "
                                       "(sample_rate, n_fft, hop_length, n_mels, fmin, fmax, log_offset, normalise, "
                                       "deltas)")
     p.add_argument("--classes", help="the model's class names in output order: comma-separated, or a file with "
                                      "one per line")
-    p.add_argument("--class-map", help="TOML or JSON file mapping the model's class names to the dataset's")
+    p.add_argument("--class-map", "--label-map", dest="class_map",
+                   help="TOML or JSON file mapping the model's class names to the dataset's (hf: many labels to one "
+                        "class, their probabilities summed)")
+    p.add_argument("--prompts", help="clap: TOML or JSON file of one text prompt per class (default: 'the sound of "
+                                     "a busy airport', ...)")
     p.add_argument("--outputs", choices=["probabilities", "logits"], help="what the model returns (ONNX, Python)")
     p.add_argument("--kwargs", help="Python: JSON object of keyword arguments for the factory")
     p.add_argument("--trust-code", action="store_true", default=None,

@@ -212,7 +212,8 @@ class BenchmarkSession:
         """What a report shows beside a model's accuracies: how it was made and what it costs (the post-filter's
         parameters and added inference time, from its sidecar)."""
         meta = entry.metadata
-        facts = {k: meta.get(k) for k in ("strategy", "parent", "epochs", "segments", "precision", "params")
+        facts = {k: meta.get(k) for k in ("strategy", "parent", "epochs", "segments", "precision", "params",
+                                          "architecture", "sample_rate", "checkpoint", "label_map", "prompts")
                  if k in meta}
         if (meta.get("batchnorm") or {}).get("check", {}).get("flag"):
             facts["flag"] = meta["batchnorm"]["check"]["flag"]

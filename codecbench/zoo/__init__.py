@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +27,8 @@ import platformdirs
 
 from codecbench.core.fsutil import atomic_write, file_digest, remove_stale_temporaries
 from codecbench.errors import CodecbenchError, ModelError
+from codecbench.models import huggingface
+from codecbench.models.huggingface import folder_sha256
 from codecbench.models.io import load_model, read_metadata, save_model, sidecar_path
 from codecbench.zoo import trust
 
@@ -167,7 +170,7 @@ class Zoo:
         found = {p.stem for pattern in ("*.keras", "*.onnx") for p in self.root.glob(pattern)
                  if not p.name.startswith(".")}
         for side in self.root.glob("*.json"):
-            if not side.name.startswith(".") and side.stem not in found and _sidecar_kind(side) == "python":
+            if not side.name.startswith(".") and side.stem not in found and _sidecar_kind(side) in SIDECAR_KINDS:
                 found.add(side.stem)
         return sorted(found, key=sort_key)
 
@@ -194,7 +197,7 @@ class Zoo:
         resolved = self.resolve(name)
         if resolved not in self._entries:
             path = self._file(resolved)
-            kind = {".keras": "keras", ".onnx": "onnx"}.get(path.suffix, "python")
+            kind = {".keras": "keras", ".onnx": "onnx"}.get(path.suffix) or _sidecar_kind(path) or "python"
             self._entries[resolved] = ModelEntry(resolved, path, kind, read_metadata(path))
         self._entries[name] = self._entries[resolved]
         return self._entries[name]
@@ -212,8 +215,8 @@ class Zoo:
                  if (self.root / f"{resolved}{suffix}").is_file()]
         side = self.root / f"{resolved}.json"
         declared = _sidecar_kind(side) if side.is_file() else None
-        if len(found) > 1 or (found and declared == "python"):
-            files = [str(p) for p in found] + ([f"{side} (kind python)"] if declared == "python" else [])
+        if len(found) > 1 or (found and declared in SIDECAR_KINDS):
+            files = [str(p) for p in found] + ([f"{side} (kind {declared})"] if declared in SIDECAR_KINDS else [])
             raise ZooError(f"model {resolved!r} has files of several kinds: {', '.join(files)}; keep one (replace it "
                            "with import-model --force, which removes the others)")
         return found[0] if found else side
@@ -253,6 +256,15 @@ class Zoo:
         entry = self._entry(model)
         path = entry.path
         recorded = entry.metadata.get("sha256")
+        if entry.kind in CHECKPOINT_KINDS:
+            folder = self.checkpoint_folder(entry)
+            if not folder.is_dir():
+                raise ZooError(f"{path}: model {entry.name!r} keeps its checkpoint in {folder}, which is missing")
+            if recorded and folder_sha256(folder) != recorded:
+                raise ModelFileChanged(f"{folder}: model {entry.name!r} is not the checkpoint its sidecar describes "
+                                       f"(sidecar sha256 {recorded[:12]}, folder {folder_sha256(folder)[:12]}); "
+                                       "re-import it with `codecbench import-model --force`")
+            return
         if path.suffix in (".keras", ".onnx") and recorded and file_digest(path) != recorded:
             raise ModelFileChanged(f"{path}: model {entry.name!r} is not the file its sidecar describes "
                                    f"(sidecar sha256 {recorded[:12]}, file {file_digest(path)[:12]}); it was replaced "
@@ -270,8 +282,20 @@ class Zoo:
         if entry.kind == "onnx":
             self.check_file(entry)
             return kinds.load_onnx(entry.name, entry.path, meta, entry.sha256)
+        if entry.kind in CHECKPOINT_KINDS:
+            self.check_file(entry)
+            folder = self.checkpoint_folder(entry)
+            # code of the checkpoint's own runs only where this run, or the user's import, trusts it
+            huggingface.check_code(entry.name, folder, trust_code=self.trust_code or (
+                bool(meta.get("trust_remote_code")) and trust.is_trusted(meta)))
+            return huggingface.load(entry.name, folder, meta, entry.sha256)
         self.check_trust(entry)
         return kinds.load_python(entry.name, meta, entry.sha256)
+
+    def checkpoint_folder(self, model: ModelEntry | str) -> Path:
+        """The folder a Hugging Face model (kind ``hf`` or ``clap``) keeps its checkpoint in, beside its sidecar."""
+        entry = self._entry(model)
+        return self.root / str(entry.metadata.get("folder") or f"{entry.name}.hf")
 
     def check_writable(self, names: list[str], overwrite: bool = False) -> None:
         """Refuse, before any work, to write into the packaged zoo or over existing models."""
@@ -332,6 +356,27 @@ class Zoo:
         atomic_write(sidecar_path(self.root / f"{name}.json"), json.dumps(meta, indent=2, sort_keys=True))
         return target
 
+    def save_checkpoint(self, name: str, metadata: dict, source: Path, *, overwrite: bool = False) -> Path:
+        """Copy a Hugging Face checkpoint folder into the zoo as ``<name>.hf/`` with its sidecar (the folder's
+        digest recorded), replacing an older one only when asked."""
+        check_name(name)
+        self.check_writable([name], overwrite)
+        self.forget()
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.root / f"{name}.hf"
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.hf-", dir=self.root))
+        try:
+            shutil.copytree(source, staging, dirs_exist_ok=True, symlinks=False,
+                            ignore=shutil.ignore_patterns(".*"))
+            meta = {**metadata, "name": name, "folder": target.name, "sha256": folder_sha256(staging)}
+            self._remove_other_kinds(name, keep=None)
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        atomic_write(sidecar_path(self.root / f"{name}.json"), json.dumps(meta, indent=2, sort_keys=True))
+        return target
+
     def rows(self) -> list[dict]:
         """One summary row per model, for ``codecbench zoo list``."""
         out = []
@@ -350,6 +395,11 @@ class Zoo:
                         "dataset": meta.get("dataset", {}).get("name", "-"),
                         "skipped conditions": ",".join(meta.get("finetune_conditions_skipped", [])) or "-"})
         return out
+
+
+#: Kinds whose model is described by its sidecar alone (a Python entry point) or keeps a checkpoint folder beside it.
+CHECKPOINT_KINDS = ("hf", "clap")
+SIDECAR_KINDS = ("python", *CHECKPOINT_KINDS)
 
 
 def _sidecar_kind(path: Path) -> str | None:

@@ -6,7 +6,8 @@ Lambda layers. codecbench runs neither unless the user said so:
 
 - ``--trust-code`` (or ``trust_code = true`` in ``[tool.codecbench]``) for a whole run, or
 - an import by this user on the command line (``codecbench import-model``), which records the entry point and
-  its arguments in the user's trust list (``$CODECBENCH_TRUST_FILE``, else ``trusted-code.json`` in the user
+  its arguments (for a Hugging Face checkpoint imported with ``--trust-code``: the folder's digest) in the
+  user's trust list (``$CODECBENCH_TRUST_FILE``, else ``trusted-code.json`` in the user
   configuration folder). A sidecar naming exactly that entry point with exactly those arguments then loads.
 """
 from __future__ import annotations
@@ -29,8 +30,16 @@ def trust_file() -> Path:
 
 def code_identity(meta: dict) -> str:
     """What a Python model runs: its entry point and arguments, as one digest."""
-    code = {"entry_point": meta.get("entry_point"), "kwargs": meta.get("kwargs") or {}}
+    code = _code(meta)
     return hashlib.sha256(json.dumps(code, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _code(meta: dict) -> dict:
+    """What a model would run: a Hugging Face checkpoint's code is that of its folder (its digest); a Python
+    model's is its entry point and arguments."""
+    if meta.get("kind") in ("hf", "clap"):
+        return {"checkpoint": meta.get("sha256")}
+    return {"entry_point": meta.get("entry_point"), "kwargs": meta.get("kwargs") or {}}
 
 
 def _read(path: Path) -> dict:
@@ -52,5 +61,5 @@ def remember(meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.with_name(path.name + ".lock")):
         doc = _read(path)
-        doc[code_identity(meta)] = {"entry_point": meta.get("entry_point"), "kwargs": meta.get("kwargs") or {}}
+        doc[code_identity(meta)] = _code(meta)
         atomic_write(path, json.dumps(doc, indent=1, sort_keys=True, default=str))

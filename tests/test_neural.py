@@ -141,3 +141,17 @@ def test_the_device_difference_is_measured(weights):
     bitstream = codecs.encode(_clip(), SR, cond)
     facts = neural.device_difference(cond.spec, bitstream, "cpu")
     assert facts == {"device": "cpu", "max_abs_diff": 0.0, "snr_db": float("inf")}
+
+
+def test_the_weights_folder_is_an_option_too(weights_root, monkeypatch, capsys):
+    """--codec-weights names the folder where $CODECBENCH_CODEC_WEIGHTS is not set (and passes it to workers)."""
+    from codecbench.cli import main
+
+    monkeypatch.setenv(neural.WEIGHTS_ENV, "")  # restored after the test: the command sets it for its workers
+    monkeypatch.delenv(neural.WEIGHTS_ENV)
+    codecs.forget_availability()
+    assert not codecs.availability("encodec@6")[0] or neural._hub_cache_folder("facebook/encodec_24khz")
+    assert main(["conditions", "--matrix", "neural", "--codec-weights", str(weights_root)]) == 0
+    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("|")}
+    assert rows["encodec@6"].rstrip(" |").endswith("yes") and "dac_16khz" in rows["dac-16k@6"]
+    codecs.forget_availability()

@@ -80,8 +80,9 @@ examples:
 
 
 def _common(parser: argparse.ArgumentParser, *names: str) -> None:
-    """Add options of the run specification; their values are validated by :meth:`RunSpec.build`."""
-    for name in names:
+    """Add options of the run specification; their values are validated by :meth:`RunSpec.build`. A command with a
+    cache codes audio, so it also takes the neural codecs' weights."""
+    for name in (*names, "codec_weights") if "cache_dir" in names else names:
         option = OPTIONS[name]
         flags = [option.flag] + (["-j"] if name == "jobs" else [])
         parser.add_argument(*flags, dest=name, default=None, help=option.help, **option.argparse_extra)
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     p = sub.add_parser("conditions", help="print the condition matrix and what is available here")
-    _common(p, "matrix")
+    _common(p, "matrix", "codec_weights")
     p.add_argument("--rate", type=_positive_int, default=None, metavar="HZ",
                    help="also show the rate each codec codes audio recorded at HZ at (e.g. 22050)")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from codecbench import codecs
@@ -35,6 +36,13 @@ class Workspace:
     :class:`Run` is built on one."""
 
     spec: RunSpec
+
+    def __post_init__(self) -> None:
+        if self.spec.codec_weights is not None:
+            # through the environment, which worker processes (loky, a local dask cluster) inherit
+            from codecbench.codecs.neural import WEIGHTS_ENV
+            os.environ[WEIGHTS_ENV] = str(self.spec.codec_weights)
+            codecs.forget_availability()
 
     @functools.cached_property
     def matrix(self) -> Matrix:

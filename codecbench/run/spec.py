@@ -270,6 +270,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
                                        "written by train, finetune and import-model to the user model folder, "
                                        "$CODECBENCH_MODELS or the user data folder's codecbench/models)"),
     Option("cache_dir", to_path, None, "cache folder (default: $CODECBENCH_CACHE or ~/.cache/codecbench)"),
+    Option("codec_weights", to_path, None, "folder of neural codec weights, one folder per model (encodec_24khz/, "
+           "dac_44khz/, ...; default: $CODECBENCH_CODEC_WEIGHTS, else the Hugging Face cache)"),
     Option("jobs", to_jobs, "all", "parallel workers for coding and features (default: all cores)"),
     Option("backend", to_backend, "loky", "local parallel backend: loky, threading or sequential"),
     Option("scheduler", to_scheduler, None, "dask scheduler address, or 'local' for a LocalCluster"),
@@ -322,6 +324,7 @@ class RunSpec:
     matrix: str = "peters"
     model_dir: Path | None = None
     cache_dir: Path | None = None
+    codec_weights: Path | None = None
     jobs: int = 1
     backend: str = "loky"
     scheduler: str | None = None

@@ -66,7 +66,7 @@ class Server:
     def __init__(self, files: dict[str, bytes]):
         self.files, self.sent, self.ranges = files, defaultdict(int), []
         self.cut_once, self.corrupt, self.hang = set(), defaultdict(int), set()
-        self.announce, self.trickle, self.loop = {}, set(), set()
+        self.announce, self.trickle, self.loop, self.slow_headers = {}, set(), set(), set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,6 +82,16 @@ class Server:
                     return
                 if name in server.hang:
                     time.sleep(3)
+                    return
+                if name in server.slow_headers:  # the status line and headers, a byte every 0.2 s, never ending
+                    try:
+                        for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Padding: slow\r\n" * 100:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except OSError:
+                        pass
+                    self.close_connection = True
                     return
                 if name not in server.files:
                     self.send_error(404)
@@ -191,6 +201,27 @@ def test_a_server_that_stops_answering_is_a_named_error(server, tmp_path):
     server.hang.add(f"{ROOT}.meta.zip")
     with pytest.raises(download.DownloadError, match=r"meta\.zip: no answer after 2 attempts"):
         download.download("tau2020-mobile", tmp_path / "d", mirror=server.url, timeout=0.5, retries=1,
+                          log=lambda m: None)
+
+
+def test_headers_that_trickle_are_bounded_like_the_body(server, tmp_path):
+    """A server that sends its status line and headers a byte every 0.2 s never lets a read time out; the request's
+    status-and-headers phase has its own deadline, named in the error."""
+    server.slow_headers.add(f"{ROOT}.meta.zip")
+    started = time.monotonic()
+    with pytest.raises(download.DownloadError, match=r"meta\.zip: no answer after 1 attempt \(.*the status line "
+                                                     r"and headers did not arrive within 1 s\)"):
+        download.download("tau2020-mobile", tmp_path / "h", mirror=server.url, timeout=1.0, retries=0,
+                          log=lambda m: None)
+    assert time.monotonic() - started < 5
+
+
+def test_each_phase_is_named_when_it_ends_a_download(server, tmp_path):
+    """A server that accepts and never answers: the read timeout of the status phase, named."""
+    server.hang.add(f"{ROOT}.meta.zip")
+    with pytest.raises(download.DownloadError, match=r"no answer after 1 attempt \(.*(no byte for 0.5 s|status "
+                                                     r"line and headers did not arrive within 0.5 s)\)"):
+        download.download("tau2020-mobile", tmp_path / "n", mirror=server.url, timeout=0.5, retries=0,
                           log=lambda m: None)
 
 

@@ -6,9 +6,11 @@ size and MD5, fetched again once if it does not match, and then refused naming t
 ``archives/`` (copied there by hand, or left by an earlier run) is checked the same way before it is used; one that
 fails is set aside as ``<name>.rejected`` and fetched again. The folder is claimed for one process; free disk is
 checked before the first request; a dropped connection is retried with backoff. What a server sends is bounded:
-a body longer than the record's size is refused before it is read, a body is never written past that size, a
-transfer that makes less than ``stall_bytes`` of progress in ``stall_seconds`` is stopped (a server that trickles
-keeps a socket timeout from ever firing), and redirects are limited. ``--mirror URL`` (or ``$CODECBENCH_MIRROR``)
+every phase of a request is bounded and named when it ends one: connecting (``timeout``), the status line and
+headers (all of them within ``timeout``, however slowly they trickle), the body (a read waits at most ``timeout``,
+and a transfer that makes less than ``stall_bytes`` of progress in ``stall_seconds`` is stopped: a server that
+trickles keeps a socket timeout from ever firing); a body longer than the record's size is refused before it is
+read and never written past that size, and redirects are limited. ``--mirror URL`` (or ``$CODECBENCH_MIRROR``)
 fetches the same file names from another http(s) host.
 
 The HTTP part is written here on ``requests`` rather than taken from pooch: pooch checks hashes, retries and shows
@@ -18,14 +20,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
 import requests
 import urllib3
+import urllib3.connection
 
 from codecbench.core.fsutil import claim_folder
+from codecbench.core.wording import counted
 from codecbench.datasets.records import Archive, DatasetRecord, DownloadError, http_url, record, records
 from codecbench.datasets.unpack import marker, unpack
 
@@ -43,15 +49,16 @@ def _fetch(archive: Archive, url: str, part: Path, *, timeout: float, retries: i
     resuming from what it holds and retrying with backoff."""
 
     ceiling = archive.size if archive.size is not None else archive.max_size
-    session = requests.Session()
-    session.max_redirects = MAX_REDIRECTS
+    session, opened = _bounded_session()
     for attempt in range(retries + 1):
         have = part.stat().st_size if part.exists() else 0
         if archive.size is not None and have >= archive.size:
             return
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
-            with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+            with _headers_within(timeout, opened) as deadline, \
+                    session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+                deadline.cancel()  # the status line and headers are in: the body has its own rule
                 if response.status_code == 416 and archive.size is None and have:
                     return  # the whole body is here already
                 if response.status_code >= 400:
@@ -92,13 +99,90 @@ def _fetch(archive: Archive, url: str, part: Path, *, timeout: float, retries: i
             raise DownloadError(f"{url}: {exc}; only http(s) URLs are fetched") from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 urllib3.exceptions.HTTPError) as exc:  # read1 reads the raw stream: urllib3's errors come as they are
+            phase = _phase(exc, deadline.fired, timeout)
             if attempt == retries:
-                raise DownloadError(f"{url}: no answer after {retries + 1} attempts "
-                                    f"({type(exc).__name__}); {part.stat().st_size if part.exists() else 0:,} bytes "
+                raise DownloadError(f"{url}: no answer after {counted(retries + 1, 'attempt')} "
+                                    f"({type(exc).__name__}: {phase}); "
+                                    f"{part.stat().st_size if part.exists() else 0:,} bytes "
                                     f"are kept in {part}, and the same command resumes") from None
-            log(f"codecbench: {url}: {type(exc).__name__}; retrying in {2 ** attempt} s")
+            log(f"codecbench: {url}: {type(exc).__name__} ({phase}); retrying in {2 ** attempt} s")
             time.sleep(min(2 ** attempt, 30))
     raise DownloadError(f"{url}: the server ended the file early {retries + 1} times; {part} is kept to resume")
+
+
+class _Deadline:
+    """Shuts the connections a request opened when its status line and headers have not all arrived within
+    ``seconds``: a socket timeout bounds each read, so a server that sends a header byte now and then would
+    otherwise hold the request forever."""
+
+    def __init__(self, seconds: float, opened: list):
+        self.fired = False
+        self._opened = opened
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        for connection in list(self._opened):
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once, and requests raises
+                except OSError:
+                    pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+
+def _headers_within(seconds: float, opened: list) -> _Deadline:
+    return _Deadline(seconds, opened)
+
+
+def _bounded_session() -> tuple[requests.Session, list]:
+    """A session whose connections are recorded as they open (so a :class:`_Deadline` can shut them), with the
+    redirect limit."""
+    opened: list = []
+
+    class Tracked(urllib3.connection.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            opened.append(self)
+
+    class TrackedTLS(urllib3.connection.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            opened.append(self)
+
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Tracked
+
+    class PoolTLS(urllib3.HTTPSConnectionPool):
+        ConnectionCls = TrackedTLS
+
+    session = requests.Session()
+    session.max_redirects = MAX_REDIRECTS
+    for adapter in session.adapters.values():
+        adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": PoolTLS}
+    return session, opened
+
+
+def _phase(exc: Exception, deadline_fired: bool, timeout: float) -> str:
+    """Which phase of a request an error ended, for its message."""
+    if deadline_fired:
+        return f"the status line and headers did not arrive within {timeout:g} s"
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"no connection within {timeout:g} s"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"no byte for {timeout:g} s"
+    return "the connection failed or dropped"
 
 
 def _needed_bytes(rec: DatasetRecord, archives: Path, to: Path, unpack_too: bool) -> int:

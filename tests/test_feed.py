@@ -194,3 +194,42 @@ def test_training_read_by_worker_processes_gives_the_same_weights(tiny, monkeypa
         fit(model, reader, labels, tiny["config"], verbose=0)
         weights[workers] = model.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(weights["0"], weights["2"]))
+
+
+def test_a_killed_feed_worker_is_replaced_and_the_batch_read_again(tmp_path, monkeypatch):
+    """One worker killed as the OOM killer does (SIGKILL): the next batch starts a new pool and reads right; workers
+    that die on every try end in a named error; no shared-memory block is left either way."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    from codecbench.store import feed
+
+    from .feed_readers import Ramp
+
+    made = []  # the blocks this test's batches make (other processes of the machine make their own)
+
+    class Recorded(feed.SharedMemory):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if kwargs.get("create"):
+                made.append(self.name)
+
+    monkeypatch.setattr(feed, "SharedMemory", Recorded)
+    reader = feed.ProcessFeed(Ramp(range(8)), workers=2)
+    np.testing.assert_array_equal(reader(range(8)), Ramp(range(8))(range(8)))
+    pool = feed.shared_pool(2)
+    os.kill(next(iter(pool._processes)), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not pool._broken and time.monotonic() < deadline:  # until the pool has seen its worker die
+        time.sleep(0.05)
+    np.testing.assert_array_equal(reader([7, 1, 3, 5]), Ramp(range(8))([7, 1, 3, 5]))
+    assert feed.shared_pool(2) is not pool  # rebuilt, and kept for the batches after
+    (tmp_path / "die").touch()
+    dying = feed.ProcessFeed(Ramp(range(8), dies=str(tmp_path / "die")), workers=2)
+    dying._sample = np.zeros(4, dtype=np.float32)  # the shape, without reading here (which would exit this process)
+    with pytest.raises(feed.FeedError, match="died twice reading a batch of 8 clips.*CODECBENCH_FEED_WORKERS=0"):
+        dying(range(8))
+    assert len(made) == 3 and not [name for name in made if (Path("/dev/shm") / name.lstrip("/")).exists()]
+    feed.shutdown()

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import requests
+import requests.adapters
 import urllib3
 import urllib3.connection
 
@@ -170,7 +171,8 @@ def _bounded_session() -> tuple[requests.Session, list]:
     session = requests.Session()
     session.max_redirects = MAX_REDIRECTS
     for adapter in session.adapters.values():
-        adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": PoolTLS}
+        if isinstance(adapter, requests.adapters.HTTPAdapter):
+            adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": PoolTLS}
     return session, opened
 
 

@@ -5,6 +5,8 @@ much of its time, so threads in the model's process do not scale with cores. A :
 reader of :mod:`codecbench.store.inputs` and serves each batch from ``workers`` processes: the batch is split into
 one chunk per worker, each chunk travels as a small reader of its own clips (``reader.take``), is read there, and is
 stacked here.
+A worker that dies (killed for memory, say) breaks the pool: it is started again and the batch read once more,
+else :class:`FeedError` names what happened; the batch's shared block is removed either way.
 Workers are started with ``forkserver`` (``spawn`` where that is missing), never forked from a process that already
 runs a Keras backend's threads, and import codecbench's store modules only (no Keras).
 
@@ -18,6 +20,7 @@ import atexit
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any, Protocol
 
@@ -69,6 +72,18 @@ def shared_pool(workers: int) -> ProcessPoolExecutor:
         if workers not in _POOLS:
             _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
         return _POOLS[workers]
+
+
+def _discard(workers: int, pool: ProcessPoolExecutor) -> None:
+    """Forget a broken pool, so the next batch starts a new one."""
+    with _LOCK:
+        if _POOLS.get(workers) is pool:
+            del _POOLS[workers]
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class FeedError(EncodeError):
+    """The feed's worker processes died on a batch, even after the pool was started again."""
 
 
 @atexit.register
@@ -126,7 +141,7 @@ class ProcessFeed:
             for chunk in np.array_split(np.asarray(indices), parts):
                 tasks.append((self.reader.take([int(i) for i in chunk]), block.name, shape, dtype, offset))
                 offset += per_clip * len(chunk)
-            list(shared_pool(self.workers).map(_read_into, tasks))
+            self._read(tasks, len(indices))
             view = np.ndarray((len(indices), *shape), dtype=dtype, buffer=block.buf)
             batch = view.copy()
             del view
@@ -134,6 +149,21 @@ class ProcessFeed:
             block.close()
             block.unlink()
         return batch
+
+    def _read(self, tasks: list, clips: int) -> None:
+        """Run the chunks on the shared pool; a pool whose worker died (the OOM killer, a signal) is replaced and
+        the batch read once more, then a named error."""
+        for attempt in (1, 2):
+            pool = shared_pool(self.workers)
+            try:
+                list(pool.map(_read_into, tasks))
+                return
+            except BrokenProcessPool:
+                _discard(self.workers, pool)
+                if attempt == 2:
+                    raise FeedError(f"feed workers died twice reading a batch of {clips} clips ({self.workers} "
+                                    "workers; killed for memory?): read in this process with "
+                                    "CODECBENCH_FEED_WORKERS=0, or use fewer workers") from None
 
     def _first(self) -> np.ndarray:
         """One clip's input (the shape and dtype of every clip: the reader pads all to one)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from codecbench.core import backend_choice
 from codecbench.errors import CodecbenchError
 from codecbench.results.ranking import rank_models
 from codecbench.run.spec import OPTIONS, RunSpec
@@ -86,6 +87,7 @@ def _session(config):
     session = config.stash.get(SESSION, None)
     if session is None:
         try:
+            backend_choice.check()  # before anything imports Keras: a usage error, never an INTERNALERROR
             capman = config.pluginmanager.getplugin("capturemanager")
             # set up during collection, when output is captured: the first run's dataset generation shows
             with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():

@@ -141,3 +141,47 @@ def test_on_a_gpu_the_device_front_end_runs_there_and_matches_librosa():
     out = keras.ops.convert_to_numpy(LogMelLayer.from_frontend(BASELINE)(clips))
     reference = np.stack([features.extract(c) for c in clips])
     assert np.max(np.abs(out - reference)) <= 1e-4
+
+
+@pytest.mark.parametrize("choice", ["jaxx", "tensorflow-gpu"])
+def test_a_backend_that_is_not_one_is_named_by_every_entry_point(choice, tmp_path):
+    """KERAS_BACKEND misspelt: the CLI exits 2 and pytest with a usage error (4), both naming the backends and what is
+    installed; no traceback, no INTERNALERROR."""
+    env = {**os.environ, "KERAS_BACKEND": choice}
+    cli = subprocess.run([sys.executable, "-m", "codecbench", "devices"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert cli.returncode == 2 and f"KERAS_BACKEND={choice!r}" in cli.stderr and "installed here:" in cli.stderr
+    assert "Traceback" not in cli.stderr
+    bench = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "-q",
+                            "--codecbench-model", "base", "--codecbench-condition", "wav",
+                            "--codecbench-results", str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                           timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert bench.returncode == 4 and f"KERAS_BACKEND={choice!r}" in bench.stderr
+    assert "INTERNALERROR" not in bench.stdout + bench.stderr
+
+
+def test_a_backend_that_is_not_installed_gets_its_install_line(monkeypatch):
+    from codecbench.core import backend_choice
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(backend_choice.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jax" else real(name, *a))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    expected = r"KERAS_BACKEND=jax asks for jax, which is not installed here \(installed backends: tensorflow.*\[jax\]"
+    with pytest.raises(backend_choice.BackendMissing, match=expected):
+        backend_choice.check()
+
+
+def test_devices_the_benchmark_cannot_use_are_refused_before_any_work(tmp_path):
+    """--devices only matters to training, but a benchmark run names a device this machine lacks instead of
+    ignoring it (docs/suite.md: checked before any work)."""
+    from codecbench.store.devices import local_accelerators
+
+    if local_accelerators():
+        optional.not_applicable("this machine has an accelerator, so gpu:0 may exist")
+    bench = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "-q",
+                            "--codecbench-model", "base", "--codecbench-condition", "wav", "--codecbench-devices",
+                            "gpu:0", "--codecbench-results", str(tmp_path / "out")], capture_output=True, text=True,
+                           timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert bench.returncode == 4 and "--devices: gpu:0 is not a device" in bench.stderr
+    assert not (tmp_path / "out").exists()

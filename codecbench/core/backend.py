@@ -13,10 +13,12 @@ import logging
 import os
 import sys
 
+from codecbench.core import backend_choice
+
 
 def _import_quietly():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    wants_tf = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+    wants_tf = backend_choice.check() == "tensorflow"  # a missing backend: named, with its install line
     if wants_tf and "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow") is not None:
         saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
         try:

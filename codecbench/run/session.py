@@ -81,6 +81,9 @@ class BenchmarkSession:
             check_scheduler(spec.scheduler)
         except SchedulerError as exc:
             raise UsageError(str(exc)) from None
+        if spec.devices != "auto":  # the benchmark trains nothing, but devices it cannot use are named, not ignored
+            from codecbench.store.devices import resolve_devices
+            resolve_devices(spec.devices)
         self.history = self.results_dir / "history.sqlite"
         self.baseline_match: DatasetMatch | None = None
         self._history_warned = False

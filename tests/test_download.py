@@ -484,3 +484,40 @@ def test_verify_checks_every_clips_size_and_deep_its_content(server, tmp_path, c
     assert "1.100 s long, the dataset's clips are 1 s" in deep
     assert main(["dataset", "verify", "tau2020-mobile", str(target), "--deep"]) == 1
     assert "1 problem\n" in capsys.readouterr().out
+
+
+def test_an_archive_larger_than_the_free_disk_is_refused_before_unpacking(tmp_path, monkeypatch):
+    """A 200-KB zip that declares 200 MB of members, onto a disk with 50 MB free: refused by its declared sizes,
+    nothing written (it was an `OSError [Errno 28]` half-way)."""
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from codecbench.datasets import unpack as unpack_module
+
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"{ROOT}/audio/zeros.wav", bytes(200 << 20))
+    assert archive.stat().st_size < 400_000
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(1 << 40, 0, 50 << 20))
+    target = tmp_path / "to"
+    (target / "archives").mkdir(parents=True)
+    with pytest.raises(download.DownloadError, match=r"bomb\.zip: unpacks to 209,715,200 bytes .* 52,428,800 bytes "
+                                                     r"free"):
+        unpack_module.unpack(archive, target, log=lambda m: None)
+    assert not (target / ROOT).exists() and not list(target.glob(".unpacking-*"))
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_a_member_that_is_both_file_and_folder_is_refused(tmp_path, kind):
+    from codecbench.datasets import unpack as unpack_module
+
+    members = {f"{ROOT}/a": b"a file", f"{ROOT}/a/b.wav": _wav(2)}
+    archive = tmp_path / f"clash.{'zip' if kind == 'zip' else 'tar.gz'}"
+    archive.write_bytes(_zip(members) if kind == "zip" else _tar_gz(members))
+    target = tmp_path / "to"
+    (target / "archives").mkdir(parents=True)
+    with pytest.raises(download.DownloadError, match=rf"member '{ROOT}/a' is a file, and member '{ROOT}/a/b.wav' "
+                                                     "needs a folder of that name"):
+        unpack_module.unpack(archive, target, log=lambda m: None)
+    assert not (target / ROOT).exists()

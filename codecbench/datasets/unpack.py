@@ -2,6 +2,8 @@
 
 Every member is inspected before a byte is written: only regular files and folders, with relative paths that stay
 inside the target; links, devices and absolute or ``..`` paths refuse the whole archive, naming the member. The
+members' declared sizes are checked against the free disk, and members that cannot all be written (a file ``a``
+beside ``a/b``) are refused, before anything is written. The
 members are unpacked into a staging folder beside the target and moved into place only when all of them are out,
 so a failure (a damaged archive, a full disk) leaves no half-unpacked dataset; a marker in ``archives/`` records an
 archive as unpacked, so a second run does not unpack it again.
@@ -63,6 +65,27 @@ def _tar_members(archive: Path, t: tarfile.TarFile) -> list[tarfile.TarInfo]:
     return members
 
 
+def _check_layout(archive: Path, members: list[tuple[str, bool]]) -> None:
+    """Refuse members that cannot all be written: a file whose name another member uses as a folder (``a`` and
+    ``a/b``)."""
+    files = {PurePosixPath(name.replace("\\", "/")).as_posix().rstrip("/") for name, is_dir in members if not is_dir}
+    for name, _ in members:
+        for parent in PurePosixPath(name.replace("\\", "/")).parents:
+            if parent.as_posix() in files:
+                raise DownloadError(f"{archive}: member {parent.as_posix()!r} is a file, and member {name!r} needs a "
+                                    "folder of that name; the archive cannot be unpacked as it is, and nothing of it "
+                                    "was")
+
+
+def _check_space(archive: Path, to: Path, declared: int) -> None:
+    """Refuse, before a byte is written, an archive whose members declare more bytes than ``to`` has free."""
+    free = shutil.disk_usage(to).free
+    if declared > free:
+        raise DownloadError(f"{archive}: unpacks to {declared:,} bytes (as its members declare), and {to} has "
+                            f"{free:,} bytes free; free {declared - free:,} bytes or more and run the same command "
+                            "again (nothing was unpacked)")
+
+
 def unpack(archive: Path, to: Path, log) -> bool:
     """Unpack ``archive`` into ``to`` unless its marker says it was; True when it unpacked now."""
     done = marker(to, archive.name)
@@ -75,22 +98,29 @@ def unpack(archive: Path, to: Path, log) -> bool:
         if zipfile.is_zipfile(archive):
             try:
                 with zipfile.ZipFile(archive) as z:
-                    z.extractall(staging, _counted(_zip_members(archive, z), f"unpacking {archive.name}"))
+                    infos = _zip_members(archive, z)
+                    _check_layout(archive, [(i.filename, i.is_dir()) for i in infos])
+                    _check_space(archive, to, sum(i.file_size for i in infos))
+                    z.extractall(staging, _counted(infos, f"unpacking {archive.name}"))
             except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
                 raise DownloadError(f"{archive}: damaged zip archive ({exc}); delete it and download again") from None
+            except OSError as exc:
+                _disk_full(archive, exc)
+                raise
         elif tarfile.is_tarfile(archive):
             try:
                 with tarfile.open(archive, "r:*") as t:
-                    members = _counted(_tar_members(archive, t), f"unpacking {archive.name}")
+                    found = _tar_members(archive, t)
+                    _check_layout(archive, [(m.name, m.isdir()) for m in found])
+                    _check_space(archive, to, sum(m.size for m in found if m.isfile()))
+                    members = _counted(found, f"unpacking {archive.name}")
                     if hasattr(tarfile, "data_filter"):
                         t.extractall(staging, members, filter="data")
                     else:  # pragma: no cover - Python without PEP 706; the members were checked above
                         t.extractall(staging, members)
             except (tarfile.TarError, EOFError, OSError) as exc:
-                if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)) \
-                        and exc.errno is not None and exc.errno == 28:
-                    raise DownloadError(f"{archive}: the disk is full while unpacking; free space and run the "
-                                        "same command again") from None
+                if isinstance(exc, OSError) and not isinstance(exc, (tarfile.TarError, EOFError)):
+                    _disk_full(archive, exc)
                 raise DownloadError(f"{archive}: damaged tar archive ({exc}); delete it and download again") \
                     from None
         else:
@@ -101,6 +131,13 @@ def unpack(archive: Path, to: Path, log) -> bool:
     done.touch()
     log(f"codecbench: {archive.name}: unpacked")
     return True
+
+
+def _disk_full(archive: Path, exc: OSError) -> None:
+    """A full disk while unpacking, named (the declared sizes fitted, but the disk filled meanwhile)."""
+    if exc.errno == 28:
+        raise DownloadError(f"{archive}: the disk is full while unpacking; free space and run the same command "
+                            "again") from None
 
 
 def _merge(staging: Path, to: Path) -> None:

@@ -72,6 +72,33 @@ def test_export_rewrites_a_file_whose_source_changed(tau_copy, tmp_path):
     np.testing.assert_allclose(sf.read(out)[0], sf.read(clip.path)[0], atol=1e-4)
 
 
+def test_export_never_writes_over_what_the_user_changed(tau_copy, tmp_path):
+    """Export, add a row to the exported listing (or edit an exported file), export again: refused, naming the file,
+    and the user's change is kept; restored, the export runs again. Chains get portable folder names."""
+    from codecbench.store.export import ExportError, condition_folder, export
+
+    dataset, cache = tau_copy
+    target = tmp_path / "coded"
+    export(dataset, "evaluate", [C("wav")], target, cache, jobs=1)
+    listing = target / "evaluation_setup" / "fold1_evaluate.csv"
+    original = listing.read_text()
+    listing.write_text(original + "audio/wav/mine.wav\tpark\twav\tmine.wav\n")
+    with pytest.raises(ExportError, match="fold1_evaluate.csv: changed since this export wrote it"):
+        export(dataset, "evaluate", [C("wav")], target, cache, jobs=1)
+    assert listing.read_text().endswith("mine.wav\n")
+    listing.write_text(original)
+    clip = dataset.clips("evaluate")[0]
+    edited = target / "audio" / "wav" / clip.key
+    sf.write(edited, np.zeros(100), 44100, subtype="PCM_24")
+    with pytest.raises(ExportError, match=f"{clip.key}: changed since this export wrote it"):
+        export(dataset, "evaluate", [C("wav")], target, cache, jobs=1)
+    assert sf.info(edited).frames == 100
+    edited.unlink()  # the user's file gone: the export writes its own again
+    assert export(dataset, "evaluate", [C("wav")], target, cache, jobs=1).written == 1
+    assert condition_folder(C("aac@128>opus@24+loss5")) == "aac_128_to_opus_24+loss5"
+    assert not set(condition_folder(C("aac@128>opus@24"))) & set('<>:"/\\|?*')
+
+
 def test_export_and_reproduce_refuse_a_regular_file_as_their_folder(tmp_path, capsys):
     (tmp_path / "file").write_text("mine")
     cache = ["--cache-dir", str(tmp_path / "cache")]

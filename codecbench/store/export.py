@@ -8,9 +8,11 @@ export leaves only complete files and the same command continues, skipping them;
 checked to be present and readable with the clip's length.
 
 An export owns only what it wrote: ``<to>/.codecbench-export.json`` records every file it wrote with the content
-digest of its source clip, its condition and format. A file is skipped only when that record matches the source as
-it is now (a changed source clip is exported again); a file in the target that the record does not name (a
-dataset's own split listing, another tool's audio) is never overwritten: the export is refused, naming it. A target
+digest of its source clip, its condition and format, and the digest of the file as written. A file is skipped only
+when that record matches the source as it is now (a changed source clip is exported again); a file in the target
+that the record does not name (a dataset's own split listing, another tool's audio), or one changed since it was
+written (a row added to the listing), is never overwritten: the export is refused, naming it. Folder names are
+portable (``aac_128_to_mp3_32``: no ``>``, which NTFS, FAT and SMB refuse). A target
 that is, or lies inside, the source dataset's folder is refused, and the target is claimed for one process.
 """
 from __future__ import annotations
@@ -52,7 +54,23 @@ class ExportSummary:
 
 
 def condition_folder(cond: Condition) -> str:
-    return cond.name.replace("@", "_")
+    """A condition's folder name, portable to every file system a user copies an export to: ``aac_128``,
+    ``aac_128_to_mp3_32`` (``>`` is not allowed on NTFS, FAT or SMB shares), ``opus_24+loss5``."""
+    return cond.name.replace("@", "_").replace(">", "_to_")
+
+
+def _written(path: Path, **facts) -> dict:
+    """What the record keeps of a file the export wrote: ``facts`` and the file's content digest."""
+    stat = path.stat()
+    return {**facts, "sha256": file_digest(path), "size": stat.st_size}
+
+
+def _changed_by_someone(path: Path, entry: dict) -> bool:
+    """Whether a file the export wrote no longer holds what it wrote (edited or replaced since; records of an older
+    codecbench, without a digest, cannot tell and say no)."""
+    if not entry.get("sha256") or not path.is_file():
+        return False
+    return path.stat().st_size != entry.get("size") or file_digest(path) != entry["sha256"]
 
 
 def export(dataset, split: str, conditions: Sequence[Condition], to: Path, cache: Cache, *, file_format: str = "wav",
@@ -105,6 +123,9 @@ def _export(clips, split, conditions, to: Path, cache: Cache, file_format: str, 
     if listing.exists() and listing_rel not in owned:
         raise ExportError(f"{listing}: a split listing this export did not write; it is never overwritten. Choose "
                           "another --to (or move the file away)")
+    if _changed_by_someone(listing, owned.get(listing_rel, {})):
+        raise ExportError(f"{listing}: changed since this export wrote it (rows added or edited?); it is never "
+                          "overwritten. Move it aside (or restore it) and export again")
     digests = {c.key: file_digest(c.path) for c in clips}
     plans = []
     for cond in conditions:
@@ -113,6 +134,11 @@ def _export(clips, split, conditions, to: Path, cache: Cache, file_format: str, 
         if foreign:
             raise ExportError(f"{foreign[0]}: a file this export did not write ({len(foreign)} such in "
                               f"{foreign[0].parent}); it is never overwritten. Choose another --to")
+        edited = [t for t in targets if _changed_by_someone(t, owned.get(t.relative_to(to).as_posix(), {}))]
+        if edited:
+            raise ExportError(f"{edited[0]}: changed since this export wrote it ({len(edited)} such in "
+                              f"{edited[0].parent}); it is never overwritten. Move it aside (or restore it) and "
+                              "export again")
         plans.append((cond, targets))
 
     def recipe(clip, cond) -> dict:
@@ -121,10 +147,14 @@ def _export(clips, split, conditions, to: Path, cache: Cache, file_format: str, 
     def save_manifest() -> None:
         atomic_write(to / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True), fsync=False)
 
+    def current(entry: dict | None) -> dict | None:
+        """The recipe part of a record's entry (without what it says of the file's content)."""
+        return None if entry is None else {k: v for k, v in entry.items() if k not in ("sha256", "size")}
+
     rows = []
     for cond, targets in plans:
         todo = [(c, t) for c, t in zip(clips, targets)
-                if not t.is_file() or owned.get(t.relative_to(to).as_posix()) != recipe(c, cond)]
+                if not t.is_file() or current(owned.get(t.relative_to(to).as_posix())) != recipe(c, cond)]
         stale = sum(1 for _, t in todo if t.is_file())
         summary.skipped += len(clips) - len(todo)
         if todo and not cond.is_original:
@@ -144,7 +174,7 @@ def _export(clips, split, conditions, to: Path, cache: Cache, file_format: str, 
             if i and i % 200 == 0:
                 save_manifest()
             atomic_write(target, write, fsync=False)
-            owned[target.relative_to(to).as_posix()] = recipe(clip, cond)
+            owned[target.relative_to(to).as_posix()] = _written(target, **recipe(clip, cond))
             summary.written += 1
         save_manifest()
         log(f"codecbench export: {cond.name}: {len(todo)} written ({stale} of them because their source changed), "
@@ -152,9 +182,11 @@ def _export(clips, split, conditions, to: Path, cache: Cache, file_format: str, 
         rows += [(t.relative_to(to).as_posix(), c.label or "", cond.name, c.key) for c, t in zip(clips, targets)]
     _check(to, rows, {c.key: c for c in clips})
     lines = ["filename\tscene_label\tcondition\tsource"] + ["\t".join(r) for r in rows]
-    owned[listing_rel] = {"listing": split}
+    owned[listing_rel] = {"listing": split, "writing": True}
     save_manifest()
     atomic_write(listing, "\n".join(lines) + "\n", fsync=False)
+    owned[listing_rel] = _written(listing, listing=split)
+    save_manifest()
     summary.files = len(rows)
     return summary
 

@@ -33,7 +33,7 @@ def conditions(draw):
     stages = draw(st.lists(plain(), min_size=1, max_size=MAX_CHAIN))
     last = stages[-1]
     loss = None
-    if draw(st.booleans()):
+    if last.spec.family != "neural" and draw(st.booleans()):  # neural codes are not packetised: no loss
         own = last.spec.concealment
         conceal = draw(st.sampled_from((["codec"] if own else []) + ["zerofill", "repeat"]))
         loss = Loss(rate=draw(st.floats(0, 100, exclude_min=True, exclude_max=True)),

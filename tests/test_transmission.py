@@ -273,3 +273,32 @@ def test_loss_sweeps_are_found_and_reported_with_intervals(tmp_path):
     assert tmp_path / "out" / "losses.png" in written
     page = (tmp_path / "out" / "html" / "index.html").read_text()
     assert '"loss_sweeps":{"opus@64+loss%":[{"loss":0.0,"condition":"opus@64"}' in page
+
+
+def test_every_suggested_concealment_runs_where_its_codec_does():
+    """A codec without concealment of its own is told to name one; what the message suggests must then run (it
+    suggested +zerofill for HE-AAC, which was then skipped: HE-AAC is decoded by libavcodec, so it does run)."""
+    import re
+
+    for codec in ("he-aac@32", "mp3@64", "sbc@128", "g722@64"):
+        if not codecs.availability(codec)[0]:
+            continue
+        with pytest.raises(codecs.ConditionError) as refused:
+            codecs.parse_condition(f"{codec}+loss5")
+        suggested = re.findall(r"(\S+\+loss5\+(?:zerofill|repeat))", str(refused.value))
+        assert len(suggested) == 2 and all(codecs.availability(s)[0] for s in suggested), suggested
+
+
+@pytest.mark.parametrize("name", ["aac-ld@64+loss10+burst3", "aac-eld@32+loss5"])
+def test_libfdk_aac_conceals_the_codecs_only_it_decodes(scene, name):
+    """AAC-LD and AAC-ELD (FaceTime's codec) take the concealment of Fraunhofer's decoder: the clip keeps its length
+    and alignment, and the lost frames are replaced by something near the lossless decode, not silence."""
+    optional.codec(name)
+    x = np.tile(scene, 2)
+    lossy = codecs.encode_decode(x, SR, name)
+    clean = codecs.roundtrip(x, SR, codecs.parse_condition(name).stages[-1])
+    assert lossy.signal.shape == x.shape and _lag(lossy.signal, clean) == 0
+    snr = 10 * math.log10(np.sum(clean ** 2) / np.sum((lossy.signal - clean) ** 2))
+    assert 3 < snr < 30
+    assert "libfdk-aac" in codecs.codec_library(name) and "concealment" in codecs.codec_library(name)
+    assert not codecs.availability(name.split("+")[0] + "+loss5+zerofill")[0]  # libavcodec decodes neither

@@ -79,9 +79,10 @@ def _can_code(cond: Condition) -> tuple[bool, str]:
     if cond.is_original:
         return True, "uncoded"
     routes = []
+    last: Backend | None = None
     for stage in cond.stages:
-        backend, what = _route(stage)
-        if backend is None:
+        last, what = _route(stage)
+        if last is None:
             return False, what if cond.is_plain else f"{stage.name}: {what}"
         routes.append(what)
     if cond.loss is not None:
@@ -89,7 +90,7 @@ def _can_code(cond: Condition) -> tuple[bool, str]:
             why = conceal.unavailable(cond.spec.concealment)
             if why:
                 return False, why
-        elif routes[-1] not in conceal.RULE_BACKENDS:
+        elif last is None or not last.rule_concealable(cond.spec):
             return False, (f"{cond.name}: +{cond.loss.conceal} conceals frames of a libavcodec decoder; {cond.codec} "
                            f"is decoded by the {routes[-1]} backend here")
     if cond.loss is not None:

@@ -37,6 +37,11 @@ class Backend:
         The table's range is checked when a condition is parsed; this is for what only the library knows."""
         return None
 
+    def rule_concealable(self, spec: CodecSpec) -> bool:
+        """Whether its bitstreams of ``spec`` are decoded packet by packet by libavcodec, so that ``+zerofill`` and
+        ``+repeat`` can conceal their lost packets."""
+        return self.name in ("pyav", "lame")
+
     def encode(self, x: np.ndarray, codec_sr: int, cond: Condition, sample_rate: int, n: int) -> Bitstream:
         """Code ``x`` (float32, already at ``codec_sr``); ``sample_rate`` and ``n`` describe the original input."""
         raise NotImplementedError

@@ -5,6 +5,8 @@
   ``opus_decode_float(NULL)``, or, with ``+fec``, recovered from the in-band FEC of the next packet when that one
   arrived (``decode_fec=1``).
 - ``liblc3``: LC3's concealment, through liblc3 (``lc3_decode(NULL)``).
+- ``libfdk-aac``: the concealment of Fraunhofer's AAC decoder (AAC-LD, AAC-ELD: the codecs only it decodes),
+  through libfdk-aac (``aacDecoder_DecodeFrame`` with ``AACDEC_CONCEAL``).
 - ``+zerofill`` / ``+repeat`` (a codec without concealment, decoded packet by packet with its libavcodec decoder):
   a lost frame becomes silence, or the last good frame again; a packet the decoder rejects after a loss (an MP3
   frame whose bit reservoir was in the lost one) is concealed the same way.
@@ -25,7 +27,8 @@ import numpy as np
 from codecbench.codecs.bitstream import Bitstream, CodecUnavailable
 from codecbench.errors import CodecError
 
-#: The backends whose bitstreams a named concealment (``+zerofill``, ``+repeat``) decodes: libavcodec's packets.
+#: The backends whose bitstreams a named concealment (``+zerofill``, ``+repeat``) decodes: libavcodec's packets
+#: (and libfdk-aac's HE-AAC, which libavcodec decodes: :meth:`codecbench.codecs.backend.Backend.rule_concealable`).
 RULE_BACKENDS = ("pyav", "lame")
 #: The longest Opus frame (120 ms at 48 kHz), the size of the decoder's output buffer.
 _OPUS_MAX_FRAME = 5760
@@ -68,6 +71,10 @@ def unavailable(concealment: str) -> str | None:
     """Why a codec's concealment cannot run here, or None."""
     if concealment == "libopus" and libopus() is None:
         return f"Opus packet-loss concealment needs the system's libopus: {LIBOPUS_HINT}"
+    if concealment == "libfdk-aac":
+        from codecbench.codecs import fdk
+        if fdk.library()[0] is None:
+            return f"AAC packet-loss concealment needs libfdk-aac's decoder: {fdk.FDK_HINT}"
     if concealment == "liblc3":
         try:
             import lc3  # noqa: F401  (optional: the LC3 extra)
@@ -83,6 +90,9 @@ def library(concealment: str) -> str:
         return lib.opus_get_version_string().decode() if lib is not None else "libopus (missing)"
     if concealment == "liblc3":
         return "liblc3 PLC"
+    if concealment == "libfdk-aac":
+        from codecbench.codecs import fdk
+        return f"{fdk.version()} concealment"
     return f"{concealment} concealment"
 
 
@@ -97,6 +107,8 @@ def decode_with_loss(bitstream: Bitstream) -> np.ndarray:
             return _libopus(bitstream, fec=loss.fec)
         if concealment == "liblc3":
             return _liblc3(bitstream)
+        if concealment == "libfdk-aac":
+            return _libfdk(bitstream)
         raise CodecError(f"{bitstream.condition}: {bitstream.condition.codec} has no concealment of its own")
     return _by_rule(bitstream, loss.conceal)
 
@@ -132,6 +144,15 @@ def _libopus(b: Bitstream, *, fec: bool) -> np.ndarray:
     # libavcodec applies the OpusHead's pre-skip itself; here it is dropped the same way
     pre_skip = int.from_bytes(b.config[10:12], "little") if len(b.config) >= 12 else 0
     return np.concatenate(out)[pre_skip:] if out else np.zeros(0, dtype=np.float32)
+
+
+def _libfdk(b: Bitstream) -> np.ndarray:
+    from codecbench.codecs import fdk
+
+    if b.decoder != "fdk":  # HE-AAC is decoded by libavcodec, whose alignment its skip holds; it takes +zerofill
+        raise CodecError(f"{b.condition}: libfdk-aac conceals the bitstreams its own decoder decodes (AAC-LD, "
+                         f"AAC-ELD); this one is decoded by {b.decoder}")
+    return fdk.decode(b.packets(), b.config, frozenset(b.lost))
 
 
 def _liblc3(b: Bitstream) -> np.ndarray:

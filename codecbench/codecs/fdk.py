@@ -240,8 +240,13 @@ def encode(x: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tuple[li
         return units, bytes(info.confBuf[:info.confSize]), int(info.nDelay)
 
 
-def decode(units: list[bytes], config: bytes) -> np.ndarray:
-    """Decode raw access units with libfdk-aac's own decoder; mono float32 (channel 0)."""
+#: aacDecoder_DecodeFrame's flag for a lost frame: its concealment makes a substitute (no input is read)
+_AACDEC_CONCEAL = 1
+
+
+def decode(units: list[bytes], config: bytes, lost: frozenset[int] = frozenset()) -> np.ndarray:
+    """Decode raw access units with libfdk-aac's own decoder; mono float32 (channel 0). The units at the indices
+    ``lost`` are not given to it: its concealment makes a frame in their place (faded repetition, then silence)."""
     lib, why = library()
     if lib is None:
         raise FdkError(why)
@@ -254,8 +259,16 @@ def decode(units: list[bytes], config: bytes) -> np.ndarray:
                                         (ctypes.c_uint * 1)(len(config))), "aacDecoder_ConfigRaw")
         pcm = np.zeros(8 * 2048, dtype=np.int16)
         ptr, size, valid = (ctypes.c_void_p * 1)(), (ctypes.c_uint * 1)(), ctypes.c_uint()
-        frames = []
-        for unit in units:
+        frames: list[np.ndarray] = []
+        for i, unit in enumerate(units):
+            if i in lost:
+                if not frames:  # nothing decoded yet: no frame length to conceal with; a frame of silence
+                    continue
+                code = lib.aacDecoder_DecodeFrame(handle, pcm.ctypes.data, len(pcm), _AACDEC_CONCEAL)
+                _check(code, "aacDecoder_DecodeFrame (concealment)")
+                _, frame_size, channels = lib.aacDecoder_GetStreamInfo(handle).contents
+                frames.append(pcm[:frame_size * channels].reshape(frame_size, channels)[:, 0].copy())
+                continue
             buf = ctypes.create_string_buffer(unit, len(unit))
             ptr[0], size[0], valid.value = ctypes.cast(buf, ctypes.c_void_p), len(unit), len(unit)
             _check(lib.aacDecoder_Fill(handle, ptr, size, ctypes.byref(valid)), "aacDecoder_Fill")
@@ -289,6 +302,9 @@ class FdkBackend(Backend):
 
     def library(self, spec: CodecSpec) -> str:
         return f"{version()} (in-process)"
+
+    def rule_concealable(self, spec: CodecSpec) -> bool:
+        return spec.decoder == "aac"  # HE-AAC: libavcodec decodes what libfdk-aac codes
 
     def rate_problem(self, cond: Condition, codec_sr: int) -> str | None:
         bounds = valid_kbps(cond.codec, codec_sr)

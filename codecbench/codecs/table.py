@@ -74,7 +74,8 @@ class CodecSpec:
     #: highest rate first (MP3: MPEG-2 Layer III at 16-24 kHz codes at most 160 kbps, MPEG-2.5 at 8-12 kHz 64).
     max_kbps_by_rate: tuple[tuple[int, float], ...] = ()
     #: The decoder that conceals lost packets (:mod:`codecbench.codecs.conceal`): ``"libopus"`` (PLC, and in-band
-    #: FEC), ``"liblc3"`` (PLC); empty: the codec has none, and a loss condition must name a concealment.
+    #: FEC), ``"liblc3"`` (PLC), ``"libfdk-aac"`` (Fraunhofer's AAC decoder); empty: the codec has none, and a loss
+    #: condition must name a concealment.
     concealment: str = ""
 
     def max_kbps_at(self, codec_sr: int) -> float:
@@ -101,11 +102,12 @@ CODECS: dict[str, CodecSpec] = {
                   "tables decide", backends=("fdk", "pyav", "ffmpeg", "fdkaac"), profile="HE-AAC"),
         CodecSpec("aac-ld", "AAC-LD (low delay, 512-sample frames, Fraunhofer libfdk-aac)", "libfdk_aac", "fdk",
                   8, 256, "s16", (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000), True,
-                  "real-time communication; the valid range depends on the input rate", backends=("fdk",)),
+                  "real-time communication; the valid range depends on the input rate", backends=("fdk",),
+                  concealment="libfdk-aac"),
         CodecSpec("aac-eld", "AAC-ELD (enhanced low delay, Fraunhofer libfdk-aac)", "libfdk_aac", "fdk",
                   8, 256, "s16", (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000), True,
                   "real-time communication (e.g. FaceTime); SBR below ~64 kbps as libfdk-aac configures it",
-                  backends=("fdk",)),
+                  backends=("fdk",), concealment="libfdk-aac"),
         CodecSpec("mp3", "MP3 (LAME, CBR)", "libmp3lame", "mp3float", 32, 320, "fltp",
                   (44100, 48000, 32000, 22050, 24000, 16000, 11025, 12000, 8000), True,
                   "MPEG-1 Layer III at 32-48 kHz, MPEG-2 at 16-24 kHz (at most 160 kbps), MPEG-2.5 at 8-12 kHz (at "

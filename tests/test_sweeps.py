@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
+import pytest
 
 from codecbench.codecs import parse_condition
 from codecbench.codecs.matrix import parse_matrix
@@ -65,3 +67,14 @@ def test_a_small_sweep_end_to_end_on_real_codecs_and_models(tiny, tmp_path):
     names = {p.name for p in written}
     assert {"sweeps.png", "sweeps.svg", "sweeps.csv"} <= names
     assert (tmp_path / "report" / "sweeps.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("given, named", [("opus@24+loss0..20", "opus@24+loss0..20"),
+                                          ("wav,opus@24+loss1,5,10,mp3@32", "opus@24+loss1,5,10"),
+                                          ("encodec@1.5,3,6", "encodec@1.5,3,6")])
+def test_a_sweep_in_the_condition_option_says_where_sweeps_go(given, named):
+    from codecbench.errors import UsageError
+    from codecbench.run.spec import to_conditions
+
+    with pytest.raises(UsageError, match=rf"'{re.escape(named)}' is a sweep; sweeps are expanded in a matrix"):
+        to_conditions(given, "--condition")

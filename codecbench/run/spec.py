@@ -41,8 +41,19 @@ def to_names(value, where: str) -> list[str]:
 def to_conditions(value, where: str) -> list:
     from codecbench.codecs import ConditionError, parse_condition
 
+    items = _text_items(value, where)
+    for i, item in enumerate(items):
+        # a sweep (opus@24+loss0..20, or opus@24+loss1,5,10, which this option splits at its commas)
+        if ".." in item or (i and re.fullmatch(r"\d+(\.\d+)?", item)):
+            end = i
+            while end + 1 < len(items) and re.fullmatch(r"\d+(\.\d+)?", items[end + 1]):
+                end += 1
+            whole = item if ".." in item else ",".join(items[i - 1:end + 1])
+            raise UsageError(f"{where}: {whole!r} is a sweep; sweeps are expanded in a matrix (a TOML file with "
+                             f"conditions = [\"{whole}\"], passed with --matrix; see docs/conditions.md), while "
+                             "this option takes single conditions, separated by commas")
     try:
-        return list(dict.fromkeys(parse_condition(c) for c in _text_items(value, where)))
+        return list(dict.fromkeys(parse_condition(c) for c in items))
     except ConditionError as exc:
         raise UsageError(f"{where}: {exc}") from None
 

@@ -105,6 +105,48 @@ def test_bench_feed_runs_on_a_tiny_configuration():
     assert "per core, all cores working" in text and "targets:" in text
 
 
+def test_bench_feed_checks_the_disk_first_and_leaves_no_folder_when_stopped(tmp_path, monkeypatch):
+    """200,000 paper-size clips do not fit: refused before a clip is written. A run stopped by SIGTERM removes its
+    folder, and a folder left by a run killed outright (SIGKILL) is removed by the next."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from codecbench.bench import feed as bench
+    from codecbench.errors import EnvironmentProblem
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(bench.tempfile, "tempdir", None)  # TMPDIR read again
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    with monkeypatch.context() as small_disk, pytest.raises(
+            EnvironmentProblem, match=r"--clips 200000: needs about 441\.0 GB in .* which has 50\.0 GB free; use "
+                                      r"fewer --clips, or point TMPDIR at a larger disk"):
+        small_disk.setattr(bench.shutil, "disk_usage", lambda path: usage(10**12, 0, 50 * 10**9))
+        bench.bench_feed(clips=200_000)
+    assert not list(tmp_path.glob("codecbench-feed-*"))
+    abandoned = tmp_path / "codecbench-feed-old"
+    abandoned.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (abandoned / ".pid").write_text(str(dead.pid))  # a process that is gone
+    run = subprocess.Popen([sys.executable, "-m", "codecbench", "bench", "feed", "--clips", "400"],
+                           env={**os.environ, "TMPDIR": str(tmp_path)}, stderr=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not [p for p in tmp_path.glob("codecbench-feed-*") if (p / ".pid").is_file() and p != abandoned] and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not abandoned.exists()  # removed when the new run started
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) != 0
+    assert not list(tmp_path.glob("codecbench-feed-*"))
+    bench.tempfile.tempdir = None
+
+
 def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=16):
     model = tmp_path / "model.json"
     model.write_text(json.dumps({"rates": {"train_examples_per_s": train, "inference_clips_per_s": infer,

@@ -13,6 +13,7 @@ and MD5s, and inside them the dataset folder with its listing and audio.
 import hashlib
 import io
 import json
+import re
 import os
 import tarfile
 import threading
@@ -406,6 +407,29 @@ def test_a_record_cannot_point_outside_the_download_folder(tmp_path, monkeypatch
     with pytest.raises(download.DownloadError, match=message):
         download.download("evil", tmp_path / "to", log=lambda m: None)
     assert not (tmp_path / "outside").exists() and not (tmp_path.parent / "evil.zip").exists()
+
+
+@pytest.mark.parametrize("clips, message", [
+    ({"count": "many"}, r"clips\.count: 'many' must be a positive whole number or null"),
+    ({"seconds": "ten"}, r"clips\.seconds: 'ten' must be a positive number or null"),
+    ({"rate": 44100.5}, r"clips\.rate: 44100\.5 must be a positive whole number"),
+    ({"min_bytes": None}, r"clips\.min_bytes: None must be a positive whole number"),
+    ({"length": 3}, r"clips: unknown field\(s\) length"),
+    ([1, 2], r"clips: expected an object"),
+])
+def test_a_record_with_clip_fields_that_are_not_numbers_is_named(tmp_path, monkeypatch, capsys, clips, message):
+    """`dataset list` crashed on a record whose clip fields were text; every command that reads records names it."""
+    from codecbench.cli import main
+
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "odd.json").write_text(json.dumps({
+        "name": "odd", "title": "t", "licence": "t", "source": "t", "url": "http://127.0.0.1:9/", "root": "ok",
+        "files": [{"name": "a.zip", "size": 10, "md5": "0" * 32}], "clips": clips}))
+    monkeypatch.setenv("CODECBENCH_DATASET_MANIFESTS", str(manifests))
+    assert main(["dataset", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "odd.json" in err and re.search(message, err) and "Traceback" not in err
 
 
 @pytest.mark.parametrize("kind", ["zip symlink", "zip traversal", "tar symlink", "tar device"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 from importlib import resources
@@ -122,6 +123,8 @@ def _parse(data: dict, path: Path) -> DatasetRecord:
         raise bad(f"root {data['root']!r} must be a relative folder inside the download folder (no '..')")
     base = http_url(data["url"], f"{path}: url")
     files = []
+    if not isinstance(data["files"], list) or not all(isinstance(e, dict) for e in data["files"]):
+        raise bad("files: expected a list of objects with name, size and md5")
     for i, entry in enumerate(data["files"]):
         name = str(entry.get("name", ""))
         if not _PLAIN_NAME.fullmatch(name) or name.endswith((".part", ".rejected")):
@@ -138,10 +141,21 @@ def _parse(data: dict, path: Path) -> DatasetRecord:
         files.append(Archive(name, url, size, md5_, max(max_size, size or 0)))
     if len({f.name for f in files}) != len(files):
         raise bad("two files share a name")
-    try:
-        clips = ClipRule(**data.get("clips", {}))
-    except TypeError as exc:
-        raise bad(f"clips: {exc}") from None
+    rule = data.get("clips", {})
+    if not isinstance(rule, dict):
+        raise bad(f"clips: expected an object of count, min_bytes, rate, seconds, max_seconds; got {rule!r}")
+    unknown = sorted(set(rule) - {f.name for f in dataclasses.fields(ClipRule)})
+    if unknown:
+        raise bad(f"clips: unknown field(s) {', '.join(unknown)}")
+    for key, value in rule.items():
+        whole = key in ("count", "min_bytes", "rate")
+        number = isinstance(value, int) if whole else isinstance(value, (int, float)) and math.isfinite(value)
+        if value is None and key != "min_bytes":
+            continue
+        if isinstance(value, bool) or not number or value <= 0:
+            raise bad(f"clips.{key}: {value!r} must be a positive {'whole number' if whole else 'number'}"
+                      f"{' or null' if key != 'min_bytes' else ''}")
+    clips = ClipRule(**rule)
     return DatasetRecord(str(data["name"]), str(data["title"]), str(data["licence"]), str(data["source"]),
                          str(root), tuple(files), clips, str(data.get("layout", "")))
 

@@ -13,8 +13,8 @@ and MD5s, and inside them the dataset folder with its listing and audio.
 import hashlib
 import io
 import json
-import re
 import os
+import re
 import tarfile
 import threading
 import time

@@ -59,6 +59,18 @@ def test_multichannel_clips_are_coded_per_channel_or_downmixed():
     assert downmixed.shape == stereo.shape and np.array_equal(downmixed[0], downmixed[1])
 
 
+@pytest.mark.parametrize("name", ["mp3@64", "sbc@128"])
+def test_a_signal_above_full_scale_follows_the_benchmarks_level_policy(name):
+    """A float clip at 40x full scale: the codec is fed it scaled to peak 1.0 (MP3 kept a peak of 34.8 and SBC
+    clipped at 1.0 otherwise), and the decode is scaled back, so the example keeps its level and content."""
+    x = _clip(seed=3)
+    x /= np.max(np.abs(x))
+    loud = CodecAugment([name], p=1.0, seed=0)(40 * x, SR)
+    quiet = CodecAugment([name], p=1.0, seed=0)(x, SR)
+    np.testing.assert_allclose(loud, 40 * quiet, rtol=1e-4, atol=1e-4)
+    assert 30 < np.max(np.abs(loud)) < 50
+
+
 def test_a_seed_gives_the_same_draws_and_samples_and_p_zero_leaves_clips_alone():
     x = _clip()
     runs = []

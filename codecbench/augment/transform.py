@@ -121,6 +121,12 @@ class CodecAugment:
     def apply(self, samples: np.ndarray, sample_rate: int, condition: Condition) -> np.ndarray:
         """``samples`` ((n,) or (channels, n)) coded under ``condition``: float32, same shape, aligned."""
         x = checked_samples(samples)
+        peak = float(np.max(np.abs(x)))
+        if peak > 1.0 and not condition.is_original:
+            # the benchmark's level policy (codecbench.signal.audio.LEVEL_POLICY): a codec is fed a signal within
+            # full scale (above it each treats it its own way: MP3 kept a peak of 34.8, SBC clipped at 1.0); the
+            # decode is scaled back, so the augmented example keeps the level of the one it replaces
+            return self.apply(x / peak, sample_rate, condition) * np.float32(peak)
         if x.ndim == 1:
             return self._mono(x, sample_rate, condition)
         if self.channels == "downmix":

@@ -59,6 +59,14 @@ class Matrix:
             chosen = [c for c in chosen if c in wanted] + [c for c in wanted if c not in self.validation]
         return chosen
 
+    def to_dict(self) -> dict:
+        """The matrix as the tables of its TOML file, which :func:`parse_matrix` reads back to an equal matrix."""
+        return {"matrix": {"name": self.name},
+                "finetune": {"conditions": [c.name for c in self.finetune], "include_original": self.include_original},
+                "categories": {cat: {"description": self.descriptions.get(cat, ""),
+                                     "conditions": [c.name for c in conds]}
+                               for cat, conds in self.categories.items()}}
+
     def fingerprint(self) -> dict:
         return {"name": self.name, "finetune": [c.name for c in self.finetune],
                 "include_original": self.include_original,

@@ -52,6 +52,21 @@ def parse_folds(text: str) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def folds_text(folds: dict[str, tuple[int, ...]]) -> str:
+    """``{"train": (1, ..., 9), "evaluate": (10,)}`` -> ``train=1-9,evaluate=10``, which :func:`parse_folds` reads
+    back (runs of consecutive folds as ranges, joined by ``+``)."""
+    parts = []
+    for split, numbers in folds.items():
+        runs: list[list[int]] = []
+        for fold in sorted(set(numbers)):
+            if runs and fold == runs[-1][1] + 1:
+                runs[-1][1] = fold
+            else:
+                runs.append([fold, fold])
+        parts.append(f"{split}=" + "+".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs))
+    return ",".join(parts)
+
+
 def load_folds(root: str | os.PathLike, *, folds: dict[str, tuple[int, ...]] | None = None,
                splits: tuple[str, ...] | None = None, listing_only: bool = False) -> Dataset:
     """Load an UrbanSound8K or ESC-50 folder.

@@ -148,8 +148,10 @@ def to_folds(value, where: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     from codecbench.datasets import DatasetError, parse_folds
 
     try:
-        return tuple(parse_folds(value if isinstance(value, str) else ",".join(f"{k}={v}" for k, v in value.items()))
-                     .items())
+        if not isinstance(value, str):  # a TOML table: train = "1-9" or train = [1, 2, 3]
+            value = ",".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                             for k, v in value.items())
+        return tuple(parse_folds(value).items())
     except (DatasetError, AttributeError) as exc:
         raise UsageError(f"{where}: {exc}") from None
 

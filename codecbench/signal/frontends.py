@@ -80,6 +80,20 @@ class FrontEnd:
             del fields["on_device"]
         return fields
 
+    def spec(self) -> str:
+        """The front-end as ``--frontend`` text, which :func:`parse_frontend` reads back to an equal front-end."""
+        if self.kind == "waveform":
+            return f"waveform:{self.sample_rate}"
+        if self.on_host.is_baseline:
+            return "hu2020:on_device" if self.on_device else "hu2020"
+
+        def text(value) -> str:
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            return "none" if value is None else repr(value)  # repr: the shortest decimal that reads back
+        return "logmel:" + ",".join(f"{k}={text(v) if k != 'normalise' else v}" for k, v in self.to_dict().items()
+                                    if k != "kind")
+
     def cache_key(self) -> dict:
         """What identifies the front-end in feature cache keys (the baseline keeps its historical recipe)."""
         return features.RECIPE if self.is_baseline else {"frontend": self.to_dict(), "version": 1}

@@ -176,7 +176,10 @@ def test_the_finetune_command_prints_each_epoch_with_validation_accuracy(tiny, t
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("full fine-tuning: epoch")]
     assert [line.split(" (")[0] for line in lines] == ["full fine-tuning: epoch 1/2", "full fine-tuning: epoch 2/2"]
-    assert all("validation accuracy wav " in line and ", mp3@32 " in line for line in lines)
+    assert all("validation accuracy (" in line and ") wav " in line and ", mp3@32 " in line for line in lines)
+    # each figure says which batch-norm statistics it used: the saved epoch's are the saved model's
+    assert "(running batch-norm statistics)" in lines[0] and "(batch-norm statistics re-estimated, as saved)" in \
+        lines[-1]
     from codecbench.zoo import Zoo
     log = Zoo(zoo).metadata("finetuned_full@e2")["epoch_log"]
     assert set(log[-1]["validation_accuracy"]) == {"wav", "mp3@32"}

@@ -51,7 +51,9 @@ def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp
     resumed = [line for line in out.splitlines() if "resuming from the checkpoint after epoch" in line]
     assert resumed, out[-4000:]
     assert "epoch 1/4" not in out.split(resumed[0])[1]  # epoch 1 is not trained again
-    assert "validation accuracy wav" in out  # per-epoch validation on the evaluation split
+    assert "validation accuracy (running batch-norm statistics) wav" in out  # per epoch, on the evaluation split
+    first_out = (tmp_path / "first.log").read_text()  # the base model was trained by the first run
+    assert "training: saved model (batch-norm statistics re-estimated, as saved): validation accuracy wav" in first_out
     assert {p: p.stat().st_mtime_ns for p in (e1, base)} == before
     assert (work / "zoo" / "finetuned_full@e4.keras").is_file() and (work / "zoo" / "finetuned_seg10.keras").is_file()
     assert not checkpoint.exists()  # the finished run supersedes its checkpoint

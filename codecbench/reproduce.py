@@ -29,6 +29,7 @@ from codecbench import codecs
 from codecbench.codecs import ORIGINAL, Condition
 from codecbench.core.fsutil import atomic_write, claim_folder, file_digest
 from codecbench.core.provenance import now
+from codecbench.datasets.synth import SCENES
 from codecbench.errors import UsageError
 from codecbench.run.resolve import Workspace
 from codecbench.run.spec import RunSpec
@@ -43,6 +44,21 @@ PRESETS = {"paper": "paper", "small": "demo"}
 CHECKPOINT_HINT = ("the study's baseline is 10class-fcnn-model-0.7694.hdf5 of Hu et al. (MIT licence), in "
                    "task1a/10class/pretrained_models/ of https://github.com/MihawkHu/DCASE2020_task1; download it "
                    "and pass --checkpoint PATH")
+
+
+def _checkpoint_hint(data: str) -> str:
+    """Where the base model comes from for ``data``: Hu et al.'s checkpoint for TAU scenes; for a fold-based
+    dataset (UrbanSound8K, ESC-50), whose classes no published checkpoint of the study predicts, a model trained on
+    it first."""
+    from codecbench.datasets.folds import detect
+
+    root = Path(data).expanduser()
+    layout = detect(root) if root.is_dir() else next((n for n in ("urbansound8k", "esc50") if n in data.lower()),
+                                                     None)
+    if layout is None:
+        return CHECKPOINT_HINT
+    return (f"the study's checkpoints predict the 10 TAU scenes, not {layout}'s classes: train a base model on this "
+            f"data first (codecbench train --dataset {data} --model-dir DIR), then pass --checkpoint DIR/base.keras")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +167,17 @@ def _base_model(zoo, options: ReproduceOptions, dataset, say: Callable[[str], No
     else:
         model, meta = Zoo(packaged_model_dir()).load("base")
         meta = {**meta, "imported_from": "the packaged demo zoo's base", "created": now()}
-    meta.setdefault("class_names", list(dataset.class_names))
+    if not meta.get("class_names"):
+        # a checkpoint that names no classes (Hu et al.'s Keras-2 .hdf5) is matched only where the match is known:
+        # the 10 TAU scenes, in the order those checkpoints were trained on; anywhere else it would score a dataset's
+        # classes with another's outputs, silently
+        if tuple(dataset.class_names) != SCENES:
+            raise UsageError(f"--checkpoint {options.checkpoint}: the checkpoint names no classes, and "
+                             f"{dataset.name}'s classes ({', '.join(dataset.class_names[:4])}, ...) are not the 10 "
+                             f"TAU scenes it would be assumed to predict; {_checkpoint_hint(options.data)}")
+        meta["class_names"] = list(SCENES)
+        say("[2/8] base model: the checkpoint names no classes; its 10 outputs are taken as the TAU scenes in Hu "
+            "et al.'s order, which this dataset's classes are")
     kinds.validate(kinds.from_keras("base", model, meta), dataset.class_names)
     zoo.save("base", model, meta)
     atomic_write(state_path, json.dumps({"base_sha256": zoo.sha256("base")}), fsync=False)
@@ -167,9 +193,10 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     where = Workspace(spec)
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
     if options.checkpoint is None and not (options.preset == "small" and options.data.startswith("synthetic")):
-        raise UsageError(f"--checkpoint: needed for --preset {options.preset} on {options.data}; {CHECKPOINT_HINT}")
+        raise UsageError(f"--checkpoint: needed for --preset {options.preset} on {options.data}; "
+                         f"{_checkpoint_hint(options.data)}")
     if options.checkpoint is not None and not options.checkpoint.is_file():
-        raise UsageError(f"--checkpoint: {options.checkpoint} is not a file; {CHECKPOINT_HINT}")
+        raise UsageError(f"--checkpoint: {options.checkpoint} is not a file; {_checkpoint_hint(options.data)}")
     recipe = options.recipe(file_digest(options.checkpoint) if options.checkpoint else None)
     _check_work_folder(options.out)  # before the data: a wrong --out is named at once
     # 1. the data

@@ -158,3 +158,21 @@ def test_a_fold_dataset_is_benchmarked_through_the_api_and_the_suite(tmp_path, p
     assert doc["meta"]["codec_facts"]["mp3@32"]["codec_sample_rate"] == [44100, 48000]
     by_condition = {r["condition"]: r for r in doc["results"]}
     assert by_condition["wav"]["predictions"] == frame.attrs["records"][("BandModel", "wav")]["predictions"]
+
+
+def test_a_checkpoint_without_class_names_is_not_given_another_datasets_classes(tmp_path, capsys):
+    """Hu et al.'s Keras-2 checkpoint names no classes: on UrbanSound8K it is refused (it was silently given the
+    dataset's classes), and the way to a base model there is `codecbench train`, not a TAU checkpoint."""
+    from pathlib import Path
+
+    root = urbansound8k(tmp_path / "UrbanSound8K")
+    checkpoint = Path(__file__).parent / "data" / "models" / "smallfcnn-model-0.9618.hdf5"
+    common = ["--out", str(tmp_path / "work"), "--cache-dir", str(tmp_path / "cache"), "--jobs", "1"]
+    assert main(["reproduce", "peters", "--data", str(root), "--checkpoint", str(checkpoint), *common]) == 2
+    err = capsys.readouterr().err
+    assert "the checkpoint names no classes" in err and "are not the 10 TAU scenes" in err
+    assert "codecbench train --dataset" in err and "Traceback" not in err
+    assert not (tmp_path / "work" / "zoo" / "base.keras").exists()
+    assert main(["reproduce", "peters", "--data", str(root), "--preset", "paper", *common]) == 2
+    err = capsys.readouterr().err
+    assert "not urbansound8k's classes: train a base model on this data first" in err and "Hu et al." not in err

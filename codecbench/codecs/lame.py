@@ -59,7 +59,7 @@ def library():
     for name in ("lame_set_in_samplerate", "lame_set_out_samplerate", "lame_set_num_channels", "lame_set_brate",
                  "lame_set_quality", "lame_set_mode", "lame_set_bWriteVbrTag"):
         getattr(lib, name).argtypes = [handle, ctypes.c_int]
-    for name in ("lame_init_params", "lame_get_encoder_delay", "lame_close"):
+    for name in ("lame_init_params", "lame_get_encoder_delay", "lame_get_lowpassfreq", "lame_close"):
         getattr(lib, name).argtypes = [handle]
     lib.lame_encode_buffer_float.argtypes = [handle, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
                                              ctypes.c_void_p, ctypes.c_int]
@@ -71,6 +71,25 @@ def library():
 def version() -> str | None:
     lib, _ = library()
     return f"LAME {lib.get_lame_version().decode()}" if lib is not None else None
+
+
+def lowpass_hz(sample_rate: int, kbps: float) -> int:
+    """The low-pass LAME applies to mono CBR at ``kbps`` and ``sample_rate`` (``lame_get_lowpassfreq`` after its
+    parameters are set, as codecbench sets them): what the codec facts' bandwidth is checked against."""
+    lib, why = library()
+    if lib is None:
+        raise LameError(f"libmp3lame is not available: {why}")
+    g = lib.lame_init()
+    try:
+        for call, value in (("lame_set_in_samplerate", sample_rate), ("lame_set_out_samplerate", sample_rate),
+                            ("lame_set_num_channels", 1), ("lame_set_mode", _MONO), ("lame_set_brate", int(kbps)),
+                            ("lame_set_quality", QUALITY)):
+            getattr(lib, call)(g, int(value))
+        if lib.lame_init_params(g) < 0:
+            raise LameError(f"lame_init_params refused {kbps} kbps at {sample_rate} Hz")
+        return int(lib.lame_get_lowpassfreq(g))
+    finally:
+        lib.lame_close(g)
 
 
 def encode(x: np.ndarray, sample_rate: int, kbps: float, frame_size: int = 1152) -> tuple[list[bytes], int]:

@@ -67,41 +67,69 @@ THRESHOLD_DB = 30.0
 SOURCE_RANGE_DB = 60.0
 
 
+#: Width of the analysis bands (a ratio of their edges): 1.5 %, so a codec's low-pass is found within 2 % (LAME's
+#: cut at 8.25 kHz fell inside the 1/3-octave band 8.1-10.2 kHz that the bands of codecbench 0.2 used).
+BAND_RATIO = 1.015
+#: A low-pass's edge: where the coded level falls this many dB below the passband's just under the cut.
+EDGE_DB = 6.0
+#: Bands whose median ratio decides (one band's hole in the coded spectrum, a codec's spectral gap, is no cut).
+MEDIAN_BANDS = 5
+
+
 def _band_energies(signals, sample_rate) -> tuple[np.ndarray, np.ndarray]:
-    """Summed power per 1/3-octave band (upper edges, energies) over several signals, each at its own rate
-    (``sample_rate``: one for all, or one per signal); bands up to the lowest Nyquist frequency among them."""
+    """Summed power per narrow band (upper edges, energies; :data:`BAND_RATIO` wide, from 50 Hz) over several
+    signals, each at its own rate (``sample_rate``: one for all, or one per signal); bands up to the lowest Nyquist
+    frequency among them."""
     rates = ([int(sample_rate)] * len(signals) if isinstance(sample_rate, (int, np.integer))
              else [int(r) for r in sample_rate])
-    edges = 20.0 * 2 ** (np.arange(0, 31) / 3)
-    edges = edges[edges < min(rates, default=8000) / 2]
+    nyquist = min(rates, default=8000) / 2
+    edges = 50.0 * BAND_RATIO ** np.arange(0, int(np.log(nyquist / 50.0) / np.log(BAND_RATIO)) + 1)
     total = np.zeros(len(edges) - 1)
     for x, rate in zip(signals, rates):
         # a Hann window: the clip's abrupt start and end would otherwise leak ~-50 dB into every band
         power = np.abs(np.fft.rfft(np.asarray(x, dtype=np.float64) * np.hanning(len(x)))) ** 2
         freqs = np.fft.rfftfreq(len(x), 1 / rate)
-        total += [power[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in zip(edges[:-1], edges[1:])]
+        index = np.searchsorted(edges, freqs, side="right") - 1  # the band of each bin (-1 / len-1: outside)
+        inside = (index >= 0) & (index < len(total))
+        total += np.bincount(index[inside], weights=power[inside], minlength=len(total))
     return edges[1:], total
 
 
 def measure_bandwidth(sources, coded, sample_rate) -> dict:
     """Where the coded clips stop carrying the sources' signal, and where the sources themselves stop (Hz).
 
-    Bands are 1/3 octave wide. The coded bandwidth is the upper edge of the last band, counting up from the
-    lowest, before the first band the source has (within :data:`SOURCE_RANGE_DB` of its strongest) whose coded
-    energy falls more than :data:`THRESHOLD_DB` below the source's: a codec's low-pass. Energy a codec adds
-    above its cut-off (noise, aliasing) does not count as kept.
+    Bands are :data:`BAND_RATIO` wide (1.5 %). The coded bandwidth is the upper edge of the last band, counting up
+    from the lowest, before the first band the source has (within :data:`SOURCE_RANGE_DB` of its strongest) where
+    the coded energy stays more than :data:`THRESHOLD_DB` below the source's over the median of
+    :data:`MEDIAN_BANDS` neighbouring bands centred on it (a hole a codec leaves in one band is not taken for a
+    cut); the cut's edge is then where the coded level falls :data:`EDGE_DB` below its passband just under it, so
+    a codec's low-pass is found within 2 %. Energy a codec adds above its cut-off (noise, aliasing) does not count
+    as kept.
     """
     upper, ref = _band_energies(sources, sample_rate)
     _, out = _band_energies(coded, sample_rate)
-    present = 10 * np.log10(ref + 1e-20) > 10 * np.log10(ref.max() + 1e-20) - SOURCE_RANGE_DB
-    ratio_db = 10 * np.log10((out + 1e-20) / (ref + 1e-20))
+    filled = ref > 0  # bands that hold an FFT bin of every clip (the lowest may hold none)
+    present = filled & (10 * np.log10(ref + 1e-30) > 10 * np.log10(ref.max() + 1e-30) - SOURCE_RANGE_DB)
+    ratio_db = 10 * np.log10((out + 1e-30) / (ref + 1e-30))
+    usable = np.flatnonzero(present)
     bandwidth = 0.0
-    for edge, here, ratio in zip(upper, present, ratio_db):
-        if not here:
-            continue  # nothing of the source to keep here: it neither extends nor ends the bandwidth
-        if ratio < -THRESHOLD_DB:
+    half = MEDIAN_BANDS // 2
+    cut = None
+    for position, band in enumerate(usable):
+        # the median of this band and its present neighbours: a cut is where most of them are cut
+        window = ratio_db[usable[max(0, position - half):position + half + 1]]
+        if np.median(window) < -THRESHOLD_DB:
+            cut = position
             break
-        bandwidth = float(edge)
+        bandwidth = float(upper[band])
+    if cut is not None and cut > 0:
+        # the cut's edge: down the filter's slope to where the coded level is within EDGE_DB of the passband's
+        # just below it (LAME's -3..-8 dB passband at 32 kbps; the slope's foot lies a band or two above its edge)
+        passband = float(np.median(ratio_db[usable[max(0, cut - 15):max(1, cut - 4)]]))
+        edge = cut
+        while edge > 0 and ratio_db[usable[edge - 1]] < passband - EDGE_DB:
+            edge -= 1
+        bandwidth = float(upper[usable[edge - 1]]) if edge > 0 else 0.0
     return {"bandwidth_hz": bandwidth, "source_bandwidth_hz": float(upper[present].max()) if present.any() else 0.0,
             "clips": len(sources)}
 

@@ -155,10 +155,11 @@ def render(results: str | Path, out_dir: str | Path, formats=FORMATS, *, models:
     if len(facts):
         sections += ["## Codec facts",
                      "Measured during the run on its own clips (8 spread over the split): the bandwidth kept is "
-                     "where the coded clips, counting up from the lowest 1/3-octave band, first fall more than 30 dB "
-                     "below the source's energy; the mel distance (80 bands, dB), SNR and SI-SDR compare the aligned "
-                     "decode with its source, as codec benchmarks do, so the accuracy lost can be read beside how "
-                     "much the signal changed; `—`: not measured (results of an older codecbench).",
+                     "where the coded clips, counting up in bands 1.5 % wide, first fall more than 30 dB below the "
+                     "source's energy (its edge: 6 dB below the passband just under it, so a low-pass is found "
+                     "within 2 %); the mel distance (80 bands, dB), SNR and SI-SDR compare the aligned decode with "
+                     "its source, as codec benchmarks do, so the accuracy lost can be read beside how much the "
+                     "signal changed; `—`: not measured (results of an older codecbench).",
                      facts_markdown(facts)]
     long = pd.DataFrame([{"model": m, "condition": c, "category": next((k for k, v in res.categories.items()
                                                                         if c in v), None),

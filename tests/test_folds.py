@@ -18,6 +18,13 @@ from .plugin_args import PLUGIN_ARGS
 pytest_plugins = ["pytester"]
 
 US8K_CLASSES = ["car_horn", "dog_bark", "siren"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _keras_before_pytester():
+    """Keras (TensorFlow) imported before any test's pytester snapshots sys.modules: pytester removes what a test
+    imported, and TensorFlow imported a second time in one process aborts it."""
+    import codecbench.core.backend  # noqa: F401
 ESC_CLASSES = ["chirping_birds", "rain", "sea_waves"]
 
 
@@ -176,3 +183,23 @@ def test_a_checkpoint_without_class_names_is_not_given_another_datasets_classes(
     assert main(["reproduce", "peters", "--data", str(root), "--preset", "paper", *common]) == 2
     err = capsys.readouterr().err
     assert "not urbansound8k's classes: train a base model on this data first" in err and "Hu et al." not in err
+
+
+def test_a_partial_copy_says_which_folds_are_usable(tmp_path):
+    """Three folds of UrbanSound8K, one of them half there: the README's --folds is refused listing the folds that
+    are complete, partial and absent, with a --folds over the complete ones; `dataset verify` given the dataset
+    folder itself checks it (it said "the dataset folder is missing") and says the same."""
+    import shutil
+
+    from codecbench.datasets.verify import verify
+
+    root = urbansound8k(tmp_path / "UrbanSound8K", folds=(1, 2, 3, 10))
+    shutil.rmtree(root / "audio" / "fold3")
+    sorted((root / "audio" / "fold2").glob("*.wav"))[0].unlink()
+    with pytest.raises(DatasetError, match=r"folds with all their audio here: 1\+10; partial: 2 \(5 of 6 clips\); "
+                                           r"absent: 3; e.g. --folds train=1,evaluate=10"):
+        load_dataset(root, folds=parse_folds("train=1-9,evaluate=10"))
+    problems = verify("urbansound8k", root)
+    assert "the dataset folder itself" in problems[0]
+    assert not any("the dataset folder is missing" in p for p in problems)
+    assert any("folds with all their audio here: 1+10" in p for p in problems)

@@ -22,6 +22,16 @@ torch = optional.import_or_missing("transformers", "torch", "PyTorch is not inst
 
 pytest_plugins = ["pytester"]
 
+@pytest.fixture(scope="module", autouse=True)
+def _frameworks_before_pytester():
+    """PyTorch, transformers and Keras imported before any test's pytester snapshots sys.modules: pytester removes
+    what a test imported, and a framework imported a second time in one process fails."""
+    import transformers.models.ast  # noqa: F401
+    import transformers.models.clap  # noqa: F401
+
+    import codecbench.core.backend  # noqa: F401
+
+
 SCENES = ["airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall", "street_pedestrian",
           "street_traffic", "tram"]
 

@@ -67,6 +67,45 @@ def folds_text(folds: dict[str, tuple[int, ...]]) -> str:
     return ",".join(parts)
 
 
+def fold_presence(root: str | os.PathLike) -> dict[int, tuple[int, int]]:
+    """Per fold of a fold-based dataset folder: ``(clips whose audio is here, clips its metadata lists)``."""
+    root = Path(root)
+    layout = detect(root)
+    if layout is None:
+        return {}
+    meta_file, name_col, fold_col, class_col, relative, _ = LAYOUTS[layout]
+    try:
+        table = pd.read_csv(root / meta_file)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return {}
+    if fold_col not in table.columns:
+        return {}
+    out: dict[int, tuple[int, int]] = {}
+    for fold, rows in table.groupby(fold_col):
+        out[int(fold)] = (sum((root / relative(row)).is_file() for _, row in rows.iterrows()), len(rows))
+    return out
+
+
+def fold_ranges_text(folds) -> str:
+    """``(1, 2, 3, 5)`` -> ``1-3+5``."""
+    return folds_text({"": tuple(folds)})[1:]
+
+
+def presence_text(presence: dict[int, tuple[int, int]], usual: dict[str, tuple[int, ...]] | None = None) -> str:
+    """Which folds are complete here, which partial and which absent, and a ``--folds`` over the complete ones."""
+    complete = [f for f, (here, listed) in sorted(presence.items()) if here == listed and listed]
+    partial = [f"{f} ({here} of {listed} clips)" for f, (here, listed) in sorted(presence.items()) if 0 < here < listed]
+    absent = [f for f, (here, _) in sorted(presence.items()) if here == 0]
+    parts = [f"folds with all their audio here: {fold_ranges_text(complete) if complete else 'none'}"]
+    if partial:
+        parts.append(f"partial: {', '.join(partial)}")
+    if absent:
+        parts.append(f"absent: {fold_ranges_text(absent)}")
+    if len(complete) >= 2:
+        parts.append(f"e.g. --folds train={fold_ranges_text(complete[:-1])},evaluate={complete[-1]}")
+    return "; ".join(parts)
+
+
 def load_folds(root: str | os.PathLike, *, folds: dict[str, tuple[int, ...]] | None = None,
                splits: tuple[str, ...] | None = None, listing_only: bool = False) -> Dataset:
     """Load an UrbanSound8K or ESC-50 folder.
@@ -109,7 +148,8 @@ def load_folds(root: str | os.PathLike, *, folds: dict[str, tuple[int, ...]] | N
         chosen = folds
         unknown = sorted({f for fs in chosen.values() for f in fs} - set(known))
         if unknown:
-            raise DatasetError(f"--folds: fold(s) {unknown} are not in {root / meta_file} (its folds: {known})")
+            raise DatasetError(f"--folds: fold(s) {unknown} are not in {root / meta_file} (its folds: {known}); "
+                               + presence_text(fold_presence(root)))
     else:  # the usual split, over the folds this copy has (a subset is fine; an empty split is not)
         chosen = {split: tuple(f for f in fs if f in known) for split, fs in default_folds.items()}
         empty = [split for split, fs in chosen.items() if not fs]
@@ -125,7 +165,8 @@ def load_folds(root: str | os.PathLike, *, folds: dict[str, tuple[int, ...]] | N
         needed = splits is None or split in splits
         absent = [c for c in clips if not c.path.is_file()]
         if absent and needed and not listing_only:
-            raise DatasetError(f"{root}: {len(absent)} clips of split {split!r} (folds {list(split_folds)}) listed in "
-                               f"{meta_file} are missing, e.g. {absent[0].path}")
+            raise DatasetError(f"{root}: {len(absent)} clips of split {split!r} (folds {fold_ranges_text(split_folds)})"
+                               f" listed in {meta_file} are missing, e.g. {absent[0].path}; "
+                               + presence_text(fold_presence(root), default_folds))
         by_split[split] = check_unique(clips, str(root / meta_file))
     return Dataset(f"{layout}:{root.name}", root, classes, by_split, folds=dict(chosen))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from codecbench.datasets.folds import detect, fold_presence, presence_text
 from codecbench.datasets.records import record
 from codecbench.datasets.unpack import marker
 from codecbench.errors import CodecbenchError
@@ -79,7 +80,12 @@ def verify(name: str, to: str | os.PathLike, *, deep: bool = False) -> list[str]
         elif not marker(to, entry.name).exists():
             problems.append(f"{path}: not unpacked")
     root = to / rec.root
-    if not root.is_dir():
+    if not root.is_dir() and _is_dataset_root(to, rec):
+        # given the dataset folder itself (what load_dataset takes), not the download folder holding it
+        problems = [f"{to}: the dataset folder itself (its archives, if any, would be in "
+                    f"{to.parent / 'archives'}; pass --to {to.parent} to check them too)"]
+        root = to
+    elif not root.is_dir():
         problems.append(f"{root}: the dataset folder is missing")
         return problems
     try:
@@ -100,4 +106,13 @@ def verify(name: str, to: str | os.PathLike, *, deep: bool = False) -> list[str]
         shown = "; ".join(f"{p} ({why})" if kind == "damaged" else str(p) for p, why in items[:3])
         more = f" and {len(items) - 3} more" if len(items) > 3 else ""
         problems.append(f"{root}: {len(items)} listed clips are {kind}: {shown}{more}")
+    presence = fold_presence(root)
+    if bad and presence:  # a partial copy of a fold-based set: which folds can be used as they are
+        problems.append(f"{root}: {presence_text(presence)}")
     return problems
+
+
+def _is_dataset_root(folder: Path, rec) -> bool:
+    """Whether ``folder`` is itself a dataset's root (its metadata, or TAU's evaluation_setup/, inside)."""
+    return folder.is_dir() and (folder.name == Path(rec.root).name or detect(folder) is not None
+                                or (folder / "evaluation_setup").is_dir())

@@ -26,10 +26,10 @@ pytest_plugins = ["pytester"]
 def _frameworks_before_pytester():
     """PyTorch, transformers and Keras imported before any test's pytester snapshots sys.modules: pytester removes
     what a test imported, and a framework imported a second time in one process fails."""
-    import transformers.models.ast  # noqa: F401
-    import transformers.models.clap  # noqa: F401
+    import transformers
 
     import codecbench.core.backend  # noqa: F401
+    transformers.ASTForAudioClassification, transformers.ClapModel, transformers.EncodecModel  # noqa: B018
 
 
 SCENES = ["airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall", "street_pedestrian",

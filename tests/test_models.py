@@ -107,3 +107,15 @@ def test_keras_format_round_trip_with_metadata(tmp_path):
     assert meta["class_names"][0] == "a" and meta["params"] == model.count_params() and len(meta["sha256"]) == 64
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)))
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_the_default_schedule_ends_at_a_cycles_end_and_others_say_where_they_end():
+    """train's default ended inside a warm-restart cycle (30 epochs: 69 % of the peak rate); the default is now a
+    cycle's end, and an epoch count inside a cycle is named with the cycle ends around it."""
+    from codecbench.training.schedule import TrainConfig
+
+    default = TrainConfig()
+    assert default.epochs in default.cycle_ends(100) and default.cycle_note() is None
+    assert default.cycle_ends(100) == [3, 9, 21, 45, 93]
+    note = TrainConfig(epochs=30).cycle_note()
+    assert note is not None and "at 69 % of that cycle's peak rate" in note and "epoch 21, 45" in note

@@ -133,6 +133,9 @@ def cmd_train(args, spec: RunSpec) -> int:
     from codecbench.codecs import ORIGINAL
 
     conditions = list(spec.condition or (ORIGINAL,))
+    note = config.cycle_note()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
         model = preset_config(args.preset, (128, 423, 3), len(dataset.class_names))
         validating = [c for c in validation_conditions(args.validate) if codecs.availability(c)[0]]

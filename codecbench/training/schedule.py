@@ -5,12 +5,15 @@ Kept free of Keras so that the command line can show and validate them without s
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    epochs: int = 30
+    #: 21: the end of the third warm-restart cycle (3 + 6 + 12 epochs), so the model is saved at the lowest rate;
+    #: 30 ended inside the fourth, at 69 % of its peak rate (:meth:`cycle_note`)
+    epochs: int = 21
     batch_size: int = 32
     learning_rate: float = 0.1
     first_restart_epochs: float = 3.0
@@ -35,6 +38,34 @@ class TrainConfig:
         return keras.optimizers.schedules.CosineDecayRestarts(
             self.learning_rate, first_decay_steps=max(1, int(round(self.first_restart_epochs * steps_per_epoch))),
             t_mul=self.period_multiplier, m_mul=self.rate_multiplier, alpha=self.min_lr_fraction)
+
+
+    def cycle_ends(self, up_to: int) -> list[int | float]:
+        """The epochs where a warm-restart cycle of the schedule ends (the rate at its lowest), up to ``up_to``."""
+        ends, length, at = [], float(self.first_restart_epochs), 0.0
+        while at + length <= up_to + 1e-9 and length > 0:
+            at += length
+            ends.append(round(at, 6))
+            length *= self.period_multiplier
+            if self.period_multiplier <= 0:
+                break
+        return [int(e) if float(e).is_integer() else e for e in ends]
+
+    def cycle_note(self) -> str | None:
+        """Why ``epochs`` may not be what one wants: it ends inside a warm-restart cycle (the model is saved at a
+        rate well above the cycle's lowest); None when it ends at a cycle's end."""
+        ends = self.cycle_ends(max(self.epochs * 4, 10))
+        if self.epochs in ends or not ends:
+            return None
+        done = [e for e in ends if e < self.epochs]
+        start = done[-1] if done else 0
+        length = self.first_restart_epochs * self.period_multiplier ** len(done)
+        peak = self.rate_multiplier ** len(done)
+        fraction = (self.epochs - start) / length
+        rate = self.min_lr_fraction + (1 - self.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * fraction))
+        nearest = [e for e in ends if e >= self.epochs][:1] + done[-1:]
+        return (f"--epochs {self.epochs} ends inside a warm-restart cycle, at {100 * rate:.0f} % of that cycle's peak "
+                f"rate ({peak * self.learning_rate:g}); cycles end at epoch {', '.join(map(str, sorted(nearest)))}")
 
 
 #: Fine-tuning defaults: a model already trained wants a small rate and short warm restarts, not 0.1.

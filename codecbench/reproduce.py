@@ -260,7 +260,8 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
                           segments=recipe["segments"], segment_epochs=recipe["segment_epochs"])
     model = preset_config(zoo_preset["model_preset"], (128, 423, 3), len(dataset.class_names))
     plan = training_plan(f"reproduce {options.paper} --preset {options.preset} on {dataset.name}", dataset,
-                         conditions, where.cache, config=model, train_config=zoo_preset["finetune"], runs=runs,
+                         conditions, where.cache, config=model, train_config=_finetune_config(zoo_preset, dataset,
+                                                                                              spec)[0], runs=runs,
                          jobs=spec.jobs, scheduler=spec.scheduler, rates=spec.rates)
     n_models = 1 + len(recipe["full_epochs"]) + len(recipe["segments"])
     validation = [c for c in where.matrix.validation if codecs.availability(c)[0]]
@@ -275,16 +276,24 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
         plan.check_disk(options.force)
 
 
+def _finetune_config(zoo_preset: dict, dataset, spec: RunSpec):
+    """The preset's fine-tuning schedule as it runs on ``dataset``: its crops scaled to the data's clips (what the
+    plan prices and the experiments train with), and the clips' frames."""
+    from codecbench.signal.features import RECIPE, n_frames
+
+    config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
+    frames = n_frames(round(dataset.longest_seconds("train") * RECIPE["sample_rate"]))
+    return crops_for(config, zoo_preset["frames"], frames), frames
+
+
 def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe: dict, zoo_preset: dict,
                  say) -> None:
     """Steps 5 and 6: Experiments A and B, whatever of them is missing."""
     from codecbench.remedies.finetune import epoch_validation, finetune
-    from codecbench.signal.features import RECIPE, n_frames
 
     where = Workspace(spec)
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
-    frames = n_frames(round(dataset.longest_seconds("train") * RECIPE["sample_rate"]))
-    scaled = crops_for(config, zoo_preset["frames"], frames)
+    scaled, frames = _finetune_config(zoo_preset, dataset, spec)
     if scaled.crop_frames != config.crop_frames:
         say(f"      note: crops of {scaled.crop_frames} frames (and time masks of {scaled.time_mask_frames}) for clips "
             f"of {frames} frames: --preset {options.preset}'s {config.crop_frames} of "

@@ -119,3 +119,11 @@ def test_the_default_schedule_ends_at_a_cycles_end_and_others_say_where_they_end
     assert default.cycle_ends(100) == [3, 9, 21, 45, 93]
     note = TrainConfig(epochs=30).cycle_note()
     assert note is not None and "at 69 % of that cycle's peak rate" in note and "epoch 21, 45" in note
+
+
+@pytest.mark.parametrize("preset", ["paper", "small"])
+def test_the_parameter_count_without_building_is_the_models(preset):
+    from codecbench.models.fcnn import build_fcnn, parameter_count, preset_config
+
+    config = preset_config(preset, (128, 423, 3), 10)
+    assert parameter_count(config) == build_fcnn(config).count_params()

@@ -101,3 +101,29 @@ def test_training_is_planned_at_the_clips_own_length(tmp_path, capsys, monkeypat
     frames = n_frames(4 * 44100)
     assert frames < 400 and seen["full_frames"] == frames and seen["crop_frames"] == frames
     assert f"x {frames} frames (clips of 4 s)" in capsys.readouterr().out
+
+
+def test_plans_price_the_crops_that_run_state_memory_and_say_when_the_machine_is_busy(tmp_path, capsys, monkeypatch):
+    """reproduce's plan priced the preset's 64-frame crops where its fine-tuning scales them to the data's clips (134
+    on UrbanSound8K); every training plan states what it holds in memory, and a loaded machine is said to be one."""
+    import os
+
+    seen = []
+
+    def rates(config, **kw):
+        seen.append(kw)
+        return {"backend": "test", "inference_clips_per_s": 10.0, "train_examples_per_s": 2.0}
+
+    monkeypatch.setattr(plan_module, "model_rates", rates)
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    data = "synthetic:train=2,evaluate=1,duration=4.0,seed=3"
+    assert main(["reproduce", "peters", "--data", data, "--preset", "small", "--dry-run", "--out",
+                 str(tmp_path / "work"), "--cache-dir", str(tmp_path / "c"), "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    from codecbench.remedies.finetune import PRESETS
+
+    preset = PRESETS["demo"]  # what reproduce --preset small runs: 64 of the demo's 79 frames
+    scaled = seen[0]["crop_frames"]
+    assert scaled > preset["finetune"].crop_frames and f"batch 32 x {scaled} frames" in out
+    assert "memory: the model's 84,251 parameters with gradients and momentum" in out
+    assert f"this machine is busy (load 64.0 on {os.cpu_count()} cores)" in out

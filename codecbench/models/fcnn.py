@@ -67,6 +67,22 @@ def preset_config(preset: str = "paper", input_shape=(128, 423, 3), n_classes: i
                       preset=preset)
 
 
+def parameter_count(config: FCNNConfig) -> int:
+    """The parameters :func:`build_fcnn` makes of ``config`` (trainable and batch-norm statistics), counted without
+    building it: what a plan prices memory with."""
+    channels = config.input_shape[-1]
+    total, previous = 4 * channels, channels  # the input batch normalisation
+    for k, conv in enumerate(config.convs, start=1):
+        total += previous * conv.filters * conv.kernel ** 2
+        # batch normalisation: gamma, beta, mean, variance; the last convolution's two without centre and scale
+        total += 4 * conv.filters if k < len(config.convs) else 2 * 2 * conv.filters
+        previous = conv.filters
+    hidden = max(1, config.n_classes // config.attention_ratio)
+    bias = 1 if config.attention_bias else 0
+    total += previous * hidden + bias * hidden + hidden * config.n_classes + bias * config.n_classes
+    return total
+
+
 def build_fcnn(config: FCNNConfig, name: str = "fcnn") -> keras.Model:
     """The network of ``config``; layer names carry the segment number (``seg03_conv`` ...)."""
     he = "he_normal"

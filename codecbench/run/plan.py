@@ -118,7 +118,24 @@ class Plan:
                 lines.append(f"  bottleneck: {worst.name} ({worst.seconds / self.seconds:.0%} of the time), bound by "
                              f"{worst.bound_by or 'its own work'}")
         lines += [f"  note: {n}" for n in self.notes]
+        busy = busy_machine() if self.machine == "this machine" else None
+        if busy:
+            lines.append(f"  note: {busy}")
         return "\n".join(lines)
+
+
+def busy_machine() -> str | None:
+    """A note when this machine is busy (its load above its cores): the stage times were measured on it now, so a
+    run may take about that much longer than they say (a plan said 15.6 min for a run of 31.5 on a loaded machine)."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # not on every platform
+        return None
+    cores = os.cpu_count() or 1
+    if load <= cores:
+        return None
+    return (f"this machine is busy (load {load:.1f} on {cores} cores): the times above are for it idle; with the "
+            f"load as it is, expect about {load / cores:.1f}x longer")
 
 
 def _size(n: float) -> str:
@@ -296,6 +313,7 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                  epochs * (examples / rate + per_epoch), bound))
     examples = len(clips) * len(plan.conditions)
     epoch = duration_text(examples / rate + per_epoch)
+    plan.notes.append(training_memory(config, train_config.batch_size, crop or frames, feed.feed_workers or 0))
     plan.notes.append(f"one training epoch of {examples:,} examples: {epoch} at batch "
                       f"{train_config.batch_size} x {crop or frames} frames (clips of {seconds:g} s); the model trains "
                       f"{rates_model['train_examples_per_s']:.1f} examples/s"
@@ -306,6 +324,20 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                          f"worker{'s' if feed.feed_workers > 1 else ''}" if feed.feed_workers and feed_rate
                          else "; the feed reads in the model's process"))
     return plan
+
+
+def training_memory(config, batch_size: int, frames: int, feed_workers: int) -> str:
+    """What training holds in memory: the model's weights, gradients and optimiser state (float32), and the batches
+    in flight on the host (one per feed worker and one being trained on; the training set stays in the cache)."""
+    from codecbench.models.fcnn import parameter_count
+
+    params = parameter_count(config)
+    bins, _, channels = config.input_shape
+    example = 4 * bins * frames * channels
+    batches = batch_size * example * (max(feed_workers, 0) + 2)
+    return (f"memory: the model's {params:,} parameters with gradients and momentum {_size(12 * params)} (on its "
+            f"device, plus activations), batches in flight on the host {_size(batches)} ({batch_size} examples of "
+            f"{_size(example)}); the training set is read from the cache, not held")
 
 
 def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache, *, models: dict, jobs: int,

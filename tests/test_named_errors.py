@@ -125,3 +125,21 @@ def test_matrix_categories_are_registered_before_their_marks(tiny, pytester, tmp
         "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"], "--cache-dir", str(tiny["cache"].root),
         "--matrix", str(matrix), "--jobs", "1", "--model", "base", "--results", str(tmp_path / "out"), timeout=600)
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("command", [["consistency", "--name", "../evil"], ["postfilter", "train", "--name", "../evil"],
+                                     ["consistency", "--from", "bands"], ["finetune", "--full", "--from", "bands"]])
+def test_remedies_check_names_and_kinds_before_any_work(tiny, tmp_path, capsys, command):
+    """`consistency --name ../evil` trained 71 s before the name was refused, and `--from` a model that is not Keras
+    coded the training set for 63 s before 'Keras-only': both are refused before the data is touched."""
+    import shutil
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny["zoo"].root, zoo)
+    (zoo / "bands.json").write_text('{"kind": "python", "entry_point": "math:sqrt", "class_names": ["a"]}')
+    cache = tmp_path / "fresh-cache"
+    assert main([*command, "--model-dir", str(zoo), "--dataset", tiny["spec"], "--cache-dir", str(cache),
+                 "--matrix", str(tiny["matrix_path"])]) == 2
+    err = capsys.readouterr().err
+    assert ("model name" in err and "use letters" in err) or "needs a Keras model" in err
+    assert not cache.exists()  # nothing coded, nothing generated

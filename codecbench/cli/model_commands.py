@@ -160,6 +160,7 @@ def cmd_finetune(args, spec: RunSpec) -> int:
 
     where = Workspace(spec)
     source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
+    source.keras_parent(args.parent, "fine-tuning")  # before the data: a wrong parent is named at once
     segments = None
     if args.segment:
         model, _ = source.load(args.parent)
@@ -206,6 +207,8 @@ def cmd_postfilter(args, spec: RunSpec) -> int:
     if args.layers < 2:
         raise UsageError("--layers: at least 2 (hidden convolutions, then the correction)")
     source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
+    parent = source.keras_parent(args.parent, "a post-filter's classifier")  # before the data
+    zoo.check_writable([args.name or f"{parent}+postfilter"], args.force)
     config = PostFilterConfig(filters=args.filters, layers=args.layers, epochs=args.epochs, learning_rate=args.lr,
                               crop_frames=args.crop or None, seed=args.seed)
     dataset = load_data(spec)
@@ -226,6 +229,9 @@ def cmd_consistency(args, spec: RunSpec) -> int:
 
     where = Workspace(spec)
     source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
+    # the parent's kind and the name before the data (`--name ../evil` trained 71 s before it was refused)
+    source.keras_parent(args.parent, "consistency fine-tuning")
+    zoo.check_writable([args.name], args.force)
     dataset = load_data(spec)
     _check_disk(dataset, _finetune_conditions(where.matrix), spec, args.force)
     saved = finetune_consistency(zoo, args.parent, dataset, where.matrix, where.cache, name=args.name,

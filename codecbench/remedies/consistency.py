@@ -49,7 +49,7 @@ def finetune_consistency(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix
     if learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=learning_rate)
     source = source or zoo
-    parent_name = source.resolve(parent)
+    parent_name = source.keras_parent(parent, "consistency fine-tuning")  # before the training set is coded
     zoo.check_writable([name], overwrite)
     coded = [c for c in matrix.finetune if not c.is_original]
     if not coded:

@@ -276,7 +276,7 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     if learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=learning_rate)
     source = source or zoo
-    parent_name = source.resolve(parent)
+    parent_name = source.keras_parent(parent, "fine-tuning")  # before the training set is coded
     parent_sha = source.sha256(parent_name)
     if segments is None:
         save_at = sorted(set(save_epochs or [epochs]))

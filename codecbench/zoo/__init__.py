@@ -228,6 +228,15 @@ class Zoo:
         """The model's sidecar facts (a copy: the resolved entry stays as read)."""
         return copy.deepcopy(self._entry(model).metadata)
 
+    def keras_parent(self, model: str, use: str) -> str:
+        """The resolved name of ``model`` when it is a Keras model of this zoo, checked before any work, else a
+        named error saying what ``use`` needs (fine-tuning, a post-filter's classifier)."""
+        entry = self.entry(self.resolve(model))
+        if entry.kind != "keras":
+            raise ModelError(f"model {entry.name!r} is a {entry.kind} model; {use} needs a Keras model")
+        self.check_file(entry)
+        return entry.name
+
     def load(self, model: ModelEntry | str):
         """The Keras model and its metadata (fine-tuning and segments work on Keras models only)."""
 
@@ -298,7 +307,10 @@ class Zoo:
         return self.root / str(entry.metadata.get("folder") or f"{entry.name}.hf")
 
     def check_writable(self, names: list[str], overwrite: bool = False) -> None:
-        """Refuse, before any work, to write into the packaged zoo or over existing models."""
+        """Refuse, before any work, names a model cannot have, and writing into the packaged zoo or over existing
+        models."""
+        for name in names:
+            check_name(name)  # `--name ../evil` was refused only at the save, after the training
         self.forget()  # the folder as it is now, not as this zoo first listed it
         if not self.writable:
             raise ZooError(f"{self.root} is the packaged demo zoo, which codecbench never writes to; pass "

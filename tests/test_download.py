@@ -211,7 +211,7 @@ def test_headers_that_trickle_are_bounded_like_the_body(server, tmp_path):
     server.slow_headers.add(f"{ROOT}.meta.zip")
     started = time.monotonic()
     with pytest.raises(download.DownloadError, match=r"meta\.zip: no answer after 1 attempt \(.*the status line "
-                                                     r"and headers did not arrive within 1 s\)"):
+                                                     r"and headers did not arrive within 1 s of connecting\)"):
         download.download("tau2020-mobile", tmp_path / "h", mirror=server.url, timeout=1.0, retries=0,
                           log=lambda m: None)
     assert time.monotonic() - started < 5
@@ -224,6 +224,36 @@ def test_each_phase_is_named_when_it_ends_a_download(server, tmp_path):
                                                      r"line and headers did not arrive within 0.5 s)\)"):
         download.download("tau2020-mobile", tmp_path / "n", mirror=server.url, timeout=0.5, retries=0,
                           log=lambda m: None)
+
+
+def test_a_server_that_never_accepts_is_named_as_the_connect_phase(server, tmp_path):
+    """A listening socket whose backlog is full answers no connection: the connect phase's bound, named."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    waiting = []
+    for _ in range(8):  # fill the backlog: later connections are never answered
+        peer = socket.socket()
+        peer.setblocking(False)
+        try:
+            peer.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        waiting.append(peer)
+    try:
+        started = time.monotonic()
+        with pytest.raises(download.DownloadError, match=r"no answer after 1 attempt \(ConnectTimeout: no connection "
+                                                         r"within 1 s\)"):
+            download.download("tau2020-mobile", tmp_path / "c", mirror=f"http://127.0.0.1:{port}/", timeout=1.0,
+                              retries=0, log=lambda m: None)
+        assert time.monotonic() - started < 5
+    finally:
+        for peer in waiting:
+            peer.close()
+        listener.close()
 
 
 def test_too_little_disk_is_refused_before_any_request(server, tmp_path, monkeypatch):

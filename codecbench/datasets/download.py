@@ -144,7 +144,9 @@ class _Deadline:
 
 
 def _headers_within(seconds: float, opened: list) -> _Deadline:
-    return _Deadline(seconds, opened)
+    """The request's deadline: the connection within ``seconds`` (the socket's own bound), then the status line and
+    headers within ``seconds`` more."""
+    return _Deadline(2 * seconds, opened)
 
 
 def _bounded_session() -> tuple[requests.Session, list]:
@@ -178,10 +180,10 @@ def _bounded_session() -> tuple[requests.Session, list]:
 
 def _phase(exc: Exception, deadline_fired: bool, timeout: float) -> str:
     """Which phase of a request an error ended, for its message."""
-    if deadline_fired:
-        return f"the status line and headers did not arrive within {timeout:g} s"
     if isinstance(exc, requests.ConnectTimeout):
         return f"no connection within {timeout:g} s"
+    if deadline_fired:
+        return f"the status line and headers did not arrive within {timeout:g} s of connecting"
     if isinstance(exc, requests.ReadTimeout):
         return f"no byte for {timeout:g} s"
     return "the connection failed or dropped"

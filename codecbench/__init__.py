@@ -5,12 +5,8 @@ datasets, the model zoo, the paired statistics and the error families. Everythin
 Names are imported on first use, so ``import codecbench`` stays light (no Keras, no codec library).
 """
 import importlib
-import os
 
-# TensorFlow's C++ start-up chatter drowns the tool's own output; a user's own setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from codecbench.errors import (  # noqa: E402  (the error base and its families, for callers to catch)
+from codecbench.errors import (  # the error base and its families, for callers to catch
     CacheError,
     CodecbenchError,
     CodecError,

@@ -312,3 +312,16 @@ def test_a_function_imports_only_what_is_slow_or_optional_to_import():
                     light.append(f"{rel}:{node.lineno} {ast.unparse(node)}")
     assert not light, "imports inside functions of modules quick to import (move them to the top): " + \
         "; ".join(sorted(set(light)))
+
+
+def test_importing_codecbench_changes_no_environment_variable():
+    """`import codecbench` is light and leaves the process as it was: no environment variable set (TensorFlow's log
+    level is set where Keras is imported, codecbench.core.backend, and a user's own setting wins there)."""
+    import subprocess
+    import sys
+
+    code = ("import os; before = dict(os.environ); import codecbench, codecbench.plugin; "
+            "changed = sorted(set(os.environ.items()) ^ set(before.items())); print(changed); "
+            "assert not changed, changed")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -142,9 +142,6 @@ class Evaluator:
     def scaled_sources(self) -> dict[str, str]:
         return self.store.scaled_sources
 
-    @property
-    def availability(self) -> dict:
-        return self.store.availability
 
     # -- scoring ---------------------------------------------------------------------------------------------
     def model(self, model):

@@ -164,10 +164,6 @@ class BenchmarkSession:
             self.record_meta()
         return self._evaluator
 
-    def frontends(self) -> list:
-        """The front-ends of the selected models, from their entries (so one fill caches what all need)."""
-        return self.resolved.frontends()
-
     def plan(self):
         """What this run would do (:class:`codecbench.run.plan.Plan`): pairs, bytes, free disk and time here."""
         from codecbench.models import FCNNConfig

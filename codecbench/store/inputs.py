@@ -114,11 +114,6 @@ class CachedFeatures:
         return CachedFeatures(self.cache, [self.keys[i] for i in idx], [self.paths[i] for i in idx],
                               [self.conditions[i] for i in idx], self.frontend, self.pad_to)
 
-    def concat(self, other: "CachedFeatures") -> "CachedFeatures":
-        if other.frontend != self.frontend:
-            raise EncodeError("cannot concatenate features of two different front-ends")
-        return CachedFeatures(self.cache, self.keys + other.keys, self.paths + other.paths,
-                              self.conditions + other.conditions, self.frontend)
 
 
 def cached_features(clips: Sequence, condition: Condition, cache: Cache, *, frontend=None,

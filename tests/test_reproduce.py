@@ -52,8 +52,9 @@ def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp
     assert resumed, out[-4000:]
     assert "epoch 1/4" not in out.split(resumed[0])[1]  # epoch 1 is not trained again
     assert "validation accuracy (running batch-norm statistics) wav" in out  # per epoch, on the evaluation split
-    first_out = (tmp_path / "first.log").read_text()  # the base model was trained by the first run
-    assert "training: saved model (batch-norm statistics re-estimated, as saved): validation accuracy wav" in first_out
+    first_out = (tmp_path / "first.log").read_text()  # epoch 1 is saved: its figures are the saved model's
+    assert "full fine-tuning: epoch 1/4" in first_out
+    assert "validation accuracy (batch-norm statistics re-estimated, as saved) wav" in first_out
     assert {p: p.stat().st_mtime_ns for p in (e1, base)} == before
     assert (work / "zoo" / "finetuned_full@e4.keras").is_file() and (work / "zoo" / "finetuned_seg10.keras").is_file()
     assert not checkpoint.exists()  # the finished run supersedes its checkpoint

@@ -155,3 +155,14 @@ def test_the_weights_folder_is_an_option_too(weights_root, monkeypatch, capsys):
     rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("|")}
     assert rows["encodec@6"].rstrip(" |").endswith("yes") and "dac_16khz" in rows["dac-16k@6"]
     codecs.forget_availability()
+
+
+def test_codec_augmentation_draws_a_neural_codec(weights):
+    """CodecAugment codes with a neural codec like any other (the drawn condition's round trip)."""
+    from codecbench.augment import CodecAugment
+
+    x = _clip(1.0, 44100)
+    augment = CodecAugment(["encodec@6", "dac@3"], p=1.0, seed=0)
+    y = augment(x, 44100)
+    assert y.shape == x.shape and y.dtype == np.float32 and augment.parameters["condition"] in ("encodec@6", "dac@3")
+    assert not np.array_equal(x, y) and np.all(np.isfinite(y))

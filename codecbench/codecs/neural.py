@@ -141,6 +141,17 @@ def weights_sha256(folder: Path) -> str:
     return _digest(str(path), stat.st_size, stat.st_mtime_ns)
 
 
+@functools.lru_cache(maxsize=1)
+def _versions() -> str | None:
+    """The package versions in every neural cache key, read once per process (a metadata scan costs milliseconds,
+    and the key is made per clip)."""
+    try:
+        return (f"transformers {importlib.metadata.version('transformers')}, "
+                f"torch {importlib.metadata.version('torch')}")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 @dataclasses.dataclass
 class Loaded:
     """A neural codec model loaded on a device, with the facts of its configuration that coding needs."""
@@ -227,10 +238,8 @@ class NeuralBackend(Backend):
 
     def library(self, spec: CodecSpec) -> str:
         folder, _ = weights_folder(spec)
-        try:
-            versions = (f"transformers {importlib.metadata.version('transformers')}, "
-                        f"torch {importlib.metadata.version('torch')}")
-        except importlib.metadata.PackageNotFoundError:
+        versions = _versions()
+        if versions is None:
             return f"{MODELS[spec.name].repository} (transformers missing)"
         if folder is None:
             return f"{MODELS[spec.name].repository} (weights missing; {versions})"
@@ -317,6 +326,7 @@ def forget() -> None:
     """Load models and hash weight files again (after the weights or settings changed)."""
     load.cache_clear()
     _digest.cache_clear()
+    _versions.cache_clear()
 
 
 register(NeuralBackend())

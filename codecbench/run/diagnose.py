@@ -114,10 +114,7 @@ def diagnose(model, clips: Sequence[tuple[np.ndarray, np.ndarray, int]], labels:
                 direct = nu.copy()
                 direct[first:last] = scale(c[first:last], u)
                 variants[f"direct{b}"].append(model_input(direct))
-        truth = truths[start:start + batch_size]
-        for name, inputs in variants.items():
-            predicted = np.argmax(model.predict(np.stack(inputs))[:, order], axis=1)
-            correct[name] += int(np.sum(predicted == truth))
+        _count_correct(model, variants, truths[start:start + batch_size], order, correct)
 
     def accuracy(name: str) -> float:
         return correct[name] / len(clips)
@@ -129,6 +126,14 @@ def diagnose(model, clips: Sequence[tuple[np.ndarray, np.ndarray, int]], labels:
     return Diagnosis(model.name, condition, frontend.describe(), host.normalise, len(clips),
                      accuracy("uncoded"), accuracy("coded"), bands,
                      signal_change([u for u, _, _ in clips], [c for _, c, _ in clips], [r for _, _, r in clips]))
+
+
+def _count_correct(model, variants: dict[str, list[np.ndarray]], truth: np.ndarray, order: np.ndarray,
+                   correct: dict[str, int]) -> None:
+    """Add to ``correct`` each variant's clips the model classifies right (one batch per variant)."""
+    for name, inputs in variants.items():
+        predicted = np.argmax(model.predict(np.stack(inputs))[:, order], axis=1)
+        correct[name] += int(np.sum(predicted == truth))
 
 
 #: The STFT of a waveform diagnosis: 64-ms Hann frames, a quarter of a frame apart (perfect reconstruction).
@@ -178,10 +183,7 @@ def diagnose_waveform(model, clips: Sequence[tuple[np.ndarray, np.ndarray, int]]
                 mixed = spec_u.copy()
                 mixed[mask] = spec_c[mask]
                 variants[f"band{b}"].append(librosa.istft(mixed, hop_length=hop, length=n).astype(np.float32))
-        truth = truths[start:start + batch_size]
-        for name, inputs in variants.items():
-            predicted = np.argmax(model.predict(np.stack(inputs))[:, order], axis=1)
-            correct[name] += int(np.sum(predicted == truth))
+        _count_correct(model, variants, truths[start:start + batch_size], order, correct)
 
     def accuracy(name: str) -> float:
         return correct[name] / len(clips)

@@ -15,6 +15,7 @@ from codecbench.augment import CodecAugment, CodecAugmentedDataset
 from codecbench.codecs import parse_condition as C
 from codecbench.core.cache import Cache
 from codecbench.datasets import load_dataset, synth_scene
+from codecbench.errors import ArgumentError
 
 from . import optional
 
@@ -150,6 +151,38 @@ def test_the_pool_codes_each_pair_once_across_epochs(small_set):
         assert x.dtype == np.float32 and x.ndim == 1 and label == dataset.labels("train")[0]
     # 4 coded conditions at most per clip: by epoch 4 most pairs repeat, and each was coded exactly once
     assert pool.counts["coded"] == len(pairs) and pool.counts["cached"] > 0
+
+
+def test_the_pool_keeps_decoded_audio_in_memory_within_its_budget(small_set, monkeypatch):
+    """A pair served again comes from memory (no decode), as a copy the caller may change; the budget bounds what
+    is kept (least recently used out first), 0 keeps nothing, and a pickled pool (a data-loader worker) starts empty
+    with the same budget."""
+    import pickle
+
+    from codecbench.augment import pool as pool_module
+
+    dataset, cache = small_set
+    pool = CodecAugmentedDataset(dataset, conditions=["mp3@32"], cache=cache, jobs=1)
+    pool.prepare()
+    first = pool.item(0)
+    decodes = []
+    from codecbench.store import fill as fill_module
+
+    monkeypatch.setattr(fill_module, "coded_signal", lambda *a: decodes.append(a))  # None: would fail if called
+    first[:] = 0.0  # changing what was served does not change what is kept
+    again = pool.item(0)
+    assert not decodes and again.any() and pool._kept.used == again.nbytes
+    monkeypatch.undo()
+    tiny = pool_module._Recent(2 * again.nbytes)
+    for key in "abc":
+        tiny.put(key, again)
+    assert tiny.get("a") is None and tiny.get("c") is not None and tiny.used == 2 * again.nbytes
+    none = CodecAugmentedDataset(dataset, conditions=["mp3@32"], cache=cache, jobs=1, memory_bytes=0)
+    assert np.array_equal(none.item(0), again) and none._kept.used == 0
+    copied = pickle.loads(pickle.dumps(pool))
+    assert copied._kept.used == 0 and copied._kept.budget == pool._kept.budget
+    with pytest.raises(ArgumentError, match="memory_bytes: a number of bytes >= 0, got -1"):
+        CodecAugmentedDataset(dataset, conditions=["mp3@32"], cache=cache, memory_bytes=-1)
 
 
 def test_pool_draws_do_not_depend_on_order_or_worker_processes(small_set):

@@ -101,8 +101,13 @@ def test_bench_feed_runs_on_a_tiny_configuration():
     for row in result["modes"].values():
         assert row["in_process"] > 0 and row["workers"][1] > 0 and row["per_core_all_cores"] > 0
     assert result["feed_clips_per_s_per_worker"]["features"] == result["modes"]["features"]["per_core_all_cores"]
+    # steady-state coding with the start-up apart, and the decoder alone beside the waveform feed
+    assert result["fill_clips_per_s_per_core"] > 0 and result["worker_startup_s"] >= 0
+    assert result["decoder_alone_clips_per_s"] > 0
+    assert result["waveforms_over_decoder"] == pytest.approx(
+        result["modes"]["waveforms"]["per_core_all_cores"] / result["decoder_alone_clips_per_s"])
     text = format_feed_bench(result)
-    assert "per core, all cores working" in text and "targets:" in text
+    assert "per core, all cores working" in text and "targets:" in text and "the decoder alone" in text
 
 
 def test_bench_feed_checks_the_disk_first_and_leaves_no_folder_when_stopped(tmp_path, monkeypatch):
@@ -147,13 +152,14 @@ def test_bench_feed_checks_the_disk_first_and_leaves_no_folder_when_stopped(tmp_
     bench.tempfile.tempdir = None
 
 
-def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=16):
+def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=16, startup=None):
     model = tmp_path / "model.json"
     model.write_text(json.dumps({"rates": {"train_examples_per_s": train, "inference_clips_per_s": infer,
                                            "precision": "mixed_bfloat16", "device": "cuda:0 NVIDIA H200"}}))
     feed_file = tmp_path / "feed.json"
     feed_file.write_text(json.dumps({"modes": {}, "cores": cores, "fill_clips_per_s_per_core": 1.0 / fill,
-                                     "feed_clips_per_s_per_worker": {"features": feed, "waveforms": feed / 3}}))
+                                     "feed_clips_per_s_per_worker": {"features": feed, "waveforms": feed / 3},
+                                     **({} if startup is None else {"worker_startup_s": startup})}))
     from codecbench.run.rates import Rates
     return Rates.from_files([model, feed_file])
 
@@ -180,6 +186,44 @@ def test_the_plan_names_the_bottleneck_from_given_rates(tiny, tmp_path, case, ra
     assert plan.bottleneck.name == stage and plan.bottleneck.bound_by == bound, plan.report()
     text = plan.report()
     assert f"bottleneck: {stage}" in text and "time on the machine of" in text
+
+
+def test_a_plan_adds_the_workers_start_up_once_to_the_steady_coding_rate(tmp_path):
+    """A rates file with start-up measured apart: pairs x core-s / cores, plus the start-up once (the workers start
+    together); an older file without it prices with its rate alone and says that the rate includes start-up."""
+    from codecbench.codecs import parse_condition
+    from codecbench.core.cache import Cache
+    from codecbench.run.plan import fill_stage, new_plan
+
+    clips = [str(tmp_path / f"clip{i}.wav") for i in range(100)]
+    conditions = [parse_condition("mp3@64")]
+    plan = new_plan("check", clips, conditions, Cache(tmp_path / "cache"))
+    plan.coded_missing = plan.features_missing = 100
+    (stage,) = fill_stage(plan, 10.0, 2, None, _rates(tmp_path, fill=0.4, cores=4, startup=3.0))
+    assert stage.seconds == pytest.approx(100 * 0.4 / 4 + 3.0) and "+ 3.0 s start-up" in stage.work
+    (older,) = fill_stage(plan, 10.0, 2, None, _rates(tmp_path, fill=0.4, cores=4))
+    assert older.seconds == pytest.approx(100 * 0.4 / 4) and "start-up included in that rate" in older.work
+    plan.coded_missing = plan.features_missing = 0
+    (nothing,) = fill_stage(plan, 10.0, 2, None, _rates(tmp_path, fill=0.4, cores=4, startup=3.0))
+    assert nothing.seconds == 0.0  # nothing to code: no worker starts
+    with pytest.raises(Exception, match="worker_startup_s is -1, expected a number >= 0"):
+        _rates(tmp_path, startup=-1)
+
+
+def test_bench_fill_sets_the_fill_beside_the_sum_of_its_parts():
+    from codecbench.bench.fill import bench_fill, format_fill_bench
+    from codecbench.codecs import parse_condition
+
+    result = bench_fill(clips=2, seconds=1.0, conditions=[parse_condition("mp3@64")], jobs=2, repeats=1)
+    row = result["conditions"]["mp3@64"]
+    assert row["parts_s"] == pytest.approx(row["encode_s"] + row["decode_s"] + row["frontend_s"])
+    # the fill does the parts and more (reading, hashing, two cache writes): never less than a fraction of them
+    assert row["fill_s"] > 0.5 * row["parts_s"] and row["fill_over_parts"] == pytest.approx(row["fill_s"] /
+                                                                                           row["parts_s"])
+    assert result["pairs"] == 2 and result["speedup"] == pytest.approx(result["one_job_s"] / result["jobs_s"])
+    assert result["worker_startup_s"] >= 0.0
+    text = format_fill_bench(result)
+    assert "fill/parts" in text and "start-up" in text and "targets:" in text
 
 
 def test_rates_files_that_cannot_be_used_are_named(tmp_path):

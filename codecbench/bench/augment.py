@@ -3,8 +3,10 @@
 On the same clips, interleaved, in one process: clips per second of (1) :class:`~codecbench.augment.CodecAugment`
 coding MP3 (cold: every clip coded), (2) audiomentations' ``Mp3Compression`` with its fast-mp3-augment backend at
 LAME's quality 3 (codecbench's, so both make the same kind of MP3), and (3) the epoch-level pool serving the same
-pairs again from the cache (warm), as decoded audio and as log-mel features. Targets: cold >= 1.0x the peer, warm
->= 20x cold.
+pairs again (warm): audio decoded from the cached bitstreams (a pair met again beyond the pool's memory budget),
+decoded audio kept in memory (within it), and log-mel features from the feature cache. Targets: cold >= 1.0x the
+peer, warm >= 20x cold. Memory: the pool's budget (``memory_bytes``, 1 GiB by default); disk: the bitstreams and
+features the cache keeps (about 80 KB and 220 KB per 10-s pair at 64 kbps).
 """
 from __future__ import annotations
 
@@ -66,6 +68,10 @@ def bench_augment(clips: int = 12, seconds: float = 10.0, kbps: int = 64, repeat
         for name, frontend in (("pool_warm_audio", None), ("pool_warm_features", "hu2020")):
             pool = CodecAugmentedDataset(paths, conditions=[f"mp3@{kbps}"], cache=cache, frontend=frontend, jobs=1)
             pool.prepare()  # the first epoch codes (and featurises): what follows is the warm path
+            if frontend is None:  # the first pass decodes the cached bitstreams; later ones find the audio in memory
+                runs["pool_warm_audio_decoding"] = _rate(pool.item, list(range(len(pool))), 1)
+                result["pool_memory_bytes"] = pool._kept.budget
+                result["pool_memory_used_bytes"] = pool._kept.used
             runs[name] = _rate(pool.item, list(range(len(pool))), repeats)
     for name, values in runs.items():
         result["rates"][name] = statistics.median(values)
@@ -73,6 +79,7 @@ def bench_augment(clips: int = 12, seconds: float = 10.0, kbps: int = 64, repeat
     if "audiomentations_fast_mp3_augment" in rates:
         result["cold_vs_peer"] = rates["codecbench_cold"] / rates["audiomentations_fast_mp3_augment"]
     result["warm_audio_vs_cold"] = rates["pool_warm_audio"] / rates["codecbench_cold"]
+    result["warm_audio_decoding_vs_cold"] = rates["pool_warm_audio_decoding"] / rates["codecbench_cold"]
     result["warm_features_vs_cold"] = rates["pool_warm_features"] / rates["codecbench_cold"]
     result["targets"] = {"cold >= 1.0x peer": result.get("cold_vs_peer", float("nan")) >= 1.0,
                          "warm >= 20x cold (features)": result["warm_features_vs_cold"] >= 20,
@@ -91,8 +98,11 @@ def format_augment_bench(result: dict) -> str:
                      f"{result['cold_vs_peer']:.2f}x")
     else:
         lines.append(f"  peer: {result['peer_missing']}")
-    lines += [f"  pool, warm, decoded audio from the cache:        {r['pool_warm_audio']:8.1f}   -> "
-              f"{result['warm_audio_vs_cold']:.1f}x cold",
+    lines += [f"  pool, warm, audio decoded from cached bitstreams: {r['pool_warm_audio_decoding']:7.1f}   -> "
+              f"{result['warm_audio_decoding_vs_cold']:.1f}x cold",
+              f"  pool, warm, decoded audio kept in memory:        {r['pool_warm_audio']:8.1f}   -> "
+              f"{result['warm_audio_vs_cold']:.1f}x cold ({result['pool_memory_used_bytes'] / 1e6:.0f} MB of its "
+              f"{result['pool_memory_bytes'] / 2**30:g} GiB budget)",
               f"  pool, warm, log-mel features from the cache:     {r['pool_warm_features']:8.1f}   -> "
               f"{result['warm_features_vs_cold']:.1f}x cold",
               "targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in result["targets"].items())]

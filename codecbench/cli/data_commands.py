@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from codecbench.cli.parser import _plan_options  # noqa: F401
+from codecbench.cli.parser import _plan_options, validation_conditions  # noqa: F401
 from codecbench.core.wording import counted
 from codecbench.errors import UsageError
 from codecbench.run.resolve import Workspace
@@ -164,9 +164,20 @@ def cmd_bench(args, spec: RunSpec) -> int:
     from codecbench import bench
 
     run, show = bench.BENCHMARKS[args.what]
-    sized = {"codecs": lambda n: {"clips": n}, "augment": lambda n: {"clips": n}, "feed": lambda n: {"clips": n},
+    sized = {**{what: (lambda n: {"clips": n}) for what in ("codecs", "augment", "feed", "fill", "plan")},
              "memory": lambda n: {"clips": n, "more_clips": 3 * n}}
-    result = run(**sized[args.what](args.clips)) if args.clips and args.what in sized else run()
+    options = sized[args.what](args.clips) if args.clips and args.what in sized else {}
+    if getattr(args, "condition", None):
+        conditions = list(validation_conditions(args.condition, "--condition"))
+        if args.what == "feed":
+            if len(conditions) != 1:
+                raise UsageError("bench feed --condition: one condition (the feed reads one at a time)")
+            options["condition"] = conditions[0]
+        elif args.what in ("fill", "plan"):
+            options["conditions"] = conditions
+        else:
+            raise UsageError(f"bench {args.what}: --condition is for bench feed, fill and plan")
+    result = run(**options)
     print(json.dumps(result, indent=2, default=str) if args.json else show(result))
     return 0
 

@@ -75,7 +75,7 @@ examples:
     "devices": "example:\n  codecbench devices --json",
     "diagnose": "examples:\n  codecbench diagnose --model base --condition sbc@64\n"
                 "  codecbench diagnose --model finetuned_seg7 --condition opus@24+loss10 --clips 100 --bands 16",
-    "bench": "examples:\n  codecbench bench codecs\n  codecbench bench feed --clips 64",
+    "bench": "examples:\n  codecbench bench codecs\n  codecbench bench fill\n  codecbench bench feed --clips 64",
 }
 
 
@@ -339,12 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="performance figures of this machine")
     p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "memory", "pipeline", "prefix",
-                                    "precision", "augment", "feed"],
+                                    "precision", "augment", "feed", "fill", "plan"],
                    help="which figures (see the README, 'Other commands')")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=None,
                    help="clips measured: codecs (fill, default 24), memory (default 40; 3x that for the growth), "
-                        "feed (default 32), augment (default 12)")
+                        "feed (default 32), augment (default 12), fill (default 8), plan (default 100; the check: "
+                        "1000)")
+    p.add_argument("--condition", "--conditions", dest="condition", default=None,
+                   help="feed: the condition read (default mp3@64); fill: the conditions (default: the coded ones of "
+                        "the paper's matrix); plan: the conditions filled (default mp3@64)")
     _describe(sub)
     return parser
 

@@ -32,7 +32,7 @@ from codecbench.core.fsutil import file_digest
 from codecbench.core.progress import duration_text
 from codecbench.core.wording import counted
 from codecbench.errors import EnvironmentProblem
-from codecbench.run.rates import Rates, bottleneck, local_rates, median_time, model_rates
+from codecbench.run.rates import Rates, bottleneck, local_rates, median_time, model_rates, worker_startup_seconds
 from codecbench.signal import features
 from codecbench.signal.audio import source_rate
 
@@ -234,6 +234,15 @@ def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
 
 
 @functools.lru_cache(maxsize=None)
+def decode_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
+    """Seconds to decode one clip coded under ``cond`` (the fill decodes what it featurises)."""
+    if cond.is_original:
+        return 0.0
+    bitstream = codecs.encode(calibration_clip(clip_seconds), 44100, cond)
+    return median_time(lambda: codecs.decode(bitstream), 1)
+
+
+@functools.lru_cache(maxsize=None)
 def feature_seconds(clip_seconds: float = 10.0) -> float:
     x = calibration_clip(clip_seconds)
     return median_time(lambda: features.static(x), 2)
@@ -242,25 +251,35 @@ def feature_seconds(clip_seconds: float = 10.0) -> float:
 def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | None,
                rates: Rates | None = None) -> list[Stage]:
     """Stages of coding and featurising what ``plan`` counts as missing, on ``jobs`` local workers (or, with
-    ``rates`` from another machine, on its cores)."""
+    ``rates`` from another machine, on its cores): the steady-state cost per pair, plus the workers' start-up once
+    (they start together)."""
     scale = seconds_per_clip / 10.0
+    working = bool(plan.coded_missing or plan.features_missing)
     if rates is not None and rates.fill_seconds_per_pair is not None:
         cores = rates.cores or jobs
         per_pair = rates.fill_seconds_per_pair * scale
         pairs = max(plan.coded_missing, plan.features_missing)
-        return [Stage("coding + features", f"{pairs:,} pairs, {per_pair:.2f} core-s each, {cores} cores",
-                      pairs * per_pair / cores, f"coding ({_cores_text(cores)})")]
+        startup = (rates.worker_startup_seconds or 0.0) if pairs else 0.0
+        started = f" + {startup:.1f} s start-up" if rates.worker_startup_seconds is not None else \
+            " (start-up included in that rate: an older rates file)"
+        work = f"{pairs:,} pairs, {per_pair:.2f} core-s each, {cores} cores" + (started if pairs else "")
+        return [Stage("coding + features", work, pairs * per_pair / cores + startup, f"coding ({_cores_text(cores)})")]
     # timed only when there is work to time: a warm cache plans in a second
-    coded_share = [codec_seconds(c) for c in plan.conditions if not c.is_original] if plan.coded_missing else []
-    per_coded = statistics.mean(coded_share) if coded_share else 0.0
-    per_features = feature_seconds() if plan.features_missing else 0.0
+    coded = [c for c in plan.conditions if not c.is_original]
+    per_coded = statistics.mean(codec_seconds(c) for c in coded) if plan.coded_missing and coded else 0.0
+    # a pair is featurised from its decode (a coded condition) or from the source (the original)
+    per_features = (feature_seconds() + (statistics.mean(decode_seconds(c) for c in plan.conditions))
+                    if plan.features_missing else 0.0)
+    startup = worker_startup_seconds() if working and jobs > 1 and not scheduler else 0.0
     workers = (f"{counted(jobs, 'local worker')}" if not scheduler
                else f"dask at {scheduler} (assumed {jobs} workers)")
     coding = f"{plan.coded_missing:,} pairs, {per_coded * scale:.2f} s each, {workers}" if plan.coded_missing \
         else "0 pairs (all cached)"
-    featurising = f"{plan.features_missing:,} pairs, {per_features * scale * 1000:.0f} ms each" \
+    coding += f" + {startup:.1f} s start-up" if startup else ""
+    featurising = f"{plan.features_missing:,} pairs, {per_features * scale * 1000:.0f} ms each (decode + log-mel)" \
         if plan.features_missing else "0 pairs (all cached)"
-    return [Stage("coding", coding, plan.coded_missing * per_coded * scale / jobs, f"coding ({_cores_text(jobs)})"),
+    return [Stage("coding", coding, plan.coded_missing * per_coded * scale / jobs + startup,
+                  f"coding ({_cores_text(jobs)})"),
             Stage("features", featurising,
                   plan.features_missing * per_features * scale / jobs, f"coding ({_cores_text(jobs)})")]
 

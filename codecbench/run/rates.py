@@ -57,8 +57,10 @@ class Rates:
     #: paper-size clips/s one feed worker reads and finishes (features), and the workers that feed the model
     feed_clips_per_s_per_worker: float | None = None
     feed_workers: int | None = None
-    #: seconds of one core to code and featurise one 10-s clip under one condition
+    #: seconds of one core to code and featurise one 10-s clip under one condition, workers warm (steady state)
     fill_seconds_per_pair: float | None = None
+    #: seconds a fresh fill worker takes before its first clip (imports, codec libraries): once per run, not per pair
+    worker_startup_seconds: float | None = None
 
     @classmethod
     def from_files(cls, paths: Sequence[str | Path]) -> "Rates":
@@ -83,6 +85,9 @@ class Rates:
                 fields.update(feed_clips_per_s_per_worker=_positive(per_worker, "features", path),
                               cores=int(_positive(doc, "cores", path)),
                               fill_seconds_per_pair=1.0 / _positive(doc, "fill_clips_per_s_per_core", path))
+                # files written before start-up was measured apart have none: their fill rate includes it
+                if "worker_startup_s" in doc:
+                    fields["worker_startup_seconds"] = _non_negative(doc, "worker_startup_s", path)
                 fields["feed_workers"] = max(1, fields["cores"] - 1)
             else:
                 raise RatesError(f"--rates {path}: neither `codecbench bench model --json` nor `bench feed --json` "
@@ -98,6 +103,13 @@ def _positive(doc: dict, key: str, path: Path) -> float:
     value = doc.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise RatesError(f"--rates {path}: {key} is {value!r}, expected a positive number")
+    return float(value)
+
+
+def _non_negative(doc: dict, key: str, path: Path) -> float:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+        raise RatesError(f"--rates {path}: {key} is {value!r}, expected a number >= 0 (seconds)")
     return float(value)
 
 
@@ -118,6 +130,25 @@ def feed_seconds(clip_seconds: float = 10.0) -> float:
     frames = 1 + int(clip_seconds * features.RECIPE["sample_rate"]) // features.RECIPE["hop_length"]
     blob = encode_entry(np.random.default_rng(0).random((features.RECIPE["n_mels"], frames), dtype=np.float32), {})
     return median_time(lambda: features.with_deltas(decode_entry(blob)[0]), 3)
+
+
+#: What a fresh fill worker does before its first clip: the imports of a fill task and a first feature extraction
+#: (librosa's first call builds its filters and caches).
+_WORKER_START = ("import numpy as np, codecbench.store.fill, codecbench.signal.frontends as f; "
+                 "f.BASELINE.stored(np.zeros(44100, np.float32), 44100)")
+
+
+@functools.lru_cache(maxsize=None)
+def worker_startup_seconds() -> float:
+    """Seconds a fresh fill worker takes on this machine before its first clip: a new interpreter doing what a fill
+    task does first (timed once per process; ``bench feed`` and ``bench fill`` measure it through real workers)."""
+    import subprocess
+    import sys
+
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _WORKER_START], capture_output=True, timeout=300, check=False)
+    seconds = time.perf_counter() - start
+    return seconds if done.returncode == 0 else 0.0
 
 
 def local_rates(rates: Rates | None = None) -> Rates:

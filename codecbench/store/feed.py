@@ -28,6 +28,7 @@ import numpy as np
 
 from codecbench.errors import ArgumentError
 from codecbench.store.fill import EncodeError
+from codecbench.store.inputs import pad_into
 
 
 class BatchReader(Protocol):
@@ -45,16 +46,25 @@ _LOCK = threading.Lock()
 
 
 def _read_into(task) -> None:
-    """In a worker: read a chunk's clips and write them into the batch's shared block at their offset."""
+    """In a worker: read a chunk's clips and write them into the batch's shared block at their offset (each clip
+    straight into its row when the reader reads clips one by one: no chunk stacked on the way)."""
     sub_reader, block, shape, dtype, offset = task
-    chunk = np.asarray(sub_reader(range(len(sub_reader))), dtype=dtype)
-    if chunk.shape[1:] != tuple(shape):
+    get = getattr(sub_reader, "get", None)
+    chunk = None if get is not None else np.asarray(sub_reader(range(len(sub_reader))), dtype=dtype)
+    if chunk is not None and chunk.shape[1:] != tuple(shape):
         raise EncodeError(f"feed worker: a clip's input has shape {chunk.shape[1:]}, the batch {tuple(shape)} (a "
                           "reader must pad every clip to one shape)")
     memory = SharedMemory(name=block)
     try:
-        out = np.ndarray((chunk.shape[0], *shape), dtype=dtype, buffer=memory.buf, offset=offset)
-        out[:] = chunk
+        out = np.ndarray((len(sub_reader), *shape), dtype=dtype, buffer=memory.buf, offset=offset)
+        if chunk is not None:
+            out[:] = chunk
+        else:
+            for j in range(len(sub_reader)):
+                try:
+                    pad_into(out[j], np.asarray(get(j)))
+                except EncodeError as exc:
+                    raise EncodeError(f"feed worker: {exc}") from None
         del out
     finally:
         memory.close()

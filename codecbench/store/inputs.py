@@ -16,7 +16,17 @@ import soundfile as sf
 
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
-from codecbench.store.fill import FEATURES_NS, EncodeError, clip_identity, coded_signal, feature_key, fill
+from codecbench.store.fill import (
+    FEATURES_NS,
+    EncodeError,
+    clip_identity,
+    coded_key,
+    coded_signal,
+    decode_cached,
+    feature_key,
+    fill,
+    load_bitstream,
+)
 
 
 def feature_keys(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None, jobs: int | None = None,
@@ -125,17 +135,28 @@ def cached_features(clips: Sequence, condition: Condition, cache: Cache, *, fron
 
 
 class CodedWaveforms:
-    """Waveform model inputs (front-ends that are not cached) decoded from the cached bitstreams on demand."""
+    """Waveform model inputs (front-ends that are not cached) decoded from the cached bitstreams on demand.
+
+    ``keys``: the clips' coded-entry keys (:func:`codecbench.store.fill.coded_key`), made once where the reader is
+    made, so a feed worker reads and decodes and does not hash sources; without them each clip's is made on read.
+    """
 
     def __init__(self, cache: Cache, paths: Sequence[str], condition: Condition, frontend,
-                 pad_to: tuple[int, ...] | None = None):
+                 pad_to: tuple[int, ...] | None = None, keys: Sequence[str] | None = None):
         self.cache, self.paths, self.condition, self.frontend = cache, list(paths), condition, frontend
         self.pad_to = pad_to
+        self.keys = list(keys) if keys is not None else None
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def get(self, i: int) -> np.ndarray:
+        if self.keys is not None and not self.condition.is_original:
+            bitstream = load_bitstream(self.cache, self.keys[i], self.condition)
+            signal = decode_cached(self.cache, self.keys[i], bitstream) if bitstream is not None else None
+            if bitstream is not None and signal is not None:
+                return self.frontend(signal, bitstream.sample_rate)
+        # the original, or an entry gone or damaged since the fill: read (and coded again) from the source
         return self.frontend(*coded_signal(self.paths[i], self.condition, self.cache))
 
     def __call__(self, indices) -> np.ndarray:
@@ -143,8 +164,9 @@ class CodedWaveforms:
 
     def take(self, indices) -> "CodedWaveforms":
         """A reader of just these clips, padded as this one (what a feed worker process receives)."""
-        return CodedWaveforms(self.cache, [self.paths[int(i)] for i in indices], self.condition, self.frontend,
-                              self.pad_to)
+        idx = [int(i) for i in indices]
+        return CodedWaveforms(self.cache, [self.paths[i] for i in idx], self.condition, self.frontend, self.pad_to,
+                              None if self.keys is None else [self.keys[i] for i in idx])
 
     def longest(self) -> tuple[int, ...] | None:
         """The input shape of the longest clip, from the sources' headers (a coded clip keeps its source's length,
@@ -177,9 +199,27 @@ def input_reader(clips: Sequence, cond: Condition, cache: Cache, *, frontend=Non
         summary = fill(paths, [cond], cache, **kwargs)  # codes what is missing; a waveform is not cached
         failed = {p for p, _, _ in summary.failures}
         kept = [i for i, p in enumerate(paths) if p not in failed]
-        reader = CodedWaveforms(cache, [paths[i] for i in kept], cond, frontend)
+        reader = CodedWaveforms(cache, [paths[i] for i in kept], cond, frontend,
+                                keys=[_coded_key(paths[i], cond) for i in kept])
     reader.pad_to = reader.longest()
     return reader, kept
+
+
+def _coded_key(path: str, cond: Condition) -> str:
+    digest, rate = clip_identity(path)
+    return coded_key(digest, cond, rate)
+
+
+def pad_into(row: np.ndarray, a: np.ndarray) -> None:
+    """Write one clip's input into its row of a batch, padded at its end as :func:`stack_to_longest` pads it."""
+    if a.shape == row.shape:
+        row[...] = a
+        return
+    if a.ndim != row.ndim or any(s > n for s, n in zip(a.shape, row.shape)):
+        raise EncodeError(f"a clip's input has shape {a.shape}, its batch row {row.shape} (a reader must pad every "
+                          "clip to one shape)")
+    row[...] = 0.0 if a.ndim == 1 else float(a.min())
+    row[tuple(slice(0, s) for s in a.shape)] = a
 
 
 def stack_to_longest(arrays: Sequence[np.ndarray], shape: Sequence[int] | None = None) -> np.ndarray:

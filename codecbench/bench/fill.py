@@ -1,0 +1,171 @@
+"""``codecbench bench fill``: what filling the cache costs per (clip, condition), beside the sum of its parts.
+
+For every coded condition of the paper's matrix, on the same paper-size clips (10 s at 44.1 kHz), side by side in
+this process:
+
+- the parts: the codec's round trip (encode + decode) and the baseline front-end (static log-mel) done alone on the
+  decoded signal, the sources already in memory;
+- the fill: :func:`codecbench.store.fill.fill` of those clips under that condition with one job (this process),
+  into an empty cache: reading and hashing the source, coding, decoding, featurising and the two cache writes.
+
+The target is a fill within 1.25x of its parts. Then the whole matrix is filled with 1 job and with every core's
+worker (warm: the workers are started first, and their start-up is measured apart as a fixed cost per worker), and
+the speed-up is reported (target: 2 jobs >= 1.8x one job).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from codecbench.bench.feed import FOLDER_PREFIX, _check_space, _remove_abandoned, _terminated_as_exit, _write_clip
+from codecbench.errors import EnvironmentProblem
+
+#: A fill per (clip, condition) at most this many times its parts (the codec's round trip + the front-end alone).
+TARGET_FILL_OVER_PARTS = 1.25
+#: Two jobs at least this many times as fast as one.
+TARGET_TWO_JOBS = 1.8
+#: The coded conditions of the paper's matrix (training: AAC 32, HE-AAC 16/32, MP3 64; validation: the rest).
+PAPER_CODED = ("aac@32", "he-aac@16", "he-aac@32", "mp3@64", "mp3@32", "aac@48", "aac@64", "opus@64", "sbc@64")
+
+
+def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = None, jobs: int | None = None,
+               repeats: int = 2) -> dict:
+    """The fill's cost per (clip, condition) against its parts, per condition, and the fill's speed-up with jobs.
+
+    Parameters
+    ----------
+    clips : int
+        Synthetic scenes of ``seconds`` coded under every condition.
+    conditions : list of Condition, optional
+        Default: the coded conditions of the paper's matrix that are available here (the others are listed).
+    jobs : int, optional
+        Workers of the parallel fill (default: every core).
+    repeats : int
+        Each in-process measurement is the best of this many passes.
+    """
+    from codecbench import codecs
+    from codecbench.core.cache import Cache
+    from codecbench.store.devices import _cores
+
+    wanted = conditions or [codecs.parse_condition(name) for name in PAPER_CODED]
+    usable, unavailable = [], {}
+    for cond in wanted:
+        ok, why = codecs.availability(cond)
+        if ok:
+            usable.append(cond)
+        else:
+            unavailable[cond.name] = why
+    if not usable:
+        raise EnvironmentProblem("bench fill: none of the conditions can be coded here: "
+                                 + "; ".join(f"{k}: {v}" for k, v in unavailable.items()))
+    cores = _cores()
+    jobs = max(1, min(jobs or cores, cores))
+    sr = 44100
+    result: dict = {"cores": cores, "jobs": jobs, "clips": clips, "clip_seconds": seconds, "sample_rate": sr,
+                    "unavailable": unavailable, "conditions": {}, "targets": {}}
+    _remove_abandoned()
+    _check_space(clips * (len(usable) + 1), seconds, sr)
+    with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, _terminated_as_exit():
+        (Path(tmp) / ".pid").write_text(str(os.getpid()))
+        paths = [str(Path(tmp) / f"clip{i:04d}.wav") for i in range(clips)]
+        for task in [(p, i, seconds, sr) for i, p in enumerate(paths)]:
+            _write_clip(task)
+        sources = [sf.read(p, dtype="float32")[0] for p in paths]
+        fresh = _fresh_caches(Path(tmp))
+        for cond in usable:
+            parts = _parts(sources, sr, cond, repeats)
+            fill_s = _best(lambda: _fill(paths, [cond], Cache(next(fresh)), jobs=1), repeats) / clips
+            result["conditions"][cond.name] = {**parts, "fill_s": fill_s, "fill_over_parts": fill_s / parts["parts_s"]}
+        one = _best(lambda: _fill(paths, usable, Cache(next(fresh)), jobs=1), 1)
+        startup = worker_startup(paths, usable, Path(tmp), jobs)
+        many = _best(lambda: _fill(paths, usable, Cache(next(fresh)), jobs=jobs), 1)
+    pairs = clips * len(usable)
+    result.update(pairs=pairs, one_job_s=one, jobs_s=many, speedup=one / many,
+                  steady_core_s_per_pair=many * jobs / pairs, one_job_core_s_per_pair=one / pairs,
+                  worker_startup_s=startup)
+    result["targets"] = {f"fill<={TARGET_FILL_OVER_PARTS:g}x parts ({name})": row["fill_over_parts"]
+                         <= TARGET_FILL_OVER_PARTS for name, row in result["conditions"].items()}
+    if jobs >= 2:
+        result["targets"][f"{jobs} jobs>={TARGET_TWO_JOBS * jobs / 2:g}x one job"] = \
+            result["speedup"] >= TARGET_TWO_JOBS * jobs / 2
+    return result
+
+
+def _fresh_caches(root: Path):
+    n = 0
+    while True:
+        n += 1
+        yield root / f"cache{n}"
+
+
+def _fill(paths, conds, cache, *, jobs: int) -> None:
+    from codecbench.store.fill import fill
+
+    fill(paths, conds, cache, with_features=True, jobs=jobs, progress=False)
+
+
+def _best(func, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _parts(sources: list[np.ndarray], sr: int, cond, repeats: int) -> dict:
+    """Seconds per clip of the codec's round trip and of the baseline front-end alone, on sources in memory."""
+    from codecbench import codecs
+    from codecbench.signal.frontends import BASELINE
+
+    decoded = [codecs.decode(codecs.encode(x, sr, cond)) for x in sources]  # also the warm-up
+    BASELINE.stored(decoded[0], sr)  # the front-end's first call (imports, filters) is start-up, not a rate
+    encode_s = _best(lambda: [codecs.encode(x, sr, cond) for x in sources], repeats) / len(sources)
+    bitstreams = [codecs.encode(x, sr, cond) for x in sources]
+    decode_s = _best(lambda: [codecs.decode(b) for b in bitstreams], repeats) / len(sources)
+    frontend_s = _best(lambda: [BASELINE.stored(y, sr) for y in decoded], repeats) / len(sources)
+    return {"encode_s": encode_s, "decode_s": decode_s, "frontend_s": frontend_s,
+            "parts_s": encode_s + decode_s + frontend_s}
+
+
+def worker_startup(paths, conds, root: Path, jobs: int) -> float:
+    """Seconds a fresh fill worker takes before its first clip (process start, imports, codec libraries), measured
+    as the cold fill of one clip per worker less the same fill with those workers warm; the workers stay warm.
+    Caches are made under ``root``."""
+    from joblib.externals.loky import get_reusable_executor
+
+    from codecbench.core.cache import Cache
+
+    first = [paths[i % len(paths)] for i in range(jobs)]
+    get_reusable_executor().shutdown(wait=True)
+    start = time.perf_counter()
+    _fill(first, conds[:1], Cache(root / "startup-cold"), jobs=jobs)
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    _fill(first, conds[:1], Cache(root / "startup-warm"), jobs=jobs)
+    return max(0.0, cold - (time.perf_counter() - start))
+
+
+def format_fill_bench(result: dict) -> str:
+    lines = [f"filling the cache: {result['clips']} clips of {result['clip_seconds']:g} s at "
+             f"{result['sample_rate'] / 1000:g} kHz, per (clip, condition), in one process (best of passes)",
+             f"  {'condition':<10} {'encode':>8} {'decode':>8} {'log-mel':>8} {'parts':>8} {'fill':>8}  fill/parts"]
+    for name, row in result["conditions"].items():
+        lines.append(f"  {name:<10} " + " ".join(f"{row[k] * 1000:6.0f}ms" for k in
+                                                ("encode_s", "decode_s", "frontend_s", "parts_s", "fill_s"))
+                     + f"  {row['fill_over_parts']:.2f}x")
+    for name, why in result["unavailable"].items():
+        lines.append(f"  {name:<10} unavailable here: {why}")
+    lines.append(f"every condition, {result['pairs']} pairs: 1 job {result['one_job_s']:.1f} s, {result['jobs']} jobs "
+                 f"{result['jobs_s']:.1f} s (warm workers) = {result['speedup']:.2f}x")
+    lines.append(f"steady state: {result['steady_core_s_per_pair']:.3f} core-s per pair with {result['jobs']} jobs "
+                 f"({result['one_job_core_s_per_pair']:.3f} with one); start-up {result['worker_startup_s']:.1f} s "
+                 "per worker, once")
+    lines.append("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in result["targets"].items()))
+    return "\n".join(lines)
+

@@ -214,7 +214,7 @@ def format_feed_bench(result: dict) -> str:
                      f"{row['mb_per_clip']:.2f} MB/clip):")
         lines.append(f"    in this process (1 thread): {row['in_process']:8.1f} clips/s")
         for n, rate in row["workers"].items():
-            lines.append(f"    {n:>3} worker process(es):      {rate:8.1f} clips/s  = {rate / n:7.1f} per worker")
+            lines.append(f"    {n:>3} worker process(es):      {rate:8.1f} clips/s  = {rate / int(n):7.1f} per worker")
         lines.append(f"    per core, all cores working: {row['per_core_all_cores']:.1f} clips/s "
                      f"(target {result['target_per_core']:g})"
                      + (f" = {result['waveforms_over_decoder']:.2f}x the decoder alone" if mode == "waveforms" else ""))

@@ -6,7 +6,8 @@ reader of :mod:`codecbench.store.inputs` and serves each batch from ``workers`` 
 one chunk per worker, each chunk travels as a small reader of its own clips (``reader.take``), is read there, and is
 stacked here.
 A worker that dies (killed for memory, say) breaks the pool: it is started again and the batch read once more,
-else :class:`FeedError` names what happened; the batch's shared block is removed either way.
+else :class:`FeedError` names what happened, and that batch's shared block is removed. A block whose batch was read
+is kept for the next batches (a few, removed at exit).
 Workers are started with ``forkserver`` (``spawn`` where that is missing), never forked from a process that already
 runs a Keras backend's threads, and import codecbench's store modules only (no Keras).
 
@@ -43,6 +44,34 @@ class BatchReader(Protocol):
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 _LOCK = threading.Lock()
+#: Shared blocks whose batch is done, kept for the next batches: a new block's pages are faulted in and zeroed by the
+#: workers' first writes and freed again at unlink, which cost about 2 ms per 10-s waveform (as much as a tenth of
+#: decoding it). At most :data:`KEEP_BLOCKS` are kept; all are unlinked by :func:`shutdown` (at exit).
+_FREE_BLOCKS: list[SharedMemory] = []
+KEEP_BLOCKS = 4
+
+
+def _block(size: int) -> SharedMemory:
+    """A shared block of at least ``size`` bytes: a kept one if one fits, else a new one."""
+    with _LOCK:
+        for i, block in enumerate(_FREE_BLOCKS):
+            if block.size >= size:
+                return _FREE_BLOCKS.pop(i)
+    return SharedMemory(create=True, size=max(1, size))
+
+
+def _release(block: SharedMemory, *, keep: bool) -> None:
+    """Keep a block for the next batch (up to :data:`KEEP_BLOCKS`, the smallest dropped first), or remove it."""
+    dropped = [block]
+    if keep:
+        with _LOCK:
+            _FREE_BLOCKS.append(block)
+            _FREE_BLOCKS.sort(key=lambda b: b.size, reverse=True)
+            dropped = _FREE_BLOCKS[KEEP_BLOCKS:]
+            del _FREE_BLOCKS[KEEP_BLOCKS:]
+    for gone in dropped:
+        gone.close()
+        gone.unlink()
 
 
 def _read_into(task) -> None:
@@ -54,9 +83,9 @@ def _read_into(task) -> None:
     if chunk is not None and chunk.shape[1:] != tuple(shape):
         raise EncodeError(f"feed worker: a clip's input has shape {chunk.shape[1:]}, the batch {tuple(shape)} (a "
                           "reader must pad every clip to one shape)")
-    memory = SharedMemory(name=block)
+    memory = _mapped(block)
+    out = np.ndarray((len(sub_reader), *shape), dtype=dtype, buffer=memory.buf, offset=offset)
     try:
-        out = np.ndarray((len(sub_reader), *shape), dtype=dtype, buffer=memory.buf, offset=offset)
         if chunk is not None:
             out[:] = chunk
         else:
@@ -65,9 +94,23 @@ def _read_into(task) -> None:
                     pad_into(out[j], np.asarray(get(j)))
                 except EncodeError as exc:
                     raise EncodeError(f"feed worker: {exc}") from None
-        del out
     finally:
-        memory.close()
+        del out
+
+
+#: In a worker: the blocks it has mapped, most recent last. The parent reuses its blocks, so a worker keeps their
+#: mappings (a new mapping's pages fault in again on first touch: about 0.5 ms per 10-s waveform); a few at most, so
+#: a block the parent removed is unmapped (and its memory freed) soon after.
+_MAPPED: dict[str, SharedMemory] = {}
+MAPPED_BLOCKS = 2
+
+
+def _mapped(name: str) -> SharedMemory:
+    memory = _MAPPED.pop(name, None) or SharedMemory(name=name)
+    _MAPPED[name] = memory
+    while len(_MAPPED) > MAPPED_BLOCKS:
+        _MAPPED.pop(next(iter(_MAPPED))).close()
+    return memory
 
 
 def _context():
@@ -98,11 +141,16 @@ class FeedError(EncodeError):
 
 @atexit.register
 def shutdown() -> None:
-    """Stop every feed process (at exit, or when a caller is done with the feed)."""
+    """Stop every feed process and remove the kept shared blocks (at exit, or when a caller is done with the feed)."""
     with _LOCK:
         for pool in _POOLS.values():
             pool.shutdown(wait=False, cancel_futures=True)
         _POOLS.clear()
+        blocks = list(_FREE_BLOCKS)
+        _FREE_BLOCKS.clear()
+    for block in blocks:
+        block.close()
+        block.unlink()
 
 
 class ProcessFeed:
@@ -144,8 +192,10 @@ class ProcessFeed:
         per_clip = int(np.prod(shape)) * dtype.itemsize
         parts = max(1, min(self.workers, len(indices) // self.min_chunk))
         # the workers write straight into one shared block (pickling arrays back through pipes costs more than
-        # reading them); the block is made and removed here, so no segment outlives the batch
-        block = SharedMemory(create=True, size=max(1, per_clip * len(indices)))
+        # reading them); the batch is copied out, so the block can serve the next batch, and a failed batch's
+        # block is removed
+        block = _block(per_clip * len(indices))
+        done = False
         try:
             tasks, offset = [], 0
             for chunk in np.array_split(np.asarray(indices), parts):
@@ -155,9 +205,9 @@ class ProcessFeed:
             view = np.ndarray((len(indices), *shape), dtype=dtype, buffer=block.buf)
             batch = view.copy()
             del view
+            done = True
         finally:
-            block.close()
-            block.unlink()
+            _release(block, keep=done)
         return batch
 
     def _read(self, tasks: list, clips: int) -> None:

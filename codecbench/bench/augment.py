@@ -48,9 +48,9 @@ def bench_augment(clips: int = 12, seconds: float = 10.0, kbps: int = 64, repeat
 
         # at codecbench's LAME quality (3; audiomentations' default is 7, faster and worse), so both make the same MP3
         peer = Mp3Compression(min_bitrate=kbps, max_bitrate=kbps, backend="fast-mp3-augment", quality=QUALITY, p=1.0)
+        peer(signals[0], sr)  # loads its backend (ImportError when fast-mp3-augment is missing)
         result["peer_quality"] = QUALITY
         runs["audiomentations_fast_mp3_augment"] = []
-        peer(signals[0], sr)  # loads its backend
     except ImportError as exc:
         peer, result["peer_missing"] = None, f"audiomentations with fast-mp3-augment is not installed ({exc}); " \
                                              "pip install audiomentations fast-mp3-augment"

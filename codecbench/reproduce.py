@@ -276,13 +276,20 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
         plan.check_disk(options.force)
 
 
+#: The length a clip not yet on disk is planned at (TAU's clips).
+ABSENT_CLIP_SECONDS = 10.0
+
+
 def _finetune_config(zoo_preset: dict, dataset, spec: RunSpec):
     """The preset's fine-tuning schedule as it runs on ``dataset``: its crops scaled to the data's clips (what the
     plan prices and the experiments train with), and the clips' frames."""
     from codecbench.signal.features import RECIPE, n_frames
 
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
-    frames = n_frames(round(dataset.longest_seconds("train") * RECIPE["sample_rate"]))
+    # no file there yet (a plan from the split files alone): TAU's 10 s, as the plan's time assumes (it planned
+    # crops of 1 frame)
+    seconds = dataset.longest_seconds("train") or ABSENT_CLIP_SECONDS
+    frames = n_frames(round(seconds * RECIPE["sample_rate"]))
     return crops_for(config, zoo_preset["frames"], frames), frames
 
 

@@ -211,6 +211,27 @@ def test_reproduce_takes_folds_prints_them_with_the_split_sizes_and_records_them
     assert "folds" not in ReproduceOptions("peters", str(root), tmp_path / "w").recipe(None)
 
 
+def test_a_plan_from_the_split_files_alone_trains_at_the_papers_crops(tmp_path, capsys, monkeypatch):
+    """TAU's listing without its audio: the clips are planned at 10 s, so the paper's 400-frame crops (it planned
+    crops of 1 frame from a length of 0)."""
+    import json
+
+    from codecbench.cli import main
+    from codecbench.run import plan as plan_module
+
+    monkeypatch.setattr(plan_module, "model_rates", lambda config, **kw: {
+        "backend": "test", "inference_clips_per_s": 100.0, "train_examples_per_s": 50.0})
+    rates = tmp_path / "feed.json"  # the fill priced from a file: no codec timed here
+    rates.write_text(json.dumps({"modes": {}, "cores": 16, "fill_clips_per_s_per_core": 5.0, "worker_startup_s": 4.0,
+                                 "feed_clips_per_s_per_worker": {"features": 200.0}}))
+    assert main(["reproduce", "peters", "--data", "tests/data/tau2020-mobile", "--checkpoint",
+                 "tests/data/models/smallfcnn-model-0.9618.hdf5", "--out", str(tmp_path / "w"), "--cache-dir",
+                 str(tmp_path / "cache"), "--rates", str(rates), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "13,965 listed files not present: estimated at 10 s each" in out
+    assert "at batch 32 x 400 frames (clips of 10 s)" in out
+
+
 def test_a_presets_crops_scale_to_the_datas_clip_length():
     from codecbench.remedies.finetune import PRESETS
     from codecbench.training.schedule import crops_for

@@ -100,7 +100,7 @@ def test_feed_workers_follow_the_accelerator_and_the_override(monkeypatch):
     from codecbench.store import devices
 
     monkeypatch.delenv("CODECBENCH_FEED_WORKERS", raising=False)
-    monkeypatch.setattr(devices, "_cores", lambda: 16)
+    monkeypatch.setattr(devices, "usable_cores", lambda: 16)
     assert devices.feed_workers(["cuda:0"]) == 15 and devices.feed_workers([]) == 0
     monkeypatch.setenv("CODECBENCH_FEED_WORKERS", "3")
     assert devices.feed_workers([]) == 3

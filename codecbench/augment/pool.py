@@ -28,6 +28,9 @@ class _Recent:
     """Arrays kept up to a byte budget, the least recently used dropped first (thread-safe)."""
 
     def __init__(self, budget: int):
+        self._start(budget)
+
+    def _start(self, budget: int) -> None:
         self.budget, self.used = int(budget), 0
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
@@ -36,7 +39,7 @@ class _Recent:
         return {"budget": self.budget}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["budget"])
+        self._start(state["budget"])
 
     def get(self, key):
         with self._lock:

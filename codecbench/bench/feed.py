@@ -45,9 +45,8 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     :class:`~codecbench.codecs.Condition` (default mp3@64)."""
     from codecbench.bench.fill import worker_startup
     from codecbench.codecs import Condition, availability
-    from codecbench.core.parallel import parallel_map
+    from codecbench.core.parallel import parallel_map, usable_cores
     from codecbench.signal.frontends import BASELINE, FrontEnd
-    from codecbench.store.devices import _cores
     from codecbench.store.feed import ProcessFeed
     from codecbench.store.fill import fill
     from codecbench.store.inputs import input_reader
@@ -56,7 +55,7 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     ok, why = availability(cond)
     if not ok:
         raise EnvironmentProblem(f"bench feed: {cond.name} is unavailable here: {why}")
-    cores = _cores()
+    cores = usable_cores()
     counts = sorted({n for n in (workers or [1, 2, cores]) if 1 <= n <= max(cores, 1)})
     sr = 44100
     result: dict = {"cores": cores, "clips": clips, "clip_seconds": seconds, "sample_rate": sr,
@@ -114,8 +113,9 @@ def _decoder_alone(paths, cond, cache) -> float:
     from codecbench import codecs
     from codecbench.store.fill import clip_key, load_bitstream
 
-    bitstreams = [load_bitstream(cache, clip_key(p, cond), cond) for p in paths]
-    if cond.is_original or any(b is None for b in bitstreams):
+    loaded = [load_bitstream(cache, clip_key(p, cond), cond) for p in paths]
+    bitstreams = [b for b in loaded if b is not None]
+    if cond.is_original or len(bitstreams) < len(paths):
         return float("nan")
     return len(paths) / min(_seconds(lambda: [codecs.decode(b) for b in bitstreams]) for _ in range(2))
 

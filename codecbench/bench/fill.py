@@ -50,7 +50,7 @@ def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = 
     """
     from codecbench import codecs
     from codecbench.core.cache import Cache
-    from codecbench.store.devices import _cores
+    from codecbench.core.parallel import usable_cores
 
     wanted = conditions or [codecs.parse_condition(name) for name in PAPER_CODED]
     usable, unavailable = [], {}
@@ -63,7 +63,7 @@ def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = 
     if not usable:
         raise EnvironmentProblem("bench fill: none of the conditions can be coded here: "
                                  + "; ".join(f"{k}: {v}" for k, v in unavailable.items()))
-    cores = _cores()
+    cores = usable_cores()
     jobs = max(1, min(jobs or cores, cores))
     sr = 44100
     result: dict = {"cores": cores, "jobs": jobs, "clips": clips, "clip_seconds": seconds, "sample_rate": sr,

@@ -1,7 +1,6 @@
 """``codecbench bench scale``: the paper's evaluation extrapolated from measured rates."""
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -13,6 +12,7 @@ from tabulate import tabulate
 from codecbench import codecs
 from codecbench.bench.timing import PAPER_COUNTS, devices
 from codecbench.core.cache import Cache
+from codecbench.core.parallel import usable_cores
 from codecbench.datasets import synth_scene
 
 
@@ -63,8 +63,8 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
                        "coded_bytes": coded_bytes}
     core_seconds = sum(n * (codec_seconds(c) * clip_seconds / 10 + feature_seconds() * clip_seconds / 10)
                        for c, n in pairs if c in available)
-    result["encoding"] = {"core_hours": core_seconds / 3600, "cores": os.cpu_count() or 1,
-                          "hours_on_all_cores": core_seconds / 3600 / (os.cpu_count() or 1),
+    result["encoding"] = {"core_hours": core_seconds / 3600, "cores": usable_cores(),
+                          "hours_on_all_cores": core_seconds / 3600 / usable_cores(),
                           "per_condition_s": {c.name: codec_seconds(c) for c in sorted(available)},
                           "features_s": feature_seconds()}
     frames = 1 + int(clip_seconds * sr) // 1024 - 8

@@ -28,10 +28,19 @@ class SchedulerError(EnvironmentProblem, ConnectionError):
 SCHEDULER_TIMEOUT_S = 10
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (a container's or a job scheduler's share, `taskset`),
+    else every core of the machine. The one core count every default, plan and benchmark uses."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on every platform
+        return os.cpu_count() or 1
+
+
 def resolve_jobs(jobs: int | None) -> int:
     """``None`` or ``-1`` means every core; more workers than cores are capped (with a warning: they would only
     compete for the cores and memory); anything below 1 is an error."""
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if jobs is None or jobs == -1:
         return cores
     if jobs < 1:

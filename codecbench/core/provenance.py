@@ -7,6 +7,8 @@ import platform
 import subprocess
 from importlib import metadata
 
+from codecbench.core.parallel import usable_cores
+
 #: Python distributions whose version can change a result's bytes or numbers.
 DISTRIBUTIONS = ("codecbench", "numpy", "scipy", "soxr", "librosa", "av", "keras", "tensorflow", "tensorflow-cpu",
                  "jax", "jaxlib", "torch", "soundfile", "joblib", "pandas", "onnxruntime")
@@ -69,7 +71,7 @@ def cpu_summary() -> dict[str, str]:
 
 
 def machine() -> dict[str, str | int]:
-    return {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count() or 0,
+    return {"platform": platform.platform(), "processor": platform.machine(), "cpus": usable_cores(),
             "hostname": platform.node(), **cpu_summary()}
 
 

@@ -17,6 +17,7 @@ import soundfile as sf
 from codecbench.core.bitexact import quantize_pcm
 from codecbench.core.cache import Cache, default_cache_dir
 from codecbench.core.fsutil import atomic_write, file_digest, file_lock
+from codecbench.core.parallel import usable_cores
 from codecbench.core.progress import duration_text, progress
 from codecbench.datasets.base import DatasetError, device_of
 from codecbench.datasets.synth import DEVICES, SCENES
@@ -139,7 +140,7 @@ def _generate_split(root: Path, split: str, clips: list, duration: float, sample
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     tasks = [(str(root / fname), ci, clip_seed, device, duration, sample_rate)
              for fname, _, ci, clip_seed, device in clips]
-    workers = min(16, os.cpu_count() or 1, len(tasks))
+    workers = min(16, usable_cores(), len(tasks))
     say(f"codecbench: generating the embedded default's {split} split: {len(tasks)} synthetic clips of "
         f"{duration:g} s into {root} (first use only; then cached)")
     start = time.perf_counter()

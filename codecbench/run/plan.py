@@ -29,6 +29,7 @@ from codecbench import codecs
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.fsutil import file_digest
+from codecbench.core.parallel import usable_cores
 from codecbench.core.progress import duration_text
 from codecbench.core.wording import counted
 from codecbench.errors import EnvironmentProblem
@@ -131,7 +132,7 @@ def busy_machine() -> str | None:
         load = os.getloadavg()[0]
     except (OSError, AttributeError):  # not on every platform
         return None
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if load <= cores:
         return None
     return (f"this machine is busy (load {load:.1f} on {cores} cores): the times above are for it idle; with the "
@@ -230,7 +231,7 @@ def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
     if cond.is_original:
         return 0.0
     x = calibration_clip(clip_seconds)
-    return median_time(lambda: codecs.encode(x, 44100, cond), 1)
+    return median_time(lambda: codecs.encode(x, 44100, cond), 3)
 
 
 @functools.lru_cache(maxsize=None)
@@ -239,7 +240,7 @@ def decode_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
     if cond.is_original:
         return 0.0
     bitstream = codecs.encode(calibration_clip(clip_seconds), 44100, cond)
-    return median_time(lambda: codecs.decode(bitstream), 1)
+    return median_time(lambda: codecs.decode(bitstream), 3)
 
 
 @functools.lru_cache(maxsize=None)
@@ -413,7 +414,7 @@ def generation_stage(dataset, split: str, jobs: int) -> Stage:
     start = time.perf_counter()
     scene_wav_bytes(0, 1, "a", float(recipe["duration"]), int(recipe["sample_rate"]))
     per_clip = time.perf_counter() - start
-    workers = max(1, min(16, os.cpu_count() or 1, n, jobs if jobs and jobs > 0 else 16))
+    workers = max(1, min(16, usable_cores(), n, jobs if jobs and jobs > 0 else 16))
     return Stage("generate dataset", f"{n:,} synthetic {split} clips of {recipe['duration']:g} s (first use only) "
                                      f"at {per_clip:.2f} s per clip", per_clip * n / workers,
                  _cores_text(workers))

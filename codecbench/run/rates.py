@@ -154,12 +154,13 @@ def worker_startup_seconds() -> float:
 def local_rates(rates: Rates | None = None) -> Rates:
     """``rates`` with what it leaves out (or everything) filled in for this machine: its cores, its feed workers
     (:func:`codecbench.store.devices.feed_workers`) and the feed's per-core rate; the model's are timed per config."""
-    from codecbench.store.devices import _cores, feed_workers
+    from codecbench.core.parallel import usable_cores
+    from codecbench.store.devices import feed_workers
 
     rates = rates or Rates("this machine")
     workers = rates.feed_workers if rates.feed_workers is not None else feed_workers()
     per_worker = rates.feed_clips_per_s_per_worker or 1.0 / feed_seconds()
-    return dataclasses.replace(rates, cores=rates.cores or _cores(), feed_workers=workers,
+    return dataclasses.replace(rates, cores=rates.cores or usable_cores(), feed_workers=workers,
                                feed_clips_per_s_per_worker=per_worker)
 
 

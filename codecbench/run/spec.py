@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from codecbench.core.config import find_pyproject, load_config
+from codecbench.core.parallel import usable_cores
 from codecbench.errors import UsageError
 from codecbench.results.metrics import METRICS
 from codecbench.training.schedule import PRECISIONS
@@ -61,7 +62,7 @@ def to_conditions(value, where: str) -> list:
 def to_jobs(value, where: str) -> int:
     text = str(value).strip().lower()
     if text in ("all", "-1"):
-        return os.cpu_count() or 1
+        return usable_cores()
     try:
         jobs = int(text)
     except ValueError:

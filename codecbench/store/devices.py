@@ -17,6 +17,7 @@ import shutil
 import subprocess
 
 from codecbench.core.backend import keras
+from codecbench.core.parallel import usable_cores
 from codecbench.errors import EnvironmentProblem, UsageError
 
 #: How each backend's GPU build is installed (what ``codecbench devices`` suggests when a GPU is present but unused).
@@ -224,20 +225,15 @@ def feed_workers(accelerators: list[str] | None = None) -> int:
             raise UsageError(f"CODECBENCH_FEED_WORKERS={forced!r}: expected a whole number >= 0")
         return value
     accelerators = local_accelerators() if accelerators is None else accelerators
-    return max(1, (_cores() or 2) - 1) if accelerators else 0
+    return max(1, (usable_cores() or 2) - 1) if accelerators else 0
 
 
 def reader_threads() -> int:
     """Threads that assemble batches in the main process: one on a CPU-only machine (the model already uses every
     core, and one reader overlapping it measured best), a few with an accelerator (each waits on worker processes)."""
-    return max(1, min(8, (_cores() or 2) - 1)) if local_accelerators() else 1
+    return max(1, min(8, (usable_cores() or 2) - 1)) if local_accelerators() else 1
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def nvidia_gpu_present() -> list[str]:
@@ -315,7 +311,7 @@ def report() -> DeviceReport:
                         "overwrite each other's files: uninstall all but one")
     return DeviceReport(backend=backend(), devices=device_details(), accelerators=accelerators,
                         precision=choice.policy, precision_reason=choice.reason,
-                        feed_workers=feed_workers(local_accelerators()), cores=_cores(), driver_gpus=driver,
+                        feed_workers=feed_workers(local_accelerators()), cores=usable_cores(), driver_gpus=driver,
                         warnings=warnings)
 
 

@@ -78,7 +78,7 @@ def _read_into(task) -> None:
     """In a worker: read a chunk's clips and write them into the batch's shared block at their offset (each clip
     straight into its row when the reader reads clips one by one: no chunk stacked on the way)."""
     sub_reader, block, shape, dtype, offset = task
-    get = getattr(sub_reader, "get", None)
+    get: Any = getattr(sub_reader, "get", None)
     chunk = None if get is not None else np.asarray(sub_reader(range(len(sub_reader))), dtype=dtype)
     if chunk is not None and chunk.shape[1:] != tuple(shape):
         raise EncodeError(f"feed worker: a clip's input has shape {chunk.shape[1:]}, the batch {tuple(shape)} (a "

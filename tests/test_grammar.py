@@ -4,6 +4,7 @@ results file or a report never holds a label that does not read back (``+burst1e
 ``+burst1.0000001`` printed as ``+burst1``, another condition)."""
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +122,20 @@ def test_a_front_end_spec_reads_back_as_itself(drawn):
     frontend = FrontEnd("waveform", fields) if kind == "waveform" else FrontEnd("logmel", **fields)
     assert parse_frontend(frontend.spec()) == frontend, frontend.spec()
     assert parse_frontend(frontend.to_dict()) == frontend
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("on_error", "ignore", "raise, skip"), ("backend", "dask", "loky, threading, sequential"),
+    ("precision", "float16", "auto, float32, mixed_bfloat16")])
+def test_a_vocabulary_word_is_checked_once_at_the_edge_naming_the_words(option, value, words):
+    """The run specification converts each word once; a wrong one names the option, the words and the value, and a
+    right one travels as the typed word (codecbench.core.vocabulary)."""
+    from codecbench.core import vocabulary
+    from codecbench.errors import UsageError
+    from codecbench.run.spec import RunSpec
+
+    with pytest.raises(UsageError, match=f"--{option.replace('_', '-')}: expected one of {words}; got '{value}'"):
+        RunSpec.build({option: value}, use_pyproject=False)
+    right = words.split(", ")[-1]
+    assert getattr(RunSpec.build({option: f" {right} "}, use_pyproject=False), option) == right
+    assert vocabulary.PARALLEL_BACKENDS == ("loky", "threading", "sequential")

@@ -18,6 +18,7 @@ import numpy as np
 from codecbench.augment.draw import ConditionDraw
 from codecbench.codecs import ORIGINAL, Condition
 from codecbench.core.cache import Cache
+from codecbench.core.vocabulary import ParallelBackend
 from codecbench.errors import ArgumentError
 
 #: Decoded audio a pool keeps in memory by default (bytes).
@@ -99,7 +100,7 @@ class CodecAugmentedDataset:
     def __init__(self, source, *, conditions: Sequence | Mapping | None = None,
                  codecs: Sequence[str] | Mapping | None = None, bitrates: Mapping | None = None, p: float = 1.0,
                  seed: int = 0, cache: Cache | None = None, frontend=None, split: str = "train",
-                 labels: Sequence | None = None, jobs: int | None = None, backend: str = "loky",
+                 labels: Sequence | None = None, jobs: int | None = None, backend: ParallelBackend = "loky",
                  scheduler: str | None = None, every: bool = False, memory_bytes: int = DEFAULT_MEMORY_BYTES):
         from codecbench.signal.frontends import parse_frontend
 

@@ -15,9 +15,8 @@ from typing import Callable, Iterable, Iterator
 import joblib
 from joblib.externals.loky import get_reusable_executor
 
+from codecbench.core.vocabulary import PARALLEL_BACKENDS, ParallelBackend
 from codecbench.errors import EnvironmentProblem, UsageError
-
-BACKENDS = ("loky", "threading", "sequential")
 
 
 class SchedulerError(EnvironmentProblem, ConnectionError):
@@ -79,7 +78,7 @@ def check_scheduler(scheduler: str | None) -> None:
             pass
 
 
-def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, backend: str = "loky",
+def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, backend: ParallelBackend = "loky",
                  scheduler: str | None = None) -> Iterator:
     """Yield ``func(item)`` for every item, in completion order.
 
@@ -96,8 +95,9 @@ def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, ba
             yield from joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
                 joblib.delayed(func)(item) for item in items)
         return
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or a dask scheduler")
+    if backend not in PARALLEL_BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; expected one of {', '.join(PARALLEL_BACKENDS)} or a dask "
+                         "scheduler")
     if backend == "sequential" or n_jobs == 1 or len(items) == 1:
         yield from map(func, items)
         return

@@ -13,6 +13,7 @@ from codecbench.codecs import ORIGINAL
 from codecbench.codecs.matrix import Matrix
 from codecbench.core.backend import keras
 from codecbench.core.cache import Cache
+from codecbench.core.vocabulary import ParallelBackend
 from codecbench.datasets import Dataset
 from codecbench.errors import UsageError
 from codecbench.models.predict import predict_proba
@@ -37,7 +38,7 @@ def finetune_consistency(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix
                          name: str = DEFAULT_NAME, epochs: int = 10, weight: float = 1.0, temperature: float = 2.0,
                          config: TrainConfig | None = None, learning_rate: float | None = None,
                          source: Zoo | None = None, overwrite: bool = False, jobs: int | None = None,
-                         backend: str = "loky", scheduler: str | None = None, verbose: Any = "auto",
+                         backend: ParallelBackend = "loky", scheduler: str | None = None, verbose: Any = "auto",
                          validate: Callable[[Any], dict[str, float]] | None = None,
                          progress: Callable[[str], None] | None = None) -> str:
     """Fine-tune every parameter of ``parent`` (read from ``source``, default ``zoo``) on (uncoded, coded) pairs of

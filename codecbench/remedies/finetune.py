@@ -22,6 +22,7 @@ from codecbench.codecs.matrix import Matrix
 from codecbench.core.backend import keras
 from codecbench.core.cache import Cache
 from codecbench.core.provenance import library_versions, now
+from codecbench.core.vocabulary import ParallelBackend, Precision
 from codecbench.datasets import Dataset
 from codecbench.errors import ModelError, UsageError
 from codecbench.models import build_fcnn, derive_segments, preset_config
@@ -64,7 +65,7 @@ def resolved_config(config: TrainConfig, data: TrainingSet, dataset: Dataset) ->
 
 
 def training_set(dataset: Dataset, conditions: Sequence[Condition], cache: Cache, split: str = "train", *,
-                 jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+                 jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
                  progress: bool | None = None) -> TrainingSet:
     """The split under each usable condition, stacked (condition by condition); unavailable conditions are skipped
     with a warning. It is the codec-augmentation pool (:class:`~codecbench.augment.CodecAugmentedDataset`) in its
@@ -139,7 +140,7 @@ def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int
 
 def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", preset: str = "small",
                config: TrainConfig | None = None, conditions: Sequence[Condition] = (ORIGINAL,), split: str = "train",
-               jobs: int | None = None, backend: str = "loky", scheduler: str | None = None, verbose="auto",
+               jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None, verbose="auto",
                resume: bool = False, overwrite: bool = False,
                validate: Callable[[Any], dict[str, float]] | None = None,
                progress: Callable[[str], None] | None = None, schedule_change: bool = False) -> str:
@@ -253,7 +254,7 @@ def _saved_validation(what: str, model, validate, meta: dict, progress) -> None:
 
 def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
              segments: Sequence[int] | None = None, epochs: int = 10, save_epochs: Sequence[int] | None = None,
-             config: TrainConfig | None = None, jobs: int | None = None, backend: str = "loky",
+             config: TrainConfig | None = None, jobs: int | None = None, backend: ParallelBackend = "loky",
              scheduler: str | None = None, verbose="auto", source: Zoo | None = None,
              overwrite: bool = False, learning_rate: float | None = None, resume: bool = False,
              validate: Callable[[Any], dict[str, float]] | None = None,
@@ -387,8 +388,8 @@ def remaining_runs(names, *, save_epochs, full_epochs: int, segments, segment_ep
 
 
 def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: str = "demo", *,
-              jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-              verbose="auto", precision: str = "auto", devices: str = "auto",
+              jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
+              verbose="auto", precision: Precision = "auto", devices: str = "auto",
               progress: Callable[[str], None] | None = None) -> list[str]:
     """Build whatever of base, Experiment A and Experiment B is missing from ``zoo`` (nothing is replaced).
     ``precision`` and ``devices`` as in :class:`~codecbench.training.schedule.TrainConfig`; ``progress`` gets a line per

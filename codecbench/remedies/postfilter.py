@@ -24,6 +24,7 @@ from codecbench.codecs import ORIGINAL, Condition
 from codecbench.codecs.matrix import Matrix
 from codecbench.core.backend import keras
 from codecbench.core.cache import Cache
+from codecbench.core.vocabulary import ParallelBackend
 from codecbench.datasets import Dataset
 from codecbench.errors import ModelError
 from codecbench.training.loop import FiniteLossGuard
@@ -130,7 +131,7 @@ def inference_seconds_per_clip(parent: keras.Model, combined: keras.Model, sampl
 
 def train_postfilter(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
                      config: PostFilterConfig | None = None, name: str | None = None, source: Zoo | None = None,
-                     jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+                     jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
                      overwrite: bool = False, verbose="auto") -> str:
     """Train a post-filter for ``parent`` (read from ``source``, default ``zoo``) on the matrix's fine-tuning set
     and save ``<parent>+postfilter`` (or ``name``) into ``zoo``. Returns the name saved."""

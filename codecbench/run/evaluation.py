@@ -17,6 +17,7 @@ from codecbench.codecs import Condition
 from codecbench.codecs.matrix import Matrix
 from codecbench.core.cache import Cache
 from codecbench.core.progress import NoProgress, progress
+from codecbench.core.vocabulary import OnError, ParallelBackend, Precision
 from codecbench.core.wording import counted
 from codecbench.datasets import Dataset
 from codecbench.models.prefix import SharedPrefixPredictor
@@ -97,9 +98,9 @@ class Evaluator:
     """
 
     def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
-                 jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+                 jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
                  progress: bool | None = None, log=None, frontends=None, share_prefix: bool = True,
-                 precision: str = "auto", on_error: str = "raise", keep_inputs_bytes: int | None = None,
+                 precision: Precision = "auto", on_error: OnError = "raise", keep_inputs_bytes: int | None = None,
                  frontend_on_device: bool = False,
                  availability: Mapping[Condition, tuple[bool, str]] | None = None):
         #: the split's model inputs, filled once per condition (the store side)

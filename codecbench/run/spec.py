@@ -19,9 +19,17 @@ from typing import Any, Callable, Mapping
 
 from codecbench.core.config import find_pyproject, load_config
 from codecbench.core.parallel import usable_cores
+from codecbench.core.vocabulary import (
+    ON_ERROR,
+    PARALLEL_BACKENDS,
+    PRECISIONS,
+    OnError,
+    ParallelBackend,
+    Precision,
+    one_of,
+)
 from codecbench.errors import UsageError
 from codecbench.results.metrics import METRICS
-from codecbench.training.schedule import PRECISIONS
 
 # --------------------------------------------------------------------------- converters
 # Each takes the raw value and a label saying where it came from, and returns the typed value.
@@ -123,11 +131,8 @@ def to_fraction(value, where: str) -> float:
     return x
 
 
-def to_on_error(value, where: str) -> str:
-    text = str(value).strip()
-    if text not in ("raise", "skip"):
-        raise UsageError(f"{where}: expected raise or skip; got {value!r}")
-    return text
+def to_on_error(value, where: str) -> OnError:
+    return one_of(value, ON_ERROR, where)
 
 
 def to_metric(value, where: str) -> str:
@@ -207,12 +212,8 @@ def to_scheduler(value, where: str) -> str:
     return text
 
 
-def to_precision(value, where: str) -> str:
-
-    text = str(value).strip()
-    if text not in PRECISIONS:
-        raise UsageError(f"{where}: expected one of {', '.join(PRECISIONS)}; got {value!r}")
-    return text
+def to_precision(value, where: str) -> Precision:
+    return one_of(value, PRECISIONS, where)
 
 
 def to_devices(value, where: str) -> str:
@@ -237,13 +238,8 @@ def to_bool(value, where: str) -> bool:
     raise UsageError(f"{where}: expected yes or no (true/false, on/off, 1/0); got {value!r}")
 
 
-def to_backend(value, where: str) -> str:
-    from codecbench.core.parallel import BACKENDS
-
-    text = str(value).strip()
-    if text not in BACKENDS:
-        raise UsageError(f"{where}: expected one of {', '.join(BACKENDS)}; got {value!r}")
-    return text
+def to_backend(value, where: str) -> ParallelBackend:
+    return one_of(value, PARALLEL_BACKENDS, where)
 
 
 # --------------------------------------------------------------------------- the options
@@ -340,7 +336,7 @@ class RunSpec:
     cache_dir: Path | None = None
     codec_weights: Path | None = None
     jobs: int = 1
-    backend: str = "loky"
+    backend: ParallelBackend = "loky"
     scheduler: str | None = None
     thresholds: Path | None = None
     baseline: Path | None = None
@@ -349,12 +345,12 @@ class RunSpec:
     tolerance: float = 0.01
     alpha: float = 0.05
     results: Path = Path("reports")
-    precision: str = "auto"
+    precision: Precision = "auto"
     rates: Any = None
     frontend_on_device: bool = False
     share_prefix: bool = True
     devices: str = "auto"
-    on_error: str = "raise"
+    on_error: OnError = "raise"
     trust_code: bool = False
     run_id: str | None = None
     #: The folder of the pyproject.toml the settings came from (or the starting folder).

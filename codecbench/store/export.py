@@ -27,6 +27,7 @@ import soundfile as sf
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.fsutil import atomic_write, claim_folder, file_digest
+from codecbench.core.vocabulary import ParallelBackend
 from codecbench.errors import DataError
 
 #: File formats: soundfile's format and subtype (24-bit, as TAU's recordings are).
@@ -77,7 +78,7 @@ def _changed_by_someone(path: Path, entry: dict) -> bool:
 
 
 def export(dataset, split: str, conditions: Sequence[Condition], to: Path, cache: Cache, *, file_format: str = "wav",
-           jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+           jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
            log: Callable[[str], None] = lambda message: None) -> ExportSummary:
     """Write ``split`` of ``dataset`` under every condition into ``to`` in the TAU layout (see the module)."""
 

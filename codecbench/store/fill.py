@@ -23,6 +23,7 @@ from codecbench.core.cache import Cache, make_key
 from codecbench.core.fsutil import file_digest
 from codecbench.core.parallel import parallel_map
 from codecbench.core.progress import progress as progress_bar
+from codecbench.core.vocabulary import OnError, ParallelBackend
 from codecbench.core.wording import counted
 from codecbench.errors import CodecbenchError, CodecError, UsageError
 from codecbench.signal.audio import AudioError, check_source_file, read_source, source_rate
@@ -226,8 +227,8 @@ def decode_cached(cache: Cache, key: str, bitstream: codecs.Bitstream) -> np.nda
 
 
 def fill(clips: Sequence, conditions: Sequence[Condition], cache: Cache | None = None, *, with_features=False,
-         jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-         on_error: str = "raise", progress: bool | None = None,
+         jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
+         on_error: OnError = "raise", progress: bool | None = None,
          availability: Mapping[Condition, tuple[bool, str]] | None = None,
          count_missing: bool = False) -> FillSummary:
     """Code (and optionally featurise) every clip under every condition into ``cache``.

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
+from codecbench.core.vocabulary import OnError, ParallelBackend
 from codecbench.store.fill import (
     FEATURES_NS,
     EncodeError,
@@ -30,8 +31,8 @@ from codecbench.store.fill import (
 
 
 def feature_keys(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None, jobs: int | None = None,
-                 backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
-                 on_error: str = "raise") -> tuple[list[str], list[int]]:
+                 backend: ParallelBackend = "loky", scheduler: str | None = None, progress: bool | None = None,
+                 on_error: OnError = "raise") -> tuple[list[str], list[int]]:
     """Cache keys of the (log-mel) features of ``clips`` under ``condition``, computing whatever is missing.
 
     Returns the keys and the indices of the clips they belong to (all of them, unless

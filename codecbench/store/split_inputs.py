@@ -25,6 +25,7 @@ from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.dsp import measure_bandwidth, signal_change
 from codecbench.core.fsutil import waiting_lock
+from codecbench.core.vocabulary import OnError, ParallelBackend
 from codecbench.core.wording import counted
 from codecbench.datasets import Dataset
 from codecbench.errors import CodecbenchError, UsageError
@@ -71,8 +72,8 @@ class SplitInputs:
     """
 
     def __init__(self, dataset: Dataset, split: str, cache: Cache, *, jobs: int | None = None,
-                 backend: str = "loky", scheduler: str | None = None, progress: bool | None = None, log=None,
-                 frontends=None, on_error: str = "raise", keep_inputs_bytes: int | None = None,
+                 backend: ParallelBackend = "loky", scheduler: str | None = None, progress: bool | None = None,
+                 log=None, frontends=None, on_error: OnError = "raise", keep_inputs_bytes: int | None = None,
                  availability: Mapping[Condition, tuple[bool, str]] | None = None):
         if on_error not in ("raise", "skip"):
             raise UsageError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")

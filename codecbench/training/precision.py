@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from codecbench.core.backend import keras
+from codecbench.core.vocabulary import PRECISIONS, Precision, one_of
 
 
-def resolve_precision(precision: str, *, reproducible: bool = False) -> str:
+def resolve_precision(precision: str, *, reproducible: bool = False) -> Precision:
     """The policy of :func:`codecbench.store.devices.choose_precision`, without the reason."""
     from codecbench.store.devices import choose_precision
 
-    return choose_precision(precision, reproducible=reproducible).policy
+    return one_of(choose_precision(precision, reproducible=reproducible).policy, PRECISIONS, "precision")
 
 
 def with_precision(model, precision: str, *, synchronized_batchnorm: bool = False):

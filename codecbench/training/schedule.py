@@ -79,14 +79,6 @@ FINETUNE_DEFAULTS: dict[str, Any] = {"learning_rate": 0.01, "first_restart_epoch
 #: "Segment 10", for what that does and does not change).
 SEGMENT_LEARNING_RATES = {"conv": 0.01, "dense": 0.1}
 
-#: The dtype policies a run can use (``--precision``). Mixed bfloat16 computes in bfloat16 and keeps the weights,
-#: batch normalisation and the output softmax in float32. "auto" (the default) is mixed_bfloat16 when Keras sees
-#: an accelerator or the CPU computes bfloat16 natively (AVX-512 BF16, AMX, Arm BF16), float32 elsewhere and on a
-#: generated dataset (its results must not depend on the machine): on the demo, bf16 gives the float32 accuracies
-#: (99.7-100 % identical predictions, every accuracy inside the float32 interval; ``codecbench bench precision``),
-#: but a CPU without bf16 instructions trains 4-10x slower with it and infers no faster
-#: (:func:`codecbench.store.devices.choose_precision`).
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
 def crops_for(config: TrainConfig, reference: int, frames: int) -> TrainConfig:

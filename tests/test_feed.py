@@ -120,6 +120,7 @@ def test_bench_feed_checks_the_disk_first_and_leaves_no_folder_when_stopped(tmp_
     import time
 
     from codecbench.bench import feed as bench
+    from codecbench.bench import scratch
     from codecbench.errors import EnvironmentProblem
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
@@ -130,7 +131,7 @@ def test_bench_feed_checks_the_disk_first_and_leaves_no_folder_when_stopped(tmp_
     with monkeypatch.context() as small_disk, pytest.raises(
             EnvironmentProblem, match=r"--clips 200000: needs about 441\.0 GB in .* which has 50\.0 GB free; use "
                                       r"fewer --clips, or point TMPDIR at a larger disk"):
-        small_disk.setattr(bench.shutil, "disk_usage", lambda path: usage(10**12, 0, 50 * 10**9))
+        small_disk.setattr(scratch.shutil, "disk_usage", lambda path: usage(10**12, 0, 50 * 10**9))
         bench.bench_feed(clips=200_000)
     assert not list(tmp_path.glob("codecbench-feed-*"))
     abandoned = tmp_path / "codecbench-feed-old"
@@ -303,6 +304,7 @@ def test_a_killed_feed_worker_is_replaced_and_the_batch_read_again(tmp_path, mon
                 made.append(self.name)
 
     monkeypatch.setattr(feed, "SharedMemory", Recorded)
+    feed.shutdown()  # no block kept by an earlier test of this process: every block here is made here
     reader = feed.ProcessFeed(Ramp(range(8)), workers=2)
     np.testing.assert_array_equal(reader(range(8)), Ramp(range(8))(range(8)))
     pool = feed.shared_pool(2)

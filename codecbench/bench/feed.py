@@ -17,19 +17,16 @@ target is 200 (16 cores: about 3,200 clips/s, what an H200-class GPU infers with
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from codecbench.bench.fill import worker_startup
+from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clip
 from codecbench.core.cache import Cache
 from codecbench.errors import EnvironmentProblem
 
@@ -43,7 +40,6 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     and all cores), on ``clips`` synthetic clips of ``seconds`` coded under ``condition``; each measurement reads
     every clip ``rounds`` times in batches of 32 (the best of two passes is kept). ``condition``: a
     :class:`~codecbench.codecs.Condition` (default mp3@64)."""
-    from codecbench.bench.fill import worker_startup
     from codecbench.codecs import Condition, availability
     from codecbench.core.parallel import parallel_map, usable_cores
     from codecbench.signal.frontends import BASELINE, FrontEnd
@@ -60,12 +56,12 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     sr = 44100
     result: dict = {"cores": cores, "clips": clips, "clip_seconds": seconds, "sample_rate": sr,
                     "condition": cond.name, "rounds": rounds, "modes": {}, "target_per_core": TARGET_PER_CORE}
-    _remove_abandoned()
-    _check_space(clips, seconds, sr)
-    with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, _terminated_as_exit():
+    remove_abandoned()
+    check_space(clips, seconds, sr)
+    with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, terminated_as_exit():
         (Path(tmp) / ".pid").write_text(str(os.getpid()))  # whose it is: a run killed outright leaves it behind
         paths = [str(Path(tmp) / f"clip{i:04d}.wav") for i in range(clips)]
-        for _ in parallel_map(_write_clip, [(p, i, seconds, sr) for i, p in enumerate(paths)], jobs=cores):
+        for _ in parallel_map(write_clip, [(p, i, seconds, sr) for i, p in enumerate(paths)], jobs=cores):
             pass
         cache = Cache(Path(tmp) / "cache")
         # start-up apart: a fresh worker's imports and codec libraries are a fixed cost, once per worker, not a rate
@@ -124,59 +120,6 @@ def _seconds(func) -> float:
     start = time.perf_counter()
     func()
     return time.perf_counter() - start
-
-
-#: The prefix of the temporary folders of ``bench feed`` (clips, cache), in the system's temporary folder.
-FOLDER_PREFIX = "codecbench-feed-"
-#: Bytes a clip takes there, as a multiple of its 16-bit WAV: the WAV, its bitstream and its cached features.
-BYTES_PER_WAV_BYTE = 2.5
-
-
-def _check_space(clips: int, seconds: float, rate: int) -> None:
-    """Refuse, before anything is written, a run whose clips would not fit the temporary folder."""
-    where = Path(tempfile.gettempdir())
-    need = int(clips * seconds * rate * 2 * BYTES_PER_WAV_BYTE)
-    free = shutil.disk_usage(where).free
-    if need > free:
-        raise EnvironmentProblem(f"bench feed --clips {clips}: needs about {need / 1e9:.1f} GB in {where} (clips, "
-                                 f"their bitstreams and features), which has {free / 1e9:.1f} GB free; use fewer "
-                                 "--clips, or point TMPDIR at a larger disk")
-
-
-def _remove_abandoned() -> None:
-    """Remove the temporary folders of earlier runs whose process is gone (killed outright, SIGKILL)."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
-        try:
-            pid = int((folder / ".pid").read_text())
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except (OSError, ValueError):
-            continue  # another user's, or one being set up: not ours to judge
-
-
-@contextlib.contextmanager
-def _terminated_as_exit():
-    """SIGTERM (a job scheduler's stop, `kill`) ends the run as an exit would, so its temporary folder is removed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _write_clip(task) -> None:
-    from codecbench.datasets import synth_scene
-
-    path, i, seconds, sr = task
-    sf.write(path, synth_scene(i % 10, np.random.default_rng(i), seconds, sr), sr, subtype="PCM_16")
 
 
 def _rate(reader, batches) -> float:

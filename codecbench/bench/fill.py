@@ -22,15 +22,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from codecbench.bench.feed import FOLDER_PREFIX, _check_space, _remove_abandoned, _terminated_as_exit, _write_clip
+from codecbench import codecs
+from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clip
+from codecbench.codecs.matrix import load_matrix
+from codecbench.core.cache import Cache
+from codecbench.core.parallel import usable_cores
 from codecbench.errors import EnvironmentProblem
 
 #: A fill per (clip, condition) at most this many times its parts (the codec's round trip + the front-end alone).
 TARGET_FILL_OVER_PARTS = 1.25
 #: Two jobs at least this many times as fast as one.
 TARGET_TWO_JOBS = 1.8
-#: The coded conditions of the paper's matrix (training: AAC 32, HE-AAC 16/32, MP3 64; validation: the rest).
-PAPER_CODED = ("aac@32", "he-aac@16", "he-aac@32", "mp3@64", "mp3@32", "aac@48", "aac@64", "opus@64", "sbc@64")
+#: The matrix whose coded conditions are measured by default (the paper's: its fine-tuning and validation ones).
+PAPER_MATRIX = "peters"
 
 
 def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = None, jobs: int | None = None,
@@ -48,11 +52,7 @@ def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = 
     repeats : int
         Each in-process measurement is the best of this many passes.
     """
-    from codecbench import codecs
-    from codecbench.core.cache import Cache
-    from codecbench.core.parallel import usable_cores
-
-    wanted = conditions or [codecs.parse_condition(name) for name in PAPER_CODED]
+    wanted = conditions or paper_coded()
     usable, unavailable = [], {}
     for cond in wanted:
         ok, why = codecs.availability(cond)
@@ -68,13 +68,13 @@ def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = 
     sr = 44100
     result: dict = {"cores": cores, "jobs": jobs, "clips": clips, "clip_seconds": seconds, "sample_rate": sr,
                     "unavailable": unavailable, "conditions": {}, "targets": {}}
-    _remove_abandoned()
-    _check_space(clips * (len(usable) + 1), seconds, sr)
-    with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, _terminated_as_exit():
+    remove_abandoned()
+    check_space(clips * (len(usable) + 1), seconds, sr, "bench fill")
+    with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, terminated_as_exit():
         (Path(tmp) / ".pid").write_text(str(os.getpid()))
         paths = [str(Path(tmp) / f"clip{i:04d}.wav") for i in range(clips)]
         for task in [(p, i, seconds, sr) for i, p in enumerate(paths)]:
-            _write_clip(task)
+            write_clip(task)
         sources = [sf.read(p, dtype="float32")[0] for p in paths]
         fresh = _fresh_caches(Path(tmp))
         for cond in usable:
@@ -94,6 +94,13 @@ def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = 
         result["targets"][f"{jobs} jobs>={TARGET_TWO_JOBS * jobs / 2:g}x one job"] = \
             result["speedup"] >= TARGET_TWO_JOBS * jobs / 2
     return result
+
+
+def paper_coded() -> list:
+    """The coded conditions of the paper's matrix, fine-tuning ones first (AAC 32, HE-AAC 16/32, MP3 64), then the
+    validation ones."""
+    matrix = load_matrix(PAPER_MATRIX)
+    return [c for c in dict.fromkeys([*matrix.finetune, *matrix.validation]) if not c.is_original]
 
 
 def _fresh_caches(root: Path):
@@ -120,7 +127,6 @@ def _best(func, repeats: int) -> float:
 
 def _parts(sources: list[np.ndarray], sr: int, cond, repeats: int) -> dict:
     """Seconds per clip of the codec's round trip and of the baseline front-end alone, on sources in memory."""
-    from codecbench import codecs
     from codecbench.signal.frontends import BASELINE
 
     decoded = [codecs.decode(codecs.encode(x, sr, cond)) for x in sources]  # also the warm-up
@@ -138,8 +144,6 @@ def worker_startup(paths, conds, root: Path, jobs: int) -> float:
     as the cold fill of one clip per worker less the same fill with those workers warm; the workers stay warm.
     Caches are made under ``root``."""
     from joblib.externals.loky import get_reusable_executor
-
-    from codecbench.core.cache import Cache
 
     first = [paths[i % len(paths)] for i in range(jobs)]
     get_reusable_executor().shutdown(wait=True)

@@ -12,7 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from codecbench.bench.feed import FOLDER_PREFIX, _check_space, _remove_abandoned, _terminated_as_exit, _write_clip
+import numpy as np
+import soundfile as sf
+
+from codecbench import codecs
+from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clip
+from codecbench.codecs import Condition
+from codecbench.core.cache import Cache
 from codecbench.core.parallel import parallel_map, usable_cores
 from codecbench.errors import EnvironmentProblem
 
@@ -23,20 +29,18 @@ TARGET_AGREEMENT = 0.15
 def bench_plan(clips: int = 100, conditions: list | None = None, seconds: float = 10.0) -> dict:
     """Plan the fill of ``clips`` synthetic clips of ``seconds`` under ``conditions`` (default mp3@64) with every
     core, run it, and return both times."""
-    from codecbench import codecs
-    from codecbench.core.cache import Cache
     from codecbench.run.plan import fill_stage, new_plan, plan_fill
     from codecbench.store.fill import fill
 
-    conds = conditions or [codecs.parse_condition("mp3@64")]
+    conds = conditions or [Condition("mp3", 64)]
     for cond in conds:
         ok, why = codecs.availability(cond)
         if not ok:
             raise EnvironmentProblem(f"bench plan: {cond.name} is unavailable here: {why}")
     cores, sr = usable_cores(), 44100
-    _remove_abandoned()
-    _check_space(clips * (len(conds) + 1), seconds, sr)
-    with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, _terminated_as_exit():
+    remove_abandoned()
+    check_space(clips * (len(conds) + 1), seconds, sr, "bench plan")
+    with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, terminated_as_exit():
         (Path(tmp) / ".pid").write_text(str(os.getpid()))
         paths = [str(Path(tmp) / f"clip{i:05d}.wav") for i in range(clips)]
         _write_clips(paths, seconds, sr, cores)
@@ -67,12 +71,10 @@ DISTINCT_SCENES = 32
 def _write_clips(paths: list[str], seconds: float, sr: int, cores: int) -> None:
     """Write the clips: :data:`DISTINCT_SCENES` synthetic scenes, then each other clip a circular shift of one of
     them at a slightly lower level, so every clip has its own bytes (its own cache keys) and real content to code."""
-    import numpy as np
-    import soundfile as sf
 
 
     distinct = paths[:DISTINCT_SCENES]
-    for _ in parallel_map(_write_clip, [(p, i, seconds, sr) for i, p in enumerate(distinct)], jobs=cores):
+    for _ in parallel_map(write_clip, [(p, i, seconds, sr) for i, p in enumerate(distinct)], jobs=cores):
         pass
     scenes = [sf.read(p, dtype="float32")[0] for p in distinct]
     for i, path in enumerate(paths[len(distinct):], start=len(distinct)):

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -270,8 +271,6 @@ def fill_overhead_seconds(clip_seconds: float = 10.0) -> float:
     """Seconds per (clip, condition) that a fill spends besides coding and featurising: reading and hashing the
     source, and writing the bitstream and the features to the cache (each synced to disk), timed by filling the
     calibration scenes uncoded into a temporary cache less their features' own time."""
-    import tempfile
-
     from codecbench.store.fill import fill
 
     clips = calibration_clips(clip_seconds)

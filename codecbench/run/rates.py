@@ -12,6 +12,8 @@ import dataclasses as _dc
 import functools
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -142,9 +144,6 @@ _WORKER_START = ("import numpy as np, codecbench.store.fill, codecbench.signal.f
 def worker_startup_seconds() -> float:
     """Seconds a fresh fill worker takes on this machine before its first clip: a new interpreter doing what a fill
     task does first (timed once per process; ``bench feed`` and ``bench fill`` measure it through real workers)."""
-    import subprocess
-    import sys
-
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _WORKER_START], capture_output=True, timeout=300, check=False)
     seconds = time.perf_counter() - start

@@ -200,6 +200,7 @@ def test_pool_draws_do_not_depend_on_order_or_worker_processes(small_set):
     assert first.conditions(epoch=2) == sequential  # a new pool with the same seed: the same draws
 
 
+@pytest.mark.backend_matrix
 def test_pool_serves_a_front_ends_features_and_a_keras_sequence(small_set):
     from codecbench.signal.frontends import BASELINE
 

@@ -133,6 +133,7 @@ def test_bad_precision_and_share_prefix_values_are_usage_errors():
     assert spec.precision == "mixed_bfloat16" and spec.share_prefix is False
 
 
+@pytest.mark.backend_matrix
 def test_precision_is_recorded_in_sidecars_and_mixed_finetuning_saves_a_float32_model(tiny, tmp_path):
     import dataclasses
 

@@ -165,6 +165,7 @@ def test_a_22k_dataset_is_coded_at_22k_and_the_run_says_so(tiny, tmp_path):
     assert ev.codec_facts["aac@32"]["source_bandwidth_hz"] <= 12_902
 
 
+@pytest.mark.backend_matrix
 def test_streamed_evaluation_equals_the_in_memory_one_and_keeps_one_condition(tiny):
     """Above ``keep_inputs_bytes`` a condition's inputs are read from the cache batch by batch (the paper's scale);
     the predictions are those of the in-memory path, shared layers included; what is kept fits the budget."""

@@ -13,6 +13,7 @@ FRONTEND_TOLERANCE = 1e-4
 
 
 @pytest.mark.parametrize("source_rate", [22050, 44100, 48000])
+@pytest.mark.backend_matrix
 def test_the_device_front_end_matches_the_librosa_features(source_rate):
     from codecbench.core.backend import keras
     from codecbench.core.dsp import resample
@@ -33,6 +34,7 @@ def test_the_device_front_end_matches_the_librosa_features(source_rate):
     assert np.max(np.abs(out - reference)) <= FRONTEND_TOLERANCE
 
 
+@pytest.mark.backend_matrix
 def test_the_layer_computes_in_float32_under_a_bfloat16_model_and_round_trips_its_config():
     from codecbench.core.backend import keras
     from codecbench.models.frontend_layer import LogMelLayer
@@ -46,6 +48,7 @@ def test_the_layer_computes_in_float32_under_a_bfloat16_model_and_round_trips_it
     assert again.compute_output_shape((None, 44100)) == (None, 64, 44, 1)
 
 
+@pytest.mark.backend_matrix
 def test_models_with_the_front_end_on_the_device_predict_as_with_cached_features(tiny):
     """The same network, fed cached features or decoded waveforms with the log-mel computed in Keras ops."""
     from codecbench.codecs import parse_condition
@@ -262,6 +265,7 @@ def test_compare_fails_below_the_agreement_asked_for(tmp_path, capsys):
                  "--min-agreement", "0.995"]) == 0
 
 
+@pytest.mark.backend_matrix
 def test_training_read_by_worker_processes_gives_the_same_weights(tiny, monkeypatch):
     """A batch is a function of (seed, epoch, index) alone, so who reads it cannot change what is trained."""
     from codecbench.codecs import parse_condition

@@ -24,6 +24,7 @@ def test_zoo_holds_the_named_models_with_provenance(tiny):
         zoo.resolve("finetuned_seg7")
 
 
+@pytest.mark.backend_matrix
 def test_frozen_segments_stay_bit_identical_batchnorm_statistics_included(tiny):
     zoo = tiny["zoo"]
     base, _ = zoo.load("base")
@@ -38,6 +39,7 @@ def test_frozen_segments_stay_bit_identical_batchnorm_statistics_included(tiny):
                 np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.backend_matrix
 def test_full_finetuning_changes_every_segment(tiny):
     base, _ = tiny["zoo"].load("base")
     full, meta = tiny["zoo"].load("finetuned_full@e1")
@@ -46,6 +48,7 @@ def test_full_finetuning_changes_every_segment(tiny):
         assert not np.array_equal(base.get_layer(name).get_weights()[0], full.get_layer(name).get_weights()[0])
 
 
+@pytest.mark.backend_matrix
 def test_same_seed_same_weights(tiny, tmp_path):
     config = dataclasses.replace(tiny["config"], epochs=1)
     zoos = [Zoo(tmp_path / f"z{i}") for i in range(2)]

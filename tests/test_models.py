@@ -27,6 +27,7 @@ def known_input():
     return (0.5 + 0.5 * np.sin(0.013 * (f + 1) * (c + 1) + 0.007 * t * (b + 1))).astype(np.float32)
 
 
+@pytest.mark.backend_matrix
 def test_paper_preset_has_the_baselines_parameter_count():
     model = build_fcnn(preset_config("paper", (128, 423, 3), 10))
     assert model.count_params() == 11_786_711
@@ -71,6 +72,7 @@ def test_freeze_except_marks_only_the_chosen_segment_trainable():
     assert trainable == {"seg07_conv", "seg07_bn"}
 
 
+@pytest.mark.backend_matrix
 def test_real_legacy_checkpoint_loads_by_weights_and_matches_keras():
     model, config = load_legacy_hdf5(CHECKPOINT)
     assert config.input_shape == (128, 461, 6) and config.n_classes == 3 and model.count_params() == 234_166
@@ -80,6 +82,7 @@ def test_real_legacy_checkpoint_loads_by_weights_and_matches_keras():
     assert np.abs(ours - reference).max() < 1e-4
 
 
+@pytest.mark.backend_matrix
 def test_lambda_layers_are_refused_without_trust(tmp_path):
     path = tmp_path / "with_lambda.hdf5"
     path.write_bytes(CHECKPOINT.read_bytes())
@@ -99,6 +102,7 @@ def test_a_file_that_does_not_fit_is_refused(tmp_path):
         load_model(path)
 
 
+@pytest.mark.backend_matrix
 def test_keras_format_round_trip_with_metadata(tmp_path):
     model = build_fcnn(preset_config("small", (128, 71, 3), 10))
     x = np.random.default_rng(0).random((2, 128, 71, 3)).astype(np.float32)

@@ -41,6 +41,7 @@ def pf_zoo(tiny, tmp_path_factory):
     return zoo, name
 
 
+@pytest.mark.backend_matrix
 def test_saved_in_front_of_the_unchanged_parent_with_its_cost(pf_zoo, tiny):
     zoo, name = pf_zoo
     assert name == "base+postfilter"

@@ -40,6 +40,7 @@ def zoo_like():
             "other": _fcnn(seed=1)}
 
 
+@pytest.mark.backend_matrix
 def test_predictions_are_identical_to_each_model_alone(zoo_like):
     x = np.random.default_rng(0).random((24, *SHAPE), dtype=np.float32)
     predictor = SharedPrefixPredictor(zoo_like)
@@ -118,6 +119,7 @@ def test_a_subclassed_model_runs_whole():
     np.testing.assert_allclose(predictor.predict(x)["net"], np.asarray(net.predict_on_batch(x)), atol=1e-7)
 
 
+@pytest.mark.backend_matrix
 def test_evaluate_many_matches_evaluate_on_a_zoo(tiny):
     from codecbench.run.evaluation import Evaluator
 
@@ -133,6 +135,7 @@ def test_evaluate_many_matches_evaluate_on_a_zoo(tiny):
     assert len(shared._predictors) == 1
 
 
+@pytest.mark.backend_matrix
 def test_mixed_precision_evaluation_runs_and_is_recorded_as_such(tiny):
     from codecbench.run.evaluation import Evaluator
 

@@ -309,13 +309,18 @@ def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | 
             " (start-up included in that rate: an older rates file)"
         work = f"{pairs:,} pairs, {per_pair:.2f} core-s each, {cores} cores" + (started if pairs else "")
         return [Stage("coding + features", work, pairs * per_pair / cores + startup, f"coding ({_cores_text(cores)})")]
-    # timed only when there is work to time: a warm cache plans in a second
+    # timed only when there is work to time: a warm cache plans in a second. Timed on scenes of the clips' own
+    # length (up to 10 s, in half seconds), so a clip's fixed costs count once and short clips calibrate quickly
+    timed_seconds = max(0.5, min(10.0, round(seconds_per_clip * 2) / 2))
+    scale = seconds_per_clip / timed_seconds
     coded = [c for c in plan.conditions if not c.is_original]
-    per_coded = statistics.mean(codec_seconds(c) for c in coded) if plan.coded_missing and coded else 0.0
+    per_coded = statistics.mean(codec_seconds(c, timed_seconds) for c in coded) \
+        if plan.coded_missing and coded else 0.0
     # a pair is featurised from its decode (a coded condition) or from the source (the original)
-    per_features = (feature_seconds() + (statistics.mean(decode_seconds(c) for c in plan.conditions))
+    per_features = (feature_seconds(timed_seconds) + statistics.mean(decode_seconds(c, timed_seconds)
+                                                                     for c in plan.conditions)
                     if plan.features_missing else 0.0)
-    per_coded += fill_overhead_seconds() if plan.coded_missing else 0.0
+    per_coded += fill_overhead_seconds(timed_seconds) if plan.coded_missing else 0.0
     startup = worker_startup_seconds() if working and jobs > 1 and not scheduler else 0.0
     workers = (f"{counted(jobs, 'local worker')}" if not scheduler
                else f"dask at {scheduler} (assumed {jobs} workers)")

@@ -230,6 +230,18 @@ def test_bench_fill_sets_the_fill_beside_the_sum_of_its_parts():
     assert "fill/parts" in text and "start-up" in text and "targets:" in text
 
 
+def test_bench_plan_plans_a_fill_then_runs_it_and_prints_both():
+    from codecbench.bench.plan_check import bench_plan, format_plan_bench
+
+    result = bench_plan(clips=3, seconds=1.0)
+    assert [s["name"] for s in result["stages"]] == ["coding", "features"]
+    assert result["planned_s"] > 0 and result["planned_s"] == pytest.approx(sum(s["seconds"] for s in result["stages"]))
+    assert result["measured_s"] > 0 and result["measured_over_planned"] == pytest.approx(
+        result["measured_s"] / result["planned_s"])
+    text = format_plan_bench(result)
+    assert "planned in all" in text and "x the plan" in text and "targets: within 15%" in text
+
+
 def test_rates_files_that_cannot_be_used_are_named(tmp_path):
     from codecbench.errors import UsageError
     from codecbench.run.spec import RunSpec

@@ -26,7 +26,7 @@ from codecbench import codecs
 from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clip
 from codecbench.codecs.matrix import load_matrix
 from codecbench.core.cache import Cache
-from codecbench.core.parallel import usable_cores
+from codecbench.core.parallel import stop_local_workers, usable_cores
 from codecbench.errors import EnvironmentProblem
 
 #: A fill per (clip, condition) at most this many times its parts (the codec's round trip + the front-end alone).
@@ -143,10 +143,8 @@ def worker_startup(paths, conds, root: Path, jobs: int) -> float:
     """Seconds a fresh fill worker takes before its first clip (process start, imports, codec libraries), measured
     as the cold fill of one clip per worker less the same fill with those workers warm; the workers stay warm.
     Caches are made under ``root``."""
-    from joblib.externals.loky import get_reusable_executor
-
     first = [paths[i % len(paths)] for i in range(jobs)]
-    get_reusable_executor().shutdown(wait=True)
+    stop_local_workers()
     start = time.perf_counter()
     _fill(first, conds[:1], Cache(root / "startup-cold"), jobs=jobs)
     cold = time.perf_counter() - start

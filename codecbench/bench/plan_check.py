@@ -19,7 +19,7 @@ from codecbench import codecs
 from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clip
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
-from codecbench.core.parallel import parallel_map, usable_cores
+from codecbench.core.parallel import parallel_map, stop_local_workers, usable_cores
 from codecbench.errors import EnvironmentProblem
 
 #: |measured / planned - 1| at most this.
@@ -44,13 +44,12 @@ def bench_plan(clips: int = 100, conditions: list | None = None, seconds: float 
         (Path(tmp) / ".pid").write_text(str(os.getpid()))
         paths = [str(Path(tmp) / f"clip{i:05d}.wav") for i in range(clips)]
         _write_clips(paths, seconds, sr, cores)
-        _stop_workers()  # the fill starts its workers, as a real run does: their start-up is part of what is planned
         cache = Cache(Path(tmp) / "cache")
         start = time.perf_counter()
         plan = plan_fill(new_plan("bench plan", paths, conds, cache), paths, conds, cache, with_features=True)
         stages = fill_stage(plan, seconds, cores, None)
         planning = time.perf_counter() - start
-        _stop_workers()
+        stop_local_workers()  # the fill starts its workers, as a real run does: their start-up is planned
         start = time.perf_counter()
         fill(paths, conds, cache, with_features=True, jobs=cores, progress=False)
         measured = time.perf_counter() - start
@@ -71,8 +70,6 @@ DISTINCT_SCENES = 32
 def _write_clips(paths: list[str], seconds: float, sr: int, cores: int) -> None:
     """Write the clips: :data:`DISTINCT_SCENES` synthetic scenes, then each other clip a circular shift of one of
     them at a slightly lower level, so every clip has its own bytes (its own cache keys) and real content to code."""
-
-
     distinct = paths[:DISTINCT_SCENES]
     for _ in parallel_map(write_clip, [(p, i, seconds, sr) for i, p in enumerate(distinct)], jobs=cores):
         pass
@@ -81,12 +78,6 @@ def _write_clips(paths: list[str], seconds: float, sr: int, cores: int) -> None:
         scene = scenes[i % len(scenes)]
         shifted = np.roll(scene, (i * 9973) % len(scene)) * (1.0 - 0.0004 * (i // len(scenes)))
         sf.write(path, shifted, sr, subtype="PCM_16")
-
-
-def _stop_workers() -> None:
-    from joblib.externals.loky import get_reusable_executor
-
-    get_reusable_executor().shutdown(wait=True)
 
 
 def format_plan_bench(result: dict) -> str:

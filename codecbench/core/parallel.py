@@ -106,4 +106,9 @@ def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, ba
     if backend == "loky" and multiprocessing.parent_process() is not None:
         # inside a multiprocessing child, exit joins every child process, loky's idle workers too: they would keep
         # this process alive for loky's idle timeout (300 s) after its work is done
-        get_reusable_executor().shutdown(wait=True)
+        stop_local_workers()
+
+
+def stop_local_workers() -> None:
+    """Stop the local worker processes (joblib's reusable loky pool); the next parallel map starts them afresh."""
+    get_reusable_executor().shutdown(wait=True)

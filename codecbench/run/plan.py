@@ -233,11 +233,6 @@ def calibration_clips(clip_seconds: float = 10.0) -> tuple[np.ndarray, ...]:
     return clips
 
 
-def calibration_clip(clip_seconds: float = 10.0) -> np.ndarray:
-    """The first calibration scene."""
-    return calibration_clips(clip_seconds)[0]
-
-
 def _mean_time(func, clips) -> float:
     func(clips[0])  # first-call costs (a codec library's set-up) are start-up, not a rate
     return statistics.mean(median_time(lambda: func(x), 1, warmup=False) for x in clips)

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from codecbench.core.cache import decode_entry, encode_entry
+from codecbench.core.parallel import usable_cores
 from codecbench.errors import DataError
 from codecbench.models.io import save_model
 from codecbench.signal import features
@@ -153,7 +154,6 @@ def worker_startup_seconds() -> float:
 def local_rates(rates: Rates | None = None) -> Rates:
     """``rates`` with what it leaves out (or everything) filled in for this machine: its cores, its feed workers
     (:func:`codecbench.store.devices.feed_workers`) and the feed's per-core rate; the model's are timed per config."""
-    from codecbench.core.parallel import usable_cores
     from codecbench.store.devices import feed_workers
 
     rates = rates or Rates("this machine")

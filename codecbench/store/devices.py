@@ -225,13 +225,13 @@ def feed_workers(accelerators: list[str] | None = None) -> int:
             raise UsageError(f"CODECBENCH_FEED_WORKERS={forced!r}: expected a whole number >= 0")
         return value
     accelerators = local_accelerators() if accelerators is None else accelerators
-    return max(1, (usable_cores() or 2) - 1) if accelerators else 0
+    return max(1, usable_cores() - 1) if accelerators else 0
 
 
 def reader_threads() -> int:
     """Threads that assemble batches in the main process: one on a CPU-only machine (the model already uses every
     core, and one reader overlapping it measured best), a few with an accelerator (each waits on worker processes)."""
-    return max(1, min(8, (usable_cores() or 2) - 1)) if local_accelerators() else 1
+    return max(1, min(8, usable_cores() - 1)) if local_accelerators() else 1
 
 
 

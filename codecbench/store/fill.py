@@ -326,12 +326,13 @@ def load_coded(path, cond: Condition, cache: Cache) -> np.ndarray:
     return coded_signal(path, cond, cache)[0]
 
 
-def coded_signal(path, cond: Condition, cache: Cache) -> tuple[np.ndarray, int]:
-    """``(signal, sample_rate)`` of one clip under one condition: decoded, aligned, at the clip's own rate."""
+def coded_signal(path, cond: Condition, cache: Cache, key: str | None = None) -> tuple[np.ndarray, int]:
+    """``(signal, sample_rate)`` of one clip under one condition: decoded, aligned, at the clip's own rate.
+    ``key``: the clip's :func:`clip_key` when the caller made it already (a reader makes its clips' keys once)."""
     if cond.is_original:
         signal, rate, _ = read_source(path)
         return signal, rate
-    key = clip_key(path, cond)
+    key = key or clip_key(path, cond)
     bitstream = load_bitstream(cache, key, cond)
     cached = decode_cached(cache, key, bitstream) if bitstream is not None else None
     if bitstream is not None and cached is not None:

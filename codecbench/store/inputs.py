@@ -17,17 +17,7 @@ import soundfile as sf
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.vocabulary import OnError, ParallelBackend
-from codecbench.store.fill import (
-    FEATURES_NS,
-    EncodeError,
-    clip_identity,
-    coded_key,
-    coded_signal,
-    decode_cached,
-    feature_key,
-    fill,
-    load_bitstream,
-)
+from codecbench.store.fill import FEATURES_NS, EncodeError, clip_identity, clip_key, coded_signal, feature_key, fill
 
 
 def feature_keys(clips: Sequence, cond: Condition, cache: Cache, *, frontend=None, jobs: int | None = None,
@@ -126,7 +116,6 @@ class CachedFeatures:
                               [self.conditions[i] for i in idx], self.frontend, self.pad_to)
 
 
-
 def cached_features(clips: Sequence, condition: Condition, cache: Cache, *, frontend=None,
                     **kwargs) -> tuple[CachedFeatures, list[int]]:
     """Fill the cache for ``clips`` under ``condition`` and return a lazy reader and the kept indices."""
@@ -152,13 +141,8 @@ class CodedWaveforms:
         return len(self.paths)
 
     def get(self, i: int) -> np.ndarray:
-        if self.keys is not None and not self.condition.is_original:
-            bitstream = load_bitstream(self.cache, self.keys[i], self.condition)
-            signal = decode_cached(self.cache, self.keys[i], bitstream) if bitstream is not None else None
-            if bitstream is not None and signal is not None:
-                return self.frontend(signal, bitstream.sample_rate)
-        # the original, or an entry gone or damaged since the fill: read (and coded again) from the source
-        return self.frontend(*coded_signal(self.paths[i], self.condition, self.cache))
+        key = self.keys[i] if self.keys is not None else None
+        return self.frontend(*coded_signal(self.paths[i], self.condition, self.cache, key))
 
     def __call__(self, indices) -> np.ndarray:
         return stack_to_longest([self.get(int(i)) for i in indices], shape=self.pad_to)
@@ -201,14 +185,9 @@ def input_reader(clips: Sequence, cond: Condition, cache: Cache, *, frontend=Non
         failed = {p for p, _, _ in summary.failures}
         kept = [i for i, p in enumerate(paths) if p not in failed]
         reader = CodedWaveforms(cache, [paths[i] for i in kept], cond, frontend,
-                                keys=[_coded_key(paths[i], cond) for i in kept])
+                                keys=[clip_key(paths[i], cond) for i in kept])
     reader.pad_to = reader.longest()
     return reader, kept
-
-
-def _coded_key(path: str, cond: Condition) -> str:
-    digest, rate = clip_identity(path)
-    return coded_key(digest, cond, rate)
 
 
 def pad_into(row: np.ndarray, a: np.ndarray) -> None:

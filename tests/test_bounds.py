@@ -13,7 +13,7 @@ from codecbench.run.spec import RunSpec
 from codecbench.store.devices import resolve_devices
 
 from . import optional
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -50,10 +50,10 @@ def test_an_unreachable_scheduler_is_named_within_seconds():
 def _suite(pytester, tiny, *extra):
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    return pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
+    return run_plugin(
+        pytester, "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--jobs", "1",
-        "--model", "base", *extra, timeout=600)
+        "--model", "base", *extra)
 
 
 def test_a_read_only_or_impossible_results_folder_is_refused_before_any_work(tiny, pytester, tmp_path):
@@ -73,10 +73,10 @@ def test_a_bit_rate_the_codec_cannot_code_at_the_dataset_rate_is_refused_at_vali
                                 "checked")
     matrix = tmp_path / "m.toml"
     matrix.write_text('[categories.cat1]\nconditions = ["wav", "he-aac@8"]\n')
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
+    result = run_plugin(
+        pytester, "--model-dir", str(tiny["zoo"].root), "--dataset",
         tiny["spec"], "--cache-dir", str(tiny["cache"].root), "--matrix", str(matrix), "--jobs", "1",
-        "--model", "base", "--results", str(tmp_path / "out"), timeout=600)
+        "--model", "base", "--results", str(tmp_path / "out"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "he-aac@8: for mono input at 44100 Hz the valid range is" in result.stderr.str()
 

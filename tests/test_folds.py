@@ -13,7 +13,7 @@ import codecbench
 from codecbench.cli import main
 from codecbench.datasets import DatasetError, load_dataset, parse_folds, synth_scene
 
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -151,10 +151,10 @@ def test_a_fold_dataset_is_benchmarked_through_the_api_and_the_suite(tmp_path, p
     assert main(["import-model", "us8k_model:make", "--name", "bands", "--model-dir", str(tmp_path / "zoo")]) == 0
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tmp_path / "zoo"), "--dataset", str(root),
+    result = run_plugin(
+        pytester, "--model-dir", str(tmp_path / "zoo"), "--dataset", str(root),
         "--folds", "train=1-2,evaluate=10", "--cache-dir", str(tmp_path / "cache"), "--results",
-        str(tmp_path / "out"), "--jobs", "1", "--condition", "wav,mp3@32", timeout=600)
+        str(tmp_path / "out"), "--jobs", "1", "--condition", "wav,mp3@32")
     result.assert_outcomes(passed=2)
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["meta"]["dataset"]["name"] == "urbansound8k:UrbanSound8K"

@@ -8,7 +8,7 @@ import pytest
 from codecbench.cli import main
 from codecbench.results.files import HistoryError, latest_document, record_result
 
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -16,10 +16,10 @@ pytest_plugins = ["pytester"]
 def _suite(pytester, tiny, results, *extra):
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    return pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
+    return run_plugin(
+        pytester, "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--results", str(results),
-        "--jobs", "1", "--model", "base", "--condition", "wav,mp3@64", *extra, timeout=600)
+        "--jobs", "1", "--model", "base", "--condition", "wav,mp3@64", *extra)
 
 
 def test_a_corrupt_history_warns_and_loses_no_result(tiny, pytester, tmp_path, capsys):

@@ -15,7 +15,7 @@ from codecbench.zoo.importing import import_model
 
 from . import checkpoints, optional
 from .conftest import TINY_DATASET, _built_once
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 optional.import_or_missing("transformers", "transformers", "Hugging Face transformers is not installed")
 torch = optional.import_or_missing("transformers", "torch", "PyTorch is not installed")
@@ -155,10 +155,10 @@ def test_neural_codecs_and_an_imported_classifier_run_in_the_suite(checkpoint_fo
     monkeypatch.setenv("CODECBENCH_CODEC_WEIGHTS", str(checkpoint_folders / "codec-weights"))
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(zoo.root), "--dataset", TINY_DATASET,
+    result = run_plugin(
+        pytester, "--model-dir", str(zoo.root), "--dataset", TINY_DATASET,
         "--cache-dir", str(tmp_path / "cache"), "--results", str(tmp_path / "out"), "--jobs", "2",
-        "--condition", "wav,encodec@6,dac@8kbps", timeout=600)
+        "--condition", "wav,encodec@6,dac@8kbps")
     result.assert_outcomes(passed=3)
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {r["condition"] for r in doc["results"]} == {"wav", "encodec@6", "dac@8"}

@@ -13,7 +13,7 @@ from codecbench.signal.frontends import BASELINE, FrontEndError, parse_frontend
 from codecbench.zoo import Zoo
 
 from . import optional
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 onnx = optional.import_or_missing("onnx", "onnx", "the onnx package (pip install onnx) is needed to build the "
                                                   "test model")
@@ -117,11 +117,10 @@ def test_zoo_lists_kinds_and_front_ends(zoo_with_kinds, capsys):
 def test_onnx_and_python_models_run_in_the_benchmark_next_to_keras(zoo_with_kinds, tiny, pytester, tmp_path):
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(zoo_with_kinds), "--dataset", tiny["spec"],
+    result = run_plugin(
+        pytester, "--model-dir", str(zoo_with_kinds), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--results",
-        str(tmp_path / "out"), "--jobs", "1", "--model", "base,tiny_onnx,bands16k", "--condition", "wav,mp3@32",
-        timeout=600)
+        str(tmp_path / "out"), "--jobs", "1", "--model", "base,tiny_onnx,bands16k", "--condition", "wav,mp3@32")
     result.assert_outcomes(passed=6)
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     cells = {(r["model"], r["condition"]): r for r in doc["results"]}

@@ -12,7 +12,7 @@ from codecbench.models.kinds import ModelError, from_object
 from codecbench.signal.frontends import FrontEndError, parse_frontend
 from codecbench.zoo import ZooError, check_name
 
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -120,10 +120,10 @@ def test_matrix_categories_are_registered_before_their_marks(tiny, pytester, tmp
     matrix.write_text('[categories.broadcast]\nconditions = ["wav"]\n')
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "-W", "error::pytest.PytestUnknownMarkWarning",
+    result = run_plugin(
+        pytester, "-W", "error::pytest.PytestUnknownMarkWarning",
         "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"], "--cache-dir", str(tiny["cache"].root),
-        "--matrix", str(matrix), "--jobs", "1", "--model", "base", "--results", str(tmp_path / "out"), timeout=600)
+        "--matrix", str(matrix), "--jobs", "1", "--model", "base", "--results", str(tmp_path / "out"))
     result.assert_outcomes(passed=1)
 
 

@@ -4,7 +4,7 @@ import re
 from codecbench.cli import main
 from codecbench.run import plan as plan_module
 
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 TAU_SPLITS = __import__("pathlib").Path(__file__).resolve().parent / "data" / "tau2020-mobile"
 
@@ -54,19 +54,19 @@ def test_the_papers_experiment_is_planned_from_its_split_files_without_audio(tmp
 def test_the_benchmark_plan_prints_and_runs_nothing(tiny, pytester, tmp_path):
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
+    result = run_plugin(
+        pytester, "--model-dir", str(tiny["zoo"].root), "--dataset",
         tiny["spec"], "--cache-dir", str(tmp_path / "fresh-cache"), "--matrix", str(tiny["matrix_path"]),
-        "--results", str(tmp_path / "out"), "--plan", timeout=600)
+        "--results", str(tmp_path / "out"), "--plan")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["plan: benchmark 4 models x 4 conditions on synthetic evaluate",
                                  "*coded pairs: 0 cached, 60 to code*", "*| evaluation *| 4 models x 20 clips*"])
     assert not (tmp_path / "out").exists() and not (tmp_path / "fresh-cache" / "coded").exists()
     one = tiny["zoo"].names()[0]
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset",
+    result = run_plugin(
+        pytester, "--model-dir", str(tiny["zoo"].root), "--dataset",
         tiny["spec"], "--cache-dir", str(tmp_path / "fresh-cache"), "--matrix", str(tiny["matrix_path"]),
-        "--results", str(tmp_path / "out"), "--model", one, "--plan", timeout=600)
+        "--results", str(tmp_path / "out"), "--model", one, "--plan")
     result.stdout.fnmatch_lines(["plan: benchmark 1 model x 4 conditions on synthetic evaluate",
                                  "*| evaluation *| 1 model x 20 clips*"])
 

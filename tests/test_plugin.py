@@ -8,7 +8,7 @@ import pytest
 from codecbench.codecs import parse_condition as C
 from codecbench.run.evaluation import Evaluator
 
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import PLUGIN_ARGS, run_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -23,10 +23,10 @@ def suite(pytester, tiny):
     pytester.makepyfile(test_suite=SUITE)
 
     def run(*args):
-        base = [*PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root),
+        base = ["--model-dir", str(tiny["zoo"].root),
                 "--dataset", tiny["spec"], "--cache-dir", str(tiny["cache"].root), "--matrix",
                 str(tiny["matrix_path"]), "--results", str(pytester.path / "reports"), "--jobs", "1"]
-        return pytester.runpytest_subprocess(*base, *args, timeout=600)
+        return run_plugin(pytester, *base, *args)
     return run
 
 
@@ -134,11 +134,11 @@ def test_settings_come_from_pyproject(pytester, tiny):
         f'model-dir = "{tiny["zoo"].root}"\ndataset = "{tiny["spec"]}"\ncache-dir = "{tiny["cache"].root}"\n'
         f'matrix = "{tiny["matrix_path"]}"\nresults = "out"\nmodel = ["finetuned_seg9"]\ncondition = ["wav"]\n'
         "jobs = 1\n")
-    result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", timeout=600)
+    result = run_plugin(pytester)
     result.assert_outcomes(passed=1)
     assert (pytester.path / "out" / "results.json").is_file()
     pytester.path.joinpath("pyproject.toml").write_text("[tool.codecbench]\nmodle = 'x'\n")
-    result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", timeout=600)
+    result = run_plugin(pytester)
     assert "unknown key(s) modle" in result.stdout.str() + result.stderr.str()
 
 

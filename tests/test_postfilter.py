@@ -18,7 +18,7 @@ from codecbench.remedies.postfilter import (
 )
 from codecbench.zoo import Zoo
 
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -84,10 +84,10 @@ def meta_pf(zoo, name):
 def test_benchmarked_like_any_model_with_its_cost_in_results_and_report(pf_zoo, tiny, pytester):
     zoo, name = pf_zoo
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(zoo.root), "--dataset", tiny["spec"],
+    result = run_plugin(
+        pytester, "--model-dir", str(zoo.root), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--results",
-        str(pytester.path / "reports"), "--jobs", "1", timeout=600)
+        str(pytester.path / "reports"), "--jobs", "1")
     result.assert_outcomes(passed=8)
     doc = json.loads((pytester.path / "reports" / "results.json").read_text())
     assert {r["model"] for r in doc["results"]} == {"base", name}

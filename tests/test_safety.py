@@ -23,7 +23,7 @@ from codecbench.run.spec import RunSpec
 from codecbench.store.fill import CODED_NS, EncodeError, achieved_kbps, clip_key, fill
 from codecbench.zoo import Zoo, ZooError, packaged_model_dir
 
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 pytest_plugins = ["pytester"]
 SR = 44100
@@ -244,7 +244,7 @@ def test_pyproject_values_are_validated_naming_the_file_and_key(tmp_path):
 ])
 def test_bad_pytest_options_are_usage_errors_without_traceback(pytester, args, message):
     pytester.makepyfile(test_x="def test_x(): pass\n")
-    result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", *args, timeout=120)
+    result = run_plugin(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str() and "Traceback" not in result.stderr.str() + result.stdout.str()
 

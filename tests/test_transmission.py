@@ -16,7 +16,7 @@ from codecbench.report.sweeps import find_sweeps
 from codecbench.store.fill import coded_key
 
 from . import optional
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -234,11 +234,10 @@ def test_chains_and_losses_run_in_the_suite(tiny, pytester, tmp_path):
 
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
+    result = run_plugin(
+        pytester, "--model-dir", str(tiny["zoo"].root), "--dataset", tiny["spec"],
         "--cache-dir", str(tiny["cache"].root), "--results", str(tmp_path / "out"), "--jobs", "1",
-        "--model", "base", "--matrix", "transmission", "--condition", "aac@128>mp3@64,opus@24+loss10",
-        timeout=600)
+        "--model", "base", "--matrix", "transmission", "--condition", "aac@128>mp3@64,opus@24+loss10")
     result.assert_outcomes(passed=2)
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {r["condition"] for r in doc["results"]} == {"aac@128>mp3@64", "opus@24+loss10"}

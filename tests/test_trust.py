@@ -11,7 +11,7 @@ from codecbench.models.kinds import ModelError
 from codecbench.run.spec import RunSpec
 from codecbench.zoo import Zoo, ZooError
 
-from .plugin_args import PLUGIN_ARGS
+from .plugin_args import run_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -62,16 +62,16 @@ def test_a_python_sidecar_from_a_model_folder_runs_no_code(folder, tiny, tmp_pat
     _sidecar(folder, "evil", entry_point="os:system", kwargs={"command": f"touch {marker}"})
     pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
                                    "    codecbench_check(codecbench_case)\n")
-    args = [*PLUGIN_ARGS, "-p", "no:cacheprovider", "--model-dir", str(folder), "--dataset", tiny["spec"],
+    args = ["--model-dir", str(folder), "--dataset", tiny["spec"],
             "--cache-dir", str(tiny["cache"].root), "--matrix", str(tiny["matrix_path"]), "--condition", "wav",
             "--results", str(tmp_path / "out"), "--jobs", "1"]
-    result = pytester.runpytest_subprocess(*args, timeout=600)
+    result = run_plugin(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "evil.json" in err and "'os:system'" in err and "--trust-code" in err
     assert not marker.exists()
     # allowed for the run, it runs (and then fails as a model, since os.system returns a number)
-    result = pytester.runpytest_subprocess(*args, "--trust-code", "--model", "evil", timeout=600)
+    result = run_plugin(pytester, *args, "--trust-code", "--model", "evil")
     assert marker.exists()
 
 

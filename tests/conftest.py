@@ -25,6 +25,12 @@ def pytest_configure(config):
     optional.required()  # an unknown component name is a usage error before anything runs
 
 
+def pytest_collection_modifyitems(items):
+    """The whole-command runs first (``long_run``, longest first as listed): pytest-xdist deals out the first tests
+    one per worker in turn, so each worker starts on one of them instead of one worker ending alone on one."""
+    items.sort(key=lambda item: item.get_closest_marker("long_run") is None)  # stable: the rest keep their order
+
+
 def pytest_runtest_setup(item):
     for mark in item.iter_markers("codecbench_required_missing"):
         pytest.fail(mark.args[0], pytrace=False)

@@ -28,6 +28,7 @@ def run(cmd, cwd, cache, **env):
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=1200)
 
 
+@pytest.mark.long_run
 def test_ci_example_then_partial_run_then_report_with_a_clean_tree(clone):
     folder, cache = clone
     # 1. the CI example's commands, gated against the committed example run (same demo dataset and matrix)

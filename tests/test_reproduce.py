@@ -21,6 +21,7 @@ def _command(tmp_path, *extra):
             "--segments", "10", "--segment-epochs", "1", "--jobs", "1", *extra]
 
 
+@pytest.mark.long_run
 def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp_path, capsys):
     from codecbench.cli import main
 

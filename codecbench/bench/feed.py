@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from codecbench.bench.fill import worker_startup
-from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clip
+from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clips
 from codecbench.core.cache import Cache
 from codecbench.errors import EnvironmentProblem
 
@@ -41,7 +41,7 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     every clip ``rounds`` times in batches of 32 (the best of two passes is kept). ``condition``: a
     :class:`~codecbench.codecs.Condition` (default mp3@64)."""
     from codecbench.codecs import Condition, availability
-    from codecbench.core.parallel import parallel_map, usable_cores
+    from codecbench.core.parallel import usable_cores
     from codecbench.signal.frontends import BASELINE, FrontEnd
     from codecbench.store.feed import ProcessFeed
     from codecbench.store.fill import fill
@@ -61,8 +61,7 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, terminated_as_exit():
         (Path(tmp) / ".pid").write_text(str(os.getpid()))  # whose it is: a run killed outright leaves it behind
         paths = [str(Path(tmp) / f"clip{i:04d}.wav") for i in range(clips)]
-        for _ in parallel_map(write_clip, [(p, i, seconds, sr) for i, p in enumerate(paths)], jobs=cores):
-            pass
+        write_clips(paths, seconds, sr, cores)
         cache = Cache(Path(tmp) / "cache")
         # start-up apart: a fresh worker's imports and codec libraries are a fixed cost, once per worker, not a rate
         result["worker_startup_s"] = worker_startup(paths, [cond], Path(tmp), cores)

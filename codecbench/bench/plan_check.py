@@ -16,10 +16,10 @@ import numpy as np
 import soundfile as sf
 
 from codecbench import codecs
-from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clip
+from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clips
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
-from codecbench.core.parallel import parallel_map, stop_local_workers, usable_cores
+from codecbench.core.parallel import stop_local_workers, usable_cores
 from codecbench.errors import EnvironmentProblem
 
 #: |measured / planned - 1| at most this.
@@ -71,8 +71,7 @@ def _write_clips(paths: list[str], seconds: float, sr: int, cores: int) -> None:
     """Write the clips: :data:`DISTINCT_SCENES` synthetic scenes, then each other clip a circular shift of one of
     them at a slightly lower level, so every clip has its own bytes (its own cache keys) and real content to code."""
     distinct = paths[:DISTINCT_SCENES]
-    for _ in parallel_map(write_clip, [(p, i, seconds, sr) for i, p in enumerate(distinct)], jobs=cores):
-        pass
+    write_clips(distinct, seconds, sr, cores)
     scenes = [sf.read(p, dtype="float32")[0] for p in distinct]
     for i, path in enumerate(paths[len(distinct):], start=len(distinct)):
         scene = scenes[i % len(scenes)]

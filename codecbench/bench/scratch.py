@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from codecbench.core.parallel import parallel_map
 from codecbench.datasets import synth_scene
 from codecbench.errors import EnvironmentProblem
 
@@ -68,3 +69,15 @@ def write_clip(task) -> None:
     """Write one synthetic scene: ``(path, index, seconds, rate)``."""
     path, i, seconds, sr = task
     sf.write(path, synth_scene(i % 10, np.random.default_rng(i), seconds, sr), sr, subtype="PCM_16")
+
+
+#: Seconds of scenes below which they are synthesised in this process: a scene takes about 0.17 core-s per second
+#: of audio, a fresh worker process 3 to 4 s to start, so workers pay only for about a minute of audio or more.
+IN_PROCESS_AUDIO_SECONDS = 60.0
+
+
+def write_clips(paths: list[str], seconds: float, sr: int, cores: int) -> None:
+    """Write synthetic scene ``i`` to ``paths[i]``, on ``cores`` worker processes when there is enough to write."""
+    jobs = cores if len(paths) * seconds >= IN_PROCESS_AUDIO_SECONDS else 1
+    for _ in parallel_map(write_clip, [(p, i, seconds, sr) for i, p in enumerate(paths)], jobs=jobs):
+        pass

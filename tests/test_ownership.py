@@ -19,14 +19,19 @@ from codecbench.datasets import load_dataset
 DATA = "synthetic:train=1,evaluate=2,duration=1.0,seed=9"
 
 
+@pytest.fixture(scope="module")
+def tau_source(tmp_path_factory):
+    """The synthetic set, generated once for this module's tests."""
+    return load_dataset(DATA, cache_dir=tmp_path_factory.mktemp("ownership") / "cache").root
+
+
 @pytest.fixture
-def tau_copy(tmp_path):
-    """A small dataset in the TAU layout that the test may change (a copy of the synthetic set)."""
-    cache = Cache(tmp_path / "cache")
-    source = load_dataset(DATA, cache_dir=cache.root)
+def tau_copy(tau_source, tmp_path):
+    """A small dataset in the TAU layout that the test may change (a copy of the synthetic set), and an empty
+    cache."""
     root = tmp_path / "dataset"
-    shutil.copytree(source.root, root)
-    return load_dataset(root, splits=("evaluate",)), cache
+    shutil.copytree(tau_source, root)
+    return load_dataset(root, splits=("evaluate",)), Cache(tmp_path / "cache")
 
 
 def test_export_refuses_the_datasets_own_folder_and_foreign_files(tau_copy, tmp_path):

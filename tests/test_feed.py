@@ -106,11 +106,14 @@ def test_bench_feed_runs_on_a_tiny_configuration():
     assert result["feed_clips_per_s_per_worker"]["features"] == result["modes"]["features"]["per_core_all_cores"]
     # steady-state coding with the start-up apart, and the decoder alone beside the waveform feed
     assert result["fill_clips_per_s_per_core"] > 0 and result["worker_startup_s"] >= 0
-    assert result["decoder_alone_clips_per_s"] > 0
+    assert result["decoder_alone_clips_per_s"] > 0 and result["decoder_every_core_clips_per_s_per_core"] > 0
+    assert result["waveforms_over_decoder_every_core"] == pytest.approx(
+        result["modes"]["waveforms"]["per_core_all_cores"] / result["decoder_every_core_clips_per_s_per_core"])
     assert result["waveforms_over_decoder"] == pytest.approx(
         result["modes"]["waveforms"]["per_core_all_cores"] / result["decoder_alone_clips_per_s"])
     text = format_feed_bench(result)
     assert "per core, all cores working" in text and "targets:" in text and "the decoder alone" in text
+    assert "every core decoding" in text and "x the decoder on every core" in text
 
 
 def test_bench_feed_checks_the_disk_first_and_leaves_no_folder_when_stopped(tmp_path, monkeypatch):

@@ -65,3 +65,27 @@ def test_a_run_spec_is_a_plain_value_and_the_workspace_opens_what_it_names(tmp_p
     where = Workspace(spec)
     assert where.cache.root == tmp_path / "c" and where.zoo.root == tmp_path / "m"
     assert where.matrix.name == "peters" and where.cache is where.cache
+
+
+def _weights_setting(_):
+    import os
+
+    from codecbench.codecs.neural import WEIGHTS_ENV
+    return os.environ.get(WEIGHTS_ENV)
+
+
+def test_codec_weights_reach_local_workers_started_before(tmp_path, monkeypatch):
+    """A run that names --codec-weights in a process whose local workers started without it (a notebook's second
+    evaluate, an in-process plugin run): the workers started afresh inherit it, and availability is asked again."""
+    from codecbench.codecs.neural import WEIGHTS_ENV
+    from codecbench.core.parallel import parallel_map, stop_local_workers
+    from codecbench.run.resolve import Workspace
+    from codecbench.run.spec import RunSpec
+
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    try:
+        assert list(parallel_map(_weights_setting, [0, 1], jobs=2)) == [None, None]
+        Workspace(RunSpec.build({"codec_weights": str(tmp_path)}, use_pyproject=False))
+        assert list(parallel_map(_weights_setting, [0, 1], jobs=2)) == [str(tmp_path)] * 2
+    finally:
+        stop_local_workers()  # the next test's workers inherit its own setting

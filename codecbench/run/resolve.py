@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 from codecbench import codecs
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
+from codecbench.core.parallel import stop_local_workers
 from codecbench.errors import CodecbenchError, UsageError
 from codecbench.run.spec import RunSpec
 from codecbench.zoo import ModelEntry, Zoo, ZooError
@@ -41,7 +42,11 @@ class Workspace:
         if self.spec.codec_weights is not None:
             # through the environment, which worker processes (loky, a local dask cluster) inherit
             from codecbench.codecs.neural import WEIGHTS_ENV
-            os.environ[WEIGHTS_ENV] = str(self.spec.codec_weights)
+            if os.environ.get(WEIGHTS_ENV) != str(self.spec.codec_weights):
+                os.environ[WEIGHTS_ENV] = str(self.spec.codec_weights)
+                # local workers started before read the former setting (and remember their answers): new ones
+                # inherit this one
+                stop_local_workers()
             codecs.forget_availability()
 
     @functools.cached_property

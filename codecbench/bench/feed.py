@@ -142,8 +142,9 @@ def _decode_in_worker(task) -> float:
 
     root, keys, cond = task
     cache = Cache(root)
-    bitstreams = [load_bitstream(cache, key, cond) for key in keys]
-    if any(b is None for b in bitstreams):
+    loaded = [load_bitstream(cache, key, cond) for key in keys]
+    bitstreams = [b for b in loaded if b is not None]
+    if len(bitstreams) < len(keys):
         return float("nan")
     return len(bitstreams) / min(_seconds(lambda: [codecs.decode(b) for b in bitstreams]) for _ in range(3))
 

@@ -184,7 +184,9 @@ def format_feed_bench(result: dict) -> str:
              f"  coding + features (the fill, warm workers): {result['fill_clips_per_s_per_core']:.2f} clips/s per "
              f"core; start-up {result['worker_startup_s']:.1f} s per worker, once",
              f"  the decoder alone, one process, bitstreams in memory: {result['decoder_alone_clips_per_s']:.1f} "
-             "clips/s"]
+             "clips/s",
+             "  the decoder alone, one process per core, every core decoding: "
+             f"{result['decoder_every_core_clips_per_s_per_core']:.1f} clips/s per core"]
     for mode, row in result["modes"].items():
         lines.append(f"  {mode} ({' x '.join(str(n) for n in row['input_shape'])} float32, "
                      f"{row['mb_per_clip']:.2f} MB/clip):")

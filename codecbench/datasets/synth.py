@@ -77,7 +77,7 @@ def _pow(base: float, exponent: float) -> float:
     """base ** exponent for scalars, the same on every CPU (Python's ``**`` calls the C library's pow).
 
     Memoised: a scene asks for the same partial weights and levels again and again, and each call pays numpy's
-    per-call overhead a few dozen times (a fifth of a scene's synthesis)."""
+    per-call overhead a few dozen times (memoised, a 2-s scene takes 215-220 ms instead of 238-258 here)."""
     return float(bx.power(np.array([base]), exponent)[0])
 
 

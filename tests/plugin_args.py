@@ -39,17 +39,13 @@ def run_plugin(pytester, *args):
     (options, outcomes, files, exit codes, output) is the same in process. Tests of what differs between processes
     (start-up, environment variables read at import) keep ``runpytest_subprocess``."""
     from codecbench.codecs import forget_availability
-    from codecbench.core.parallel import stop_local_workers
 
     _import_codecbench()
     # a new process has no worker processes yet and probes the codec libraries afresh, with this test's CODECBENCH_*
     # settings, and so do the runs here: an earlier test's answers (encodec@6 unavailable without its weights), in
     # this process or in the workers it started, are not carried into this one, nor this one's into the next
-    fresh = (forget_availability, stop_local_workers)
-    for start in fresh:
-        start()
+    forget_availability()
     try:
         return pytester.runpytest_inprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", *args)
     finally:
-        for start in fresh:
-            start()
+        forget_availability()

@@ -110,14 +110,7 @@ TARGET_OF_DECODER = 0.8
 def _decoder_alone(paths, cond, cache) -> float:
     """Clips/s of the codec's decoder alone on the cached bitstreams, in this process, the bitstreams in memory
     (the bound a waveform feed can reach per core)."""
-    from codecbench import codecs
-    from codecbench.store.fill import clip_key, load_bitstream
-
-    loaded = [load_bitstream(cache, clip_key(p, cond), cond) for p in paths]
-    bitstreams = [b for b in loaded if b is not None]
-    if cond.is_original or len(bitstreams) < len(paths):
-        return float("nan")
-    return len(paths) / min(_seconds(lambda: [codecs.decode(b) for b in bitstreams]) for _ in range(2))
+    return float("nan") if cond.is_original else _decode_rate(_decode_task(paths, cond, cache))
 
 
 def _decoder_every_core(paths, cond, cache, cores: int) -> float:
@@ -125,18 +118,22 @@ def _decoder_every_core(paths, cond, cache, cores: int) -> float:
     memory): the same bound as :func:`_decoder_alone`, measured as the feed is, with every core working (cores that
     share caches, memory bandwidth or a physical core slow each other down, decoder or feed alike)."""
     from codecbench.core.parallel import parallel_map
-    from codecbench.store.fill import clip_key
 
     if cond.is_original:
         return float("nan")
-    task = (str(cache.root), [clip_key(p, cond) for p in paths], cond)
-    rates = list(parallel_map(_decode_in_worker, [task] * cores, jobs=cores))
-    return float(np.mean(rates)) if all(r > 0 for r in rates) else float("nan")
+    rates = list(parallel_map(_decode_rate, [_decode_task(paths, cond, cache)] * cores, jobs=cores))
+    return float(np.mean(rates))
 
 
-def _decode_in_worker(task) -> float:
-    """In a worker: clips/s decoding the cached bitstreams of ``keys`` (read into memory first; best of three passes,
-    so the workers' passes overlap)."""
+def _decode_task(paths, cond, cache) -> tuple:
+    from codecbench.store.fill import clip_key
+
+    return str(cache.root), [clip_key(p, cond) for p in paths], cond
+
+
+def _decode_rate(task) -> float:
+    """Clips/s decoding the cached bitstreams of ``(cache root, keys, condition)``, read into memory first (best of
+    three passes, so that workers running it side by side overlap); NaN if one is missing."""
     from codecbench import codecs
     from codecbench.store.fill import load_bitstream
 

@@ -22,6 +22,7 @@ from codecbench.codecs.fdk import FDK_HINT
 from codecbench.codecs.loss import Loss, lost_packets
 from codecbench.codecs.table import CODECS, ORIGINAL, CodecSpec, Condition, ConditionError, codec_rate, parse_condition
 from codecbench.core.dsp import SignalError, check_signal, fit_length, resample
+from codecbench.core.parallel import stop_local_workers
 from codecbench.errors import CodecError
 
 __all__ = [
@@ -50,11 +51,14 @@ def _route(cond: Condition) -> tuple[Backend | None, str]:
 
 
 def forget_availability() -> None:
-    """Probe the libraries again on the next question (after an install, or a changed ``CODECBENCH_*`` setting)."""
+    """Probe the libraries again on the next question (after an install, or a changed ``CODECBENCH_*`` setting),
+    here and in the local worker processes: those are stopped, since they kept their own answers and the environment
+    they started with; the next parallel map starts them afresh."""
     for probe in (_route, fdk.library, fdk.version, lame.library, lame.matches_libavcodec,
                   external.ffmpeg_has_encoder):
         probe.cache_clear()
     neural.forget()
+    stop_local_workers()
 
 
 def availability(condition: str | Condition) -> tuple[bool, str]:

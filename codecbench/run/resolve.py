@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 from codecbench import codecs
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
-from codecbench.core.parallel import stop_local_workers
 from codecbench.errors import CodecbenchError, UsageError
 from codecbench.run.spec import RunSpec
 from codecbench.zoo import ModelEntry, Zoo, ZooError
@@ -44,10 +43,7 @@ class Workspace:
             from codecbench.codecs.neural import WEIGHTS_ENV
             if os.environ.get(WEIGHTS_ENV) != str(self.spec.codec_weights):
                 os.environ[WEIGHTS_ENV] = str(self.spec.codec_weights)
-                # local workers started before read the former setting (and remember their answers): new ones
-                # inherit this one
-                stop_local_workers()
-            codecs.forget_availability()
+                codecs.forget_availability()  # answers, here and in local workers, were for the former setting
 
     @functools.cached_property
     def matrix(self) -> Matrix:

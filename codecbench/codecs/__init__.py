@@ -10,6 +10,7 @@ silently replaced.
 from __future__ import annotations
 
 import functools
+import sys
 
 import av
 import numpy as np
@@ -22,7 +23,6 @@ from codecbench.codecs.fdk import FDK_HINT
 from codecbench.codecs.loss import Loss, lost_packets
 from codecbench.codecs.table import CODECS, ORIGINAL, CodecSpec, Condition, ConditionError, codec_rate, parse_condition
 from codecbench.core.dsp import SignalError, check_signal, fit_length, resample
-from codecbench.core.parallel import stop_local_workers
 from codecbench.errors import CodecError
 
 __all__ = [
@@ -58,7 +58,9 @@ def forget_availability() -> None:
                   external.ffmpeg_has_encoder):
         probe.cache_clear()
     neural.forget()
-    stop_local_workers()
+    parallel = sys.modules.get("codecbench.core.parallel")
+    if parallel is not None:  # not imported: no local workers were started (and joblib stays out of this import)
+        parallel.stop_local_workers()
 
 
 def availability(condition: str | Condition) -> tuple[bool, str]:

@@ -25,8 +25,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from codecbench import codecs
-from codecbench.codecs import ORIGINAL, Condition
+from codecbench.codecs import Condition
 from codecbench.core.fsutil import atomic_write, claim_folder, file_digest
 from codecbench.core.provenance import now
 from codecbench.datasets.synth import SCENES
@@ -184,13 +183,12 @@ def _base_model(zoo, options: ReproduceOptions, dataset, say: Callable[[str], No
     say(f"[2/8] base model: imported {meta['imported_from']} ({model.count_params():,} parameters)")
 
 
-def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], None] = print) -> Path | None:
-    """Run (or resume) the reproduction described by ``options`` with the run settings of ``spec`` (cache, jobs,
-    scheduler, precision, devices); returns the report's Markdown file (None for ``dry_run``)."""
+def reproduce(where: Workspace, options: ReproduceOptions, *, say: Callable[[str], None] = print) -> Path | None:
+    """Run (or resume) the reproduction described by ``options`` with the run settings of ``where``'s spec (cache,
+    jobs, scheduler, precision, devices); returns the report's Markdown file (None for ``dry_run``)."""
     from codecbench.datasets import load_dataset
     from codecbench.remedies.finetune import PRESETS as ZOO_PRESETS
 
-    where = Workspace(spec)
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
     if options.checkpoint is None and not (options.preset == "small" and options.data.startswith("synthetic")):
         raise UsageError(f"--checkpoint: needed for --preset {options.preset} on {options.data}; "
@@ -209,14 +207,13 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
     if options.preset == "paper" and dataset.name != TAU2020_MOBILE:
         say(f"      note: not the study's data ({TAU2020_MOBILE}: {TAU2020_SPLIT_SIZES['train']:,} + "
             f"{TAU2020_SPLIT_SIZES['evaluate']:,} clips); the report compares the paper's findings, not its numbers")
-    matrix = where.matrix
-    train_conds = ([ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
-    available = [c for c in train_conds if codecs.availability(c)[0]]
+    train_conds = where.matrix.training
+    available = where.training_conditions
     for cond in sorted(set(train_conds) - set(available)):
-        say(f"      note: fine-tuning condition {cond.name} is unavailable here ({codecs.availability(cond)[1]}); "
+        say(f"      note: fine-tuning condition {cond.name} is unavailable here ({where.availability(cond)[1]}); "
             "skipped and recorded in the models' sidecars")
     if options.dry_run:
-        _plan(spec, options, dataset, available, recipe, say, check=False)
+        _plan(where, options, dataset, available, recipe, say, check=False)
         return None
 
     with claim_folder(options.out, "reproduce"):
@@ -224,14 +221,14 @@ def reproduce(spec: RunSpec, options: ReproduceOptions, *, say: Callable[[str], 
         zoo = Zoo(options.out / "zoo")
         _check_zoo_files(zoo)
         _base_model(zoo, options, dataset, say)
-        return _resume(spec, options, dataset, available, recipe, zoo, zoo_preset, say)
+        return _resume(where, options, dataset, available, recipe, zoo, zoo_preset, say)
 
 
-def _resume(spec: RunSpec, options: ReproduceOptions, dataset, available, recipe: dict, zoo, zoo_preset: dict,
+def _resume(where: Workspace, options: ReproduceOptions, dataset, available, recipe: dict, zoo, zoo_preset: dict,
             say) -> Path:
     """Steps 3-8 in a claimed work folder whose base is imported."""
-    where = Workspace(spec)
-    _plan(spec, options, dataset, available, recipe, say, check=True)
+    spec = where.spec
+    _plan(where, options, dataset, available, recipe, say, check=True)
     # 4. the fine-tuning set
     from codecbench.store.fill import fill
 
@@ -242,18 +239,19 @@ def _resume(spec: RunSpec, options: ReproduceOptions, dataset, available, recipe
     for name, rates in summary.resampled().items():
         say(f"      note: {name} coded at {', '.join(f'{r / 1000:g} kHz' for r in rates['codec'])} for sources at "
             f"{', '.join(f'{r / 1000:g} kHz' for r in rates['source'])} (the codec has no rate nearer above)")
-    _experiments(spec, options, zoo, dataset, recipe, zoo_preset, say)
-    return _benchmark_and_report(spec, options, recipe, say)
+    _experiments(where, options, zoo, dataset, recipe, zoo_preset, say)
+    return _benchmark_and_report(where, options, recipe, say)
 
 
-def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe: dict, say, *, check: bool) -> None:
+def _plan(where: Workspace, options: ReproduceOptions, dataset, conditions, recipe: dict, say, *,
+          check: bool) -> None:
     """Step 3: the plan (what is left), refused if it cannot fit on the disk."""
     from codecbench.models import preset_config
     from codecbench.remedies.finetune import PRESETS as ZOO_PRESETS
     from codecbench.remedies.finetune import remaining_runs
     from codecbench.run.plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
 
-    where = Workspace(spec)
+    spec = where.spec
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
     names = Zoo(options.out / "zoo").names() if (options.out / "zoo").is_dir() else []
     runs = remaining_runs(names, save_epochs=recipe["full_epochs"], full_epochs=max(recipe["full_epochs"]),
@@ -264,7 +262,7 @@ def _plan(spec: RunSpec, options: ReproduceOptions, dataset, conditions, recipe:
                                                                                               spec)[0], runs=runs,
                          jobs=spec.jobs, scheduler=spec.scheduler, rates=spec.rates)
     n_models = 1 + len(recipe["full_epochs"]) + len(recipe["segments"])
-    validation = [c for c in where.matrix.validation if codecs.availability(c)[0]]
+    validation = [c for c in where.matrix.validation if where.availability(c)[0]]
     evaluation = evaluation_plan("evaluation", dataset.clips("evaluate"), validation, where.cache,
                                  models={f"m{i}": model for i in range(n_models)}, jobs=spec.jobs,
                                  scheduler=spec.scheduler, rates=spec.rates)
@@ -293,12 +291,12 @@ def _finetune_config(zoo_preset: dict, dataset, spec: RunSpec):
     return crops_for(config, zoo_preset["frames"], frames), frames
 
 
-def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe: dict, zoo_preset: dict,
+def _experiments(where: Workspace, options: ReproduceOptions, zoo, dataset, recipe: dict, zoo_preset: dict,
                  say) -> None:
     """Steps 5 and 6: Experiments A and B, whatever of them is missing."""
     from codecbench.remedies.finetune import epoch_validation, finetune
 
-    where = Workspace(spec)
+    spec = where.spec
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
     scaled, frames = _finetune_config(zoo_preset, dataset, spec)
     if scaled.crop_frames != config.crop_frames:
@@ -317,7 +315,8 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
     if missing:
         say(f"[5/8] Experiment A: full fine-tuning to epoch {max(epochs)}, saving {', '.join(map(full_name, missing))}")
         # the schedule always runs to the last epoch of the recipe, so a resumed run follows the same schedule
-        finetune(zoo, "base", dataset, where.matrix, where.cache, epochs=max(epochs), save_epochs=missing,
+        finetune(zoo, zoo.parent("base", "fine-tuning"), dataset, where.matrix, where.cache, epochs=max(epochs),
+                 save_epochs=missing,
                  config=config, resume=True, validate=validate, **work)
     segments = [k for k in recipe["segments"] if segment_name(k) not in zoo.names()]
     finished = [segment_name(k) for k in recipe["segments"] if k not in segments]
@@ -326,18 +325,18 @@ def _experiments(spec: RunSpec, options: ReproduceOptions, zoo, dataset, recipe:
     if segments:
         epochs_each = f"{recipe['segment_epochs']} epoch{'s' * (recipe['segment_epochs'] != 1)} each"
         say(f"[6/8] Experiment B: segments {', '.join(map(str, segments))}, {epochs_each}")
-        finetune(zoo, "base", dataset, where.matrix, where.cache, segments=segments,
+        finetune(zoo, zoo.parent("base", "fine-tuning"), dataset, where.matrix, where.cache, segments=segments,
                  epochs=recipe["segment_epochs"], config=config, validate=validate, **work)
 
 
-def _benchmark_and_report(spec: RunSpec, options: ReproduceOptions, recipe: dict, say) -> Path:
+def _benchmark_and_report(where: Workspace, options: ReproduceOptions, recipe: dict, say) -> Path:
     """Steps 7 and 8: every model on every validation condition (finished results skipped), then the report."""
     from codecbench.report import render
     from codecbench.results.files import read_items, write_run
     from codecbench.run.resolve import Run
     from codecbench.run.session import BenchmarkSession
 
-    bench_spec = dataclasses.replace(spec, model_dir=options.out / "zoo", results=options.out / "results",
+    bench_spec = dataclasses.replace(where.spec, model_dir=options.out / "zoo", results=options.out / "results",
                                      dataset=options.data, folds=options.folds, split="evaluate", run_id="reproduce",
                                      model=None,
                                      condition=None, category=None, thresholds=None, baseline=None)

@@ -119,8 +119,9 @@ def tiny(tmp_path_factory):
         dataset = load_dataset(TINY_DATASET, cache_dir=cache.root)
         zoo = Zoo(folder / "zoo")
         train_base(zoo, dataset, cache, config=quick, jobs=1, verbose=0)
-        finetune(zoo, "base", dataset, matrix, cache, epochs=1, config=quick, jobs=1, verbose=0)
-        finetune(zoo, "base", dataset, matrix, cache, segments=[9, 10], epochs=1, config=quick, jobs=1, verbose=0)
+        base = zoo.parent("base", "fine-tuning")
+        finetune(zoo, base, dataset, matrix, cache, epochs=1, config=quick, jobs=1, verbose=0)
+        finetune(zoo, base, dataset, matrix, cache, segments=[9, 10], epochs=1, config=quick, jobs=1, verbose=0)
 
     # built once per run and backend, then copied: xdist workers share the training (a minute or two under JAX)
     # but each works on its own copy, as before

@@ -309,7 +309,7 @@ print(json.dumps({{"models": sorted(set(frame["model"])), "conditions": sorted(s
 def test_the_fixed_mode_is_the_fine_tuning_set_codecbench_trains_on(small_set):
     """every=True: each clip under each condition, condition by condition, the same every epoch; its reader is what
     codecbench's own Keras fine-tuning reads (one implementation)."""
-    from codecbench.remedies.finetune import training_set
+    from codecbench.remedies.recipe import training_set
 
     dataset, cache = small_set
     conds = [C("wav"), C("mp3@64")]

@@ -35,8 +35,9 @@ def test_a_tiny_run_lowers_the_coded_uncoded_disagreement(tiny, tmp_path):
     # rate of 0.05 and weight 4 moved that to 0.67 on one BLAS kernel and 0.77 on another; 6 epochs at 0.02 with
     # weight 8 bring it to about 0.57, a margin that does not hang on the machine's arithmetic
     quick = TrainConfig(epochs=6, batch_size=8, learning_rate=0.02, crop_frames=24, time_mask_frames=4, seed=0)
-    name = finetune_consistency(out, "base", tiny["dataset"], tiny["matrix"], tiny["cache"], epochs=6, weight=8.0,
-                                config=quick, source=tiny["zoo"], verbose=0)
+    base = tiny["zoo"].parent("base", "fine-tuning")
+    name = finetune_consistency(out, base, tiny["dataset"], tiny["matrix"], tiny["cache"], epochs=6, weight=8.0,
+                                config=quick, verbose=0)
     meta = out.metadata(name)
     assert meta["strategy"] == "consistency" and meta["parent"] == "base"
     assert meta["finetune_conditions"] == ["wav", "mp3@64"] and meta["consistency"]["weight"] == 8.0

@@ -146,8 +146,9 @@ def test_precision_is_recorded_in_sidecars_and_mixed_finetuning_saves_a_float32_
     assert tiny["zoo"].metadata("base")["precision"] == "float32"
     out = Zoo(tmp_path / "zoo")
     config = dataclasses.replace(tiny["config"], precision="mixed_bfloat16")
-    finetune(out, "base", tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[10], epochs=1, config=config,
-             jobs=1, verbose=0, source=tiny["zoo"])
+    base = tiny["zoo"].parent("base", "fine-tuning")
+    finetune(out, base, tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[10], epochs=1, config=config,
+             jobs=1, verbose=0)
     meta = out.metadata("finetuned_seg10")
     assert meta["precision"] == "mixed_bfloat16" and meta["schedule"]["precision"] == "mixed_bfloat16"
     model, _ = out.load("finetuned_seg10")
@@ -190,8 +191,9 @@ def test_auto_precision_is_recorded_with_its_reason_in_sidecars(tiny, tmp_path):
 
     out = Zoo(tmp_path / "zoo")
     config = dataclasses.replace(tiny["config"], precision="auto")
-    finetune(out, "base", tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[10], epochs=1, config=config,
-             jobs=1, verbose=0, source=tiny["zoo"])
+    base = tiny["zoo"].parent("base", "fine-tuning")
+    finetune(out, base, tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[10], epochs=1, config=config,
+             jobs=1, verbose=0)
     meta = out.metadata("finetuned_seg10")
     # the tiny dataset is generated: auto stays float32 whatever this CPU has, and says why
     assert meta["precision"] == "float32" and meta["schedule"]["precision"] == "float32"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from codecbench.models import build_fcnn, preset_config
-from codecbench.remedies.finetune import ModelMismatch, check_fits, finetune, train_base
+from codecbench.remedies.finetune import finetune, train_base
+from codecbench.remedies.recipe import ModelMismatch, check_fits
 from codecbench.zoo import Zoo, ZooError, compare
 
 from . import optional
@@ -64,8 +65,9 @@ def test_a_model_that_does_not_fit_is_refused(tiny, tmp_path):
     zoo = Zoo(tmp_path / "zoo")
     wrong = build_fcnn(preset_config("small", (128, 36, 3), 5))
     zoo.save("base", wrong, {"config": {}})
+    base = zoo.parent("base", "fine-tuning")
     with pytest.raises(ModelMismatch, match="predicts 5 classes, dataset synthetic has 10"):
-        finetune(zoo, "base", tiny["dataset"], tiny["matrix"], tiny["cache"], epochs=1, config=tiny["config"],
+        finetune(zoo, base, tiny["dataset"], tiny["matrix"], tiny["cache"], epochs=1, config=tiny["config"],
                  jobs=1, verbose=0)
     sample = np.zeros((64, 36, 3), np.float32)
     with pytest.raises(ModelMismatch, match=r"takes input \(128, None, 3\)"):
@@ -82,8 +84,9 @@ def test_unavailable_finetuning_conditions_are_skipped_and_recorded(tiny, tmp_pa
                            "categories": {"a": {"conditions": ["wav"]}}}, "m.toml")
     zoo = Zoo(tmp_path / "zoo")
     zoo.save("base", tiny["zoo"].load("base")[0], tiny["zoo"].metadata("base"))
+    base = zoo.parent("base", "fine-tuning")
     with pytest.warns(UserWarning, match="he-aac@32 skipped: libfdk_aac not found"):
-        finetune(zoo, "base", tiny["dataset"], matrix, tiny["cache"], segments=[10], epochs=1,
+        finetune(zoo, base, tiny["dataset"], matrix, tiny["cache"], segments=[10], epochs=1,
                  config=tiny["config"], jobs=1, verbose=0)
     meta = zoo.metadata("finetuned_seg10")
     assert meta["finetune_conditions"] == ["wav"] and meta["finetune_conditions_skipped"] == ["he-aac@32"]

@@ -70,9 +70,10 @@ def test_a_postfilter_name_is_checked_before_training(tiny):
     from codecbench.remedies.postfilter import train_postfilter
     from codecbench.zoo import Zoo
 
+    base = tiny["zoo"].parent("base", "fine-tuning")
     with pytest.raises(ZooError, match=r"model name '\.\./evil'"):
-        train_postfilter(Zoo(tiny["zoo"].root / "elsewhere"), "base", tiny["dataset"], tiny["matrix"], tiny["cache"],
-                         name="../evil", source=tiny["zoo"])
+        train_postfilter(Zoo(tiny["zoo"].root / "elsewhere"), base, tiny["dataset"], tiny["matrix"], tiny["cache"],
+                         name="../evil")
 
 
 def test_concurrent_gc_and_clear_do_not_trip_over_each_other(tmp_path):

@@ -35,7 +35,8 @@ def pf_zoo(tiny, tmp_path_factory):
     for f in tiny["zoo"].root.glob("base.*"):  # the parent beside it, as a user's zoo would hold both
         root.mkdir(exist_ok=True)
         shutil.copy(f, root / f.name)
-    name = train_postfilter(zoo, "base", tiny["dataset"], tiny["matrix"], tiny["cache"],
+    base = zoo.parent("base", "fine-tuning")
+    name = train_postfilter(zoo, base, tiny["dataset"], tiny["matrix"], tiny["cache"],
                             config=PostFilterConfig(filters=8, layers=3, epochs=1, batch_size=8, crop_frames=24),
                             jobs=1, verbose=0)
     return zoo, name

@@ -83,6 +83,7 @@ def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp
 def test_reproduce_refuses_another_recipe_in_the_same_folder_and_needs_a_checkpoint(tmp_path):
     from codecbench.errors import UsageError
     from codecbench.reproduce import ReproduceOptions, _check_recipe, reproduce
+    from codecbench.run.resolve import Workspace
     from codecbench.run.spec import RunSpec
 
     options = ReproduceOptions(paper="peters", data=DATA, out=tmp_path / "work", preset="small")
@@ -90,12 +91,12 @@ def test_reproduce_refuses_another_recipe_in_the_same_folder_and_needs_a_checkpo
     other = ReproduceOptions(paper="peters", data=DATA, out=tmp_path / "work", preset="small", segments=(7,))
     with pytest.raises(UsageError, match="segments: .*then"):
         _check_recipe(other.out, other.recipe(None))
-    spec = RunSpec.build({"cache_dir": str(tmp_path / "cache")}, use_pyproject=False)
+    where = Workspace(RunSpec.build({"cache_dir": str(tmp_path / "cache")}, use_pyproject=False))
     with pytest.raises(UsageError, match="--checkpoint: .*10class-fcnn-model-0.7694"):
-        reproduce(spec, ReproduceOptions(paper="peters", data="synthetic", out=tmp_path / "w2", preset="paper"))
+        reproduce(where, ReproduceOptions(paper="peters", data="synthetic", out=tmp_path / "w2", preset="paper"))
     with pytest.raises(UsageError, match="--checkpoint: .*missing.hdf5 is not a file"):
-        reproduce(spec, ReproduceOptions(paper="peters", data="synthetic", out=tmp_path / "w2",
-                                         checkpoint=tmp_path / "missing.hdf5"))
+        reproduce(where, ReproduceOptions(paper="peters", data="synthetic", out=tmp_path / "w2",
+                                          checkpoint=tmp_path / "missing.hdf5"))
 
 
 def _cell(model, condition, correct, n=2970):

@@ -183,8 +183,9 @@ def test_nothing_is_written_into_the_packaged_zoo(tmp_path, monkeypatch, capsys)
 def test_finetune_refuses_existing_models_before_any_work(tiny, tmp_path):
     from codecbench.remedies.finetune import finetune
 
+    base = tiny["zoo"].parent("base", "fine-tuning")
     with pytest.raises(ZooError, match="finetuned_seg9 already exists"):
-        finetune(tiny["zoo"], "base", tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[9], epochs=1,
+        finetune(tiny["zoo"], base, tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[9], epochs=1,
                  config=tiny["config"], jobs=1, verbose=0)
 
 

@@ -64,10 +64,11 @@ def test_a_writable_target_is_left_as_it_was(tmp_path):
     from argparse import Namespace
 
     from codecbench.core.fsutil import check_writable
+    from codecbench.run.resolve import Workspace
     from codecbench.run.spec import RunSpec
 
     spec = RunSpec.build({"results": str(tmp_path / "r")}, use_pyproject=False)
-    found = written_folders(Namespace(command="history", action="rebuild"), spec)
+    found = written_folders(Namespace(command="history", action="rebuild"), Workspace(spec))
     assert found == [("--results", tmp_path / "r")]
     check_writable(tmp_path / "r" / "deeper", "--results")
     assert sorted(tmp_path.iterdir()) == []  # no folder created, no probe file left

@@ -31,7 +31,7 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
     from codecbench.store.fill import fill
 
     matrix = load_matrix()
-    train_conds = ([codecs.ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
+    train_conds = matrix.training
     eval_conds = list(matrix.validation)
     available = {c for c in set(train_conds + eval_conds) if codecs.availability(c)[0]}
     result: dict = {"clip_seconds": clip_seconds, "counts": dict(PAPER_COUNTS), "unavailable":

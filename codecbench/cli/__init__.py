@@ -1,8 +1,9 @@
 """The ``codecbench`` command: a thin layer of argument parsing over the library.
 
 Settings shared with the pytest plugin come from :mod:`codecbench.run.spec` (one table of options,
-validated once into a :class:`~codecbench.run.spec.RunSpec`); Keras is imported only by the
-commands that need a model.
+validated once into a :class:`~codecbench.run.spec.RunSpec`). :func:`main` is the composition root: it builds one
+:class:`~codecbench.run.resolve.Workspace` and hands it to the command, which parses its own options and prints;
+Keras is imported only by the commands that need a model.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from codecbench.cli.result_commands import (
 from codecbench.core.cache import default_cache_dir
 from codecbench.core.fsutil import check_writable
 from codecbench.errors import CodecbenchError
+from codecbench.run.resolve import Workspace
 from codecbench.run.spec import OPTIONS, RunSpec
 from codecbench.zoo import user_model_dir
 
@@ -66,9 +68,9 @@ def _results_folder(spec: RunSpec) -> Path:
     return spec.results if spec.results.suffix != ".json" else spec.results.parent
 
 
-def written_folders(args, spec: RunSpec) -> list[tuple[str, Path]]:
+def written_folders(args, where: Workspace) -> list[tuple[str, Path]]:
     """The folders a command will write, as ``(option, folder)``: checked before any work (:func:`main`)."""
-    command, get = args.command, (lambda name: getattr(args, name, None))
+    command, get, spec = args.command, (lambda name: getattr(args, name, None)), where.spec
     cache = ("--cache-dir", spec.cache_dir or default_cache_dir())
     models = ("--model-dir", spec.model_dir or user_model_dir())
     out = get("out")
@@ -104,12 +106,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        spec = _spec(args)
+        # the composition root: one workspace per command, built here from the validated options and handed to it
+        where = Workspace(_spec(args), log=lambda line: print(line, file=sys.stderr))
         # one writability check for every command that writes, before any work (a read-only target ended in an
         # OSError traceback, for reproduce after loading the data)
-        for option, folder in written_folders(args, spec):
+        for option, folder in written_folders(args, where):
             check_writable(folder, option)
-        return COMMANDS[args.command](args, spec)
+        return COMMANDS[args.command](args, where)
     except CodecbenchError as exc:
         if args.verbose:
             raise

@@ -11,22 +11,11 @@ from codecbench.cli.parser import _plan_options, validation_conditions  # noqa: 
 from codecbench.core.wording import counted
 from codecbench.errors import UsageError
 from codecbench.run.resolve import Workspace
-from codecbench.run.spec import RunSpec
 
 
-def load_data(spec: RunSpec, **how):
-    """The run's dataset, its splits (and folds) printed to stderr with their sizes before any work."""
-    where = Workspace(spec)
-    dataset = where.dataset(**how)
-    print(f"data: {dataset.describe()}", file=sys.stderr)
-    return dataset
-
-
-def cmd_conditions(args, spec: RunSpec) -> int:
-
+def cmd_conditions(args, where: Workspace) -> int:
     from codecbench import codecs
 
-    where = Workspace(spec)
     matrix = where.matrix
     roles: dict = {}
     for cat, conds in matrix.categories.items():
@@ -37,7 +26,7 @@ def cmd_conditions(args, spec: RunSpec) -> int:
     hints: dict[str, None] = {}
     rows = []
     for cond in matrix.all_conditions():
-        ok, why = codecs.availability(cond)
+        ok, why = where.availability(cond)
         reason, _, hint = why.partition(". ")
         if not ok and hint:
             hints.setdefault(hint)
@@ -52,25 +41,24 @@ def cmd_conditions(args, spec: RunSpec) -> int:
         headers.insert(1, f"coded at, for {args.rate / 1000:g}-kHz sources")
     print(tabulate(rows, headers=headers, tablefmt="github"))
     coded = {c.codec for c in matrix.all_conditions() if not c.is_original}
-    available = {c.codec for c in matrix.all_conditions() if not c.is_original and codecs.availability(c)[0]}
+    available = {c.codec for c in matrix.all_conditions() if not c.is_original and where.availability(c)[0]}
     print(f"\n{len(available)} of {len(coded)} codec families available here")
     for hint in hints:
         print(f"\nhint: {hint}")
     return 0
 
 
-def cmd_encode(args, spec: RunSpec) -> int:
-    from codecbench import codecs
+def cmd_encode(args, where: Workspace) -> int:
     from codecbench.store.fill import fill
 
-    where = Workspace(spec)
+    spec = where.spec
     # the fine-tuning conditions are coded for the training split only; an evaluation scores the validation ones
     matrix = where.matrix
     conds = list(spec.condition) if spec.condition else (
         matrix.all_conditions() if spec.split == "train" else matrix.validation)
     usable = []
     for cond in conds:
-        ok, why = codecs.availability(cond)
+        ok, why = where.availability(cond)
         if ok:
             usable.append(cond)
         else:
@@ -79,7 +67,7 @@ def cmd_encode(args, spec: RunSpec) -> int:
         raise UsageError("no condition to code: every selected condition is unavailable here (see above)")
     from codecbench.run.plan import fill_stage, new_plan, plan_fill
 
-    dataset = load_data(spec, allow_partial=args.allow_partial, listing_only=args.dry_run)
+    dataset = where.load_data(allow_partial=args.allow_partial, listing_only=args.dry_run)
     clips = dataset.clips(spec.split)
     plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, where.cache), clips, usable,
                      where.cache, with_features=args.features)
@@ -98,13 +86,13 @@ def cmd_encode(args, spec: RunSpec) -> int:
     return 1 if summary.failures and args.on_error == "raise" else 0
 
 
-def cmd_export(args, spec: RunSpec) -> int:
+def cmd_export(args, where: Workspace) -> int:
     from codecbench.store.export import ExportError, export
 
-    where = Workspace(spec)
+    spec = where.spec
     if Path(args.to).exists() and not Path(args.to).is_dir():  # before the data is loaded (or generated)
         raise ExportError(f"--to {args.to}: is a file, not a folder; give a folder for the exported audio")
-    dataset = load_data(spec, splits=(spec.split,))
+    dataset = where.load_data(splits=(spec.split,))
     summary = export(dataset, spec.split, list(spec.condition or ()), Path(args.to), where.cache,
                      file_format=args.file_format, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
                      log=lambda message: print(message, file=sys.stderr))
@@ -112,9 +100,7 @@ def cmd_export(args, spec: RunSpec) -> int:
     return 0
 
 
-def cmd_cache(args, spec: RunSpec) -> int:
-
-    where = Workspace(spec)
+def cmd_cache(args, where: Workspace) -> int:
     cache = where.cache
     if args.action == "gc":
         counts = cache.gc(args.older_than)
@@ -137,8 +123,7 @@ def cmd_cache(args, spec: RunSpec) -> int:
     return 0
 
 
-def cmd_dataset(args, spec: RunSpec) -> int:
-
+def cmd_dataset(args, where: Workspace) -> int:
     from codecbench.datasets import download, verify
 
     if args.action == "list":
@@ -160,7 +145,7 @@ def cmd_dataset(args, spec: RunSpec) -> int:
     return 0 if not problems else 1
 
 
-def cmd_bench(args, spec: RunSpec) -> int:
+def cmd_bench(args, where: Workspace) -> int:
     from codecbench import bench
 
     run, show = bench.BENCHMARKS[args.what]
@@ -193,26 +178,9 @@ def coded_at(cond, source_rate: int) -> str:
     return f"{rate / 1000:g} kHz ({how})"
 
 
-def cmd_devices(args, spec: RunSpec) -> int:
+def cmd_devices(args, where: Workspace) -> int:
     from codecbench.store.devices import report
 
     found = report()
     print(json.dumps(found.as_dict(), indent=2) if args.json else found.text())
     return 0
-
-
-def _check_disk(dataset, conditions, spec: RunSpec, force: bool, split: str = "train") -> None:
-    """Stop before a run whose cache growth would not fit the free disk (unless ``force``)."""
-    from codecbench.run.plan import new_plan, plan_fill
-
-    where = Workspace(spec)
-    clips = dataset.clips(split)
-    plan_fill(new_plan(f"{dataset.name} {split}", clips, conditions, where.cache), clips, conditions, where.cache,
-              with_features=True).check_disk(force)
-
-
-def _finetune_conditions(matrix) -> list:
-    from codecbench import codecs
-
-    wanted = ([codecs.ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
-    return [c for c in wanted if codecs.availability(c)[0]]

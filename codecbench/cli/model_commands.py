@@ -7,33 +7,12 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from codecbench import codecs
-from codecbench.cli.data_commands import _check_disk, _finetune_conditions, load_data
 from codecbench.cli.parser import _train_config, validation_conditions
 from codecbench.core.config import read_toml
 from codecbench.errors import UsageError
 from codecbench.run.resolve import Workspace
-from codecbench.run.spec import RunSpec
-from codecbench.zoo import ALIASES, Zoo, compare, user_model_dir
+from codecbench.zoo import Zoo, compare, user_model_dir
 from codecbench.zoo.importing import import_model
-
-
-def _write_zoo(spec: RunSpec):
-    """Where new models go: --model-dir, else the user model folder (never the packaged zoo)."""
-
-    return Zoo(spec.model_dir or user_model_dir(), trust_code=spec.trust_code)
-
-
-def _source_zoo(spec: RunSpec, name: str):
-    """Where a parent model is read: --model-dir, else the user model folder if it has it, else the packaged zoo."""
-
-    if spec.model_dir:
-        zoo = Zoo(spec.model_dir, trust_code=spec.trust_code)
-    else:
-        user = _write_zoo(spec)
-        zoo = user if (name in user.names() or ALIASES.get(name) in user.names()) else Zoo(trust_code=spec.trust_code)
-    zoo.resolve(name)  # an unknown parent is named before any data is loaded or generated
-    return zoo
 
 
 def _saved(names: list[str], zoo) -> None:
@@ -44,14 +23,13 @@ def _saved(names: list[str], zoo) -> None:
               f"--model-dir {zoo.root})")
 
 
-def cmd_segments(args, spec: RunSpec) -> int:
-
+def cmd_segments(args, where: Workspace) -> int:
     from codecbench.models import derive_segments, load_model
 
     if Path(args.model_name).suffix in (".keras", ".hdf5", ".h5"):
         model, _ = load_model(args.model_name, trust=bool(args.trust_code))
     else:
-        model, _ = _source_zoo(spec, args.model_name).load(args.model_name)
+        model, _ = where.parent(args.model_name, "listing segments").load()
     rows = [[s.index, s.kind, f"{s.params:,}", ", ".join(s.layers)] for s in derive_segments(model)]
     print(tabulate(rows, headers=["segment", "kind", "params", "layers"], tablefmt="github"))
     print(f"total parameters: {model.count_params():,}")
@@ -88,7 +66,7 @@ def _class_map(text: str | None, *, option: str = "--class-map", what: str = "mo
     return data
 
 
-def cmd_import_model(args, spec: RunSpec) -> int:
+def cmd_import_model(args, where: Workspace) -> int:
     from codecbench.signal.frontends import parse_frontend
 
     kwargs = None
@@ -99,7 +77,7 @@ def cmd_import_model(args, spec: RunSpec) -> int:
             raise UsageError(f"--kwargs: not a JSON object ({exc})") from None
     if getattr(args, "prompts", None):
         kwargs = _class_map(args.prompts, option="--prompts", what="class = prompt")
-    imported = import_model(_write_zoo(spec), args.path, name=args.name, kind=args.kind,
+    imported = import_model(where.models_written, args.path, name=args.name, kind=args.kind,
                             frontend=parse_frontend(args.frontend) if args.frontend else None,
                             class_names=_classes(args.classes), class_map=_class_map(args.class_map),
                             outputs=args.outputs, kwargs=kwargs, trust_code=bool(args.trust_code),
@@ -108,66 +86,79 @@ def cmd_import_model(args, spec: RunSpec) -> int:
     return 0
 
 
-def _epoch_validator(args, dataset, spec: RunSpec):
+def _epoch_validator(args, dataset, where: Workspace):
     """The per-epoch validation of ``--validate`` on the dataset's evaluation split, or None (said why)."""
-    where = Workspace(spec)
     conds = validation_conditions(args.validate)
     if conds and "evaluate" in dataset.splits and dataset.splits["evaluate"]:
         from codecbench.remedies.finetune import epoch_validation
-        return epoch_validation(dataset, [c for c in conds if codecs.availability(c)[0]], where.cache,
-                                jobs=spec.jobs)
+        return epoch_validation(dataset, [c for c in conds if where.availability(c)[0]], where.cache,
+                                jobs=where.spec.jobs)
     if conds:
         print(f"note: {dataset.name} has no evaluation split here: no validation per epoch", file=sys.stderr)
     return None
 
 
-def cmd_train(args, spec: RunSpec) -> int:
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def cmd_train(args, where: Workspace) -> int:
+    from codecbench.codecs import ORIGINAL
     from codecbench.models import preset_config
     from codecbench.remedies.finetune import train_base
     from codecbench.run.plan import training_plan
 
-    where = Workspace(spec)
-    zoo = _write_zoo(spec)
-    dataset = load_data(spec, listing_only=args.dry_run)
+    spec, zoo = where.spec, where.models_written
+    dataset = where.load_data(listing_only=args.dry_run)
     config = _train_config(args, spec)
-    from codecbench.codecs import ORIGINAL
-
     conditions = list(spec.condition or (ORIGINAL,))
     note = config.cycle_note()
     if note:
         print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
         model = preset_config(args.preset, (128, 423, 3), len(dataset.class_names))
-        validating = [c for c in validation_conditions(args.validate) if codecs.availability(c)[0]]
+        validating = [c for c in validation_conditions(args.validate) if where.availability(c)[0]]
         evaluate = len(dataset.splits.get("evaluate") or ())
         print(training_plan(f"train {args.name} ({args.preset}) on {dataset.name}", dataset, conditions, where.cache,
                             config=model, train_config=config, runs=[("training", config.epochs)], jobs=spec.jobs,
                             scheduler=spec.scheduler, validations_per_epoch=evaluate * len(validating)).report())
         return 0
-    _check_disk(dataset, conditions, spec, args.force)
+    where.check_disk(dataset, conditions, force=args.force)
     name = train_base(zoo, dataset, where.cache, name=args.name, preset=args.preset,
                       config=config, conditions=conditions, jobs=spec.jobs,
                       backend=spec.backend, scheduler=spec.scheduler, resume=args.resume, overwrite=args.force,
-                      validate=_epoch_validator(args, dataset, spec), schedule_change=args.allow_schedule_change,
-                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+                      validate=_epoch_validator(args, dataset, where), schedule_change=args.allow_schedule_change,
+                      progress=_progress)
     _saved([name], zoo)
     return 0
 
 
-def cmd_finetune(args, spec: RunSpec) -> int:
-    from codecbench.models import derive_segments, parse_segments
-    from codecbench.remedies.finetune import finetune
+def _remedy(args, where: Workspace, use: str, names, train, *, plan=None) -> list[str]:
+    """The one runner of the remedy commands (``finetune``, ``postfilter``, ``consistency``), in the order each check
+    comes before the work it guards: the parent (``use`` names what it is for) and the names the remedy saves,
+    then the data announced, then ``plan(parent, dataset)`` for ``--dry-run``, or the disk checked and
+    ``train(parent, dataset, work)`` run with the run's pool settings; returns what was saved."""
+    spec, zoo = where.spec, where.models_written
+    parent = where.parent(args.parent, use)
+    wanted = names(parent)
+    if wanted:
+        zoo.check_writable(wanted, args.force)
+    dataset = where.load_data(listing_only=bool(plan and args.dry_run))
+    if plan is not None and args.dry_run:
+        print(plan(parent, dataset).report())
+        return []
+    where.check_disk(dataset, where.training_conditions, force=args.force)
+    saved = train(parent, dataset, dict(jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
+                                        overwrite=args.force))
+    return saved if isinstance(saved, list) else [saved]
 
-    where = Workspace(spec)
-    source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
-    source.keras_parent(args.parent, "fine-tuning")  # before the data: a wrong parent is named at once
-    segments = None
-    if args.segment:
-        model, _ = source.load(args.parent)
-        try:
-            segments = parse_segments(args.segment, len(derive_segments(model)))
-        except ValueError as exc:
-            raise UsageError(f"--segment: {exc}") from None
+
+def cmd_finetune(args, where: Workspace) -> int:
+    from codecbench.models import FCNNConfig, derive_segments, parse_segments
+    from codecbench.remedies.finetune import finetune
+    from codecbench.run.plan import training_plan
+
+    spec = where.spec
     save_epochs = None
     if args.save_epochs:
         try:
@@ -175,81 +166,79 @@ def cmd_finetune(args, spec: RunSpec) -> int:
         except ValueError:
             raise UsageError(f"--save-epochs: expected comma-separated epochs such as 1,10,20,40, got "
                              f"{args.save_epochs!r}") from None
-    dataset = load_data(spec, listing_only=args.dry_run)
-    conditions = _finetune_conditions(where.matrix)
-    if args.dry_run:
-        from codecbench.models import FCNNConfig
-        from codecbench.run.plan import training_plan
+    segments = None
 
-        config = _train_config(args, spec)
-        model = FCNNConfig.from_dict(source.metadata(args.parent)["config"])
+    def names(parent) -> list[str]:
+        nonlocal segments
+        if args.segment:
+            model, _ = parent.load()
+            try:
+                segments = parse_segments(args.segment, len(derive_segments(model)))
+            except ValueError as exc:
+                raise UsageError(f"--segment: {exc}") from None
+        return []  # finetune() checks its own names: which epochs it saves is its decision
+
+    def plan(parent, dataset):
         runs = [("full fine-tuning", args.epochs)] if segments is None else \
             [(f"segment {k} fine-tuning", args.epochs) for k in segments]
-        print(training_plan(f"finetune {args.parent} on {dataset.name}", dataset, conditions, where.cache,
-                            config=model, train_config=config, runs=runs, jobs=spec.jobs,
-                            scheduler=spec.scheduler).report())
-        return 0
-    _check_disk(dataset, conditions, spec, args.force)
-    validate = _epoch_validator(args, dataset, spec)
-    saved = finetune(zoo, args.parent, dataset, where.matrix, where.cache, segments=segments,
-                     epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args, spec), jobs=spec.jobs,
-                     backend=spec.backend, scheduler=spec.scheduler, source=source, overwrite=args.force,
-                     learning_rate=args.lr, validate=validate,
-                     progress=lambda line: print(line, file=sys.stderr, flush=True))
-    _saved(saved, zoo)
+        return training_plan(f"finetune {parent.name} on {dataset.name}", dataset, where.training_conditions,
+                             where.cache, config=FCNNConfig.from_dict(parent.metadata["config"]),
+                             train_config=_train_config(args, spec), runs=runs, jobs=spec.jobs,
+                             scheduler=spec.scheduler)
+
+    def train(parent, dataset, work):
+        return finetune(where.models_written, parent, dataset, where.matrix, where.cache, segments=segments,
+                        epochs=args.epochs, save_epochs=save_epochs, config=_train_config(args, spec),
+                        learning_rate=args.lr, validate=_epoch_validator(args, dataset, where), progress=_progress,
+                        **work)
+
+    saved = _remedy(args, where, "fine-tuning", names, train, plan=plan)
+    if not args.dry_run:
+        _saved(saved, where.models_written)
     return 0
 
 
-def cmd_postfilter(args, spec: RunSpec) -> int:
+def cmd_postfilter(args, where: Workspace) -> int:
     from codecbench.remedies.postfilter import PostFilterConfig, train_postfilter
 
-    where = Workspace(spec)
     if args.layers < 2:
         raise UsageError("--layers: at least 2 (hidden convolutions, then the correction)")
-    source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
-    parent = source.keras_parent(args.parent, "a post-filter's classifier")  # before the data
-    zoo.check_writable([args.name or f"{parent}+postfilter"], args.force)
     config = PostFilterConfig(filters=args.filters, layers=args.layers, epochs=args.epochs, learning_rate=args.lr,
                               crop_frames=args.crop or None, seed=args.seed)
-    dataset = load_data(spec)
-    conditions = _finetune_conditions(where.matrix)
-    _check_disk(dataset, conditions, spec, args.force)
-    saved = train_postfilter(zoo, args.parent, dataset, where.matrix, where.cache, config=config, name=args.name,
-                             source=source, jobs=spec.jobs, backend=spec.backend, scheduler=spec.scheduler,
-                             overwrite=args.force)
-    meta = zoo.metadata(saved)["postfilter"]
+
+    def train(parent, dataset, work):
+        return train_postfilter(where.models_written, parent, dataset, where.matrix, where.cache, config=config,
+                                name=args.name, **work)
+
+    saved = _remedy(args, where, "a post-filter's classifier",
+                    lambda parent: [args.name or f"{parent.name}+postfilter"], train)
+    meta = where.models_written.metadata(saved[0])["postfilter"]
     print(f"post-filter: {meta['params']:,} parameters in front of {meta['classifier_params']:,}; adds "
           f"{meta['added_ms_per_clip']:.2f} ms per clip here")
-    _saved([saved], zoo)
+    _saved(saved, where.models_written)
     return 0
 
 
-def cmd_consistency(args, spec: RunSpec) -> int:
+def cmd_consistency(args, where: Workspace) -> int:
     from codecbench.remedies.consistency import finetune_consistency
 
-    where = Workspace(spec)
-    source, zoo = _source_zoo(spec, args.parent), _write_zoo(spec)
+    def train(parent, dataset, work):
+        return finetune_consistency(where.models_written, parent, dataset, where.matrix, where.cache, name=args.name,
+                                    epochs=args.epochs, weight=args.weight, temperature=args.temperature,
+                                    learning_rate=args.lr, progress=lambda line: print(line, file=sys.stderr),
+                                    **work)
+
     # the parent's kind and the name before the data (`--name ../evil` trained 71 s before it was refused)
-    source.keras_parent(args.parent, "consistency fine-tuning")
-    zoo.check_writable([args.name], args.force)
-    dataset = load_data(spec)
-    _check_disk(dataset, _finetune_conditions(where.matrix), spec, args.force)
-    saved = finetune_consistency(zoo, args.parent, dataset, where.matrix, where.cache, name=args.name,
-                                 epochs=args.epochs, weight=args.weight, temperature=args.temperature,
-                                 learning_rate=args.lr, source=source, overwrite=args.force, jobs=spec.jobs,
-                                 backend=spec.backend, scheduler=spec.scheduler,
-                                 progress=lambda line: print(line, file=sys.stderr))
-    meta = zoo.metadata(saved)["consistency"]
-    print(f"{saved}: coded training clips predicted unlike their uncoded version: {meta['disagreement_before']:.3f} "
-          f"before, {meta['disagreement_after']:.3f} after")
-    _saved([saved], zoo)
+    saved = _remedy(args, where, "consistency fine-tuning", lambda parent: [args.name], train)
+    meta = where.models_written.metadata(saved[0])["consistency"]
+    print(f"{saved[0]}: coded training clips predicted unlike their uncoded version: "
+          f"{meta['disagreement_before']:.3f} before, {meta['disagreement_after']:.3f} after")
+    _saved(saved, where.models_written)
     return 0
 
 
-def cmd_zoo(args, spec: RunSpec) -> int:
-
-
-    where = Workspace(spec)
+def cmd_zoo(args, where: Workspace) -> int:
+    spec = where.spec
     if args.action == "compare":
         if not args.other:
             raise UsageError("zoo compare needs --other DIR")
@@ -272,10 +261,10 @@ def cmd_zoo(args, spec: RunSpec) -> int:
 
     if spec.sources.get("dataset") == "default" and not PRESETS[args.preset]["dataset"]:
         raise UsageError(f"zoo preset {args.preset!r} needs --dataset (the TAU 2020 Mobile root)")
-    zoo = _write_zoo(spec)
+    zoo = where.models_written
     preset = PRESETS[args.preset]
-    dataset = load_data(spec, listing_only=args.dry_run)
-    conditions = _finetune_conditions(where.matrix)
+    dataset = where.load_data(listing_only=args.dry_run)
+    conditions = where.training_conditions
     if args.dry_run:
         from codecbench.models import preset_config
         from codecbench.remedies.finetune import remaining_runs
@@ -292,9 +281,9 @@ def cmd_zoo(args, spec: RunSpec) -> int:
         plan.notes.append(SEGMENT_TIMING_NOTE)
         print(plan.report())
         return 0
-    _check_disk(dataset, conditions, spec, args.force)
+    where.check_disk(dataset, conditions, force=args.force)
     built = build_zoo(zoo, dataset, where.matrix, where.cache, args.preset, jobs=spec.jobs,
                       backend=spec.backend, scheduler=spec.scheduler, precision=spec.precision, devices=spec.devices,
-                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+                      progress=_progress)
     _saved(built, zoo)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from codecbench.errors import UsageError
-from codecbench.run.spec import RunSpec
+from codecbench.run.resolve import Workspace
 
 
 def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -23,10 +23,11 @@ def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
     return tuple(sorted(set(out)))
 
 
-def cmd_reproduce(args, spec: RunSpec) -> int:
+def cmd_reproduce(args, where: Workspace) -> int:
     from codecbench.cli.parser import validation_conditions
     from codecbench.reproduce import ReproduceOptions, reproduce
 
+    spec = where.spec
     validate = validation_conditions(args.validate)
     segment_epochs = _numbers(args.segment_epochs, "--segment-epochs")
     options = ReproduceOptions(
@@ -38,7 +39,7 @@ def cmd_reproduce(args, spec: RunSpec) -> int:
         force=args.force)
     if options.segments and max(options.segments) > 10:
         raise UsageError(f"--segments: the FCNN has segments 1-10; got {args.segments!r}")
-    report = reproduce(spec, options, say=lambda line: print(line, flush=True))
+    report = reproduce(where, options, say=lambda line: print(line, flush=True))
     if report is not None:
         print(f"done: {report}")
     return 0

@@ -9,13 +9,14 @@ from tabulate import tabulate
 
 from codecbench.core.fsutil import atomic_write
 from codecbench.errors import UsageError
-from codecbench.run.spec import RunSpec
+from codecbench.run.resolve import Workspace
 from codecbench.zoo import check_name
 
 
-def cmd_report(args, spec: RunSpec) -> int:
+def cmd_report(args, where: Workspace) -> int:
     from codecbench.report import FORMATS, render
 
+    spec = where.spec
     formats = ["html"] if args.html else [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
@@ -59,10 +60,11 @@ def report_summary(markdown: str, written: list[Path]) -> str:
     return "\n".join(out)
 
 
-def cmd_submit(args, spec: RunSpec) -> int:
+def cmd_submit(args, where: Workspace) -> int:
     from codecbench.results.files import load_results
     from codecbench.results.submission import make_submission, write_submission
 
+    spec = where.spec
     model = check_name(args.model)
     out = Path(args.out) if args.out else Path(f"{model}.submission.json")
     submission = make_submission(load_results(spec.results), model, training_data=args.training_data,
@@ -75,7 +77,8 @@ def cmd_submit(args, spec: RunSpec) -> int:
     return 0
 
 
-def cmd_leaderboard(args, spec: RunSpec) -> int:
+def cmd_leaderboard(args, where: Workspace) -> int:
+    spec = where.spec
     if args.add:
         return _add_to_board(args)
     from codecbench.report.html import render_leaderboard
@@ -90,9 +93,7 @@ def cmd_leaderboard(args, spec: RunSpec) -> int:
     return 0
 
 
-def cmd_compare(args, spec: RunSpec) -> int:
-
-
+def cmd_compare(args, where: Workspace) -> int:
     from codecbench.results.compare import compare_runs
     from codecbench.results.files import load_results
 
@@ -117,10 +118,11 @@ def cmd_compare(args, spec: RunSpec) -> int:
     return 0
 
 
-def cmd_thresholds(args, spec: RunSpec) -> int:
+def cmd_thresholds(args, where: Workspace) -> int:
     from codecbench.results.files import load_results
     from codecbench.results.thresholds import thresholds_from_results
 
+    spec = where.spec
     text = thresholds_from_results(load_results(spec.results), args.margin)
     if args.out:
         try:
@@ -133,9 +135,10 @@ def cmd_thresholds(args, spec: RunSpec) -> int:
     return 0
 
 
-def cmd_history(args, spec: RunSpec) -> int:
+def cmd_history(args, where: Workspace) -> int:
     from codecbench.results.files import check_history, rebuild_history
 
+    spec = where.spec
     results = spec.results if spec.results.suffix != ".json" else spec.results.parent
     path = results / "history.sqlite"
     if args.action == "check":

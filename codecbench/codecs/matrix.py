@@ -35,6 +35,13 @@ class Matrix:
         """Every validation condition, category by category, in file order."""
         return [c for conds in self.categories.values() for c in conds]
 
+    @property
+    def training(self) -> list[Condition]:
+        """What a remedy trains on: the original (where ``finetune.include_original``), then the fine-tuning
+        conditions."""
+        from codecbench.codecs import ORIGINAL
+        return ([ORIGINAL] if self.include_original else []) + list(self.finetune)
+
     def category_of(self, condition: str | Condition) -> str | None:
         cond = parse_condition(condition)
         return next((cat for cat, conds in self.categories.items() if cond in conds), None)

@@ -11,37 +11,29 @@ from typing import Any, Callable
 
 from codecbench.codecs import ORIGINAL
 from codecbench.codecs.matrix import Matrix
-from codecbench.core.backend import keras
 from codecbench.core.cache import Cache
 from codecbench.core.vocabulary import ParallelBackend
 from codecbench.datasets import Dataset
 from codecbench.errors import UsageError
 from codecbench.models.predict import predict_proba
-from codecbench.remedies.finetune import (
-    _epoch_line,
-    _metadata,
-    check_fits,
-    resolved_config,
-    settle_batchnorm,
-    training_set,
-)
+from codecbench.remedies.recipe import Work, epoch_line, prepare, settle_batchnorm, sidecar
 from codecbench.training.paired import disagreement, fit_consistency
 from codecbench.training.persist import save_announced
 from codecbench.training.schedule import FINETUNE_DEFAULTS, TrainConfig
-from codecbench.zoo import Zoo
+from codecbench.zoo import Parent, Zoo
 
 #: The name ``codecbench consistency`` saves under unless told otherwise.
 DEFAULT_NAME = "finetuned_consistency"
 
 
-def finetune_consistency(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
+def finetune_consistency(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: Cache, *,
                          name: str = DEFAULT_NAME, epochs: int = 10, weight: float = 1.0, temperature: float = 2.0,
                          config: TrainConfig | None = None, learning_rate: float | None = None,
-                         source: Zoo | None = None, overwrite: bool = False, jobs: int | None = None,
+                         overwrite: bool = False, jobs: int | None = None,
                          backend: ParallelBackend = "loky", scheduler: str | None = None, verbose: Any = "auto",
                          validate: Callable[[Any], dict[str, float]] | None = None,
                          progress: Callable[[str], None] | None = None) -> str:
-    """Fine-tune every parameter of ``parent`` (read from ``source``, default ``zoo``) on (uncoded, coded) pairs of
+    """Fine-tune every parameter of ``parent`` (:meth:`Zoo.parent`) on (uncoded, coded) pairs of
     the training split under the matrix's fine-tuning conditions; saves ``name`` in ``zoo`` and returns it."""
     say = progress or (lambda line: None)
     if not weight >= 0 or not temperature > 0:
@@ -49,22 +41,17 @@ def finetune_consistency(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix
     config = dataclasses.replace(config or TrainConfig(**FINETUNE_DEFAULTS), epochs=epochs)
     if learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=learning_rate)
-    source = source or zoo
-    parent_name = source.keras_parent(parent, "consistency fine-tuning")  # before the training set is coded
-    zoo.check_writable([name], overwrite)
     coded = [c for c in matrix.finetune if not c.is_original]
     if not coded:
         raise UsageError(f"{matrix.source}: consistency fine-tuning pairs clips with coded versions; the matrix has "
                          "no coded fine-tuning condition")
     # the original first: item i is clip i uncoded, item k * clips + i its k-th coded version
-    data = training_set(dataset, [ORIGINAL, *coded], cache, jobs=jobs, backend=backend, scheduler=scheduler)
-    if data.used[0] != ORIGINAL or len(data.used) < 2:
+    set_up = prepare(parent, zoo, [name], dataset, [ORIGINAL, *coded], cache, config, overwrite=overwrite,
+                     work=Work(jobs, backend, scheduler))
+    data, config, model, parent_meta = set_up.data, set_up.config, set_up.model, set_up.parent_meta
+    if len(data.used) < 2:
         raise UsageError("consistency fine-tuning: no coded fine-tuning condition can be coded here ("
                          + ", ".join(data.skipped) + ")")
-    config = resolved_config(config, data, dataset)
-    keras.utils.set_random_seed(config.seed)
-    model, parent_meta = source.load(parent_name)
-    check_fits(model, dataset, data.features.get(0), parent_name, parent_meta)
     n_clips, n_coded = len(dataset.clips("train")), len(data.used) - 1
     clip_labels = data.labels[:n_clips]
 
@@ -80,15 +67,15 @@ def finetune_consistency(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix
         if validate is not None:
             row["validation_accuracy"] = validate(model)
         rows.append(row)
-        say(_epoch_line("consistency fine-tuning", epoch, epochs, row))
+        say(epoch_line("consistency fine-tuning", epoch, epochs, row))
 
     fit_consistency(model, data.features, clip_labels, n_clips, n_coded, config, weight=weight,
                     temperature=temperature, on_epoch=on_epoch, verbose=verbose)
     meta_batchnorm = settle_batchnorm(model, data, name, progress)
     after = disagreement(predict, data.features, n_clips, n_coded)  # as the saved model predicts
     say(f"{name}: ... and after: {after:.3f}")
-    meta = _metadata(config, data, "consistency", epochs, time.perf_counter() - start, rows,
-                     parent_meta.get("config", {}), parent_name, source.sha256(parent_name))
+    meta = sidecar(config, data, "consistency", epochs, time.perf_counter() - start, rows,
+                   parent_meta.get("config", {}), parent.name, parent.sha256)
     meta["consistency"] = {"weight": weight, "temperature": temperature,
                            "loss": "CE(uncoded)/2 + CE(coded)/2 + weight * T^2 * KL(softened uncoded || softened "
                                    "coded), the uncoded side held fixed",

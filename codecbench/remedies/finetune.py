@@ -11,131 +11,40 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from codecbench import codecs
 from codecbench.codecs import ORIGINAL, Condition
 from codecbench.codecs.matrix import Matrix
 from codecbench.core.backend import keras
 from codecbench.core.cache import Cache
-from codecbench.core.provenance import library_versions, now
 from codecbench.core.vocabulary import ParallelBackend, Precision
 from codecbench.datasets import Dataset
-from codecbench.errors import ModelError, UsageError
+from codecbench.errors import UsageError
 from codecbench.models import build_fcnn, derive_segments, preset_config
-from codecbench.signal.features import RECIPE
-from codecbench.store.devices import choose_precision
-from codecbench.store.inputs import CachedFeatures
+from codecbench.remedies.recipe import (
+    RUNNING_STATISTICS,
+    SAVED_STATISTICS,
+    Work,
+    check_fits,
+    epoch_line,
+    prepare,
+    resolved_config,
+    settle_batchnorm,
+    sidecar,
+    training_set,
+)
 from codecbench.training.loop import fit
 from codecbench.training.persist import load_checkpoint as _load_checkpoint
 from codecbench.training.persist import save_announced as _save
 from codecbench.training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
-from codecbench.zoo import Zoo, full_name, segment_name
+from codecbench.zoo import Parent, Zoo, full_name, segment_name
 
 log = logging.getLogger("codecbench")
 
 #: The name of full fine-tuning's per-epoch checkpoint in ``<zoo>/checkpoints``.
 CHECKPOINT = "finetuned_full"
-
-
-class ModelMismatch(ModelError):
-    """A model that does not fit the dataset's features or classes."""
-
-
-@dataclasses.dataclass
-class TrainingSet:
-    features: CachedFeatures
-    labels: np.ndarray
-    used: list[Condition]
-    skipped: list[str]
-    dataset: dict
-    #: why the run trains at ``config.precision`` (:func:`resolved_config`)
-    precision_reason: str = "asked for"
-
-
-def resolved_config(config: TrainConfig, data: TrainingSet, dataset: Dataset) -> TrainConfig:
-    """``config`` with its precision resolved for this machine and ``dataset`` (``auto``: float32 on a generated
-    dataset, mixed bfloat16 where the hardware computes it natively); the reason is kept on ``data``."""
-    choice = choose_precision(config.precision, reproducible=dataset.recipe is not None)
-    data.precision_reason = choice.reason
-    return dataclasses.replace(config, precision=choice.policy)
-
-
-def training_set(dataset: Dataset, conditions: Sequence[Condition], cache: Cache, split: str = "train", *,
-                 jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
-                 progress: bool | None = None) -> TrainingSet:
-    """The split under each usable condition, stacked (condition by condition); unavailable conditions are skipped
-    with a warning. It is the codec-augmentation pool (:class:`~codecbench.augment.CodecAugmentedDataset`) in its
-    fixed mode, every clip under every condition, read as cached features."""
-    from codecbench.augment import CodecAugmentedDataset
-    from codecbench.signal.frontends import BASELINE
-
-    clips = dataset.clips(split)
-    used, skipped = [], []
-    for cond in conditions:
-        ok, why = codecs.availability(cond)
-        if not ok:
-            warnings.warn(f"fine-tuning condition {cond.name} skipped: {why}", stacklevel=2)
-            skipped.append(cond.name)
-            continue
-        used.append(cond)
-    if not used:
-        raise UsageError("no usable training condition: " + ", ".join(skipped))
-    pool = CodecAugmentedDataset(dataset, conditions=used, every=True, frontend=BASELINE, split=split, cache=cache,
-                                 jobs=jobs, backend=backend, scheduler=scheduler)
-    pool.prepare(progress=progress)
-    return TrainingSet(pool.reader(), np.tile(dataset.labels(split), len(used)), used, skipped,
-                       {"name": dataset.name, "split": split, "fingerprint": dataset.fingerprint(split),
-                        "clips": len(clips), "class_names": dataset.class_names})
-
-
-def check_fits(model, dataset: Dataset, sample: np.ndarray, model_name: str, metadata: dict | None = None) -> None:
-    """Refuse a model whose input or classes do not fit the dataset, naming both sides."""
-    shape = tuple(model.input_shape[1:])
-    if shape[0] != sample.shape[0] or shape[-1] != sample.shape[-1]:
-        raise ModelMismatch(f"model {model_name!r} takes input {shape} (bins, frames, channels), but the features "
-                            f"of {dataset.name} are {sample.shape}")
-    n_out = int(model.output_shape[-1])
-    if n_out != len(dataset.class_names):
-        raise ModelMismatch(f"model {model_name!r} predicts {n_out} classes, dataset {dataset.name} has "
-                            f"{len(dataset.class_names)} ({', '.join(dataset.class_names)})")
-    names = (metadata or {}).get("class_names")
-    if names and list(names) != list(dataset.class_names):
-        raise ModelMismatch(f"model {model_name!r} was trained on classes {names}, dataset {dataset.name} has "
-                            f"{dataset.class_names}")
-
-
-def settle_batchnorm(model, data: TrainingSet, name: str, progress: Callable[[str], None] | None = None) -> dict:
-    """Before a save: the trainable batch-normalisation layers' statistics re-estimated from the training set, then
-    inference-mode against training-mode accuracy on training clips (:mod:`codecbench.training.batchnorm`); a gap
-    is warned about, naming the model. Returns the sidecar's ``batchnorm`` entry. Both passes read training clips
-    (a minute for the paper FCNN on a CPU), so each is announced on ``progress``."""
-    from codecbench.training import batchnorm
-
-    say = progress or (lambda line: None)
-    say(f"{name}: saving: re-estimating batch-norm statistics from the training set")
-    done = batchnorm.reestimate(model, data.features, len(data.labels))
-    say(f"{name}: saving: checking inference mode against training mode on training clips")
-    checked = batchnorm.check(model, data.features, data.labels)
-    if "flag" in checked:
-        log.warning("model %s: %s", name, checked["flag"])
-    return {"reestimated": done, "check": checked}
-
-
-def _metadata(config: TrainConfig, data: TrainingSet, strategy: str, epochs: int, seconds: float, rows: list[dict],
-              model_config: dict, parent: str | None = None, parent_sha: str | None = None,
-              segments: list[int] | None = None) -> dict:
-    return {"strategy": strategy, "parent": parent, "parent_sha256": parent_sha, "segments": segments,
-            "epochs": epochs, "schedule": dataclasses.asdict(config), "seed": config.seed,
-            "finetune_conditions": [c.name for c in data.used], "finetune_conditions_skipped": data.skipped,
-            "codec_libraries": {c.name: codecs.codec_library(c) for c in data.used if not c.is_original},
-            "dataset": data.dataset, "class_names": data.dataset["class_names"], "feature_recipe": RECIPE,
-            "config": model_config, "training_seconds": seconds, "epoch_log": rows,
-            "precision": config.precision, "precision_reason": data.precision_reason,
-            "libraries": library_versions(), "created": now()}
 
 
 def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", preset: str = "small",
@@ -184,14 +93,14 @@ def train_base(zoo: Zoo, dataset: Dataset, cache: Cache, *, name: str = "base", 
             row["validation_accuracy"] = validate(model)
         rows.append(row)
         if progress is not None:
-            progress(_epoch_line("training", epoch, config.epochs, row))
-        epoch_meta = _metadata(config, data, "base", epoch, time.perf_counter() - start, list(rows), fcnn.to_dict())
+            progress(epoch_line("training", epoch, config.epochs, row))
+        epoch_meta = sidecar(config, data, "base", epoch, time.perf_counter() - start, list(rows), fcnn.to_dict())
         if history:  # the schedules earlier epochs ran under (--allow-schedule-change)
             epoch_meta["schedule_history"] = history
         checkpoint.save(name, model, epoch_meta, overwrite=True)
 
     fit(model, data.features, data.labels, config, verbose=verbose, on_epoch=on_epoch, initial_epoch=initial_epoch)
-    meta = _metadata(config, data, "base", config.epochs, time.perf_counter() - start, rows, fcnn.to_dict())
+    meta = sidecar(config, data, "base", config.epochs, time.perf_counter() - start, rows, fcnn.to_dict())
     if history:
         meta["schedule_history"] = history
     meta["batchnorm"] = settle_batchnorm(model, data, name, progress)
@@ -226,21 +135,6 @@ def epoch_validation(dataset: Dataset, conditions: Sequence[Condition], cache: C
     return measure
 
 
-#: Which batch-norm statistics a validation figure was measured with (a model's figures move by tens of points
-#: between the two: UrbanSound8K's last epoch said 0.327 with the running ones, the saved model scores 0.583).
-RUNNING_STATISTICS = "running batch-norm statistics"
-SAVED_STATISTICS = "batch-norm statistics re-estimated, as saved"
-
-
-def _epoch_line(what: str, epoch: int, epochs: int, row: dict, statistics: str = RUNNING_STATISTICS) -> str:
-    figures = [f"loss {row['loss']:.3f}" if "loss" in row else "",
-               f"training accuracy {row['accuracy']:.3f}" if "accuracy" in row else "",
-               ", ".join(f"{c} {a:.3f}" for c, a in (row.get("validation_accuracy") or {}).items())]
-    if row.get("validation_accuracy"):
-        figures[-1] = f"validation accuracy ({statistics}) " + figures[-1]
-    return f"{what}: epoch {epoch}/{epochs} ({row['seconds']:.0f} s): " + "; ".join(f for f in figures if f)
-
-
 def _saved_validation(what: str, model, validate, meta: dict, progress) -> None:
     """The validation of the model as saved (its batch-norm statistics re-estimated), printed and recorded: the
     per-epoch figures before it used the running statistics."""
@@ -252,16 +146,16 @@ def _saved_validation(what: str, model, validate, meta: dict, progress) -> None:
                  + ", ".join(f"{c} {a:.3f}" for c, a in figures.items()))
 
 
-def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
+def finetune(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: Cache, *,
              segments: Sequence[int] | None = None, epochs: int = 10, save_epochs: Sequence[int] | None = None,
              config: TrainConfig | None = None, jobs: int | None = None, backend: ParallelBackend = "loky",
-             scheduler: str | None = None, verbose="auto", source: Zoo | None = None,
+             scheduler: str | None = None, verbose="auto",
              overwrite: bool = False, learning_rate: float | None = None, resume: bool = False,
              validate: Callable[[Any], dict[str, float]] | None = None,
              progress: Callable[[str], None] | None = None) -> list[str]:
     """Experiment A (``segments=None``: every parameter) or B (one model per listed segment).
 
-    The parent is read from ``source`` (default: ``zoo``), the results are written to ``zoo``;
+    ``parent`` (:meth:`Zoo.parent`) is read from its own zoo, the results are written to ``zoo``;
     existing models there are refused before any work unless ``overwrite``. Returns the names
     saved. Every save is atomic, so an interrupted run leaves only complete models (those of the
     epochs it finished). Full fine-tuning also saves a checkpoint after every epoch
@@ -276,23 +170,18 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
     config = dataclasses.replace(config or TrainConfig(**FINETUNE_DEFAULTS), epochs=epochs)
     if learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=learning_rate)
-    source = source or zoo
-    parent_name = source.keras_parent(parent, "fine-tuning")  # before the training set is coded
-    parent_sha = source.sha256(parent_name)
+    parent_name, parent_sha = parent.name, parent.sha256
     if segments is None:
         save_at = sorted(set(save_epochs or [epochs]))
         if save_at[-1] > epochs or save_at[0] < 1:
             raise UsageError(f"--save-epochs {save_at} must lie within 1..{epochs}")
-        zoo.check_writable([full_name(e) for e in save_at], overwrite)
+        names = [full_name(e) for e in save_at]
     else:
-        zoo.check_writable([segment_name(k) for k in segments], overwrite)
-    conditions = ([ORIGINAL] if matrix.include_original else []) + list(matrix.finetune)
-    data = training_set(dataset, conditions, cache, jobs=jobs, backend=backend, scheduler=scheduler)
-    config = resolved_config(config, data, dataset)
-    keras.utils.set_random_seed(config.seed)  # loading creates the dropout seeds: make them history-free
-    model, parent_meta = source.load(parent_name)
-    check_fits(model, dataset, data.features.get(0), parent_name, parent_meta)
-    model_config = parent_meta.get("config", {})
+        names = [segment_name(k) for k in segments]
+    set_up = prepare(parent, zoo, names, dataset, matrix.training, cache, config, overwrite=overwrite,
+                   work=Work(jobs, backend, scheduler))
+    data, config, model = set_up.data, set_up.config, set_up.model
+    model_config = set_up.parent_meta.get("config", {})
     saved: list[str] = []
     if segments is None:
         start = time.perf_counter()
@@ -312,9 +201,9 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
             if validate is not None:
                 row["validation_accuracy"] = validate(model)
             rows.append(row)
-            progress(_epoch_line("full fine-tuning", epoch, epochs, row,
+            progress(epoch_line("full fine-tuning", epoch, epochs, row,
                                  SAVED_STATISTICS if settled is not None else RUNNING_STATISTICS))
-            meta = _metadata(config, data, "full", epoch, time.perf_counter() - start, list(rows), model_config,
+            meta = sidecar(config, data, "full", epoch, time.perf_counter() - start, list(rows), model_config,
                              parent_name, parent_sha)
             if settled is not None:
                 meta["batchnorm"] = settled
@@ -337,18 +226,18 @@ def finetune(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cac
         seg_config = config if learning_rate is not None else dataclasses.replace(
             config, learning_rate=SEGMENT_LEARNING_RATES[kinds[k]])
         keras.utils.set_random_seed(config.seed)
-        model, _ = source.load(parent_name)  # every segment starts from the parent, with the same seeds
+        model, _ = parent.load()  # every segment starts from the parent, with the same seeds
         start = time.perf_counter()
 
         def on_segment_epoch(epoch: int, row: dict, k=k, model=model) -> None:
             if validate is not None:
                 row["validation_accuracy"] = validate(model)
-            progress(_epoch_line(f"segment {k} fine-tuning", epoch, epochs, row))
+            progress(epoch_line(f"segment {k} fine-tuning", epoch, epochs, row))
 
         rows = fit(model, data.features, data.labels, seg_config, segments=[k], verbose=verbose,
                    on_epoch=on_segment_epoch)
         name = segment_name(k)
-        meta = _metadata(seg_config, data, f"segment {k}", epochs, time.perf_counter() - start, rows, model_config,
+        meta = sidecar(seg_config, data, f"segment {k}", epochs, time.perf_counter() - start, rows, model_config,
                          parent_name, parent_sha, [k])
         meta["learning_rate_choice"] = "explicit" if learning_rate is not None else \
             f"default for {kinds[k]} segments (SEGMENT_LEARNING_RATES)"
@@ -406,10 +295,11 @@ def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: 
     if any(full_name(e) not in zoo.names() for e in p["save_epochs"]):
         # the epochs already there are kept: the run saves only the missing ones
         missing = [e for e in p["save_epochs"] if full_name(e) not in zoo.names()]
-        built += finetune(zoo, "base", dataset, matrix, cache, epochs=max(missing), save_epochs=missing,
+        built += finetune(zoo, zoo.parent("base", "fine-tuning"), dataset, matrix, cache, epochs=max(missing),
+                          save_epochs=missing,
                           config=p["finetune"], progress=progress, resume=True, **work)
     missing_segments = [k for k in p["segments"] if segment_name(k) not in zoo.names()]
     if missing_segments:
-        built += finetune(zoo, "base", dataset, matrix, cache, segments=missing_segments,
+        built += finetune(zoo, zoo.parent("base", "fine-tuning"), dataset, matrix, cache, segments=missing_segments,
                           epochs=p["segment_epochs"], config=p["finetune"], progress=progress, **work)
     return built

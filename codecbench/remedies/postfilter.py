@@ -27,9 +27,10 @@ from codecbench.core.cache import Cache
 from codecbench.core.vocabulary import ParallelBackend
 from codecbench.datasets import Dataset
 from codecbench.errors import ModelError
+from codecbench.remedies.recipe import Work, prepare, sidecar
 from codecbench.training.loop import FiniteLossGuard
 from codecbench.training.schedule import TrainConfig
-from codecbench.zoo import Zoo, check_name
+from codecbench.zoo import Parent, Zoo, check_name
 
 
 class PostFilterError(ModelError):
@@ -129,31 +130,25 @@ def inference_seconds_per_clip(parent: keras.Model, combined: keras.Model, sampl
     return statistics.median(with_pf) / len(sample), statistics.median(without) / len(sample)
 
 
-def train_postfilter(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, cache: Cache, *,
-                     config: PostFilterConfig | None = None, name: str | None = None, source: Zoo | None = None,
+def train_postfilter(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: Cache, *,
+                     config: PostFilterConfig | None = None, name: str | None = None,
                      jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
                      overwrite: bool = False, verbose="auto") -> str:
-    """Train a post-filter for ``parent`` (read from ``source``, default ``zoo``) on the matrix's fine-tuning set
-    and save ``<parent>+postfilter`` (or ``name``) into ``zoo``. Returns the name saved."""
-
-    from codecbench.remedies.finetune import _metadata, check_fits, training_set
-
+    """Train a post-filter for ``parent`` (:meth:`Zoo.parent`) on the matrix's fine-tuning set and save
+    ``<parent>+postfilter`` (or ``name``) into ``zoo``. Returns the name saved."""
     config = config or PostFilterConfig()
-    source = source or zoo
-    parent_name = source.resolve(parent)
+    parent_name = parent.name
     name = check_name(name or f"{parent_name}+postfilter")   # before training, not at the save after it
-    zoo.check_writable([name], overwrite)
-    if source.kind(parent_name) != "keras":
-        raise PostFilterError(f"model {parent_name!r} is not a Keras model; a post-filter is placed in front of a "
-                              "Keras classifier")
-    # the original is always in: its features are the targets
-    conditions = [ORIGINAL] + [c for c in matrix.finetune if not c.is_original]
-    data = training_set(dataset, conditions, cache, jobs=jobs, backend=backend, scheduler=scheduler)
+    # the original is always in: its features are the targets; the post-filter's schedule has no precision to
+    # resolve (it trains in float32)
+    schedule = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                           crop_frames=config.crop_frames, seed=config.seed, mixup_alpha=0.0)
+    set_up = prepare(parent, zoo, [name], dataset, [ORIGINAL] + [c for c in matrix.finetune if not c.is_original],
+                     cache, schedule, overwrite=overwrite, work=Work(jobs, backend, scheduler),
+                     resolve_precision=False)
+    data, classifier, parent_meta = set_up.data, set_up.model, set_up.parent_meta
     sources, targets = pair_indices(data.features.paths, data.features.conditions)
-    keras.utils.set_random_seed(config.seed)
-    classifier, parent_meta = source.load(parent_name)
     sample = data.features.get(0)
-    check_fits(classifier, dataset, sample, parent_name, parent_meta)
     postfilter = build_postfilter(sample.shape[-1], config)
     postfilter.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", jit_compile=False)
     pairs = _Pairs(data.features, sources, targets, config)
@@ -172,11 +167,8 @@ def train_postfilter(zoo: Zoo, parent: str, dataset: Dataset, matrix: Matrix, ca
     # timing noise can make the difference negative on a tiny post-filter: the cost shown is never below 0
     added = max(0.0, with_pf - without)
     # the sidecar: the parent's facts (classes, front-end, network) plus the post-filter's own
-    meta = _metadata(TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
-                                 learning_rate=config.learning_rate, crop_frames=config.crop_frames,
-                                 seed=config.seed, mixup_alpha=0.0),
-                     data, "postfilter", config.epochs, seconds, log.rows, parent_meta.get("config", {}),
-                     parent_name, source.sha256(parent_name))
+    meta = sidecar(schedule, data, "postfilter", config.epochs, seconds, log.rows, parent_meta.get("config", {}),
+                   parent_name, parent.sha256)
     meta.update(frontend=parent_meta.get("frontend"), class_map=parent_meta.get("class_map"),
                 postfilter={"params": int(postfilter.count_params()), "architecture": dataclasses.asdict(config),
                             "classifier_params": int(classifier.count_params()),

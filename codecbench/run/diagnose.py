@@ -22,14 +22,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from codecbench import codecs
-from codecbench.codecs import Condition
 from codecbench.core.dsp import signal_change
 from codecbench.core.wording import counted
 from codecbench.errors import UsageError
 from codecbench.results.diagnoses import Band, Diagnosis
+from codecbench.run.resolve import Run
 from codecbench.signal import features
 from codecbench.signal.frontends import FrontEnd, _at_rate
-from codecbench.zoo import ZooError
 
 #: In natural-log power units, one dB.
 NEPER_TO_DB = 10 / np.log(10)
@@ -197,37 +196,30 @@ def diagnose_waveform(model, clips: Sequence[tuple[np.ndarray, np.ndarray, int]]
                      signal_change([u for u, _, _ in clips], [c for _, c, _ in clips], [r for _, _, r in clips]))
 
 
-def diagnose_split(where, model: str, condition: Condition, *, max_clips: int | None = None, n_bands: int = 8,
+def diagnose_split(run: Run, *, max_clips: int | None = None, n_bands: int = 8,
                    say: Callable[[str], None] = print) -> Diagnosis:
-    """Diagnose a zoo model under ``condition`` on the split of ``where``
-    (a :class:`~codecbench.run.resolve.Workspace`): the clips coded (and cached) as the benchmark codes them, at
-    most ``max_clips`` of them spread over the split."""
+    """Diagnose the one model of a resolved ``run`` under its one condition on its split: the clips coded (and
+    cached) as the benchmark codes them, at most ``max_clips`` of them spread over the split."""
     from codecbench.store.fill import coded_signal
 
-    spec = where.spec
-    zoo = where.zoo
-    try:
-        entry = zoo.entry(zoo.resolve(model))
-    except ZooError as exc:
-        raise UsageError(f"--model: {exc}") from None
-    zoo.check_trust(entry)
+    if len(run.models) != 1 or len(run.conditions) != 1:
+        raise UsageError("--model, --condition: name one model and one coded condition to diagnose")
+    entry, condition, split = run.models[0], run.conditions[0], run.split
     if condition.is_original:
         raise DiagnosisError("--condition: a coded condition; the original is what the diagnosis compares with")
-    ok, why = codecs.availability(condition)
-    if not ok:
+    why = run.unavailable(condition)
+    if why is not None:
         raise codecs.CodecUnavailable(f"{condition.name} is unavailable on this machine: {why}")
-    dataset = where.dataset(splits=(spec.split,))
-    clips, labels = dataset.clips(spec.split), dataset.labels(spec.split)
-    for rate in dataset.sample_rates(spec.split):
-        codecs.check_rate(condition, rate)
+    dataset = run.dataset
+    clips, labels = dataset.clips(split), dataset.labels(split)
     picked = np.unique(np.linspace(0, len(clips) - 1, min(max_clips or len(clips), len(clips))).round().astype(int))
-    scoring = zoo.scoring(entry)
+    scoring = run.zoo.scoring(entry)
     say(f"diagnose: {entry.name} under {condition.name} on {counted(len(picked), 'clip')} of {dataset.name} "
-        f"{spec.split}, {counted(n_bands, 'band')}")
+        f"{split}, {counted(n_bands, 'band')}")
     pairs = []
     for i in picked:
-        uncoded, rate = coded_signal(clips[i].path, codecs.ORIGINAL, where.cache)
-        coded, _ = coded_signal(clips[i].path, condition, where.cache)
+        uncoded, rate = coded_signal(clips[i].path, codecs.ORIGINAL, run.cache)
+        coded, _ = coded_signal(clips[i].path, condition, run.cache)
         pairs.append((uncoded, coded, rate))
     return diagnose(scoring, pairs, labels[picked].tolist(), dataset.class_names, condition=condition.name,
                     n_bands=n_bands)

@@ -19,7 +19,7 @@ from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.errors import CodecbenchError, UsageError
 from codecbench.run.spec import RunSpec
-from codecbench.zoo import ModelEntry, Zoo, ZooError
+from codecbench.zoo import ALIASES, ModelEntry, Parent, Zoo, ZooError, user_model_dir
 
 if TYPE_CHECKING:
     from codecbench.codecs.matrix import Matrix
@@ -31,11 +31,15 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Workspace:
-    """The places a :class:`~codecbench.run.spec.RunSpec` names, opened: its condition matrix, its cache, its zoo, and
-    its dataset loaded on request. Commands that do not evaluate (encode, train, export, ...) use one directly; a
-    :class:`Run` is built on one."""
+    """The places a :class:`~codecbench.run.spec.RunSpec` names, opened, and the policies over them: its condition
+    matrix, its cache, where models are read and written, whether a condition can be coded here (asked once per
+    condition), the conditions a remedy trains on, the disk check before a fill, and its dataset loaded on request
+    (announced on ``log``). The command line builds one per command (:func:`codecbench.cli.main`) and hands it to the
+    command; a :class:`Run` is built on one."""
 
     spec: RunSpec
+    #: where the workspace announces what it loaded (the data line); silent by default
+    log: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         if self.spec.codec_weights is not None:
@@ -58,6 +62,47 @@ class Workspace:
     def zoo(self) -> Zoo:
         return Zoo(self.spec.model_dir, trust_code=self.spec.trust_code)
 
+    @functools.cached_property
+    def models_written(self) -> Zoo:
+        """Where new models go: ``--model-dir``, else the user model folder (never the packaged zoo)."""
+        return Zoo(self.spec.model_dir or user_model_dir(), trust_code=self.spec.trust_code)
+
+    def parent(self, name: str, use: str) -> Parent:
+        """The Keras model ``name`` that a remedy (``use``) starts from, read from ``--model-dir``, else the user model
+        folder where it has it, else the packaged zoo; an unknown or non-Keras parent is named before any work."""
+        if self.spec.model_dir:
+            zoo = self.zoo
+        else:
+            user = self.models_written
+            zoo = user if (name in user.names() or ALIASES.get(name) in user.names()) else \
+                Zoo(trust_code=self.spec.trust_code)
+        return zoo.parent(name, use)
+
+    def availability(self, condition: Condition) -> tuple[bool, str]:
+        """Whether ``condition`` can be coded here, and the backend or why not: asked once per condition."""
+        if condition not in self._availability:
+            self._availability[condition] = codecs.availability(condition)
+        return self._availability[condition]
+
+    @functools.cached_property
+    def _availability(self) -> dict[Condition, tuple[bool, str]]:
+        return {}
+
+    @functools.cached_property
+    def training_conditions(self) -> list[Condition]:
+        """What a remedy of this matrix trains on and can code here: the original (where the matrix includes it) and
+        the fine-tuning conditions."""
+        return [c for c in self.matrix.training if self.availability(c)[0]]
+
+    def check_disk(self, dataset: Dataset, conditions: Sequence[Condition], *, force: bool = False,
+                   split: str = "train") -> None:
+        """Stop before a fill whose cache growth would not fit the free disk (unless ``force``)."""
+        from codecbench.run.plan import new_plan, plan_fill
+
+        clips = dataset.clips(split)
+        plan_fill(new_plan(f"{dataset.name} {split}", clips, conditions, self.cache), clips, conditions, self.cache,
+                  with_features=True).check_disk(force)
+
     def dataset(self, *, allow_partial: bool = False, listing_only: bool = False,
                 splits: tuple[str, ...] | None = None, log: Callable[[str], None] | None = None) -> Dataset:
         """The spec's dataset (its folds), with generated clips and downloads kept in the cache."""
@@ -66,6 +111,13 @@ class Workspace:
         return load_dataset(spec.dataset, cache_dir=self.cache.root, allow_partial=allow_partial,
                             listing_only=listing_only, splits=splits, folds=dict(spec.folds) if spec.folds else None,
                             log=log)
+
+    def load_data(self, **how) -> Dataset:
+        """:meth:`dataset`, its splits (and folds) announced with their sizes before any work."""
+        dataset = self.dataset(**how)
+        if self.log is not None:
+            self.log(f"data: {dataset.describe()}")
+        return dataset
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -86,14 +138,16 @@ class Run:
     thresholds: Thresholds | None
 
     @classmethod
-    def resolve(cls, spec: RunSpec, *, model_names: Sequence[str] | None = None, plan_only: bool = False,
+    def resolve(cls, spec: RunSpec | Workspace, *, model_names: Sequence[str] | None = None, plan_only: bool = False,
                 log: Callable[[str], None] | None = None) -> Run:
-        """Resolve ``spec``. ``model_names``: the zoo models to run instead of the spec's selection (an empty list:
-        none, for callers that bring their own model objects); ``plan_only``: read the dataset's listing only."""
+        """Resolve ``spec`` (or the spec of a workspace already open, whose places and availability answers the run
+        then shares). ``model_names``: the zoo models to run instead of the spec's selection (an empty list: none,
+        for callers that bring their own model objects); ``plan_only``: read the dataset's listing only."""
         from codecbench.datasets import DatasetError
         from codecbench.results.thresholds import load_thresholds
 
-        where = Workspace(spec)
+        where = spec if isinstance(spec, Workspace) else Workspace(spec)
+        spec = where.spec
         matrix, zoo = where.matrix, where.zoo
         models = tuple(zoo.entry(name) for name in _selected_models(spec, zoo, model_names))
         for entry in models:  # before anything is coded: a model that would run code must be allowed to
@@ -120,7 +174,7 @@ class Run:
                 not spec.matrix.endswith(".toml"):
             thresholds_path = default_thresholds
         thresholds = load_thresholds(thresholds_path, matrix, zoo.names()) if thresholds_path else None
-        availability = {c: codecs.availability(c) for c in conditions}  # the one place a run asks
+        availability = {c: where.availability(c) for c in conditions}  # the one place a run asks
         return cls(spec, matrix, zoo, where.cache, models, conditions, availability, dataset, thresholds)
 
     @property

@@ -228,14 +228,14 @@ class Zoo:
         """The model's sidecar facts (a copy: the resolved entry stays as read)."""
         return copy.deepcopy(self._entry(model).metadata)
 
-    def keras_parent(self, model: str, use: str) -> str:
-        """The resolved name of ``model`` when it is a Keras model of this zoo, checked before any work, else a
+    def parent(self, model: str, use: str) -> Parent:
+        """``model`` as the parent of a remedy: a Keras model of this zoo, its file checked before any work, else a
         named error saying what ``use`` needs (fine-tuning, a post-filter's classifier)."""
         entry = self.entry(self.resolve(model))
         if entry.kind != "keras":
             raise ModelError(f"model {entry.name!r} is a {entry.kind} model; {use} needs a Keras model")
         self.check_file(entry)
-        return entry.name
+        return Parent(entry, self)
 
     def load(self, model: ModelEntry | str):
         """The Keras model and its metadata (fine-tuning and segments work on Keras models only)."""
@@ -412,6 +412,31 @@ class Zoo:
 #: Kinds whose model is described by its sidecar alone (a Python entry point) or keeps a checkpoint folder beside it.
 CHECKPOINT_KINDS = ("hf", "clap")
 SIDECAR_KINDS = ("python", *CHECKPOINT_KINDS)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Parent:
+    """The Keras model a remedy starts from (:meth:`Zoo.parent`): its entry, and the zoo that reads it (its trust
+    setting and file checks). The remedies take this object, resolved once, never a name."""
+
+    entry: ModelEntry
+    zoo: Zoo
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def sha256(self) -> str:
+        return self.zoo.sha256(self.entry)
+
+    @property
+    def metadata(self) -> dict:
+        return self.zoo.metadata(self.entry)
+
+    def load(self):
+        """The Keras model and its sidecar facts, loaded afresh (every run of a remedy starts from the parent)."""
+        return self.zoo.load(self.entry)
 
 
 def _sidecar_kind(path: Path) -> str | None:

@@ -89,3 +89,34 @@ def test_codec_weights_reach_local_workers_started_before(tmp_path, monkeypatch)
         assert list(parallel_map(_weights_setting, [0, 1], jobs=2)) == [str(tmp_path)] * 2
     finally:
         stop_local_workers()  # the next test's workers inherit its own setting
+
+
+def test_the_fine_tuning_path_looks_its_parent_up_once(tiny, tmp_path, monkeypatch):
+    """`codecbench finetune` end to end: the parent's name is resolved once, at the command's edge
+    (Workspace.parent); the remedy below takes the entry and never asks the zoo about a name again."""
+    import shutil
+
+    from codecbench.cli import main
+
+    looked_up: Counter = Counter()
+    entry, resolve = Zoo.entry, Zoo.resolve
+
+    def counting_entry(self, name):
+        looked_up[f"entry {name}"] += 1
+        return entry(self, name)
+
+    def counting_resolve(self, name):
+        looked_up[f"resolve {name}"] += 1
+        return resolve(self, name)
+
+    monkeypatch.setattr(Zoo, "entry", counting_entry)
+    monkeypatch.setattr(Zoo, "resolve", counting_resolve)
+    models = tmp_path / "zoo"
+    models.mkdir()
+    for f in tiny["zoo"].root.glob("base.*"):
+        shutil.copy(f, models / f.name)
+    assert main(["finetune", "--from", "base", "--segment", "10", "--epochs", "1", "--batch-size", "8",
+                 "--crop", "24", "--validate", "", "--model-dir", str(models), "--dataset", tiny["spec"], "--jobs", "1",
+                 "--cache-dir", str(tiny["cache"].root)]) == 0
+    assert (models / "finetuned_seg10.keras").is_file()
+    assert dict(looked_up) == {"entry base": 1, "resolve base": 1}, dict(looked_up)

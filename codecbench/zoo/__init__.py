@@ -231,7 +231,7 @@ class Zoo:
     def parent(self, model: str, use: str) -> Parent:
         """``model`` as the parent of a remedy: a Keras model of this zoo, its file checked before any work, else a
         named error saying what ``use`` needs (fine-tuning, a post-filter's classifier)."""
-        entry = self.entry(self.resolve(model))
+        entry = self.entry(model)
         if entry.kind != "keras":
             raise ModelError(f"model {entry.name!r} is a {entry.kind} model; {use} needs a Keras model")
         self.check_file(entry)

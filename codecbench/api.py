@@ -58,7 +58,7 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
         validate(model, run.dataset.class_names)
     conds = list(run.conditions)
     evaluator = run.evaluator(log=lambda message: None, progress=progress, extra_models=scoring)
-    evaluator.prepare(conds)
+    evaluator.store.prepare(conds)
     rows, records = [], {}
     for cond in conds:
         evaluator.evaluate_many(scoring, cond)

@@ -86,8 +86,9 @@ def test_one_conditions_coding_failure_fails_only_its_own_evaluation(tiny, tmp_p
     still scored, and mp3@64 fails naming the error."""
     from codecbench import codecs
     from codecbench.core.cache import Cache
-    from codecbench.run.evaluation import Evaluator
     from codecbench.store.fill import EncodeError
+
+    from .evaluators import split_evaluator
 
     real_encode = codecs.encode
 
@@ -97,12 +98,12 @@ def test_one_conditions_coding_failure_fails_only_its_own_evaluation(tiny, tmp_p
         return real_encode(signal, sample_rate, condition, *args, **kwargs)
 
     monkeypatch.setattr(codecs, "encode", encode)
-    ev = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], Cache(tmp_path / "c"), jobs=1,
+    ev = split_evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], Cache(tmp_path / "c"), jobs=1,
                    backend="sequential", log=lambda m: None)
-    ev.prepare([C("wav"), C("mp3@64")])
-    assert ev.evaluate("base", C("wav")).n == len(tiny["dataset"].clips("evaluate"))
+    ev.store.prepare([C("wav"), C("mp3@64")])
+    assert ev.evaluate(tiny["zoo"].entry("base"), C("wav")).n == len(tiny["dataset"].clips("evaluate"))
     with pytest.raises(EncodeError, match=r"\[mp3@64\]: RuntimeError: encoder crashed"):
-        ev.evaluate("base", C("mp3@64"))
+        ev.evaluate(tiny["zoo"].entry("base"), C("mp3@64"))
 
 
 def test_an_evaluation_only_tau_folder_is_benchmarked(tiny, tmp_path):

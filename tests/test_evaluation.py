@@ -8,11 +8,12 @@ from codecbench.codecs import parse_condition as C
 from codecbench.core.cache import Cache
 from codecbench.datasets import load_dataset
 from codecbench.models.kinds import from_object
-from codecbench.run.evaluation import Evaluator
 from codecbench.signal.audio import source_rate
 from codecbench.store import fill as encode
 from codecbench.store import inputs, split_inputs
 from codecbench.store.fill import EncodeError
+
+from .evaluators import split_evaluator
 
 
 class MeanEnergy:
@@ -35,7 +36,7 @@ class MeanEnergy:
 
 
 def _evaluator(tiny, **kwargs):
-    return Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
+    return split_evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
                      log=lambda m: None, **kwargs)
 
 
@@ -46,7 +47,7 @@ def test_a_model_that_writes_its_input_cannot_change_another_models(tiny):
     ev.evaluate(from_object(MeanEnergy(classes, in_place=True), name="writer"), C("wav"))
     after = ev.evaluate(from_object(MeanEnergy(classes), name="plain"), C("wav"))
     assert after.predictions == alone.predictions
-    inputs, _ = ev.inputs(C("wav"))
+    inputs, _ = ev.store.inputs(C("wav"))
     assert inputs.in_memory  # a few clips: kept between models
     x = inputs(range(len(inputs)))
     assert not x.flags.writeable  # what Keras and ONNX models get: read-only
@@ -56,7 +57,7 @@ def test_a_model_that_writes_its_input_cannot_change_another_models(tiny):
     streaming = _evaluator(tiny, keep_inputs_bytes=0)
     streaming.evaluate(from_object(MeanEnergy(classes, in_place=True), name="writer"), C("wav"))
     assert streaming.evaluate(from_object(MeanEnergy(classes), name="plain"), C("wav")).predictions == alone.predictions
-    assert not streaming.inputs(C("wav"))[0].in_memory
+    assert not streaming.store.inputs(C("wav"))[0].in_memory
 
 
 def test_non_finite_features_are_refused_naming_the_clip_and_front_end(tmp_path):
@@ -80,7 +81,7 @@ def test_non_finite_features_are_refused_naming_the_clip_and_front_end(tmp_path)
         def predict(self, batch):
             return np.full((len(batch), 2), 0.5)
 
-    ev = Evaluator(dataset, "evaluate", matrix, None, Cache(tmp_path / "c"), jobs=1, log=lambda m: None)
+    ev = split_evaluator(dataset, "evaluate", matrix, None, Cache(tmp_path / "c"), jobs=1, log=lambda m: None)
     with pytest.raises(EncodeError, match=r"wav: front-end .*gave non-finite features .* quiet/quiet"):
         ev.evaluate(from_object(Any(), name="any"), C("wav"))
 
@@ -113,14 +114,14 @@ def test_entries_lost_mid_run_are_recomputed_or_the_run_fails_naming_them(tiny, 
     cache = Cache(tmp_path / "cache")
     # lost once: computed again, every clip scored
     _losing_fill(monkeypatch, cache, times=1)
-    ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
-    result = ev.evaluate("base", C("mp3@64"))
+    ev = split_evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
+    result = ev.evaluate(tiny["zoo"].entry("base"), C("mp3@64"))
     assert result.n == len(dataset.clips("evaluate")) and not result.skipped
     # lost every time: a named failure, never a silent subset
     _losing_fill(monkeypatch, cache, times=99)
-    ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
+    ev = split_evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None)
     with pytest.raises(EncodeError, match=r"1 of \d+ clips have no cached features under mp3@32 .*cache gc"):
-        ev.evaluate("base", C("mp3@32"))
+        ev.evaluate(tiny["zoo"].entry("base"), C("mp3@32"))
 
 
 def test_skip_mode_scores_the_rest_and_records_what_it_left_out(tiny, tmp_path, monkeypatch):
@@ -129,9 +130,9 @@ def test_skip_mode_scores_the_rest_and_records_what_it_left_out(tiny, tmp_path, 
 
     cache = Cache(tmp_path / "cache")
     _losing_fill(monkeypatch, cache, times=99)
-    ev = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None,
+    ev = split_evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], cache, jobs=1, log=lambda m: None,
                    on_error="skip")
-    result = ev.evaluate("base", C("mp3@32"))
+    result = ev.evaluate(tiny["zoo"].entry("base"), C("mp3@32"))
     total = len(tiny["dataset"].clips("evaluate"))
     assert result.n == total - 1 and len(result.skipped) == 1 and result.skipped[0] not in result.clips
     run = tmp_path / "runs" / "r"
@@ -153,23 +154,24 @@ def test_a_22k_dataset_is_coded_at_22k_and_the_run_says_so(tiny, tmp_path):
                      22050, subtype="PCM_16")
     dataset = load_dataset(tmp_path / "d")
     lines = []
-    ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], Cache(tmp_path / "c"), jobs=1, log=lines.append)
-    ev.prepare([C("wav"), C("aac@32"), C("opus@64")])
+    ev = split_evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], Cache(tmp_path / "c"), jobs=1,
+                         log=lines.append)
+    ev.store.prepare([C("wav"), C("aac@32"), C("opus@64")])
     assert dataset.sample_rates("evaluate") == [22050]
-    assert ev.rates["aac@32"] == {"source": [22050], "codec": [22050]}
-    assert ev.codec_facts["aac@32"]["codec_sample_rate"] == 22050
-    assert ev.rates["opus@64"] == {"source": [22050], "codec": [48000]}
+    assert ev.store.rates["aac@32"] == {"source": [22050], "codec": [22050]}
+    assert ev.store.codec_facts["aac@32"]["codec_sample_rate"] == 22050
+    assert ev.store.rates["opus@64"] == {"source": [22050], "codec": [48000]}
     assert any("opus@64: coded at 48 kHz for sources at 22.05 kHz" in line for line in lines), lines
     assert not any(line.startswith("codecbench: aac@32: coded at") for line in lines)
     # nothing of the source above 11 kHz: the bandwidth measured says so
-    assert ev.codec_facts["aac@32"]["source_bandwidth_hz"] <= 12_902
+    assert ev.store.codec_facts["aac@32"]["source_bandwidth_hz"] <= 12_902
 
 
 @pytest.mark.backend_matrix
 def test_streamed_evaluation_equals_the_in_memory_one_and_keeps_one_condition(tiny):
     """Above ``keep_inputs_bytes`` a condition's inputs are read from the cache batch by batch (the paper's scale);
     the predictions are those of the in-memory path, shared layers included; what is kept fits the budget."""
-    models = ["base", "finetuned_full@e1", "finetuned_seg9", "finetuned_seg10"]
+    models = [tiny["zoo"].entry(m) for m in ("base", "finetuned_full@e1", "finetuned_seg9", "finetuned_seg10")]
     kept, streamed = _evaluator(tiny), _evaluator(tiny, keep_inputs_bytes=0)
     for cond in (C("wav"), C("mp3@32")):
         assert ([r.predictions for r in kept.evaluate_many(models, cond)]
@@ -177,7 +179,7 @@ def test_streamed_evaluation_equals_the_in_memory_one_and_keeps_one_condition(ti
     assert [key[1] for key, (x, _) in kept.store._inputs.items() if x.in_memory] == ["wav", "mp3@32"]
     assert not any(x.in_memory for x, _ in streamed.store._inputs.values())
     # room for one condition only: the least recently used is dropped, the latest stays
-    one = _evaluator(tiny, keep_inputs_bytes=kept.inputs(C("wav"))[0].nbytes)
+    one = _evaluator(tiny, keep_inputs_bytes=kept.store.inputs(C("wav"))[0].nbytes)
     for cond in (C("wav"), C("mp3@32")):
         one.evaluate_many(models, cond)
     assert [key[1] for key, (x, _) in one.store._inputs.items() if x.in_memory] == ["mp3@32"]
@@ -194,13 +196,13 @@ def test_streamed_batches_pad_to_the_longest_clip_of_the_split(tmp_path, monkeyp
     from codecbench.codecs.matrix import load_matrix
 
     def run(**kwargs):
-        ev = Evaluator(dataset, "evaluate", load_matrix(), None, cache, jobs=1, log=lambda m: None, **kwargs)
+        ev = split_evaluator(dataset, "evaluate", load_matrix(), None, cache, jobs=1, log=lambda m: None, **kwargs)
         return ev.evaluate(from_object(MeanEnergy(dataset.class_names), name="m"), C("mp3@64")), ev
 
     whole, _ = run()
     monkeypatch.setattr(inputs, "INPUT_BUDGET_BYTES", 1)  # one clip per batch
     alone, ev = run(keep_inputs_bytes=0)
-    x, _ = ev.inputs(C("mp3@64"), from_object(MeanEnergy(dataset.class_names), name="m").frontend)
+    x, _ = ev.store.inputs(C("mp3@64"), from_object(MeanEnergy(dataset.class_names), name="m").frontend)
     assert x.batch_size == 1 and len({len(x(range(i, i + 1))[0]) for i in range(len(x))}) == 1
     assert alone.predictions == whole.predictions
     # log-mel inputs: the longest shape comes from the cache entries' headers, without reading them

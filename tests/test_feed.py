@@ -52,14 +52,16 @@ def test_the_layer_computes_in_float32_under_a_bfloat16_model_and_round_trips_it
 def test_models_with_the_front_end_on_the_device_predict_as_with_cached_features(tiny):
     """The same network, fed cached features or decoded waveforms with the log-mel computed in Keras ops."""
     from codecbench.codecs import parse_condition
-    from codecbench.run.evaluation import Evaluator
+
+    from .evaluators import split_evaluator
 
     runs = {}
     for on_device in (False, True):
-        evaluator = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
-                              progress=False, log=lambda m: None, frontend_on_device=on_device)
-        runs[on_device] = {c: evaluator.evaluate("base", parse_condition(c)) for c in ("wav", "mp3@32")}
-        assert evaluator.model("base").frontend.on_device is on_device
+        evaluator = split_evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
+                                    progress=False, log=lambda m: None, frontend_on_device=on_device)
+        base = tiny["zoo"].entry("base")
+        runs[on_device] = {c: evaluator.evaluate(base, parse_condition(c)) for c in ("wav", "mp3@32")}
+        assert evaluator.model(base).frontend.on_device is on_device
     for cond in ("wav", "mp3@32"):
         host, device = runs[False][cond], runs[True][cond]
         agree = np.mean(np.array(host.predictions) == np.array(device.predictions))

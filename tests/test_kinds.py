@@ -180,7 +180,7 @@ def test_an_onnx_model_whose_input_does_not_match_its_front_end_is_refused(tmp_p
 
 
 def test_classes_are_matched_by_name_or_an_explicit_map(tiny):
-    from codecbench.run.evaluation import Evaluator
+    from .evaluators import split_evaluator
 
     class Shuffled:
         sample_rate = 16000
@@ -191,7 +191,7 @@ def test_classes_are_matched_by_name_or_an_explicit_map(tiny):
             out[:, 0] = 1.0  # always the model's first class: the dataset's last ("tram")
             return out
 
-    ev = Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
+    ev = split_evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
                    log=lambda m: None)
     result = ev.evaluate(from_object(Shuffled(), name="shuffled"), C("wav"))
     assert set(result.predictions) == {SCENES.index("tram")}

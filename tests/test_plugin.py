@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from codecbench.codecs import parse_condition as C
-from codecbench.run.evaluation import Evaluator
 
 from .plugin_args import PLUGIN_ARGS, run_plugin
 
@@ -113,18 +112,21 @@ def test_regression_gate_fails_only_on_significant_drops(suite, pytester):
 
 
 def test_adding_a_model_encodes_and_featurises_nothing_new(tiny):
+    from .evaluators import split_evaluator
+
     def evaluator():
-        return Evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
-                         log=lambda m: None)
+        return split_evaluator(tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1,
+                               log=lambda m: None)
     first = evaluator()
     for cond in ("wav", "mp3@32"):
-        first.evaluate("base", C(cond))
+        first.evaluate(tiny["zoo"].entry("base"), C(cond))
     second = evaluator()
     for model in ("base", "finetuned_seg9"):
         for cond in ("wav", "mp3@32"):
-            second.evaluate(model, C(cond))
+            second.evaluate(tiny["zoo"].entry(model), C(cond))
     assert second.counts == {"encoded": 0, "featurised_conditions": 2, "model_loads": 2, "evaluations": 4}
-    assert second.evaluate("base", C("wav")) is second.evaluate("base", C("wav"))
+    base = tiny["zoo"].entry("base")
+    assert second.evaluate(base, C("wav")) is second.evaluate(base, C("wav"))
 
 
 def test_settings_come_from_pyproject(pytester, tiny):

@@ -121,12 +121,12 @@ def test_a_subclassed_model_runs_whole():
 
 @pytest.mark.backend_matrix
 def test_evaluate_many_matches_evaluate_on_a_zoo(tiny):
-    from codecbench.run.evaluation import Evaluator
+    from .evaluators import split_evaluator
 
-    names = ["base", "finetuned_full@e1", "finetuned_seg9", "finetuned_seg10"]
+    names = [tiny["zoo"].entry(m) for m in ("base", "finetuned_full@e1", "finetuned_seg9", "finetuned_seg10")]
     args = (tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"])
-    shared = Evaluator(*args, jobs=1, log=lambda m: None)
-    alone = Evaluator(*args, jobs=1, log=lambda m: None, share_prefix=False)
+    shared = split_evaluator(*args, jobs=1, log=lambda m: None)
+    alone = split_evaluator(*args, jobs=1, log=lambda m: None, share_prefix=False)
     together = shared.evaluate_many(names, C("mp3@32"))
     for name, result in zip(names, together):
         reference = alone.evaluate(name, C("mp3@32"))
@@ -137,20 +137,20 @@ def test_evaluate_many_matches_evaluate_on_a_zoo(tiny):
 
 @pytest.mark.backend_matrix
 def test_mixed_precision_evaluation_runs_and_is_recorded_as_such(tiny):
-    from codecbench.run.evaluation import Evaluator
+    from .evaluators import split_evaluator
 
     args = (tiny["dataset"], "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"])
-    mixed = Evaluator(*args, jobs=1, log=lambda m: None, precision="mixed_bfloat16")
-    scoring = mixed.model("base")
+    mixed = split_evaluator(*args, jobs=1, log=lambda m: None, precision="mixed_bfloat16")
+    scoring = mixed.model(tiny["zoo"].entry("base"))
     policies = {layer.dtype_policy.name for layer in scoring.keras_model.layers[1:-1]}
     assert policies == {"mixed_bfloat16"}
     assert scoring.keras_model.layers[-1].dtype_policy.name == "float32"  # the softmax stays float32
-    result = mixed.evaluate("base", C("wav"))
-    reference = Evaluator(*args, jobs=1, log=lambda m: None).evaluate("base", C("wav"))
+    result = mixed.evaluate(tiny["zoo"].entry("base"), C("wav"))
+    reference = split_evaluator(*args, jobs=1, log=lambda m: None).evaluate(tiny["zoo"].entry("base"), C("wav"))
     assert result.n == reference.n
     # bfloat16 keeps 8 bits of mantissa: probabilities move by far less than 0.05, so a decision whose float32
     # margin (top-1 minus top-2) exceeds 0.1 cannot flip; only near-ties may
-    reference_model = Evaluator(*args, jobs=1, log=lambda m: None).model("base").keras_model
+    reference_model = split_evaluator(*args, jobs=1, log=lambda m: None).model(tiny["zoo"].entry("base")).keras_model
     shape = [d if d is not None else 100 for d in reference_model.input_shape[1:]]   # any length of time
     x = np.random.default_rng(0).normal(size=(64, *shape)).astype("float32")
     p32 = np.asarray(reference_model.predict_on_batch(x))

@@ -15,9 +15,9 @@ from codecbench.codecs import parse_condition as C
 from codecbench.report import render
 from codecbench.report.html import render_leaderboard
 from codecbench.results.files import leaderboard_documents, record_result, record_run, write_item, write_run
-from codecbench.run.evaluation import Evaluator
 
 from . import optional
+from .evaluators import split_evaluator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example" / "results.json"
 
@@ -226,7 +226,7 @@ def test_the_page_fits_the_screen_and_its_charts_have_round_ticks_and_a_zero_lin
 
 
 def _history_run(tiny, results: Path, run_id: str, dataset, started: str, pairs) -> None:
-    ev = Evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1, log=lambda m: None)
+    ev = split_evaluator(dataset, "evaluate", tiny["matrix"], tiny["zoo"], tiny["cache"], jobs=1, log=lambda m: None)
     meta = {"run_id": run_id, "started": started,
             "dataset": {"name": dataset.name, "split": "evaluate", "fingerprint": dataset.fingerprint("evaluate"),
                         "recipe": dataset.recipe, "clip_digests": dataset.clip_digests("evaluate"),
@@ -239,7 +239,7 @@ def _history_run(tiny, results: Path, run_id: str, dataset, started: str, pairs)
     record_run(results / "history.sqlite", run_id, meta)
     run = results / "runs" / run_id
     for model, cond in pairs:
-        record = {**ev.evaluate(model, C(cond)).as_record(), "threshold": None, "outcome": "passed"}
+        record = {**ev.evaluate(tiny["zoo"].entry(model), C(cond)).as_record(), "threshold": None, "outcome": "passed"}
         write_item(run, record)
         record_result(results / "history.sqlite", run_id, record, started)
     write_run(results, run, meta)

@@ -11,7 +11,8 @@ from codecbench.codecs import parse_condition
 from codecbench.codecs.matrix import parse_matrix
 from codecbench.report import ResultTable, render, sweeps
 from codecbench.results.files import write_item, write_run
-from codecbench.run.evaluation import Evaluator
+
+from .evaluators import split_evaluator
 
 
 def _cell(model, condition, correct_mask):
@@ -55,10 +56,10 @@ def test_a_small_sweep_end_to_end_on_real_codecs_and_models(tiny, tmp_path):
                            "categories": {"reference": {"conditions": ["wav"]},
                                           "mp3": {"conditions": ["mp3@32..64"]}}}, "sweep.toml")
     assert [c.name for c in matrix.categories["mp3"]] == ["mp3@32", "mp3@40", "mp3@48", "mp3@56", "mp3@64"]
-    ev = Evaluator(tiny["dataset"], "evaluate", matrix, tiny["zoo"], tiny["cache"], jobs=1, log=lambda m: None)
+    ev = split_evaluator(tiny["dataset"], "evaluate", matrix, tiny["zoo"], tiny["cache"], jobs=1, log=lambda m: None)
     run = tmp_path / "runs" / "s1"
     for cond in matrix.validation:
-        for result in ev.evaluate_many(["base", "finetuned_full@e1"], cond):
+        for result in ev.evaluate_many([tiny["zoo"].entry(m) for m in ("base", "finetuned_full@e1")], cond):
             write_item(run, {**result.as_record(), "threshold": None, "outcome": "passed"})
     write_run(tmp_path, run, {"run_id": "s1", "dataset": {"name": "synthetic", "split": "evaluate"},
                               "matrix": {"name": "sweep", "fingerprint": matrix.fingerprint()}})

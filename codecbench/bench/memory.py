@@ -41,6 +41,7 @@ from codecbench.core.cache import Cache
 from codecbench.codecs import parse_condition
 from codecbench.datasets import load_dataset
 from codecbench.run.evaluation import Evaluator
+from codecbench.store.split_inputs import SplitInputs
 from codecbench.codecs.matrix import load_matrix
 from codecbench.zoo import Zoo
 args = json.loads(sys.argv[1])
@@ -49,9 +50,9 @@ dataset = load_dataset(args["dataset"], cache_dir=cache.root)
 zoo = Zoo(args["zoo"])
 # the paper's regime: a condition's inputs (1.9 GB) exceed what is kept in memory, so they stream from the cache
 # float32: the figure holds on every machine (mixed bfloat16 keeps the same weights, half-size activations)
-ev = Evaluator(dataset, args["split"], load_matrix(), zoo, cache, jobs=1, log=lambda m: None, keep_inputs_bytes=0,
-               precision="float32")
-models = [zoo.resolve(m) for m in zoo.names()]
+store = SplitInputs(dataset, args["split"], cache, jobs=1, log=lambda m: None, keep_inputs_bytes=0)
+ev = Evaluator(store, load_matrix(), zoo, precision="float32")
+models = [zoo.entry(m) for m in zoo.names()]
 for m in models:
     ev.model(m)
 loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

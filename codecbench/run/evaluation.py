@@ -9,22 +9,19 @@ models sharing leading layers compute them once, :mod:`codecbench.models.prefix`
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping
 
 import numpy as np
 
 from codecbench.codecs import Condition
 from codecbench.codecs.matrix import Matrix
-from codecbench.core.cache import Cache
 from codecbench.core.progress import NoProgress, progress
-from codecbench.core.vocabulary import OnError, ParallelBackend, Precision
+from codecbench.core.vocabulary import Precision
 from codecbench.core.wording import counted
-from codecbench.datasets import Dataset
 from codecbench.models.prefix import SharedPrefixPredictor
 from codecbench.results.metrics import pack_probabilities
 from codecbench.results.rows import record_metrics
 from codecbench.results.stats import wilson_interval
-from codecbench.store.inputs import Inputs, predict_stream
+from codecbench.store.inputs import predict_stream
 from codecbench.store.split_inputs import SplitInputs
 from codecbench.zoo import ModelEntry, Zoo
 
@@ -74,42 +71,28 @@ class Evaluator:
 
     Parameters
     ----------
-    dataset : Dataset
-        The clips and labels.
-    split : str
-        The split scored.
+    store : SplitInputs
+        The split's model inputs (:class:`~codecbench.store.split_inputs.SplitInputs`): where and how the split is
+        coded and featurised, and which front-ends' features one parallel pass caches for every model. The
+        evaluator scores what it serves; prepare, inputs and codec facts are asked of it directly.
     matrix : Matrix
         Gives each condition its category.
     zoo : Zoo
-        Where model names are resolved.
-    cache, jobs, backend, scheduler, progress, log, frontends, keep_inputs_bytes, availability
-        The store's (:class:`~codecbench.store.split_inputs.SplitInputs`): where and how the split is coded and
-        featurised, and which front-ends' features one parallel pass caches for every model.
+        Loads the zoo models given as entries (:class:`~codecbench.zoo.ModelEntry`).
     share_prefix : bool
         Let :meth:`evaluate_many` compute layers several Keras models share once (:mod:`codecbench.models.prefix`).
     precision : str
         The dtype policy of Keras models ("auto", "float32" or "mixed_bfloat16"; ``auto`` as
         :func:`~codecbench.store.devices.choose_precision` says, float32 on a generated dataset).
-    on_error : str
-        "raise": every clip is scored or the evaluation fails naming the missing ones; "skip": clips whose coding
-        failed are left out and listed in each result.
     frontend_on_device : bool
         Compute Keras models' log-mel on their device from waveforms.
     """
 
-    def __init__(self, dataset: Dataset, split: str, matrix: Matrix, zoo: Zoo, cache: Cache, *,
-                 jobs: int | None = None, backend: ParallelBackend = "loky", scheduler: str | None = None,
-                 progress: bool | None = None, log=None, frontends=None, share_prefix: bool = True,
-                 precision: Precision = "auto", on_error: OnError = "raise", keep_inputs_bytes: int | None = None,
-                 frontend_on_device: bool = False,
-                 availability: Mapping[Condition, tuple[bool, str]] | None = None):
+    def __init__(self, store: SplitInputs, matrix: Matrix, zoo: Zoo | None = None, *, share_prefix: bool = True,
+                 precision: Precision = "auto", frontend_on_device: bool = False):
         #: the split's model inputs, filled once per condition (the store side)
-        self.store = SplitInputs(dataset, split, cache, jobs=jobs, backend=backend, scheduler=scheduler,
-                                 progress=progress, log=log, frontends=frontends, on_error=on_error,
-                                 keep_inputs_bytes=keep_inputs_bytes, availability=availability)
-        self.dataset, self.split, self.matrix, self.zoo, self.cache = dataset, split, matrix, zoo, cache
-        self.log = self.store.log
-        self.clips, self.labels = self.store.clips, self.store.labels
+        self.store = store
+        self.matrix, self.zoo = matrix, zoo
         self._models: dict[str, object] = {}
         self._results: dict[tuple[str, str], Result] = {}
         self.share_prefix, self.precision = share_prefix, precision
@@ -119,41 +102,19 @@ class Evaluator:
         self.counts = self.store.counts
         self.counts.update({"model_loads": 0, "evaluations": 0})
 
-    # -- the store's, for the run's metadata and for callers of the evaluator ----------------------------------
-    def prepare(self, conditions: Iterable[Condition]) -> None:
-        """Code and featurise every clip under every available condition in one parallel fill."""
-        self.store.prepare(conditions)
-
-    def inputs(self, cond: Condition, frontend=None) -> tuple[Inputs, list[int]]:
-        """The model inputs of the split under ``cond`` for ``frontend`` (:meth:`SplitInputs.inputs`)."""
-        return self.store.inputs(cond, frontend)
-
-    def achieved_kbps(self, cond: Condition) -> float | None:
-        return self.store.achieved_kbps(cond)
-
-    @property
-    def codec_facts(self) -> dict[str, dict]:
-        return self.store.codec_facts
-
-    @property
-    def rates(self) -> dict[str, dict[str, list[int]]]:
-        return self.store.rates
-
-    @property
-    def scaled_sources(self) -> dict[str, str]:
-        return self.store.scaled_sources
-
-
     # -- scoring ---------------------------------------------------------------------------------------------
     def model(self, model):
-        """A zoo model (its :class:`~codecbench.zoo.ModelEntry`, or a name; loaded once), or a
-        :class:`ScoringModel` as given."""
-        if isinstance(model, (str, ModelEntry)):
-            entry = model if isinstance(model, ModelEntry) else self.zoo.entry(model)
-            if entry.name not in self._models:
-                self._models[entry.name] = self._at_precision(self.zoo.scoring(entry))
+        """A zoo model (its :class:`~codecbench.zoo.ModelEntry`, loaded once), or a :class:`ScoringModel` as
+        given."""
+        if isinstance(model, str):
+            raise TypeError(f"model {model!r}: give the evaluator a zoo entry (Zoo.entry), resolved once above it")
+        if isinstance(model, ModelEntry):
+            if model.name not in self._models:
+                if self.zoo is None:
+                    raise TypeError(f"model {model.name!r}: a zoo entry needs an evaluator built with its zoo")
+                self._models[model.name] = self._at_precision(self.zoo.scoring(model))
                 self.counts["model_loads"] += 1
-            return self._models[entry.name]
+            return self._models[model.name]
         if model.name not in self._models:
             self._models[model.name] = self._at_precision(model)
         return self._models[model.name]
@@ -165,7 +126,7 @@ class Evaluator:
         from codecbench.models.kinds import from_keras
         from codecbench.training.precision import resolve_precision, with_precision
 
-        self.precision = resolve_precision(self.precision, reproducible=self.dataset.recipe is not None)
+        self.precision = resolve_precision(self.precision, reproducible=self.store.dataset.recipe is not None)
         frontend = on_device_if(scoring.frontend, self.frontend_on_device)
         model = with_precision(scoring.keras_model, self.precision)
         if model is scoring.keras_model and frontend == scoring.frontend:
@@ -178,8 +139,8 @@ class Evaluator:
 
         Parameters
         ----------
-        model : str or ScoringModel
-            A zoo name (resolved and loaded once) or a model of any kind.
+        model : ModelEntry or ScoringModel
+            A zoo model's entry (loaded once) or a model of any kind.
         cond : Condition
             The condition; its clips are coded and featurised on first use.
 
@@ -191,9 +152,9 @@ class Evaluator:
         scoring = self.model(model)
         key = (scoring.name, cond.name)
         if key not in self._results:
-            x, kept = self.inputs(cond, scoring.frontend)
+            x, kept = self.store.inputs(cond, scoring.frontend)
             scoring.check_input(x.first())
-            self.log(f"codecbench: evaluating {key[0]} on {cond.name} ({counted(len(x), 'clip')})")
+            self.store.log(f"codecbench: evaluating {key[0]} on {cond.name} ({counted(len(x), 'clip')})")
             predict = self._counted(scoring.predict, len(x), f"scoring {key[0]} on {cond.name}")
             self._store(scoring, cond, predict_stream(predict, x, batch_size=x.batch_size), kept)
         return self._results[key]
@@ -211,12 +172,12 @@ class Evaluator:
         if self.share_prefix and len(keras_models) > 1:
             for frontend in dict.fromkeys(s.frontend for s in keras_models):
                 group = [s for s in keras_models if s.frontend == frontend]
-                x, kept = self.inputs(cond, frontend)
-                group = [s for s in group if _fits(s, x.first(), self.dataset.class_names)]
+                x, kept = self.store.inputs(cond, frontend)
+                group = [s for s in group if _fits(s, x.first(), self.store.dataset.class_names)]
                 if len(group) < 2:
                     continue  # nothing to share; evaluate() below runs each alone
-                self.log(f"codecbench: evaluating {len(group)} models on {cond.name} ({counted(len(x), 'clip')}), "
-                         "shared layers once")
+                self.store.log(f"codecbench: evaluating {len(group)} models on {cond.name} "
+                               f"({counted(len(x), 'clip')}), shared layers once")
                 predict = self._counted(self._predictor(group).predict_batch, len(x),
                                         f"scoring {len(group)} models on {cond.name}")
                 outputs = predict_stream(predict, x, batch_size=x.batch_size)
@@ -254,16 +215,17 @@ class Evaluator:
         return self._predictors[key]
 
     def _store(self, scoring, cond, probabilities: np.ndarray, kept: list[int]) -> None:
-        order = scoring.dataset_order(self.dataset.class_names)
+        store = self.store
+        order = scoring.dataset_order(store.dataset.class_names)
         probabilities = probabilities[:, order]
         predictions = probabilities.argmax(axis=1)
-        labels = self.labels[kept]
-        skipped = [self.clips[i].name for i in sorted(set(range(len(self.clips))) - set(kept))]
+        labels = store.labels[kept]
+        skipped = [store.clips[i].name for i in sorted(set(range(len(store.clips))) - set(kept))]
         self._results[(scoring.name, cond.name)] = Result(
             model=scoring.name, model_sha256=scoring.sha256, condition=cond.name,
             category=self.matrix.category_of(cond), n=len(kept), correct=int(np.sum(predictions == labels)),
-            clips=[self.clips[i].name for i in kept], labels=labels.tolist(), predictions=predictions.tolist(),
-            achieved_kbps=self.achieved_kbps(cond), skipped=skipped, probabilities=probabilities.astype(np.float16))
+            clips=[store.clips[i].name for i in kept], labels=labels.tolist(), predictions=predictions.tolist(),
+            achieved_kbps=store.achieved_kbps(cond), skipped=skipped, probabilities=probabilities.astype(np.float16))
         self.counts["evaluations"] += 1
 
 

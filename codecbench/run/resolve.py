@@ -210,13 +210,15 @@ class Run:
                   extra_models: Sequence = ()) -> Evaluator:
         """The evaluator of this run: its dataset split, cache, front-ends, precision and the availability found."""
         from codecbench.run.evaluation import Evaluator
+        from codecbench.store.split_inputs import SplitInputs
 
         spec = self.spec
-        return Evaluator(self.dataset, spec.split, self.matrix, self.zoo, self.cache, jobs=spec.jobs,
-                         backend=spec.backend, scheduler=spec.scheduler, log=log, progress=progress,
-                         frontends=self.frontends(extra_models), share_prefix=spec.share_prefix,
-                         precision=self.precision.policy, on_error=spec.on_error,
-                         frontend_on_device=spec.frontend_on_device, availability=self.availability)
+        store = SplitInputs(self.dataset, spec.split, self.cache, jobs=spec.jobs, backend=spec.backend,
+                            scheduler=spec.scheduler, progress=progress, log=log,
+                            frontends=self.frontends(extra_models), on_error=spec.on_error,
+                            availability=self.availability)
+        return Evaluator(store, self.matrix, self.zoo, share_prefix=spec.share_prefix,
+                         precision=self.precision.policy, frontend_on_device=spec.frontend_on_device)
 
 
 def _selected_conditions(spec: RunSpec, matrix) -> list[Condition]:

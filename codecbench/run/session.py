@@ -160,7 +160,7 @@ class BenchmarkSession:
             plan_fill(new_plan("benchmark", clips, needed, self.resolved.cache), clips, needed, self.resolved.cache,
                       with_features=True).check_disk(self.force)
             self._evaluator = self.resolved.evaluator(log=self.log)
-            self._evaluator.prepare(needed)
+            self._evaluator.store.prepare(needed)
             self.record_meta()
         return self._evaluator
 
@@ -195,9 +195,9 @@ class BenchmarkSession:
                           "baseline_metric": self.spec.baseline_metric,
                           "baseline_match": (dataclasses.asdict(self.baseline_match) | {"clips": None}
                                              if self.baseline_match else None),
-                          "codec_facts": self._evaluator.codec_facts if self._evaluator else {},
+                          "codec_facts": self._evaluator.store.codec_facts if self._evaluator else {},
                           "source_level": {"policy": LEVEL_POLICY,
-                                           "scaled_in_this_run": dict(self._evaluator.scaled_sources)
+                                           "scaled_in_this_run": dict(self._evaluator.store.scaled_sources)
                                            if self._evaluator else {}},
                           "precision": self.precision.policy, "precision_reason": self.precision.reason,
                           "share_prefix": self.spec.share_prefix,

@@ -24,10 +24,13 @@ from codecbench.core.wording import counted
 from codecbench.errors import CodecbenchError, UsageError
 from codecbench.run.spec import RunSpec
 from codecbench.signal.audio import LEVEL_POLICY
-from codecbench.zoo import ModelEntry
+from codecbench.zoo import ModelEntry, Zoo
 
 if TYPE_CHECKING:
+    from codecbench.codecs.matrix import Matrix
+    from codecbench.datasets import Dataset
     from codecbench.results.files import DatasetMatch
+    from codecbench.results.thresholds import Thresholds
     from codecbench.run.evaluation import Evaluator
     from codecbench.run.resolve import Run
 
@@ -62,17 +65,15 @@ class BenchmarkSession:
     def __init__(self, run: Run, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
                  force: bool = False, worker: bool = False):
         spec = run.spec
+        #: the run this session works on: its spec, matrix, zoo, models, conditions, dataset and thresholds are the
+        #: run's own (read through it, never copied)
         self.resolved = run
-        self.spec = spec
         self._shared: set[Condition] = set()
         self.force = force
         #: an xdist worker runs only some of the cases: each is evaluated alone there (no shared prefix per condition)
         self.worker = worker
         self.run_id = run_id or spec.run_id or new_run_id()
         self.log = log or (lambda message: print(message, file=sys.stderr))
-        self.matrix, self.zoo, self.dataset, self.thresholds = run.matrix, run.zoo, run.dataset, run.thresholds
-        self.models: tuple[ModelEntry, ...] = run.models
-        self.conditions = list(run.conditions)
         self.results_dir = spec.results
         self.run_dir = self.results_dir / "runs" / self.run_id
         check_writable(self.results_dir, "--results")   # before any work, not after the whole evaluation
@@ -91,6 +92,35 @@ class BenchmarkSession:
         self.needed_conditions: list[Condition] = list(self.conditions)
         self._evaluator: Evaluator | None = None
         self._meta: dict | None = None
+
+    # -- the run's own, read through it ------------------------------------------------------------------------
+    @property
+    def spec(self) -> RunSpec:
+        return self.resolved.spec
+
+    @property
+    def matrix(self) -> Matrix:
+        return self.resolved.matrix
+
+    @property
+    def zoo(self) -> Zoo:
+        return self.resolved.zoo
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.resolved.dataset
+
+    @property
+    def thresholds(self) -> Thresholds | None:
+        return self.resolved.thresholds
+
+    @property
+    def models(self) -> tuple[ModelEntry, ...]:
+        return self.resolved.models
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        return self.resolved.conditions
 
     @classmethod
     def from_spec(cls, spec: RunSpec, *, plan_only: bool = False, log: Callable[[str], None] | None = None,

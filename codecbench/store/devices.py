@@ -16,7 +16,6 @@ import platform
 import shutil
 import subprocess
 
-from codecbench.core.backend import keras
 from codecbench.core.parallel import usable_cores
 from codecbench.errors import EnvironmentProblem, UsageError
 
@@ -30,6 +29,8 @@ GPU_INSTALL = {
 
 def backend() -> str:
     """The Keras backend in use: ``tensorflow``, ``jax`` or ``torch``."""
+    from codecbench.core.backend import keras  # slow (the backend's framework): only where a device is asked about
+
     return keras.backend.backend()
 
 

@@ -16,6 +16,8 @@ exactly one family, by what the user does about it:
 
 The stages subclass a family (``DatasetError`` is a :class:`DataError`, ``ZooError`` a :class:`ModelError`, ...).
 The command line and the pytest plugin catch this base class only, so a genuine bug still shows its traceback.
+An error met while using an option's value keeps its family; the option is noted on it (:func:`noted`), and the two
+edges print it before the message (:func:`message`).
 """
 from __future__ import annotations
 
@@ -69,3 +71,29 @@ class NotARegularFile(DataError, OSError):
 
 #: The families, in the order the module docstring gives them; every other error class derives from exactly one.
 FAMILIES = (UsageError, DataError, ModelError, CodecError, CacheError, EnvironmentProblem)
+
+
+#: How :func:`noted` marks its notes (PEP 678), so that :func:`message` tells them from a note of anyone else's.
+_OPTION, _DETAIL = "codecbench option: ", "codecbench detail: "
+
+
+def noted(exc: CodecbenchError, option: str, *, detail: str | None = None) -> CodecbenchError:
+    """``exc``, kept in its family, with the option whose value led to it noted on it, and a ``detail`` the option's
+    context adds (for example the dataset's rates). The command line and the pytest plugin print both with the
+    message (:func:`message`); a Python caller sees the notes under the traceback."""
+    exc.add_note(f"{_OPTION}{option}")
+    if detail:
+        exc.add_note(f"{_DETAIL}{detail}")
+    return exc
+
+
+def message(exc: BaseException) -> str:
+    """How the edges print an error: ``OPTION: message (detail)``, with what :func:`noted` added (the option noted
+    last, the outermost, first)."""
+    text = str(exc)
+    for note in getattr(exc, "__notes__", ()):
+        if note.startswith(_OPTION):
+            text = f"{note.removeprefix(_OPTION)}: {text}"
+        elif note.startswith(_DETAIL):
+            text = f"{text} ({note.removeprefix(_DETAIL)})"
+    return text

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from codecbench.core import backend_choice
-from codecbench.errors import CodecbenchError
+from codecbench.errors import CodecbenchError, message
 from codecbench.results.ranking import rank_models
 from codecbench.run.spec import OPTIONS, RunSpec
 
@@ -66,7 +66,7 @@ def _spec(config) -> RunSpec:
             flags = None if short else {name: PREFIX + o.flag[2:] for name, o in OPTIONS.items()}
             config.stash[SPEC] = RunSpec.build(_given(config), start=config.rootpath, flags=flags)
         except CodecbenchError as exc:  # every family: the run cannot start as asked, and the message says why
-            raise pytest.UsageError(str(exc)) from None
+            raise pytest.UsageError(message(exc)) from None
     return config.stash[SPEC]
 
 
@@ -97,7 +97,7 @@ def _session(config):
                                            force=config.getoption("codecbench_force"),
                                            worker=hasattr(config, "workerinput"))
         except CodecbenchError as exc:  # every family: the run cannot start as asked, and the message says why
-            raise pytest.UsageError(str(exc)) from None
+            raise pytest.UsageError(message(exc)) from None
         config.stash[SESSION] = session
     return session
 

@@ -7,7 +7,7 @@ import pkgutil
 from pathlib import Path
 
 import codecbench
-from codecbench.errors import CodecbenchError
+from codecbench.errors import CodecbenchError, UsageError
 
 PACKAGE = Path(codecbench.__file__).parent
 BUILTIN = {"Exception", "ValueError", "RuntimeError", "TypeError", "KeyError", "OSError", "IndexError",
@@ -92,3 +92,56 @@ def test_no_error_is_re_raised_as_a_family_it_already_belongs_to():
                     if c is not None and r is not None and issubclass(c, r):
                         found.append(f"{path.relative_to(PACKAGE)}:{handler.lineno}: {c.__name__} -> {r.__name__}")
     assert not found, found
+
+
+def _family(cls):
+    from codecbench.errors import FAMILIES
+
+    return next((f for f in FAMILIES if issubclass(cls, f)), None)
+
+
+def test_no_error_becomes_a_usage_error():
+    """An error met while using an option's value keeps its family (a results file that cannot be read stays a
+    DataError under --baseline, a scheduler that does not answer an EnvironmentProblem): the option is noted on it
+    (errors.noted), never a usage error built from its message. (A value read from a file may become the file's
+    DataError: the file is what to fix.)"""
+    by_name = {c.__name__: c for c in _error_classes()}
+    moved = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for handler in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(handler, ast.ExceptHandler) or handler.type is None or handler.name is None:
+                continue
+            caught = [by_name[n.id] for n in ast.walk(handler.type) if isinstance(n, ast.Name) and n.id in by_name]
+            for node in handler.body:
+                for n in ast.walk(node):
+                    if not (isinstance(n, ast.Raise) and isinstance(n.exc, ast.Call)
+                            and isinstance(n.exc.func, ast.Name) and n.exc.func.id in by_name):
+                        continue
+                    uses_caught = any(isinstance(a, ast.Name) and a.id == handler.name
+                                      for arg in n.exc.args for a in ast.walk(arg))
+                    raised = _family(by_name[n.exc.func.id])
+                    for c in caught:
+                        if uses_caught and raised is UsageError and _family(c) not in (None, UsageError):
+                            moved.append(f"{path.relative_to(PACKAGE)}:{n.lineno}: {c.__name__} -> "
+                                         f"{n.exc.func.id}")
+    assert not moved, moved
+
+
+def test_the_edges_print_the_option_noted_on_an_error_of_its_own_family(tiny, tmp_path, capsys):
+    import pytest
+
+    from codecbench.cli import main
+    from codecbench.errors import message
+    from codecbench.run.resolve import Run
+    from codecbench.run.spec import RunSpec
+    from codecbench.zoo import ZooError
+
+    options = {"model": ["nosuch"], "model_dir": str(tiny["zoo"].root), "dataset": tiny["spec"],
+               "cache_dir": str(tiny["cache"].root), "results": str(tmp_path / "out")}
+    with pytest.raises(ZooError) as raised:  # a model's problem, not turned into a usage error
+        Run.resolve(RunSpec.build(options, use_pyproject=False))
+    assert message(raised.value).startswith("--model: unknown model 'nosuch'")
+    assert "codecbench option: --model" in raised.value.__notes__  # shown under a Python caller's traceback
+    assert main(["diagnose", "--model", "nosuch", "--condition", "mp3@32", "--model-dir", options["model_dir"],
+                 "--dataset", tiny["spec"], "--cache-dir", options["cache_dir"]]) == 2
+    assert "codecbench diagnose: error: --model: unknown model 'nosuch'" in capsys.readouterr().err

@@ -137,3 +137,13 @@ def test_submit_refuses_results_without_probabilities(tmp_path):
     assert "accuracy" not in good["results"][0]  # per-clip data only
     write_submission(tmp_path / "s.json", good)
     assert json.loads((tmp_path / "s.json").read_text())["format"] == "codecbench-submission"
+
+
+def test_a_submitted_model_name_that_is_not_a_name_is_refused_naming_the_file(two, tmp_path):
+    """A name that would leave the board's folder (``../evil``) is the submission's fault: a SubmissionError naming
+    the file, not the zoo's error without it."""
+    altered = _altered(two["weak"], tmp_path, lambda d: d["model"].update({"name": "../evil"}))
+    board = Board(tmp_path / "board")
+    with pytest.raises(SubmissionError, match=r"changed\.json: model name: model name '\.\./evil': use letters"):
+        board.add([altered])
+    assert not (tmp_path / "board" / "submissions").exists() or not any((tmp_path / "board" / "submissions").iterdir())

@@ -42,7 +42,7 @@ from codecbench.cli.result_commands import (
 )
 from codecbench.core.cache import default_cache_dir
 from codecbench.core.fsutil import check_writable
-from codecbench.errors import CodecbenchError
+from codecbench.errors import CodecbenchError, message
 from codecbench.run.resolve import Workspace
 from codecbench.run.spec import OPTIONS, RunSpec
 from codecbench.zoo import user_model_dir
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     except CodecbenchError as exc:
         if args.verbose:
             raise
-        print(f"codecbench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"codecbench {args.command}: error: {message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; everything finished so far is kept in the cache", file=sys.stderr)

@@ -24,7 +24,7 @@ from codecbench.core.fsutil import atomic_write
 from codecbench.errors import DataError, UsageError
 from codecbench.results.rows import record_metrics, row_problem
 from codecbench.results.stats import wilson_interval
-from codecbench.zoo import check_name
+from codecbench.zoo import ZooError, check_name
 
 FORMAT = "codecbench-submission"
 VERSION = 1
@@ -109,7 +109,7 @@ def read_submission(path: str | Path) -> dict:
             raise SubmissionError(f"{path}: the submission has no {key!r}")
     try:
         name = check_name(str(doc["model"].get("name")))
-    except (AttributeError, UsageError) as exc:
+    except (AttributeError, ZooError) as exc:  # the file's content: the submission is what to fix
         raise SubmissionError(f"{path}: model name: {exc}") from None
     if not isinstance(doc["results"], list) or not doc["results"]:
         raise SubmissionError(f"{path}: the submission holds no results")

@@ -17,6 +17,7 @@ from codecbench.codecs.matrix import Matrix
 from codecbench.core.progress import NoProgress, progress
 from codecbench.core.vocabulary import Precision
 from codecbench.core.wording import counted
+from codecbench.errors import ArgumentError
 from codecbench.models.prefix import SharedPrefixPredictor
 from codecbench.results.metrics import pack_probabilities
 from codecbench.results.rows import record_metrics
@@ -107,11 +108,12 @@ class Evaluator:
         """A zoo model (its :class:`~codecbench.zoo.ModelEntry`, loaded once), or a :class:`ScoringModel` as
         given."""
         if isinstance(model, str):
-            raise TypeError(f"model {model!r}: give the evaluator a zoo entry (Zoo.entry), resolved once above it")
+            raise ArgumentError(f"model {model!r}: give the evaluator a zoo entry (Zoo.entry), resolved once above "
+                                "it")
         if isinstance(model, ModelEntry):
             if model.name not in self._models:
                 if self.zoo is None:
-                    raise TypeError(f"model {model.name!r}: a zoo entry needs an evaluator built with its zoo")
+                    raise ArgumentError(f"model {model.name!r}: a zoo entry needs an evaluator built with its zoo")
                 self._models[model.name] = self._at_precision(self.zoo.scoring(model))
                 self.counts["model_loads"] += 1
             return self._models[model.name]

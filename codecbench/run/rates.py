@@ -75,9 +75,9 @@ class Rates:
             try:
                 doc = json.loads(path.read_text())
             except OSError as exc:
-                raise RatesError(f"--rates {path}: cannot read it ({exc.strerror or exc})") from None
+                raise RatesError(f"{path}: cannot read it ({exc.strerror or exc})") from None
             except ValueError as exc:
-                raise RatesError(f"--rates {path}: not JSON ({exc})") from None
+                raise RatesError(f"{path}: not JSON ({exc})") from None
             if isinstance(doc, dict) and isinstance(doc.get("rates"), dict):  # bench model --json
                 r = doc["rates"]
                 fields.update(train_examples_per_s=_positive(r, "train_examples_per_s", path),
@@ -93,7 +93,7 @@ class Rates:
                     fields["worker_startup_seconds"] = _non_negative(doc, "worker_startup_s", path)
                 fields["feed_workers"] = max(1, fields["cores"] - 1)
             else:
-                raise RatesError(f"--rates {path}: neither `codecbench bench model --json` nor `bench feed --json` "
+                raise RatesError(f"{path}: neither `codecbench bench model --json` nor `bench feed --json` "
                                  "output (no 'rates' or 'modes' key)")
         return cls(**fields)
 
@@ -105,14 +105,14 @@ class RatesError(DataError, ValueError):
 def _positive(doc: dict, key: str, path: Path) -> float:
     value = doc.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise RatesError(f"--rates {path}: {key} is {value!r}, expected a positive number")
+        raise RatesError(f"{path}: {key} is {value!r}, expected a positive number")
     return float(value)
 
 
 def _non_negative(doc: dict, key: str, path: Path) -> float:
     value = doc.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-        raise RatesError(f"--rates {path}: {key} is {value!r}, expected a number >= 0 (seconds)")
+        raise RatesError(f"{path}: {key} is {value!r}, expected a number >= 0 (seconds)")
     return float(value)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 from codecbench import codecs
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
-from codecbench.errors import CodecbenchError, UsageError
+from codecbench.errors import CodecbenchError, UsageError, noted
 from codecbench.run.spec import RunSpec
 from codecbench.zoo import ALIASES, ModelEntry, Parent, Zoo, ZooError, user_model_dir
 
@@ -158,13 +158,13 @@ class Run:
             dataset = where.dataset(splits=(spec.split,), listing_only=plan_only, log=log)
             dataset.clips(spec.split)
         except DatasetError as exc:
-            raise UsageError(f"--dataset/--split: {exc}") from None
+            raise noted(exc, "--dataset/--split") from None
         for cond in conditions:
             for rate in dataset.sample_rates(spec.split):
                 try:
                     codecs.check_rate(cond, rate)
                 except CodecbenchError as exc:
-                    raise UsageError(f"--condition: {exc} (the dataset has sources at {rate} Hz)") from None
+                    raise noted(exc, "--condition", detail=f"the dataset has sources at {rate} Hz") from None
         thresholds_path = spec.thresholds
         # the demo's thresholds belong to a packaged matrix: benchmarks/thresholds.toml to the paper's,
         # benchmarks/thresholds-<name>.toml to another (transmission); a matrix without its file runs without them
@@ -241,4 +241,4 @@ def _selected_models(spec: RunSpec, zoo: Zoo, names: Sequence[str] | None) -> li
     try:
         return list(dict.fromkeys(zoo.resolve(m) for m in (names or spec.model or available)))
     except ZooError as exc:
-        raise UsageError(f"--model: {exc}") from None
+        raise noted(exc, "--model") from None

@@ -21,7 +21,7 @@ from codecbench.core.fsutil import atomic_write
 from codecbench.core.fsutil import check_writable as fs_check_writable
 from codecbench.core.provenance import git_commit, library_versions, machine, now
 from codecbench.core.wording import counted
-from codecbench.errors import CodecbenchError, UsageError
+from codecbench.errors import CodecbenchError, UsageError, noted
 from codecbench.run.spec import RunSpec
 from codecbench.signal.audio import LEVEL_POLICY
 from codecbench.zoo import ModelEntry, Zoo
@@ -77,11 +77,8 @@ class BenchmarkSession:
         self.results_dir = spec.results
         self.run_dir = self.results_dir / "runs" / self.run_id
         check_writable(self.results_dir, "--results")   # before any work, not after the whole evaluation
-        from codecbench.core.parallel import SchedulerError, check_scheduler
-        try:
-            check_scheduler(spec.scheduler)
-        except SchedulerError as exc:
-            raise UsageError(str(exc)) from None
+        from codecbench.core.parallel import check_scheduler
+        check_scheduler(spec.scheduler)  # a scheduler that does not answer is named, in its own family
         if spec.devices != "auto":  # the benchmark trains nothing, but devices it cannot use are named, not ignored
             from codecbench.store.devices import resolve_devices
             resolve_devices(spec.devices)
@@ -144,7 +141,7 @@ class BenchmarkSession:
         try:
             doc = load_results(path)
         except ResultsError as exc:
-            raise UsageError(f"--baseline: {exc}") from None
+            raise noted(exc, "--baseline") from None
         meta = doc.get("meta", {})
         ours = {"dataset": self.dataset_meta()}
         match = compare_datasets(meta, ours, max_changed=self.spec.baseline_max_changed)

@@ -28,7 +28,7 @@ from codecbench.core.vocabulary import (
     Precision,
     one_of,
 )
-from codecbench.errors import UsageError
+from codecbench.errors import UsageError, noted
 from codecbench.results.metrics import METRICS
 
 # --------------------------------------------------------------------------- converters
@@ -158,8 +158,11 @@ def to_folds(value, where: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
             value = ",".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
                              for k, v in value.items())
         return tuple(parse_folds(value).items())
-    except (DatasetError, AttributeError) as exc:
-        raise UsageError(f"{where}: {exc}") from None
+    except DatasetError as exc:
+        raise noted(exc, where) from None
+    except AttributeError:
+        raise UsageError(f"{where}: expected train=1-9,evaluate=10 or a table of split = folds, got {value!r}") \
+            from None
 
 
 def to_path(value, where: str) -> Path:
@@ -180,7 +183,7 @@ def to_rates(value, where: str):
     try:
         return Rates.from_files(paths)
     except RatesError as exc:
-        raise UsageError(f"{where}: {str(exc).removeprefix('--rates ')}") from None
+        raise noted(exc, where) from None
 
 
 def to_text(value, where: str) -> str:

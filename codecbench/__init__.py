@@ -5,6 +5,7 @@ datasets, the model zoo, the paired statistics and the error families. Everythin
 Names are imported on first use, so ``import codecbench`` stays light (no Keras, no codec library).
 """
 import importlib
+from typing import TYPE_CHECKING
 
 from codecbench.errors import (  # the error base and its families, for callers to catch
     CacheError,
@@ -17,6 +18,13 @@ from codecbench.errors import (  # the error base and its families, for callers 
 )
 
 __version__ = "0.2.0"
+
+if TYPE_CHECKING:  # what type checkers and editors see of the names below, which run time imports on first use
+    from codecbench.augment import CodecAugment, CodecAugmentedDataset
+    from codecbench.codecs import Condition, availability, parse_condition, roundtrip
+    from codecbench.datasets import load_dataset
+    from codecbench.results.stats import mcnemar_exact, paired_comparison, wilson_interval
+    from codecbench.zoo import Zoo
 
 #: Public names imported on first use: name -> (module, attribute).
 _LAZY = {
@@ -34,7 +42,10 @@ _LAZY = {
 }
 
 __all__ = ["CacheError", "CodecError", "CodecbenchError", "DataError", "EnvironmentProblem", "ModelError",
-           "UsageError", "evaluate", *_LAZY]
+           "UsageError", "evaluate",
+           # imported on first use (_LAZY; tests/test_architecture.py holds the three lists equal)
+           "Condition", "parse_condition", "availability", "roundtrip", "CodecAugment", "CodecAugmentedDataset",
+           "load_dataset", "Zoo", "wilson_interval", "mcnemar_exact", "paired_comparison"]
 
 
 def evaluate(models, **kwargs):

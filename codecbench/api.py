@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from codecbench.models.kinds import ScoringModel, from_object, validate
 from codecbench.results.ranking import rank_models
 from codecbench.results.rows import METRIC_COLUMNS
+from codecbench.run.resolve import Run
 from codecbench.run.spec import RunSpec
 
 
@@ -42,9 +44,6 @@ def evaluate(models: Iterable, *, dataset: str = "synthetic", conditions: Iterab
         ranked, are in ``frame.attrs["ranking"]`` (a DataFrame, :func:`codecbench.results.ranking.rank_models`).
     """
     import pandas as pd
-
-    from codecbench.models.kinds import ScoringModel, from_object, validate
-    from codecbench.run.resolve import Run
 
     spec = RunSpec.build({"dataset": dataset, "split": split, "matrix": matrix, "model_dir": model_dir,
                           "cache_dir": cache_dir, "jobs": jobs, "condition": list(conditions) if conditions else None,

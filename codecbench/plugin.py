@@ -16,9 +16,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from codecbench.codecs.matrix import load_matrix
 from codecbench.core import backend_choice
-from codecbench.errors import CodecbenchError, message
+from codecbench.errors import CodecbenchError
+from codecbench.errors import message as error_message
 from codecbench.results.ranking import rank_models
+from codecbench.run.resolve import Run
+from codecbench.run.session import BenchmarkSession, new_run_id
 from codecbench.run.spec import OPTIONS, RunSpec
 
 if TYPE_CHECKING:
@@ -66,13 +70,12 @@ def _spec(config) -> RunSpec:
             flags = None if short else {name: PREFIX + o.flag[2:] for name, o in OPTIONS.items()}
             config.stash[SPEC] = RunSpec.build(_given(config), start=config.rootpath, flags=flags)
         except CodecbenchError as exc:  # every family: the run cannot start as asked, and the message says why
-            raise pytest.UsageError(message(exc)) from None
+            raise pytest.UsageError(error_message(exc)) from None
     return config.stash[SPEC]
 
 
 def _run_id(config) -> str:
     """One id per run, shared by an xdist controller and its workers."""
-    from codecbench.run.session import new_run_id
 
     if RUN_ID not in config.stash:
         given = config.workerinput.get("codecbench_run_id") if hasattr(config, "workerinput") else None
@@ -81,9 +84,6 @@ def _run_id(config) -> str:
 
 
 def _session(config):
-    from codecbench.run.resolve import Run
-    from codecbench.run.session import BenchmarkSession
-
     session = config.stash.get(SESSION, None)
     if session is None:
         try:
@@ -97,7 +97,7 @@ def _session(config):
                                            force=config.getoption("codecbench_force"),
                                            worker=hasattr(config, "workerinput"))
         except CodecbenchError as exc:  # every family: the run cannot start as asked, and the message says why
-            raise pytest.UsageError(message(exc)) from None
+            raise pytest.UsageError(error_message(exc)) from None
         config.stash[SESSION] = session
     return session
 
@@ -218,7 +218,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     Works from the run folder alone, so an xdist controller, which evaluates nothing itself,
     and an interrupted run both end with complete results files of what was finished.
     """
-    from codecbench.codecs.matrix import load_matrix
     from codecbench.results.files import summary_table, write_run
     from codecbench.results.judge import gate_summary
 

@@ -30,8 +30,13 @@ from codecbench.core.fsutil import atomic_write, claim_folder, file_digest
 from codecbench.core.provenance import now
 from codecbench.datasets.synth import SCENES
 from codecbench.errors import UsageError
-from codecbench.run.resolve import Workspace
+from codecbench.models import file_sha256, kinds, load_model
+from codecbench.run.plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
+from codecbench.run.resolve import Run, Workspace
+from codecbench.run.session import BenchmarkSession
 from codecbench.run.spec import RunSpec
+from codecbench.signal.features import RECIPE, n_frames
+from codecbench.store.fill import fill
 from codecbench.training.schedule import crops_for
 from codecbench.zoo import ModelFileChanged, Zoo, full_name, packaged_model_dir, segment_name
 
@@ -144,7 +149,6 @@ def _check_recipe(out: Path, recipe: dict) -> None:
 def _base_model(zoo, options: ReproduceOptions, dataset, say: Callable[[str], None]) -> None:
     """Step 2: ``base`` in the work zoo, from ``--checkpoint`` or (synthetic data, small preset) the packaged
     demo zoo's base."""
-    from codecbench.models import file_sha256, kinds, load_model
 
     state_path = zoo.root.parent / STATE
     if "base" in zoo.names():
@@ -230,7 +234,6 @@ def _resume(where: Workspace, options: ReproduceOptions, dataset, available, rec
     spec = where.spec
     _plan(where, options, dataset, available, recipe, say, check=True)
     # 4. the fine-tuning set
-    from codecbench.store.fill import fill
 
     summary = fill(dataset.clips("train"), available, where.cache, with_features=True, jobs=spec.jobs,
                    backend=spec.backend, scheduler=spec.scheduler)
@@ -249,7 +252,6 @@ def _plan(where: Workspace, options: ReproduceOptions, dataset, conditions, reci
     from codecbench.models import preset_config
     from codecbench.remedies.finetune import PRESETS as ZOO_PRESETS
     from codecbench.remedies.finetune import remaining_runs
-    from codecbench.run.plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
 
     spec = where.spec
     zoo_preset = ZOO_PRESETS[PRESETS[options.preset]]
@@ -281,7 +283,6 @@ ABSENT_CLIP_SECONDS = 10.0
 def _finetune_config(zoo_preset: dict, dataset, spec: RunSpec):
     """The preset's fine-tuning schedule as it runs on ``dataset``: its crops scaled to the data's clips (what the
     plan prices and the experiments train with), and the clips' frames."""
-    from codecbench.signal.features import RECIPE, n_frames
 
     config = dataclasses.replace(zoo_preset["finetune"], precision=spec.precision, devices=spec.devices)
     # no file there yet (a plan from the split files alone): TAU's 10 s, as the plan's time assumes (it planned
@@ -333,8 +334,6 @@ def _benchmark_and_report(where: Workspace, options: ReproduceOptions, recipe: d
     """Steps 7 and 8: every model on every validation condition (finished results skipped), then the report."""
     from codecbench.report import render
     from codecbench.results.files import read_items, write_run
-    from codecbench.run.resolve import Run
-    from codecbench.run.session import BenchmarkSession
 
     bench_spec = dataclasses.replace(where.spec, model_dir=options.out / "zoo", results=options.out / "results",
                                      dataset=options.data, folds=options.folds, split="evaluate", run_id="reproduce",

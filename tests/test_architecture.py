@@ -234,6 +234,23 @@ def test_the_public_api_is_declared_importable_and_documented():
     assert all(getattr(codecbench, name) is not None for name in codecbench.__all__)
 
 
+def test_the_lazy_package_face_is_typed_and_listed_once_for_each_reader():
+    """``codecbench/__init__.py`` imports its public names on first use (_LAZY). Type checkers and editors read the
+    ``if TYPE_CHECKING`` imports instead, and ``__all__`` names them: the three say the same, name for name and
+    module for module."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    typed = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom), ast.unparse(imp)
+                typed.update({alias.name: imp.module for alias in imp.names})
+    lazy = {name: f"codecbench.{module}" for name, (module, attribute) in codecbench._LAZY.items()
+            if attribute == name}
+    assert typed == lazy and len(lazy) == len(codecbench._LAZY)
+    assert set(lazy) <= set(codecbench.__all__)
+
+
 def test_command_options_are_checked_by_the_run_specifications_validators():
     """One family of validators (``codecbench/run/spec.py``'s ``to_*``): a bare ``type=float`` accepts -1 or nan."""
     import re

@@ -20,6 +20,9 @@ from codecbench.codecs import ORIGINAL, Condition
 from codecbench.core.cache import Cache
 from codecbench.core.vocabulary import ParallelBackend
 from codecbench.errors import ArgumentError
+from codecbench.signal.frontends import parse_frontend
+from codecbench.store.fill import clip_identity, coded_signal, feature_key, fill
+from codecbench.store.inputs import CachedFeatures, stack_to_longest
 
 #: Decoded audio a pool keeps in memory by default (bytes).
 DEFAULT_MEMORY_BYTES = 1 << 30
@@ -102,7 +105,6 @@ class CodecAugmentedDataset:
                  seed: int = 0, cache: Cache | None = None, frontend=None, split: str = "train",
                  labels: Sequence | None = None, jobs: int | None = None, backend: ParallelBackend = "loky",
                  scheduler: str | None = None, every: bool = False, memory_bytes: int = DEFAULT_MEMORY_BYTES):
-        from codecbench.signal.frontends import parse_frontend
 
         if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
             raise ArgumentError(f"p: a probability in [0, 1], got {p!r}")
@@ -158,7 +160,6 @@ class CodecAugmentedDataset:
 
     def prepare(self, epoch: int | None = None, *, progress: bool | None = False) -> dict:
         """Code (and featurise) what ``epoch`` needs and the cache lacks, in parallel; returns the counts."""
-        from codecbench.store.fill import fill
 
         groups: dict[Condition, list[str]] = {}
         for index, cond in enumerate(self.conditions(epoch)):
@@ -178,7 +179,6 @@ class CodecAugmentedDataset:
         """The cached model inputs of ``epoch`` (default: the current one) as a
         :class:`~codecbench.store.inputs.CachedFeatures` (lazy, batch by batch; a missing entry is recomputed), for a
         cached (log-mel) front-end. What codecbench's own Keras training reads."""
-        from codecbench.store.inputs import CachedFeatures
 
         if self.frontend is None or not self.frontend.cached:
             raise ArgumentError("reader() serves cached (log-mel) features: give the pool such a frontend")
@@ -188,8 +188,6 @@ class CodecAugmentedDataset:
 
     def item(self, index: int) -> np.ndarray:
         """Item ``index`` of the current epoch: decoded audio (float32, mono, its own rate) or model inputs."""
-        from codecbench.store.fill import coded_signal
-        from codecbench.store.inputs import CachedFeatures
 
         cond, path = self.condition(index), self.path(index)
         if self.frontend is not None and self.frontend.cached:
@@ -209,7 +207,6 @@ class CodecAugmentedDataset:
 
     def _key(self, clip: int, condition: Condition) -> str:
         """The feature cache key of one clip under one condition (its digest and rate read once)."""
-        from codecbench.store.fill import clip_identity, feature_key
 
         if clip not in self._digests:
             self._digests[clip] = clip_identity(self.paths[clip])
@@ -260,7 +257,6 @@ class CodecAugmentedDataset:
         """This pool as a Keras ``PyDataset`` of (inputs, one-hot labels); each epoch it moves to the next
         epoch's conditions, coding them first."""
         from codecbench.core.backend import keras
-        from codecbench.store.inputs import stack_to_longest
 
         pool = self
         if pool.labels is None:

@@ -19,6 +19,7 @@ from codecbench.augment.draw import ConditionDraw
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.errors import ArgumentError
+from codecbench.store.fill import coded_key, decode_cached, load_bitstream, store_bitstream
 
 #: How a multichannel clip (channels first, as audiomentations has them) is coded.
 CHANNEL_MODES = ("per_channel", "downmix")
@@ -160,7 +161,6 @@ def checked_samples(samples) -> np.ndarray:
 
 def coded_in_cache(x: np.ndarray, sample_rate: int, condition: Condition, cache: Cache) -> np.ndarray:
     """The round trip of an in-memory signal, its bitstream kept in ``cache`` under the signal's content."""
-    from codecbench.store.fill import coded_key, decode_cached, load_bitstream, store_bitstream
 
     digest = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()
                             + str(int(sample_rate)).encode()).hexdigest()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from codecbench.augment import CodecAugment, CodecAugmentedDataset
 from codecbench.core.cache import Cache
 from codecbench.datasets import synth_scene
 
@@ -34,7 +35,6 @@ def _rate(func, items, repeats: int) -> list[float]:
 
 def bench_augment(clips: int = 12, seconds: float = 10.0, kbps: int = 64, repeats: int = 3) -> dict:
     """Clips/s of cold coding, the peer, and the warm pool (see the module)."""
-    from codecbench.augment import CodecAugment, CodecAugmentedDataset
 
     sr = 44100
     signals = [synth_scene(i % 10, np.random.default_rng(i), seconds, sr).astype(np.float32) for i in range(clips)]

@@ -14,8 +14,11 @@ import soundfile as sf
 
 from codecbench import codecs
 from codecbench.bench.timing import median_time
+from codecbench.codecs import BACKENDS, codec_rate, decode, lame, resample
+from codecbench.codecs.matrix import load_matrix
 from codecbench.core.cache import Cache
 from codecbench.datasets import synth_scene
+from codecbench.store.fill import fill
 
 
 def _cli_pair(src: str, cond: codecs.Condition, tmp: str) -> None:
@@ -40,7 +43,6 @@ def _mp3_peers(signal: np.ndarray, sr: int, cond: codecs.Condition, repeats: int
     """MP3 round trip through libavcodec's own libmp3lame (the route before the in-process LAME one), and through
     audiomentations' fast-mp3-augment backend at LAME quality 3 (the quality libavcodec leaves LAME at) when
     installed; interleaved with ours."""
-    from codecbench.codecs import BACKENDS, codec_rate, decode, lame, resample
 
     def libavcodec_route():
         rate = codec_rate(cond, sr)
@@ -79,8 +81,6 @@ def bench_codecs(conditions: list[codecs.Condition] | None = None, *, clips: int
                  duration: float = 10.0, repeats: int = 7) -> dict:
     """Round-trip time per condition (in-process vs a CLI encoder + ffmpeg decoder pair), fill scaling and
     warm-cache speed-up."""
-    from codecbench.codecs.matrix import load_matrix
-    from codecbench.store.fill import fill
 
     conds = list(conditions) if conditions else list(dict.fromkeys(
         [c for c in load_matrix().all_conditions() if not c.is_original] +

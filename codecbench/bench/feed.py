@@ -26,10 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from codecbench import codecs
 from codecbench.bench.fill import worker_startup
 from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clips
+from codecbench.codecs import Condition, availability
 from codecbench.core.cache import Cache
+from codecbench.core.parallel import parallel_map, usable_cores
 from codecbench.errors import EnvironmentProblem
+from codecbench.signal.frontends import BASELINE, FrontEnd
+from codecbench.store.feed import ProcessFeed
+from codecbench.store.fill import clip_key, fill, load_bitstream
+from codecbench.store.inputs import input_reader
 
 #: clips/s per core with every core working that keeps a fast accelerator busy (see the module docstring)
 TARGET_PER_CORE = 200.0
@@ -41,12 +48,6 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
     and all cores), on ``clips`` synthetic clips of ``seconds`` coded under ``condition``; each measurement reads
     every clip ``rounds`` times in batches of 32 (the best of two passes is kept). ``condition``: a
     :class:`~codecbench.codecs.Condition` (default mp3@64)."""
-    from codecbench.codecs import Condition, availability
-    from codecbench.core.parallel import usable_cores
-    from codecbench.signal.frontends import BASELINE, FrontEnd
-    from codecbench.store.feed import ProcessFeed
-    from codecbench.store.fill import fill
-    from codecbench.store.inputs import input_reader
 
     cond = condition or Condition("mp3", 64)
     ok, why = availability(cond)
@@ -117,7 +118,6 @@ def _decoder_every_core(paths, cond, cache, cores: int) -> float:
     """Clips/s per core of the decoder alone with every core decoding (one process per core, the bitstreams in
     memory): the same bound as :func:`_decoder_alone`, measured as the feed is, with every core working (cores that
     share caches, memory bandwidth or a physical core slow each other down, decoder or feed alike)."""
-    from codecbench.core.parallel import parallel_map
 
     if cond.is_original:
         return float("nan")
@@ -126,16 +126,12 @@ def _decoder_every_core(paths, cond, cache, cores: int) -> float:
 
 
 def _decode_task(paths, cond, cache) -> tuple:
-    from codecbench.store.fill import clip_key
-
     return str(cache.root), [clip_key(p, cond) for p in paths], cond
 
 
 def _decode_rate(task) -> float:
     """Clips/s decoding the cached bitstreams of ``(cache root, keys, condition)``, read into memory first (best of
     three passes, so that workers running it side by side overlap); NaN if one is missing."""
-    from codecbench import codecs
-    from codecbench.store.fill import load_bitstream
 
     root, keys, cond = task
     cache = Cache(root)

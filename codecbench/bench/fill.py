@@ -28,6 +28,8 @@ from codecbench.codecs.matrix import load_matrix
 from codecbench.core.cache import Cache
 from codecbench.core.parallel import stop_local_workers, usable_cores
 from codecbench.errors import EnvironmentProblem
+from codecbench.signal.frontends import BASELINE
+from codecbench.store.fill import fill
 
 #: A fill per (clip, condition) at most this many times its parts (the codec's round trip + the front-end alone).
 TARGET_FILL_OVER_PARTS = 1.25
@@ -111,8 +113,6 @@ def _fresh_caches(root: Path):
 
 
 def _fill(paths, conds, cache, *, jobs: int) -> None:
-    from codecbench.store.fill import fill
-
     fill(paths, conds, cache, with_features=True, jobs=jobs, progress=False)
 
 
@@ -127,7 +127,6 @@ def _best(func, repeats: int) -> float:
 
 def _parts(sources: list[np.ndarray], sr: int, cond, repeats: int) -> dict:
     """Seconds per clip of the codec's round trip and of the baseline front-end alone, on sources in memory."""
-    from codecbench.signal.frontends import BASELINE
 
     decoded = [codecs.decode(codecs.encode(x, sr, cond)) for x in sources]  # also the warm-up
     BASELINE.stored(decoded[0], sr)  # the front-end's first call (imports, filters) is start-up, not a rate

@@ -22,9 +22,11 @@ import soundfile as sf
 
 from codecbench import codecs
 from codecbench.bench.timing import PAPER_COUNTS
+from codecbench.codecs.matrix import load_matrix
 from codecbench.core.cache import Cache
 from codecbench.datasets import synth_scene
 from codecbench.errors import EnvironmentProblem
+from codecbench.store.fill import fill
 from codecbench.zoo import Zoo
 
 
@@ -100,10 +102,8 @@ def bench_memory(clips: int = 40, more_clips: int = 120, seconds: float = 10.0) 
     and base alone on ``clips`` clips x 1 and x all 8 conditions and on ``more_clips`` clips; the growth per
     condition and per clip, and the paper's evaluation extrapolated from them."""
     from codecbench.bench.timing import paper_like_zoo
-    from codecbench.codecs.matrix import load_matrix
     from codecbench.datasets.synth import SCENES
     from codecbench.models import preset_config
-    from codecbench.store.fill import fill
 
     conds = [c for c in load_matrix().validation if codecs.availability(c)[0]]
     with tempfile.TemporaryDirectory(prefix="codecbench-memory-") as tmp:

@@ -8,6 +8,9 @@ import numpy as np
 from codecbench.bench.timing import PAPER_GFLOP_PER_CLIP, devices, matmul_gflops, median_time
 from codecbench.core.dsp import resample
 from codecbench.datasets import synth_scene
+from codecbench.signal import features
+from codecbench.signal.frontends import BASELINE
+from codecbench.store.devices import choose_precision, local_accelerators
 
 
 def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = None, precision: str = "auto") -> dict:
@@ -17,8 +20,6 @@ def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = No
     front-end as Keras ops on the device (clips/s, and its largest difference from the librosa features)."""
     from codecbench.core.backend import keras
     from codecbench.models import build_fcnn, preset_config
-    from codecbench.signal import features
-    from codecbench.store.devices import choose_precision, local_accelerators
     from codecbench.training.precision import with_precision
 
     accelerated = bool(local_accelerators())
@@ -64,8 +65,6 @@ def _device_frontend(batch: int, repeats: int) -> dict:
     from the librosa features over 8 clips recorded at 22.05, 44.1 and 48 kHz (each resampled to 44.1 kHz first)."""
     from codecbench.core.backend import keras
     from codecbench.models.frontend_layer import LogMelLayer
-    from codecbench.signal import features
-    from codecbench.signal.frontends import BASELINE
 
     layer = LogMelLayer.from_frontend(BASELINE)
     n = 441000

@@ -15,6 +15,7 @@ from codecbench.bench.timing import devices, median_time
 from codecbench.core.cache import Cache
 from codecbench.datasets import synth_scene
 from codecbench.store.devices import local_accelerators
+from codecbench.store.inputs import INPUT_BUDGET_BYTES, cached_features, predict_stream
 from codecbench.training.schedule import TrainConfig
 
 PIPELINE_SETUPS: dict[str, dict[str, Any]] = {
@@ -52,7 +53,6 @@ def bench_pipeline(setups=("small", "paper"), repeats: int = 3, clips: int | Non
     """
     from codecbench.core.backend import keras
     from codecbench.models import build_fcnn, preset_config
-    from codecbench.store.inputs import INPUT_BUDGET_BYTES, cached_features, predict_stream
     from codecbench.training.loop import AugmentedBatches
 
     result: dict = {"backend": keras.backend.backend(), "devices": devices(), "setups": {}}

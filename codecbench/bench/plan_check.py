@@ -21,6 +21,8 @@ from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.parallel import stop_local_workers, usable_cores
 from codecbench.errors import EnvironmentProblem
+from codecbench.run.plan import fill_stage, new_plan, plan_fill
+from codecbench.store.fill import fill
 
 #: |measured / planned - 1| at most this.
 TARGET_AGREEMENT = 0.15
@@ -29,8 +31,6 @@ TARGET_AGREEMENT = 0.15
 def bench_plan(clips: int = 100, conditions: list | None = None, seconds: float = 10.0) -> dict:
     """Plan the fill of ``clips`` synthetic clips of ``seconds`` under ``conditions`` (default mp3@64) with every
     core, run it, and return both times."""
-    from codecbench.run.plan import fill_stage, new_plan, plan_fill
-    from codecbench.store.fill import fill
 
     conds = conditions or [Condition("mp3", 64)]
     for cond in conds:

@@ -8,7 +8,7 @@ import numpy as np
 
 from codecbench.api import evaluate
 from codecbench.bench.timing import devices, median_time
-from codecbench.store.devices import choose_precision, cpu_flags
+from codecbench.store.devices import choose_precision, cpu_flags, local_accelerators
 
 
 def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
@@ -23,7 +23,6 @@ def bench_precision(repeats: int = 2, accuracy: bool = True) -> dict:
     result: dict = {"backend": keras.backend.backend(), "devices": devices(),
                     "cpu_bf16": sorted(f for f in flags if "bf16" in f), "speed": {},
                     "auto": dataclasses.asdict(choose_precision("auto"))}
-    from codecbench.store.devices import local_accelerators
 
     paper_batch = 32 if local_accelerators() else 4  # the recipe's batch where it is affordable
     for preset, shape, batch, crop in (("small", (128, 79, 3), 32, 64), ("paper", (128, 423, 3), paper_batch, 400)):

@@ -7,6 +7,7 @@ import numpy as np
 
 from codecbench.bench.timing import devices, median_time, paper_like_zoo
 from codecbench.models.prefix import SharedPrefixPredictor
+from codecbench.store.inputs import INPUT_BUDGET_BYTES
 from codecbench.zoo import Zoo, packaged_model_dir
 
 
@@ -14,7 +15,6 @@ def bench_prefix(setups=("demo", "paper"), repeats: int = 2) -> dict:
     """Evaluation of a whole zoo with and without prefix sharing (:mod:`codecbench.models.prefix`), side by side:
     clips/s, FLOPs per clip from the layer shapes, and whether every prediction is identical."""
     from codecbench.core.backend import keras, quiet_retracing
-    from codecbench.store.inputs import INPUT_BUDGET_BYTES
 
     result: dict = {"backend": keras.backend.backend(), "devices": devices(), "setups": {}}
     for name in setups:

@@ -11,9 +11,12 @@ from tabulate import tabulate
 
 from codecbench import codecs
 from codecbench.bench.timing import PAPER_COUNTS, devices
+from codecbench.codecs.matrix import load_matrix
 from codecbench.core.cache import Cache
 from codecbench.core.parallel import usable_cores
 from codecbench.datasets import synth_scene
+from codecbench.run.plan import PCM_CACHE_BYTES_PER_PAIR, codec_seconds, feature_seconds, model_rates
+from codecbench.store.fill import fill, load_bitstream
 
 
 def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3, memory: bool = True) -> dict:
@@ -25,10 +28,7 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
     from one round trip per condition and one extraction (:mod:`codecbench.run.plan` calibration); fine-tuning and
     evaluation from training and inference steps of the paper FCNN on the device Keras sees.
     """
-    from codecbench.codecs.matrix import load_matrix
     from codecbench.models import preset_config
-    from codecbench.run.plan import PCM_CACHE_BYTES_PER_PAIR, codec_seconds, feature_seconds, model_rates
-    from codecbench.store.fill import fill
 
     matrix = load_matrix()
     train_conds = matrix.training
@@ -47,7 +47,6 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
         fill(paths, sorted(available), cache, with_features=True, jobs=1, progress=False)
         coded: dict[str, list[int]] = {}
         for entry in cache.entries("coded"):
-            from codecbench.store.fill import load_bitstream
             bitstream = load_bitstream(cache, entry.stem)
             if bitstream is not None:
                 coded.setdefault(bitstream.condition.name, []).append(entry.stat().st_size)
@@ -84,7 +83,6 @@ def bench_scale(clip_seconds: float = 10.0, train_batch: int = 8, clips: int = 3
 
 
 def format_scale_bench(result: dict) -> str:
-
     c, e, f, v = result["cache"], result["encoding"], result["finetuning"], result["evaluation"]
     gb = 1e9
     rows = [["cache for the paper's experiment", f"{c['pairs']:,} (clip, condition) pairs",

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from codecbench.run import rates
+from codecbench.store.devices import device_details, local_accelerators
+
 
 def median_time(func, repeats: int) -> float:
-    from codecbench.run.rates import median_time
-    return median_time(func, repeats, warmup=False)
+    return rates.median_time(func, repeats, warmup=False)
 
 
 def devices() -> list[str]:
     """The devices the Keras backend computes on, with their model where known (``cuda:0 NVIDIA H200``)."""
-    from codecbench.store.devices import device_details, local_accelerators
-
     accelerators = bool(local_accelerators())
     return [" ".join(str(v) for v in (d["name"], d.get("model")) if v) for d in device_details()
             if not accelerators or d["kind"] != "CPU"]

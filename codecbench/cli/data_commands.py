@@ -7,15 +7,19 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from codecbench import codecs
 from codecbench.cli.parser import _plan_options, validation_conditions  # noqa: F401
+from codecbench.codecs import codec_rate
 from codecbench.core.wording import counted
 from codecbench.errors import UsageError
+from codecbench.run.plan import clip_seconds, fill_stage, new_plan, plan_fill
 from codecbench.run.resolve import Workspace
+from codecbench.store.devices import report
+from codecbench.store.export import ExportError, export
+from codecbench.store.fill import fill
 
 
 def cmd_conditions(args, where: Workspace) -> int:
-    from codecbench import codecs
-
     matrix = where.matrix
     roles: dict = {}
     for cat, conds in matrix.categories.items():
@@ -49,8 +53,6 @@ def cmd_conditions(args, where: Workspace) -> int:
 
 
 def cmd_encode(args, where: Workspace) -> int:
-    from codecbench.store.fill import fill
-
     spec = where.spec
     # the fine-tuning conditions are coded for the training split only; an evaluation scores the validation ones
     matrix = where.matrix
@@ -65,14 +67,12 @@ def cmd_encode(args, where: Workspace) -> int:
             print(f"warning: skipping {cond.name}: {why}", file=sys.stderr)
     if not usable:
         raise UsageError("no condition to code: every selected condition is unavailable here (see above)")
-    from codecbench.run.plan import fill_stage, new_plan, plan_fill
 
     dataset = where.load_data(allow_partial=args.allow_partial, listing_only=args.dry_run)
     clips = dataset.clips(spec.split)
     plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, where.cache), clips, usable,
                      where.cache, with_features=args.features)
     if args.dry_run:
-        from codecbench.run.plan import clip_seconds
         plan.stages += fill_stage(plan, clip_seconds(clips), spec.jobs, spec.scheduler)
         print(plan.report())
         return 0
@@ -87,8 +87,6 @@ def cmd_encode(args, where: Workspace) -> int:
 
 
 def cmd_export(args, where: Workspace) -> int:
-    from codecbench.store.export import ExportError, export
-
     spec = where.spec
     if Path(args.to).exists() and not Path(args.to).is_dir():  # before the data is loaded (or generated)
         raise ExportError(f"--to {args.to}: is a file, not a folder; give a folder for the exported audio")
@@ -169,7 +167,6 @@ def cmd_bench(args, where: Workspace) -> int:
 
 def coded_at(cond, source_rate: int) -> str:
     """``22.05 kHz (its own)``, ``32 kHz (resampled up)``: the rate ``cond`` codes ``source_rate`` audio at."""
-    from codecbench.codecs import codec_rate
 
     if cond.is_original:
         return "-"
@@ -179,8 +176,6 @@ def coded_at(cond, source_rate: int) -> str:
 
 
 def cmd_devices(args, where: Workspace) -> int:
-    from codecbench.store.devices import report
-
     found = report()
     print(json.dumps(found.as_dict(), indent=2) if args.json else found.text())
     return 0

@@ -8,15 +8,17 @@ from pathlib import Path
 from tabulate import tabulate
 
 from codecbench.cli.parser import _train_config, validation_conditions
+from codecbench.codecs import ORIGINAL
 from codecbench.core.config import read_toml
 from codecbench.errors import UsageError
+from codecbench.run.plan import SEGMENT_TIMING_NOTE, training_plan
 from codecbench.run.resolve import Workspace
+from codecbench.signal.frontends import parse_frontend
 from codecbench.zoo import Zoo, compare, user_model_dir
 from codecbench.zoo.importing import import_model
 
 
 def _saved(names: list[str], zoo) -> None:
-
     print(f"saved {', '.join(names) if names else 'nothing (complete)'} in {zoo.root}")
     if names and zoo.root == user_model_dir():
         print(f"(no --model-dir was given, so they went to the user model folder; use them with "
@@ -67,8 +69,6 @@ def _class_map(text: str | None, *, option: str = "--class-map", what: str = "mo
 
 
 def cmd_import_model(args, where: Workspace) -> int:
-    from codecbench.signal.frontends import parse_frontend
-
     kwargs = None
     if args.kwargs:
         try:
@@ -103,10 +103,8 @@ def _progress(line: str) -> None:
 
 
 def cmd_train(args, where: Workspace) -> int:
-    from codecbench.codecs import ORIGINAL
     from codecbench.models import preset_config
     from codecbench.remedies.finetune import train_base
-    from codecbench.run.plan import training_plan
 
     spec, zoo = where.spec, where.models_written
     dataset = where.load_data(listing_only=args.dry_run)
@@ -156,7 +154,6 @@ def _remedy(args, where: Workspace, use: str, names, train, *, plan=None) -> lis
 def cmd_finetune(args, where: Workspace) -> int:
     from codecbench.models import FCNNConfig, derive_segments, parse_segments
     from codecbench.remedies.finetune import finetune
-    from codecbench.run.plan import training_plan
 
     spec = where.spec
     save_epochs = None
@@ -268,7 +265,6 @@ def cmd_zoo(args, where: Workspace) -> int:
     if args.dry_run:
         from codecbench.models import preset_config
         from codecbench.remedies.finetune import remaining_runs
-        from codecbench.run.plan import SEGMENT_TIMING_NOTE, training_plan
 
         names = zoo.names()
         runs: list[tuple] = [] if "base" in names else [("base training (original audio)", preset["base"].epochs, 1)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from codecbench.codecs import ConditionError, parse_condition
 from codecbench.core.cache import NAMESPACES
 from codecbench.errors import UsageError
 from codecbench.run.spec import (
@@ -394,7 +395,6 @@ _non_negative_float = _argument(to_non_negative_float)
 
 
 def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segment_lr: bool = False) -> None:
-
     group = parser.add_argument_group("training schedule")
     group.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
     group.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
@@ -417,7 +417,6 @@ def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig, segme
 
 def validation_conditions(text: str | None, option: str = "--validate") -> tuple:
     """``"wav,mp3@32"`` -> conditions (empty: none), the option named on a bad one."""
-    from codecbench.codecs import ConditionError, parse_condition
 
     try:
         return tuple(parse_condition(c.strip()) for c in (text or "").split(",") if c.strip())

@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from codecbench.core.fsutil import atomic_write
 from codecbench.errors import UsageError
+from codecbench.results.thresholds import thresholds_from_results
 from codecbench.run.resolve import Workspace
 from codecbench.zoo import check_name
 
@@ -120,7 +121,6 @@ def cmd_compare(args, where: Workspace) -> int:
 
 def cmd_thresholds(args, where: Workspace) -> int:
     from codecbench.results.files import load_results
-    from codecbench.results.thresholds import thresholds_from_results
 
     spec = where.spec
     text = thresholds_from_results(load_results(spec.results), args.margin)

@@ -10,9 +10,7 @@ silently replaced.
 from __future__ import annotations
 
 import functools
-import sys
 
-import av
 import numpy as np
 import soxr
 
@@ -23,6 +21,7 @@ from codecbench.codecs.fdk import FDK_HINT
 from codecbench.codecs.loss import Loss, lost_packets
 from codecbench.codecs.table import CODECS, ORIGINAL, CodecSpec, Condition, ConditionError, codec_rate, parse_condition
 from codecbench.core.dsp import SignalError, check_signal, fit_length, resample
+from codecbench.core.parallel import stop_local_workers
 from codecbench.errors import CodecError
 
 __all__ = [
@@ -58,9 +57,7 @@ def forget_availability() -> None:
                   external.ffmpeg_has_encoder):
         probe.cache_clear()
     neural.forget()
-    parallel = sys.modules.get("codecbench.core.parallel")
-    if parallel is not None:  # not imported: no local workers were started (and joblib stays out of this import)
-        parallel.stop_local_workers()
+    stop_local_workers()  # where joblib was never loaded, no worker can exist: nothing is imported or stopped
 
 
 def availability(condition: str | Condition) -> tuple[bool, str]:
@@ -125,6 +122,8 @@ def codec_library(condition: str | Condition) -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions that change decoded samples; part of every cache key."""
+    import av  # PyAV: loaded where a codec's version is asked, so conditions stay cheap to import
+
     versions = {"pyav": av.__version__, "soxr": soxr.__version__, "roundtrip": str(ROUNDTRIP_VERSION)}
     versions.update({k: ".".join(map(str, v)) for k, v in av.library_versions.items() if k == "libavcodec"})
     return versions

@@ -24,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from codecbench.codecs import fdk
 from codecbench.codecs.bitstream import Bitstream, CodecUnavailable
+from codecbench.codecs.liblc3 import FRAME_US
+from codecbench.codecs.pyav import channel0, decoded_to_float
 from codecbench.errors import CodecError
 
 #: The backends whose bitstreams a named concealment (``+zerofill``, ``+repeat``) decodes: libavcodec's packets
@@ -72,7 +75,6 @@ def unavailable(concealment: str) -> str | None:
     if concealment == "libopus" and libopus() is None:
         return f"Opus packet-loss concealment needs the system's libopus: {LIBOPUS_HINT}"
     if concealment == "libfdk-aac":
-        from codecbench.codecs import fdk
         if fdk.library()[0] is None:
             return f"AAC packet-loss concealment needs libfdk-aac's decoder: {fdk.FDK_HINT}"
     if concealment == "liblc3":
@@ -91,7 +93,6 @@ def library(concealment: str) -> str:
     if concealment == "liblc3":
         return "liblc3 PLC"
     if concealment == "libfdk-aac":
-        from codecbench.codecs import fdk
         return f"{fdk.version()} concealment"
     return f"{concealment} concealment"
 
@@ -147,8 +148,6 @@ def _libopus(b: Bitstream, *, fec: bool) -> np.ndarray:
 
 
 def _libfdk(b: Bitstream) -> np.ndarray:
-    from codecbench.codecs import fdk
-
     if b.decoder != "fdk":  # HE-AAC is decoded by libavcodec, whose alignment its skip holds; it takes +zerofill
         raise CodecError(f"{b.condition}: libfdk-aac conceals the bitstreams its own decoder decodes (AAC-LD, "
                          f"AAC-ELD); this one is decoded by {b.decoder}")
@@ -157,8 +156,6 @@ def _libfdk(b: Bitstream) -> np.ndarray:
 
 def _liblc3(b: Bitstream) -> np.ndarray:
     import lc3  # optional: the LC3 extra
-
-    from codecbench.codecs.liblc3 import FRAME_US
 
     decoder = lc3.Decoder(FRAME_US, b.codec_sample_rate)
     lost = set(b.lost)
@@ -182,8 +179,6 @@ def _by_rule(b: Bitstream, rule: str) -> np.ndarray:
     """Packet by packet through the codec's libavcodec decoder; a lost or rejected packet becomes a frame of
     silence (``zerofill``) or the last good frame (``repeat``)."""
     import av  # PyAV: loaded with the codecs that need it
-
-    from codecbench.codecs.pyav import channel0, decoded_to_float
 
     if not b.decoder.startswith("pyav:"):
         raise CodecError(f"{b.condition}: packet loss is modelled on packet bitstreams; {b.decoder} decodes a file")

@@ -23,6 +23,7 @@ import numpy as np
 
 from codecbench.codecs.backend import Backend, register
 from codecbench.codecs.bitstream import Bitstream, pack
+from codecbench.codecs.pyav import encode as pyav_encode
 from codecbench.codecs.table import CodecSpec, Condition
 from codecbench.errors import CodecError
 
@@ -153,7 +154,6 @@ def matches_libavcodec() -> bool:
     """Whether this library codes a test signal to the same bytes (and priming) as libavcodec's libmp3lame."""
     if library()[0] is None:
         return False
-    from codecbench.codecs.pyav import encode as pyav_encode
 
     rng = np.random.default_rng(20261129)
     # MPEG-1 (44.1 kHz, 1152-sample frames) and MPEG-2 (22.05 kHz, 576-sample frames) Layer III

@@ -10,7 +10,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from codecbench.codecs import CODECS, Condition, parse_condition
+from codecbench.codecs import CODECS, ORIGINAL, Condition, parse_condition
 from codecbench.core.config import parse_toml
 from codecbench.errors import UsageError
 
@@ -39,7 +39,6 @@ class Matrix:
     def training(self) -> list[Condition]:
         """What a remedy trains on: the original (where ``finetune.include_original``), then the fine-tuning
         conditions."""
-        from codecbench.codecs import ORIGINAL
         return ([ORIGINAL] if self.include_original else []) + list(self.finetune)
 
     def category_of(self, condition: str | Condition) -> str | None:

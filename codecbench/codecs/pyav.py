@@ -11,7 +11,6 @@ import fractions
 import io
 from typing import Any
 
-import av
 import numpy as np
 
 from codecbench.codecs.backend import Backend, register
@@ -77,6 +76,7 @@ def decoded_to_float(frames: list[np.ndarray]) -> np.ndarray:
 
 def encode(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bitstream:
     """Code ``x`` with the libavcodec encoder the table names for the condition's codec."""
+    import av  # PyAV: loaded where a codec runs, so conditions stay cheap to import
     spec = cond.spec
     encoder: Any = av.CodecContext.create(spec.encoder, "w")  # an audio encoder context
     encoder.sample_rate = codec_sr
@@ -133,6 +133,7 @@ def encode(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bi
 def decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[bytes],
                    cond: Condition | None = None) -> np.ndarray:
     """Decode packets with a libavcodec decoder; channel 0 as float32 at ``sr``."""
+    import av  # PyAV: loaded where a codec runs, so conditions stay cheap to import
     decoder: Any = av.CodecContext.create(decoder_name, "r")  # an audio decoder context
     decoder.sample_rate = sr
     decoder.layout = "mono" if cond is None or cond.spec.channels == 1 else "stereo"
@@ -153,6 +154,7 @@ def decode_packets(decoder_name: str, sr: int, config: bytes, packets: list[byte
 
 def decode_container(payload: bytes) -> tuple[np.ndarray, int]:
     """Decode a coded file (the demuxer applies edit-list priming); return samples and audio payload bytes."""
+    import av  # PyAV: loaded where a codec runs, so conditions stay cheap to import
     with av.open(io.BytesIO(payload), "r") as container:
         stream = container.streams.audio[0]
         frames: list[np.ndarray] = []
@@ -165,6 +167,7 @@ def decode_container(payload: bytes) -> tuple[np.ndarray, int]:
 
 def libavcodec_version() -> str:
     """libavcodec's version, dotted."""
+    import av  # PyAV: loaded where a codec runs, so conditions stay cheap to import
     return ".".join(map(str, av.library_versions["libavcodec"]))
 
 
@@ -175,6 +178,7 @@ class PyAVBackend(Backend):
     decoders = ("pyav", "container")
 
     def unavailable(self, spec: CodecSpec) -> str | None:
+        import av  # PyAV: loaded where a codec runs, so conditions stay cheap to import
         missing = [c for c in {spec.encoder, spec.decoder} if c not in av.codecs_available]
         if missing:
             return f"this PyAV/libavcodec build lacks {', '.join(sorted(missing))}; reinstall `av` from PyPI wheels"

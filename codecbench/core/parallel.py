@@ -9,11 +9,9 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 import warnings
 from typing import Callable, Iterable, Iterator
-
-import joblib
-from joblib.externals.loky import get_reusable_executor
 
 from codecbench.core.vocabulary import PARALLEL_BACKENDS, ParallelBackend
 from codecbench.errors import EnvironmentProblem, UsageError
@@ -85,6 +83,8 @@ def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, ba
     ``scheduler`` (``"local"`` or a ``tcp://host:port`` address) sends the work to a dask cluster
     through joblib's dask backend; otherwise ``backend`` picks a local joblib backend.
     """
+    import joblib  # slow to import (it loads its backends): only where work is spread
+
     items = list(items)
     if not items:
         return
@@ -111,4 +111,8 @@ def parallel_map(func: Callable, items: Iterable, *, jobs: int | None = None, ba
 
 def stop_local_workers() -> None:
     """Stop the local worker processes (joblib's reusable loky pool); the next parallel map starts them afresh."""
+    if "joblib" not in sys.modules:
+        return  # joblib never loaded in this process: no pool of it can exist
+    from joblib.externals.loky import get_reusable_executor
+
     get_reusable_executor().shutdown(wait=True)

@@ -17,7 +17,7 @@ import soundfile as sf
 from codecbench.core.bitexact import quantize_pcm
 from codecbench.core.cache import Cache, default_cache_dir
 from codecbench.core.fsutil import atomic_write, file_digest, file_lock
-from codecbench.core.parallel import usable_cores
+from codecbench.core.parallel import parallel_map, usable_cores
 from codecbench.core.progress import duration_text, progress
 from codecbench.datasets.base import DatasetError, device_of
 from codecbench.datasets.synth import DEVICES, SCENES
@@ -135,7 +135,6 @@ def _write_listing(root: Path, clips: list[tuple[str, str, int, int, str]]) -> N
 def _generate_split(root: Path, split: str, clips: list, duration: float, sample_rate: int,
                     log: Callable[[str], None] | None) -> None:
 
-    from codecbench.core.parallel import parallel_map
 
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     tasks = [(str(root / fname), ci, clip_seed, device, duration, sample_rate)

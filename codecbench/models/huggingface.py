@@ -26,6 +26,8 @@ import numpy as np
 
 from codecbench.core.fsutil import file_digest
 from codecbench.errors import ModelError
+from codecbench.models.kinds import ScoringModel
+from codecbench.signal.frontends import parse_frontend
 
 KINDS = ("hf", "clap")
 INSTALL_HINT = "pip install 'codecbench[hf]' (PyTorch and Hugging Face transformers)"
@@ -160,8 +162,6 @@ def _read_json(path: Path) -> dict:
 
 def load(name: str, folder: Path, meta: dict, sha256: str = ""):
     """The checkpoint as a :class:`~codecbench.models.kinds.ScoringModel` (kind ``hf`` or ``clap``)."""
-    from codecbench.models.kinds import ScoringModel
-    from codecbench.signal.frontends import parse_frontend
 
     torch = _torch()
     import transformers

@@ -19,6 +19,8 @@ import json
 
 import numpy as np
 
+from codecbench.store.inputs import INPUT_BUDGET_BYTES
+
 
 @dataclasses.dataclass
 class Cut:
@@ -178,7 +180,6 @@ class SharedPrefixPredictor:
                 input_budget_bytes: int | None = None) -> dict:
         """``{key: outputs (N, ...)}`` of every model on ``x`` (N, ...), in batches within the input budget."""
         if batch_size is None:
-            from codecbench.store.inputs import INPUT_BUDGET_BYTES
 
             per_clip = int(np.prod(x.shape[1:])) * 4 if len(x) else 1
             batch_size = max(1, (input_budget_bytes or INPUT_BUDGET_BYTES) // per_clip)

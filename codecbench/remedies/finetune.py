@@ -35,6 +35,8 @@ from codecbench.remedies.recipe import (
     sidecar,
     training_set,
 )
+from codecbench.signal.frontends import BASELINE
+from codecbench.store.inputs import Inputs, input_reader, predict_stream
 from codecbench.training.loop import fit
 from codecbench.training.persist import load_checkpoint as _load_checkpoint
 from codecbench.training.persist import save_announced as _save
@@ -116,8 +118,6 @@ def epoch_validation(dataset: Dataset, conditions: Sequence[Condition], cache: C
     """``measure(model) -> {condition: accuracy}`` on ``split`` under ``conditions`` (coded now, once), for
     :func:`finetune`'s per-epoch validation; inputs stream from the cache, so it costs inference only."""
     from codecbench.models.predict import predict_proba
-    from codecbench.signal.frontends import BASELINE
-    from codecbench.store.inputs import Inputs, input_reader, predict_stream
 
     clips, labels = dataset.clips(split), dataset.labels(split)
     inputs = {}

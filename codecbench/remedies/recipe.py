@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from codecbench import codecs
+from codecbench.augment import CodecAugmentedDataset
 from codecbench.codecs import Condition
 from codecbench.core.backend import keras
 from codecbench.core.cache import Cache
@@ -19,6 +20,7 @@ from codecbench.core.vocabulary import ParallelBackend
 from codecbench.datasets import Dataset
 from codecbench.errors import ModelError, UsageError
 from codecbench.signal.features import RECIPE
+from codecbench.signal.frontends import BASELINE
 from codecbench.store.devices import choose_precision
 from codecbench.store.inputs import CachedFeatures
 from codecbench.training.schedule import TrainConfig
@@ -65,8 +67,6 @@ def training_set(dataset: Dataset, conditions: Sequence[Condition], cache: Cache
     """The split under each usable condition, stacked (condition by condition); unavailable conditions are skipped
     with a warning. It is the codec-augmentation pool (:class:`~codecbench.augment.CodecAugmentedDataset`) in its
     fixed mode, every clip under every condition, read as cached features."""
-    from codecbench.augment import CodecAugmentedDataset
-    from codecbench.signal.frontends import BASELINE
 
     clips = dataset.clips(split)
     used, skipped = [], []

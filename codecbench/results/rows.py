@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from codecbench.codecs import parse_condition
 from codecbench.errors import CodecbenchError
 from codecbench.results.metrics import METRICS, cell_metrics, unpack_probabilities
 from codecbench.zoo import check_name
@@ -40,7 +41,6 @@ def row_problem(row) -> str | None:
     for key in ("model", "condition"):
         if not isinstance(row.get(key), str) or not row[key]:
             return f"{key!r} is missing or not a name"
-    from codecbench.codecs import parse_condition
 
     try:  # names are the zoo's and the codec table's: nothing else (markup, formulas) reaches a report from here
         check_name(row["model"])

@@ -29,6 +29,7 @@ from codecbench.results.diagnoses import Band, Diagnosis
 from codecbench.run.resolve import Run
 from codecbench.signal import features
 from codecbench.signal.frontends import FrontEnd, _at_rate
+from codecbench.store.fill import coded_signal
 
 #: In natural-log power units, one dB.
 NEPER_TO_DB = 10 / np.log(10)
@@ -200,7 +201,6 @@ def diagnose_split(run: Run, *, max_clips: int | None = None, n_bands: int = 8,
                    say: Callable[[str], None] = print) -> Diagnosis:
     """Diagnose the one model of a resolved ``run`` under its one condition on its split: the clips coded (and
     cached) as the benchmark codes them, at most ``max_clips`` of them spread over the split."""
-    from codecbench.store.fill import coded_signal
 
     if len(run.models) != 1 or len(run.conditions) != 1:
         raise UsageError("--model, --condition: name one model and one coded condition to diagnose")

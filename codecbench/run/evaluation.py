@@ -18,6 +18,7 @@ from codecbench.core.progress import NoProgress, progress
 from codecbench.core.vocabulary import Precision
 from codecbench.core.wording import counted
 from codecbench.errors import ArgumentError
+from codecbench.models.kinds import ModelError, from_keras
 from codecbench.models.prefix import SharedPrefixPredictor
 from codecbench.results.metrics import pack_probabilities
 from codecbench.results.rows import record_metrics
@@ -125,7 +126,6 @@ class Evaluator:
         """A Keras model at the run's precision, with its log-mel front-end on the device if the run asks."""
         if scoring.keras_model is None:
             return scoring
-        from codecbench.models.kinds import from_keras
         from codecbench.training.precision import resolve_precision, with_precision
 
         self.precision = resolve_precision(self.precision, reproducible=self.store.dataset.recipe is not None)
@@ -165,7 +165,6 @@ class Evaluator:
         """Evaluate several models on one condition; Keras models that share leading layers (same weights,
         found by :mod:`codecbench.models.prefix`) compute that prefix once per batch. Results are memoised as by
         :meth:`evaluate` and identical to it."""
-        from codecbench.models.kinds import ModelError
 
         scorings = [self.model(m) for m in models]
         todo = [s for s in dict((s.name, s) for s in scorings).values() if (s.name, cond.name) not in self._results]
@@ -210,7 +209,6 @@ class Evaluator:
         return counted_predict
 
     def _predictor(self, group):
-
         key = tuple(s.name for s in group)
         if key not in self._predictors:
             self._predictors[key] = SharedPrefixPredictor({s.name: s.keras_model for s in group})
@@ -240,7 +238,6 @@ def on_device_if(frontend, wanted: bool):
 
 def _fits(scoring, sample: np.ndarray, class_names) -> bool:
     """Whether a model takes this input and predicts these classes (if not, its own case says why)."""
-    from codecbench.models.kinds import ModelError
 
     try:
         scoring.check_input(sample)

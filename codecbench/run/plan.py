@@ -37,6 +37,7 @@ from codecbench.errors import EnvironmentProblem
 from codecbench.run.rates import Rates, bottleneck, local_rates, median_time, model_rates, worker_startup_seconds
 from codecbench.signal import features
 from codecbench.signal.audio import source_rate
+from codecbench.store.fill import coded_key, feature_key, fill
 
 #: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
 ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
@@ -101,7 +102,6 @@ class Plan:
                                  "was started. Free space, point --cache-dir elsewhere, or pass --force")
 
     def report(self) -> str:
-
         lines = [f"plan: {self.title}",
                  f"  clips: {self.clips:,}" + (f" ({self.missing_files:,} listed files not present: estimated at "
                                                 f"10 s each)" if self.missing_files else ""),
@@ -156,7 +156,6 @@ def free_bytes(folder: Path) -> int:
 
 
 def _duration_of(path: Path) -> float | None:
-
     try:
         return float(sf.info(str(path)).duration)
     except Exception:  # unreadable: the fill reports it; the plan assumes a TAU clip
@@ -175,7 +174,6 @@ def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence[Condition], cach
               with_features: bool, absent_seconds: float = 10.0) -> Plan:
     """Add the counts and bytes of coding (and featurising) ``clips`` under ``conditions`` to ``plan``; a clip whose
     file is not there yet counts as ``absent_seconds`` long (a TAU clip, unless the recipe that makes it says)."""
-    from codecbench.store.fill import coded_key, feature_key
 
     conds = list(conditions)
     resampled: dict[str, set] = {}
@@ -266,7 +264,6 @@ def fill_overhead_seconds(clip_seconds: float = 10.0) -> float:
     """Seconds per (clip, condition) that a fill spends besides coding and featurising: reading and hashing the
     source, and writing the bitstream and the features to the cache (each synced to disk), timed by filling the
     calibration scenes uncoded into a temporary cache less their features' own time."""
-    from codecbench.store.fill import fill
 
     clips = calibration_clips(clip_seconds)
     with tempfile.TemporaryDirectory(prefix="codecbench-calibration-") as tmp:

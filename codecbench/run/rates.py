@@ -26,6 +26,8 @@ from codecbench.core.parallel import usable_cores
 from codecbench.errors import DataError
 from codecbench.models.io import save_model
 from codecbench.signal import features
+from codecbench.store.devices import default_device, feed_workers
+from codecbench.store.inputs import INPUT_BUDGET_BYTES
 from codecbench.training.schedule import TrainConfig
 
 
@@ -154,7 +156,6 @@ def worker_startup_seconds() -> float:
 def local_rates(rates: Rates | None = None) -> Rates:
     """``rates`` with what it leaves out (or everything) filled in for this machine: its cores, its feed workers
     (:func:`codecbench.store.devices.feed_workers`) and the feed's per-core rate; the model's are timed per config."""
-    from codecbench.store.devices import feed_workers
 
     rates = rates or Rates("this machine")
     workers = rates.feed_workers if rates.feed_workers is not None else feed_workers()
@@ -173,8 +174,6 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
                 "train_examples_per_s": rates.train_examples_per_s, "device": rates.device or "another machine"}
     from codecbench.core.backend import keras
     from codecbench.models import build_fcnn
-    from codecbench.store.devices import default_device
-    from codecbench.store.inputs import INPUT_BUDGET_BYTES
 
     model = build_fcnn(config)
     channels = config.input_shape[-1]

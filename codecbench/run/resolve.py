@@ -16,9 +16,14 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from codecbench import codecs
 from codecbench.codecs import Condition
+from codecbench.codecs.matrix import load_matrix
+from codecbench.codecs.neural import WEIGHTS_ENV
 from codecbench.core.cache import Cache
 from codecbench.errors import CodecbenchError, UsageError, noted
+from codecbench.results.thresholds import load_thresholds
+from codecbench.run.plan import new_plan, plan_fill
 from codecbench.run.spec import RunSpec
+from codecbench.store.devices import choose_precision
 from codecbench.zoo import ALIASES, ModelEntry, Parent, Zoo, ZooError, user_model_dir
 
 if TYPE_CHECKING:
@@ -44,14 +49,12 @@ class Workspace:
     def __post_init__(self) -> None:
         if self.spec.codec_weights is not None:
             # through the environment, which worker processes (loky, a local dask cluster) inherit
-            from codecbench.codecs.neural import WEIGHTS_ENV
             if os.environ.get(WEIGHTS_ENV) != str(self.spec.codec_weights):
                 os.environ[WEIGHTS_ENV] = str(self.spec.codec_weights)
                 codecs.forget_availability()  # answers, here and in local workers, were for the former setting
 
     @functools.cached_property
     def matrix(self) -> Matrix:
-        from codecbench.codecs.matrix import load_matrix
         return load_matrix(self.spec.matrix)
 
     @functools.cached_property
@@ -97,7 +100,6 @@ class Workspace:
     def check_disk(self, dataset: Dataset, conditions: Sequence[Condition], *, force: bool = False,
                    split: str = "train") -> None:
         """Stop before a fill whose cache growth would not fit the free disk (unless ``force``)."""
-        from codecbench.run.plan import new_plan, plan_fill
 
         clips = dataset.clips(split)
         plan_fill(new_plan(f"{dataset.name} {split}", clips, conditions, self.cache), clips, conditions, self.cache,
@@ -144,7 +146,6 @@ class Run:
         then shares). ``model_names``: the zoo models to run instead of the spec's selection (an empty list: none,
         for callers that bring their own model objects); ``plan_only``: read the dataset's listing only."""
         from codecbench.datasets import DatasetError
-        from codecbench.results.thresholds import load_thresholds
 
         where = spec if isinstance(spec, Workspace) else Workspace(spec)
         spec = where.spec
@@ -195,7 +196,6 @@ class Run:
     def precision(self):
         """The dtype policy of the run's Keras models and why (:func:`~codecbench.store.devices.choose_precision`:
         ``auto`` stays float32 on a generated dataset, so the embedded default gives the same results everywhere)."""
-        from codecbench.store.devices import choose_precision
         return choose_precision(self.spec.precision, reproducible=self.dataset.recipe is not None)
 
     def frontends(self, extra: Sequence = ()) -> list:

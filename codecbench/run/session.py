@@ -19,11 +19,15 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from codecbench.codecs import Condition
 from codecbench.core.fsutil import atomic_write
 from codecbench.core.fsutil import check_writable as fs_check_writable
+from codecbench.core.parallel import check_scheduler
 from codecbench.core.provenance import git_commit, library_versions, machine, now
 from codecbench.core.wording import counted
 from codecbench.errors import CodecbenchError, UsageError, noted
+from codecbench.run.plan import evaluation_plan, new_plan, plan_fill
+from codecbench.run.resolve import Run
 from codecbench.run.spec import RunSpec
 from codecbench.signal.audio import LEVEL_POLICY
+from codecbench.store.devices import device_details, resolve_devices
 from codecbench.zoo import ModelEntry, Zoo
 
 if TYPE_CHECKING:
@@ -77,10 +81,8 @@ class BenchmarkSession:
         self.results_dir = spec.results
         self.run_dir = self.results_dir / "runs" / self.run_id
         check_writable(self.results_dir, "--results")   # before any work, not after the whole evaluation
-        from codecbench.core.parallel import check_scheduler
         check_scheduler(spec.scheduler)  # a scheduler that does not answer is named, in its own family
         if spec.devices != "auto":  # the benchmark trains nothing, but devices it cannot use are named, not ignored
-            from codecbench.store.devices import resolve_devices
             resolve_devices(spec.devices)
         self.history = self.results_dir / "history.sqlite"
         self.baseline_match: DatasetMatch | None = None
@@ -123,7 +125,6 @@ class BenchmarkSession:
     def from_spec(cls, spec: RunSpec, *, plan_only: bool = False, log: Callable[[str], None] | None = None,
                   **options) -> BenchmarkSession:
         """Resolve ``spec`` into its :class:`~codecbench.run.resolve.Run` and open a session on it."""
-        from codecbench.run.resolve import Run
 
         return cls(Run.resolve(spec, plan_only=plan_only, log=log), log=log, **options)
 
@@ -180,7 +181,6 @@ class BenchmarkSession:
     def evaluator(self):
         """Created on first use; the first use codes and featurises every needed condition in one fill."""
         if self._evaluator is None:
-            from codecbench.run.plan import new_plan, plan_fill
 
             needed = self.available(self.needed_conditions)
             clips = self.dataset.clips(self.spec.split)
@@ -194,7 +194,6 @@ class BenchmarkSession:
     def plan(self):
         """What this run would do (:class:`codecbench.run.plan.Plan`): pairs, bytes, free disk and time here."""
         from codecbench.models import FCNNConfig
-        from codecbench.run.plan import evaluation_plan
 
         needed = self.available(self.needed_conditions)
         configs = {m.name: FCNNConfig.from_dict(m.metadata["config"]) for m in self.models
@@ -207,7 +206,6 @@ class BenchmarkSession:
 
     def meta(self) -> dict:
         if self._meta is None:
-            from codecbench.store.devices import device_details
 
             self._meta = {"run_id": self.run_id, "started": now(), "git_commit": git_commit(self.spec.project_root),
                           "dataset": self.dataset_meta(),

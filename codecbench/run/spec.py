@@ -17,8 +17,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from codecbench.codecs import ConditionError, parse_condition
 from codecbench.core.config import find_pyproject, load_config
-from codecbench.core.parallel import usable_cores
+from codecbench.core.parallel import resolve_jobs, usable_cores
 from codecbench.core.vocabulary import (
     ON_ERROR,
     PARALLEL_BACKENDS,
@@ -30,6 +31,7 @@ from codecbench.core.vocabulary import (
 )
 from codecbench.errors import UsageError, noted
 from codecbench.results.metrics import METRICS
+from codecbench.run.rates import Rates, RatesError
 
 # --------------------------------------------------------------------------- converters
 # Each takes the raw value and a label saying where it came from, and returns the typed value.
@@ -48,8 +50,6 @@ def to_names(value, where: str) -> list[str]:
 
 
 def to_conditions(value, where: str) -> list:
-    from codecbench.codecs import ConditionError, parse_condition
-
     items = _text_items(value, where)
     for i, item in enumerate(items):
         # a sweep (opus@24+loss0..20, or opus@24+loss1,5,10, which this option splits at its commas)
@@ -78,7 +78,6 @@ def to_jobs(value, where: str) -> int:
     if jobs < 1 or isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise UsageError(f"{where}: expected a positive whole number of workers, or 'all' (-1) for every core; "
                          f"got {value!r}")
-    from codecbench.core.parallel import resolve_jobs
     return resolve_jobs(jobs)   # capped at the cores, with a warning
 
 
@@ -175,7 +174,6 @@ def to_path(value, where: str) -> Path:
 def to_rates(value, where: str):
     """``FILE[,FILE]``: the JSON of ``codecbench bench model --json`` and/or ``bench feed --json`` written on the
     machine to price (:class:`codecbench.run.rates.Rates`), read and checked here."""
-    from codecbench.run.rates import Rates, RatesError
 
     paths = [Path(p.strip()).expanduser() for p in str(value).split(",") if p.strip()]
     if not paths:

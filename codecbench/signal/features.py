@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import librosa
 import numpy as np
 
 from codecbench.errors import ArgumentError
@@ -29,6 +28,8 @@ def log_mel(signal: np.ndarray, sample_rate: int = 44100, n_fft: int = 2048, hop
             n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None, log_offset: float = 1e-8,
             htk: bool = True) -> np.ndarray:
     """``log(mel power + offset)``, shape (n_mels, frames)."""
+    import librosa  # slow to import: only where a log-mel is computed, so front-end descriptions stay cheap
+
     # float64 throughout: the result then barely depends on how BLAS splits the work across threads
     mel = librosa.feature.melspectrogram(
         y=np.asarray(signal, dtype=np.float64), sr=sample_rate, n_fft=n_fft, hop_length=hop_length,

@@ -29,6 +29,7 @@ from codecbench.core.cache import Cache
 from codecbench.core.fsutil import atomic_write, claim_folder, file_digest
 from codecbench.core.vocabulary import ParallelBackend
 from codecbench.errors import DataError
+from codecbench.store.fill import coded_signal, fill
 
 #: File formats: soundfile's format and subtype (24-bit, as TAU's recordings are).
 FORMATS = {"wav": ("WAV", "PCM_24"), "flac": ("FLAC", "PCM_24")}
@@ -116,7 +117,6 @@ def _read_manifest(to: Path) -> dict:
 
 def _export(clips, split, conditions, to: Path, cache: Cache, file_format: str, jobs, backend, scheduler,
             log) -> ExportSummary:
-    from codecbench.store.fill import coded_signal, fill
 
     suffix = "." + file_format
     summary = ExportSummary()

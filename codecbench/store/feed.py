@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from codecbench.errors import ArgumentError
+from codecbench.store.devices import feed_workers
 from codecbench.store.fill import EncodeError
 from codecbench.store.inputs import pad_into
 
@@ -241,6 +242,5 @@ def feeding(reader: BatchReader, workers: int | None = None):
     """``reader`` behind a :class:`ProcessFeed` when there are feed workers (default:
     :func:`codecbench.store.devices.feed_workers`), else ``reader`` itself."""
     if workers is None:
-        from codecbench.store.devices import feed_workers
         workers = feed_workers()
     return ProcessFeed(reader, workers=workers) if workers and len(reader) > 1 else reader

@@ -27,6 +27,7 @@ from codecbench.core.vocabulary import OnError, ParallelBackend
 from codecbench.core.wording import counted
 from codecbench.errors import CodecbenchError, CodecError, UsageError
 from codecbench.signal.audio import AudioError, check_source_file, read_source, source_rate
+from codecbench.signal.frontends import BASELINE, parse_frontend
 
 log = logging.getLogger("codecbench")
 
@@ -51,7 +52,6 @@ def coded_key(source_digest: str, condition: Condition, source_rate: int) -> str
 
 def feature_key(source_digest: str, condition: Condition, source_rate: int, frontend=None) -> str:
     """The key of a clip's features under a condition and a (log-mel) front-end (default: the baseline's)."""
-    from codecbench.signal.frontends import BASELINE
     return make_key("features", coded_key(source_digest, condition, source_rate), (frontend or BASELINE).cache_key())
 
 
@@ -70,7 +70,6 @@ def clip_identity(path) -> tuple[str, int]:
 
 def _frontends(with_features) -> list:
     """``True`` -> the baseline front-end; a list of front-ends (or their dicts) -> the cached (log-mel) ones."""
-    from codecbench.signal.frontends import BASELINE, parse_frontend
     if not with_features:
         return []
     if with_features is True:

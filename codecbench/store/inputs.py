@@ -17,6 +17,8 @@ import soundfile as sf
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.vocabulary import OnError, ParallelBackend
+from codecbench.signal.frontends import BASELINE
+from codecbench.store.devices import reader_threads
 from codecbench.store.fill import FEATURES_NS, EncodeError, clip_identity, clip_key, coded_signal, feature_key, fill
 
 
@@ -28,7 +30,6 @@ def feature_keys(clips: Sequence, cond: Condition, cache: Cache, *, frontend=Non
     Returns the keys and the indices of the clips they belong to (all of them, unless
     ``on_error="skip"`` dropped some).
     """
-    from codecbench.signal.frontends import BASELINE
 
     frontend = frontend or BASELINE
     paths = [str(getattr(c, "path", c)) for c in clips]
@@ -65,7 +66,6 @@ class CachedFeatures:
 
     def __init__(self, cache: Cache, keys: Sequence[str], paths: Sequence[str], conditions: Sequence[Condition],
                  frontend=None, pad_to: tuple[int, ...] | None = None):
-        from codecbench.signal.frontends import BASELINE
 
         self.cache, self.keys, self.paths, self.conditions = cache, list(keys), list(paths), list(conditions)
         self.frontend = frontend or BASELINE
@@ -173,7 +173,6 @@ def input_reader(clips: Sequence, cond: Condition, cache: Cache, *, frontend=Non
     """A batch reader of the model inputs of ``clips`` under ``cond`` for ``frontend`` (default: the baseline's), the
     cache filled first; batches are padded to the longest clip of the selection. Returns the reader and the indices
     of the clips it serves (all of them, unless ``on_error="skip"`` dropped some)."""
-    from codecbench.signal.frontends import BASELINE
 
     frontend = frontend or BASELINE
     reader: CachedFeatures | CodedWaveforms
@@ -306,7 +305,6 @@ def predict_stream(predict, reader, *, batch_size: int, prefetch: int = 2, threa
     stacked outputs, (N, ...), or ``{key: (N, ...)}`` when ``predict`` returns a dict per batch.
     """
 
-    from codecbench.store.devices import reader_threads
 
     threads = threads or reader_threads()
     prefetch = prefetch * threads

@@ -20,6 +20,8 @@ import numpy as np
 from codecbench.core.backend import keras
 from codecbench.errors import ModelError, UsageError
 from codecbench.models.segments import freeze_except
+from codecbench.store.devices import default_device, reader_threads, resolve_devices
+from codecbench.store.feed import feeding
 from codecbench.training.precision import resolve_precision, with_precision
 from codecbench.training.schedule import FINETUNE_DEFAULTS, TrainConfig  # noqa: F401  (re-exported)
 
@@ -31,7 +33,6 @@ class AugmentedBatches(keras.utils.PyDataset):
                  config: TrainConfig, augment: bool = True, workers: int | None = None):
         # threads that build batches ahead of the model (a batch is a pure function of (seed, epoch, index), so
         # their order cannot change what is trained): one on a CPU, more to keep an accelerator fed
-        from codecbench.store.devices import reader_threads
         super().__init__(workers=workers or reader_threads(), use_multiprocessing=False)
         self.get, self.labels, self.n_classes, self.config, self.augment = get, labels, n_classes, config, augment
         self.epoch = 0
@@ -135,7 +136,6 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     data-parallel over these (default: as ``config.devices`` says; :func:`training_twin`; the global
     batch is ``config.batch_size``).
     """
-    from codecbench.store.devices import default_device, resolve_devices
 
     keras.utils.set_random_seed(config.seed)
     freeze_except(model, list(segments) if segments is not None else None)
@@ -146,7 +146,6 @@ def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.
     model, scope = training_twin(target, precision=config.precision, devices=devices or None)
     n_classes = int(model.output_shape[-1])
     if callable(getattr(get, "take", None)):  # a cache reader: read by worker processes where an accelerator waits
-        from codecbench.store.feed import feeding
         reader: Any = get  # a reader of codecbench.store.inputs: it has take and __len__
         get = feeding(reader)
     batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from codecbench.core.backend import keras
+from codecbench.store.devices import default_device
 from codecbench.training.loop import FiniteLossGuard, _EpochLog
 from codecbench.training.schedule import TrainConfig
 
@@ -122,7 +123,6 @@ def fit_consistency(model: keras.Model, get: Callable[[np.ndarray], np.ndarray],
     """Fine-tune every parameter of ``model`` in place on the pairs of a stacked training set (``get``: item
     ``k * n_clips + i``, the original first; ``labels``: per clip) and return one row of figures per epoch. One
     device, the model's own precision."""
-    from codecbench.store.devices import default_device
 
     keras.utils.set_random_seed(config.seed)
     for layer in model.layers:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from codecbench.core.backend import keras
 from codecbench.core.vocabulary import PRECISIONS, Precision, one_of
+from codecbench.store.devices import choose_precision, exact_float32
 
 
 def resolve_precision(precision: str, *, reproducible: bool = False) -> Precision:
     """The policy of :func:`codecbench.store.devices.choose_precision`, without the reason."""
-    from codecbench.store.devices import choose_precision
 
     return one_of(choose_precision(precision, reproducible=reproducible).policy, PRECISIONS, "precision")
 
@@ -23,7 +23,6 @@ def with_precision(model, precision: str, *, synchronized_batchnorm: bool = Fals
     distribution strategy (always a clone). Returns ``model`` itself when nothing changes.
     """
     if precision == "float32":
-        from codecbench.store.devices import exact_float32
         exact_float32()
     outputs = {t._keras_history[0].name for t in model.outputs}
     if not synchronized_batchnorm and all(

@@ -27,9 +27,10 @@ import platformdirs
 
 from codecbench.core.fsutil import atomic_write, file_digest, remove_stale_temporaries
 from codecbench.errors import CodecbenchError, ModelError
-from codecbench.models import huggingface
+from codecbench.models import huggingface, kinds
 from codecbench.models.huggingface import folder_sha256
 from codecbench.models.io import load_model, read_metadata, save_model, sidecar_path
+from codecbench.signal.frontends import parse_frontend
 from codecbench.zoo import trust
 
 ALIASES = {"finetuned_full": "finetuned_full@e10"}
@@ -132,7 +133,6 @@ class ModelEntry:
     @property
     def frontend(self):
         """The model's front-end (:class:`codecbench.signal.frontends.FrontEnd`), from its sidecar."""
-        from codecbench.signal.frontends import parse_frontend
         return parse_frontend(self.metadata.get("frontend"))
 
 
@@ -281,7 +281,6 @@ class Zoo:
 
     def scoring(self, model: ModelEntry | str):
         """The model as codecbench evaluates it (any kind): a :class:`codecbench.models.kinds.ScoringModel`."""
-        from codecbench.models import kinds
 
         entry = self._entry(model)
         if entry.kind == "keras":
@@ -321,7 +320,6 @@ class Zoo:
                            "pass --force to replace, or choose another --name/--model-dir")
 
     def save(self, name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
-
         check_name(name)
         self.check_writable([name], overwrite)
         # get_weights: NumPy copies on every backend (a PyTorch variable that requires grad has no __array__)
@@ -395,7 +393,6 @@ class Zoo:
         reverse = {v: k for k, v in self.aliases().items()}
         for name in self.names():
             meta = self.entry(name).metadata
-            from codecbench.signal.frontends import parse_frontend
             try:
                 frontend = parse_frontend(meta.get("frontend")).describe()
             except CodecbenchError:

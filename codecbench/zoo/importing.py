@@ -13,6 +13,8 @@ from pathlib import Path
 
 from codecbench.core.provenance import now
 from codecbench.errors import ModelError, UsageError
+from codecbench.models import file_sha256, huggingface, kinds, load_model
+from codecbench.signal.frontends import parse_frontend
 from codecbench.zoo import Zoo, check_name, trust
 
 #: File suffixes and the kind of model they hold.
@@ -74,7 +76,6 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
     overwrite : bool
         Replace a model of the same name.
     """
-    from codecbench.models import file_sha256, kinds, load_model
 
     zoo.check_writable([check_name(name)], overwrite)
     kind = kind or source_kind(source)
@@ -115,7 +116,6 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
         kinds.validate(model)
         written = zoo.save_external(name, meta, overwrite=overwrite)
         trust.remember(meta)  # imported by the user: its code may run in later runs
-    from codecbench.signal.frontends import parse_frontend
 
     return Imported(name, kind, written, f"imported {source} as {name!r} ({kind}, front-end "
                                          f"{parse_frontend(meta.get('frontend')).describe()}) -> {written}")
@@ -124,7 +124,6 @@ def import_model(zoo: Zoo, source: str, *, name: str, kind: str | None = None, f
 def _check_onnx_self_contained(name: str, source: Path, meta: dict) -> None:
     """Refuse an ONNX model that keeps tensors in external data files: only the .onnx file is copied into the
     zoo, so it must load on its own (it is tried from an empty folder)."""
-    from codecbench.models import kinds
 
     with tempfile.TemporaryDirectory(prefix="codecbench-onnx-") as alone:
         copy = Path(alone) / source.name
@@ -162,7 +161,6 @@ def checkpoint_folder(source: str) -> tuple[Path, str]:
 def _import_checkpoint(zoo: Zoo, source: str, *, name: str, kind: str, meta: dict, class_names, label_map, prompts,
                        trust_code: bool, overwrite: bool) -> Imported:
     """Import a Hugging Face checkpoint: checked (code, labels, label map), loaded and run once, then copied."""
-    from codecbench.models import huggingface, kinds
 
     folder, revision = checkpoint_folder(source)
     described = huggingface.describe(name, kind, folder, trust_code=trust_code, class_names=class_names,

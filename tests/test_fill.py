@@ -1,3 +1,5 @@
+"""The cache fill (codecbench/store/fill.py): every clip coded once per condition, in parallel on loky or a real dask
+cluster, the same bytes whichever runs it, failures named and kept apart."""
 from pathlib import Path
 
 import numpy as np

@@ -215,7 +215,9 @@ def test_a_first_run_says_what_it_does_within_seconds(pytester, tiny, tmp_path):
                                     "--results", str(tmp_path / "reports"), "--jobs", "1")
     assert line.startswith("codecbench: generating the embedded default's evaluate split: 10 synthetic clips"), out
     assert "codecbench: about " in out and "1 passed" in out
-    assert elapsed < max(5.0, bare + 3.0), (elapsed, bare)
+    # about 3 s on a quiet 2-core machine; the bare start does not feel the other xdist worker's load, which took
+    # the same run to 5.1-5.6 s in full suites: the bound says "seconds", not a speed target
+    assert elapsed < max(10.0, bare + 8.0), (elapsed, bare)
     (root,) = [p for p in (cache / "datasets").glob("synthetic-*") if p.is_dir()]
     generated = sorted(p.name for p in (root / "audio").iterdir())
     assert len(generated) == 10 and all("-evaluate" in name for name in generated)  # no training clip

@@ -95,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="say more: debug messages of every stage")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
+    _coding_commands(sub)
+    _model_commands(sub)
+    _study_commands(sub)
+    _machine_commands(sub)
+    _describe(sub)
+    return parser
+
+
+def _coding_commands(sub) -> None:
+    """``conditions``, ``encode``, ``export``, ``cache``: the codecs, coded audio and the cache."""
     p = sub.add_parser("conditions", help="print the condition matrix and what is available here")
     _common(p, "matrix", "codec_weights")
     p.add_argument("--rate", type=_positive_int, default=None, metavar="HZ",
@@ -126,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "to ten minutes)")
     _common(p, "cache_dir")
 
+
+def _model_commands(sub) -> None:
+    """``segments``, ``import-model``, ``train``, ``finetune``, ``postfilter``, ``consistency``, ``zoo``."""
     p = sub.add_parser("segments", help="print a model's segments with their parameter counts")
     p.add_argument("model_name", metavar="model", help="a model name in the zoo, or a .keras/.hdf5 file")
     _common(p, "model_dir")
@@ -223,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "and stop; a TAU folder without its audio is planned too")
     p.add_argument("--force", action="store_true", help="build: run even if the cache would outgrow the free disk")
 
+
+def _study_commands(sub) -> None:
+    """``report``, ``reproduce``, ``dataset``, ``leaderboard``, ``submit``, ``history``, ``compare``,
+    ``thresholds``, ``diagnose``: results, studies and data."""
     p = sub.add_parser("report", help="render the paper's tables and Figure 2 from a results folder")
     _common(p, "results", "baseline", "baseline_max_changed", "alpha")
     p.add_argument("--out", default=None, help="output folder (default: the results folder)")
@@ -334,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=_argument(to_positive_int), default=None,
                    help="at most this many clips, spread over the split (default: all)")
 
+
+def _machine_commands(sub) -> None:
+    """``devices``, ``bench``: this machine."""
     p = sub.add_parser("devices", help="the Keras backend, its devices, the precision 'auto' picks, the feed workers, "
                                        "and a warning when a GPU is present that the backend cannot use")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -350,8 +370,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition", "--conditions", dest="condition", default=None,
                    help="feed: the condition read (default mp3@64); fill: the conditions (default: the coded ones of "
                         "the paper's matrix); plan: the conditions filled (default mp3@64)")
-    _describe(sub)
-    return parser
 
 
 def _describe(sub) -> None:

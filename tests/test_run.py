@@ -2,6 +2,8 @@
 condition's availability is asked again, across a whole benchmark session."""
 from collections import Counter
 
+import pytest
+
 from codecbench import codecs
 from codecbench.codecs import parse_condition
 from codecbench.run.resolve import Run
@@ -12,26 +14,35 @@ from codecbench.zoo import Zoo
 CONDITIONS = ["wav", "mp3@64", "opus@64"]
 
 
-def test_availability_is_asked_once_per_condition_and_models_travel_as_entries(tiny, tmp_path, monkeypatch):
+@pytest.fixture
+def looked_up(monkeypatch) -> Counter:
+    """Every name the zoo is asked about from here on, counted (``entry NAME``, ``resolve NAME``)."""
+    counts: Counter = Counter()
+    entry, resolve = Zoo.entry, Zoo.resolve
+
+    def counting_entry(self, name):
+        counts[f"entry {name}"] += 1
+        return entry(self, name)
+
+    def counting_resolve(self, name):
+        counts[f"resolve {name}"] += 1
+        return resolve(self, name)
+
+    monkeypatch.setattr(Zoo, "entry", counting_entry)
+    monkeypatch.setattr(Zoo, "resolve", counting_resolve)
+    return counts
+
+
+def test_availability_is_asked_once_per_condition_and_models_travel_as_entries(tiny, tmp_path, monkeypatch,
+                                                                               looked_up):
     asked: Counter = Counter()
-    looked_up: Counter = Counter()
-    availability, entry, resolve = codecs.availability, Zoo.entry, Zoo.resolve
+    availability = codecs.availability
 
     def counting_availability(condition):
         asked[parse_condition(condition).name] += 1
         return availability(condition)
 
-    def counting_entry(self, name):
-        looked_up[f"entry {name}"] += 1
-        return entry(self, name)
-
-    def counting_resolve(self, name):
-        looked_up[f"resolve {name}"] += 1
-        return resolve(self, name)
-
     monkeypatch.setattr(codecs, "availability", counting_availability)
-    monkeypatch.setattr(Zoo, "entry", counting_entry)
-    monkeypatch.setattr(Zoo, "resolve", counting_resolve)
     spec = RunSpec.build({"dataset": tiny["spec"], "model_dir": str(tiny["zoo"].root), "condition": CONDITIONS,
                           "cache_dir": str(tmp_path / "cache"), "jobs": "1", "results": str(tmp_path / "out")},
                          use_pyproject=False)
@@ -91,26 +102,13 @@ def test_codec_weights_reach_local_workers_started_before(tmp_path, monkeypatch)
         stop_local_workers()  # the next test's workers inherit its own setting
 
 
-def test_the_fine_tuning_path_looks_its_parent_up_once(tiny, tmp_path, monkeypatch):
+def test_the_fine_tuning_path_looks_its_parent_up_once(tiny, tmp_path, looked_up):
     """`codecbench finetune` end to end: the parent's name is resolved once, at the command's edge
     (Workspace.parent); the remedy below takes the entry and never asks the zoo about a name again."""
     import shutil
 
     from codecbench.cli import main
 
-    looked_up: Counter = Counter()
-    entry, resolve = Zoo.entry, Zoo.resolve
-
-    def counting_entry(self, name):
-        looked_up[f"entry {name}"] += 1
-        return entry(self, name)
-
-    def counting_resolve(self, name):
-        looked_up[f"resolve {name}"] += 1
-        return resolve(self, name)
-
-    monkeypatch.setattr(Zoo, "entry", counting_entry)
-    monkeypatch.setattr(Zoo, "resolve", counting_resolve)
     models = tmp_path / "zoo"
     models.mkdir()
     for f in tiny["zoo"].root.glob("base.*"):

@@ -49,7 +49,7 @@ def finetune_consistency(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Mat
     set_up = prepare(parent, zoo, [name], dataset, [ORIGINAL, *coded], cache, config, overwrite=overwrite,
                      work=Work(jobs, backend, scheduler))
     data, config, model, parent_meta = set_up.data, set_up.config, set_up.model, set_up.parent_meta
-    if len(data.used) < 2:
+    if data.used[0] != ORIGINAL or len(data.used) < 2:
         raise UsageError("consistency fine-tuning: no coded fine-tuning condition can be coded here ("
                          + ", ".join(data.skipped) + ")")
     n_clips, n_coded = len(dataset.clips("train")), len(data.used) - 1

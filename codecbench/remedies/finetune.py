@@ -179,7 +179,7 @@ def finetune(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: 
     else:
         names = [segment_name(k) for k in segments]
     set_up = prepare(parent, zoo, names, dataset, matrix.training, cache, config, overwrite=overwrite,
-                   work=Work(jobs, backend, scheduler))
+                     work=Work(jobs, backend, scheduler))
     data, config, model = set_up.data, set_up.config, set_up.model
     model_config = set_up.parent_meta.get("config", {})
     saved: list[str] = []
@@ -202,9 +202,9 @@ def finetune(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: 
                 row["validation_accuracy"] = validate(model)
             rows.append(row)
             progress(epoch_line("full fine-tuning", epoch, epochs, row,
-                                 SAVED_STATISTICS if settled is not None else RUNNING_STATISTICS))
+                                SAVED_STATISTICS if settled is not None else RUNNING_STATISTICS))
             meta = sidecar(config, data, "full", epoch, time.perf_counter() - start, list(rows), model_config,
-                             parent_name, parent_sha)
+                           parent_name, parent_sha)
             if settled is not None:
                 meta["batchnorm"] = settled
                 _save(zoo, full_name(epoch), model, meta, overwrite, progress)
@@ -238,7 +238,7 @@ def finetune(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: 
                    on_epoch=on_segment_epoch)
         name = segment_name(k)
         meta = sidecar(seg_config, data, f"segment {k}", epochs, time.perf_counter() - start, rows, model_config,
-                         parent_name, parent_sha, [k])
+                       parent_name, parent_sha, [k])
         meta["learning_rate_choice"] = "explicit" if learning_rate is not None else \
             f"default for {kinds[k]} segments (SEGMENT_LEARNING_RATES)"
         meta["batchnorm"] = settle_batchnorm(model, data, name, progress)  # the trained segment's layers only
@@ -292,14 +292,15 @@ def build_zoo(zoo: Zoo, dataset: Dataset, matrix: Matrix, cache: Cache, preset: 
     built: list[str] = []
     if "base" not in zoo.names():
         built.append(train_base(zoo, dataset, cache, preset=p["model_preset"], config=p["base"], **work))
-    if any(full_name(e) not in zoo.names() for e in p["save_epochs"]):
-        # the epochs already there are kept: the run saves only the missing ones
-        missing = [e for e in p["save_epochs"] if full_name(e) not in zoo.names()]
-        built += finetune(zoo, zoo.parent("base", "fine-tuning"), dataset, matrix, cache, epochs=max(missing),
-                          save_epochs=missing,
-                          config=p["finetune"], progress=progress, resume=True, **work)
+    missing = [e for e in p["save_epochs"] if full_name(e) not in zoo.names()]
     missing_segments = [k for k in p["segments"] if segment_name(k) not in zoo.names()]
+    if not (missing or missing_segments):
+        return built
+    base = zoo.parent("base", "fine-tuning")  # resolved once, for both experiments
+    if missing:  # the epochs already there are kept: the run saves only the missing ones
+        built += finetune(zoo, base, dataset, matrix, cache, epochs=max(missing), save_epochs=missing,
+                          config=p["finetune"], progress=progress, resume=True, **work)
     if missing_segments:
-        built += finetune(zoo, zoo.parent("base", "fine-tuning"), dataset, matrix, cache, segments=missing_segments,
+        built += finetune(zoo, base, dataset, matrix, cache, segments=missing_segments,
                           epochs=p["segment_epochs"], config=p["finetune"], progress=progress, **work)
     return built

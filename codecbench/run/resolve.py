@@ -45,6 +45,8 @@ class Workspace:
     spec: RunSpec
     #: where the workspace announces what it loaded (the data line); silent by default
     log: Callable[[str], None] | None = None
+    #: each condition's availability, asked once (:meth:`availability`)
+    _answers: dict[Condition, tuple[bool, str]] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.spec.codec_weights is not None:
@@ -83,13 +85,9 @@ class Workspace:
 
     def availability(self, condition: Condition) -> tuple[bool, str]:
         """Whether ``condition`` can be coded here, and the backend or why not: asked once per condition."""
-        if condition not in self._availability:
-            self._availability[condition] = codecs.availability(condition)
-        return self._availability[condition]
-
-    @functools.cached_property
-    def _availability(self) -> dict[Condition, tuple[bool, str]]:
-        return {}
+        if condition not in self._answers:
+            self._answers[condition] = codecs.availability(condition)
+        return self._answers[condition]
 
     @functools.cached_property
     def training_conditions(self) -> list[Condition]:
@@ -100,7 +98,6 @@ class Workspace:
     def check_disk(self, dataset: Dataset, conditions: Sequence[Condition], *, force: bool = False,
                    split: str = "train") -> None:
         """Stop before a fill whose cache growth would not fit the free disk (unless ``force``)."""
-
         clips = dataset.clips(split)
         plan_fill(new_plan(f"{dataset.name} {split}", clips, conditions, self.cache), clips, conditions, self.cache,
                   with_features=True).check_disk(force)

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from codecbench.results.files import DatasetMatch
     from codecbench.results.thresholds import Thresholds
     from codecbench.run.evaluation import Evaluator
-    from codecbench.run.resolve import Run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +124,6 @@ class BenchmarkSession:
     def from_spec(cls, spec: RunSpec, *, plan_only: bool = False, log: Callable[[str], None] | None = None,
                   **options) -> BenchmarkSession:
         """Resolve ``spec`` into its :class:`~codecbench.run.resolve.Run` and open a session on it."""
-
         return cls(Run.resolve(spec, plan_only=plan_only, log=log), log=log, **options)
 
     def cases(self) -> list[Case]:

@@ -31,7 +31,7 @@ from codecbench.core.provenance import now
 from codecbench.datasets.synth import SCENES
 from codecbench.errors import UsageError
 from codecbench.models import file_sha256, kinds, load_model
-from codecbench.run.plan import SEGMENT_TIMING_NOTE, evaluation_plan, training_plan
+from codecbench.run.plan import evaluation_plan, training_plan
 from codecbench.run.resolve import Run, Workspace
 from codecbench.run.session import BenchmarkSession
 from codecbench.run.spec import RunSpec
@@ -270,7 +270,7 @@ def _plan(where: Workspace, options: ReproduceOptions, dataset, conditions, reci
                                  scheduler=spec.scheduler, rates=spec.rates)
     plan.stages += evaluation.stages
     plan.bytes_needed += evaluation.bytes_needed
-    plan.notes.append(SEGMENT_TIMING_NOTE + "; finished units are not counted")
+    plan.notes.append("finished units (models in the zoo) are not counted")
     say("[3/8] " + plan.report())
     if check:
         plan.check_disk(options.force)

@@ -161,10 +161,12 @@ def test_bench_feed_checks_the_disk_first_and_leaves_no_folder_when_stopped(tmp_
     bench.tempfile.tempdir = None
 
 
-def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=16, startup=None):
+def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=16, startup=None, segments=None):
     model = tmp_path / "model.json"
     model.write_text(json.dumps({"rates": {"train_examples_per_s": train, "inference_clips_per_s": infer,
-                                           "precision": "mixed_bfloat16", "device": "cuda:0 NVIDIA H200"}}))
+                                           "precision": "mixed_bfloat16", "device": "cuda:0 NVIDIA H200",
+                                           **({} if segments is None else
+                                              {"segment_train_examples_per_s": segments})}}))
     feed_file = tmp_path / "feed.json"
     feed_file.write_text(json.dumps({"modes": {}, "cores": cores, "fill_clips_per_s_per_core": 1.0 / fill,
                                      "feed_clips_per_s_per_worker": {"features": feed, "waveforms": feed / 3},
@@ -186,12 +188,13 @@ def test_the_plan_names_the_bottleneck_from_given_rates(tiny, tmp_path, case, ra
     from codecbench.core.cache import Cache
     from codecbench.models import preset_config
     from codecbench.run.plan import training_plan
+    from codecbench.training.schedule import TrainingRun
 
     given = _rates(tmp_path, **rates)
     empty = Cache(tmp_path / "cache")  # everything still to code
     plan = training_plan(case, tiny["dataset"], [parse_condition("wav"), parse_condition("mp3@64")], empty,
                          config=preset_config("small", (128, 40, 3), 10), train_config=tiny["config"],
-                         runs=[("fine-tune", 10)], jobs=2, rates=given)
+                         runs=[TrainingRun("fine-tune", 10)], jobs=2, rates=given)
     assert plan.bottleneck.name == stage and plan.bottleneck.bound_by == bound, plan.report()
     text = plan.report()
     assert f"bottleneck: {stage}" in text and "time on the machine of" in text
@@ -217,6 +220,41 @@ def test_a_plan_adds_the_workers_start_up_once_to_the_steady_coding_rate(tmp_pat
     assert nothing.seconds == 0.0  # nothing to code: no worker starts
     with pytest.raises(Exception, match="worker_startup_s is -1, expected a number >= 0"):
         _rates(tmp_path, startup=-1)
+
+
+def test_experiment_b_is_priced_per_segment_measured_or_by_its_arithmetic(tiny, tmp_path):
+    """Each segment at its own rate: the measured one a rates file carries (``bench model --segments``), else the
+    full step's rate over the segment's share of the arithmetic; a plan says which."""
+    from codecbench.codecs import parse_condition
+    from codecbench.core.cache import Cache
+    from codecbench.models import build_fcnn, preset_config, training_step_shares
+    from codecbench.run.plan import training_plan
+    from codecbench.run.rates import RatesError
+    from codecbench.training.schedule import TrainingRun
+
+    config = preset_config("small", (128, 40, 3), 10)
+    runs = [TrainingRun("Experiment A", 2), TrainingRun("Experiment B", 3, segments=(2, 7))]
+
+    def plan_with(**rates):
+        return training_plan("segments", tiny["dataset"], [parse_condition("wav")], Cache(tmp_path / "cache"),
+                             config=config, train_config=tiny["config"], runs=runs, jobs=2,
+                             rates=_rates(tmp_path, train=100.0, feed=1e6, **rates))
+
+    examples = len(tiny["dataset"].clips("train"))
+    shares = training_step_shares(build_fcnn(config), tiny["config"].crop_frames)  # the clips are longer
+    by_arithmetic = plan_with()
+    full, segments = (s for s in by_arithmetic.stages if s.name.startswith("Experiment"))
+    assert full.seconds == pytest.approx(2 * examples / 100.0)
+    assert segments.seconds == pytest.approx(3 * examples * (shares[2] + shares[7]) / 100.0)
+    assert segments.seconds < 2 * 3 * examples / 100.0  # less than full fine-tuning twice over
+    assert any("share of a full step's arithmetic" in note for note in by_arithmetic.notes)
+    measured = plan_with(segments={str(k): 50.0 * k for k in shares})
+    segments = next(s for s in measured.stages if s.name == "Experiment B")
+    assert segments.seconds == pytest.approx(3 * examples * (1 / 100.0 + 1 / 350.0))
+    assert "100.0-350.0/s" in segments.work and any("measured on" in note for note in measured.notes)
+    for bad, why in (({"one": 3.0}, "has the key 'one'"), ({"2": float("nan")}, r"\[2\] is nan"), ([], "expected")):
+        with pytest.raises(RatesError, match=f"model.json: rates.segment_train_examples_per_s.*{why}"):
+            _rates(tmp_path, segments=bad)
 
 
 def test_bench_fill_sets_the_fill_beside_the_sum_of_its_parts():

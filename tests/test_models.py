@@ -131,3 +131,25 @@ def test_the_parameter_count_without_building_is_the_models(preset):
 
     config = preset_config(preset, (128, 423, 3), 10)
     assert parameter_count(config) == build_fcnn(config).count_params()
+
+
+def test_a_segments_training_step_is_priced_by_its_arithmetic():
+    """Counted by hand on two segments: a 3x3 convolution over 8 x 10 positions and a dense layer of 4 x 3."""
+    from codecbench.core.backend import keras
+    from codecbench.models import forward_flops, training_step_shares
+
+    inputs = keras.Input((8, None, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    conv, dense = 2 * 3 * 3 * 1 * 4 * 8 * 10, 2 * 4 * 3
+    assert forward_flops(model, 10) == {1: conv, 2: dense}
+    forward = conv + dense
+    full = 3 * forward - conv  # the first segment's input gradient is never needed
+    # segment 1: the forward pass, the dense layer's input gradient and the convolution's weight gradient
+    shares = training_step_shares(model, 10)
+    assert shares == pytest.approx({1: (forward + dense + conv) / full, 2: (forward + dense) / full})
+    # the paper FCNN: later segments stop the backward pass earlier, so they cost less
+    paper = training_step_shares(build_fcnn(preset_config("paper")), 400)
+    assert len(paper) == 10 and all(0.3 < s < 0.7 for s in paper.values())
+    assert [paper[k] for k in range(1, 11)] == sorted(paper.values(), reverse=True)

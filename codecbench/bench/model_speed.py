@@ -13,11 +13,14 @@ from codecbench.signal.frontends import BASELINE
 from codecbench.store.devices import choose_precision, local_accelerators
 
 
-def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = None, precision: str = "auto") -> dict:
+def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = None, precision: str = "auto",
+                segments: bool = False) -> dict:
     """The paper FCNN on the device Keras sees: inference clips/s per batch size (default 1/4/16 on a CPU,
     16/64/128 on an accelerator), training examples/s at ``train_batch`` x 400 frames under ``precision`` (what a plan
     prices a run with: ``rates``), GFLOP/s against a plain Keras matmul, the host's feature cost, and the log-mel
-    front-end as Keras ops on the device (clips/s, and its largest difference from the librosa features)."""
+    front-end as Keras ops on the device (clips/s, and its largest difference from the librosa features).
+    ``segments``: also each segment fine-tuned alone (Experiment B's steps), beside its share of a full step's
+    arithmetic (:func:`~codecbench.models.training_step_shares`); the rates carry them."""
     from codecbench.core.backend import keras
     from codecbench.models import build_fcnn, preset_config
     from codecbench.training.precision import with_precision
@@ -44,6 +47,8 @@ def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = No
     model.train_on_batch(xt, yt)
     train_seconds = median_time(lambda: model.train_on_batch(xt, yt), repeats)
     result["train"] = {"batch": train_batch, "crop_frames": 400, "examples_per_s": train_batch / train_seconds}
+    if segments:
+        result["segments"] = _segment_steps(model, xt, yt, train_seconds, repeats)
     result["matmul_gflops"] = matmul_gflops()
     best = max(r["gflops"] for r in result["batches"].values())
     result["model_vs_matmul"] = best / result["matmul_gflops"]
@@ -55,9 +60,31 @@ def bench_model(batch_sizes=None, repeats: int = 2, train_batch: int | None = No
     result["rates"] = {"inference_clips_per_s": max(r["clips_per_s"] for r in result["batches"].values()),
                        "train_examples_per_s": result["train"]["examples_per_s"], "precision": choice.policy,
                        "backend": result["backend"], "device": (result["devices"] or ["cpu"])[0]}
+    if segments:
+        result["rates"]["segment_train_examples_per_s"] = {str(k): row["examples_per_s"]
+                                                           for k, row in result["segments"].items()}
     result["targets"] = {"model_vs_matmul>=0.8": result["model_vs_matmul"] >= 0.8,
                          "frontend_on_device_within_1e-4": result["frontend_on_device"]["max_abs_diff"] <= 1e-4}
     return result
+
+
+def _segment_steps(model, x, y, full_seconds: float, repeats: int) -> dict[int, dict]:
+    """Each segment fine-tuned alone (the others frozen, as Experiment B trains): examples/s of a training step on
+    ``x``, its time as a share of the full step's (``full_seconds``), and its share of the arithmetic."""
+    from codecbench.core.backend import keras
+    from codecbench.models import freeze_except, training_step_shares
+
+    shares = training_step_shares(model, x.shape[2])
+    rows = {}
+    for k in sorted(shares):
+        freeze_except(model, [k])
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy")
+        model.train_on_batch(x, y)  # trace and warm up
+        seconds = median_time(lambda: model.train_on_batch(x, y), repeats)
+        rows[k] = {"examples_per_s": len(x) / seconds, "share_measured": seconds / full_seconds,
+                   "share_arithmetic": shares[k]}
+    freeze_except(model, None)
+    return rows
 
 
 def _device_frontend(batch: int, repeats: int) -> dict:
@@ -91,6 +118,9 @@ def format_model_bench(result: dict) -> str:
     train = result["train"]
     lines.append(f"training, batch {train['batch']} x {train['crop_frames']} frames: {train['examples_per_s']:.2f} "
                  "examples/s")
+    for k, row in result.get("segments", {}).items():
+        lines.append(f"  segment {k:>2} alone: {row['examples_per_s']:8.2f} examples/s = {row['share_measured']:.2f} "
+                     f"of a full step's time ({row['share_arithmetic']:.2f} of its arithmetic)")
     lines.append(f"plain Keras matmul: {result['matmul_gflops']:.1f} GFLOP/s; best model / matmul = "
                  f"{result['model_vs_matmul']:.2f}x")
     lines.append(f"feature extraction on the host (librosa): {result['features_ms_per_clip']:.1f} ms per 10-s clip")

@@ -160,6 +160,10 @@ def cmd_bench(args, where: Workspace) -> int:
             options["conditions"] = conditions
         else:
             raise UsageError(f"bench {args.what}: --condition is for bench feed, fill and plan")
+    if getattr(args, "segments", False):
+        if args.what != "model":
+            raise UsageError(f"bench {args.what}: --segments is for bench model")
+        options["segments"] = True
     result = run(**options)
     print(json.dumps(result, indent=2, default=str) if args.json else show(result))
     return 0

@@ -11,9 +11,10 @@ from codecbench.cli.parser import _train_config, validation_conditions
 from codecbench.codecs import ORIGINAL
 from codecbench.core.config import read_toml
 from codecbench.errors import UsageError
-from codecbench.run.plan import SEGMENT_TIMING_NOTE, training_plan
+from codecbench.run.plan import training_plan
 from codecbench.run.resolve import Workspace
 from codecbench.signal.frontends import parse_frontend
+from codecbench.training.schedule import TrainingRun
 from codecbench.zoo import Zoo, compare, user_model_dir
 from codecbench.zoo.importing import import_model
 
@@ -118,8 +119,9 @@ def cmd_train(args, where: Workspace) -> int:
         validating = [c for c in validation_conditions(args.validate) if where.availability(c)[0]]
         evaluate = len(dataset.splits.get("evaluate") or ())
         print(training_plan(f"train {args.name} ({args.preset}) on {dataset.name}", dataset, conditions, where.cache,
-                            config=model, train_config=config, runs=[("training", config.epochs)], jobs=spec.jobs,
-                            scheduler=spec.scheduler, validations_per_epoch=evaluate * len(validating)).report())
+                            config=model, train_config=config, runs=[TrainingRun("training", config.epochs)],
+                            jobs=spec.jobs, scheduler=spec.scheduler,
+                            validations_per_epoch=evaluate * len(validating)).report())
         return 0
     where.check_disk(dataset, conditions, force=args.force)
     name = train_base(zoo, dataset, where.cache, name=args.name, preset=args.preset,
@@ -176,8 +178,8 @@ def cmd_finetune(args, where: Workspace) -> int:
         return []  # finetune() checks its own names: which epochs it saves is its decision
 
     def plan(parent, dataset):
-        runs = [("full fine-tuning", args.epochs)] if segments is None else \
-            [(f"segment {k} fine-tuning", args.epochs) for k in segments]
+        runs = [TrainingRun("full fine-tuning", args.epochs)] if segments is None else \
+            [TrainingRun(f"segment {k} fine-tuning", args.epochs, segments=(k,)) for k in segments]
         return training_plan(f"finetune {parent.name} on {dataset.name}", dataset, where.training_conditions,
                              where.cache, config=FCNNConfig.from_dict(parent.metadata["config"]),
                              train_config=_train_config(args, spec), runs=runs, jobs=spec.jobs,
@@ -267,14 +269,13 @@ def cmd_zoo(args, where: Workspace) -> int:
         from codecbench.remedies.finetune import remaining_runs
 
         names = zoo.names()
-        runs: list[tuple] = [] if "base" in names else [("base training (original audio)", preset["base"].epochs, 1)]
+        runs = [] if "base" in names else [TrainingRun("base training (original audio)", preset["base"].epochs, 1)]
         runs += remaining_runs(names, save_epochs=preset["save_epochs"], full_epochs=preset["full_epochs"],
                                segments=preset["segments"], segment_epochs=preset["segment_epochs"])
         model = preset_config(preset["model_preset"], (128, 423, 3), len(dataset.class_names))
         plan = training_plan(f"zoo build --preset {args.preset} on {dataset.name} into {zoo.root}", dataset,
                              conditions, where.cache, config=model, train_config=preset["finetune"], runs=runs,
                              jobs=spec.jobs, scheduler=spec.scheduler)
-        plan.notes.append(SEGMENT_TIMING_NOTE)
         print(plan.report())
         return 0
     where.check_disk(dataset, conditions, force=args.force)

@@ -370,6 +370,9 @@ def _machine_commands(sub) -> None:
     p.add_argument("--condition", "--conditions", dest="condition", default=None,
                    help="feed: the condition read (default mp3@64); fill: the conditions (default: the coded ones of "
                         "the paper's matrix); plan: the conditions filled (default mp3@64)")
+    p.add_argument("--segments", action="store_true",
+                   help="model: also time each segment fine-tuned alone (Experiment B's steps; a plan prices its "
+                        "segments with them)")
 
 
 def _describe(sub) -> None:

@@ -11,6 +11,7 @@ _EXPORTS = {
     "load_model": "io", "save_model": "io", "read_metadata": "io", "sidecar_path": "io", "file_sha256": "io",
     "infer_config": "legacy", "load_legacy_hdf5": "legacy",
     "Segment": "segments", "derive_segments": "segments", "freeze_except": "segments", "parse_segments": "segments",
+    "forward_flops": "segments", "training_step_shares": "segments",
 }
 __all__ = ["CheckpointError", *_EXPORTS]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from codecbench.core.backend import keras
 from codecbench.errors import ModelError, UsageError
 
@@ -90,3 +92,38 @@ def freeze_except(model: keras.Model, segments: list[int] | None) -> list[Segmen
         if layer.weights:
             layer.trainable = layer.name in trainable
     return [s for s in all_segments if s.index in chosen]
+
+
+def forward_flops(model: keras.Model, frames: int) -> dict[int, float]:
+    """Floating-point operations of one example's forward pass through each segment, at ``frames`` input frames:
+    two per multiply-add of every kernel over its layer's output positions (batch normalisations, activations and
+    pooling, a small share of the arithmetic, are not counted)."""
+
+    weighted = [layer for layer in model.layers if any("kernel" in w.path.rsplit("/", 1)[-1] for w in layer.weights)]
+    shape = list(model.input_shape)
+    shape[0] = 1
+    shape = [frames if s is None else s for s in shape]
+    probe = keras.Model(model.inputs, [layer.output for layer in weighted])
+    outputs = probe.compute_output_spec(keras.KerasTensor(tuple(shape)))
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    owner = {name: s.index for s in derive_segments(model) for name in s.layers}
+    flops: dict[int, float] = {s.index: 0.0 for s in derive_segments(model)}
+    for layer, out in zip(weighted, outputs):
+        positions = float(np.prod(out.shape[1:-1])) if len(out.shape) > 2 else 1.0
+        kernels = sum(float(np.prod(w.shape)) for w in layer.weights if "kernel" in w.path.rsplit("/", 1)[-1])
+        flops[owner[layer.name]] += 2.0 * kernels * positions
+    return flops
+
+
+def training_step_shares(model: keras.Model, frames: int) -> dict[int, float]:
+    """Each segment's fine-tuning step (all others frozen) as a share of a full fine-tuning step, counted in
+    floating-point operations: the forward pass through the whole model, the input gradients of the segments after
+    the trained one (the backward pass stops there), and the trained segment's weight gradients; full fine-tuning
+    does the forward pass, every weight gradient and every input gradient but the first segment's. A model of the
+    arithmetic, not a timing: ``codecbench bench model --segments`` measures the steps on a device."""
+
+    flops = forward_flops(model, frames)
+    order = sorted(flops)
+    forward = sum(flops.values())
+    full = 3.0 * forward - flops[order[0]]
+    return {k: (forward + sum(flops[j] for j in order if j > k) + flops[k]) / full for k in order}

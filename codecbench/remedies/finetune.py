@@ -40,7 +40,7 @@ from codecbench.store.inputs import Inputs, input_reader, predict_stream
 from codecbench.training.loop import fit
 from codecbench.training.persist import load_checkpoint as _load_checkpoint
 from codecbench.training.persist import save_announced as _save
-from codecbench.training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig
+from codecbench.training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig, TrainingRun
 from codecbench.zoo import Parent, Zoo, full_name, segment_name
 
 log = logging.getLogger("codecbench")
@@ -264,15 +264,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def remaining_runs(names, *, save_epochs, full_epochs: int, segments, segment_epochs: int) -> list[tuple]:
-    """The fine-tuning runs a zoo holding ``names`` still lacks, as ``(what, epochs)`` for a plan: full fine-tuning
-    (to ``full_epochs``) unless every saved epoch is there, and the missing segments."""
-    runs: list[tuple] = []
+def remaining_runs(names, *, save_epochs, full_epochs: int, segments, segment_epochs: int) -> list[TrainingRun]:
+    """The fine-tuning runs a zoo holding ``names`` still lacks, for a plan: full fine-tuning (to ``full_epochs``)
+    unless every saved epoch is there, and the missing segments (``segment_epochs`` each)."""
+    runs: list[TrainingRun] = []
     if any(full_name(e) not in names for e in save_epochs):
-        runs.append(("Experiment A: full fine-tuning", full_epochs))
-    missing = [k for k in segments if segment_name(k) not in names]
+        runs.append(TrainingRun("Experiment A: full fine-tuning", full_epochs))
+    missing = tuple(k for k in segments if segment_name(k) not in names)
     if missing:
-        runs.append((f"Experiment B: {len(missing)} segment fine-tunings", len(missing) * segment_epochs))
+        runs.append(TrainingRun(f"Experiment B: {len(missing)} segment fine-tunings", segment_epochs,
+                                segments=missing))
     return runs
 
 

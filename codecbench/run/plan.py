@@ -38,16 +38,12 @@ from codecbench.run.rates import Rates, bottleneck, local_rates, median_time, mo
 from codecbench.signal import features
 from codecbench.signal.audio import source_rate
 from codecbench.store.fill import coded_key, feature_key, fill
+from codecbench.training.schedule import TrainingRun
 
 #: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
 ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
 #: Bytes per (clip, condition) of the former cache (decoded float32 PCM + 3-channel float32 features), 10 s.
 PCM_CACHE_BYTES_PER_PAIR = 441_000 * 4 + 128 * 423 * 3 * 4
-
-
-#: What a plan says of its segment fine-tuning times.
-SEGMENT_TIMING_NOTE = ("segment fine-tuning is timed as full fine-tuning (an upper bound: frozen segments need no "
-                       "weight gradients)")
 
 
 class DiskSpaceError(EnvironmentProblem):
@@ -339,12 +335,12 @@ def clip_seconds(clips: Sequence, sample: int = 32) -> float:
     return float(statistics.median(durations)) if durations else 10.0
 
 
-def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, config, train_config, runs: list[
-                  tuple], jobs: int, scheduler: str | None = None, rates: Rates | None = None,
+def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, config, train_config, runs: Sequence[
+                  TrainingRun], jobs: int, scheduler: str | None = None, rates: Rates | None = None,
                   validations_per_epoch: int = 0) -> Plan:
     """The plan of fine-tuning or training runs: the training set's fill, then ``runs`` of ``config``'s FCNN at
-    ``train_config``'s batch size and crop. A run is ``(name, epochs)`` over the split under every condition, or
-    ``(name, epochs, conditions)`` over the split under that many conditions (base training: 1). ``rates``: price
+    ``train_config``'s batch size and crop (a :class:`TrainingRun` each: the whole model over the split under
+    every condition or some (base training: 1), or segments alone, each at its own rate). ``rates``: price
     every stage with rates measured on another machine (:class:`Rates`); each stage names what bounds it.
     ``validations_per_epoch``: clips (times conditions) scored after every epoch (``--validate``)."""
     clips = dataset.clips("train")
@@ -365,14 +361,25 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
     feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
     device = rates_model.get("device") or rates_model.get("backend", "")
     rate, bound = bottleneck(rates_model["train_examples_per_s"], feed_rate, feed.feed_workers, device)
-    for name, epochs, *n_conditions in runs:
-        examples = len(clips) * (n_conditions[0] if n_conditions else len(plan.conditions))
-        plan.stages.append(Stage(name, f"{epochs} epochs x {examples:,} examples at {rate:.1f}/s"
-                                 + (f" + {per_epoch:.1f} s per epoch to save"
-                                    + (f" and validate {validations_per_epoch:,} clips"
-                                       if validations_per_epoch else "")
-                                    if per_epoch else ""),
-                                 epochs * (examples / rate + per_epoch), bound))
+    segment_note = None
+    for run in runs:
+        examples = len(clips) * (run.conditions or len(plan.conditions))
+        after_epoch = (f" + {per_epoch:.1f} s per epoch to save" + (f" and validate {validations_per_epoch:,} clips"
+                                                                  if validations_per_epoch else "")
+                       if per_epoch else "")
+        if not run.segments:
+            plan.stages.append(Stage(run.name, f"{run.epochs} epochs x {examples:,} examples at {rate:.1f}/s"
+                                     + after_epoch, run.epochs * (examples / rate + per_epoch), bound))
+            continue
+        model_rates_k, segment_note = segment_rates(config, crop or frames, rates_model, rates)
+        priced = {k: bottleneck(model_rates_k[k], feed_rate, feed.feed_workers, device) for k in run.segments}
+        low, high = min(r for r, _ in priced.values()), max(r for r, _ in priced.values())
+        plan.stages.append(Stage(run.name, f"{run.epochs} epochs x {examples:,} examples per segment at "
+                                 + (f"{low:.1f}/s" if high - low < 0.05 else f"{low:.1f}-{high:.1f}/s") + after_epoch,
+                                 sum(run.epochs * (examples / r + per_epoch) for r, _ in priced.values()),
+                                 _bounds(priced)))
+    if segment_note:
+        plan.notes.append(segment_note)
     examples = len(clips) * len(plan.conditions)
     epoch = duration_text(examples / rate + per_epoch)
     plan.notes.append(training_memory(config, train_config.batch_size, crop or frames, feed.feed_workers or 0))
@@ -386,6 +393,47 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                          f"worker{'s' if feed.feed_workers > 1 else ''}" if feed.feed_workers and feed_rate
                          else "; the feed reads in the model's process"))
     return plan
+
+
+def _bounds(priced: dict[int, tuple[float, str]]) -> str:
+    """What bounds a stage of segments: one thing for all, else each with its segments ("the feed (15 workers) for
+    segments 4-10, the model (...) for 1-3")."""
+    by: dict[str, list[int]] = {}
+    for k, (_, bound) in sorted(priced.items()):
+        by.setdefault(bound, []).append(k)
+    if len(by) == 1:
+        return next(iter(by))
+    return ", ".join(f"{bound} for segment{'s' if len(ks) > 1 else ''} {_ranges(ks)}" for bound, ks in by.items())
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5]`` as ``1-3, 5``."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
+def segment_rates(config, frames: int, rates_model: dict, rates: Rates | None) -> tuple[dict[int, float], str]:
+    """Training examples/s of each segment fine-tuned alone, and how they were priced: measured (``bench model
+    --segments``, carried by ``rates``) where the model's segments are the ones measured, else the full model's
+    rate over the segment's share of a full step's arithmetic (:func:`~codecbench.models.training_step_shares`)."""
+    from codecbench.models import build_fcnn, training_step_shares
+
+    shares = training_step_shares(build_fcnn(config), frames)
+    measured = dict(rates.segment_train_examples_per_s or {}) if rates is not None else {}
+    if rates is not None and measured and set(measured) == set(shares):
+        device = rates.device or "its device"
+        return measured, (f"segments priced at their rates measured on {rates.source} ({device}): "
+                          f"{min(measured.values()):.1f}-{max(measured.values()):.1f} examples/s")
+    full = rates_model["train_examples_per_s"]
+    return ({k: full / share for k, share in shares.items()},
+            f"segments priced by their share of a full step's arithmetic ({min(shares.values()):.2f}-"
+            f"{max(shares.values()):.2f}: the backward pass stops at the trained segment, frozen segments compute "
+            "no weight gradients), a plan, not a timing: `bench model --segments` measures them")
 
 
 def training_memory(config, batch_size: int, frames: int, feed_workers: int) -> str:

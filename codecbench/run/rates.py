@@ -59,6 +59,9 @@ class Rates:
     precision: str | None = None
     train_examples_per_s: float | None = None
     inference_clips_per_s: float | None = None
+    #: training examples/s with one segment fine-tuned alone, per segment (``bench model --segments``; pairs, so the
+    #: rates stay hashable and frozen)
+    segment_train_examples_per_s: tuple[tuple[int, float], ...] = ()
     #: paper-size clips/s one feed worker reads and finishes (features), and the workers that feed the model
     feed_clips_per_s_per_worker: float | None = None
     feed_workers: int | None = None
@@ -85,6 +88,8 @@ class Rates:
                 fields.update(train_examples_per_s=_positive(r, "train_examples_per_s", path),
                               inference_clips_per_s=_positive(r, "inference_clips_per_s", path),
                               precision=str(r.get("precision", "")), device=str(r.get("device", "")))
+                if "segment_train_examples_per_s" in r:
+                    fields["segment_train_examples_per_s"] = _segment_rates(r["segment_train_examples_per_s"], path)
             elif isinstance(doc, dict) and isinstance(doc.get("modes"), dict):  # bench feed --json
                 per_worker = doc.get("feed_clips_per_s_per_worker") or {}
                 fields.update(feed_clips_per_s_per_worker=_positive(per_worker, "features", path),
@@ -109,6 +114,20 @@ def _positive(doc: dict, key: str, path: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise RatesError(f"{path}: {key} is {value!r}, expected a positive number")
     return float(value)
+
+
+def _segment_rates(value, path: Path) -> tuple[tuple[int, float], ...]:
+    """``{"1": rate, ...}`` of a rates file: every key a segment number from 1, every rate positive."""
+    key = "rates.segment_train_examples_per_s"
+    if not isinstance(value, dict) or not value:
+        raise RatesError(f"{path}: {key} is {value!r}, expected an object of segment numbers and examples/s")
+    pairs = []
+    for segment, rate in value.items():
+        if not str(segment).isdigit() or int(segment) < 1:
+            raise RatesError(f"{path}: {key} has the key {segment!r}, expected a segment number (1, 2, ...)")
+        name = f"{key}[{segment}]"
+        pairs.append((int(segment), _positive({name: rate}, name, path)))
+    return tuple(sorted(pairs))
 
 
 def _non_negative(doc: dict, key: str, path: Path) -> float:

@@ -97,3 +97,15 @@ def crops_for(config: TrainConfig, reference: int, frames: int) -> TrainConfig:
 
     return dataclasses.replace(config, crop_frames=scaled(config.crop_frames),
                                time_mask_frames=scaled(config.time_mask_frames))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+    """One training run a plan prices: ``epochs`` over the training split under ``conditions`` of its conditions
+    (None: all of them), training the whole model, or each of ``segments`` alone for ``epochs`` (Experiment B: one
+    run per segment, each priced at its own rate, :func:`codecbench.run.plan.segment_rates`)."""
+
+    name: str
+    epochs: int
+    conditions: int | None = None
+    segments: tuple[int, ...] = ()

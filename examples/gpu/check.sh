@@ -8,8 +8,9 @@
 #    example (reports/example, recorded with TensorFlow on a CPU): agreement >= 99.5 % of clips in every cell and
 #    every accuracy inside the example's Wilson interval;
 # 3. the same for three models with the log-mel front-end on the device (--codecbench-frontend-on-device);
-# 4. `bench model`, `bench precision`, `bench feed` (steady-state coding, start-up apart, the waveform feed beside the
-#    decoder alone) and `bench fill` (the fill beside the sum of its parts) on this machine;
+# 4. `bench model` (Experiment B's segments timed alone too), `bench precision`, `bench feed` (steady-state
+#    coding, start-up apart, the waveform feed beside the decoder alone) and `bench fill` (the fill beside the sum
+#    of its parts) on this machine;
 # 4b. a neural codec's decode on the device against the CPU's, for the same codes (examples/gpu/neural_device.py);
 # 5. the paper's plan (TAU 2020 Mobile's fold-1 listing, 13,965 + 2,970 clips) priced with the rates of step 4,
 #    naming its bottleneck.
@@ -58,7 +59,7 @@ for other in ${CODECBENCH_CHECK_ALSO:-}; do
     cb compare reports/example/results.json "$work/run-$other" --json --min-agreement 0.995
 done
 step neural_device "$work/neural_device.json" python3 examples/gpu/neural_device.py
-step bench_model "$work/model.json" cb bench model --json
+step bench_model "$work/model.json" cb bench model --json --segments
 step bench_precision "$work/precision.json" cb bench precision --json
 step bench_feed "$work/feed.json" cb bench feed --json --clips 64
 step bench_fill "$work/fill.json" cb bench fill --json --clips 4

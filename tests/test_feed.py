@@ -387,3 +387,44 @@ def test_a_killed_feed_worker_is_replaced_and_the_batch_read_again(tmp_path, mon
     assert len(made) == 2 and (Path("/dev/shm") / made[1].lstrip("/")).exists()  # kept for the next batch
     feed.shutdown()
     assert not [name for name in made if (Path("/dev/shm") / name.lstrip("/")).exists()]
+
+
+def test_a_batch_is_lent_without_a_copy_and_its_block_serves_again_only_once_it_is_gone(monkeypatch):
+    """The batch is the shared block itself: while any view of it lives, no later batch is read into it."""
+    from pathlib import Path
+
+    from codecbench.store import feed
+
+    from .feed_readers import Ramp
+
+    made = []
+
+    class Recorded(feed.SharedMemory):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if kwargs.get("create"):
+                made.append(self.name)
+
+    monkeypatch.setattr(feed, "SharedMemory", Recorded)
+    feed.shutdown()
+    reader = feed.ProcessFeed(Ramp(range(8)), workers=2)
+    first = reader(range(8))
+    part = first[4:]
+    expected = part.copy()
+    del first
+    second = reader(range(7, -1, -1))
+    np.testing.assert_array_equal(part, expected)  # its block was not lent again
+    np.testing.assert_array_equal(second, Ramp(range(8))(range(7, -1, -1)))
+    assert len(made) == 2 and part.flags.writeable
+    del part, second
+    np.testing.assert_array_equal(reader(range(8)), Ramp(range(8))(range(8)))
+    assert len(made) == 2  # a block whose batch is gone serves the next one
+    # beyond the batches that may be lent at once (shared memory is often small), a batch is a copy
+    monkeypatch.setattr(feed, "LEND_BLOCKS", 1)
+    held, copied, again = reader(range(8)), reader(range(8)), reader(range(8))
+    assert isinstance(held.base, feed._Lease) and not isinstance(copied.base, feed._Lease)
+    np.testing.assert_array_equal(again, held)
+    assert len(made) == 2  # the copied batches' block served both at once
+    del held, copied, again
+    feed.shutdown()
+    assert not [name for name in made if (Path("/dev/shm") / name.lstrip("/")).exists()]

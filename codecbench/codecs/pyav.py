@@ -71,7 +71,7 @@ def decoded_to_float(frames: list[np.ndarray]) -> np.ndarray:
         return y.astype(np.float32) / 32768.0
     if y.dtype == np.int32:
         return (y.astype(np.float64) / 2.0 ** 31).astype(np.float32)
-    return y.astype(np.float32)
+    return y.astype(np.float32, copy=False)  # float32 already (most decoders): the concatenation is the copy
 
 
 def encode(x: np.ndarray, codec_sr: int, cond: Condition, sr: int, n: int) -> Bitstream:

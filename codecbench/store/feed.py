@@ -7,7 +7,8 @@ one chunk per worker, each chunk travels as a small reader of its own clips (``r
 stacked here.
 A worker that dies (killed for memory, say) breaks the pool: it is started again and the batch read once more,
 else :class:`FeedError` names what happened, and that batch's shared block is removed. A block whose batch was read
-is kept for the next batches (a few, removed at exit).
+is lent to the caller as the batch itself, without a copy, and kept for the next batches when the caller drops it (a
+few, removed at exit).
 Workers are started with ``forkserver`` (``spawn`` where that is missing), never forked from a process that already
 runs a Keras backend's threads, and import codecbench's store modules only (no Keras).
 
@@ -18,8 +19,10 @@ runs a Keras backend's threads, and import codecbench's store modules only (no K
 from __future__ import annotations
 
 import atexit
+import ctypes
 import multiprocessing
 import threading
+import weakref
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.shared_memory import SharedMemory
@@ -54,6 +57,7 @@ KEEP_BLOCKS = 4
 
 def _block(size: int) -> SharedMemory:
     """A shared block of at least ``size`` bytes: a kept one if one fits, else a new one."""
+    _take_back()
     with _LOCK:
         for i, block in enumerate(_FREE_BLOCKS):
             if block.size >= size:
@@ -71,8 +75,73 @@ def _release(block: SharedMemory, *, keep: bool) -> None:
             dropped = _FREE_BLOCKS[KEEP_BLOCKS:]
             del _FREE_BLOCKS[KEEP_BLOCKS:]
     for gone in dropped:
-        gone.close()
-        gone.unlink()
+        _remove(gone)
+
+
+def _remove(block: SharedMemory) -> None:
+    """Unlink a block and unmap it; a block whose last batch is being freed right now is still pinned for a moment:
+    it is unmapped when its object goes (its name is gone already, so nothing else can map it)."""
+    block.unlink()
+    try:
+        block.close()
+    except BufferError:
+        pass
+
+
+class _Lease:
+    """The memory of one batch in a shared block, lent to the caller without a copy.
+
+    The batch array is made from this object (``__array_interface__``), so every view of the batch keeps it alive;
+    when the last one is gone the block goes back to the kept blocks for the next batch (:func:`lend`). Copying the
+    batch out instead cost a fresh allocation per batch, whose pages the caller's process faulted in and zeroed
+    (about 2 ms per 10-s waveform, a tenth of decoding it). The lease pins the block's mapping, so the block cannot be
+    unmapped while the batch is in use.
+    """
+
+    def __init__(self, block: SharedMemory, shape: tuple, dtype: np.dtype):
+        self._pin = ctypes.c_char.from_buffer(block.buf)
+        self.__array_interface__ = {"shape": tuple(shape), "typestr": dtype.str, "version": 3,
+                                    "data": (ctypes.addressof(self._pin), False)}
+
+
+#: Blocks whose lent batch is gone, put here by the lease's finalizer (which may run inside any code, garbage
+#: collection included, so it takes no lock) and kept or removed by the next :func:`_block` or :func:`shutdown`.
+_RETURNED: list[SharedMemory] = []
+
+
+#: The names of the blocks lent now. At most :data:`LEND_BLOCKS` are lent at once (the batches in flight of a reader
+#: and a model): a caller that holds more (inputs kept between models) gets copies, so shared memory (often a small
+#: ``/dev/shm``) holds no more than a few batches.
+_LENT: set[str] = set()
+LEND_BLOCKS = 8
+
+
+def lend(block: SharedMemory, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """The batch of ``shape`` at the start of ``block``, without a copy; the block is kept for the next batches once
+    the batch and all its views are gone. Beyond :data:`LEND_BLOCKS` batches lent, a copy (the block kept at once)."""
+    _take_back()
+    with _LOCK:
+        lent = len(_LENT) < LEND_BLOCKS
+        if lent:
+            _LENT.add(block.name)
+    if not lent:
+        view = np.ndarray(shape, dtype=dtype, buffer=block.buf)
+        batch = view.copy()
+        del view
+        _release(block, keep=True)
+        return batch
+    lease = _Lease(block, shape, dtype)
+    weakref.finalize(lease, _RETURNED.append, block)
+    return np.asarray(lease)
+
+
+def _take_back() -> None:
+    """Keep (or remove) the blocks whose lent batch is gone."""
+    while _RETURNED:
+        block = _RETURNED.pop()
+        with _LOCK:
+            _LENT.discard(block.name)
+        _release(block, keep=True)
 
 
 def _read_into(task) -> None:
@@ -100,10 +169,11 @@ def _read_into(task) -> None:
 
 
 #: In a worker: the blocks it has mapped, most recent last. The parent reuses its blocks, so a worker keeps their
-#: mappings (a new mapping's pages fault in again on first touch: about 0.5 ms per 10-s waveform); a few at most, so
-#: a block the parent removed is unmapped (and its memory freed) soon after.
+#: mappings (a new mapping's pages fault in again on first touch: about 0.5 ms per 10-s waveform); as many as the
+#: parent keeps (its batches in flight and lent rotate through them), so a block the parent removed is unmapped (and
+#: its memory freed) soon after.
 _MAPPED: dict[str, SharedMemory] = {}
-MAPPED_BLOCKS = 2
+MAPPED_BLOCKS = KEEP_BLOCKS
 
 
 def _mapped(name: str) -> SharedMemory:
@@ -143,6 +213,7 @@ class FeedError(EncodeError):
 @atexit.register
 def shutdown() -> None:
     """Stop every feed process and remove the kept shared blocks (at exit, or when a caller is done with the feed)."""
+    _take_back()
     with _LOCK:
         for pool in _POOLS.values():
             pool.shutdown(wait=False, cancel_futures=True)
@@ -150,8 +221,7 @@ def shutdown() -> None:
         blocks = list(_FREE_BLOCKS)
         _FREE_BLOCKS.clear()
     for block in blocks:
-        block.close()
-        block.unlink()
+        _remove(block)
 
 
 class ProcessFeed:
@@ -193,23 +263,19 @@ class ProcessFeed:
         per_clip = int(np.prod(shape)) * dtype.itemsize
         parts = max(1, min(self.workers, len(indices) // self.min_chunk))
         # the workers write straight into one shared block (pickling arrays back through pipes costs more than
-        # reading them); the batch is copied out, so the block can serve the next batch, and a failed batch's
-        # block is removed
+        # reading them); the batch is that block, lent without a copy until the caller drops it, and a failed
+        # batch's block is removed
         block = _block(per_clip * len(indices))
-        done = False
         try:
             tasks, offset = [], 0
             for chunk in np.array_split(np.asarray(indices), parts):
                 tasks.append((self.reader.take([int(i) for i in chunk]), block.name, shape, dtype, offset))
                 offset += per_clip * len(chunk)
             self._read(tasks, len(indices))
-            view = np.ndarray((len(indices), *shape), dtype=dtype, buffer=block.buf)
-            batch = view.copy()
-            del view
-            done = True
-        finally:
-            _release(block, keep=done)
-        return batch
+        except BaseException:
+            _release(block, keep=False)
+            raise
+        return lend(block, (len(indices), *shape), dtype)
 
     def _read(self, tasks: list, clips: int) -> None:
         """Run the chunks on the shared pool; a pool whose worker died (the OOM killer, a signal) is replaced and

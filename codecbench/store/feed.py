@@ -99,7 +99,10 @@ class _Lease:
     """
 
     def __init__(self, block: SharedMemory, shape: tuple, dtype: np.dtype):
-        self._pin = ctypes.c_char.from_buffer(block.buf)
+        buffer = block.buf
+        if buffer is None:  # closed: a programming error, never a batch
+            raise FeedError(f"shared block {block.name} is closed")
+        self._pin = ctypes.c_char.from_buffer(buffer)
         self.__array_interface__ = {"shape": tuple(shape), "typestr": dtype.str, "version": 3,
                                     "data": (ctypes.addressof(self._pin), False)}
 

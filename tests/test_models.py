@@ -153,3 +153,22 @@ def test_a_segments_training_step_is_priced_by_its_arithmetic():
     paper = training_step_shares(build_fcnn(preset_config("paper")), 400)
     assert len(paper) == 10 and all(0.3 < s < 0.7 for s in paper.values())
     assert [paper[k] for k in range(1, 11)] == sorted(paper.values(), reverse=True)
+
+
+def test_bench_model_times_each_segment_alone_beside_its_arithmetic():
+    """``bench model --segments``' measurement on the demo FCNN (the paper's takes minutes on a CPU): a rate and
+    both shares for every segment, all weights trainable again afterwards."""
+    import keras as k
+
+    from codecbench.bench.model_speed import _segment_steps
+
+    model = build_fcnn(preset_config("small", (128, 40, 3), 10))
+    model.compile(optimizer=k.optimizers.SGD(0.01), loss="categorical_crossentropy")
+    x = np.random.default_rng(0).random((4, 128, 40, 3), dtype=np.float32)
+    y = k.utils.to_categorical(np.arange(4) % 10, 10)
+    model.train_on_batch(x, y)
+    rows = _segment_steps(model, x, y, full_seconds=1.0, repeats=1)
+    assert sorted(rows) == list(range(1, 11))
+    assert all(r["examples_per_s"] > 0 and r["share_measured"] == pytest.approx(4 / r["examples_per_s"])
+               and 0 < r["share_arithmetic"] < 1 for r in rows.values())
+    assert all(layer.trainable for layer in model.layers if layer.weights)

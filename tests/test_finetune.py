@@ -1,8 +1,10 @@
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 
+from codecbench.errors import UsageError
 from codecbench.models import build_fcnn, preset_config
 from codecbench.remedies.finetune import finetune, train_base
 from codecbench.remedies.recipe import ModelMismatch, check_fits
@@ -175,3 +177,44 @@ def test_the_finetune_command_prints_each_epoch_with_validation_accuracy(tiny, t
     from codecbench.zoo import Zoo
     log = Zoo(zoo).metadata("finetuned_full@e2")["epoch_log"]
     assert set(log[-1]["validation_accuracy"]) == {"wav", "mp3@32"}
+
+
+@pytest.mark.backend_matrix
+def test_segments_trained_together_on_one_pass_match_each_trained_alone(tiny, tmp_path, monkeypatch):
+    """Experiment B's shared pass: two segments (two learning rates: conv and dense) trained in threads on
+    batches read once give the weights, batch-norm statistics included, and epoch losses of each trained alone."""
+    from codecbench.training.loop import AugmentedBatches
+
+    reads = []
+    batch_of = AugmentedBatches.batch_of
+    monkeypatch.setattr(AugmentedBatches, "batch_of", lambda self, epoch, index: (reads.append((epoch, index)),
+                                                                                  batch_of(self, epoch, index))[1])
+    config = dataclasses.replace(tiny["config"], mixup_alpha=0.4)  # crops, masks and mixup: all drawn per batch
+    base = tiny["zoo"].parent("base", "fine-tuning")
+    if keras.backend.backend() == "torch":  # dropout from torch's one global generator: refused, not approximated
+        with pytest.raises(UsageError, match="needs the TensorFlow or JAX backend"):
+            finetune(Zoo(tmp_path / "torch"), base, tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[9, 10],
+                     epochs=1, config=config, jobs=1, verbose=0, shared_pass=True)
+        return
+    zoos, counted, lines = {}, {}, []
+    for together in (False, True):
+        reads.clear()
+        zoos[together] = Zoo(tmp_path / f"together-{together}")
+        finetune(zoos[together], base, tiny["dataset"], tiny["matrix"], tiny["cache"], segments=[9, 10],
+                 epochs=2, config=config, jobs=1, verbose=0, shared_pass=together, progress=lines.append)
+        counted[together] = len(reads)
+    assert counted[False] == 2 * counted[True] > 0  # each batch read once, not once per segment
+    assert any("train together on one pass of the data" in line for line in lines)
+    for k in (9, 10):
+        name = f"finetuned_seg{k}"
+        alone, alone_meta = zoos[False].load(name)
+        shared, shared_meta = zoos[True].load(name)
+        for a, b in zip(alone.weights, shared.weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{name}: {a.path}")
+        assert [r["loss"] for r in alone_meta["epoch_log"]] == [r["loss"] for r in shared_meta["epoch_log"]]
+        # the original and mp3@64 of every training clip, in batches, for two epochs
+        per_training = 2 * -(-2 * len(tiny["dataset"].clips("train")) // config.batch_size)
+        assert shared_meta["shared_pass"] == {"segments": [9, 10], "batches_read": counted[True],
+                                              "batches_per_training": per_training}
+        assert per_training <= counted[True] < 2 * per_training
+        assert "shared_pass" not in alone_meta

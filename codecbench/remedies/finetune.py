@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -36,11 +37,14 @@ from codecbench.remedies.recipe import (
     training_set,
 )
 from codecbench.signal.frontends import BASELINE
+from codecbench.store.devices import feed_workers, resolve_devices
+from codecbench.store.feed import feeding
 from codecbench.store.inputs import Inputs, input_reader, predict_stream
-from codecbench.training.loop import fit
+from codecbench.training.loop import AugmentedBatches, fit
 from codecbench.training.persist import load_checkpoint as _load_checkpoint
 from codecbench.training.persist import save_announced as _save
 from codecbench.training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig, TrainingRun
+from codecbench.training.shared import SharedBatches, train_together
 from codecbench.zoo import Parent, Zoo, full_name, segment_name
 
 log = logging.getLogger("codecbench")
@@ -152,7 +156,7 @@ def finetune(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: 
              scheduler: str | None = None, verbose="auto",
              overwrite: bool = False, learning_rate: float | None = None, resume: bool = False,
              validate: Callable[[Any], dict[str, float]] | None = None,
-             progress: Callable[[str], None] | None = None) -> list[str]:
+             progress: Callable[[str], None] | None = None, shared_pass: bool | None = None) -> list[str]:
     """Experiment A (``segments=None``: every parameter) or B (one model per listed segment).
 
     ``parent`` (:meth:`Zoo.parent`) is read from its own zoo, the results are written to ``zoo``;
@@ -164,7 +168,9 @@ def finetune(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: 
     else the run starts again from ``parent``.
 
     ``validate``: a :func:`epoch_validation`, run after every epoch (accuracies in the epoch log); ``progress``
-    receives one line per epoch (default: the ``codecbench`` logger).
+    receives one line per epoch (default: the ``codecbench`` logger). ``shared_pass``: Experiment B's segments train
+    together in threads on one pass of the data (:mod:`codecbench.training.shared`), each exactly as alone; None:
+    where an accelerator trains several (the feed then reads the data once, not once per segment).
     """
     progress = progress or log.info
     config = dataclasses.replace(config or TrainConfig(**FINETUNE_DEFAULTS), epochs=epochs)
@@ -222,30 +228,81 @@ def finetune(zoo: Zoo, parent: Parent, dataset: Dataset, matrix: Matrix, cache: 
         if not 1 <= k <= n_segments:
             raise UsageError(f"segment {k}: model {parent_name!r} has segments 1..{n_segments}")
     kinds = {s.index: s.kind for s in derive_segments(model)}
-    for k in segments:
-        seg_config = config if learning_rate is not None else dataclasses.replace(
-            config, learning_rate=SEGMENT_LEARNING_RATES[kinds[k]])
+    configs = {k: config if learning_rate is not None else dataclasses.replace(
+        config, learning_rate=SEGMENT_LEARNING_RATES[kinds[k]]) for k in segments}
+    models: dict[int, Any] = {}
+
+    def load(k: int) -> None:
         keras.utils.set_random_seed(config.seed)
-        model, _ = parent.load()  # every segment starts from the parent, with the same seeds
-        start = time.perf_counter()
+        models[k], _ = parent.load()  # every segment starts from the parent, with the same seeds
 
-        def on_segment_epoch(epoch: int, row: dict, k=k, model=model) -> None:
-            if validate is not None:
-                row["validation_accuracy"] = validate(model)
-            progress(epoch_line(f"segment {k} fine-tuning", epoch, epochs, row))
+    together = _shared_pass(shared_pass, segments, config)
+    one_at_a_time = threading.Lock()  # validation and progress of trainings in threads, one at a time
 
-        rows = fit(model, data.features, data.labels, seg_config, segments=[k], verbose=verbose,
-                   on_epoch=on_segment_epoch)
+    def run_of(k: int) -> Callable[..., list[dict]]:
+        def on_segment_epoch(epoch: int, row: dict) -> None:
+            with one_at_a_time:
+                if validate is not None:
+                    row["validation_accuracy"] = validate(models[k])
+                progress(epoch_line(f"segment {k} fine-tuning", epoch, epochs, row))
+
+        def run(view=None, setup_lock=None) -> list[dict]:
+            return fit(models[k], data.features, data.labels, configs[k], segments=[k], verbose=verbose,
+                       on_epoch=on_segment_epoch, batches=view, setup_lock=setup_lock)
+        return run
+
+    start = time.perf_counter()
+    shared_meta = None
+    if together:
+        for k in segments:
+            load(k)
+        source = AugmentedBatches(feeding(data.features), np.asarray(data.labels), int(model.output_shape[-1]),
+                                  config)
+        shared = SharedBatches(source, consumers=len(segments))
+        progress(f"Experiment B: segments {', '.join(map(str, segments))} train together on one pass of the data "
+                 "(each batch read once)")
+        rows_of = dict(zip(segments, train_together([run_of(k) for k in segments], shared)))
+        # batches read for all of them (Keras reads a batch or two more than it trains on, alone too)
+        shared_meta = {"segments": list(segments), "batches_read": shared.reads,
+                       "batches_per_training": len(source) * epochs}
+    seconds = time.perf_counter() - start
+    for k in segments:
+        if not together:
+            load(k)
+            start = time.perf_counter()
+            rows = run_of(k)()
+            seconds = time.perf_counter() - start
+        else:
+            rows = rows_of[k]
         name = segment_name(k)
-        meta = sidecar(seg_config, data, f"segment {k}", epochs, time.perf_counter() - start, rows, model_config,
+        meta = sidecar(configs[k], data, f"segment {k}", epochs, seconds, rows, model_config,
                        parent_name, parent_sha, [k])
         meta["learning_rate_choice"] = "explicit" if learning_rate is not None else \
             f"default for {kinds[k]} segments (SEGMENT_LEARNING_RATES)"
-        meta["batchnorm"] = settle_batchnorm(model, data, name, progress)  # the trained segment's layers only
-        _saved_validation(f"segment {k} fine-tuning", model, validate, meta, progress)
-        _save(zoo, name, model, meta, overwrite, progress)
+        if shared_meta is not None:
+            meta["shared_pass"] = shared_meta  # trained beside these segments, on the same batches read once
+        meta["batchnorm"] = settle_batchnorm(models[k], data, name, progress)  # the trained segment's layers only
+        _saved_validation(f"segment {k} fine-tuning", models[k], validate, meta, progress)
+        _save(zoo, name, models[k], meta, overwrite, progress)
         saved.append(name)
+        models.pop(k)
     return saved
+
+
+def _shared_pass(asked: bool | None, segments: Sequence[int], config: TrainConfig) -> bool:
+    """Whether Experiment B's segments train together on one pass of the data: as ``asked``, else (None) when
+    there are several and an accelerator trains them (its feed reads the data: once instead of once per segment),
+    on one device (a distribution strategy is global to the process), under TensorFlow or JAX."""
+    several = len(segments) > 1
+    # Keras's PyTorch backend draws dropout masks of unseeded layers from torch's one global generator: trainings in
+    # threads would draw each other's masks, so none would train as it does alone
+    global_masks = keras.backend.backend() == "torch"
+    if asked and global_masks:
+        raise UsageError("a shared pass for Experiment B needs the TensorFlow or JAX backend: under PyTorch, dropout "
+                         "draws from one global generator, so segments trained together would not train as alone")
+    if asked is not None:
+        return bool(asked) and several
+    return several and not global_masks and feed_workers() > 0 and not resolve_devices(config.devices)
 
 
 # --------------------------------------------------------------------------- zoo build presets

@@ -36,10 +36,17 @@ class AugmentedBatches(keras.utils.PyDataset):
         super().__init__(workers=workers or reader_threads(), use_multiprocessing=False)
         self.get, self.labels, self.n_classes, self.config, self.augment = get, labels, n_classes, config, augment
         self.epoch = 0
-        self._order = self._shuffle()
+        self._orders: dict[int, np.ndarray] = {}
 
-    def _shuffle(self) -> np.ndarray:
-        return np.random.default_rng([self.config.seed, self.epoch]).permutation(len(self.labels))
+    def order(self, epoch: int) -> np.ndarray:
+        """The shuffled clip order of ``epoch`` (the last two epochs' kept: readers cross an epoch's end together)."""
+        order = self._orders.get(epoch)
+        if order is None:  # (reader threads may race here: each makes the same order)
+            order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.labels))
+            self._orders[epoch] = order
+            for old in sorted(self._orders)[:-2]:
+                self._orders.pop(old, None)
+        return order
 
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.config.batch_size)
@@ -49,18 +56,20 @@ class AugmentedBatches(keras.utils.PyDataset):
         rather than counted in ``on_epoch_end``: how often Keras calls that (and whether it reads batches ahead,
         for a shape probe or a distributed iterator) depends on the backend and strategy, the epoch number does
         not, so a batch's content is a function of (seed, epoch, index) alone."""
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self._order = self._shuffle()
+        self.epoch = epoch
 
     def __getitem__(self, index: int):
+        return self.batch_of(self.epoch, index)
+
+    def batch_of(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``index`` of ``epoch``: a pure function of (seed, epoch, index), whoever asks and when."""
         cfg = self.config
-        idx = self._order[index * cfg.batch_size:(index + 1) * cfg.batch_size]
+        idx = self.order(epoch)[index * cfg.batch_size:(index + 1) * cfg.batch_size]
         x = np.asarray(self.get(idx), dtype=np.float32)
         y = keras.utils.to_categorical(self.labels[idx], self.n_classes).astype(np.float32)
         if not self.augment:
             return x, y
-        rng = np.random.default_rng([cfg.seed, self.epoch, index])
+        rng = np.random.default_rng([cfg.seed, epoch, index])
         frames = x.shape[2]
         if cfg.crop_frames and cfg.crop_frames < frames:
             starts = rng.integers(0, frames - cfg.crop_frames + 1, size=len(x))
@@ -128,46 +137,56 @@ class _EpochLog(keras.callbacks.Callback):
 
 def fit(model: keras.Model, get: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, config: TrainConfig,
         segments: Sequence[int] | None = None, on_epoch: Callable[[int, dict], None] | None = None,
-        initial_epoch: int = 0, verbose: int | str = "auto", devices: Sequence[str] | None = None) -> list[dict]:
+        initial_epoch: int = 0, verbose: int | str = "auto", devices: Sequence[str] | None = None, *,
+        batches: keras.utils.PyDataset | None = None, setup_lock: Any = None) -> list[dict]:
     """Train ``model`` in place (only ``segments`` if given) and return one row of figures per epoch.
 
     ``on_epoch(epoch, row)`` runs after every epoch, e.g. to save a checkpoint; a
     ``KeyboardInterrupt`` propagates after the last completed epoch's callback has run. ``devices``: train
     data-parallel over these (default: as ``config.devices`` says; :func:`training_twin`; the global
-    batch is ``config.batch_size``).
+    batch is ``config.batch_size``). ``batches``: this run's view of batches read once for several runs
+    (:class:`codecbench.training.shared.SharedBatches`), instead of its own reading of ``get``; ``setup_lock``: held
+    from seeding to compiling, so runs in threads set up one after another as they would in turn.
     """
 
-    keras.utils.set_random_seed(config.seed)
-    freeze_except(model, list(segments) if segments is not None else None)
-    target = model
-    # a mixed-precision or distributed twin trains; ``model`` (float32, as saved) gets its weights before every
-    # epoch callback
-    devices = list(devices) if devices is not None else resolve_devices(config.devices)
-    model, scope = training_twin(target, precision=config.precision, devices=devices or None)
-    n_classes = int(model.output_shape[-1])
-    if callable(getattr(get, "take", None)):  # a cache reader: read by worker processes where an accelerator waits
-        reader: Any = get  # a reader of codecbench.store.inputs: it has take and __len__
-        get = feeding(reader)
-    batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
-    batches.set_epoch(initial_epoch)
-    if model is not target:
-        def sync_then(epoch, row, _then=on_epoch):
-            target.set_weights(model.get_weights())
-            if _then:
-                _then(epoch, row)
-        on_epoch = sync_then
-    log = _EpochLog(len(labels), on_epoch, devices or [default_device()], batches)
-    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
-        verbose = 1 if sys.stdout.isatty() else 2
-    with scope:  # (a distribution strategy's: the optimizer's variables must be created in it)
-        optimizer = keras.optimizers.SGD(learning_rate=config.schedule(len(batches)), momentum=config.momentum)
-        model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
-        if initial_epoch:
-            optimizer.iterations.assign(initial_epoch * len(batches))
-        # shuffle=False: the batches are already shuffled per epoch, from the seed; Keras would reorder them with
-        # Python's global random state, which depends on how many iterators the backend and strategy create
-        model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=[log, FiniteLossGuard()],
-                  verbose=verbose, shuffle=False)
+    # ``setup_lock``: from seeding to compiling (what draws on the global random state), runs in threads one at a time
+    lock = setup_lock if setup_lock is not None else contextlib.nullcontext()
+    with contextlib.ExitStack() as setting_up:
+        setting_up.enter_context(lock)
+        keras.utils.set_random_seed(config.seed)
+        freeze_except(model, list(segments) if segments is not None else None)
+        target = model
+        # a mixed-precision or distributed twin trains; ``model`` (float32, as saved) gets its weights before every
+        # epoch callback
+        devices = list(devices) if devices is not None else resolve_devices(config.devices)
+        model, scope = training_twin(target, precision=config.precision, devices=devices or None)
+        n_classes = int(model.output_shape[-1])
+        if batches is None:
+            if callable(getattr(get, "take", None)):  # a cache reader: read by worker processes where an
+                reader: Any = get  # accelerator waits (a reader of codecbench.store.inputs: it has take and __len__)
+                get = feeding(reader)
+            batches = AugmentedBatches(get, np.asarray(labels), n_classes, config)
+        batches.set_epoch(initial_epoch)
+        if model is not target:
+            def sync_then(epoch, row, _then=on_epoch):
+                target.set_weights(model.get_weights())
+                if _then:
+                    _then(epoch, row)
+            on_epoch = sync_then
+        log = _EpochLog(len(labels), on_epoch, devices or [default_device()], batches)
+        if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
+            verbose = 1 if sys.stdout.isatty() else 2
+        with scope:  # (a distribution strategy's: the optimizer's variables must be created in it)
+            optimizer = keras.optimizers.SGD(learning_rate=config.schedule(len(batches)), momentum=config.momentum)
+            model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"],
+                          jit_compile=False)
+            if initial_epoch:
+                optimizer.iterations.assign(initial_epoch * len(batches))
+            setting_up.close()  # set up: the lock goes to the next run
+            # shuffle=False: the batches are already shuffled per epoch, from the seed; Keras would reorder them
+            # with Python's global random state, which depends on how many iterators the backend and strategy create
+            model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=[log, FiniteLossGuard()],
+                      verbose=verbose, shuffle=False)
     if model is not target:
         target.set_weights(model.get_weights())
     return log.rows

@@ -222,36 +222,48 @@ def test_a_plan_adds_the_workers_start_up_once_to_the_steady_coding_rate(tmp_pat
         _rates(tmp_path, startup=-1)
 
 
-def test_experiment_b_is_priced_per_segment_measured_or_by_its_arithmetic(tiny, tmp_path):
+def test_experiment_b_is_priced_per_segment_measured_or_by_its_arithmetic(tiny, tmp_path, monkeypatch):
     """Each segment at its own rate: the measured one a rates file carries (``bench model --segments``), else the
-    full step's rate over the segment's share of the arithmetic; a plan says which."""
+    full step's rate over the segment's share of the arithmetic; a plan says which. Where an accelerator's feed
+    reads the data the segments train together on one pass: the model's times add up, the feed's is paid once."""
     from codecbench.codecs import parse_condition
     from codecbench.core.cache import Cache
     from codecbench.models import build_fcnn, preset_config, training_step_shares
     from codecbench.run.plan import training_plan
-    from codecbench.run.rates import RatesError
+    from codecbench.run.rates import Rates, RatesError
     from codecbench.training.schedule import TrainingRun
 
     config = preset_config("small", (128, 40, 3), 10)
     runs = [TrainingRun("Experiment A", 2), TrainingRun("Experiment B", 3, segments=(2, 7))]
+    monkeypatch.setenv("CODECBENCH_FEED_WORKERS", "0")  # this machine's feed, where a plan uses it: in process
 
-    def plan_with(**rates):
+    def plan_with(model_only=False, feed=1e6, **rates):
+        given = _rates(tmp_path, train=100.0, feed=feed, **rates)
+        if model_only:  # no feed file: this machine's feed, which has no worker processes (no accelerator here)
+            given = Rates.from_files([tmp_path / "model.json"])
         return training_plan("segments", tiny["dataset"], [parse_condition("wav")], Cache(tmp_path / "cache"),
-                             config=config, train_config=tiny["config"], runs=runs, jobs=2,
-                             rates=_rates(tmp_path, train=100.0, feed=1e6, **rates))
+                             config=config, train_config=tiny["config"], runs=runs, jobs=2, rates=given)
+
+    def stage(plan, name):
+        return next(s for s in plan.stages if s.name == name)
 
     examples = len(tiny["dataset"].clips("train"))
     shares = training_step_shares(build_fcnn(config), tiny["config"].crop_frames)  # the clips are longer
     by_arithmetic = plan_with()
-    full, segments = (s for s in by_arithmetic.stages if s.name.startswith("Experiment"))
-    assert full.seconds == pytest.approx(2 * examples / 100.0)
+    assert stage(by_arithmetic, "Experiment A").seconds == pytest.approx(2 * examples / 100.0)
+    segments = stage(by_arithmetic, "Experiment B")
     assert segments.seconds == pytest.approx(3 * examples * (shares[2] + shares[7]) / 100.0)
     assert segments.seconds < 2 * 3 * examples / 100.0  # less than full fine-tuning twice over
+    assert "2 segments together on one pass of the data" in segments.work and "the model" in segments.bound_by
     assert any("share of a full step's arithmetic" in note for note in by_arithmetic.notes)
-    measured = plan_with(segments={str(k): 50.0 * k for k in shares})
-    segments = next(s for s in measured.stages if s.name == "Experiment B")
+    # a slow feed: paid once for both segments, not once each
+    starved = stage(plan_with(feed=0.5), "Experiment B")
+    assert starved.bound_by == "the feed (15 workers)"
+    assert starved.seconds == pytest.approx(3 * examples / (0.5 * 10.0 / 1.0 * 15))  # 1-s clips: 10x a 10-s one
+    measured = plan_with(model_only=True, segments={str(k): 50.0 * k for k in shares})
+    segments = stage(measured, "Experiment B")
     assert segments.seconds == pytest.approx(3 * examples * (1 / 100.0 + 1 / 350.0))
-    assert "100.0-350.0/s" in segments.work and any("measured on" in note for note in measured.notes)
+    assert "per segment at 100.0-350.0/s" in segments.work and any("measured on" in note for note in measured.notes)
     for bad, why in (({"one": 3.0}, "has the key 'one'"), ({"2": float("nan")}, r"\[2\] is nan"), ([], "expected")):
         with pytest.raises(RatesError, match=f"model.json: rates.segment_train_examples_per_s.*{why}"):
             _rates(tmp_path, segments=bad)

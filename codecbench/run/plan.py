@@ -372,6 +372,20 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                      + after_epoch, run.epochs * (examples / rate + per_epoch), bound))
             continue
         model_rates_k, segment_note = segment_rates(config, crop or frames, rates_model, rates)
+        if len(run.segments) > 1 and feed.feed_workers and feed_rate:
+            # an accelerator's run: the segments train together on one pass of the data (codecbench.training.shared),
+            # the model's work adding up, the feed's done once
+            model_s = sum(examples / model_rates_k[k] for k in run.segments)
+            feed_s = examples / (feed_rate * feed.feed_workers)
+            plan.stages.append(Stage(run.name, f"{run.epochs} epochs x {examples:,} examples, {len(run.segments)} "
+                                     "segments together on one pass of the data" + after_epoch,
+                                     run.epochs * (max(model_s, feed_s) + per_epoch * len(run.segments)),
+                                     f"the model ({device})" if model_s >= feed_s else
+                                     f"the feed ({feed.feed_workers} workers)"))
+            plan.notes.append(f"{run.name}: one pass of the data for its {len(run.segments)} segments (TensorFlow or "
+                              f"JAX; PyTorch trains them in turn): per epoch the model {duration_text(model_s)}, "
+                              f"the feed {duration_text(feed_s)}")
+            continue
         priced = {k: bottleneck(model_rates_k[k], feed_rate, feed.feed_workers, device) for k in run.segments}
         low, high = min(r for r, _ in priced.values()), max(r for r, _ in priced.values())
         plan.stages.append(Stage(run.name, f"{run.epochs} epochs x {examples:,} examples per segment at "

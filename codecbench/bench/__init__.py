@@ -17,6 +17,7 @@ from codecbench.bench.plan_check import bench_plan, format_plan_bench
 from codecbench.bench.precision import bench_precision, format_precision_bench
 from codecbench.bench.prefix import bench_prefix, format_prefix_bench
 from codecbench.bench.scale import bench_scale, format_scale_bench
+from codecbench.bench.shared_pass import bench_shared_pass, format_shared_pass_bench
 
 #: ``codecbench bench <what>``: the measurement and its text form
 BENCHMARKS: dict[str, tuple[Callable[..., dict], Callable[[dict], str]]] = {
@@ -25,4 +26,5 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict], Callable[[dict], str]]] = {
     "pipeline": (bench_pipeline, format_pipeline_bench), "prefix": (bench_prefix, format_prefix_bench),
     "precision": (bench_precision, format_precision_bench), "memory": (bench_memory, format_memory_bench),
     "augment": (bench_augment, format_augment_bench), "feed": (bench_feed, format_feed_bench),
-    "fill": (bench_fill, format_fill_bench), "plan": (bench_plan, format_plan_bench)}
+    "fill": (bench_fill, format_fill_bench), "plan": (bench_plan, format_plan_bench),
+    "shared": (bench_shared_pass, format_shared_pass_bench)}

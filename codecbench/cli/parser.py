@@ -360,7 +360,7 @@ def _machine_commands(sub) -> None:
 
     p = sub.add_parser("bench", help="performance figures of this machine")
     p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "memory", "pipeline", "prefix",
-                                    "precision", "augment", "feed", "fill", "plan"],
+                                    "precision", "augment", "feed", "fill", "plan", "shared"],
                    help="which figures (see the README, 'Other commands')")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=None,

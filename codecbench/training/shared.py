@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from codecbench.core.backend import keras
-from codecbench.errors import ArgumentError
+from codecbench.errors import ArgumentError, ModelError
 
 
 class SharedBatches:
@@ -116,7 +116,7 @@ class SharedBatches:
             return held[0]
 
 
-class SharedPassStopped(RuntimeError):
+class SharedPassStopped(ModelError):
     """A training of a shared pass stopped because another one failed or was interrupted."""
 
 

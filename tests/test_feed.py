@@ -305,9 +305,11 @@ def test_rates_files_that_cannot_be_used_are_named(tmp_path):
     (tmp_path / "other.json").write_text('{"batches": {}}')
     (tmp_path / "broken.json").write_text("{")
     (tmp_path / "bad.json").write_text('{"rates": {"train_examples_per_s": -1, "inference_clips_per_s": 5}}')
+    (tmp_path / "inf.json").write_text('{"rates": {"train_examples_per_s": 5, "inference_clips_per_s": Infinity}}')
     for name, why in (("missing.json", "cannot read it"), ("broken.json", "not JSON"),
                       ("other.json", "neither `codecbench bench model --json`"),
-                      ("bad.json", "train_examples_per_s is -1, expected a positive number")):
+                      ("bad.json", "train_examples_per_s is -1, expected a positive, finite number"),
+                      ("inf.json", "inference_clips_per_s is inf, expected a positive, finite number")):
         with pytest.raises(RatesError, match=f"{name}.*{why}") as raised:
             RunSpec.build({"rates": str(tmp_path / name)}, use_pyproject=False)
         # kept in its family (a file that cannot be used), the option noted for the edges to print first
@@ -357,7 +359,26 @@ def test_training_read_by_worker_processes_gives_the_same_weights(tiny, monkeypa
     assert all(np.array_equal(a, b) for a, b in zip(weights["0"], weights["2"]))
 
 
-def test_a_killed_feed_worker_is_replaced_and_the_batch_read_again(tmp_path, monkeypatch):
+@pytest.fixture
+def made_blocks(monkeypatch):
+    """The names of the shared blocks the feed creates during the test (other processes of the machine make their
+    own), none kept from an earlier test of this process."""
+    from codecbench.store import feed
+
+    made = []
+
+    class Recorded(feed.SharedMemory):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if kwargs.get("create"):
+                made.append(self.name)
+
+    monkeypatch.setattr(feed, "SharedMemory", Recorded)
+    feed.shutdown()
+    return made
+
+
+def test_a_killed_feed_worker_is_replaced_and_the_batch_read_again(tmp_path, made_blocks):
     """One worker killed as the OOM killer does (SIGKILL): the next batch starts a new pool and reads right; workers
     that die on every try end in a named error; no shared-memory block is left either way."""
     import os
@@ -369,16 +390,7 @@ def test_a_killed_feed_worker_is_replaced_and_the_batch_read_again(tmp_path, mon
 
     from .feed_readers import Ramp
 
-    made = []  # the blocks this test's batches make (other processes of the machine make their own)
-
-    class Recorded(feed.SharedMemory):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            if kwargs.get("create"):
-                made.append(self.name)
-
-    monkeypatch.setattr(feed, "SharedMemory", Recorded)
-    feed.shutdown()  # no block kept by an earlier test of this process: every block here is made here
+    made = made_blocks
     reader = feed.ProcessFeed(Ramp(range(8)), workers=2)
     np.testing.assert_array_equal(reader(range(8)), Ramp(range(8))(range(8)))
     pool = feed.shared_pool(2)
@@ -401,7 +413,7 @@ def test_a_killed_feed_worker_is_replaced_and_the_batch_read_again(tmp_path, mon
     assert not [name for name in made if (Path("/dev/shm") / name.lstrip("/")).exists()]
 
 
-def test_a_batch_is_lent_without_a_copy_and_its_block_serves_again_only_once_it_is_gone(monkeypatch):
+def test_a_batch_is_lent_without_a_copy_and_its_block_serves_again_only_once_it_is_gone(made_blocks, monkeypatch):
     """The batch is the shared block itself: while any view of it lives, no later batch is read into it."""
     from pathlib import Path
 
@@ -409,16 +421,7 @@ def test_a_batch_is_lent_without_a_copy_and_its_block_serves_again_only_once_it_
 
     from .feed_readers import Ramp
 
-    made = []
-
-    class Recorded(feed.SharedMemory):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            if kwargs.get("create"):
-                made.append(self.name)
-
-    monkeypatch.setattr(feed, "SharedMemory", Recorded)
-    feed.shutdown()
+    made = made_blocks
     reader = feed.ProcessFeed(Ramp(range(8)), workers=2)
     first = reader(range(8))
     part = first[4:]

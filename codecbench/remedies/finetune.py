@@ -44,7 +44,7 @@ from codecbench.training.loop import AugmentedBatches, fit
 from codecbench.training.persist import load_checkpoint as _load_checkpoint
 from codecbench.training.persist import save_announced as _save
 from codecbench.training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig, TrainingRun
-from codecbench.training.shared import SharedBatches, train_together
+from codecbench.training.shared import SharedBatches, train_together, trains_as_alone
 from codecbench.zoo import Parent, Zoo, full_name, segment_name
 
 log = logging.getLogger("codecbench")
@@ -294,15 +294,12 @@ def _shared_pass(asked: bool | None, segments: Sequence[int], config: TrainConfi
     there are several and an accelerator trains them (its feed reads the data: once instead of once per segment),
     on one device (a distribution strategy is global to the process), under TensorFlow or JAX."""
     several = len(segments) > 1
-    # Keras's PyTorch backend draws dropout masks of unseeded layers from torch's one global generator: trainings in
-    # threads would draw each other's masks, so none would train as it does alone
-    global_masks = keras.backend.backend() == "torch"
-    if asked and global_masks:
-        raise UsageError("a shared pass for Experiment B needs the TensorFlow or JAX backend: under PyTorch, dropout "
-                         "draws from one global generator, so segments trained together would not train as alone")
+    why_not = trains_as_alone()
+    if asked and why_not:
+        raise UsageError(f"a shared pass for Experiment B needs the TensorFlow or JAX backend: {why_not}")
     if asked is not None:
         return bool(asked) and several
-    return several and not global_masks and feed_workers() > 0 and not resolve_devices(config.devices)
+    return several and why_not is None and feed_workers() > 0 and not resolve_devices(config.devices)
 
 
 # --------------------------------------------------------------------------- zoo build presets

@@ -39,6 +39,7 @@ from codecbench.signal import features
 from codecbench.signal.audio import source_rate
 from codecbench.store.fill import coded_key, feature_key, fill
 from codecbench.training.schedule import TrainingRun
+from codecbench.training.shared import trains_as_alone
 
 #: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
 ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
@@ -372,9 +373,9 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                      + after_epoch, run.epochs * (examples / rate + per_epoch), bound))
             continue
         model_rates_k, segment_note = segment_rates(config, crop or frames, rates_model, rates)
-        if len(run.segments) > 1 and feed.feed_workers and feed_rate:
+        if len(run.segments) > 1 and feed.feed_workers and feed_rate and trains_as_alone() is None:
             # an accelerator's run: the segments train together on one pass of the data (codecbench.training.shared),
-            # the model's work adding up, the feed's done once
+            # the model's work adding up, the feed's done once (finetune's own rule, on this Keras backend)
             model_s = sum(examples / model_rates_k[k] for k in run.segments)
             feed_s = examples / (feed_rate * feed.feed_workers)
             plan.stages.append(Stage(run.name, f"{run.epochs} epochs x {examples:,} examples, {len(run.segments)} "
@@ -382,9 +383,8 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                      run.epochs * (max(model_s, feed_s) + per_epoch * len(run.segments)),
                                      f"the model ({device})" if model_s >= feed_s else
                                      f"the feed ({feed.feed_workers} workers)"))
-            plan.notes.append(f"{run.name}: one pass of the data for its {len(run.segments)} segments (TensorFlow or "
-                              f"JAX; PyTorch trains them in turn): per epoch the model {duration_text(model_s)}, "
-                              f"the feed {duration_text(feed_s)}")
+            plan.notes.append(f"{run.name}: one pass of the data for its {len(run.segments)} segments: per epoch the "
+                              f"model {duration_text(model_s)}, the feed {duration_text(feed_s)}")
             continue
         priced = {k: bottleneck(model_rates_k[k], feed_rate, feed.feed_workers, device) for k in run.segments}
         low, high = min(r for r, _ in priced.values()), max(r for r, _ in priced.values())

@@ -111,8 +111,8 @@ class RatesError(DataError, ValueError):
 
 def _positive(doc: dict, key: str, path: Path) -> float:
     value = doc.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise RatesError(f"{path}: {key} is {value!r}, expected a positive number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise RatesError(f"{path}: {key} is {value!r}, expected a positive, finite number")
     return float(value)
 
 

@@ -116,6 +116,16 @@ class SharedBatches:
             return held[0]
 
 
+def trains_as_alone() -> str | None:
+    """None where trainings in threads train exactly as alone on this Keras backend, else why not: Keras's PyTorch
+    backend draws the dropout masks of unseeded layers from torch's one global generator, so trainings in threads
+    would draw each other's masks."""
+    if keras.backend.backend() == "torch":
+        return ("under PyTorch, dropout draws from one global generator, so segments trained together would not "
+                "train as alone")
+    return None
+
+
 class SharedPassStopped(ModelError):
     """A training of a shared pass stopped because another one failed or was interrupted."""
 

@@ -39,7 +39,6 @@ from codecbench.signal import features
 from codecbench.signal.audio import source_rate
 from codecbench.store.fill import coded_key, feature_key, fill
 from codecbench.training.schedule import TrainingRun
-from codecbench.training.shared import trains_as_alone
 
 #: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
 ENTRY_OVERHEAD = {"coded": 4096, "features": 1024}
@@ -373,6 +372,8 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                      + after_epoch, run.epochs * (examples / rate + per_epoch), bound))
             continue
         model_rates_k, segment_note = segment_rates(config, crop or frames, rates_model, rates)
+        from codecbench.training.shared import trains_as_alone  # (it loads Keras: plans of no training do not)
+
         if len(run.segments) > 1 and feed.feed_workers and feed_rate and trains_as_alone() is None:
             # an accelerator's run: the segments train together on one pass of the data (codecbench.training.shared),
             # the model's work adding up, the feed's done once (finetune's own rule, on this Keras backend)

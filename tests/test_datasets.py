@@ -62,11 +62,12 @@ def test_synthetic_is_deterministic_in_tau_layout_and_generated_once(tmp_path):
 
 def test_synthetic_evidence_spans_the_band_where_real_scenes_carry_it():
     """Every class has energy in each of 50-500 Hz, 0.5-2 kHz and 2-8 kHz (no class lives in one narrow band):
-    the median share over six clips is at least -30 dB (one clip of a class may lack a band, as real ones do)."""
+    the median share over four clips is at least -30 dB (one clip of a class may lack a band, as real ones do). Six
+    clips gave the same least median (0.0023) in half again the time; the clips are the same on every machine."""
     bands = [(50, 500), (500, 2000), (2000, 8000)]
     for c in range(10):
         shares = []
-        for seed in range(6):
+        for seed in range(4):
             x = datasets.synth_scene(c, np.random.default_rng(seed), 2.0, 44100)
             spec = np.abs(np.fft.rfft(x)) ** 2
             f = np.fft.rfftfreq(len(x), 1 / 44100)

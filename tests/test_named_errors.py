@@ -108,7 +108,9 @@ def test_small_p_values_keep_their_magnitude_in_significance_csv(tmp_path):
 def test_an_evaluation_codes_no_fine_tuning_only_condition(tiny, tmp_path, capsys):
     matrix = tmp_path / "m.toml"
     matrix.write_text('[finetune]\nconditions = ["aac@32"]\n[categories.cat1]\nconditions = ["wav", "mp3@64"]\n')
-    common = ["encode", "--dataset", tiny["spec"], "--matrix", str(matrix), "--cache-dir", str(tmp_path / "c"),
+    # the tiny set's own cache, where its clips are generated already (a dry run writes nothing): a fresh one
+    # generated them twice, 20 s of the suite
+    common = ["encode", "--dataset", tiny["spec"], "--matrix", str(matrix), "--cache-dir", str(tiny["cache"].root),
               "--dry-run"]
     assert main([*common, "--split", "evaluate"]) == 0
     assert "aac@32" not in capsys.readouterr().out

@@ -96,6 +96,19 @@ def _built_once(tmp_path_factory, name: str, build):
     return own
 
 
+@pytest.fixture
+def tiny_data_cache(tmp_path_factory, tmp_path):
+    """``tmp_path / "cache"``: a cache holding :data:`TINY_DATASET`'s clips and nothing else, for commands that start
+    from a fresh cache. The clips are generated once per run and copied (each generation took 7-15 s of the suite)."""
+    import shutil
+
+    from codecbench.datasets import load_dataset
+
+    built = _built_once(tmp_path_factory, "tiny-data", lambda folder: load_dataset(TINY_DATASET, cache_dir=folder))
+    shutil.copytree(built, tmp_path / "cache", symlinks=True, ignore=shutil.ignore_patterns(".built"))
+    return tmp_path / "cache"
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """A tiny synthetic dataset, its cache, and a zoo with base, finetuned_full@e1 and finetuned_seg9/10.

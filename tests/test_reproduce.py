@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-DATA = "synthetic:train=3,evaluate=2,duration=1.0,seed=5"
+from .conftest import TINY_DATASET
+
+DATA = TINY_DATASET  # its clips come generated in the tiny_data_cache fixture's cache, the commands' --cache-dir
 
 
 def _command(tmp_path, *extra):
@@ -22,7 +24,7 @@ def _command(tmp_path, *extra):
 
 
 @pytest.mark.long_run
-def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp_path, capsys):
+def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp_path, tiny_data_cache, capsys):
     from codecbench.cli import main
 
     work = tmp_path / "work"
@@ -167,7 +169,7 @@ def test_bad_reproduce_numbers_are_usage_errors_naming_the_option(text, option):
         _numbers(text, option)
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys, monkeypatch):
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, tiny_data_cache, capsys, monkeypatch):
     from codecbench.cli import main
     from codecbench.run import plan as plan_module
 

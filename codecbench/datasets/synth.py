@@ -129,26 +129,32 @@ def _harmonic(rng, n: int, sr: int, f0: np.ndarray | float, partials: int, rollo
     phase0 = np.cumsum(2 * np.pi * f0 / sr) % (2 * np.pi)
     y = np.zeros(n)
     top = float(f0.max())
-    sin_k: Any = 0.0  # the running partials, set at k == 1 before any use
-    cos_k: Any = 0.0
-    sin_1: Any = 0.0
-    cos_1: Any = 0.0
+    kept = []  # (k, ratio, weight) of the partials inside the band and above -40 dB
     for k in range(1, partials + 1):
         ratio = k * (1 + inharmonic * k * k)
         weight = _pow(k, rolloff)
         if top * ratio >= 0.45 * sr or weight > 100:  # beyond the band, or below -40 dB
             break
-        phase = rng.uniform(0, 2 * np.pi)
-        if inharmonic:
+        kept.append((k, ratio, weight))
+    # one phase per partial, drawn as the partials were drawn one at a time (the same doubles in the same order),
+    # and their sines and cosines in one call instead of one per partial
+    phases = rng.uniform(0, 2 * np.pi, size=len(kept))
+    if inharmonic:
+        for (_, ratio, weight), phase in zip(kept, phases):
             y += bx.sin(ratio * phase0 + phase) / weight
-            continue
+        return y
+    sin_ps, cos_ps = bx.sincos(phases)
+    sin_k: Any = 0.0  # the running partials, set at k == 1 before any use
+    cos_k: Any = 0.0
+    sin_1: Any = 0.0
+    cos_1: Any = 0.0
+    for (k, _, weight), sin_p, cos_p in zip(kept, sin_ps.tolist(), cos_ps.tolist()):
         # integer partials: sin(k p0) and cos(k p0) by rotation from the first (products and sums only)
         if k == 1:
             sin_1, cos_1 = bx.sincos(phase0)
             sin_k, cos_k = sin_1, cos_1
         else:
             sin_k, cos_k = sin_k * cos_1 + cos_k * sin_1, cos_k * cos_1 - sin_k * sin_1
-        sin_p, cos_p = (float(v[0]) for v in bx.sincos(np.array([phase])))
         y += (sin_k * cos_p + cos_k * sin_p) / weight
     return y
 

@@ -106,6 +106,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--jobs", type=int, default=None, help="coding worker processes (default: every core)")
     args = parser.parse_args(argv)
 
     dataset = load_dataset(args.dataset, cache_dir=args.cache_dir)
@@ -114,7 +115,7 @@ def main(argv=None) -> dict:
     bitrates = {"mp3": (32, 96), "aac": (24, 64), "opus": (12, 48)}
     if availability("he-aac@24")[0]:
         families["he-aac"], bitrates["he-aac"] = 1, (16, 32)
-    common = dict(cache=cache, frontend="waveform:16000", seed=args.seed)
+    common = dict(cache=cache, frontend="waveform:16000", seed=args.seed, jobs=args.jobs)
     plain = CodecAugmentedDataset(dataset, conditions=["wav"], **common)
     augmented = CodecAugmentedDataset(dataset, codecs=families, bitrates=bitrates, p=0.8, **common)
     print(f"training on {len(plain)} clips of {dataset.name}; augmentation: {', '.join(augmented.draw.describe())}, "
@@ -125,7 +126,8 @@ def main(argv=None) -> dict:
         print(f"{name}:")
         models.append(Scorer(name, train(pool, n, epochs=args.epochs, seed=args.seed, workers=args.workers),
                              dataset.class_names))
-    frame = codecbench.evaluate(models, dataset=args.dataset, cache_dir=args.cache_dir, conditions=["wav", "mp3@32"])
+    frame = codecbench.evaluate(models, dataset=args.dataset, cache_dir=args.cache_dir, conditions=["wav", "mp3@32"],
+                                jobs=args.jobs)
     print(frame[["model", "condition", "accuracy", "ci_low", "ci_high"]].to_string(index=False))
     records = frame.attrs["records"]
     result = paired_comparison(records[("plain", "mp3@32")], records[("augmented", "mp3@32")])

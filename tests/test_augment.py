@@ -295,7 +295,7 @@ spec = importlib.util.spec_from_file_location("pytorch_recipe", "examples/pytorc
 recipe = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(recipe)
 out = recipe.main(["--dataset", "synthetic:train=2,evaluate=2,duration=1.0,seed=8", "--epochs", "2",
-                   "--cache-dir", {str(tmp_path / "cache")!r}])
+                   "--cache-dir", {str(tmp_path / "cache")!r}, "--jobs", "1"])
 frame = out["frame"]
 print(json.dumps({{"models": sorted(set(frame["model"])), "conditions": sorted(set(frame["condition"])),
                   "n": out["mp3@32"]["n"], "p": out["mp3@32"]["p_value"]}}))

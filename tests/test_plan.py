@@ -127,3 +127,25 @@ def test_plans_price_the_crops_that_run_state_memory_and_say_when_the_machine_is
     assert scaled > preset["finetune"].crop_frames and f"batch 32 x {scaled} frames" in out
     assert "memory: the model's 84,251 parameters with gradients and momentum" in out
     assert f"this machine is busy (load 64.0 on {os.cpu_count()} cores)" in out
+
+
+def test_a_models_rates_are_measured_once_per_process_and_configuration(monkeypatch):
+    """reproduce plans again when it resumes in the same process: the same model, shapes and schedule are not
+    trained for two more calibration epochs; another shape is measured, and callers get their own copies."""
+    from codecbench.models import preset_config
+    from codecbench.run import rates as rates_module
+
+    measured = []
+
+    def measure(config, **kw):
+        measured.append(kw)
+        return {"backend": "test", "inference_clips_per_s": 10.0 + len(measured)}
+
+    monkeypatch.setattr(rates_module, "_MEASURED", {})
+    monkeypatch.setattr(rates_module, "_measure_model", measure)
+    config = preset_config("small", (128, 36, 3), 10)
+    first = rates_module.model_rates(config, batch_size=8, crop_frames=None, full_frames=36, train=False)
+    first["inference_clips_per_s"] = 0.0  # a caller's change stays its own
+    again = rates_module.model_rates(config, batch_size=8, crop_frames=None, full_frames=36, train=False)
+    longer = rates_module.model_rates(config, batch_size=8, crop_frames=None, full_frames=72, train=False)
+    assert len(measured) == 2 and again["inference_clips_per_s"] == 11.0 and longer["inference_clips_per_s"] == 12.0

@@ -187,10 +187,30 @@ def model_rates(config, *, batch_size: int, crop_frames: int | None, full_frames
                 rates: Rates | None = None, train_config=None) -> dict:
     """Training examples/s (at ``batch_size`` x ``crop_frames``) and inference clips/s (full length) of the FCNN
     of ``config`` (an :class:`~codecbench.models.FCNNConfig`): from ``rates`` when they hold them (measured on
-    another machine with ``bench model``), else on the device Keras sees here, from a few steps on random input."""
+    another machine with ``bench model``), else on the device Keras sees here, from a few steps on random input
+    (once per process for the same model, shapes, schedule and precision policy)."""
     if rates is not None and rates.inference_clips_per_s and (rates.train_examples_per_s or not train):
         return {"backend": rates.device or "", "inference_clips_per_s": rates.inference_clips_per_s,
                 "train_examples_per_s": rates.train_examples_per_s, "device": rates.device or "another machine"}
+    # measured once per process, model, shapes and schedule, as the codecs' calibration is: a command that plans
+    # twice (reproduce's plan, then a resumed run's in the same process) trained the same two short epochs again
+    from codecbench.core.backend import keras
+
+    key = json.dumps([dataclasses.asdict(config), batch_size, crop_frames, full_frames, train,
+                      dataclasses.asdict(train_config) if train_config is not None else None,
+                      keras.config.dtype_policy().name], sort_keys=True, default=str)
+    if key not in _MEASURED:
+        _MEASURED[key] = _measure_model(config, batch_size=batch_size, crop_frames=crop_frames,
+                                        full_frames=full_frames, train=train, train_config=train_config)
+    return dict(_MEASURED[key])
+
+
+#: :func:`model_rates` measured in this process, by model, shapes and schedule
+_MEASURED: dict[str, dict] = {}
+
+
+def _measure_model(config, *, batch_size: int, crop_frames: int | None, full_frames: int, train: bool,
+                   train_config) -> dict:
     from codecbench.core.backend import keras
     from codecbench.models import build_fcnn
 

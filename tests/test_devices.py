@@ -109,6 +109,28 @@ def test_feed_workers_follow_the_accelerator_and_the_override(monkeypatch):
         devices.feed_workers([])
 
 
+def test_the_feed_asks_the_backend_only_where_the_machine_has_an_accelerator(monkeypatch):
+    """Scoring a PyTorch or ONNX model imported TensorFlow (10 s) only to hear that no accelerator waits for a feed:
+    without accelerator hardware the feed is decided from the machine; with it, from the backend."""
+    from codecbench.store import devices
+
+    monkeypatch.delenv("CODECBENCH_FEED_WORKERS", raising=False)
+    monkeypatch.setattr(devices, "usable_cores", lambda: 16)
+    monkeypatch.setattr(devices, "local_accelerators", lambda: ["cuda:0"])
+    monkeypatch.setattr(devices, "accelerator_hardware", lambda: True)
+    assert devices.feed_workers() == 15 and devices.reader_threads() == 8
+    monkeypatch.setattr(devices, "accelerator_hardware", lambda: False)
+    assert devices.feed_workers() == 0 and devices.reader_threads() == 1
+    monkeypatch.undo()
+    if devices.accelerator_hardware():
+        optional.not_applicable("this machine shows an accelerator, so its backend is asked")
+    env = {k: v for k, v in os.environ.items() if k != "CODECBENCH_FEED_WORKERS"}
+    code = ("import sys; from codecbench.store.devices import feed_workers, reader_threads; "
+            "print(feed_workers(), reader_threads(), 'keras' in sys.modules, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["0", "1", "False", "False"], done.stdout + done.stderr
+
+
 def test_the_devices_command_prints_backend_devices_precision_and_feed(capsys):
     from codecbench.cli import main
 

@@ -2,19 +2,22 @@
 
 What runs where: :func:`local_accelerators` (the GPUs/TPUs the backend can use), :func:`all_devices` (CPUs
 included), :func:`resolve_devices` (``--devices``), :func:`feed_workers` (processes that read and decode inputs
-for an accelerator), :func:`nvidia_gpu_present` (a GPU the driver shows, whether or not the backend can use it)
-the precision ``--precision auto`` means here (:func:`choose_precision`) and :func:`report` (what
-``codecbench devices`` prints). TensorFlow, JAX and PyTorch each name devices their own
-way; callers get short names (``gpu:0``, ``cuda:0``, ``cpu:0``) and never import a backend themselves.
+for an accelerator; on a machine without one, decided without importing the backend), :func:`nvidia_gpu_present`
+(a GPU the driver shows, whether or not the backend can use it), the precision ``--precision auto`` means here
+(:func:`choose_precision`) and :func:`report` (what ``codecbench devices`` prints). TensorFlow, JAX and PyTorch
+each name devices their own way; callers get short names (``gpu:0``, ``cuda:0``, ``cpu:0``) and never import a backend themselves.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import glob
 import importlib.metadata
 import os
 import platform
 import shutil
 import subprocess
+import sys
 
 from codecbench.core.parallel import usable_cores
 from codecbench.errors import EnvironmentProblem, UsageError
@@ -225,14 +228,32 @@ def feed_workers(accelerators: list[str] | None = None) -> int:
         if value < 0:
             raise UsageError(f"CODECBENCH_FEED_WORKERS={forced!r}: expected a whole number >= 0")
         return value
-    accelerators = local_accelerators() if accelerators is None else accelerators
+    accelerators = feed_accelerators() if accelerators is None else accelerators
     return max(1, usable_cores() - 1) if accelerators else 0
 
 
 def reader_threads() -> int:
     """Threads that assemble batches in the main process: one on a CPU-only machine (the model already uses every
     core, and one reader overlapping it measured best), a few with an accelerator (each waits on worker processes)."""
-    return max(1, min(8, usable_cores() - 1)) if local_accelerators() else 1
+    return max(1, min(8, usable_cores() - 1)) if feed_accelerators() else 1
+
+
+def feed_accelerators() -> list[str]:
+    """The accelerators a feed serves: none where the machine has no accelerator at all (:func:`accelerator_hardware`,
+    asked of the machine, so the backend is not imported: scoring a PyTorch or ONNX model imported TensorFlow, 10 s,
+    to hear there was none), else :func:`local_accelerators`."""
+    return local_accelerators() if accelerator_hardware() else []
+
+
+@functools.lru_cache(maxsize=1)
+def accelerator_hardware() -> bool:
+    """Whether this machine shows any GPU or TPU: an NVIDIA GPU (:func:`nvidia_gpu_present`), AMD's ROCm device
+    (``/dev/kfd``), a TPU's device files (``/dev/accel*``, ``/dev/vfio``). True wherever it cannot tell (not Linux):
+    a wrong True only costs asking the backend."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(nvidia_gpu_present()) or os.path.exists("/dev/kfd") or os.path.exists("/dev/vfio") \
+        or bool(glob.glob("/dev/accel*"))
 
 
 

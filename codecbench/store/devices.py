@@ -5,7 +5,8 @@ included), :func:`resolve_devices` (``--devices``), :func:`feed_workers` (proces
 for an accelerator; on a machine without one, decided without importing the backend), :func:`nvidia_gpu_present`
 (a GPU the driver shows, whether or not the backend can use it), the precision ``--precision auto`` means here
 (:func:`choose_precision`) and :func:`report` (what ``codecbench devices`` prints). TensorFlow, JAX and PyTorch
-each name devices their own way; callers get short names (``gpu:0``, ``cuda:0``, ``cpu:0``) and never import a backend themselves.
+each name devices their own way; callers get short names (``gpu:0``, ``cuda:0``, ``cpu:0``) and never import a
+backend themselves.
 """
 from __future__ import annotations
 

@@ -100,13 +100,11 @@ def _built_once(tmp_path_factory, name: str, build):
 def tiny_data_cache(tmp_path_factory, tmp_path):
     """``tmp_path / "cache"``: a cache holding :data:`TINY_DATASET`'s clips and nothing else, for commands that start
     from a fresh cache. The clips are generated once per run and copied (each generation took 7-15 s of the suite)."""
-    import shutil
-
     from codecbench.datasets import load_dataset
 
-    built = _built_once(tmp_path_factory, "tiny-data", lambda folder: load_dataset(TINY_DATASET, cache_dir=folder))
-    shutil.copytree(built, tmp_path / "cache", symlinks=True, ignore=shutil.ignore_patterns(".built"))
-    return tmp_path / "cache"
+    own = _built_once(tmp_path_factory, "tiny-data", lambda folder: load_dataset(TINY_DATASET, cache_dir=folder))
+    (own / ".built").unlink()  # the shared folder's mark, not the cache's
+    return own.rename(tmp_path / "cache")  # this test's own copy, moved where its commands look
 
 
 @pytest.fixture(scope="session")

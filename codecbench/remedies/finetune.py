@@ -44,7 +44,7 @@ from codecbench.training.loop import AugmentedBatches, fit
 from codecbench.training.persist import load_checkpoint as _load_checkpoint
 from codecbench.training.persist import save_announced as _save
 from codecbench.training.schedule import FINETUNE_DEFAULTS, SEGMENT_LEARNING_RATES, TrainConfig, TrainingRun
-from codecbench.training.shared import SharedBatches, train_together, trains_as_alone
+from codecbench.training.shared import SharedBatches, train_together, why_not_together
 from codecbench.zoo import Parent, Zoo, full_name, segment_name
 
 log = logging.getLogger("codecbench")
@@ -294,7 +294,7 @@ def _shared_pass(asked: bool | None, segments: Sequence[int], config: TrainConfi
     there are several and an accelerator trains them (its feed reads the data: once instead of once per segment),
     on one device (a distribution strategy is global to the process), under TensorFlow or JAX."""
     several = len(segments) > 1
-    why_not = trains_as_alone()
+    why_not = why_not_together()
     if asked and why_not:
         raise UsageError(f"a shared pass for Experiment B needs the TensorFlow or JAX backend: {why_not}")
     if asked is not None:

@@ -372,9 +372,9 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                      + after_epoch, run.epochs * (examples / rate + per_epoch), bound))
             continue
         model_rates_k, segment_note = segment_rates(config, crop or frames, rates_model, rates)
-        from codecbench.training.shared import trains_as_alone  # (it loads Keras: plans of no training do not)
+        from codecbench.training.shared import why_not_together  # (it loads Keras: plans of no training do not)
 
-        if len(run.segments) > 1 and feed.feed_workers and feed_rate and trains_as_alone() is None:
+        if len(run.segments) > 1 and feed.feed_workers and feed_rate and why_not_together() is None:
             # an accelerator's run: the segments train together on one pass of the data (codecbench.training.shared),
             # the model's work adding up, the feed's done once (finetune's own rule, on this Keras backend)
             model_s = sum(examples / model_rates_k[k] for k in run.segments)

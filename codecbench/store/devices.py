@@ -248,13 +248,14 @@ def feed_accelerators() -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def accelerator_hardware() -> bool:
-    """Whether this machine shows any GPU or TPU: an NVIDIA GPU (:func:`nvidia_gpu_present`), AMD's ROCm device
-    (``/dev/kfd``), a TPU's device files (``/dev/accel*``, ``/dev/vfio``). True wherever it cannot tell (not Linux):
-    a wrong True only costs asking the backend."""
+    """Whether this machine shows any GPU or TPU: an NVIDIA GPU (:func:`nvidia_gpu_present`, or its device files
+    ``/dev/nvidia0``... in a container without the driver's tools), AMD's ROCm device (``/dev/kfd``), a TPU's device
+    files (``/dev/accel*``, ``/dev/vfio``). True wherever it cannot tell (not Linux): a wrong True only costs asking
+    the backend."""
     if not sys.platform.startswith("linux"):
         return True
     return bool(nvidia_gpu_present()) or os.path.exists("/dev/kfd") or os.path.exists("/dev/vfio") \
-        or bool(glob.glob("/dev/accel*"))
+        or bool(glob.glob("/dev/accel*") or glob.glob("/dev/nvidia[0-9]*"))
 
 
 

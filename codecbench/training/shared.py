@@ -116,8 +116,9 @@ class SharedBatches:
             return held[0]
 
 
-def trains_as_alone() -> str | None:
-    """None where trainings in threads train exactly as alone on this Keras backend, else why not: Keras's PyTorch
+def why_not_together() -> str | None:
+    """Why segments cannot train together on this Keras backend (None where trainings in threads train exactly as
+    each would alone): Keras's PyTorch
     backend draws the dropout masks of unseeded layers from torch's one global generator, so trainings in threads
     would draw each other's masks."""
     if keras.backend.backend() == "torch":

@@ -20,6 +20,10 @@ def test_encode_on_tiny_synthetic_then_cache_info_and_clear(tmp_path, capsys):
     assert "10 clips x 2 conditions: 0 cache hits, 20 misses" in out and "mp3@32       achieved" in out
     assert main(["encode", *args, "--conditions", "mp3@32", "-q"]) == 0
     assert "10 cache hits, 0 misses" in capsys.readouterr().out
+    # the split coded (evaluate, the default) is the only one generated: the train split's audio is not made
+    generated = next(p for p in (tmp_path / "c" / "datasets").glob("synthetic-*") if p.is_dir())
+    assert sorted(p.name for p in (generated / "generated").iterdir()) == ["evaluate"]
+    assert len(list((generated / "audio").glob("*-train*.wav"))) == 0
     assert main(["cache", "info", "--cache-dir", str(tmp_path / "c")]) == 0
     assert "| coded " in capsys.readouterr().out
     assert main(["cache", "clear", "--cache-dir", str(tmp_path / "c"), "--namespace", "coded"]) == 0

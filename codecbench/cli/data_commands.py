@@ -68,7 +68,8 @@ def cmd_encode(args, where: Workspace) -> int:
     if not usable:
         raise UsageError("no condition to code: every selected condition is unavailable here (see above)")
 
-    dataset = where.load_data(allow_partial=args.allow_partial, listing_only=args.dry_run)
+    # only the split being coded: the embedded default generates no other on its first use
+    dataset = where.load_data(allow_partial=args.allow_partial, listing_only=args.dry_run, splits=(spec.split,))
     clips = dataset.clips(spec.split)
     plan = plan_fill(new_plan(f"encode {dataset.name} {spec.split}", clips, usable, where.cache), clips, usable,
                      where.cache, with_features=args.features)

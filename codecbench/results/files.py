@@ -22,6 +22,8 @@ from codecbench.results.rows import METRIC_COLUMNS, facts_of_cells, row_problem
 from codecbench.zoo import sort_key
 
 FORMAT_VERSION = 1
+#: How long a run waits for another process's lock on the history before naming it as locked
+HISTORY_LOCK_TIMEOUT_S = 10.0
 ACCURACY_COLUMNS = ["model", "condition", "category", "n", "correct", "accuracy", "ci_low", "ci_high",
                     *METRIC_COLUMNS, "achieved_kbps", "threshold", "baseline_accuracy", "p_value", "outcome",
                     "model_sha256"]
@@ -115,7 +117,7 @@ def history_connect(path: Path) -> sqlite3.Connection:
     """The history for writing (created if missing); a corrupt, locked or unwritable one is a HistoryError."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(path, timeout=10)
+        con = sqlite3.connect(path, timeout=HISTORY_LOCK_TIMEOUT_S)
         # a rollback journal, not WAL: a reader then opens the file read-only without creating -wal/-shm files
         # beside it (so a read-only or shared results folder reads), and writers hold the lock only briefly
         con.execute("PRAGMA journal_mode=DELETE")
@@ -141,7 +143,7 @@ def history_read(path: Path) -> sqlite3.Connection:
     mode = "immutable=1" if len(header) == 20 and header[18] == 2 and not (wal.exists() and wal.stat().st_size) \
         else "mode=ro"
     try:
-        con = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=10)
+        con = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=HISTORY_LOCK_TIMEOUT_S)
         con.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
         raise _history_failure(Path(path), exc) from None

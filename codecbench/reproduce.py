@@ -12,7 +12,9 @@ Ctrl-C, a crash or a reboot:
    checkpoint;
 6. Experiment B: ``finetuned_segK``, one model per segment (finished segments skipped);
 7. the benchmark: every model on the paper's eight validation conditions, one result file per (model, condition)
-   in ``<out>/results/runs/reproduce/items`` (finished ones skipped when the model is unchanged);
+   in ``<out>/results/runs/reproduce/items`` (finished ones skipped when the model is unchanged); where an
+   accelerator trains (``--code-ahead``), the evaluation set is coded during steps 5 and 6, on the host cores their
+   feed leaves idle (:mod:`codecbench.store.beside`);
 8. the report in ``<out>/report``, with "Table 2: paper vs this run" (:mod:`codecbench.report.paper`).
 
 The recipe (data, checkpoint digest, preset, overrides) is written to ``<out>/reproduce.json`` first; the same
@@ -27,6 +29,7 @@ from typing import Callable
 
 from codecbench.codecs import Condition
 from codecbench.core.fsutil import atomic_write, claim_folder, file_digest
+from codecbench.core.parallel import usable_cores
 from codecbench.core.provenance import now
 from codecbench.datasets.synth import SCENES
 from codecbench.errors import UsageError
@@ -36,9 +39,14 @@ from codecbench.run.resolve import Run, Workspace
 from codecbench.run.session import BenchmarkSession
 from codecbench.run.spec import RunSpec
 from codecbench.signal.features import RECIPE, n_frames
+from codecbench.store.beside import FillBeside
+from codecbench.store.devices import feed_workers as local_feed_workers
 from codecbench.store.fill import fill
 from codecbench.training.schedule import crops_for
 from codecbench.zoo import ModelFileChanged, Zoo, full_name, packaged_model_dir, segment_name
+
+#: ``--code-ahead``'s choices
+CODE_AHEAD = ("auto", "on", "off")
 
 #: ``--preset``: which zoo recipe of :data:`codecbench.remedies.finetune.PRESETS` the experiments follow.
 PRESETS = {"paper": "paper", "small": "demo"}
@@ -83,8 +91,15 @@ class ReproduceOptions:
     validate: tuple[Condition, ...] = ()
     #: UrbanSound8K / ESC-50: the folds of each split (``--folds``; None: the dataset's usual split)
     folds: tuple[tuple[str, tuple[int, ...]], ...] | None = None
+    #: ``--code-ahead``: code the evaluation set beside the trainings (``auto``: where an accelerator trains them, so
+    #: the host's cores are free but for the feed's work; ``on``; ``off``)
+    code_ahead: str = "auto"
     dry_run: bool = False
     force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.code_ahead not in CODE_AHEAD:
+            raise UsageError(f"--code-ahead: {self.code_ahead!r}, expected one of {', '.join(CODE_AHEAD)}")
 
     def recipe(self, checkpoint_sha256: str | None) -> dict:
         from codecbench.remedies.finetune import PRESETS as ZOO_PRESETS
@@ -242,8 +257,38 @@ def _resume(where: Workspace, options: ReproduceOptions, dataset, available, rec
     for name, rates in summary.resampled().items():
         say(f"      note: {name} coded at {', '.join(f'{r / 1000:g} kHz' for r in rates['codec'])} for sources at "
             f"{', '.join(f'{r / 1000:g} kHz' for r in rates['source'])} (the codec has no rate nearer above)")
-    _experiments(where, options, zoo, dataset, recipe, zoo_preset, say)
+    jobs = code_ahead_jobs(options.code_ahead, spec)
+    if jobs and _experiments_left(options, zoo, recipe):
+        with FillBeside(dataset.clips("evaluate"), _validation(where), where.cache, jobs=jobs, say=say,
+                        what="the evaluation set"):
+            _experiments(where, options, zoo, dataset, recipe, zoo_preset, say)
+    else:
+        _experiments(where, options, zoo, dataset, recipe, zoo_preset, say)
     return _benchmark_and_report(where, options, recipe, say)
+
+
+def code_ahead_jobs(mode: str, spec: RunSpec, *, feed_workers: int | None = None) -> int:
+    """Worker processes that code the evaluation set beside the trainings (0: none). ``auto``: where the trainings'
+    feed has workers (an accelerator trains), every core but one, at a lower priority than the feed; never with a
+    dask scheduler (its workers are the cluster's); ``on``: every core but one here too (at least one)."""
+    if mode == "off" or spec.scheduler:
+        return 0
+    cores = usable_cores()
+    if mode == "on":
+        return max(1, cores - 1)
+    workers = local_feed_workers() if feed_workers is None else feed_workers
+    return max(1, cores - 1) if workers else 0
+
+
+def _validation(where: Workspace) -> list[Condition]:
+    """The validation conditions that can be coded here (what step 7 scores)."""
+    return [c for c in where.matrix.validation if where.availability(c)[0]]
+
+
+def _experiments_left(options: ReproduceOptions, zoo, recipe: dict) -> bool:
+    names = zoo.names()
+    return any(full_name(e) not in names for e in recipe["full_epochs"]) or \
+        any(segment_name(k) not in names for k in recipe["segments"])
 
 
 def _plan(where: Workspace, options: ReproduceOptions, dataset, conditions, recipe: dict, say, *,
@@ -264,10 +309,14 @@ def _plan(where: Workspace, options: ReproduceOptions, dataset, conditions, reci
                                                                                               spec)[0], runs=runs,
                          jobs=spec.jobs, scheduler=spec.scheduler, rates=spec.rates)
     n_models = 1 + len(recipe["full_epochs"]) + len(recipe["segments"])
-    validation = [c for c in where.matrix.validation if where.availability(c)[0]]
-    evaluation = evaluation_plan("evaluation", dataset.clips("evaluate"), validation, where.cache,
+    trainings = tuple(s.name for s in plan.stages if s.name.startswith("Experiment"))
+    # coded beside the trainings where they leave the host's cores idle (an accelerator's run: the feed's workers
+    # are what the host does)
+    beside = trainings if trainings and code_ahead_jobs(
+        options.code_ahead, spec, feed_workers=spec.rates.feed_workers if spec.rates else None) else ()
+    evaluation = evaluation_plan("evaluation", dataset.clips("evaluate"), _validation(where), where.cache,
                                  models={f"m{i}": model for i in range(n_models)}, jobs=spec.jobs,
-                                 scheduler=spec.scheduler, rates=spec.rates)
+                                 scheduler=spec.scheduler, rates=spec.rates, fill_beside=beside)
     plan.stages += evaluation.stages
     plan.bytes_needed += evaluation.bytes_needed
     plan.notes.append("finished units (models in the zoo) are not counted")

@@ -360,3 +360,28 @@ def test_importing_codecbench_changes_no_environment_variable():
             "assert not changed, changed")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _imports_of(module: str, seen: set | None = None) -> set[str]:
+    """Every module (and library) that importing ``module`` imports, through codecbench's own modules."""
+    seen = set() if seen is None else seen
+    for target in LOADS.get(module, ()):
+        if target not in seen:
+            seen.add(target)
+            _imports_of(target, seen)
+    for i in range(2, len(module.split("."))):  # importing a.b.c imports a.b first
+        parent = ".".join(module.split(".")[:i])
+        if parent not in seen:
+            seen.add(parent)
+            _imports_of(parent, seen)
+    return seen
+
+
+def test_the_process_that_codes_beside_the_trainings_loads_no_framework():
+    """reproduce's fill beside its trainings runs in a spawned process that imports codecbench.store.beside: were a
+    framework imported there, it would cost seconds of the cores the fill is for (and, with a GPU build, claim the
+    device)."""
+    frameworks = {"keras", "tensorflow", "jax", "torch", "transformers", "codecbench.core.backend"}
+    loaded = {m for m in _imports_of("codecbench.store.beside") if m in frameworks or m.split(".")[0] in frameworks}
+    assert not loaded, loaded
+    assert "codecbench.store.fill" in _imports_of("codecbench.store.beside")  # the walk follows the imports

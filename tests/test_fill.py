@@ -187,3 +187,53 @@ def test_inputs_of_clips_of_different_lengths_are_padded_to_the_longest():
     assert feats.shape == (2, 4, 6, 3) and np.all(feats[0, :, 2:] == -9.0)  # the clip's own floor
     same = [np.arange(4.0), np.arange(4.0)]
     assert np.array_equal(stack_to_longest(same), np.stack(same))
+
+
+def test_a_fill_beside_other_work_codes_in_its_own_lower_priority_process_and_stops_with_it(cache, wav_folder):
+    """What reproduce codes beside its trainings: a process of its own, at a lower priority, that imports no
+    framework; the entries are the ones a fill here makes, and an error in the work beside it stops it."""
+    import os
+    import sys
+    import time
+
+    from codecbench.store.beside import NICENESS, FillBeside
+    from codecbench.store.fill import coded_key
+
+    said = []
+    conditions = [C("mp3@32"), C("wav")]
+    with FillBeside(wav_folder, conditions, cache, jobs=1, say=said.append, what="the clips") as beside:
+        pid = beside.process.pid
+        # the child's priority, read while it runs (Linux; field 19 of /proc/PID/stat): lower than this process's
+        stat = Path(f"/proc/{pid}/stat")
+        niceness = None
+        for _ in range(3000):
+            try:
+                niceness = int(stat.read_text().rsplit(")", 1)[1].split()[16])
+            except (OSError, IndexError):  # it ended
+                break
+            if niceness > os.nice(0):
+                break
+            time.sleep(0.01)
+    assert beside.exitcode == 0 and beside.seconds > 0, said
+    if sys.platform.startswith("linux") and niceness is not None:
+        assert niceness == os.nice(0) + NICENESS
+    assert said[0].startswith("      note: coding the clips (4 clips x 2 conditions) beside the trainings: 1 worker")
+    assert "the clips: coded beside the trainings in" in said[1]
+    # the same entries a fill in this process finds: all cached
+    again = fill(wav_folder, conditions, cache, with_features=True, jobs=1, progress=False)
+    assert (again.hits, again.misses) == (8, 0)
+    reference = Cache(cache.root.parent / "reference")
+    fill(wav_folder[:1], [C("mp3@32")], reference, jobs=1, progress=False)
+    from codecbench.core.fsutil import file_digest
+    from codecbench.signal.audio import source_rate
+    key = coded_key(file_digest(wav_folder[0]), C("mp3@32"), source_rate(wav_folder[0]))
+    assert cache.path("coded", key).read_bytes() == reference.path("coded", key).read_bytes()
+
+    # work beside it that fails stops the fill: no process is left behind
+    with pytest.raises(RuntimeError, match="the training failed"):
+        with FillBeside(wav_folder, [C("sbc@64")], Cache(cache.root.parent / "stopped"), jobs=1, say=said.append,
+                        what="the clips") as stopped:
+            raise RuntimeError("the training failed")
+    assert not stopped.process.is_alive() and stopped.exitcode is None
+    with pytest.raises(ValueError, match="jobs: 0"):
+        FillBeside(wav_folder, conditions, cache, jobs=0, say=said.append, what="the clips")

@@ -1,6 +1,8 @@
 """A plan before every long run: counts, bytes, free disk and time; a run that would not fit stops first."""
 import re
 
+import pytest
+
 from codecbench.cli import main
 from codecbench.run import plan as plan_module
 
@@ -149,3 +151,44 @@ def test_a_models_rates_are_measured_once_per_process_and_configuration(monkeypa
     again = rates_module.model_rates(config, batch_size=8, crop_frames=None, full_frames=36, train=False)
     longer = rates_module.model_rates(config, batch_size=8, crop_frames=None, full_frames=72, train=False)
     assert len(measured) == 2 and again["inference_clips_per_s"] == 11.0 and longer["inference_clips_per_s"] == 12.0
+
+
+def test_the_evaluation_set_is_planned_beside_the_trainings_where_an_accelerator_leaves_the_host_idle(tmp_path, capsys,
+                                                                                                       monkeypatch):
+    """The paper's plan on one H200-like machine (its model and feed rates, 16 cores, 15 feed workers): coded beside
+    Experiments A and B, on the core-hours their feed leaves idle, the evaluation set's coding adds nothing to the
+    total; with --code-ahead off it adds its own time, and on a CPU (no feed workers) it is not run beside."""
+    import json
+
+    model = tmp_path / "model.json"
+    model.write_text(json.dumps({"rates": {"train_examples_per_s": 1915.0, "inference_clips_per_s": 4761.0,
+                                           "device": "cuda:0 an accelerator"}}))
+    feed = tmp_path / "feed.json"
+    feed.write_text(json.dumps({"modes": {}, "cores": 16, "fill_clips_per_s_per_core": 1 / 0.179,
+                                "worker_startup_s": 3.9, "feed_clips_per_s_per_worker": {"features": 202.0}}))
+    plans = []
+    report = plan_module.Plan.report
+    monkeypatch.setattr(plan_module.Plan, "report", lambda self: plans.append(self) or report(self))
+    checkpoint = TAU_SPLITS.parent / "models" / "smallfcnn-model-0.9618.hdf5"
+    for mode in ("auto", "off"):
+        assert main(["reproduce", "peters", "--data", str(TAU_SPLITS), "--checkpoint", str(checkpoint), "--dry-run",
+                     "--rates", f"{model},{feed}", "--out", str(tmp_path / "work"), "--cache-dir",
+                     str(tmp_path / "c"), "--code-ahead", mode]) == 0
+    beside, alone = plans
+    out = capsys.readouterr().out
+    coding = [s for s in alone.stages if s.name == "coding + features"][1]  # the evaluation set's (23,760 pairs)
+    assert "23,760 pairs" in coding.work and coding.seconds == pytest.approx(23_760 * 0.179 / 16 + 3.9)
+    assert beside.seconds == pytest.approx(alone.seconds - coding.seconds)
+    assert [s.name for s in beside.stages if s.beside] == ["coding + features"]
+    assert "leave 9.0 core-h of the host's 16 cores idle; the work beside them takes 1.2 core-h, so it adds nothing " \
+           "to the total" in out
+    assert beside.bottleneck.name.startswith("Experiment B")
+    # a CPU's training keeps every core busy: nothing is idle for it, and auto does not run it beside
+    from codecbench.reproduce import code_ahead_jobs
+    from codecbench.run.spec import RunSpec
+    assert code_ahead_jobs("auto", RunSpec(), feed_workers=0) == 0
+    assert code_ahead_jobs("auto", RunSpec(), feed_workers=15) >= 1 and code_ahead_jobs("off", RunSpec()) == 0
+    assert code_ahead_jobs("on", RunSpec(scheduler="tcp://127.0.0.1:8786"), feed_workers=15) == 0
+    busy = plan_module.Plan("p", tmp_path, 1, 0, [], cores=4, stages=[
+        plan_module.Stage("train", "", 100.0), plan_module.Stage("code", "", 50.0, beside=("train",))])
+    assert busy.seconds == 150.0  # a training of unknown host work is taken to keep every core busy

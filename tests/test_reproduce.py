@@ -44,10 +44,14 @@ def test_reproduce_resumes_after_a_kill_and_reports_the_paper_beside_the_run(tmp
     assert e1.is_file() and not (work / "zoo" / "finetuned_full@e4.keras").exists()
     before = {p: p.stat().st_mtime_ns for p in (e1, base)}
 
-    # the same command again (in this process: the resumed run is what is checked, not a second start-up)
-    assert main(_command(tmp_path)[3:]) == 0
+    # the same command again (in this process: the resumed run is what is checked, not a second start-up), coding
+    # the evaluation set beside the trainings as it does on an accelerator
+    assert main(_command(tmp_path)[3:] + ["--code-ahead", "on"]) == 0
     captured = capsys.readouterr()
     out = captured.out + captured.err
+    assert "note: coding the evaluation set (20 clips x 8 conditions) beside the trainings" in out
+    assert "the evaluation set: coded beside the trainings in" in out
+    assert out.index("the evaluation set: coded beside") < out.index("[7/8]")
     assert "[2/8] base model: skipping" in out
     assert "0 coded now" in out  # the fine-tuning set was coded by the first run
     assert "skipping finetuned_full@e1 (finished)" in out

@@ -279,6 +279,9 @@ def _study_commands(sub) -> None:
     p.add_argument("--validate", default="wav,mp3@32",
                    help="conditions of the evaluation split scored after every fine-tuning epoch (default: "
                         "wav,mp3@32; empty: none)")
+    p.add_argument("--code-ahead", choices=["auto", "on", "off"], default="auto",
+                   help="code the evaluation set while the fine-tunings train, at a lower priority (auto: where an "
+                        "accelerator trains them, so the host's cores are free but for the feed; default: auto)")
     _common(p, "folds", "cache_dir", "jobs", "backend", "scheduler", "precision", "devices", "rates")
     p.add_argument("--dry-run", action="store_true", help="check the data, print the plan and stop")
     p.add_argument("--force", action="store_true", help="run even if the plan says the disk cannot hold it")

@@ -35,7 +35,7 @@ def cmd_reproduce(args, where: Workspace) -> int:
         checkpoint=Path(args.checkpoint).expanduser() if args.checkpoint else None, preset=args.preset,
         full_epochs=_numbers(args.full_epochs, "--full-epochs"), segments=_numbers(args.segments, "--segments"),
         segment_epochs=segment_epochs[-1] if segment_epochs else None, validate=validate, folds=spec.folds,
-        dry_run=args.dry_run,
+        code_ahead=args.code_ahead, dry_run=args.dry_run,
         force=args.force)
     if options.segments and max(options.segments) > 10:
         raise UsageError(f"--segments: the FCNN has segments 1-10; got {args.segments!r}")

@@ -57,6 +57,11 @@ class Stage:
     seconds: float
     #: what bounds the stage: "coding (N cores)", "the model (device)" or "the feed (N workers)"
     bound_by: str = ""
+    #: core-seconds of the host's CPU the stage's work takes (a training on an accelerator: its feed and its own
+    #: process; a fill: its coding), where known: what a stage run beside it can use is the rest
+    host_core_seconds: float | None = None
+    #: the stages this one runs beside, on the host cores they leave idle: it adds to the total only what it outlasts
+    beside: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -76,15 +81,35 @@ class Plan:
     notes: list[str] = dataclasses.field(default_factory=list)
     #: the machine the times are for: "this machine", or the source of ``--rates``
     machine: str = "this machine"
+    #: the host's cores (what stages run beside others share)
+    cores: int = 1
 
     @property
     def bottleneck(self) -> Stage | None:
-        """The stage that takes longest (what to speed up first)."""
-        return max(self.stages, key=lambda s: s.seconds) if self.stages else None
+        """The stage that takes longest (what to speed up first); a stage run beside others is not one."""
+        alone = [s for s in self.stages if not s.beside]
+        return max(alone, key=lambda s: s.seconds) if alone else None
 
     @property
     def seconds(self) -> float:
-        return sum(s.seconds for s in self.stages)
+        return sum(s.seconds for s in self.stages if not s.beside) + sum(self.outlasting().values())
+
+    def outlasting(self) -> dict[tuple[str, ...], float]:
+        """Seconds that each group of stages run beside the same others adds to the total: its host work less the
+        core-seconds those others leave idle, spread over the host's cores (0 where it fits in their idle time)."""
+        groups: dict[tuple[str, ...], list[Stage]] = {}
+        for stage in self.stages:
+            if stage.beside:
+                groups.setdefault(stage.beside, []).append(stage)
+        return {names: max(0.0, sum(s.host_core_seconds or s.seconds * self.cores for s in group)
+                           - self.idle_core_seconds(names)) / self.cores
+                for names, group in groups.items()}
+
+    def idle_core_seconds(self, names: Sequence[str]) -> float:
+        """Core-seconds of the host that the stages ``names`` leave idle while they run (none where their host work
+        is not known: they are taken to keep every core busy)."""
+        return sum(max(0.0, self.cores * s.seconds - s.host_core_seconds) for s in self.stages
+                   if s.name in names and not s.beside and s.host_core_seconds is not None)
 
     @property
     def fits(self) -> bool:
@@ -107,7 +132,8 @@ class Plan:
                  f"  cache growth: {_size(self.bytes_needed)} at {self.cache_root} "
                  f"(free: {_size(self.free_bytes)}{'' if self.fits else ' -- DOES NOT FIT'})"]
         if self.stages:
-            rows = [[s.name, s.work, duration_text(s.seconds), s.bound_by] for s in self.stages]
+            rows = [[s.name, s.work, duration_text(s.seconds) + (" beside" if s.beside else ""), s.bound_by]
+                    for s in self.stages]
             rows.append(["total", "", duration_text(self.seconds), ""])
             lines.append(tabulate(rows, headers=["stage", "work", f"time on {self.machine}", "bound by"],
                                   tablefmt="github"))
@@ -115,6 +141,12 @@ class Plan:
             if worst is not None and self.seconds > 0:
                 lines.append(f"  bottleneck: {worst.name} ({worst.seconds / self.seconds:.0%} of the time), bound by "
                              f"{worst.bound_by or 'its own work'}")
+            for names, extra in self.outlasting().items():
+                work = sum(s.host_core_seconds or s.seconds * self.cores for s in self.stages if s.beside == names)
+                lines.append(f"  beside: {' and '.join(names)} leave {self.idle_core_seconds(names) / 3600:.1f} "
+                             f"core-h of the host's {self.cores} cores idle; the work beside them takes "
+                             f"{work / 3600:.1f} core-h, so it adds " + (f"{duration_text(extra)} to the total"
+                                                                           if extra else "nothing to the total"))
         lines += [f"  note: {n}" for n in self.notes]
         busy = busy_machine() if self.machine == "this machine" else None
         if busy:
@@ -361,6 +393,13 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
     feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
     device = rates_model.get("device") or rates_model.get("backend", "")
     rate, bound = bottleneck(rates_model["train_examples_per_s"], feed_rate, feed.feed_workers, device)
+    plan.cores = feed.cores or usable_cores()
+
+    def host(stage_seconds: float, reads: int) -> float | None:
+        """A training's host work: its feed's ``reads`` and its own process (one core) throughout; unknown (every
+        core busy) where it trains in its own process, on the CPU"""
+        return reads / feed_rate + stage_seconds if feed.feed_workers and feed_rate else None
+
     segment_note = None
     for run in runs:
         examples = len(clips) * (run.conditions or len(plan.conditions))
@@ -368,8 +407,9 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
                                                                   if validations_per_epoch else "")
                        if per_epoch else "")
         if not run.segments:
+            stage_s = run.epochs * (examples / rate + per_epoch)
             plan.stages.append(Stage(run.name, f"{run.epochs} epochs x {examples:,} examples at {rate:.1f}/s"
-                                     + after_epoch, run.epochs * (examples / rate + per_epoch), bound))
+                                     + after_epoch, stage_s, bound, host(stage_s, run.epochs * examples)))
             continue
         model_rates_k, segment_note = segment_rates(config, crop or frames, rates_model, rates)
         from codecbench.training.shared import why_not_together  # (it loads Keras: plans of no training do not)
@@ -379,20 +419,20 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
             # the model's work adding up, the feed's done once (finetune's own rule, on this Keras backend)
             model_s = sum(examples / model_rates_k[k] for k in run.segments)
             feed_s = examples / (feed_rate * feed.feed_workers)
+            stage_s = run.epochs * (max(model_s, feed_s) + per_epoch * len(run.segments))
             plan.stages.append(Stage(run.name, f"{run.epochs} epochs x {examples:,} examples, {len(run.segments)} "
-                                     "segments together on one pass of the data" + after_epoch,
-                                     run.epochs * (max(model_s, feed_s) + per_epoch * len(run.segments)),
+                                     "segments together on one pass of the data" + after_epoch, stage_s,
                                      f"the model ({device})" if model_s >= feed_s else
-                                     f"the feed ({feed.feed_workers} workers)"))
+                                     f"the feed ({feed.feed_workers} workers)", host(stage_s, run.epochs * examples)))
             plan.notes.append(f"{run.name}: one pass of the data for its {len(run.segments)} segments: per epoch the "
                               f"model {duration_text(model_s)}, the feed {duration_text(feed_s)}")
             continue
         priced = {k: bottleneck(model_rates_k[k], feed_rate, feed.feed_workers, device) for k in run.segments}
         low, high = min(r for r, _ in priced.values()), max(r for r, _ in priced.values())
+        stage_s = sum(run.epochs * (examples / r + per_epoch) for r, _ in priced.values())
         plan.stages.append(Stage(run.name, f"{run.epochs} epochs x {examples:,} examples per segment at "
                                  + (f"{low:.1f}/s" if high - low < 0.05 else f"{low:.1f}-{high:.1f}/s") + after_epoch,
-                                 sum(run.epochs * (examples / r + per_epoch) for r, _ in priced.values()),
-                                 _bounds(priced)))
+                                 stage_s, _bounds(priced), host(stage_s, run.epochs * examples * len(priced))))
     if segment_note:
         plan.notes.append(segment_note)
     examples = len(clips) * len(plan.conditions)
@@ -467,13 +507,14 @@ def training_memory(config, batch_size: int, frames: int, feed_workers: int) -> 
 
 def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache, *, models: dict, jobs: int,
                     scheduler: str | None = None, rates: Rates | None = None, dataset=None,
-                    split: str = "evaluate") -> Plan:
+                    split: str = "evaluate", fill_beside: tuple[str, ...] = ()) -> Plan:
     """The plan of a benchmark run: generating the default dataset's split if it is not there yet, the split's fill,
     then every model on every condition.
 
     ``models`` maps names to their FCNN configs (None: not an FCNN; timed like the first one that is); ``rates``:
     as in :func:`training_plan`; ``dataset`` and ``split``: what the clips are (for the synthetic default, what is
-    still to generate).
+    still to generate); ``fill_beside``: the stages (of the plan this one joins) the fill runs beside
+    (:class:`codecbench.store.beside.FillBeside`).
     """
     generating = dataset is not None and split in dataset.to_generate
     plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True,
@@ -484,11 +525,14 @@ def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Ca
         plan.stages.append(generation_stage(dataset, split, jobs))
         plan.missing_files = 0  # not missing: generated first, and their length is the recipe's
     seconds = dataset.longest_seconds(split) if generating else clip_seconds(clips)
-    plan.stages += fill_stage(plan, seconds, jobs, scheduler, rates)
+    fill_cores = rates.cores or jobs if rates is not None and rates.fill_seconds_per_pair is not None else jobs
+    feed = local_rates(rates)
+    plan.cores = feed.cores or usable_cores()
+    plan.stages += [dataclasses.replace(stage, host_core_seconds=stage.seconds * fill_cores, beside=fill_beside)
+                    if fill_beside else stage for stage in fill_stage(plan, seconds, jobs, scheduler, rates)]
     frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
     timed: dict = {}
     total = 0.0
-    feed = local_rates(rates)
     feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
     bound = ""
     for name, config in models.items():

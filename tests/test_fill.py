@@ -235,5 +235,6 @@ def test_a_fill_beside_other_work_codes_in_its_own_lower_priority_process_and_st
                         what="the clips") as stopped:
             raise RuntimeError("the training failed")
     assert not stopped.process.is_alive() and stopped.exitcode is None
-    with pytest.raises(ValueError, match="jobs: 0"):
+    from codecbench.errors import UsageError
+    with pytest.raises(UsageError, match="jobs: 0"):
         FillBeside(wav_folder, conditions, cache, jobs=0, say=said.append, what="the clips")

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.progress import duration_text
+from codecbench.errors import UsageError
 from codecbench.store.fill import fill
 
 #: How much lower the fill's priority is than the work beside it (``nice``: the trainings' feed first)
@@ -50,7 +51,7 @@ class FillBeside:
     def __init__(self, clips: Sequence, conditions: Sequence[Condition], cache: Cache, *, jobs: int,
                  say: Callable[[str], None], what: str) -> None:
         if jobs < 1:
-            raise ValueError(f"jobs: {jobs!r}, expected at least 1")
+            raise UsageError(f"jobs: {jobs!r}, expected at least 1")
         self.clips, self.conditions, self.cache, self.jobs, self.say, self.what = \
             list(clips), list(conditions), cache, jobs, say, what
         self.process: multiprocessing.process.BaseProcess | None = None

@@ -1,6 +1,5 @@
-"""The used-by flow in a fresh clone: the CI example's commands, a partial run, the report, a clean tree."""
+"""The used-by flow in a fresh clone: the CI example's commands, the report, a clean tree."""
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ def run(cmd, cwd, cache, **env):
 
 
 @pytest.mark.long_run
-def test_ci_example_then_partial_run_then_report_with_a_clean_tree(clone):
+def test_ci_example_then_report_with_a_clean_tree(clone):
     folder, cache = clone
     # 1. the CI example's commands, gated against the committed example run (same demo dataset and matrix)
     first = run(["bash", "examples/ci/run-benchmark.sh"], folder, cache, BASELINE="reports/example/results.json",
@@ -45,30 +44,23 @@ def test_ci_example_then_partial_run_then_report_with_a_clean_tree(clone):
     assert "## Regression gate against reports/example/results.json" in comment and "## Ranking" in comment
     assert "| 1 " in comment and "finetuned\\_full@e10" in comment
 
-    # 2. a later run of one model, 3. the report of the results folder
-    second = run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--model",
-                  "finetuned_seg7", "--condition", "wav,mp3@32"], folder, cache)
-    assert second.returncode == 0, second.stdout[-3000:]
+    # 2. the report of the results folder (a later run of some models joining the earlier cells, marked, is
+    # test_history's, in process: a second benchmark process here cost 20 s of the suite for what it checked)
     report = run([sys.executable, "-m", "codecbench", "report"], folder, cache)
     assert report.returncode == 0, report.stderr[-3000:]
     markdown = (folder / "reports" / "report.md").read_text()
     assert "## Table 2" in markdown and "## Segmental fine-tuning" in markdown and "## Figure 2" in markdown
     assert (folder / "reports" / "figure2.png").stat().st_size > 10_000
     segments = markdown.split("## Segmental fine-tuning")[1].split("##")[0]
-    wav_row = next(line for line in segments.splitlines() if "| wav " in line)
-    cells = [c.strip() for c in wav_row.strip("|").split("|")]
     header = [c.strip() for c in segments.splitlines()[2].strip("|").split("|")]
-    by_column = dict(zip(header, cells))
-    assert not by_column["seg7"].endswith("†"), by_column  # from the newest run
-    assert by_column["base"].endswith("†") and by_column["seg1"].endswith("†"), by_column  # from the first
-    assert re.search(r"Cells marked `†` come from earlier runs", markdown)
+    assert {"base", "seg1", "seg7"} <= set(header), header
     # the codec facts were measured during the run on its own clips, and the report shows them
     facts = markdown.split("## Codec facts")[1].split("##")[0]
     mp3_row = next(line for line in facts.splitlines() if line.startswith("| mp3@32"))
     kept, source = (float(c.strip().removesuffix(" kHz")) for c in mp3_row.strip("|").split("|")[2:4])
     assert 0 < kept < source  # MP3 at 32 kbps low-passes what the data has
 
-    # 4. running the benchmark wrote only untracked, ignored files
+    # 3. running the benchmark wrote only untracked, ignored files
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=folder,
                             capture_output=True, text=True, check=True).stdout
     assert status == "", status

@@ -74,3 +74,25 @@ def test_report_opens_the_history_read_only(tiny, pytester, tmp_path):
     before = state()
     assert main(["report", "--results", str(results), "--out", str(tmp_path / "out"), "--format", "md"]) == 0
     assert state() == before
+
+
+def test_a_later_run_of_one_model_joins_the_earlier_cells_in_the_report_marked_as_theirs(tiny, pytester, tmp_path,
+                                                                                          capsys):
+    """Two runs into one results folder: the second re-runs some models; the report takes their cells from it and
+    the others' from the first, marked `†` (what the CI example's users see after a partial run)."""
+    import re
+
+    results = tmp_path / "reports"
+    # _suite runs base on wav and mp3@64; --model adds to its selection
+    _suite(pytester, tiny, results, "--model", "finetuned_seg9,finetuned_seg10").assert_outcomes(passed=6)
+    _suite(pytester, tiny, results, "--model", "finetuned_seg10").assert_outcomes(passed=4)
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "report")]) == 0
+    capsys.readouterr()
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    segments = markdown.split("## Segmental fine-tuning")[1].split("##")[0]
+    header = [c.strip() for c in segments.splitlines()[2].strip("|").split("|")]
+    wav_row = next(line for line in segments.splitlines() if "| wav " in line)
+    by_column = dict(zip(header, [c.strip() for c in wav_row.strip("|").split("|")]))
+    assert not by_column["seg10"].endswith("†") and not by_column["base"].endswith("†"), by_column  # the newest run
+    assert by_column["seg9"].endswith("†"), by_column  # from the first
+    assert re.search(r"Cells marked `†` come from earlier runs", markdown)

@@ -166,3 +166,20 @@ def test_synthetic_default_is_the_same_on_the_lowest_simd_level():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert not result["v4"] and not result["v3"], "numpy's SIMD dispatch was not switched off"
     assert not result["differ"], _drift_message(result["differ"])
+
+
+def test_a_split_quicker_to_generate_than_a_pool_is_to_start_is_generated_in_process(tmp_path, monkeypatch):
+    """Starting generating workers costs about a second (fresh interpreters importing numpy and SciPy): a split the
+    pool would shorten by less is generated here; a longer one (here: any, with no start-up cost) uses the pool."""
+    from codecbench.datasets import synthetic
+
+    asked = []
+    parallel_map = synthetic.parallel_map
+    monkeypatch.setattr(synthetic, "parallel_map", lambda f, items, jobs: asked.append(jobs) or parallel_map(
+        f, items, jobs=jobs))
+    monkeypatch.setattr(synthetic, "usable_cores", lambda: 2)
+    load_dataset("synthetic:train=1,evaluate=1,duration=0.5,seed=3", cache_dir=tmp_path / "a", log=lambda m: None)
+    assert asked == [1, 1]
+    monkeypatch.setattr(synthetic, "POOL_STARTUP_S", 0.0)
+    load_dataset("synthetic:train=1,evaluate=1,duration=0.5,seed=4", cache_dir=tmp_path / "b", log=lambda m: None)
+    assert asked[2:] == [2, 2]

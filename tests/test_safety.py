@@ -97,6 +97,9 @@ def test_a_split_file_listing_a_clip_twice_is_refused(tmp_path):
 # 3. the synthetic default is generated once, safely, by concurrent processes --------------------
 
 def _synthesize(cache_dir, queue):
+    from codecbench.datasets import synthetic
+
+    synthetic.POOL_STARTUP_S = 0.0  # a pool even for these few clips: its idle workers are part of what is tested
     try:
         queue.put(str(synthesize(cache_dir=cache_dir, seed=11, clips_per_class={"train": 1, "evaluate": 1},
                                  duration=0.5)))

@@ -96,6 +96,11 @@ def synthesize(cache_dir=None, seed: int = 0, clips_per_class: dict | None = Non
     return root
 
 
+#: Seconds a pool of generating workers takes to start (a fresh interpreter importing numpy, SciPy and the
+#: generator; about 1 s on a 2-core machine): a split whose generation the pool would shorten by less is generated
+#: in the calling process.
+POOL_STARTUP_S = 1.0
+
 #: The recipe of a generated folder (its parameters and generator version).
 RECIPE_FILE = "synthetic.json"
 
@@ -145,6 +150,8 @@ def _generate_split(root: Path, split: str, clips: list, duration: float, sample
     start = time.perf_counter()
     _write_scene(tasks[0])  # timed: the estimate below is this machine's
     first = time.perf_counter() - start
+    if first * (len(tasks) - 1) * (1 - 1 / workers) <= POOL_STARTUP_S:
+        workers = 1  # what the pool would save is less than starting it: generated in this process
     if len(tasks) > 1:
         say(f"codecbench: about {duration_text(first * (len(tasks) - 1) / workers)} on {workers} "
             f"core{'s' if workers > 1 else ''} ({first:.2f} s per clip)")

@@ -183,6 +183,11 @@ def test_the_evaluation_set_is_planned_beside_the_trainings_where_an_accelerator
     assert "leave 9.0 core-h of the host's 16 cores idle; the work beside them takes 1.2 core-h, so it adds nothing " \
            "to the total" in out
     assert beside.bottleneck.name.startswith("Experiment B")
+    # step 7 scores the 15 models together on each condition's inputs, read once: the feed's 3,030 clips/s are paid
+    # once, the models' 4,761 clips/s fifteen times (it was priced as fifteen feed-bound reads: 2.0 min)
+    evaluation = next(s for s in alone.stages if s.name == "evaluation")
+    assert evaluation.seconds == pytest.approx(15 * 23_760 / 4761.0) and evaluation.bound_by.startswith("the model")
+    assert "each condition's inputs read once for all" in evaluation.work
     # a CPU's training keeps every core busy: nothing is idle for it, and auto does not run it beside
     from codecbench.reproduce import code_ahead_jobs
     from codecbench.run.spec import RunSpec

@@ -507,14 +507,15 @@ def training_memory(config, batch_size: int, frames: int, feed_workers: int) -> 
 
 def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Cache, *, models: dict, jobs: int,
                     scheduler: str | None = None, rates: Rates | None = None, dataset=None,
-                    split: str = "evaluate", fill_beside: tuple[str, ...] = ()) -> Plan:
+                    split: str = "evaluate", fill_beside: tuple[str, ...] = (), share_inputs: bool = True) -> Plan:
     """The plan of a benchmark run: generating the default dataset's split if it is not there yet, the split's fill,
     then every model on every condition.
 
     ``models`` maps names to their FCNN configs (None: not an FCNN; timed like the first one that is); ``rates``:
     as in :func:`training_plan`; ``dataset`` and ``split``: what the clips are (for the synthetic default, what is
     still to generate); ``fill_beside``: the stages (of the plan this one joins) the fill runs beside
-    (:class:`codecbench.store.beside.FillBeside`).
+    (:class:`codecbench.store.beside.FillBeside`); ``share_inputs``: the models are scored together on each
+    condition's inputs, read once (``--share-prefix``, the default), else each reads them.
     """
     generating = dataset is not None and split in dataset.to_generate
     plan = plan_fill(new_plan(title, clips, conditions, cache), clips, conditions, cache, with_features=True,
@@ -532,24 +533,36 @@ def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Ca
                     if fill_beside else stage for stage in fill_stage(plan, seconds, jobs, scheduler, rates)]
     frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
     timed: dict = {}
-    total = 0.0
     feed_rate = feed.feed_clips_per_s_per_worker * 10.0 / seconds if feed.feed_clips_per_s_per_worker else None
-    bound = ""
+    scored = len(clips) * len(plan.conditions)
+    model_s, separate_s, device = 0.0, 0.0, ""
     for name, config in models.items():
         key = json_key(config)
         if key not in timed:
             timed[key] = model_rates(config, batch_size=1, crop_frames=None, full_frames=frames, train=False,
                                      rates=rates)
-        rate, bound = bottleneck(timed[key]["inference_clips_per_s"], feed_rate, feed.feed_workers,
-                                 timed[key].get("device") or timed[key].get("backend", ""))
-        total += len(clips) * len(plan.conditions) / rate
+        device = timed[key].get("device") or timed[key].get("backend", "")
+        model_s += scored / timed[key]["inference_clips_per_s"]
+        separate_s += scored / bottleneck(timed[key]["inference_clips_per_s"], feed_rate, feed.feed_workers,
+                                          device)[0]
     if not timed:
         plan.notes.append("no model of the selection is an FCNN with a recorded config: evaluation is not timed")
         return plan
     rate_text = ", ".join(f"{r['inference_clips_per_s']:.1f}" for r in timed.values())
-    plan.stages.append(Stage("evaluation", f"{counted(len(models), 'model')} x {counted(len(clips), 'clip')} x "
-                                           f"{counted(len(plan.conditions), 'condition')} at {rate_text} clips/s",
-                             total, bound))
+    work = (f"{counted(len(models), 'model')} x {counted(len(clips), 'clip')} x "
+            f"{counted(len(plan.conditions), 'condition')} at {rate_text} clips/s")
+    if share_inputs and len(models) > 1:
+        # the evaluator reads a condition's inputs once for all the models (Evaluator.evaluate_many): the feed's
+        # work is done once, the models' adds up (an upper bound: models that share layers compute them once)
+        feed_s = scored / (feed_rate * feed.feed_workers) if feed_rate and feed.feed_workers else 0.0
+        bound = f"the model ({device})" if model_s >= feed_s else \
+            f"the feed ({feed.feed_workers} worker{'s' if feed.feed_workers != 1 else ''})"
+        plan.stages.append(Stage("evaluation", work + ", each condition's inputs read once for all",
+                                 max(model_s, feed_s), bound))
+        return plan
+    bound = bottleneck(next(iter(timed.values()))["inference_clips_per_s"], feed_rate, feed.feed_workers,
+                       device)[1]
+    plan.stages.append(Stage("evaluation", work, separate_s, bound))
     return plan
 
 

@@ -200,7 +200,8 @@ class BenchmarkSession:
                                f"{counted(len(needed), 'condition')} on "
                                f"{self.dataset.name} {self.spec.split}", self.dataset.clips(self.spec.split), needed,
                                self.resolved.cache, models=configs, jobs=self.spec.jobs, scheduler=self.spec.scheduler,
-                               rates=self.spec.rates, dataset=self.dataset, split=self.spec.split)
+                               rates=self.spec.rates, dataset=self.dataset, split=self.spec.split,
+                               share_inputs=self.spec.share_prefix)
 
     def meta(self) -> dict:
         if self._meta is None:

@@ -22,7 +22,7 @@ from codecbench.errors import CodecbenchError
 from codecbench.errors import message as error_message
 from codecbench.results.ranking import rank_models
 from codecbench.run.resolve import Run
-from codecbench.run.session import BenchmarkSession, new_run_id
+from codecbench.run.session import BenchmarkSession, check_before_work, new_run_id
 from codecbench.run.spec import OPTIONS, RunSpec
 
 if TYPE_CHECKING:
@@ -91,11 +91,12 @@ def _session(config):
             capman = config.pluginmanager.getplugin("capturemanager")
             # set up during collection, when output is captured: the first run's dataset generation shows
             with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+                check_before_work(_spec(config))  # before resolving: that generates a missing synthetic split
                 run = Run.resolve(_spec(config), plan_only=bool(config.getoption("codecbench_plan")),
                                   log=_logger(config))
                 session = BenchmarkSession(run, run_id=_run_id(config), log=_logger(config),
                                            force=config.getoption("codecbench_force"),
-                                           worker=hasattr(config, "workerinput"))
+                                           worker=hasattr(config, "workerinput"), checked=True)
         except CodecbenchError as exc:  # every family: the run cannot start as asked, and the message says why
             raise pytest.UsageError(error_message(exc)) from None
         config.stash[SESSION] = session

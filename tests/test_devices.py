@@ -14,6 +14,8 @@ import pytest
 
 from . import optional
 
+pytest_plugins = ["pytester"]
+
 BACKENDS = ["tensorflow", "jax", "torch"]
 
 SCRIPT = textwrap.dedent("""
@@ -194,16 +196,26 @@ def test_a_backend_that_is_not_installed_gets_its_install_line(monkeypatch):
         backend_choice.check()
 
 
-def test_devices_the_benchmark_cannot_use_are_refused_before_any_work(tmp_path):
+def test_devices_the_benchmark_cannot_use_are_refused_before_any_work(pytester, tmp_path):
     """--devices only matters to training, but a benchmark run names a device this machine lacks instead of
-    ignoring it (docs/suite.md: checked before any work)."""
+    ignoring it (docs/suite.md: checked before any work: no results folder, no cache, no generated data)."""
     from codecbench.store.devices import local_accelerators
+
+    from .plugin_args import run_plugin
 
     if local_accelerators():
         optional.not_applicable("this machine has an accelerator, so gpu:0 may exist")
-    bench = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "-q",
-                            "--codecbench-model", "base", "--codecbench-condition", "wav", "--codecbench-devices",
-                            "gpu:0", "--codecbench-results", str(tmp_path / "out")], capture_output=True, text=True,
-                           timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert bench.returncode == 4 and "--devices: gpu:0 is not a device" in bench.stderr
-    assert not (tmp_path / "out").exists()
+    pytester.makepyfile(test_suite="def test_codec_robustness(codecbench_case, codecbench_check):\n"
+                                   "    codecbench_check(codecbench_case)\n")
+    bench = run_plugin(pytester, "--model", "base", "--condition", "wav", "--devices", "gpu:0", "--results",
+                       str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert bench.ret == pytest.ExitCode.USAGE_ERROR and "--devices: gpu:0 is not a device" in bench.stderr.str()
+    # nothing was generated first: the default's 300 evaluation clips were, before the check moved ahead of them
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache" / "datasets").exists()
+    # so is a results folder that cannot be written (the same check, before the run is resolved)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    bench = run_plugin(pytester, "--model", "base", "--condition", "wav", "--results", str(blocker / "out"),
+                       "--cache-dir", str(tmp_path / "cache"))
+    assert bench.ret == pytest.ExitCode.USAGE_ERROR and "cannot write there" in bench.stderr.str()
+    assert not (tmp_path / "cache" / "datasets").exists()

@@ -58,6 +58,16 @@ def check_writable(folder: Path, option: str) -> None:
     fs_check_writable(folder, option, "results would be lost after the evaluation: choose a writable folder")
 
 
+def check_before_work(spec: RunSpec) -> None:
+    """What a benchmark run checks before any work (before its dataset is even generated): the results folder can be
+    written, the scheduler answers, and the devices asked for exist (the benchmark trains nothing, but devices it
+    cannot use are named, not ignored)."""
+    check_writable(spec.results, "--results")
+    check_scheduler(spec.scheduler)  # a scheduler that does not answer is named, in its own family
+    if spec.devices != "auto":
+        resolve_devices(spec.devices)
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -66,7 +76,9 @@ class BenchmarkSession:
     """Everything one benchmark run shares. Construction validates the selection; nothing is coded yet."""
 
     def __init__(self, run: Run, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
-                 force: bool = False, worker: bool = False):
+                 force: bool = False, worker: bool = False, checked: bool = False):
+        """``checked``: :func:`check_before_work` ran on the spec already (before the run was resolved, as the
+        plugin and ``reproduce`` do: resolving generates a missing synthetic split)."""
         spec = run.spec
         #: the run this session works on: its spec, matrix, zoo, models, conditions, dataset and thresholds are the
         #: run's own (read through it, never copied)
@@ -79,10 +91,8 @@ class BenchmarkSession:
         self.log = log or (lambda message: print(message, file=sys.stderr))
         self.results_dir = spec.results
         self.run_dir = self.results_dir / "runs" / self.run_id
-        check_writable(self.results_dir, "--results")   # before any work, not after the whole evaluation
-        check_scheduler(spec.scheduler)  # a scheduler that does not answer is named, in its own family
-        if spec.devices != "auto":  # the benchmark trains nothing, but devices it cannot use are named, not ignored
-            resolve_devices(spec.devices)
+        if not checked:
+            check_before_work(spec)  # before any work, not after the whole evaluation
         self.history = self.results_dir / "history.sqlite"
         self.baseline_match: DatasetMatch | None = None
         self._history_warned = False

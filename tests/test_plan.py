@@ -158,14 +158,8 @@ def test_the_evaluation_set_is_planned_beside_the_trainings_where_an_accelerator
     """The paper's plan on one H200-like machine (its model and feed rates, 16 cores, 15 feed workers): coded beside
     Experiments A and B, on the core-hours their feed leaves idle, the evaluation set's coding adds nothing to the
     total; with --code-ahead off it adds its own time, and on a CPU (no feed workers) it is not run beside."""
-    import json
-
-    model = tmp_path / "model.json"
-    model.write_text(json.dumps({"rates": {"train_examples_per_s": 1915.0, "inference_clips_per_s": 4761.0,
-                                           "device": "cuda:0 an accelerator"}}))
-    feed = tmp_path / "feed.json"
-    feed.write_text(json.dumps({"modes": {}, "cores": 16, "fill_clips_per_s_per_core": 1 / 0.179,
-                                "worker_startup_s": 3.9, "feed_clips_per_s_per_worker": {"features": 202.0}}))
+    # the rates docs/cache-and-scale.md prices the paper with (the H200's model and feed, this machine's coding)
+    model, feed = (TAU_SPLITS.parents[2] / "docs" / "rates" / f"h200-{kind}.json" for kind in ("model", "feed"))
     plans = []
     report = plan_module.Plan.report
     monkeypatch.setattr(plan_module.Plan, "report", lambda self: plans.append(self) or report(self))

@@ -110,7 +110,7 @@ def _synthesize(cache_dir, queue):
 def test_concurrent_synthesis_does_not_race(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_synthesize, args=(str(tmp_path), queue)) for _ in range(3)]
+    procs = [ctx.Process(target=_synthesize, args=(str(tmp_path), queue)) for _ in range(2)]  # two racing suffice
     for p in procs:
         p.start()
     results = [queue.get(timeout=300) for _ in procs]
@@ -118,7 +118,7 @@ def test_concurrent_synthesis_does_not_race(tmp_path):
         p.join(timeout=60)
     assert len(set(results)) == 1 and not results[0].startswith("error"), results
     # the one that generated used a process pool: its idle workers must not keep it alive after its work
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert [p.exitcode for p in procs] == [0, 0]
     root = Path(results[0])
     assert len(list((root / "audio").glob("*.wav"))) == 20 and not list(root.rglob("*.tmp"))
 

@@ -235,6 +235,13 @@ def test_a_fill_beside_other_work_codes_in_its_own_lower_priority_process_and_st
                         what="the clips") as stopped:
             raise RuntimeError("the training failed")
     assert not stopped.process.is_alive() and stopped.exitcode is None
+    # a clip that cannot be read: the process says so in one line and ends with 1; the parent goes on
+    broken = wav_folder[0].parent / "broken.wav"
+    broken.write_bytes(b"RIFF not audio")
+    with FillBeside([broken], [C("mp3@32")], Cache(cache.root.parent / "broken"), jobs=1, say=said.append,
+                    what="the clips") as failing:
+        pass
+    assert failing.exitcode == 1 and "stopped (exit code 1); what it left is coded by the benchmark" in said[-1]
     from codecbench.errors import UsageError
     with pytest.raises(UsageError, match="jobs: 0"):
         FillBeside(wav_folder, conditions, cache, jobs=0, say=said.append, what="the clips")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,7 +19,7 @@ from typing import Callable, Sequence
 from codecbench.codecs import Condition
 from codecbench.core.cache import Cache
 from codecbench.core.progress import duration_text
-from codecbench.errors import UsageError
+from codecbench.errors import CodecbenchError, UsageError
 from codecbench.store.fill import fill
 
 #: How much lower the fill's priority is than the work beside it (``nice``: the trainings' feed first)
@@ -26,10 +27,16 @@ NICENESS = 10
 
 
 def _fill_in_background(clips: Sequence, conditions: Sequence[Condition], cache_root: str, jobs: int) -> None:
-    """The process's work: the fill, at a lower priority (its worker processes inherit it)."""
+    """The process's work: the fill, at a lower priority (its worker processes inherit it). A named error (a clip
+    that cannot be read, a full disk) is one line and exit code 1: the benchmark after it meets the same error in
+    the foreground and says it there, with its context."""
     if hasattr(os, "nice"):
         os.nice(NICENESS)
-    fill(clips, conditions, Cache(Path(cache_root)), with_features=True, jobs=jobs, progress=False)
+    try:
+        fill(clips, conditions, Cache(Path(cache_root)), with_features=True, jobs=jobs, progress=False)
+    except CodecbenchError as exc:
+        print(f"codecbench: coding beside the trainings stopped: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 class FillBeside:

@@ -526,7 +526,8 @@ def evaluation_plan(title: str, clips: Sequence, conditions: Sequence, cache: Ca
         plan.stages.append(generation_stage(dataset, split, jobs))
         plan.missing_files = 0  # not missing: generated first, and their length is the recipe's
     seconds = dataset.longest_seconds(split) if generating else clip_seconds(clips)
-    fill_cores = rates.cores or jobs if rates is not None and rates.fill_seconds_per_pair is not None else jobs
+    # the cores fill_stage prices the fill on: the rates' machine's, or this run's jobs
+    fill_cores = (rates.cores or jobs) if rates is not None and rates.fill_seconds_per_pair is not None else jobs
     feed = local_rates(rates)
     plan.cores = feed.cores or usable_cores()
     plan.stages += [dataclasses.replace(stage, host_core_seconds=stage.seconds * fill_cores, beside=fill_beside)

@@ -78,7 +78,7 @@ class BenchmarkSession:
     def __init__(self, run: Run, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
                  force: bool = False, worker: bool = False, checked: bool = False):
         """``checked``: :func:`check_before_work` ran on the spec already (before the run was resolved, as the
-        plugin and ``reproduce`` do: resolving generates a missing synthetic split)."""
+        plugin does: resolving generates a missing synthetic split)."""
         spec = run.spec
         #: the run this session works on: its spec, matrix, zoo, models, conditions, dataset and thresholds are the
         #: run's own (read through it, never copied)

@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from codecbench import codecs
-from codecbench.bench.timing import PAPER_COUNTS
+from codecbench.bench.timing import PAPER_COUNTS, paper_like_zoo
 from codecbench.codecs.matrix import load_matrix
 from codecbench.core.cache import Cache
 from codecbench.datasets import synth_scene
@@ -101,7 +101,6 @@ def bench_memory(clips: int = 40, more_clips: int = 120, seconds: float = 10.0) 
     """Peak RSS of evaluation at TAU's clip shape: the paper-size 15-model zoo on ``clips`` clips and one condition,
     and base alone on ``clips`` clips x 1 and x all 8 conditions and on ``more_clips`` clips; the growth per
     condition and per clip, and the paper's evaluation extrapolated from them."""
-    from codecbench.bench.timing import paper_like_zoo
     from codecbench.datasets.synth import SCENES
     from codecbench.models import preset_config
 

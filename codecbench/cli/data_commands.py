@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from codecbench import codecs
+from codecbench import bench, codecs
 from codecbench.cli.parser import _plan_options, validation_conditions  # noqa: F401
 from codecbench.codecs import codec_rate
 from codecbench.core.wording import counted
@@ -145,9 +145,7 @@ def cmd_dataset(args, where: Workspace) -> int:
 
 
 def cmd_bench(args, where: Workspace) -> int:
-    from codecbench import bench
-
-    run, show = bench.BENCHMARKS[args.what]
+    run, show = bench.benchmark(args.what)
     sized = {**{what: (lambda n: {"clips": n}) for what in ("codecs", "augment", "feed", "fill", "plan")},
              "memory": lambda n: {"clips": n, "more_clips": 3 * n}}
     options = sized[args.what](args.clips) if args.clips and args.what in sized else {}

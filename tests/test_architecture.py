@@ -377,11 +377,32 @@ def _imports_of(module: str, seen: set | None = None) -> set[str]:
     return seen
 
 
+FRAMEWORKS = {"keras", "tensorflow", "jax", "torch", "transformers", "codecbench.core.backend"}
+
+
+def _frameworks_of(module: str) -> set[str]:
+    """The machine-learning frameworks that importing ``module`` imports."""
+    return {m for m in _imports_of(module) if m in FRAMEWORKS or m.split(".")[0] in FRAMEWORKS}
+
+
 def test_the_process_that_codes_beside_the_trainings_loads_no_framework():
     """reproduce's fill beside its trainings runs in a spawned process that imports codecbench.store.beside: were a
     framework imported there, it would cost seconds of the cores the fill is for (and, with a GPU build, claim the
     device)."""
-    frameworks = {"keras", "tensorflow", "jax", "torch", "transformers", "codecbench.core.backend"}
-    loaded = {m for m in _imports_of("codecbench.store.beside") if m in frameworks or m.split(".")[0] in frameworks}
-    assert not loaded, loaded
+    assert not _frameworks_of("codecbench.store.beside")
     assert "codecbench.store.fill" in _imports_of("codecbench.store.beside")  # the walk follows the imports
+
+
+#: Modules whose functions are sent to worker processes (clip writers, fills, synthetic generation) and the
+#: benchmarks that time coding alone.
+WORKER_MODULES = ("codecbench.bench.scratch", "codecbench.store.fill", "codecbench.datasets.synthetic",
+                  "codecbench.bench.codec_speed", "codecbench.bench.feed", "codecbench.bench.fill",
+                  "codecbench.bench.plan_check")
+
+
+@pytest.mark.parametrize("module", WORKER_MODULES)
+def test_work_sent_to_worker_processes_loads_no_framework(module):
+    """A worker process imports the module its task's function comes from, with that module's packages: when
+    ``codecbench.bench`` imported every benchmark, each clip writer of ``bench feed`` imported TensorFlow (seconds of
+    a core, hundreds of MB) to write WAV files."""
+    assert not _frameworks_of(module), (module, _frameworks_of(module))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from codecbench.bench import BENCHMARKS
 from codecbench.codecs import ConditionError, parse_condition
 from codecbench.core.cache import NAMESPACES
 from codecbench.errors import UsageError
@@ -362,9 +363,7 @@ def _machine_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("bench", help="performance figures of this machine")
-    p.add_argument("what", choices=["codecs", "model", "finetune", "scale", "memory", "pipeline", "prefix",
-                                    "precision", "augment", "feed", "fill", "plan", "shared"],
-                   help="which figures (see the README, 'Other commands')")
+    p.add_argument("what", choices=list(BENCHMARKS), help="which figures (see the README, 'Other commands')")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--clips", type=_positive_int, default=None,
                    help="clips measured: codecs (fill, default 24), memory (default 40; 3x that for the growth), "

@@ -1,5 +1,4 @@
 import gc
-import os
 
 import numpy as np
 import pytest
@@ -37,12 +36,8 @@ def pytest_collection_modifyitems(items):
 def pytest_collection_finish(session):
     """What collection imported (TensorFlow, PyTorch, transformers: millions of objects) lives as long as the process,
     so it leaves the garbage collector's generations: every full collection after it, and the ones pytest runs
-    when a worker ends, no longer walk it (those took 4-6 s per worker at the end of a run, and execnet interrupts an
-    xdist worker still busy 5 s after the end). Only in xdist workers: frozen objects are invisible to
-    ``gc.get_referrers``, so a library that Hypothesis sees registering its random generator later (trio) would be
-    warned about in a plain run."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        gc.freeze()
+    when a worker ends, no longer walk it (those took 4-6 s per worker at the end of a run)."""
+    gc.freeze()
 
 
 def pytest_runtest_setup(item):

@@ -1,5 +1,3 @@
-import gc
-
 import numpy as np
 import pytest
 
@@ -31,13 +29,6 @@ def pytest_collection_modifyitems(items):
     """The whole-command runs first (``long_run``, longest first as listed): pytest-xdist deals out the first tests
     one per worker in turn, so each worker starts on one of them instead of one worker ending alone on one."""
     items.sort(key=lambda item: item.get_closest_marker("long_run") is None)  # stable: the rest keep their order
-
-
-def pytest_collection_finish(session):
-    """What collection imported (TensorFlow, PyTorch, transformers: millions of objects) lives as long as the process,
-    so it leaves the garbage collector's generations: every full collection after it, and the ones pytest runs
-    when a worker ends, no longer walk it (those took 4-6 s per worker at the end of a run)."""
-    gc.freeze()
 
 
 def pytest_runtest_setup(item):

@@ -23,6 +23,53 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "codecbench_required_missing(reason): CODECBENCH_REQUIRE names a component "
                                        "this machine lacks; the test fails at set-up")
     optional.required()  # an unknown component name is a usage error before anything runs
+    _one_final_collection(config)
+    _leave_a_worker_without_finalising(config)
+
+
+def _one_final_collection(config) -> None:
+    """One full garbage collection at the end of the run where pytest does five.
+
+    pytest collects garbage five times when a session ends, to find unraisable exceptions of objects that die in
+    reference cycles then. Over a heap that holds TensorFlow, PyTorch and transformers a collection takes about a
+    second, so each xdist worker spent 4-6 s exiting, and execnet interrupts a worker still busy 5 s after the end
+    (the occasional KeyboardInterrupt at the end of a run). One collection still finds the cycles that are garbage
+    at the end; what only the later ones would free dies with the process. Every test's own unraisable exceptions
+    are still reported after it. (``gc.freeze`` instead hid trio's random generator from Hypothesis's check.)
+    """
+    try:
+        from _pytest.unraisableexception import gc_collect_iterations_key
+    except ImportError:  # pytest's name for it (its own tests set it) moved: keep pytest's default
+        return
+    config.stash[gc_collect_iterations_key] = 1
+
+
+def _leave_a_worker_without_finalising(config) -> None:
+    """An xdist worker ends right after its exit handlers, skipping the interpreter's finalisation.
+
+    A worker has sent every result before it exits, and the controller waits for it to end: tearing down the
+    modules of TensorFlow, PyTorch, JAX and transformers, and the heap the tests left, took 2.5-5 s per worker at the
+    end of every run. Registered when the session starts, before anything a test registers, the handler runs after
+    those (exit handlers run last-registered first): the tests' own exit work (multiprocessing's children, temporary
+    folders, ...) is done first. A plain run, the controller, and a pytest that a test starts (it inherits
+    ``PYTEST_XDIST_WORKER`` but is no worker) end as usual, with their exit status.
+    """
+    import atexit
+    import os
+    import sys
+
+    if not hasattr(config, "workerinput"):  # set by xdist on its workers' configuration only
+        return
+
+    def leave() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # closed, or its pipe gone: nothing left to say
+                pass
+        os._exit(0)
+
+    atexit.register(leave)
 
 
 def pytest_collection_modifyitems(items):

@@ -53,6 +53,8 @@ def _modules():
 
 
 MODULES = {name: (path, rel) for name, path, rel in _modules()}
+#: each module's syntax tree, parsed once for every check here (each xdist worker collects this file)
+TREES = {name: ast.parse(path.read_text()) for name, (path, _) in MODULES.items()}
 
 
 def _top(rel: Path) -> str:
@@ -63,7 +65,7 @@ def _imports(name: str, path: Path) -> set[str]:
     """Every codecbench module ``name`` imports, at module level or inside functions."""
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(TREES[name]):
         targets = []
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
@@ -275,7 +277,7 @@ def _lazy_exports() -> dict[str, dict[str, str]]:
     """Packages that import their attributes on first use (``_EXPORTS``): attribute -> the module it comes from."""
     lazy = {}
     for name, (path, _) in MODULES.items():
-        for node in ast.parse(path.read_text()).body:
+        for node in TREES[name].body:
             if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_EXPORTS" for t in node.targets):
                 lazy[name] = {k: f"{name}.{v}" for k, v in ast.literal_eval(node.value).items()}
     return lazy
@@ -314,7 +316,6 @@ def _module_level_imports(tree) -> list:
     return found
 
 
-TREES = {name: ast.parse(path.read_text()) for name, (path, _) in MODULES.items()}
 LOADS = {name: {t for node in _module_level_imports(TREES[name]) for t in _targets(name, MODULES[name][0], node)}
          for name in MODULES}
 

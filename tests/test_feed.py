@@ -3,6 +3,7 @@ processes that read exactly what the reader reads, `bench feed` on a tiny config
 stage from measured rates and name the stage (and the part of it) that bounds the run."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -108,6 +109,9 @@ def test_bench_feed_runs_on_a_tiny_configuration():
     assert result["feed_clips_per_s_per_worker"]["features"] == result["modes"]["features"]["per_core_all_cores"]
     # steady-state coding with the start-up apart, and the decoder alone beside the waveform feed
     assert result["fill_clips_per_s_per_core"] > 0 and result["worker_startup_s"] >= 0
+    # the original's pairs (features only) at their own rate, faster than coding them, and the CPU they ran on
+    assert result["fill_original_clips_per_s_per_core"] > result["fill_clips_per_s_per_core"]
+    assert result["host"]["cpu"] and "simd" in result["host"]
     assert result["decoder_alone_clips_per_s"] > 0 and result["decoder_every_core_clips_per_s_per_core"] > 0
     assert result["waveforms_over_decoder_every_core"] == pytest.approx(
         result["modes"]["waveforms"]["per_core_all_cores"] / result["decoder_every_core_clips_per_s_per_core"])
@@ -115,6 +119,7 @@ def test_bench_feed_runs_on_a_tiny_configuration():
         result["modes"]["waveforms"]["per_core_all_cores"] / result["decoder_alone_clips_per_s"])
     text = format_feed_bench(result)
     assert "per core, all cores working" in text and "targets:" in text and "the decoder alone" in text
+    assert f"cores of {result['host']['cpu']} (SIMD: " in text.splitlines()[0] and "features alone (the original" in text
     assert "every core decoding" in text and "x the decoder on every core" in text
 
 
@@ -161,7 +166,8 @@ def test_bench_feed_checks_the_disk_first_and_leaves_no_folder_when_stopped(tmp_
     bench.tempfile.tempdir = None
 
 
-def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=16, startup=None, segments=None):
+def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=16, startup=None, segments=None,
+           original=None):
     model = tmp_path / "model.json"
     model.write_text(json.dumps({"rates": {"train_examples_per_s": train, "inference_clips_per_s": infer,
                                            "precision": "mixed_bfloat16", "device": "cuda:0 NVIDIA H200",
@@ -170,7 +176,9 @@ def _rates(tmp_path, *, train=3000.0, infer=6000.0, feed=400.0, fill=0.5, cores=
     feed_file = tmp_path / "feed.json"
     feed_file.write_text(json.dumps({"modes": {}, "cores": cores, "fill_clips_per_s_per_core": 1.0 / fill,
                                      "feed_clips_per_s_per_worker": {"features": feed, "waveforms": feed / 3},
-                                     **({} if startup is None else {"worker_startup_s": startup})}))
+                                     **({} if startup is None else {"worker_startup_s": startup}),
+                                     **({} if original is None else
+                                        {"fill_original_clips_per_s_per_core": 1.0 / original})}))
     from codecbench.run.rates import Rates
     return Rates.from_files([model, feed_file])
 
@@ -220,6 +228,30 @@ def test_a_plan_adds_the_workers_start_up_once_to_the_steady_coding_rate(tmp_pat
     assert nothing.seconds == 0.0  # nothing to code: no worker starts
     with pytest.raises(Exception, match="worker_startup_s is -1, expected a number >= 0"):
         _rates(tmp_path, startup=-1)
+
+
+def test_a_plan_prices_the_originals_pairs_at_their_own_rate_where_a_rates_file_has_it(tmp_path):
+    """The original's pairs are featurised only (no encode, no decode): a rates file from ``bench feed`` carries
+    their rate, and the plan prices them with it; an older file has none, and they are priced as coded pairs."""
+    from codecbench.codecs import parse_condition
+    from codecbench.core.cache import Cache
+    from codecbench.run.plan import fill_stage, new_plan, plan_fill
+
+    clips = [str(tmp_path / f"clip{i}.wav") for i in range(100)]  # absent: counted as 10-s clips
+    conditions = [parse_condition("wav"), parse_condition("mp3@64"), parse_condition("aac@32")]
+    cache = Cache(tmp_path / "cache")
+    plan = plan_fill(new_plan("check", clips, conditions, cache), clips, conditions, cache, with_features=True)
+    assert (plan.coded_missing, plan.features_missing, plan.original_features_missing) == (200, 300, 100)
+    (stage,) = fill_stage(plan, 10.0, 2, None, _rates(tmp_path, fill=0.4, cores=4, startup=3.0, original=0.02))
+    assert stage.seconds == pytest.approx((200 * 0.4 + 100 * 0.02) / 4 + 3.0)
+    assert "200 pairs, 0.40 core-s each, and 100 of the original, 0.020 core-s each, 4 cores" in stage.work
+    (older,) = fill_stage(plan, 10.0, 2, None, _rates(tmp_path, fill=0.4, cores=4, startup=3.0))
+    assert older.seconds == pytest.approx(300 * 0.4 / 4 + 3.0) and "of the original" not in older.work
+    with pytest.raises(Exception, match="fill_original_clips_per_s_per_core is -1"):
+        _rates(tmp_path, original=-1.0)
+    # an hour or more: the total in minutes too (in hours it is rounded to 6 minutes)
+    plan.stages = [dataclasses.replace(stage, seconds=3630.0)]
+    assert "| 1.0 h (60.5 min)" in plan.report()
 
 
 def test_experiment_b_is_priced_per_segment_measured_or_by_its_arithmetic(tiny, tmp_path, monkeypatch):

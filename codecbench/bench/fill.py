@@ -27,6 +27,7 @@ from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandone
 from codecbench.codecs.matrix import load_matrix
 from codecbench.core.cache import Cache
 from codecbench.core.parallel import stop_local_workers, usable_cores
+from codecbench.core.provenance import cpu_summary, host_text
 from codecbench.errors import EnvironmentProblem
 from codecbench.signal.frontends import BASELINE
 from codecbench.store.fill import fill
@@ -68,8 +69,8 @@ def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = 
     cores = usable_cores()
     jobs = max(1, min(jobs or cores, cores))
     sr = 44100
-    result: dict = {"cores": cores, "jobs": jobs, "clips": clips, "clip_seconds": seconds, "sample_rate": sr,
-                    "unavailable": unavailable, "conditions": {}, "targets": {}}
+    result: dict = {"cores": cores, "host": cpu_summary(), "jobs": jobs, "clips": clips, "clip_seconds": seconds,
+                    "sample_rate": sr, "unavailable": unavailable, "conditions": {}, "targets": {}}
     remove_abandoned()
     check_space(clips * (len(usable) + 1), seconds, sr, "bench fill")
     with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, terminated_as_exit():
@@ -154,7 +155,8 @@ def worker_startup(paths, conds, root: Path, jobs: int) -> float:
 
 def format_fill_bench(result: dict) -> str:
     lines = [f"filling the cache: {result['clips']} clips of {result['clip_seconds']:g} s at "
-             f"{result['sample_rate'] / 1000:g} kHz, per (clip, condition), in one process (best of passes)",
+             f"{result['sample_rate'] / 1000:g} kHz, per (clip, condition), in one process (best of passes)"
+             + (f", on {host_text(result['host'])}" if result.get("host") else ""),
              f"  {'condition':<10} {'encode':>8} {'decode':>8} {'log-mel':>8} {'parts':>8} {'fill':>8}  fill/parts"]
     for name, row in result["conditions"].items():
         lines.append(f"  {name:<10} " + " ".join(f"{row[k] * 1000:6.0f}ms" for k in

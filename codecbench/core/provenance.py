@@ -70,6 +70,11 @@ def cpu_summary() -> dict[str, str]:
     return out
 
 
+def host_text(summary: dict) -> str:
+    """:func:`cpu_summary` in words, for a benchmark's first line: ``AMD EPYC (SIMD: X86_V3 X86_V4)``."""
+    return f"{summary.get('cpu', 'an unknown CPU')} (SIMD: {summary.get('simd', 'not known')})"
+
+
 def machine() -> dict[str, str | int]:
     return {"platform": platform.platform(), "processor": platform.machine(), "cpus": usable_cores(),
             "hostname": platform.node(), **cpu_summary()}

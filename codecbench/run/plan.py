@@ -75,6 +75,8 @@ class Plan:
     coded_missing: int = 0
     features_cached: int = 0
     features_missing: int = 0
+    #: of ``features_missing``, the original's pairs (featurised from the source, nothing to decode)
+    original_features_missing: int = 0
     bytes_needed: int = 0
     free_bytes: int = 0
     stages: list[Stage] = dataclasses.field(default_factory=list)
@@ -134,7 +136,9 @@ class Plan:
         if self.stages:
             rows = [[s.name, s.work, duration_text(s.seconds) + (" beside" if s.beside else ""), s.bound_by]
                     for s in self.stages]
-            rows.append(["total", "", duration_text(self.seconds), ""])
+            # in hours the total is rounded to 6 minutes: whether a run fits an hour needs the minutes too
+            rows.append(["total", "", duration_text(self.seconds)
+                         + (f" ({self.seconds / 60:.1f} min)" if self.seconds >= 3600 else ""), ""])
             lines.append(tabulate(rows, headers=["stage", "work", f"time on {self.machine}", "bound by"],
                                   tablefmt="github"))
             worst = self.bottleneck
@@ -227,6 +231,8 @@ def plan_fill(plan: Plan, clips: Sequence, conditions: Sequence[Condition], cach
                     plan.features_cached += 1
                 else:
                     plan.features_missing += 1
+                    if cond.is_original:
+                        plan.original_features_missing += 1
                     plan.bytes_needed += feature_b
     for name, pairs in resampled.items():  # said before anything is coded (codecs.codec_rate decides)
         plan.notes.append(f"{name} codes " + ", ".join(f"{src / 1000:g}-kHz clips at {dst / 1000:g} kHz"
@@ -323,12 +329,18 @@ def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | 
     if rates is not None and rates.fill_seconds_per_pair is not None:
         cores = rates.cores or jobs
         per_pair = rates.fill_seconds_per_pair * scale
-        pairs = max(plan.coded_missing, plan.features_missing)
-        startup = (rates.worker_startup_seconds or 0.0) if pairs else 0.0
+        # the original's pairs are featurised only; an older rates file has no rate for them: priced as coded ones
+        originals = plan.original_features_missing if rates.fill_seconds_per_original is not None else 0
+        per_original = (rates.fill_seconds_per_original or 0.0) * scale
+        pairs = max(plan.coded_missing, plan.features_missing - originals)
+        startup = (rates.worker_startup_seconds or 0.0) if pairs or originals else 0.0
         started = f" + {startup:.1f} s start-up" if rates.worker_startup_seconds is not None else \
             " (start-up included in that rate: an older rates file)"
-        work = f"{pairs:,} pairs, {per_pair:.2f} core-s each, {cores} cores" + (started if pairs else "")
-        return [Stage("coding + features", work, pairs * per_pair / cores + startup, f"coding ({_cores_text(cores)})")]
+        work = f"{pairs:,} pairs, {per_pair:.2f} core-s each" + \
+            (f", and {originals:,} of the original, {per_original:.3f} core-s each" if originals else "") + \
+            f", {cores} cores" + (started if pairs or originals else "")
+        return [Stage("coding + features", work, (pairs * per_pair + originals * per_original) / cores + startup,
+                      f"coding ({_cores_text(cores)})")]
     # timed only when there is work to time: a warm cache plans in a second. Timed on scenes of the clips' own
     # length (up to 10 s, in half seconds), so a clip's fixed costs count once and short clips calibrate quickly
     timed_seconds = max(0.5, min(10.0, round(seconds_per_clip * 2) / 2))

@@ -69,6 +69,9 @@ class Rates:
     fill_seconds_per_pair: float | None = None
     #: seconds a fresh fill worker takes before its first clip (imports, codec libraries): once per run, not per pair
     worker_startup_seconds: float | None = None
+    #: seconds of one core to featurise one 10-s clip of the original (no codec: read, hash, log-mel, write), workers
+    #: warm; None (an older file): such a pair is priced as a coded one
+    fill_seconds_per_original: float | None = None
 
     @classmethod
     def from_files(cls, paths: Sequence[str | Path]) -> "Rates":
@@ -98,6 +101,9 @@ class Rates:
                 # files written before start-up was measured apart have none: their fill rate includes it
                 if "worker_startup_s" in doc:
                     fields["worker_startup_seconds"] = _non_negative(doc, "worker_startup_s", path)
+                if "fill_original_clips_per_s_per_core" in doc:
+                    fields["fill_seconds_per_original"] = \
+                        1.0 / _positive(doc, "fill_original_clips_per_s_per_core", path)
                 fields["feed_workers"] = max(1, fields["cores"] - 1)
             else:
                 raise RatesError(f"{path}: neither `codecbench bench model --json` nor `bench feed --json` "

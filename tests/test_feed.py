@@ -119,7 +119,8 @@ def test_bench_feed_runs_on_a_tiny_configuration():
         result["modes"]["waveforms"]["per_core_all_cores"] / result["decoder_alone_clips_per_s"])
     text = format_feed_bench(result)
     assert "per core, all cores working" in text and "targets:" in text and "the decoder alone" in text
-    assert f"cores of {result['host']['cpu']} (SIMD: " in text.splitlines()[0] and "features alone (the original" in text
+    assert f"cores of {result['host']['cpu']} (SIMD: " in text.splitlines()[0]
+    assert "features alone (the original" in text
     assert "every core decoding" in text and "x the decoder on every core" in text
 
 

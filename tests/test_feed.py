@@ -209,6 +209,25 @@ def test_the_plan_names_the_bottleneck_from_given_rates(tiny, tmp_path, case, ra
     assert f"bottleneck: {stage}" in text and "time on the machine of" in text
 
 
+def test_a_plan_with_no_training_left_does_not_time_the_model(tiny, tmp_path, monkeypatch):
+    """A repeated or resumed reproduce whose trainings all finished plans the fill alone: timing the model would
+    build, compile and train it for two short epochs to price nothing."""
+    from codecbench.codecs import parse_condition
+    from codecbench.core.cache import Cache
+    from codecbench.models import preset_config
+    from codecbench.run import plan as plans
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was timed for a plan with no training")
+
+    monkeypatch.setattr(plans, "model_rates", refuse)
+    plan = plans.training_plan("finished", tiny["dataset"], [parse_condition("wav")], Cache(tmp_path / "cache"),
+                               config=preset_config("small", (128, 40, 3), 10), train_config=tiny["config"], runs=[],
+                               jobs=1, rates=_rates(tmp_path, startup=1.0, original=0.01))
+    assert [s.name for s in plan.stages] == ["coding + features"]
+    assert "no training left to run: the model is not timed" in plan.report()
+
+
 def test_a_plan_adds_the_workers_start_up_once_to_the_steady_coding_rate(tmp_path):
     """A rates file with start-up measured apart: pairs x core-s / cores, plus the start-up once (the workers start
     together); an older file without it prices with its rate alone and says that the rate includes start-up."""

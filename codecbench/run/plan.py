@@ -393,6 +393,11 @@ def training_plan(title: str, dataset, conditions: Sequence, cache: Cache, *, co
         plan.machine = f"the machine of {rates.source}"
     seconds = clip_seconds(clips)
     plan.stages += fill_stage(plan, seconds, jobs, scheduler, rates)
+    if not runs:
+        # every training finished (a resumed or repeated reproduce): timing the model would build, compile and train
+        # it for two short epochs (seconds on a CPU, a compile on an accelerator) to price nothing
+        plan.notes.append("no training left to run: the model is not timed")
+        return plan
     frames = features.n_frames(int(seconds * features.RECIPE["sample_rate"]))
     # a crop longer than the clips is no crop: training runs on the clips' own frames (4-s clips: 173, not 400)
     crop = min(train_config.crop_frames, frames) if train_config.crop_frames else None

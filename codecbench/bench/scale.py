@@ -15,7 +15,8 @@ from codecbench.codecs.matrix import load_matrix
 from codecbench.core.cache import Cache
 from codecbench.core.parallel import usable_cores
 from codecbench.datasets import synth_scene
-from codecbench.run.plan import PCM_CACHE_BYTES_PER_PAIR, codec_seconds, feature_seconds, model_rates
+from codecbench.run.plan import PCM_CACHE_BYTES_PER_PAIR
+from codecbench.run.rates import codec_seconds, feature_seconds, model_rates
 from codecbench.store.fill import fill, load_bitstream
 
 

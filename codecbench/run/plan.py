@@ -3,21 +3,19 @@
 :func:`plan_fill` counts the (clip, condition) pairs to code and featurise against the cache
 (by content, as the fill would), estimates the bytes the cache will grow by from the codecs' bit
 rates and the feature layout, and reads the free disk of the cache's file system. Time comes
-from :func:`calibrate`, a short measurement on this machine: one round trip per codec and one
-feature extraction on a 10-s clip, and a few inference and training steps of the model at its
-batch size on whatever device Keras sees. ``--dry-run`` prints a :class:`Plan` and stops; a real
+from :mod:`codecbench.run.rates`: rates measured on another machine (``--rates``), or a short
+measurement on this one (each codec's round trip and the features on a few scenes, and a few
+inference and training steps of the model at its batch size on whatever device Keras sees). ``--dry-run`` prints a :class:`Plan` and stops; a real
 run that would not fit the free disk stops before it starts (:meth:`Plan.check_disk`), unless
 ``--force``.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -34,10 +32,20 @@ from codecbench.core.parallel import usable_cores
 from codecbench.core.progress import duration_text
 from codecbench.core.wording import counted
 from codecbench.errors import EnvironmentProblem
-from codecbench.run.rates import Rates, bottleneck, local_rates, median_time, model_rates, worker_startup_seconds
+from codecbench.run.rates import (
+    Rates,
+    bottleneck,
+    codec_seconds,
+    decode_seconds,
+    feature_seconds,
+    fill_overhead_seconds,
+    local_rates,
+    model_rates,
+    worker_startup_seconds,
+)
 from codecbench.signal import features
 from codecbench.signal.audio import source_rate
-from codecbench.store.fill import coded_key, feature_key, fill
+from codecbench.store.fill import coded_key, feature_key
 from codecbench.training.schedule import TrainingRun
 
 #: Bytes of an entry besides its payload: file header and JSON metadata (packet sizes of a 10-s clip included).
@@ -244,79 +252,6 @@ def new_plan(title: str, clips: Sequence, conditions: Sequence[Condition], cache
     missing = sum(1 for c in clips if not Path(getattr(c, "path", c)).is_file())
     return Plan(title, cache.root, len(clips), missing, list(dict.fromkeys(conditions)),
                 free_bytes=free_bytes(cache.root))
-
-
-# --------------------------------------------------------------------------- calibration
-
-#: The scenes a calibration codes (classes spread over the ten: an encoder's time depends on what it codes, and one
-#: scene read 15 % fast for MP3).
-CALIBRATION_SCENES = (0, 3, 6, 9)
-
-
-@functools.lru_cache(maxsize=None)
-def calibration_clips(clip_seconds: float = 10.0) -> tuple[np.ndarray, ...]:
-    """The synthetic scenes every calibration codes and featurises (made once: a 10-s scene takes longer to make
-    than to code)."""
-    from codecbench.datasets import synth_scene
-
-    clips = tuple(synth_scene(c, np.random.default_rng(c), clip_seconds, 44100) for c in CALIBRATION_SCENES)
-    for clip in clips:
-        clip.setflags(write=False)  # shared by every calibration
-    return clips
-
-
-def _mean_time(func, clips) -> float:
-    func(clips[0])  # first-call costs (a codec library's set-up) are start-up, not a rate
-    return statistics.mean(median_time(lambda: func(x), 1, warmup=False) for x in clips)
-
-
-@functools.lru_cache(maxsize=None)
-def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
-    """Seconds to code one clip of ``clip_seconds`` under ``cond`` on one core (the mean over the calibration
-    scenes)."""
-    if cond.is_original:
-        return 0.0
-    return _mean_time(lambda x: codecs.encode(x, 44100, cond), calibration_clips(clip_seconds))
-
-
-@functools.lru_cache(maxsize=None)
-def decode_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
-    """Seconds to decode one clip coded under ``cond`` (the fill decodes what it featurises)."""
-    if cond.is_original:
-        return 0.0
-    bitstreams = [codecs.encode(x, 44100, cond) for x in calibration_clips(clip_seconds)]
-    return _mean_time(codecs.decode, bitstreams)
-
-
-@functools.lru_cache(maxsize=None)
-def feature_seconds(clip_seconds: float = 10.0) -> float:
-    return _mean_time(features.static, calibration_clips(clip_seconds))
-
-
-@functools.lru_cache(maxsize=None)
-def fill_overhead_seconds(clip_seconds: float = 10.0) -> float:
-    """Seconds per (clip, condition) that a fill spends besides coding and featurising: reading and hashing the
-    source, and writing the bitstream and the features to the cache (each synced to disk), timed by filling the
-    calibration scenes uncoded into a temporary cache less their features' own time."""
-
-    clips = calibration_clips(clip_seconds)
-    with tempfile.TemporaryDirectory(prefix="codecbench-calibration-") as tmp:
-        paths = []
-        for i, x in enumerate(clips):
-            paths.append(str(Path(tmp) / f"scene{i}.wav"))
-            sf.write(paths[-1], x, 44100, subtype="PCM_16")
-        featurising = feature_seconds(clip_seconds)
-        fill(paths[:1], [codecs.ORIGINAL], Cache(Path(tmp) / "warm-up"), with_features=True, jobs=1, progress=False)
-        cache = Cache(Path(tmp) / "cache")
-        start = time.perf_counter()
-        fill(paths, [codecs.ORIGINAL], cache, with_features=True, jobs=1, progress=False)
-        per_clip = (time.perf_counter() - start) / len(paths)
-        # the original's fill reads, hashes, featurises and writes once; a coded pair also writes its bitstream
-        # (about 10 kB per second of audio at 64 kbps)
-        payload = np.zeros(int(8000 * clip_seconds), dtype=np.uint8)
-        keys = iter(range(10))
-        write = median_time(lambda: cache.store("coded", f"{next(keys):064x}", payload), 3)
-    return max(0.0, per_clip - featurising) + write
 
 
 def fill_stage(plan: Plan, seconds_per_clip: float, jobs: int, scheduler: str | None,

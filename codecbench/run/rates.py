@@ -3,7 +3,9 @@
 :class:`Rates` holds the rates of one machine: the model's (training examples/s, inference clips/s, from
 ``codecbench bench model --json``), the feed's (clips/s per worker process, from ``bench feed --json``) and coding's
 (core-seconds per pair). They come from files written on another machine (``--rates``) or are measured here
-(:func:`local_rates`). :func:`bottleneck` says whether the model or the feed bounds a stage that needs both.
+(:func:`local_rates`); coding is calibrated here on a few synthetic scenes (:func:`codec_seconds`,
+:func:`decode_seconds`, :func:`feature_seconds`, :func:`fill_overhead_seconds`). :func:`bottleneck` says whether the
+model or the feed bounds a stage that needs both.
 """
 from __future__ import annotations
 
@@ -20,13 +22,17 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import soundfile as sf
 
-from codecbench.core.cache import decode_entry, encode_entry
+from codecbench import codecs
+from codecbench.codecs import Condition
+from codecbench.core.cache import Cache, decode_entry, encode_entry
 from codecbench.core.parallel import usable_cores
 from codecbench.errors import DataError
 from codecbench.models.io import save_model
 from codecbench.signal import features
 from codecbench.store.devices import default_device, feed_workers
+from codecbench.store.fill import fill
 from codecbench.store.inputs import INPUT_BUDGET_BYTES
 from codecbench.training.schedule import TrainConfig
 
@@ -262,3 +268,76 @@ def calibrate_training(model, train_config, full_frames: int, batches: int = 2) 
         save_model(model, Path(folder) / "calibration.keras", {"strategy": "calibration"})
     save_seconds = time.perf_counter() - start
     return {"train_examples_per_s": n / max(marks[1] - marks[0], 1e-9), "save_seconds": save_seconds}
+
+
+# --------------------------------------------------------------------------- coding, calibrated here
+
+#: The scenes a calibration codes (classes spread over the ten: an encoder's time depends on what it codes, and one
+#: scene read 15 % fast for MP3).
+CALIBRATION_SCENES = (0, 3, 6, 9)
+
+
+@functools.lru_cache(maxsize=None)
+def calibration_clips(clip_seconds: float = 10.0) -> tuple[np.ndarray, ...]:
+    """The synthetic scenes every calibration codes and featurises (made once: a 10-s scene takes longer to make
+    than to code)."""
+    from codecbench.datasets import synth_scene
+
+    clips = tuple(synth_scene(c, np.random.default_rng(c), clip_seconds, 44100) for c in CALIBRATION_SCENES)
+    for clip in clips:
+        clip.setflags(write=False)  # shared by every calibration
+    return clips
+
+
+def _mean_time(func, clips) -> float:
+    func(clips[0])  # first-call costs (a codec library's set-up) are start-up, not a rate
+    return statistics.mean(median_time(lambda: func(x), 1, warmup=False) for x in clips)
+
+
+@functools.lru_cache(maxsize=None)
+def codec_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
+    """Seconds to code one clip of ``clip_seconds`` under ``cond`` on one core (the mean over the calibration
+    scenes)."""
+    if cond.is_original:
+        return 0.0
+    return _mean_time(lambda x: codecs.encode(x, 44100, cond), calibration_clips(clip_seconds))
+
+
+@functools.lru_cache(maxsize=None)
+def decode_seconds(cond: Condition, clip_seconds: float = 10.0) -> float:
+    """Seconds to decode one clip coded under ``cond`` (the fill decodes what it featurises)."""
+    if cond.is_original:
+        return 0.0
+    bitstreams = [codecs.encode(x, 44100, cond) for x in calibration_clips(clip_seconds)]
+    return _mean_time(codecs.decode, bitstreams)
+
+
+@functools.lru_cache(maxsize=None)
+def feature_seconds(clip_seconds: float = 10.0) -> float:
+    return _mean_time(features.static, calibration_clips(clip_seconds))
+
+
+@functools.lru_cache(maxsize=None)
+def fill_overhead_seconds(clip_seconds: float = 10.0) -> float:
+    """Seconds per (clip, condition) that a fill spends besides coding and featurising: reading and hashing the
+    source, and writing the bitstream and the features to the cache (each synced to disk), timed by filling the
+    calibration scenes uncoded into a temporary cache less their features' own time."""
+
+    clips = calibration_clips(clip_seconds)
+    with tempfile.TemporaryDirectory(prefix="codecbench-calibration-") as tmp:
+        paths = []
+        for i, x in enumerate(clips):
+            paths.append(str(Path(tmp) / f"scene{i}.wav"))
+            sf.write(paths[-1], x, 44100, subtype="PCM_16")
+        featurising = feature_seconds(clip_seconds)
+        fill(paths[:1], [codecs.ORIGINAL], Cache(Path(tmp) / "warm-up"), with_features=True, jobs=1, progress=False)
+        cache = Cache(Path(tmp) / "cache")
+        start = time.perf_counter()
+        fill(paths, [codecs.ORIGINAL], cache, with_features=True, jobs=1, progress=False)
+        per_clip = (time.perf_counter() - start) / len(paths)
+        # the original's fill reads, hashes, featurises and writes once; a coded pair also writes its bitstream
+        # (about 10 kB per second of audio at 64 kbps)
+        payload = np.zeros(int(8000 * clip_seconds), dtype=np.uint8)
+        keys = iter(range(10))
+        write = median_time(lambda: cache.store("coded", f"{next(keys):064x}", payload), 3)
+    return max(0.0, per_clip - featurising) + write

@@ -325,16 +325,19 @@ def test_bench_fill_sets_the_fill_beside_the_sum_of_its_parts():
     from codecbench.bench.fill import bench_fill, format_fill_bench
     from codecbench.codecs import parse_condition
 
-    result = bench_fill(clips=2, seconds=1.0, conditions=[parse_condition("mp3@64")], jobs=2, repeats=1)
+    result = bench_fill(clips=2, seconds=1.0, conditions=[parse_condition("mp3@64")], jobs=2, repeats=1,
+                        clips_per_worker=2)
     row = result["conditions"]["mp3@64"]
     assert row["parts_s"] == pytest.approx(row["encode_s"] + row["decode_s"] + row["frontend_s"])
     # the fill does the parts and more (reading, hashing, two cache writes): never less than a fraction of them
     assert row["fill_s"] > 0.5 * row["parts_s"] and row["fill_over_parts"] == pytest.approx(row["fill_s"] /
                                                                                            row["parts_s"])
-    assert result["pairs"] == 2 and result["speedup"] == pytest.approx(result["one_job_s"] / result["jobs_s"])
+    # the parts on 2 clips; the matrix's fills on 2 per worker, so that no worker ends alone on the last clip
+    assert result["scale_clips"] == 4 and result["pairs"] == 4
+    assert result["speedup"] == pytest.approx(result["one_job_s"] / result["jobs_s"])
     assert result["worker_startup_s"] >= 0.0
     text = format_fill_bench(result)
-    assert "fill/parts" in text and "start-up" in text and "targets:" in text
+    assert "fill/parts" in text and "start-up" in text and "targets:" in text and "4 pairs (4 clips)" in text
 
 
 def test_bench_plan_plans_a_fill_then_runs_it_and_prints_both():

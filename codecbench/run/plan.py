@@ -5,9 +5,9 @@
 rates and the feature layout, and reads the free disk of the cache's file system. Time comes
 from :mod:`codecbench.run.rates`: rates measured on another machine (``--rates``), or a short
 measurement on this one (each codec's round trip and the features on a few scenes, and a few
-inference and training steps of the model at its batch size on whatever device Keras sees). ``--dry-run`` prints a :class:`Plan` and stops; a real
-run that would not fit the free disk stops before it starts (:meth:`Plan.check_disk`), unless
-``--force``.
+inference and training steps of the model at its batch size on whatever device Keras sees).
+``--dry-run`` prints a :class:`Plan` and stops; a real run that would not fit the free disk stops
+before it starts (:meth:`Plan.check_disk`), unless ``--force``.
 """
 from __future__ import annotations
 

@@ -36,8 +36,11 @@ from codecbench.store.fill import fill
 TARGET_FILL_OVER_PARTS = 1.25
 #: Two jobs at least this many times as fast as one.
 TARGET_TWO_JOBS = 1.8
-#: Clips per worker at least in the speed-up's fill (one task per clip: fewer leave a worker alone at the end).
+#: Clips per worker at least in the speed-up's fill (one task per clip: fewer leave a worker alone at the end) ...
 STEADY_CLIPS_PER_WORKER = 8
+#: ... up to this many clips: the one-job fill of the whole matrix grows with them (32 clips x 9 conditions: about
+#: 20 s at 0.07 core-s per pair), and on many cores (16: 2 per worker) the benchmark's time would grow with the cores
+STEADY_CLIPS_AT_MOST = 32
 #: The matrix whose coded conditions are measured by default (the paper's: its fine-tuning and validation ones).
 PAPER_MATRIX = "peters"
 
@@ -57,9 +60,10 @@ def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = 
     repeats : int
         Each in-process measurement is the best of this many passes.
     clips_per_worker : int
-        The whole matrix's fills (1 job, then ``jobs``) code at least this many clips per worker, more than
-        ``clips`` where it takes (the parts are measured on ``clips``): a fill is one task per clip, and with few
-        the last one's worker runs alone at the end, which a long fill does not see.
+        The whole matrix's fills (1 job, then ``jobs``) code at least this many clips per worker (up to
+        :data:`STEADY_CLIPS_AT_MOST` clips), more than ``clips`` where it takes (the parts are measured on ``clips``):
+        a fill is one task per clip, and with few the last one's worker runs alone at the end, which a long fill
+        does not see.
     """
     wanted = conditions or paper_coded()
     usable, unavailable = [], {}
@@ -79,7 +83,7 @@ def bench_fill(clips: int = 8, seconds: float = 10.0, conditions: list | None = 
                     "sample_rate": sr, "unavailable": unavailable, "conditions": {}, "targets": {}}
     # the speed-up and the steady state on enough clips that each worker takes several (a fill is one task per
     # clip): with 8 clips on 2 workers the last clip's worker ran alone at the end, 1.75-1.81x where 16 gave 1.88x
-    scale_clips = max(clips, clips_per_worker * jobs)
+    scale_clips = max(clips, min(clips_per_worker * jobs, STEADY_CLIPS_AT_MOST))
     remove_abandoned()
     check_space(scale_clips * (len(usable) + 1), seconds, sr, "bench fill")
     with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, terminated_as_exit():

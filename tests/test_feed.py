@@ -109,6 +109,7 @@ def test_bench_feed_runs_on_a_tiny_configuration():
     assert result["feed_clips_per_s_per_worker"]["features"] == result["modes"]["features"]["per_core_all_cores"]
     # steady-state coding with the start-up apart, and the decoder alone beside the waveform feed
     assert result["fill_clips_per_s_per_core"] > 0 and result["worker_startup_s"] >= 0
+    assert result["fill_clips"] == max(3, 8 * result["cores"])  # several clips per worker: no worker ends alone
     # the original's pairs (features only) at their own rate, faster than coding them, and the CPU they ran on
     assert result["fill_original_clips_per_s_per_core"] > result["fill_clips_per_s_per_core"]
     assert result["host"]["cpu"] and "simd" in result["host"]

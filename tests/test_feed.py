@@ -101,6 +101,7 @@ def test_worker_processes_read_exactly_what_the_reader_reads(tiny):
 
 def test_bench_feed_runs_on_a_tiny_configuration():
     from codecbench.bench.feed import bench_feed, format_feed_bench
+    from codecbench.bench.fill import STEADY_CLIPS_PER_WORKER
 
     result = bench_feed(clips=3, seconds=1.0, rounds=1, workers=[1])
     assert set(result["modes"]) == {"features", "waveforms"}
@@ -109,9 +110,11 @@ def test_bench_feed_runs_on_a_tiny_configuration():
     assert result["feed_clips_per_s_per_worker"]["features"] == result["modes"]["features"]["per_core_all_cores"]
     # steady-state coding with the start-up apart, and the decoder alone beside the waveform feed
     assert result["fill_clips_per_s_per_core"] > 0 and result["worker_startup_s"] >= 0
-    assert result["fill_clips"] == max(3, 8 * result["cores"])  # several clips per worker: no worker ends alone
-    # the original's pairs (features only) at their own rate, faster than coding them, and the CPU they ran on
-    assert result["fill_original_clips_per_s_per_core"] > result["fill_clips_per_s_per_core"]
+    # several clips per worker: no worker ends alone on the last one
+    assert result["fill_clips"] == max(3, STEADY_CLIPS_PER_WORKER * result["cores"])
+    # the original's pairs (features only) at their own rate (how it compares with coding is bench feed's to print,
+    # not a timed assertion's), and the CPU they ran on
+    assert result["fill_original_clips_per_s_per_core"] > 0
     assert result["host"]["cpu"] and "simd" in result["host"]
     assert result["decoder_alone_clips_per_s"] > 0 and result["decoder_every_core_clips_per_s_per_core"] > 0
     assert result["waveforms_over_decoder_every_core"] == pytest.approx(
@@ -334,11 +337,13 @@ def test_bench_fill_sets_the_fill_beside_the_sum_of_its_parts():
     assert row["fill_s"] > 0.5 * row["parts_s"] and row["fill_over_parts"] == pytest.approx(row["fill_s"] /
                                                                                            row["parts_s"])
     # the parts on 2 clips; the matrix's fills on 2 per worker, so that no worker ends alone on the last clip
-    assert result["scale_clips"] == 4 and result["pairs"] == 4
+    jobs = result["jobs"]  # 2, or 1 on a one-core runner
+    assert result["scale_clips"] == max(2, 2 * jobs) and result["pairs"] == result["scale_clips"]
     assert result["speedup"] == pytest.approx(result["one_job_s"] / result["jobs_s"])
     assert result["worker_startup_s"] >= 0.0
     text = format_fill_bench(result)
-    assert "fill/parts" in text and "start-up" in text and "targets:" in text and "4 pairs (4 clips)" in text
+    assert "fill/parts" in text and "start-up" in text and "targets:" in text
+    assert f"{result['pairs']} pairs ({result['scale_clips']} clips)" in text
 
 
 def test_bench_plan_plans_a_fill_then_runs_it_and_prints_both():

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from codecbench import codecs
-from codecbench.bench.fill import worker_startup
+from codecbench.bench.fill import STEADY_CLIPS_PER_WORKER, worker_startup
 from codecbench.bench.scratch import FOLDER_PREFIX, check_space, remove_abandoned, terminated_as_exit, write_clips
 from codecbench.codecs import ORIGINAL, Condition, availability
 from codecbench.core.cache import Cache
@@ -61,9 +61,9 @@ def bench_feed(clips: int = 32, condition=None, seconds: float = 10.0, rounds: i
                     "sample_rate": sr, "condition": cond.name, "rounds": rounds, "modes": {},
                     "target_per_core": TARGET_PER_CORE}
     remove_abandoned()
-    # the fills (the rates a plan reads) code at least 8 clips per worker: a fill is one task per clip, and with
-    # fewer the last clip's worker runs alone at the end (64 clips on 16 cores: 4 each), which a long fill does not see
-    filled = max(clips, 8 * cores)
+    # the fills (the rates a plan reads) code several clips per worker: a fill is one task per clip, and with few the
+    # last clip's worker runs alone at the end (64 clips on 16 cores: 4 each), which a long fill does not see
+    filled = max(clips, STEADY_CLIPS_PER_WORKER * cores)
     check_space(filled, seconds, sr)
     with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as tmp, terminated_as_exit():
         (Path(tmp) / ".pid").write_text(str(os.getpid()))  # whose it is: a run killed outright leaves it behind
